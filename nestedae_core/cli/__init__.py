@@ -1,0 +1,77 @@
+"""The ``nestedae`` command.
+
+Each sub-command lives in its own module of this package and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (a callable
+taking the parsed namespace and returning an exit code). Errors derived from
+:class:`nestedae_core.errors.NestedAEError` (and a few well-known OS errors)
+become a one-line message on stderr and exit code 2; no traceback is shown.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import NestedAEError
+
+#: Sub-command modules, in the order they appear in ``nestedae --help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "data_cmd",
+    "featurize_cmd",
+    "train_cmd",
+    "predict_cmd",
+    "explain_cmd",
+    "benchmark_cmd",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line plus a hint (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"nestedae: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available sub-command."""
+    parser = _Parser(prog="nestedae", description="NestedAE for halide perovskites: data, featurize, train, predict, explain, benchmark.")
+    parser.add_argument("--version", action="version", version=f"nestedae {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:  # a sub-command not yet installed
+            if exc.name == f"{__name__}.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nestedae`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except NestedAEError as exc:
+        print(f"nestedae: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"nestedae: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nestedae: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
