@@ -1,0 +1,186 @@
+"""``nestedae data``: list, fetch and locate the reference datasets.
+
+- ``nestedae data list [--json]``: every dataset, its rows, where it was found
+  (or how to get it) and whom to cite.
+- ``nestedae data fetch [NAME | --all] [--force]``: download into the cache and
+  verify the SHA-256 (a progress bar goes to stderr).
+- ``nestedae data path NAME``: print the file's path (exit 2 when missing).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import data
+from ..errors import DataError, DataMissingError
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``data`` command and its sub-commands to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "data",
+        help="list, download and locate the reference datasets",
+        description=(
+            "Reference datasets: looked up in an explicit path, then $%s, then the download cache (%s)."
+            % (data.DATA_DIR_ENV, data.cache_dir())
+        ),
+    )
+    parser.set_defaults(func=lambda args: _no_action(parser))
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", parser_class=type(parser))
+
+    p_list = sub.add_parser("list", help="show every dataset, where it is and what to cite")
+    p_list.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+    p_list.set_defaults(func=cmd_list)
+
+    p_fetch = sub.add_parser("fetch", help="download datasets into the cache and verify their SHA-256")
+    p_fetch.add_argument("name", nargs="?", metavar="NAME", help=f"dataset to fetch ({', '.join(data.REGISTRY)})")
+    p_fetch.add_argument("--all", action="store_true", help="fetch every downloadable dataset")
+    p_fetch.add_argument("--force", action="store_true", help="download again even if a verified copy exists")
+    p_fetch.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
+    p_fetch.set_defaults(func=cmd_fetch)
+
+    p_path = sub.add_parser("path", help="print where a dataset's file is (exit 2 if missing)")
+    p_path.add_argument("name", metavar="NAME", help=f"dataset name ({', '.join(data.REGISTRY)})")
+    p_path.set_defaults(func=cmd_path)
+
+
+def _no_action(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _location(status: data.DatasetStatus) -> str:
+    if status.available:
+        return str(status.path) if status.path is not None else "generated"
+    if status.path is not None:
+        return f"BAD FILE {status.path}"
+    if data.dataset_info(status.name).kind == "generated":
+        return "unavailable"
+    return "missing"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``nestedae data list``: print a table (or JSON) of all datasets."""
+    statuses = data.dataset_status()
+    if args.json:
+        rows = []
+        for s in statuses:
+            info = data.dataset_info(s.name)
+            rows.append(
+                {
+                    "name": s.name,
+                    "title": s.title,
+                    "rows": s.rows,
+                    "available": s.available,
+                    "path": str(s.path) if s.path is not None else None,
+                    "message": s.message,
+                    "filename": info.filename or None,
+                    "url": s.url or None,
+                    "sha256": info.sha256 or None,
+                    "citation": s.citation,
+                    "short_citation": data._short_citation(s.name),
+                    "doi": info.doi or None,
+                    "license": info.license,
+                }
+            )
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [("NAME", "ROWS", "LOCATION", "CITATION")]
+    for s in statuses:
+        table.append((s.name, "-" if s.rows is None else str(s.rows), _location(s), data._short_citation(s.name)))
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
+    problems = [s for s in statuses if not s.available]
+    if problems:
+        print()
+        for s in problems:
+            print(f"{s.name}: {s.message}")
+    return 0
+
+
+def _ready_copy(name: str) -> Path | None:
+    """A verified copy that makes a download unnecessary, or None.
+
+    A bad copy in the cache is simply replaced by the download; a bad copy in
+    $NESTEDAE_DATA_DIR would shadow the download, so its error is raised.
+    """
+    info = data.dataset_info(name)
+    for origin, candidate in data._registry_candidates(info):
+        if not candidate.is_file():
+            continue
+        if origin == "cache":
+            try:
+                data._verify(info, candidate, origin)
+            except DataError:
+                return None
+            return candidate
+        data._verify(info, candidate, origin)  # raises for a bad data-dir copy
+        return candidate
+    return None
+
+
+def _fetch_one(name: str, *, force: bool, timeout: float) -> None:
+    info = data.dataset_info(name)
+    if info.kind == "generated":
+        print(f"{name}: generated on demand by nestedae_core.synthetic, nothing to download")
+        return
+    if not force:
+        ready = _ready_copy(name)
+        if ready is not None:
+            print(f"{name}: already present and verified at {ready} (use --force to download again)")
+            return
+    from tqdm.auto import tqdm
+
+    with tqdm(desc=name, total=None, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, leave=False) as bar:
+
+        def progress(done: int, total: int | None) -> None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        saved = data.fetch(name, progress=progress, timeout=timeout, force=force)
+    print(f"{name}: saved {saved}")
+    try:
+        used = data.locate(name)
+    except DataError as exc:
+        print(f"nestedae: warning: {exc}", file=sys.stderr)
+        return
+    if used is not None and used.resolve() != saved.resolve():
+        print(f"nestedae: note: {name} is read from {used} ({data.DATA_DIR_ENV} takes precedence over the cache)", file=sys.stderr)
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """``nestedae data fetch``: download one or all datasets; exit 2 if any failed."""
+    if args.all and args.name:
+        raise DataError("give either a dataset NAME or --all, not both")
+    if not args.all and not args.name:
+        raise DataError(f"name a dataset to fetch ({', '.join(data.REGISTRY)}) or use --all")
+    if args.name:
+        _fetch_one(args.name, force=args.force, timeout=args.timeout)
+        return 0
+    failed = 0
+    for name, info in data.REGISTRY.items():
+        if info.kind == "generated":
+            continue
+        try:
+            _fetch_one(name, force=args.force, timeout=args.timeout)
+        except DataError as exc:
+            failed += 1
+            print(f"nestedae: error: {exc}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def cmd_path(args: argparse.Namespace) -> int:
+    """``nestedae data path NAME``: print the dataset's file path, or fail with exit 2."""
+    info = data.dataset_info(args.name)
+    if info.kind == "generated":
+        raise DataError(f"dataset '{info.name}' is generated on demand and has no file; load it with nestedae_core.data.load('{info.name}')")
+    found = data.locate(info.name)
+    if found is None:
+        raise DataMissingError(data._missing_message(info))
+    print(found)
+    return 0

@@ -1,0 +1,222 @@
+"""Tests of ``nestedae data list|fetch|path`` (no network: only file:// URLs are served)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nestedae_core import cli, data
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA_DIR = Path(os.environ.get(data.DATA_DIR_ENV) or REPO.parent / "shared" / "data")
+
+_real_urlopen = urllib.request.urlopen
+
+
+def _guarded_urlopen(url, *args, **kwargs):
+    target = url.full_url if isinstance(url, urllib.request.Request) else str(url)
+    if not target.startswith("file:"):
+        raise urllib.error.URLError("network disabled in tests")
+    return _real_urlopen(url, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Only the data command, empty cache, no data dir, no network."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("data_cmd",))
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(urllib.request, "urlopen", _guarded_urlopen)
+    data._reset_caches()
+    yield
+    data._reset_caches()
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def serve(monkeypatch, tmp_path, name: str, payload: bytes, sha256: str | None = None):
+    """Point registry entry ``name`` at a file:// URL serving ``payload``."""
+    info = data.REGISTRY[name]
+    source = tmp_path / "server" / info.filename
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(payload)
+    new = dataclasses.replace(info, url=source.as_uri(), sha256=sha256 or hashlib.sha256(payload).hexdigest())
+    monkeypatch.setitem(data.REGISTRY, name, new)
+    return new
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- list
+
+
+def test_list_all_missing(capsys):
+    rc, out, err = run(capsys, "data", "list")
+    assert rc == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "ROWS", "LOCATION", "CITATION"]
+    for name in data.REGISTRY:
+        assert any(line.startswith(name + " ") for line in lines[1:])
+    row = next(line for line in lines if line.startswith("psc-devices "))
+    assert "2018" in row and "missing" in row and "Jacobsson" in row
+    assert "nestedae data fetch mhp-pbe" in out and data.DATA_DIR_ENV in out
+
+
+def test_list_json_with_real_data(capsys, monkeypatch):
+    if not (REAL_DATA_DIR / "PBE_data.csv").is_file():
+        pytest.skip("real data not available")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(REAL_DATA_DIR))
+    rc, out, _ = run(capsys, "data", "list", "--json")
+    assert rc == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert set(rows) == set(data.REGISTRY)
+    pbe = rows["mhp-pbe"]
+    assert pbe["available"] is True and pbe["path"] == str(REAL_DATA_DIR / "PBE_data.csv")
+    assert pbe["rows"] == 570 and pbe["doi"] == "10.1039/D1EE02971A" and pbe["url"].endswith("PBE_data.csv")
+
+
+def test_list_shows_bad_file(capsys, tmp_path, monkeypatch):
+    info = serve(monkeypatch, tmp_path, "mhp-hse", b"a,b\n1,2\n")
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    (env_dir / info.filename).write_bytes(b"a,b\n3,4\n")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(env_dir))
+    rc, out, _ = run(capsys, "data", "list")
+    assert rc == 0
+    row = next(line for line in out.splitlines() if line.startswith("mhp-hse "))
+    assert "BAD FILE" in row
+    assert info.sha256 in out
+
+
+# --------------------------------------------------------------------------- path
+
+
+def test_path_found(capsys, tmp_path, monkeypatch):
+    info = serve(monkeypatch, tmp_path, "mhp-pbe", b"a,b\n1,2\n")
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    (env_dir / info.filename).write_bytes(b"a,b\n1,2\n")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(env_dir))
+    rc, out, err = run(capsys, "data", "path", "mhp-pbe")
+    assert rc == 0 and out.strip() == str(env_dir / info.filename) and err == ""
+
+
+def test_path_missing_exit_2_one_line(capsys):
+    info = data.dataset_info("mhp-pbe")
+    rc, out, err = run(capsys, "data", "path", "mhp-pbe")
+    assert rc == 2 and out == ""
+    lines = error_lines(err)
+    assert len(lines) == 1 and lines[0].startswith("nestedae: error: ")
+    assert data.DATA_DIR_ENV in err and info.url in err and "nestedae data fetch mhp-pbe" in err
+    assert "Traceback" not in err
+
+
+def test_path_unknown_and_generated(capsys):
+    rc, _, err = run(capsys, "data", "path", "nope")
+    assert rc == 2 and "known datasets" in err and len(error_lines(err)) == 1
+    rc, _, err = run(capsys, "data", "path", "synthetic")
+    assert rc == 2 and "generated" in err and len(error_lines(err)) == 1
+
+
+def test_path_missing_in_subprocess_has_no_traceback(tmp_path):
+    env = dict(os.environ)
+    env.pop(data.DATA_DIR_ENV, None)
+    env[data.CACHE_DIR_ENV] = str(tmp_path / "empty-cache")
+    code = (
+        "import sys; from nestedae_core import cli; cli.COMMAND_MODULES = ('data_cmd',); "
+        "sys.exit(cli.main(['data', 'path', 'psc-devices']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = error_lines(proc.stderr)
+    assert len(lines) == 1 and "psc-devices" in lines[0] and data.DATA_DIR_ENV in lines[0]
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+def test_fetch_file_url(capsys, tmp_path, monkeypatch):
+    payload = b"a,b\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(20_000))
+    info = serve(monkeypatch, tmp_path, "mhp-pbe", payload)
+    rc, out, err = run(capsys, "data", "fetch", "mhp-pbe")
+    saved = tmp_path / "cache" / info.filename
+    assert rc == 0, err
+    assert str(saved) in out and saved.read_bytes() == payload
+    assert "Traceback" not in err
+
+    opened = []
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: opened.append(a) or _guarded_urlopen(*a, **k))
+    rc, out, _ = run(capsys, "data", "fetch", "mhp-pbe")
+    assert rc == 0 and "already present" in out and opened == []
+    rc, out, _ = run(capsys, "data", "fetch", "mhp-pbe", "--force")
+    assert rc == 0 and str(saved) in out and len(opened) == 1
+
+
+def test_fetch_bad_checksum_exit_2(capsys, tmp_path, monkeypatch):
+    serve(monkeypatch, tmp_path, "mhp-pbe", b"a,b\n1,2\n", sha256="f" * 64)
+    rc, out, err = run(capsys, "data", "fetch", "mhp-pbe")
+    assert rc == 2 and "f" * 64 in err and "Traceback" not in err
+    assert "nestedae: error:" in err
+    cache = tmp_path / "cache"
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_fetch_offline_exit_2(capsys):
+    rc, _, err = run(capsys, "data", "fetch", "mhp-hse")
+    assert rc == 2 and data.DATA_DIR_ENV in err and data.REGISTRY["mhp-hse"].url in err
+    assert "Traceback" not in err
+
+
+def test_fetch_argument_errors(capsys):
+    rc, _, err = run(capsys, "data", "fetch")
+    assert rc == 2 and "--all" in err
+    rc, _, err = run(capsys, "data", "fetch", "mhp-pbe", "--all")
+    assert rc == 2 and "not both" in err
+    rc, _, err = run(capsys, "data", "fetch", "nope")
+    assert rc == 2 and "unknown dataset 'nope'" in err and "Traceback" not in err
+
+
+def test_fetch_synthetic_says_nothing_to_do(capsys):
+    rc, out, _ = run(capsys, "data", "fetch", "synthetic")
+    assert rc == 0 and "nothing to download" in out
+
+
+def test_fetch_all_reports_each_failure(capsys, tmp_path, monkeypatch):
+    served = {}
+    for i, name in enumerate(n for n, info in data.REGISTRY.items() if info.kind == "file"):
+        served[name] = serve(monkeypatch, tmp_path / name, name, b"a,b\n%d,1\n" % i)
+    broken = dataclasses.replace(data.REGISTRY["elem-prop"], sha256="0" * 64)
+    monkeypatch.setitem(data.REGISTRY, "elem-prop", broken)
+    rc, out, err = run(capsys, "data", "fetch", "--all")
+    assert rc == 2
+    assert "elem-prop" in err and "0" * 64 in err
+    for name, info in served.items():
+        if name != "elem-prop":
+            assert (tmp_path / "cache" / info.filename).is_file()
+            assert f"{name}: saved" in out
+    assert not (tmp_path / "cache" / "Elem_prop.xlsx").exists()
+
+
+def test_fetch_with_bad_data_dir_copy_is_refused(capsys, tmp_path, monkeypatch):
+    info = serve(monkeypatch, tmp_path, "mhp-pbe", b"a,b\n1,2\n")
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    (env_dir / info.filename).write_bytes(b"tampered")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(env_dir))
+    rc, _, err = run(capsys, "data", "fetch", "mhp-pbe")
+    assert rc == 2 and str(env_dir / info.filename) in err and "delete it" in err
