@@ -1,0 +1,57 @@
+"""Helpers shared by the CLI sub-commands (formatting, progress bars, model loading)."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from ..errors import NestedAEError
+
+
+def print_table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO | None = None) -> None:
+    """Print an aligned plain-text table."""
+    out = out or sys.stdout
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for j, r in enumerate(cells):
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+        if j == 0:
+            out.write("  ".join("-" * w for w in widths) + "\n")
+
+
+def print_json(obj: Any) -> None:
+    """Print JSON (indent 2) to stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False, default=float) + "\n")
+
+
+def load_model(path: str | None):  # type: ignore[no-untyped-def]
+    """Load the bundle at ``path`` or the shipped default model."""
+    from ..store import load_bundle, load_default_bundle
+
+    return load_bundle(path) if path else load_default_bundle()
+
+
+class ProgressBar:
+    """A tqdm bar on stderr driven by nestedae_core.train.ProgressEvent callbacks."""
+
+    def __init__(self, disable: bool = False) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=1000, file=sys.stderr, disable=disable, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+        self._done = 0
+
+    def __call__(self, ev: Any) -> None:
+        pos = int(round(ev.fraction * 1000))
+        if pos > self._done:
+            self._bar.update(pos - self._done)
+            self._done = pos
+        self._bar.set_description(f"{ev.stage} {ev.epoch}/{ev.epochs}", refresh=False)
+        post = f"loss {ev.loss:.4f}" + (f" val {ev.val_loss:.4f}" if ev.val_loss is not None else "")
+        self._bar.set_postfix_str(post, refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+__all__ = ["print_table", "print_json", "load_model", "ProgressBar", "NestedAEError"]

@@ -1,0 +1,195 @@
+"""Configuration of a NestedAE chain, as data.
+
+A chain is a list of :class:`StageSpec` (one per length scale) plus the
+cross-validation settings in :class:`ChainSpec`. Every spec is a pydantic model,
+so it validates on construction and serialises to and from JSON (and TOML via
+:func:`load_chain_spec`).
+
+Conventions
+-----------
+* ``numeric_inputs`` are standardised (zero mean, unit variance over the training
+  rows of each fold) before the encoder; ``categorical_inputs`` are one-hot encoded.
+* A stage with ``upstream=True`` also receives the latents that the previous
+  stage computes on this stage's rows (from the previous stage's own inputs,
+  which therefore must be columns of this stage's table).
+* The encoder's L1 penalty ``l1`` multiplies the *mean* absolute encoder weight;
+  ``l2`` is Adam weight decay on all weights.
+* Learning rates are per optimiser step; ``batch_size=None`` means full batch.
+"""
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+__all__ = [
+    "Activation",
+    "TargetSpec",
+    "StageSpec",
+    "ChainSpec",
+    "load_chain_spec",
+    "config_error_message",
+]
+
+Activation = Literal["relu", "tanh", "gelu", "silu", "elu", "sigmoid", "identity"]
+LossName = Literal["mae", "mse", "huber"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TargetSpec(_Spec):
+    """One property head of a stage: a column of the stage's table to predict."""
+
+    column: str = Field(description="column of the stage table holding the target")
+    label: str = Field(default="", description="human-readable name, e.g. 'band gap'")
+    unit: str = Field(default="", description="unit of the target, e.g. 'eV' or '%'")
+    loss: LossName = "mae"
+    weight: float = Field(default=1.0, ge=0.0)
+
+    @property
+    def display(self) -> str:
+        """Label with unit, e.g. ``band gap (eV)``."""
+        name = self.label or self.column
+        return f"{name} ({self.unit})" if self.unit else name
+
+
+class StageSpec(_Spec):
+    """Architecture, data and training recipe of one stage (one autoencoder)."""
+
+    name: str = Field(min_length=1, max_length=40, description="short stage name, e.g. 'materials'")
+    dataset: str = Field(description="registry name of the stage's table (see nestedae_core.data)")
+    numeric_inputs: list[str] = Field(default_factory=list)
+    categorical_inputs: list[str] = Field(default_factory=list)
+    upstream: bool = Field(default=False, description="consume the previous stage's latents")
+    group_columns: list[str] = Field(default_factory=list, description="columns defining a group for grouped splits")
+    targets: list[TargetSpec] = Field(min_length=1)
+
+    latent_dim: int = Field(default=12, ge=1, le=256)
+    encoder_hidden: list[int] = Field(default_factory=list)
+    activation: Activation = "relu"
+    latent_activation: Activation = "tanh"
+    head_hidden: list[int] = Field(default_factory=lambda: [100])
+    head_dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    decoder_hidden: list[int] = Field(default_factory=list)
+    l1: float = Field(default=1e-2, ge=0.0, description="L1 penalty on the mean |encoder weight|")
+    l2: float = Field(default=0.0, ge=0.0, description="weight decay")
+    reconstruction_loss: Literal["mae", "mse"] = "mae"
+    reconstruction_weight: float = Field(default=1.0, ge=0.0)
+    categorical_weight: float = Field(default=1.0, ge=0.0, description="weight of the cross-entropy of categorical reconstructions")
+
+    epochs: int = Field(default=2000, ge=1, le=100_000)
+    batch_size: int | None = Field(default=None, ge=1, description="None: full batch")
+    lr: float = Field(default=1e-2, gt=0.0, le=1.0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    patience: int | None = Field(default=None, ge=1, description="early-stopping patience in epochs; None: off")
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5, description="share of each training fold held out for early stopping")
+
+    @field_validator("encoder_hidden", "head_hidden", "decoder_hidden")
+    @classmethod
+    def _positive_layers(cls, v: list[int]) -> list[int]:
+        if any(h < 1 or h > 4096 for h in v):
+            raise ValueError("hidden layer sizes must be between 1 and 4096")
+        return v
+
+    @model_validator(mode="after")
+    def _check_inputs(self) -> "StageSpec":
+        if not self.numeric_inputs and not self.categorical_inputs and not self.upstream:
+            raise ValueError(f"stage '{self.name}' has no inputs: give numeric_inputs, categorical_inputs or upstream=true")
+        cols = self.numeric_inputs + self.categorical_inputs
+        dup = sorted({c for c in cols if cols.count(c) > 1})
+        if dup:
+            raise ValueError(f"stage '{self.name}' lists input columns twice: {', '.join(dup)}")
+        clash = sorted(set(cols) & {t.column for t in self.targets})
+        if clash:
+            raise ValueError(f"stage '{self.name}' uses its target as an input: {', '.join(clash)}")
+        return self
+
+    @property
+    def target_columns(self) -> list[str]:
+        """Columns of the stage's targets, in head order."""
+        return [t.column for t in self.targets]
+
+
+class ChainSpec(_Spec):
+    """A NestedAE chain: stages in order of length scale, and how to cross-validate it."""
+
+    name: str = Field(default="custom", min_length=1, max_length=60)
+    description: str = ""
+    stages: list[StageSpec] = Field(min_length=1, max_length=6)
+    folds: int = Field(default=5, ge=2, le=20, description="k of k-fold CV; the k fold models form the ensemble")
+    split: Literal["random", "grouped"] = "random"
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _check_chain(self) -> "ChainSpec":
+        if self.stages[0].upstream:
+            raise ValueError("the first stage cannot consume upstream latents (upstream=true)")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        return self
+
+    def to_json(self) -> str:
+        """JSON text of this spec (indent 2)."""
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ChainSpec":
+        """Parse and validate JSON text; raises :class:`ConfigError` with every problem listed."""
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise ConfigError(config_error_message(exc)) from None
+
+
+def config_error_message(exc: ValidationError) -> str:
+    """One-line summary of a pydantic validation error: 'field: problem; ...'."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{loc or 'config'}: {err.get('msg', 'invalid')}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_chain_spec(path: str | Path, base: ChainSpec | None = None) -> ChainSpec:
+    """Read a chain spec from a ``.json`` or ``.toml`` file.
+
+    If ``base`` is given, the file may hold a partial spec: top-level keys replace
+    ``base``'s, and ``stages`` may be a list of partial stage tables merged into
+    ``base``'s stages by position. Raises :class:`ConfigError` on any problem.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw) if p.suffix.lower() == ".toml" else json.loads(raw)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"config file {p} is not valid {'TOML' if p.suffix.lower() == '.toml' else 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a table/object at the top level")
+    if base is not None:
+        merged = base.model_dump()
+        stages = data.pop("stages", None)
+        merged.update(data)
+        if stages is not None:
+            if not isinstance(stages, list):
+                raise ConfigError("'stages' must be a list of stage tables")
+            for i, st in enumerate(stages):
+                if i < len(merged["stages"]) and isinstance(st, dict):
+                    merged["stages"][i].update(st)
+                else:
+                    merged["stages"].append(st)
+        data = merged
+    try:
+        return ChainSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(config_error_message(exc)) from None

@@ -1,0 +1,464 @@
+"""The trained NestedAE chain: preprocessing, networks and prediction.
+
+A :class:`NestedAE` holds, for each stage of a :class:`~nestedae_core.config.ChainSpec`,
+the fitted :class:`StagePreprocessing`, the :class:`~nestedae_core.nn.StageNet`
+(with one member per cross-validation fold: the ensemble), a
+:class:`DomainModel` (is a query inside the training domain?) and a background
+summary of the training inputs (for attributions).
+
+Stage ``k`` consumes the latents that stage ``k-1`` computes on stage ``k``'s rows,
+so each stage's *raw* inputs (:meth:`NestedAE.raw_columns`) include every
+upstream stage's raw inputs. Member ``m`` of stage ``k`` always uses member ``m``
+of stage ``k-1``: each fold model is a complete chain.
+
+Units: predictions are in the units of the target columns (e.g. band gap in eV,
+PCE in %), latents are dimensionless (tanh range by default).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import ChainSpec, StageSpec
+from .errors import InputError, SchemaError
+from .nn import StageLayout, StageNet
+
+__all__ = [
+    "StagePreprocessing",
+    "DomainModel",
+    "StagePrediction",
+    "NestedAE",
+    "resolve_device",
+    "available_devices",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def available_devices() -> list[tuple[str, str]]:
+    """Compute devices present on this machine as ``(name, description)``, CPU last.
+
+    Names are what :func:`resolve_device` and ``--device`` accept: ``cuda:0``, ``mps``, ``cpu``.
+    """
+    out: list[tuple[str, str]] = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            out.append((f"cuda:{i}", f"{props.name} ({props.total_memory / 2**30:.0f} GiB)"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append(("mps", "Apple Metal (MPS)"))
+    out.append(("cpu", f"CPU ({torch.get_num_threads()} threads)"))
+    return out
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Map ``auto``/``cpu``/``cuda``/``cuda:N``/``mps`` to a torch device.
+
+    ``auto`` picks CUDA, then MPS, then CPU. Asking for a device that is not
+    present raises :class:`InputError` naming the ones that are.
+    """
+    name = (name or "auto").strip().lower()
+    present = [n for n, _ in available_devices()]
+    if name == "auto":
+        return torch.device(present[0])
+    if name == "cuda":
+        name = "cuda:0"
+    if name not in present:
+        raise InputError(f"device '{name}' is not available on this machine; available: {', '.join(present)} (or 'auto')")
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def _as_float_array(frame: pd.DataFrame, columns: Sequence[str], what: str) -> np.ndarray:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{what}: missing column(s) {', '.join(missing)}")
+    try:
+        arr = frame.loc[:, list(columns)].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"{what}: columns {', '.join(columns)} must be numeric ({exc})") from None
+    return arr
+
+
+@dataclass
+class StagePreprocessing:
+    """Fitted preprocessing of one stage, per ensemble member.
+
+    ``cont_mean``/``cont_scale``: (members, n_upstream + n_numeric), the
+    standardisation of upstream latents and numeric inputs; ``target_mean``/
+    ``target_scale``: (members, n_targets); ``categories``: the known values of each
+    categorical input (shared by all members), ``default_categories`` the most
+    common one of each.
+    """
+
+    numeric_columns: list[str]
+    categorical_columns: list[str]
+    categories: list[list[str]]
+    default_categories: list[str]
+    target_columns: list[str]
+    n_upstream: int
+    cont_mean: np.ndarray
+    cont_scale: np.ndarray
+    target_mean: np.ndarray
+    target_scale: np.ndarray
+
+    @property
+    def layout(self) -> StageLayout:
+        """Column layout of the model input."""
+        return StageLayout(self.n_upstream, len(self.numeric_columns), tuple(tuple(c) for c in self.categories))
+
+    def one_hot(self, frame: pd.DataFrame) -> np.ndarray:
+        """One-hot blocks of the categorical inputs, (rows, sum of category counts).
+
+        Unknown values raise :class:`InputError` listing the known ones.
+        """
+        blocks = []
+        for col, cats in zip(self.categorical_columns, self.categories):
+            if col not in frame.columns:
+                raise SchemaError(f"missing categorical column '{col}'")
+            values = frame[col].astype(str).to_numpy()
+            index = {c: i for i, c in enumerate(cats)}
+            bad = sorted({v for v in values if v not in index})
+            if bad:
+                raise InputError(f"unknown {col} value(s) {', '.join(repr(b) for b in bad[:5])}; known: {', '.join(cats)}")
+            block = np.zeros((len(values), len(cats)))
+            block[np.arange(len(values)), [index[v] for v in values]] = 1.0
+            blocks.append(block)
+        return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-serialisable dict (arrays as nested lists)."""
+        return {
+            "numeric_columns": self.numeric_columns,
+            "categorical_columns": self.categorical_columns,
+            "categories": self.categories,
+            "default_categories": self.default_categories,
+            "target_columns": self.target_columns,
+            "n_upstream": self.n_upstream,
+            "cont_mean": self.cont_mean.tolist(),
+            "cont_scale": self.cont_scale.tolist(),
+            "target_mean": self.target_mean.tolist(),
+            "target_scale": self.target_scale.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "StagePreprocessing":
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            numeric_columns=list(d["numeric_columns"]),
+            categorical_columns=list(d["categorical_columns"]),
+            categories=[list(map(str, c)) for c in d["categories"]],
+            default_categories=list(map(str, d["default_categories"])),
+            target_columns=list(d["target_columns"]),
+            n_upstream=int(d["n_upstream"]),
+            cont_mean=np.asarray(d["cont_mean"], dtype=np.float64),
+            cont_scale=np.asarray(d["cont_scale"], dtype=np.float64),
+            target_mean=np.asarray(d["target_mean"], dtype=np.float64),
+            target_scale=np.asarray(d["target_scale"], dtype=np.float64),
+        )
+
+
+@dataclass
+class DomainModel:
+    """Where the training data lies, as k-means centroids in a standardised space.
+
+    A query is *inside the domain* when its distance to the nearest centroid is at
+    most ``threshold`` (1.5 x the 99th percentile of the training rows' own
+    distances). ``columns`` name the dimensions (upstream latents use
+    ``<stage>.z<i>``). Distances are in training standard deviations.
+    """
+
+    columns: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    centroids: np.ndarray
+    threshold: float
+
+    def distance(self, values: np.ndarray) -> np.ndarray:
+        """Distance (in training standard deviations) of each row to the nearest centroid."""
+        z = (np.asarray(values, dtype=np.float64) - self.mean) / self.scale
+        d2 = ((z[:, None, :] - self.centroids[None, :, :]) ** 2).sum(-1)
+        return np.sqrt(d2.min(axis=1))
+
+    @classmethod
+    def fit(cls, columns: list[str], values: np.ndarray, *, max_centroids: int = 48, seed: int = 0) -> "DomainModel":
+        """Fit centroids and the threshold on training values (rows x columns)."""
+        from sklearn.cluster import KMeans
+
+        values = np.asarray(values, dtype=np.float64)
+        mean = values.mean(axis=0)
+        scale = values.std(axis=0)
+        scale[scale < 1e-12] = 1.0
+        z = (values - mean) / scale
+        n_unique = len(np.unique(np.round(z, 6), axis=0))
+        k = max(1, min(max_centroids, n_unique))
+        km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(z)
+        dist = np.sqrt(((z[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1).min(axis=1))
+        threshold = float(max(1.5 * np.quantile(dist, 0.99), 0.5))
+        return cls(columns, mean, scale, km.cluster_centers_, threshold)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "columns": self.columns,
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "centroids": self.centroids.tolist(),
+            "threshold": self.threshold,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "DomainModel":
+        return cls(
+            list(d["columns"]),
+            np.asarray(d["mean"], dtype=np.float64),
+            np.asarray(d["scale"], dtype=np.float64),
+            np.asarray(d["centroids"], dtype=np.float64).reshape(-1, len(d["columns"])),
+            float(d["threshold"]),
+        )
+
+
+@dataclass
+class StagePrediction:
+    """Ensemble predictions of one stage for ``n`` rows.
+
+    ``members``: (members, n, n_targets) in target units; ``mean``/``std``: (n, n_targets),
+    mean and standard deviation over members (the uncertainty); ``latents``:
+    (members, n, latent_dim); ``domain_distance``/``in_domain``: (n,).
+    """
+
+    stage: str
+    targets: list[str]
+    members: np.ndarray
+    latents: np.ndarray
+    domain_distance: np.ndarray
+    in_domain: np.ndarray
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.members.mean(axis=0)
+
+    @property
+    def std(self) -> np.ndarray:
+        return self.members.std(axis=0, ddof=1) if self.members.shape[0] > 1 else np.zeros(self.members.shape[1:])
+
+    def frame(self) -> pd.DataFrame:
+        """Mean and std of each target as columns ``<target>_mean``, ``<target>_std``, plus ``in_domain``."""
+        cols: dict[str, Any] = {}
+        for j, t in enumerate(self.targets):
+            cols[f"{t}_mean"] = self.mean[:, j]
+            cols[f"{t}_std"] = self.std[:, j]
+        cols["in_domain"] = self.in_domain
+        cols["domain_distance"] = self.domain_distance
+        return pd.DataFrame(cols)
+
+
+@dataclass
+class NestedAE:
+    """A trained NestedAE chain (an ensemble of ``members`` fold models).
+
+    Build one with :func:`nestedae_core.train.cross_validate`, save and load it
+    with :mod:`nestedae_core.store`.
+    """
+
+    spec: ChainSpec
+    nets: list[StageNet]
+    prep: list[StagePreprocessing]
+    domains: list[DomainModel]
+    backgrounds: list[pd.DataFrame] = field(default_factory=list)
+    background_weights: list[np.ndarray] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    # ---------------------------------------------------------------- structure
+
+    @property
+    def members(self) -> int:
+        """Number of ensemble members (= folds)."""
+        return self.nets[0].members if self.nets else self.spec.folds
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.spec.stages]
+
+    def stage_index(self, stage: int | str) -> int:
+        """Index of a stage given by index or name (InputError if unknown)."""
+        if isinstance(stage, int):
+            if not 0 <= stage < len(self.spec.stages):
+                raise InputError(f"stage index {stage} out of range 0..{len(self.spec.stages) - 1}")
+            return stage
+        if stage not in self.stage_names:
+            raise InputError(f"unknown stage '{stage}'; stages: {', '.join(self.stage_names)}")
+        return self.stage_names.index(stage)
+
+    def latent_names(self, stage: int | str) -> list[str]:
+        """Names of a stage's latents: ``<stage>.z1`` ... (1-based)."""
+        i = self.stage_index(stage)
+        return [f"{self.spec.stages[i].name}.z{j + 1}" for j in range(self.spec.stages[i].latent_dim)]
+
+    def raw_columns(self, stage: int | str) -> list[str]:
+        """Raw table columns a stage needs, upstream stages' inputs first (no duplicates)."""
+        i = self.stage_index(stage)
+        cols: list[str] = self.raw_columns(i - 1) if self.spec.stages[i].upstream else []
+        for c in self.prep[i].numeric_columns + self.prep[i].categorical_columns:
+            if c not in cols:
+                cols.append(c)
+        return cols
+
+    def input_names(self, stage: int | str) -> list[str]:
+        """Names of a stage's model inputs: upstream latents, numeric inputs, categorical inputs."""
+        i = self.stage_index(stage)
+        up = self.latent_names(i - 1) if self.spec.stages[i].upstream else []
+        return up + self.prep[i].numeric_columns + self.prep[i].categorical_columns
+
+    def to(self, device: str | torch.device) -> "NestedAE":
+        """Move the networks to a device (``auto``, ``cpu``, ``cuda``, ``mps``); returns self."""
+        dev = resolve_device(device) if isinstance(device, str) else device
+        for net in self.nets:
+            net.to(dev)
+        self.device = dev
+        return self
+
+    # ---------------------------------------------------------------- tensors
+
+    def design_tensor(self, stage: int, frame: pd.DataFrame, upstream_latents: np.ndarray | None = None) -> torch.Tensor:
+        """Standardised model input of a stage for every member: (members, rows, width).
+
+        ``upstream_latents`` (members, rows, L) may be passed when already computed;
+        otherwise they are computed from ``frame``.
+        """
+        p = self.prep[stage]
+        n = len(frame)
+        parts = []
+        if p.n_upstream:
+            if upstream_latents is None:
+                upstream_latents = self.latents(stage - 1, frame)
+            parts.append(upstream_latents)
+        if p.numeric_columns:
+            num = _as_float_array(frame, p.numeric_columns, f"stage '{self.spec.stages[stage].name}'")
+            if not np.isfinite(num).all():
+                bad = [c for c, ok in zip(p.numeric_columns, np.isfinite(num).all(axis=0)) if not ok]
+                raise InputError(f"non-finite values in input column(s) {', '.join(bad)}")
+            parts.append(np.broadcast_to(num, (self.members, n, num.shape[1])))
+        cont = np.concatenate(parts, axis=-1) if parts else np.zeros((self.members, n, 0))
+        cont = (cont - p.cont_mean[:, None, :]) / p.cont_scale[:, None, :]
+        oh = p.one_hot(frame)
+        x = np.concatenate([cont, np.broadcast_to(oh, (self.members, n, oh.shape[1]))], axis=-1)
+        return torch.as_tensor(x, dtype=torch.float32, device=self.device)
+
+    @torch.no_grad()
+    def latents(self, stage: int | str, frame: pd.DataFrame) -> np.ndarray:
+        """Latents of a stage for every member: (members, rows, latent_dim)."""
+        i = self.stage_index(stage)
+        net = self.nets[i].eval()
+        return net.encode(self.design_tensor(i, frame)).double().cpu().numpy()
+
+    @torch.no_grad()
+    def predict_stage(self, stage: int | str, frame: pd.DataFrame) -> StagePrediction:
+        """Ensemble predictions of one stage for the rows of ``frame`` (raw columns)."""
+        i = self.stage_index(stage)
+        p, net = self.prep[i], self.nets[i].eval()
+        x = self.design_tensor(i, frame)
+        z = net.encode(x)
+        y = net.predict_from_latent(z).double().cpu().numpy()
+        y = y * p.target_scale[:, None, :] + p.target_mean[:, None, :]
+        dist = self.domains[i].distance(self.domain_values(i, frame, x))
+        return StagePrediction(self.spec.stages[i].name, p.target_columns, y, z.double().cpu().numpy(), dist, dist <= self.domains[i].threshold)
+
+    def domain_values(self, stage: int, frame: pd.DataFrame, x: torch.Tensor | None = None) -> np.ndarray:
+        """Values in the domain model's space: ensemble-mean upstream latents and numeric inputs (raw units)."""
+        p = self.prep[stage]
+        if x is None:
+            x = self.design_tensor(stage, frame)
+        cont = x[..., : p.layout.n_continuous].double().cpu().numpy()
+        cont = cont * p.cont_scale[:, None, :] + p.cont_mean[:, None, :]
+        return cont.mean(axis=0)
+
+    def predict(self, frame: pd.DataFrame) -> dict[str, StagePrediction]:
+        """Predictions of every stage whose raw inputs are all in ``frame``."""
+        out = {}
+        for i, name in enumerate(self.stage_names):
+            if all(c in frame.columns for c in self.raw_columns(i)):
+                out[name] = self.predict_stage(i, frame)
+        if not out:
+            raise SchemaError(f"the table has none of the input sets of this model; stage 1 needs {', '.join(self.raw_columns(0))}")
+        return out
+
+    # ---------------------------------------------------------------- queries
+
+    def query_frame(
+        self,
+        compositions: Sequence[Any],
+        categorical: Mapping[str, str | Sequence[str]] | None = None,
+        numeric: Mapping[str, float | Sequence[float]] | None = None,
+    ) -> pd.DataFrame:
+        """Raw-input table for compositions (Composition objects or formula strings).
+
+        Descriptors and site fractions come from :mod:`nestedae_core.features`;
+        categorical inputs (e.g. ``ETL_stack_sequence``) default to the most common
+        training value; extra numeric inputs not derivable from the composition
+        must be given in ``numeric``.
+        """
+        from .composition import Composition, parse_formula
+        from .features import featurize_many
+
+        comps = [c if isinstance(c, Composition) else parse_formula(str(c)) for c in compositions]
+        frame = featurize_many(comps)
+        frame.insert(0, "formula", [c.formula for c in comps])
+        categorical = dict(categorical or {})
+        numeric = dict(numeric or {})
+        needed_cats: dict[str, tuple[list[str], str]] = {}
+        for p in self.prep:
+            for col, cats, default in zip(p.categorical_columns, p.categories, p.default_categories):
+                needed_cats[col] = (cats, default)
+        unknown = sorted(set(categorical) - set(needed_cats))
+        if unknown:
+            raise InputError(f"this model has no categorical input {', '.join(unknown)}; it has: {', '.join(needed_cats) or 'none'}")
+        for col, (cats, default) in needed_cats.items():
+            frame[col] = categorical.get(col, default)
+        for col, val in numeric.items():
+            frame[col] = val
+        missing = [c for i in range(len(self.nets)) for c in self.raw_columns(i) if c not in frame.columns]
+        if missing:
+            raise InputError(f"inputs not derivable from the composition; give them explicitly: {', '.join(dict.fromkeys(missing))}")
+        return frame
+
+    def categories(self, column: str) -> list[str]:
+        """Known values of a categorical input (sorted); see :meth:`default_category`."""
+        for p in self.prep:
+            if column in p.categorical_columns:
+                return list(p.categories[p.categorical_columns.index(column)])
+        raise InputError(f"this model has no categorical input '{column}'")
+
+    def default_category(self, column: str) -> str:
+        """Most common training value of a categorical input."""
+        for p in self.prep:
+            if column in p.categorical_columns:
+                return p.default_categories[p.categorical_columns.index(column)]
+        raise InputError(f"this model has no categorical input '{column}'")
+
+    def summary(self) -> dict[str, str]:
+        """A small name -> value table describing the model (for CLI and dashboard)."""
+        out = {"name": self.record.get("name", self.spec.name), "preset": self.spec.name, "stages": " -> ".join(self.stage_names)}
+        out["ensemble members"] = str(self.members)
+        out["split"] = f"{self.spec.folds}-fold {self.spec.split}"
+        for st in self.spec.stages:
+            for t in st.targets:
+                m = self.metrics.get(st.name, {}).get(t.column, {})
+                if "mae" in m:
+                    out[f"{st.name}: {t.label or t.column} MAE"] = f"{m['mae']:.3f} ± {m.get('mae_std', 0.0):.3f} {t.unit}".strip()
+        if "created" in self.record:
+            out["trained"] = str(self.record["created"])
+        return out

@@ -1,0 +1,171 @@
+"""Neural-network building blocks: ensemble-batched layers and the stage network.
+
+Every layer holds the weights of ``members`` independent models side by side
+(a leading ensemble dimension), so the k fold models of a cross-validation train
+and predict in one batched matrix product. Member ``m`` only ever sees its own
+weights: its gradients, and Adam's per-weight state, are independent of the
+others', so training k members at once is the same as training k models one
+after another (up to floating-point summation order).
+
+Tensors flow as ``(members, rows, features)``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import Activation, StageSpec
+
+__all__ = ["EnsembleLinear", "EnsembleMLP", "StageNet", "StageLayout", "make_activation"]
+
+
+def make_activation(name: Activation) -> nn.Module:
+    """The torch module for an activation name of :data:`nestedae_core.config.Activation`."""
+    table: dict[str, type[nn.Module]] = {
+        "relu": nn.ReLU,
+        "tanh": nn.Tanh,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
+        "elu": nn.ELU,
+        "sigmoid": nn.Sigmoid,
+        "identity": nn.Identity,
+    }
+    return table[name]()
+
+
+class EnsembleLinear(nn.Module):
+    """``members`` independent affine maps: ``y[m] = x[m] @ weight[m] + bias[m]``.
+
+    Initialised like :class:`torch.nn.Linear` (uniform in ±1/sqrt(in_features)).
+    """
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        bound = 1.0 / math.sqrt(max(in_features, 1))
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (members, rows, in_features) -> (members, rows, out_features)."""
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+class EnsembleMLP(nn.Module):
+    """Stack of :class:`EnsembleLinear` layers with activations (and dropout after hidden layers)."""
+
+    def __init__(
+        self,
+        members: int,
+        in_features: int,
+        hidden: list[int],
+        out_features: int,
+        activation: Activation = "relu",
+        out_activation: Activation = "identity",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = in_features
+        for h in hidden:
+            layers += [EnsembleLinear(members, d, h), make_activation(activation)]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            d = h
+        layers.append(EnsembleLinear(members, d, out_features))
+        if out_activation != "identity":
+            layers.append(make_activation(out_activation))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def linear_layers(self) -> list[EnsembleLinear]:
+        """The affine layers, input side first."""
+        return [m for m in self.net if isinstance(m, EnsembleLinear)]
+
+
+@dataclass(frozen=True)
+class StageLayout:
+    """Column layout of a stage's model input.
+
+    The input vector is ``[upstream latents | numeric inputs | one-hot categoricals]``;
+    the first ``n_upstream + n_numeric`` entries are standardised and reconstructed
+    with the numeric loss, the one-hot blocks with cross-entropy.
+    """
+
+    n_upstream: int
+    n_numeric: int
+    categories: tuple[tuple[str, ...], ...]
+
+    @property
+    def n_continuous(self) -> int:
+        """Number of standardised, numerically reconstructed inputs."""
+        return self.n_upstream + self.n_numeric
+
+    @property
+    def width(self) -> int:
+        """Total model input width."""
+        return self.n_continuous + sum(len(c) for c in self.categories)
+
+    def category_slices(self) -> list[slice]:
+        """Slices of the one-hot blocks inside the input vector."""
+        out, start = [], self.n_continuous
+        for cats in self.categories:
+            out.append(slice(start, start + len(cats)))
+            start += len(cats)
+        return out
+
+
+class StageNet(nn.Module):
+    """One NestedAE stage for ``members`` ensemble members.
+
+    encoder: input -> latent (``latent_activation``); heads: latent -> each target;
+    decoder: latent -> continuous inputs; one categorical decoder per categorical
+    input: latent -> logits over its categories.
+    """
+
+    def __init__(self, spec: StageSpec, layout: StageLayout, members: int) -> None:
+        super().__init__()
+        self.spec, self.layout, self.members = spec, layout, members
+        self.encoder = EnsembleMLP(members, layout.width, spec.encoder_hidden, spec.latent_dim, spec.activation, spec.latent_activation)
+        self.heads = nn.ModuleList(
+            EnsembleMLP(members, spec.latent_dim, spec.head_hidden, 1, "relu" if spec.activation == "identity" else spec.activation, dropout=spec.head_dropout)
+            for _ in spec.targets
+        )
+        self.decoder = (
+            EnsembleMLP(members, spec.latent_dim, spec.decoder_hidden, layout.n_continuous, spec.activation) if layout.n_continuous else None
+        )
+        self.cat_decoders = nn.ModuleList(
+            EnsembleMLP(members, spec.latent_dim, spec.decoder_hidden, len(cats), spec.activation) for cats in layout.categories
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(members, rows, width) -> latents (members, rows, latent_dim)."""
+        return self.encoder(x)
+
+    def predict_from_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents -> standardised target predictions (members, rows, n_targets)."""
+        return torch.cat([h(z) for h in self.heads], dim=-1)
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """Latents -> (continuous reconstruction, list of categorical logits)."""
+        cont = self.decoder(z) if self.decoder is not None else None
+        return cont, [d(z) for d in self.cat_decoders]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+        """Returns (latents, target predictions, continuous reconstruction, categorical logits)."""
+        z = self.encode(x)
+        cont, cats = self.decode(z)
+        return z, self.predict_from_latent(z), cont, cats
+
+    def l1_penalty(self) -> torch.Tensor:
+        """Mean |weight| of the encoder's affine layers, per member: shape (members,)."""
+        layers = self.encoder.linear_layers()
+        return sum(layer.weight.abs().mean(dim=(1, 2)) for layer in layers) / len(layers)

@@ -1,0 +1,98 @@
+"""Stage tables: a dataset turned into the table a stage trains on.
+
+Adds derived columns the presets use (``phase`` from the phase one-hot columns of
+the newer alloy releases; ``X_at_wt`` for the device file is added by
+:func:`nestedae_core.data.load`) and serves the two tables of the synthetic set
+(``synthetic`` = materials, ``synthetic-devices`` = devices).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+import pandas as pd
+
+from . import data
+from .config import ChainSpec, StageSpec
+from .errors import DataError, SchemaError
+
+__all__ = ["SYNTHETIC_DEVICES", "load_dataset_table", "load_stage_table", "load_chain_tables", "check_stage_table"]
+
+logger = logging.getLogger(__name__)
+
+#: Name of the device table of the synthetic data set.
+SYNTHETIC_DEVICES = "synthetic-devices"
+
+
+def load_dataset_table(name: str, data_dir: str | os.PathLike[str] | None = None, *, download: bool = True) -> pd.DataFrame:
+    """A dataset as a table with the derived columns the presets use.
+
+    ``data_dir`` is an explicit folder holding the file (otherwise the lookup of
+    :func:`nestedae_core.data.locate` applies).
+    """
+    if name in ("synthetic", SYNTHETIC_DEVICES):
+        from .synthetic import generate
+
+        gen = generate()
+        return (gen.materials if name == "synthetic" else gen.devices).copy()
+    path = None
+    if data_dir is not None:
+        info = data.dataset_info(name)
+        candidate = os.path.join(os.fspath(data_dir), info.filename)
+        path = candidate if os.path.exists(candidate) else None
+    df = data.load(name, path, download=download)
+    phases = [c for c in data.PHASE_COLUMNS if c in df.columns]
+    if phases and "phase" not in df.columns:
+        df["phase"] = df[phases].idxmax(axis=1).where(df[phases].sum(axis=1) > 0, "unknown")
+    return df
+
+
+def check_stage_table(spec: StageSpec, table: pd.DataFrame, upstream_columns: list[str] | None = None) -> pd.DataFrame:
+    """Validate and clean a stage table: required columns present, rows with missing inputs dropped.
+
+    Rows with a missing (NaN) input are dropped (logged); rows with a missing
+    target are kept and that target is masked in the loss. Raises
+    :class:`SchemaError` listing missing columns.
+    """
+    needed = list(dict.fromkeys((upstream_columns or []) + spec.numeric_inputs + spec.categorical_inputs))
+    required = needed + spec.target_columns + [c for c in spec.group_columns if c not in needed]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise SchemaError(
+            f"stage '{spec.name}' (dataset {spec.dataset}) needs column(s) {', '.join(missing)}; "
+            f"the table has {len(table.columns)} columns, e.g. {', '.join(map(str, list(table.columns)[:12]))}"
+        )
+    for col in spec.numeric_inputs + spec.target_columns:
+        if not pd.api.types.is_numeric_dtype(table[col]):
+            raise SchemaError(f"stage '{spec.name}': column '{col}' must be numeric")
+    ok = table[needed].notna().all(axis=1)
+    if (~ok).any():
+        logger.warning("stage %s: dropping %d row(s) with missing inputs", spec.name, int((~ok).sum()))
+    table = table.loc[ok].reset_index(drop=True)
+    has_target = table[spec.target_columns].notna().any(axis=1)
+    if int(has_target.sum()) < 10:
+        raise DataError(f"stage '{spec.name}' has only {int(has_target.sum())} rows with a target; at least 10 are needed")
+    return table
+
+
+def load_stage_table(spec: StageSpec, data_dir: str | os.PathLike[str] | None = None, *, download: bool = True) -> pd.DataFrame:
+    """The raw table of a stage's dataset (not yet checked; see :func:`check_stage_table`)."""
+    return load_dataset_table(spec.dataset, data_dir, download=download)
+
+
+def load_chain_tables(
+    spec: ChainSpec,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Tables for every stage, keyed by stage name; ``tables`` (by stage name) override loading."""
+    out: dict[str, pd.DataFrame] = {}
+    for st in spec.stages:
+        if tables is not None and st.name in tables:
+            out[st.name] = tables[st.name]
+        else:
+            out[st.name] = load_stage_table(st, data_dir, download=download)
+    return out
