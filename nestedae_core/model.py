@@ -204,7 +204,7 @@ class DomainModel:
         z = (values - mean) / scale
         n_unique = len(np.unique(np.round(z, 6), axis=0))
         k = max(1, min(max_centroids, n_unique))
-        km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(z)
+        km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(z)
         dist = np.sqrt(((z[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1).min(axis=1))
         threshold = float(max(1.5 * np.quantile(dist, 0.99), 0.5))
         return cls(columns, mean, scale, km.cluster_centers_, threshold)

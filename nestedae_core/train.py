@@ -372,7 +372,7 @@ def _background(table: pd.DataFrame, numeric: list[str], categorical: list[str],
     z = np.concatenate(parts, axis=1)
     n_unique = len(np.unique(np.round(z, 6), axis=0))
     k = max(1, min(k, n_unique))
-    km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(z)
+    km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(z)
     rows = []
     weights = np.bincount(km.labels_, minlength=k).astype(float)
     for j in range(k):

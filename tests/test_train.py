@@ -1,0 +1,145 @@
+"""Cross-validated training of the chain: folds, determinism, ensembles, failures."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _chain_fixtures import data_available, tiny_paper, tiny_synthetic
+from nestedae_core.errors import ConfigError, TrainingError
+from nestedae_core.presets import preset
+from nestedae_core.synthetic import generate
+from nestedae_core.train import TrainingCancelled, cross_validate, make_folds
+
+needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
+
+
+def test_random_folds_are_a_seeded_partition() -> None:
+    t = pd.DataFrame({"g": np.repeat(np.arange(20), 3)})
+    f = make_folds(t, 5, "random", None, seed=1)
+    assert sorted(np.unique(f)) == [0, 1, 2, 3, 4] and len(f) == 60
+    assert np.array_equal(f, make_folds(t, 5, "random", None, seed=1))
+    assert not np.array_equal(f, make_folds(t, 5, "random", None, seed=2))
+
+
+def test_grouped_folds_never_split_a_group() -> None:
+    t = pd.DataFrame({"a": np.repeat(np.arange(30), 4), "b": "x"})
+    f = make_folds(t, 5, "grouped", ["a", "b"], seed=0)
+    per_group = pd.Series(f).groupby(t["a"]).nunique()
+    assert (per_group == 1).all()
+    with pytest.raises(ConfigError, match="group_columns"):
+        make_folds(t, 5, "grouped", [], seed=0)
+    with pytest.raises(ConfigError, match="at least 5 groups"):
+        make_folds(pd.DataFrame({"a": [1, 1, 2, 2, 2, 1]}), 5, "grouped", ["a"], seed=0)
+
+
+def test_same_seed_gives_identical_metrics_on_cpu() -> None:
+    a = cross_validate(preset("synthetic", epochs=15, folds=3, seed=5), device="cpu")
+    b = cross_validate(preset("synthetic", epochs=15, folds=3, seed=5), device="cpu")
+    c = cross_validate(preset("synthetic", epochs=15, folds=3, seed=6), device="cpu")
+    assert a.metrics == b.metrics
+    assert a.metrics != c.metrics
+
+
+def test_oof_predictions_come_from_the_fold_member_and_metrics_match_them() -> None:
+    r = tiny_synthetic()
+    model, oof, table = r.model, r.oof["materials"], r.tables["materials"]
+    members = model.predict_stage("materials", table).members[:, :, 0]
+    fold = r.folds["materials"]
+    expected = members[fold, np.arange(len(table))]
+    assert np.allclose(oof["y1_pred"].to_numpy(), expected, atol=1e-5)
+    for fm in r.metrics["materials"]["y1"]["folds"]:
+        sel = oof["fold"] == fm["fold"]
+        mae = np.abs(oof.loc[sel, "y1_pred"] - oof.loc[sel, "y1_true"]).mean()
+        assert fm["mae"] == pytest.approx(mae, rel=1e-9)
+
+
+def test_ensemble_mean_and_spread() -> None:
+    r = tiny_synthetic()
+    p = r.model.predict_stage("devices", r.tables["devices"].head(50))
+    assert p.members.shape == (3, 50, 1)
+    assert np.allclose(p.mean, p.members.mean(axis=0))
+    assert (p.std > 0).all()
+
+
+def test_synthetic_chain_learns_better_than_the_mean() -> None:
+    r = cross_validate(preset("synthetic", epochs=300, folds=3), device="cpu")
+    y1 = r.tables["materials"]["y1"]
+    y2 = r.tables["devices"]["y2"]
+    assert r.metrics["materials"]["y1"]["mae"] < 0.5 * np.abs(y1 - y1.mean()).mean()
+    assert r.metrics["devices"]["y2"]["mae"] < 0.5 * np.abs(y2 - y2.mean()).mean()
+
+
+def test_progress_callback_and_cancel() -> None:
+    events = []
+    cross_validate(preset("synthetic", epochs=20, folds=2), device="cpu", callback=events.append)
+    assert events and events[-1].fraction == pytest.approx(1.0)
+    assert {e.stage for e in events} == {"materials", "devices"}
+    assert all(b.fraction >= a.fraction for a, b in zip(events, events[1:]))
+    with pytest.raises(TrainingCancelled, match="cancelled during stage 'materials'"):
+        cross_validate(preset("synthetic", epochs=50, folds=2), device="cpu", should_stop=lambda: True)
+
+
+def test_non_finite_input_is_reported_before_training() -> None:
+    from nestedae_core.errors import InputError
+
+    data = generate()
+    mats = data.materials.copy()
+    mats.loc[3, "x0"] = np.inf
+    with pytest.raises(InputError, match=r"non-finite values in input column\(s\) x0"):
+        cross_validate(preset("synthetic", epochs=5, folds=2), {"materials": mats, "devices": data.devices}, device="cpu")
+
+
+def test_diverging_loss_stops_training() -> None:
+    spec = preset("synthetic", epochs=200, folds=2)
+    data = spec.model_dump()
+    data["stages"][0]["lr"] = 1.0
+    data["stages"][0]["l1"] = 0.0
+    data["stages"][0]["schedule"] = "constant"
+    data["stages"][0]["targets"][0]["loss"] = "mse"
+    from nestedae_core.config import ChainSpec
+
+    with pytest.raises(TrainingError, match="diverged|non-finite"):
+        cross_validate(ChainSpec.model_validate(data), device="cpu")
+
+
+def test_early_stopping_holds_out_rows_of_the_training_folds_only() -> None:
+    spec = preset("synthetic", epochs=400, folds=3)
+    data = spec.model_dump()
+    for s in data["stages"]:
+        s["patience"] = 20
+        s["lr"] = 0.05
+    from nestedae_core.config import ChainSpec
+
+    events = []
+    r = cross_validate(ChainSpec.model_validate(data), device="cpu", callback=events.append)
+    assert any(e.val_loss is not None for e in events)
+    stopped = [e for e in events if e.stage == "materials"][-1]
+    assert stopped.epoch < 400  # stopped early
+    assert np.isfinite(r.metrics["materials"]["y1"]["mae"])
+
+
+def test_unknown_device_is_a_clear_error() -> None:
+    from nestedae_core.errors import InputError
+
+    with pytest.raises(InputError, match="not available on this machine; available: .*cpu"):
+        cross_validate(preset("synthetic", epochs=2, folds=2), device="cuda:7")
+
+
+@needs_data
+def test_paper_chain_trains_on_the_real_data_and_stage2_uses_stage1_latents() -> None:
+    r = tiny_paper()
+    m = r.model
+    assert m.input_names("devices")[:12] == [f"materials.z{i}" for i in range(1, 13)]
+    assert m.raw_columns("devices")[-2:] == ["ETL_stack_sequence", "HTL_stack_sequence"]
+    assert r.metrics["materials"]["Gap"]["n"] == len(r.tables["materials"])
+    assert len(r.metrics["devices"]["JV_reverse_scan_PCE"]["folds"]) == 5
+    assert r.model.record["data"]["materials"]["sha256"]
+
+
+@needs_data
+def test_grouped_split_on_devices_keeps_recipes_apart() -> None:
+    r = cross_validate(preset("paper", epochs=3, split="grouped"), device="cpu")
+    t, f = r.tables["devices"], r.folds["devices"]
+    key = t["Perovskite_composition_long_form"] + t["ETL_stack_sequence"] + t["HTL_stack_sequence"]
+    assert (pd.Series(f).groupby(key.to_numpy()).nunique() == 1).all()
