@@ -1,0 +1,229 @@
+"""Session state behind small typed accessors, and cached dataset loaders.
+
+Session state
+-------------
+Pages never touch ``st.session_state`` keys of other pages directly; they use
+these accessors. The chosen composition (shared by Compose, Predict, Explain,
+Latents) is a :class:`nestedae_core.composition.Composition`, mirrored to the
+URL query parameter ``formula`` so that a view can be shared:
+
+* :func:`sync_url` (called by the entry script on every run, before the page)
+  reads ``?formula=`` once per session and stores it, then keeps the URL equal
+  to the stored composition (page switches clear query parameters);
+* :func:`get_composition` / :func:`set_composition` read and write it.
+
+Cached data
+-----------
+:func:`load_dataset` returns a dataset as a DataFrame, cached with
+``st.cache_data`` keyed on the dataset name (plus the file's location and
+modification time, so that a replaced file is re-read). ``st.cache_data`` hands
+every caller its own copy, but treat the frames as read-only anyway.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from nestedae_core import data
+from nestedae_core.composition import Composition, parse_formula
+from nestedae_core.errors import CompositionError, DataMissingError
+
+__all__ = [
+    "FORMULA_PARAM",
+    "get_composition",
+    "set_composition",
+    "clear_composition",
+    "url_formula_error",
+    "sync_url",
+    "get_value",
+    "set_value",
+    "available_datasets",
+    "load_dataset",
+    "dataset_formulas",
+    "dataset_formula_counts",
+    "dataset_matches",
+    "dataset_site_fractions",
+    "formula_column",
+]
+
+#: URL query parameter that carries the chosen composition.
+FORMULA_PARAM = "formula"
+
+_COMPOSITION = "nae.composition"
+_URL_READ = "nae.url_read"
+_URL_ERROR = "nae.url_error"
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def get_composition(default: Composition | None = None) -> Composition | None:
+    """The composition chosen in this session (on Compose or from the URL), else ``default``."""
+    value = st.session_state.get(_COMPOSITION)
+    return value if isinstance(value, Composition) else default
+
+
+def set_composition(comp: Composition, *, update_url: bool = True) -> None:
+    """Store ``comp`` as the session's composition and (by default) write ``?formula=`` to the URL."""
+    if not isinstance(comp, Composition):
+        raise TypeError(f"set_composition expects a Composition, got {type(comp).__name__}")
+    st.session_state[_COMPOSITION] = comp
+    st.session_state.pop(_URL_ERROR, None)
+    if update_url and st.query_params.get(FORMULA_PARAM) != comp.formula:
+        st.query_params[FORMULA_PARAM] = comp.formula
+
+
+def clear_composition() -> None:
+    """Forget the session's composition and remove ``formula`` from the URL."""
+    st.session_state.pop(_COMPOSITION, None)
+    if FORMULA_PARAM in st.query_params:
+        del st.query_params[FORMULA_PARAM]
+
+
+def url_formula_error() -> str | None:
+    """The message of the :class:`CompositionError` raised by an unreadable ``?formula=``, if any."""
+    return st.session_state.get(_URL_ERROR)
+
+
+def sync_url() -> None:
+    """Read ``?formula=`` on the session's first run, then keep the URL equal to the stored composition.
+
+    Call once per run from the entry script, before the page runs. An unreadable
+    formula in the URL is not an error: its message is kept for
+    :func:`url_formula_error` and the URL keeps what the user typed until a
+    valid composition is chosen.
+    """
+    ss = st.session_state
+    if not ss.get(_URL_READ):
+        ss[_URL_READ] = True
+        text = st.query_params.get(FORMULA_PARAM)
+        if text:
+            try:
+                ss[_COMPOSITION] = parse_formula(text)
+            except CompositionError as exc:
+                ss[_URL_ERROR] = str(exc)
+            return
+    comp = get_composition()
+    if comp is not None and st.query_params.get(FORMULA_PARAM) != comp.formula:
+        st.query_params[FORMULA_PARAM] = comp.formula
+
+
+# --------------------------------------------------------------------------- other values
+
+
+def get_value(key: str, default: Any = None) -> Any:
+    """A page's own session value under the namespaced key ``"nae.<key>"``."""
+    return st.session_state.get(f"nae.{key}", default)
+
+
+def set_value(key: str, value: Any) -> None:
+    """Store a page's own session value under ``"nae.<key>"``."""
+    st.session_state[f"nae.{key}"] = value
+
+
+# --------------------------------------------------------------------------- datasets
+
+#: Datasets that hold tabular data worth browsing (generated data lives on the Learn page).
+_BROWSABLE = ("mhp-pbe-paper", "mhp-pbe", "mhp-hse", "psc-devices", "elem-prop")
+
+
+def available_datasets(names: tuple[str, ...] | list[str] | None = None) -> list[str]:
+    """Names of the datasets present on this machine (never downloads), in registry order.
+
+    ``names`` restricts the candidates (default: every file dataset worth browsing).
+    """
+    wanted = tuple(names) if names is not None else _BROWSABLE
+    return [s.name for s in data.dataset_status() if s.available and s.name in wanted]
+
+
+def _file_key(name: str) -> tuple[str, int]:
+    path = data.locate(name)
+    if path is None:
+        raise DataMissingError(
+            f"dataset '{name}' is not available on this machine: run `nestedae data fetch {name}` "
+            f"or set {data.DATA_DIR_ENV} to a folder holding {data.dataset_info(name).filename}"
+        )
+    return str(path.resolve()), path.stat().st_mtime_ns
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """Dataset ``name`` as a DataFrame, cached per (name, file, mtime); never downloads.
+
+    Raises:
+        DataMissingError: the dataset is not on this machine (the message says how to get it).
+        DataError: the file fails its checksum or cannot be read.
+    """
+    where, mtime = _file_key(name)
+    return _load_cached_keyed(name, where, mtime)
+
+
+@st.cache_data(show_spinner="Loading dataset…", max_entries=16)
+def _load_cached_keyed(name: str, where: str, mtime: int) -> pd.DataFrame:
+    return data.load(name, download=False)
+
+
+def formula_column(name: str) -> str | None:
+    """The column holding the formula in dataset ``name`` (``None`` if it has none)."""
+    if name == "psc-devices":
+        return "Perovskite_composition_long_form"
+    if name.startswith("mhp-"):
+        return "Formula"
+    return None
+
+
+def dataset_formulas(name: str) -> list[str]:
+    """Distinct formulas of dataset ``name``, most frequent first (ties alphabetical)."""
+    return list(dataset_formula_counts(name))
+
+
+def dataset_formula_counts(name: str) -> dict[str, int]:
+    """Distinct formulas of dataset ``name`` -> number of rows, most frequent first (ties alphabetical)."""
+    if formula_column(name) is None:
+        return {}
+    where, mtime = _file_key(name)
+    return dict(_formulas_cached(name, where, mtime))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _formulas_cached(name: str, where: str, mtime: int) -> list[tuple[str, int]]:
+    df = data.load(name, download=False)
+    counts = df[formula_column(name)].dropna().astype(str).value_counts()
+    return sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))
+
+
+def dataset_matches(name: str, comp: Composition, *, atol: float = 5e-3) -> pd.DataFrame:
+    """Rows of dataset ``name`` whose composition equals ``comp`` (every site fraction within ``atol``)."""
+    fractions = dataset_site_fractions(name)
+    target = comp.fraction_vector()
+    close = np.abs(fractions.to_numpy(dtype=float) - target[None, :]) <= atol
+    mask = close.all(axis=1)
+    return load_dataset(name).loc[fractions.index[mask]]
+
+
+def dataset_site_fractions(name: str) -> pd.DataFrame:
+    """The 14 site-fraction columns (K ... I; A and B amounts, X fractions of the site) of each row.
+
+    Alloy tables carry them; for the device table they come from parsing each
+    composition with :func:`nestedae_core.features.featurize_table` (rows that
+    do not parse are NaN). Index aligned with :func:`load_dataset`.
+    """
+    where, mtime = _file_key(name)
+    return _fractions_cached(name, where, mtime)
+
+
+@st.cache_data(show_spinner="Reading compositions…", max_entries=16)
+def _fractions_cached(name: str, where: str, mtime: int) -> pd.DataFrame:
+    from nestedae_core.composition import IONS
+    from nestedae_core.features import featurize_table
+
+    df = data.load(name, download=False)
+    if all(ion in df.columns for ion in IONS) and name != "psc-devices":
+        return df.loc[:, list(IONS)].astype(float)
+    column = formula_column(name)
+    if column is None:
+        return pd.DataFrame(columns=list(IONS), dtype=float)
+    table, _ = featurize_table(df[[column]], column)
+    return table.loc[:, list(IONS)]

@@ -1,0 +1,228 @@
+"""Small Streamlit helpers every page uses: errors, tables with CSV download, citations, empty states.
+
+* :func:`user_errors` - ``with user_errors():`` shows any
+  :class:`~nestedae_core.errors.NestedAEError` as ``st.error`` plus a hint,
+  never a traceback (other exceptions are bugs and propagate).
+* :func:`table_with_download` - ``st.dataframe`` plus a CSV download button.
+* :func:`plot` - ``st.plotly_chart`` with the app's defaults.
+* :func:`citation` / :func:`missing_dataset` - dataset citation and the
+  empty state of a dataset that is not on this machine.
+* :func:`apply_filters` - pure filtering of a table (text, numeric ranges, categories).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from nestedae_core import data
+from nestedae_core.errors import (
+    BundleError,
+    CompositionError,
+    ConfigError,
+    DataError,
+    DataMissingError,
+    InputError,
+    NestedAEError,
+    TrainingError,
+)
+
+__all__ = [
+    "ERROR_HINTS",
+    "error_hint",
+    "show_error",
+    "user_errors",
+    "table_with_download",
+    "plot",
+    "unit_column_config",
+    "citation",
+    "missing_dataset",
+    "fix_commands",
+    "apply_filters",
+    "csv_bytes",
+]
+
+#: Default hint shown under an error, by error class (most specific first).
+ERROR_HINTS: list[tuple[type[NestedAEError], str]] = [
+    (CompositionError, "Formulas look like MAPbI3, Cs0.05FA0.79MA0.16PbBr0.51I2.49, "
+                       "Cs0.05(FA0.83MA0.17)0.95Pb(I0.83Br0.17)3 or (FAPbI3)0.85(MAPbBr3)0.15; "
+                       "ions: K Rb Cs MA FA | Ca Sr Ba Ge Sn Pb | Cl Br I."),
+    (DataMissingError, f"Run `nestedae data fetch NAME` on a machine with internet, or set "
+                       f"{data.DATA_DIR_ENV} to a folder holding the dataset files, then reload."),
+    (DataError, "Check the dataset files (`nestedae data list` shows their status)."),
+    (BundleError, "Train and save a model on the Train page, or pick another saved model."),
+    (ConfigError, "Change the highlighted setting and try again."),
+    (TrainingError, "Try a smaller learning rate or fewer epochs, or check the data."),
+    (InputError, "Check the input values and try again."),
+]
+
+
+def error_hint(exc: BaseException) -> str | None:
+    """The default hint for ``exc`` from :data:`ERROR_HINTS`, or ``None``."""
+    for cls, hint in ERROR_HINTS:
+        if isinstance(exc, cls):
+            return hint
+    return None
+
+
+def show_error(exc: BaseException, hint: str | None = None) -> None:
+    """Show ``exc`` as ``st.error(str(exc))`` and a hint below it (``hint`` or the default for its class)."""
+    st.error(str(exc), icon=":material/error:")
+    text = hint if hint is not None else error_hint(exc)
+    if text:
+        st.caption(f"Hint: {text}")
+
+
+@contextmanager
+def user_errors(hint: str | None = None) -> Iterator[None]:
+    """Context manager: show a :class:`NestedAEError` raised in the block as a message, not a traceback.
+
+    The rest of the block is skipped; the page goes on after the ``with``.
+    Any other exception is a bug and propagates.
+
+    Example::
+
+        with user_errors("Pick a dataset that is present."):
+            df = state.load_dataset(name)
+            st.dataframe(df)
+    """
+    try:
+        yield
+    except NestedAEError as exc:
+        show_error(exc, hint)
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """``df`` as UTF-8 CSV bytes, without the index."""
+    return df.to_csv(index=False).encode("utf-8")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "table"
+
+
+def table_with_download(
+    df: pd.DataFrame,
+    name: str,
+    *,
+    caption: str | None = None,
+    key: str | None = None,
+    hide_index: bool = True,
+    column_config: Mapping[str, Any] | None = None,
+    height: int | str = "auto",
+    label: str = "Download CSV",
+    download: pd.DataFrame | None = None,
+) -> None:
+    """Show ``df`` with ``st.dataframe`` and a button that downloads it as ``<name>.csv``.
+
+    ``name`` also makes the widget key unique on the page (pass ``key`` when the
+    same table name appears twice). ``download`` is the frame to put in the CSV
+    when it differs from the one shown (e.g. all columns of a table shown in part).
+    """
+    slug = _slug(name)
+    st.dataframe(df, hide_index=hide_index, column_config=dict(column_config or {}), height=height)
+    cols = st.columns([1, 4], vertical_alignment="center")
+    with cols[0]:
+        st.download_button(
+            label,
+            data=csv_bytes(df if download is None else download),
+            file_name=f"{slug}.csv",
+            mime="text/csv",
+            key=key or f"download-{slug}",
+            icon=":material/download:",
+            on_click="ignore",
+        )
+    with cols[1]:
+        st.caption(caption or f"{len(df):,} rows × {df.shape[1]} columns")
+
+
+def unit_column_config(
+    columns: Sequence[str],
+    labels: Mapping[str, str] | None = None,
+    info: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """``column_config`` that titles known columns with their unit, e.g. ``PCE (%)``.
+
+    Numeric columns listed in ``info`` (default :data:`app.figures.COLUMN_INFO`)
+    get their label and unit; ``labels`` renames any other column.
+    """
+    from app.figures import COLUMN_INFO, axis_title
+
+    known = info or COLUMN_INFO
+    config: dict[str, Any] = {}
+    for column in columns:
+        if labels and column in labels:
+            config[column] = st.column_config.Column(labels[column])
+        elif column in known:
+            config[column] = st.column_config.NumberColumn(axis_title(column, known), format="%.4g")
+    return config
+
+
+def plot(fig: Any, *, key: str | None = None) -> None:
+    """Show a plotly figure at full width with the Streamlit theme."""
+    st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
+
+
+def citation(name: str) -> None:
+    """Show the citation of dataset ``name`` (:func:`nestedae_core.data.citation_text`)."""
+    text = data.citation_text(name)
+    st.caption("**Data source.** " + text.replace("\n", "  \n"))
+
+
+def fix_commands(name: str) -> str:
+    """Markdown telling how to make dataset ``name`` available."""
+    info = data.dataset_info(name)
+    return (
+        f"Run `nestedae data fetch {name}` on a machine with internet access, or copy "
+        f"`{info.filename}` into a folder and set `{data.DATA_DIR_ENV}` to it, then reload this page."
+    )
+
+
+def missing_dataset(name: str, message: str | None = None) -> None:
+    """Empty state for a dataset that is not on this machine: what is missing and the fix (not an error)."""
+    info = data.dataset_info(name)
+    st.info(
+        f"**{info.title}** (`{name}`) is missing on this machine.  \n{fix_commands(name)}",
+        icon=":material/cloud_download:",
+    )
+    if message:
+        st.caption(message)
+
+
+def apply_filters(
+    df: pd.DataFrame,
+    *,
+    text_column: str | None = None,
+    text: str = "",
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    full_ranges: Mapping[str, tuple[float, float]] | None = None,
+    categories: Mapping[str, Sequence[Any]] | None = None,
+) -> pd.DataFrame:
+    """Rows of ``df`` that pass every filter (a new frame; ``df`` is not modified).
+
+    Args:
+        text_column: column searched for ``text`` (case-insensitive substring; empty text keeps all).
+        ranges: column -> (low, high), inclusive. Rows with a missing value in
+            that column are kept only while the range equals ``full_ranges[column]``
+            (the slider is untouched), so that an untouched slider never hides rows.
+        full_ranges: column -> (min, max) of the whole column.
+        categories: column -> allowed values (an empty selection keeps all).
+    """
+    mask = pd.Series(True, index=df.index)
+    if text_column and text.strip():
+        mask &= df[text_column].astype(str).str.contains(text.strip(), case=False, regex=False, na=False)
+    for column, (low, high) in (ranges or {}).items():
+        values = pd.to_numeric(df[column], errors="coerce")
+        inside = values.between(low, high)
+        full = (full_ranges or {}).get(column)
+        if full is not None and low <= full[0] and high >= full[1]:
+            inside |= values.isna()
+        mask &= inside
+    for column, allowed in (categories or {}).items():
+        if allowed:
+            mask &= df[column].isin(list(allowed))
+    return df.loc[mask]

@@ -1,0 +1,201 @@
+"""Data: browse the datasets behind the model, with filters, target distributions and composition coverage."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from app import figures, state, ui
+from nestedae_core import data
+
+# What to show per dataset: formula column, target columns (COLUMN_INFO gives labels/units),
+# categorical filters.
+_ALLOY_TARGETS = ("Gap", "Decomp", "SLME")
+_DEVICE_TARGETS = (
+    "JV_reverse_scan_PCE", "JV_reverse_scan_Voc", "JV_reverse_scan_Jsc", "JV_reverse_scan_FF", "Perovskite_band_gap",
+)
+_STACKS = {"ETL_stack_sequence": "ETL stack", "HTL_stack_sequence": "HTL stack"}
+# Columns of the device table shown in the browser (the file has 71; all are in the CSV download).
+_DEVICE_COLUMNS = (
+    "Perovskite_composition_long_form", "ETL_stack_sequence", "HTL_stack_sequence", "Perovskite_band_gap",
+    "JV_reverse_scan_PCE", "JV_reverse_scan_Voc", "JV_reverse_scan_Jsc", "JV_reverse_scan_FF",
+    "Tolerance Factor", "Octahedral Factor", "Substrate_stack_sequence",
+)
+_COLUMN_LABELS = {
+    "Perovskite_composition_long_form": "composition",
+    "ETL_stack_sequence": "ETL stack",
+    "HTL_stack_sequence": "HTL stack",
+    "Substrate_stack_sequence": "substrate",
+}
+
+
+def _targets(name: str) -> tuple[str, ...]:
+    if name == "psc-devices":
+        return _DEVICE_TARGETS
+    if name.startswith("mhp-"):
+        return _ALLOY_TARGETS
+    return ()
+
+
+st.title("Data")
+st.caption(
+    "The public datasets behind NestedAE: DFT band gaps of halide-perovskite alloys (stage 1) and "
+    "measured solar cells (stage 2). Files are read from the data folder or the download cache, "
+    "never from the internet while you browse."
+)
+
+available = state.available_datasets()
+if not available:
+    st.info(
+        "**No dataset is available on this machine yet.**  \n"
+        f"Fetch one with `nestedae data fetch NAME` (needs internet), e.g. `nestedae data fetch psc-devices`, "
+        f"or copy the dataset files into a folder and set `{data.DATA_DIR_ENV}` to it, then reload. "
+        "The Home page lists every dataset with its status.",
+        icon=":material/cloud_download:",
+    )
+    with st.expander("Missing datasets and how to get them"):
+        for status in data.dataset_status():
+            if status.name != "synthetic":
+                ui.missing_dataset(status.name, status.message)
+    st.stop()
+
+labels = {name: f"{name}: {data.dataset_info(name).title}" for name in available}
+default = "psc-devices" if "psc-devices" in available else available[0]
+name = st.selectbox(
+    "Dataset", available, index=available.index(default), format_func=labels.get, key="data.dataset",
+)
+info = data.dataset_info(name)
+st.markdown(info.description)
+ui.citation(name)
+missing_now = [s for s in data.dataset_status() if not s.available and s.name in ("mhp-pbe-paper", "mhp-pbe", "mhp-hse", "psc-devices")]
+if missing_now:
+    st.caption("Not on this machine: " + ", ".join(f"`{s.name}`" for s in missing_now)
+               + " (see Home for how to fetch them).")
+
+
+def _range_slider(df: pd.DataFrame, column: str, key: str) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    values = pd.to_numeric(df[column], errors="coerce").dropna()
+    if values.empty or values.min() == values.max():
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    step = 10.0 ** (math.floor(math.log10(hi - lo)) - 2)
+    chosen = st.slider(figures.axis_title(column), min_value=lo, max_value=hi, value=(lo, hi),
+                       step=step, key=key)
+    return (float(chosen[0]), float(chosen[1])), (lo, hi)
+
+
+def _mixing_summary(fractions: pd.DataFrame) -> pd.DataFrame:
+    """Rows and distinct compositions, and how many rows mix ions on each site."""
+    from nestedae_core.composition import SITE_IONS
+
+    valid = fractions.dropna()
+    rows = [("rows", len(valid)), ("distinct compositions", len(valid.round(4).drop_duplicates()))]
+    for site in ("A", "B", "X"):
+        mixed = int(((valid.loc[:, list(SITE_IONS[site])] > 1e-9).sum(axis=1) > 1).sum())
+        rows.append((f"rows with a mixed {site} site", mixed))
+    return pd.DataFrame(rows, columns=["what", "count"])
+
+
+@st.fragment
+def dataset_view(name: str) -> None:
+    """Filters, table and charts of one dataset; reruns on its own when a filter changes."""
+    with ui.user_errors():
+        df = state.load_dataset(name)
+        targets = [c for c in _targets(name) if c in df.columns]
+        formula_col = state.formula_column(name)
+
+        with st.expander("Filters", expanded=True, icon=":material/filter_alt:"):
+            text = ""
+            if formula_col:
+                text = st.text_input("Formula contains", key=f"data.{name}.text",
+                                     placeholder="e.g. FA, Br, Sn, MAPbI3")
+            ranges, full = {}, {}
+            slider_cols = st.columns(min(len(targets), 3) or 1)
+            for i, column in enumerate(targets):
+                with slider_cols[i % len(slider_cols)]:
+                    picked = _range_slider(df, column, key=f"data.{name}.range.{column}")
+                if picked is not None:
+                    ranges[column], full[column] = picked
+            categories = {}
+            if name == "psc-devices":
+                cat_cols = st.columns(len(_STACKS))
+                for col, (column, label) in zip(cat_cols, _STACKS.items()):
+                    with col:
+                        options = sorted(df[column].dropna().astype(str).unique())
+                        categories[column] = st.multiselect(label, options, key=f"data.{name}.cat.{column}",
+                                                            placeholder="all stacks")
+        view = ui.apply_filters(df, text_column=formula_col, text=text, ranges=ranges, full_ranges=full,
+                                categories=categories)
+        st.markdown(f"**Showing {len(view):,} of {len(df):,} rows**")
+        if view.empty:
+            st.warning("No row matches these filters. Widen a range or clear the formula filter.")
+            return
+
+        tab_names = ["Table"]
+        if targets:
+            tab_names.append("Distributions")
+        if formula_col:
+            tab_names.append("Composition coverage")
+        if name == "psc-devices":
+            tab_names.append("Devices")
+        tabs = dict(zip(tab_names, st.tabs(tab_names)))
+
+        with tabs["Table"]:
+            shown = view
+            if name == "psc-devices":
+                shown = view.loc[:, [c for c in _DEVICE_COLUMNS if c in view.columns]]
+                st.caption("The table shows the main columns; the CSV download below holds all columns.")
+            ui.table_with_download(shown, f"{name}-filtered", download=view, height=420,
+                                   column_config=ui.unit_column_config(shown.columns, _COLUMN_LABELS),
+                                   caption=f"{len(view):,} rows; the CSV holds all {view.shape[1]} columns")
+
+        if "Distributions" in tabs:
+            with tabs["Distributions"]:
+                ui.plot(figures.target_histograms_figure(view, targets), key=f"data-{name}-hist")
+                summary = view[targets].describe().T.reset_index(names="column")
+                summary.insert(1, "unit", [figures.COLUMN_INFO.get(c, (c, ""))[1] for c in targets])
+                ui.table_with_download(summary, f"{name}-summary")
+
+        if "Composition coverage" in tabs:
+            with tabs["Composition coverage"]:
+                fractions = state.dataset_site_fractions(name).loc[view.index]
+                left, right = st.columns(2)
+                with left:
+                    st.markdown("**X site: I / Br / Cl** (marker size: number of rows)")
+                    ui.plot(figures.x_site_ternary_figure(fractions), key=f"data-{name}-ternary")
+                with right:
+                    st.markdown("**A-site mixing**")
+                    ui.plot(figures.site_occupancy_figure(fractions, "A"), key=f"data-{name}-a")
+                left, right = st.columns(2)
+                with left:
+                    st.markdown("**B-site ions**")
+                    ui.plot(figures.site_occupancy_figure(fractions, "B"), key=f"data-{name}-b")
+                with right:
+                    st.markdown("**Mixing at a glance**")
+                    ui.table_with_download(_mixing_summary(fractions), f"{name}-mixing", key=f"data.{name}.mixing")
+                    st.caption("A site is mixed when it holds more than one ion; same for B and X.")
+
+        if "Devices" in tabs:
+            with tabs["Devices"]:
+                n_gap = int(pd.to_numeric(view["Perovskite_band_gap"], errors="coerce").notna().sum())
+                st.markdown(
+                    f"**Device results against the measured band gap** ({n_gap:,} of {len(view):,} devices "
+                    "report one). The red line is the Shockley–Queisser detailed-balance limit "
+                    "(5778 K blackbody sun scaled to 1000 W/m², cell at 300 K). With this approximate sun the "
+                    "limit lies about 3 points below the tabulated AM1.5G limit (33.7 % at 1.34 eV), mostly "
+                    "through a Jsc about 10 % too low, so some measured Jsc values sit above the red line."
+                )
+                ui.plot(figures.device_vs_bandgap_figure(view), key=f"data-{name}-sq")
+                left, right = st.columns(2)
+                with left:
+                    st.markdown("**Electron transport layers (ETL)**")
+                    ui.plot(figures.stack_breakdown_figure(view, "ETL_stack_sequence", label="ETL stack"),
+                            key=f"data-{name}-etl")
+                with right:
+                    st.markdown("**Hole transport layers (HTL)**")
+                    ui.plot(figures.stack_breakdown_figure(view, "HTL_stack_sequence", label="HTL stack"),
+                            key=f"data-{name}-htl")
+
+
+dataset_view(name)

@@ -1,0 +1,34 @@
+"""NestedAE Studio: entry script of the Streamlit dashboard.
+
+Run with ``streamlit run streamlit_app.py``. Page config is set once here; the
+page list lives in :mod:`app.navigation` (every page registered explicitly).
+Datasets are read from ``$NESTEDAE_DATA_DIR`` or the download cache.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+_ROOT = Path(__file__).resolve().parent
+if str(_ROOT) not in sys.path:  # `app` is a plain folder next to this script
+    sys.path.insert(0, str(_ROOT))
+
+from app import state  # noqa: E402
+from app.navigation import build_navigation  # noqa: E402
+
+st.set_page_config(
+    page_title="NestedAE Studio",
+    page_icon=":material/hub:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+    menu_items={
+        "About": "NestedAE Studio: nested autoencoders for multi-scale halide-perovskite modelling "
+        "(Thota, Sharma Priyadarshini & Hernandez, Mater. Horiz. 11, 700, 2024)."
+    },
+)
+
+page = build_navigation()
+state.sync_url()
+page.run()

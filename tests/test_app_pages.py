@@ -1,0 +1,385 @@
+"""Tests of the dashboard's Home, Data and Compose pages with streamlit.testing.v1.AppTest.
+
+The whole app runs from ``streamlit_app.py`` (so navigation, page config and the
+URL sync are part of every test); ``at.switch_page("pages/<page>.py")`` moves to
+a page (streamlit 1.67 supports this with ``st.navigation``).
+"""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import nestedae_core
+from app import navigation, ui
+from nestedae_core.composition import parse_formula
+from nestedae_core.errors import BundleError
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRY = str(REPO / "streamlit_app.py")
+TIMEOUT = 120
+TRIPLE = "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
+
+
+def open_app(page: str | None = None, query: dict[str, str] | None = None) -> AppTest:
+    """Run the app (Home first), then switch to ``page`` (e.g. ``"pages/compose.py"``) and run it."""
+    at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    assert not at.exception, _exceptions(at)
+    if page:
+        at.switch_page(page).run()
+        assert not at.exception, _exceptions(at)
+    return at
+
+
+def _exceptions(at: AppTest) -> str:
+    return "\n".join(str(e.value) + "\n" + "\n".join(e.stack_trace) for e in at.exception)
+
+
+def texts(at: AppTest) -> str:
+    """All visible text of the run (titles, headers, markdown, captions, alerts) in one string."""
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "error", "warning", "info", "success"):
+        parts.extend(str(el.value) for el in getattr(at, kind))
+    return "\n".join(parts)
+
+
+def n_plots(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+# --------------------------------------------------------------------------- navigation (no Streamlit run)
+
+
+def test_page_list_order_and_sections():
+    titles = [p.title for p in navigation.PAGES]
+    assert titles == ["Home", "Data", "Compose", "Train", "Latents", "Explain", "Predict", "Screen", "Compare", "Learn"]
+    assert {p.section for p in navigation.PAGES} == {"Start", "Model", "Use", "Teach"}
+    assert [p.title for p in navigation.PAGES if p.default] == ["Home"]
+    assert all(p.file == f"pages/{p.title.lower()}.py" for p in navigation.PAGES)
+
+
+def test_missing_page_files_are_skipped(tmp_path):
+    (tmp_path / "pages").mkdir()
+    for name in ("home", "compose", "learn"):
+        (tmp_path / "pages" / f"{name}.py").write_text("")
+    assert [p.title for p in navigation.available_pages(tmp_path)] == ["Home", "Compose", "Learn"]
+    assert list(navigation.sections(tmp_path)) == ["Start", "Teach"]
+    assert navigation.is_available("Compose", tmp_path) and not navigation.is_available("Train", tmp_path)
+    assert navigation.page_spec("pages/data.py").title == "Data"
+    assert navigation.page_spec("nope") is None
+
+
+def test_own_pages_exist():
+    assert {p.title for p in navigation.available_pages()} >= {"Home", "Data", "Compose"}
+
+
+# --------------------------------------------------------------------------- ui helpers (pure)
+
+
+def test_apply_filters():
+    df = pd.DataFrame({
+        "Formula": ["MAPbI3", "FAPbI3", "CsPbBr3", "MAPbBr3"],
+        "gap": [1.6, 1.5, None, 2.3],
+        "etl": ["a", "b", "a", "c"],
+    })
+    full = {"gap": (1.5, 2.3)}
+    assert len(ui.apply_filters(df)) == 4
+    assert list(ui.apply_filters(df, text_column="Formula", text="mapb")["Formula"]) == ["MAPbI3", "MAPbBr3"]
+    # untouched slider keeps the row with a missing value; a narrowed one drops it
+    assert len(ui.apply_filters(df, ranges={"gap": (1.5, 2.3)}, full_ranges=full)) == 4
+    assert list(ui.apply_filters(df, ranges={"gap": (1.55, 2.3)}, full_ranges=full)["Formula"]) == ["MAPbI3", "MAPbBr3"]
+    assert list(ui.apply_filters(df, categories={"etl": ["a"]})["Formula"]) == ["MAPbI3", "CsPbBr3"]
+    assert len(ui.apply_filters(df, categories={"etl": []})) == 4
+    out = ui.apply_filters(df, text_column="Formula", text="Pb", ranges={"gap": (2.0, 3.0)}, full_ranges=full,
+                           categories={"etl": ["c"]})
+    assert list(out["Formula"]) == ["MAPbBr3"]
+    assert len(df) == 4  # input untouched
+
+
+def test_error_hints_by_class():
+    from nestedae_core.errors import CompositionError, DataMissingError
+
+    assert "MAPbI3" in ui.error_hint(CompositionError("x"))
+    assert "nestedae data fetch" in ui.error_hint(DataMissingError("x"))
+    assert ui.error_hint(ValueError("x")) is None
+
+
+# --------------------------------------------------------------------------- Home
+
+
+def test_home_with_data(data_dir):
+    at = open_app()
+    assert at.title[0].value == "NestedAE Studio"
+    status = at.dataframe[0].value
+    assert set(status["status"]) == {"present"}
+    assert "psc-devices" in set(status["dataset"])
+    assert "All datasets are present" in texts(at)
+    assert 1 <= n_plots(at) <= 8
+    assert len(at.get("download_button")) >= 1
+
+
+def test_home_without_data(no_data_env):
+    at = open_app()
+    status = at.dataframe[0].value
+    assert set(status["status"]) == {"missing"}
+    warning = " ".join(w.value for w in at.warning)
+    assert "nestedae data fetch" in warning and "NESTEDAE_DATA_DIR" in warning
+    assert "missing" in warning
+
+
+@pytest.fixture
+def without_store(monkeypatch):
+    monkeypatch.delattr(nestedae_core, "store", raising=False)
+    monkeypatch.setitem(sys.modules, "nestedae_core.store", None)  # import raises ImportError
+
+
+def _fake_store(monkeypatch, loader):
+    fake = types.ModuleType("nestedae_core.store")
+    fake.load_default_bundle = loader
+    monkeypatch.setattr(nestedae_core, "store", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "nestedae_core.store", fake)
+
+
+def test_home_model_summary_without_store(no_data_env, without_store):
+    at = open_app()
+    assert any("No model loaded yet" in i.value for i in at.info)
+
+
+def test_home_model_summary_with_a_bundle(no_data_env, monkeypatch):
+    class Bundle:
+        def summary(self):
+            return {"name": "paper", "band gap MAE": "0.17 eV"}
+
+    _fake_store(monkeypatch, lambda: Bundle())
+    at = open_app()
+    table = at.dataframe[-1].value
+    assert list(table["item"]) == ["name", "band gap MAE"] and list(table["value"]) == ["paper", "0.17 eV"]
+    assert not any("No model loaded yet" in i.value for i in at.info)
+
+
+def test_home_model_summary_bundle_error_is_a_message(no_data_env, monkeypatch):
+    def broken():
+        raise BundleError("the default model bundle is missing")
+
+    _fake_store(monkeypatch, broken)
+    at = open_app()
+    assert any("default model bundle is missing" in e.value for e in at.error)
+
+
+# --------------------------------------------------------------------------- Data
+
+
+def test_data_page_shows_row_counts(data_dir):
+    at = open_app("pages/data.py")
+    assert "Showing 2,018 of 2,018 rows" in texts(at)
+    assert "Jacobsson" in texts(at)  # citation
+    assert n_plots(at) <= 8
+    assert len(at.get("download_button")) >= len(at.dataframe)
+    at.selectbox(key="data.dataset").set_value("mhp-pbe-paper").run()
+    assert not at.exception
+    assert "Showing 494 of 494 rows" in texts(at)
+    assert "Mannodi-Kanakkithodi" in texts(at)
+
+
+def test_data_page_filters(data_dir):
+    at = open_app("pages/data.py")
+    at.text_input(key="data.psc-devices.text").input("MAPbI3").run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert 900 < len(shown) < 2018
+    assert shown["Perovskite_composition_long_form"].str.contains("MAPbI3").all()
+    at.multiselect(key="data.psc-devices.cat.ETL_stack_sequence").set_value(["SnO2-np"]).run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert set(shown["ETL_stack_sequence"]) == {"SnO2-np"}
+    assert f"Showing {len(shown):,} of 2,018 rows" in texts(at)
+
+
+def test_data_page_every_dataset_renders(data_dir):
+    at = open_app("pages/data.py")
+    for name in at.selectbox(key="data.dataset").options:
+        key = name.split(":")[0]
+        at.selectbox(key="data.dataset").set_value(key).run()
+        assert not at.exception, (key, _exceptions(at))
+        assert n_plots(at) <= 8
+
+
+def test_data_page_without_data(no_data_env):
+    at = open_app("pages/data.py")
+    info = " ".join(i.value for i in at.info)
+    assert "No dataset is available" in info
+    assert "nestedae data fetch" in info and "NESTEDAE_DATA_DIR" in info
+    assert not at.error
+
+
+# --------------------------------------------------------------------------- Compose
+
+
+def descriptor_values(at: AppTest) -> dict[str, float]:
+    table = at.dataframe[0].value
+    return dict(zip(table["descriptor"], table["value"]))
+
+
+def test_compose_default_is_mapbi3(data_dir):
+    at = open_app("pages/compose.py")
+    assert at.header[0].value == "MAPbI3"
+    assert at.query_params.get("formula") == "MAPbI3"
+    values = descriptor_values(at)
+    assert values["A_IE"] == pytest.approx(926.3)
+    assert "984" in texts(at)  # MAPbI3 devices in psc-devices
+    assert n_plots(at) <= 8
+
+
+def test_compose_formula_shows_descriptors(no_data_env):
+    at = open_app("pages/compose.py")
+    at.text_input(key="compose.formula").input(TRIPLE).run()
+    assert not at.exception
+    assert at.header[0].value == TRIPLE
+    values = descriptor_values(at)
+    # composition-weighted A-site ionization energy: 0.05*375.7 + 0.79*849.1 + 0.16*926.3 kJ/mol
+    assert values["A_IE"] == pytest.approx(0.05 * 375.7 + 0.79 * 849.1 + 0.16 * 926.3, rel=1e-6)
+    assert values["X_ion_rad"] == pytest.approx(0.17 * 1.96 + 0.83 * 2.2, rel=1e-6)
+    table = at.dataframe[0].value
+    assert dict(zip(table["descriptor"], table["unit"]))["A_IE"] == "kJ/mol"
+    assert "A-site ionization energy" in set(table["meaning"])
+    assert "Tolerance factor" in texts(at) and "inside" in texts(at)
+    assert at.query_params.get("formula") == TRIPLE
+
+
+def test_compose_all_descriptors_toggle(no_data_env):
+    at = open_app("pages/compose.py")
+    assert len(at.dataframe[0].value) == 17
+    at.toggle(key="compose.all_descriptors").set_value(True).run()
+    assert len(at.dataframe[0].value) == 38
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("FA0.5PbI3", "A-site amounts sum to 0.5"),
+        ("MAPbI3-DAP", "additives are not supported: remove '-DAP'"),
+        ("MAPbX3", "unknown species"),
+        ("Cs0.05(FA0.83MA0.17PbI3", "unbalanced parentheses"),
+    ],
+)
+def test_compose_invalid_formula_is_a_specific_error(no_data_env, bad, message):
+    at = open_app("pages/compose.py")
+    at.text_input(key="compose.formula").input(bad).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any(message in e for e in errors), errors
+    assert at.header[0].value == "MAPbI3"  # the last valid composition stays
+    assert "Still showing the last valid composition" in texts(at)
+    assert at.query_params.get("formula") == "MAPbI3"
+    at.text_input(key="compose.formula").input("CsPbBr3").run()
+    assert not at.error and at.header[0].value == "CsPbBr3"
+
+
+def test_compose_renormalize_accepts_off_totals(no_data_env):
+    at = open_app("pages/compose.py")
+    at.checkbox(key="compose.renormalize").check().run()
+    at.text_input(key="compose.formula").input("FA0.5PbI3").run()
+    assert not at.error
+    assert at.header[0].value == "FAPbI3"
+
+
+def test_compose_preset_sets_everything(no_data_env):
+    at = open_app("pages/compose.py")
+    label = next(k for k in at.selectbox(key="compose.preset").options if "nested notation" in k)
+    at.selectbox(key="compose.preset").set_value(label).run()
+    assert not at.exception
+    comp = parse_formula("Cs0.05(FA0.83MA0.17)0.95Pb(I0.83Br0.17)3")
+    assert at.header[0].value == comp.formula
+    assert at.text_input(key="compose.formula").value == "Cs0.05(FA0.83MA0.17)0.95Pb(I0.83Br0.17)3"
+    assert at.multiselect(key="compose.ions.A").value == ["Cs", "MA", "FA"]  # largest last: the remainder
+    assert at.slider(key="compose.amt.A.Cs").value == pytest.approx(0.05)
+    assert at.selectbox(key="compose.preset").value is None  # ready for the next pick
+
+
+def test_compose_pick_from_dataset(data_dir):
+    at = open_app("pages/compose.py")
+    box = at.selectbox(key="compose.pick.mhp-pbe-paper")
+    assert "MAGeCl_3" in box.options
+    box.set_value("MAGeCl_3").run()
+    assert not at.exception
+    assert at.header[0].value == "MAGeCl3"
+    assert "DFT (PBE) band gap in mhp-pbe-paper: **1.95 eV**" in texts(at)
+    devices = at.selectbox(key="compose.pick.psc-devices")
+    assert devices.options[0] == "MAPbI3  (984 devices)"  # most frequent first
+
+
+def test_compose_site_builder_keeps_totals(no_data_env):
+    at = open_app("pages/compose.py")
+    at.multiselect(key="compose.ions.X").set_value(["I", "Br"]).run()  # Br added last: takes the remainder
+    assert at.header[0].value == "MAPbI3"
+    at.multiselect(key="compose.ions.X").set_value(["Br", "I"]).run()
+    at.slider(key="compose.amt.X.Br").set_value(0.6).run()
+    assert not at.exception
+    assert at.header[0].value == "MAPbBr0.6I2.4"
+    assert at.text_input(key="compose.formula").value == "MAPbBr0.6I2.4"
+    assert at.query_params.get("formula") == "MAPbBr0.6I2.4"
+    assert "I (remainder): **2.4**" in texts(at)
+
+
+def test_compose_site_builder_overshoot_message(no_data_env):
+    at = open_app("pages/compose.py")
+    at.multiselect(key="compose.ions.A").set_value(["MA", "Cs"]).run()  # Cs added: remainder 0
+    assert at.header[0].value == "MAPbI3" and at.slider(key="compose.amt.A.MA").value == 1.0
+    at.slider(key="compose.amt.A.MA").set_value(0.8).run()
+    assert at.header[0].value == "Cs0.2MA0.8PbI3"
+    at.multiselect(key="compose.ions.A").set_value(["MA", "Cs", "FA"]).run()  # Cs keeps its 0.2
+    assert at.slider(key="compose.amt.A.Cs").value == pytest.approx(0.2)
+    assert at.header[0].value == "Cs0.2MA0.8PbI3"
+    at.slider(key="compose.amt.A.Cs").set_value(0.5).run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "add up to 1.3, more than the site total 1" in errors and "FA, the last ion" in errors
+    assert at.header[0].value == "Cs0.2MA0.8PbI3"  # the last valid composition stays
+    assert ":red[**-0.3**]" in texts(at)  # negative remainder shown in red
+    at.slider(key="compose.amt.A.MA").set_value(0.3).run()
+    assert not at.error
+    assert at.header[0].value == "Cs0.5FA0.2MA0.3PbI3"
+
+
+def test_compose_empty_site_message(no_data_env):
+    at = open_app("pages/compose.py")
+    at.multiselect(key="compose.ions.B").set_value([]).run()
+    assert not at.exception
+    assert any("Choose at least one B-site ion" in e.value for e in at.error)
+    assert at.header[0].value == "MAPbI3"
+
+
+# --------------------------------------------------------------------------- URL round trip
+
+
+def test_formula_query_param_round_trip(no_data_env):
+    nested = "Cs0.05(FA0.83MA0.17)0.95Pb(I0.83Br0.17)3"
+    canonical = parse_formula(nested).formula
+    at = open_app("pages/compose.py", query={"formula": nested})
+    assert at.header[0].value == canonical
+    assert at.text_input(key="compose.formula").value == canonical
+    # the choice is written back to the URL ...
+    at.text_input(key="compose.formula").input("FASnI3").run()
+    assert at.query_params.get("formula") == "FASnI3"
+    # ... survives a page switch (query params are rewritten) ...
+    at.switch_page("pages/home.py").run()
+    assert at.query_params.get("formula") == "FASnI3"
+    # ... and a new session opened with that URL shows the same composition
+    again = open_app("pages/compose.py", query={"formula": at.query_params["formula"]})
+    assert again.header[0].value == "FASnI3"
+    assert descriptor_values(again) == descriptor_values(at.switch_page("pages/compose.py").run())
+
+
+def test_bad_formula_in_url_is_a_warning(no_data_env):
+    at = open_app("pages/compose.py", query={"formula": "MAPbI3-DAP"})
+    assert not at.exception
+    warning = " ".join(w.value for w in at.warning)
+    assert "could not be read" in warning and "additives are not supported" in warning
+    assert at.header[0].value == "MAPbI3"
