@@ -80,6 +80,7 @@ class StageSpec(_Spec):
     decoder_hidden: list[int] = Field(default_factory=list)
     l1: float = Field(default=1e-2, ge=0.0, description="L1 penalty on the mean |encoder weight|")
     l2: float = Field(default=0.0, ge=0.0, description="weight decay")
+    input_noise: float = Field(default=0.0, ge=0.0, le=2.0, description="std of Gaussian noise added to the standardised continuous inputs while training (a denoising autoencoder); 0: off")
     reconstruction_loss: Literal["mae", "mse"] = "mae"
     reconstruction_weight: float = Field(default=1.0, ge=0.0)
     categorical_weight: float = Field(default=1.0, ge=0.0, description="weight of the cross-entropy of categorical reconstructions")

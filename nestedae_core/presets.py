@@ -44,7 +44,7 @@ def _materials(**kw: object) -> StageSpec:
         head_hidden=[100],
         head_dropout=0.1,
         l1=1e-2,
-        epochs=2000,
+        epochs=3000,
         lr=1e-2,
         schedule="cosine",
     )

@@ -21,12 +21,13 @@ per-fold metrics (MAE, RMSE, R²) and out-of-fold predictions.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import math
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,6 +192,16 @@ class _StageData:
     cat_idx: list[torch.Tensor]  # each (U,) long: category index per categorical input
 
 
+def _noisy(net: StageNet, spec: StageSpec, x: torch.Tensor) -> torch.Tensor:
+    """Inputs with training noise on the continuous part (the reconstruction target stays clean)."""
+    if not net.training or spec.input_noise <= 0:
+        return x
+    n_cont = net.layout.n_continuous
+    noise = torch.zeros_like(x)
+    noise[..., :n_cont] = torch.randn_like(x[..., :n_cont]) * spec.input_noise
+    return x + noise
+
+
 def _stage_losses(net: StageNet, spec: StageSpec, d: _StageData, rows: torch.Tensor | None, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-member total loss and per-member target loss.
 
@@ -203,7 +214,7 @@ def _stage_losses(net: StageNet, spec: StageSpec, d: _StageData, rows: torch.Ten
         # and weight each distinct input by the summed weight of its rows
         x, y, ym = d.x, d.y, d.ymask
         cats = [c.unsqueeze(0).expand(M, -1) for c in d.cat_idx]
-        z, pred_u, cont, logits = net(x)
+        z, pred_u, cont, logits = net(_noisy(net, spec, x))
         pred = pred_u[:, d.inverse]
         w_rows = w
         w = torch.zeros(M, x.shape[1], device=x.device, dtype=w.dtype).index_add_(1, d.inverse, w)
@@ -212,7 +223,7 @@ def _stage_losses(net: StageNet, spec: StageSpec, d: _StageData, rows: torch.Ten
         urows = d.inverse[rows]
         x, y, ym = d.x[ar, urows], d.y[ar, rows], d.ymask[ar, rows]
         cats = [c[urows] for c in d.cat_idx]
-        z, pred, cont, logits = net(x)
+        z, pred, cont, logits = net(_noisy(net, spec, x))
         w_rows = w
     target_loss = torch.zeros(M, device=x.device)
     for t, tspec in enumerate(spec.targets):
@@ -438,6 +449,7 @@ def cross_validate(
     callback: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
     download: bool = True,
+    threads: int | None = None,
 ) -> TrainResult:
     """Train a chain with k-fold cross-validation; the fold models form the ensemble.
 
@@ -449,10 +461,45 @@ def cross_validate(
         callback: called with a :class:`ProgressEvent` about 100 times per stage.
         should_stop: polled every epoch; returning true cancels (raises :class:`TrainingCancelled`).
         download: allow downloading missing datasets.
+        threads: CPU threads for training (default 1 on a CPU device, which is the
+            fastest for these small networks; see :func:`_cpu_threads`).
     """
-    t_start = time.perf_counter()
     dev = resolve_device(device)
     raw_tables = load_chain_tables(spec, tables, data_dir, download=download)
+    with _cpu_threads(threads if threads is not None else (1 if dev.type == "cpu" else None)):
+        return _cross_validate(spec, raw_tables, dev, callback, should_stop)
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None) -> Iterator[None]:
+    """Limit torch's and the BLAS/OpenMP pools' CPU threads for the block (restored after).
+
+    The networks are small: per-operation threading overhead dominates, and two
+    threads competing with another busy process (a dashboard, a second job) run
+    an order of magnitude slower than one.
+    """
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _cross_validate(
+    spec: ChainSpec,
+    raw_tables: dict[str, pd.DataFrame],
+    dev: torch.device,
+    callback: ProgressCallback | None,
+    should_stop: Callable[[], bool] | None,
+) -> TrainResult:
+    t_start = time.perf_counter()
     M = spec.folds
     model = NestedAE(spec=spec, nets=[], prep=[], domains=[], device=dev)
     metrics: dict[str, dict[str, Any]] = {}
