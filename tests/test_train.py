@@ -143,3 +143,19 @@ def test_grouped_split_on_devices_keeps_recipes_apart() -> None:
     t, f = r.tables["devices"], r.folds["devices"]
     key = t["Perovskite_composition_long_form"] + t["ETL_stack_sequence"] + t["HTL_stack_sequence"]
     assert (pd.Series(f).groupby(key.to_numpy()).nunique() == 1).all()
+
+
+@needs_data
+def test_extra_heads_with_missing_targets_and_extra_inputs() -> None:
+    from nestedae_core.predict import predict_composition
+
+    r = cross_validate(preset("paper-jv", epochs=3, folds=2), device="cpu")
+    dev = r.metrics["devices"]
+    assert set(dev) == {"JV_reverse_scan_PCE", "JV_reverse_scan_Voc", "JV_reverse_scan_Jsc", "JV_reverse_scan_FF"}
+    # Voc is missing for some devices: those rows are masked, not dropped
+    assert dev["JV_reverse_scan_Voc"]["n"] < dev["JV_reverse_scan_PCE"]["n"] == len(r.tables["devices"])
+    assert "Decomp" in r.metrics["materials"]
+    ext = cross_validate(preset("pbe-extended", epochs=3, folds=2), device="cpu")
+    assert ext.model.input_names(0)[-1] == "phase"
+    res = predict_composition(ext.model, "CsPbI3", categorical={"phase": "Ortho"})
+    assert res.categorical["phase"] == "Ortho" and "Gap" in res.targets
