@@ -1,0 +1,238 @@
+"""Models and training jobs in the dashboard: the shared job manager, the active model, a model picker.
+
+* :func:`get_job_manager` - one :class:`nestedae_core.jobs.JobManager` for the
+  whole server (``st.cache_resource``), shared by every session; at most
+  ``$NESTEDAE_MAX_JOBS`` (default 1) trainings run at once, the rest queue.
+* :func:`session_owner` - the id under which this session's jobs are filed.
+* :func:`active_model` - the model chosen in this session (default: the shipped
+  bundle, or ``$NESTEDAE_DEFAULT_MODEL`` when set), loaded once per bundle path
+  and modification time with ``st.cache_resource`` and shared by all sessions:
+  **never mutate it**.
+* :func:`set_active_model` / :func:`model_picker` - choose among the default
+  model and the bundles saved in :func:`nestedae_core.store.models_dir`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from nestedae_core import store
+from nestedae_core.errors import BundleError
+from nestedae_core.jobs import JobManager
+from nestedae_core.model import NestedAE
+
+__all__ = [
+    "MAX_JOBS_ENV",
+    "DEFAULT_MODEL_ENV",
+    "get_job_manager",
+    "max_jobs",
+    "session_owner",
+    "default_model_path",
+    "model_options",
+    "active_model_path",
+    "active_model",
+    "set_active_model",
+    "load_model",
+    "model_picker",
+    "bundles_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable: how many trainings may run at once on this server (default 1).
+MAX_JOBS_ENV = "NESTEDAE_MAX_JOBS"
+#: Environment variable: path of a bundle to use instead of the shipped default model.
+DEFAULT_MODEL_ENV = "NESTEDAE_DEFAULT_MODEL"
+
+_ACTIVE = "nae.model.active_path"
+_OWNER = "nae.model.owner"
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def max_jobs() -> int:
+    """``$NESTEDAE_MAX_JOBS`` as an int >= 1 (1 when unset or invalid)."""
+    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
+    if not raw:
+        return 1
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        logger.warning("%s=%r is not an integer; using 1", MAX_JOBS_ENV, raw)
+        return 1
+
+
+@st.cache_resource(show_spinner=False)
+def _job_manager(max_concurrent: int) -> JobManager:
+    return JobManager(max_concurrent=max_concurrent)
+
+
+def get_job_manager() -> JobManager:
+    """The server-wide training job manager (thread-safe, shared by every session)."""
+    return _job_manager(max_jobs())
+
+
+def session_owner() -> str:
+    """A random id kept in this session's state: the owner of the jobs it submits."""
+    owner = st.session_state.get(_OWNER)
+    if not owner:
+        owner = uuid.uuid4().hex
+        st.session_state[_OWNER] = owner
+    return owner
+
+
+# --------------------------------------------------------------------------- models
+
+
+def default_model_path() -> Path:
+    """``$NESTEDAE_DEFAULT_MODEL`` when set, else the bundle shipped with nestedae_core."""
+    env = os.environ.get(DEFAULT_MODEL_ENV, "").strip()
+    return Path(env).expanduser() if env else store.default_bundle_path()
+
+
+def _default_info() -> store.BundleInfo | None:
+    path = default_model_path()
+    if not path.is_dir():
+        return None
+    if path.resolve() == store.default_bundle_path().resolve():
+        found = [b for b in store.list_bundles(path.parent / "__no_such_dir__") if b.builtin]
+    else:
+        found = [b for b in store.list_bundles(path.parent, include_default=False) if b.path.name == path.name]
+    if not found:
+        return None
+    b = found[0]
+    return store.BundleInfo(b.name, b.path, b.preset, b.created, b.headline, True)
+
+
+def model_options() -> list[store.BundleInfo]:
+    """The default model (first, ``builtin=True``) and the saved bundles of :func:`store.models_dir`."""
+    out: list[store.BundleInfo] = []
+    default = _default_info()
+    if default is not None:
+        out.append(default)
+    seen = {default.path.resolve()} if default is not None else set()
+    for b in store.list_bundles(include_default=False):
+        if b.path.resolve() not in seen:
+            out.append(b)
+    return out
+
+
+def active_model_path() -> Path:
+    """Bundle path of this session's model (the default one unless another was chosen and still exists)."""
+    chosen = st.session_state.get(_ACTIVE)
+    if chosen and Path(chosen).is_dir():
+        return Path(chosen)
+    return default_model_path()
+
+
+def set_active_model(path: str | os.PathLike[str] | None) -> None:
+    """Make the bundle at ``path`` this session's model (None: back to the default)."""
+    if path is None:
+        st.session_state.pop(_ACTIVE, None)
+        return
+    p = Path(path)
+    if not p.is_dir():
+        raise BundleError(f"no model bundle at {p}")
+    st.session_state[_ACTIVE] = str(p)
+
+
+def _stamp(path: Path) -> int:
+    f = path / "manifest.json"
+    try:
+        return f.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+def _load_cached(path: str, stamp: int) -> NestedAE:
+    return store.load_bundle(path, device="cpu")
+
+
+def load_model(path: str | os.PathLike[str]) -> NestedAE:
+    """The bundle at ``path``, loaded once per (path, modification time) and shared: never mutate it.
+
+    Raises :class:`~nestedae_core.errors.BundleError` when it is missing or corrupt.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        if p.resolve() == store.default_bundle_path().resolve():
+            raise BundleError(
+                f"the default model bundle is missing ({p}); train one on the Train page and make it active, "
+                f"or set {DEFAULT_MODEL_ENV} to a bundle folder"
+            )
+        raise BundleError(f"no model bundle at {p}")
+    return _load_cached(str(p.resolve()), _stamp(p))
+
+
+def active_model() -> NestedAE:
+    """This session's model (see :func:`active_model_path`); shared and cached: never mutate it."""
+    return load_model(active_model_path())
+
+
+def _target_label(target: str) -> tuple[str, str]:
+    from app.figures import COLUMN_INFO
+
+    short = {"Gap": "band gap"}
+    label, unit = COLUMN_INFO.get(target, (target, ""))
+    return short.get(target, label), unit
+
+
+def _label(info: store.BundleInfo) -> str:
+    bits = []
+    for key, mae in info.headline.items():
+        name, unit = _target_label(key.split("/", 1)[1])
+        bits.append(f"{name} {mae:.3g}{(' ' + unit) if unit else ''}")
+    tag = "default" if info.builtin else info.preset
+    return f"{info.name} ({tag}; MAE {', '.join(bits)})" if bits else f"{info.name} ({tag})"
+
+
+def model_picker(*, key: str = "nae.model.picker", label: str = "Model", container=None, help: str | None = None) -> store.BundleInfo | None:
+    """Select box of :func:`model_options`; the choice becomes the active model. Returns the chosen entry.
+
+    Shows an info message (and returns None) when no model exists yet.
+    """
+    where = container if container is not None else st
+    options = model_options()
+    if not options:
+        where.info(
+            "No model yet: the default bundle is missing and none is saved. Train one on the Train page.",
+            icon=":material/model_training:",
+        )
+        return None
+    paths = [str(o.path) for o in options]
+    current = str(active_model_path())
+    index = paths.index(current) if current in paths else 0
+    # keep the widget in step with the active model chosen elsewhere (e.g. on another page)
+    if st.session_state.get(key) not in paths or st.session_state.get(f"{key}.seen") != current:
+        st.session_state[key] = paths[index]
+    choice = where.selectbox(
+        label,
+        paths,
+        format_func=lambda p: _label(options[paths.index(p)]),
+        key=key,
+        help=help or "The default model, or one you trained and saved on the Train page.",
+    )
+    if choice != current:
+        set_active_model(None if options[paths.index(choice)].builtin else choice)
+    st.session_state[f"{key}.seen"] = str(active_model_path())
+    return options[paths.index(choice)]
+
+
+def bundles_frame(options: list[store.BundleInfo] | None = None) -> pd.DataFrame:
+    """Table of the models: name, preset, created, one MAE column per stage/target, default flag, path."""
+    rows = []
+    for b in options if options is not None else model_options():
+        row = {"model": b.name, "preset": b.preset, "created": b.created, "default": b.builtin}
+        for k, v in b.headline.items():
+            name, unit = _target_label(k.split("/", 1)[1])
+            row[f"MAE {name}" + (f" ({unit})" if unit else "")] = v
+        row["path"] = str(b.path)
+        rows.append(row)
+    return pd.DataFrame(rows)

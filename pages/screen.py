@@ -1,0 +1,159 @@
+"""Screen: rank many candidate compositions by predicted PCE inside a band-gap window.
+
+Choose the ions allowed on each site and the grid step; every composition on
+that grid is predicted by the active model (:func:`nestedae_core.predict.screen`),
+filtered by the band-gap and tolerance-factor windows and ranked. The result
+stays in the session until the next run; the table downloads as CSV.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import pandas as pd
+import streamlit as st
+
+from app import figures_model as fm
+from app import model_state, ui
+from nestedae_core import predict
+from nestedae_core.composition import IONS, SITE_IONS, parse_formula
+from nestedae_core.errors import NestedAEError
+from nestedae_core.features import TOLERANCE_RANGE
+from nestedae_core.presets import ETL, HTL
+
+GAP, PCE = predict.BANDGAP_COLUMN, predict.PCE_COLUMN
+#: Grid divisions offered (step = 1/n).
+DIVISIONS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 50]
+MAX_CANDIDATES = 200_000
+SHOW_ROWS = 300
+K_RESULT = "screen.result"
+K_RATE = "screen.seconds_per_candidate"
+
+st.title("Screen")
+st.caption("Enumerate compositions on a grid of site fractions, predict band gap and PCE for each, "
+           "keep those inside the windows and rank them.")
+
+model_state.model_picker(key="screen.model_picker")
+model = None
+with ui.user_errors():
+    model = model_state.active_model()
+if model is None:
+    st.stop()
+try:
+    model.query_frame([parse_formula("MAPbI3")])
+except NestedAEError as exc:
+    st.info(f"The active model ({model.spec.name}) cannot predict from a composition: {exc}. "
+            "Choose a perovskite model (e.g. the default) above.", icon=":material/info:")
+    st.stop()
+targets = fm.target_infos(model)
+by_col = {t.column: t for t in targets}
+cat_cols = [c for p in model.prep for c in p.categorical_columns]
+has_stack = ETL in cat_cols and HTL in cat_cols
+
+
+def n_candidates(a: list[str], b: list[str], x: list[str], n: int) -> int:
+    """Number of grid points: product over sites of C(n + k - 1, k - 1)."""
+    if not (a and b and x):
+        return 0
+    return math.prod(math.comb(n + len(s) - 1, len(s) - 1) for s in (a, b, x))
+
+
+# ---------------------------------------------------------------------- settings
+with st.container(border=True):
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 2])
+    a_ions = c1.multiselect("A-site ions", list(SITE_IONS["A"]), ["Cs", "FA", "MA"], key="screen.a")
+    b_ions = c2.multiselect("B-site ions", list(SITE_IONS["B"]), ["Pb"], key="screen.b")
+    x_ions = c3.multiselect("X-site ions", list(SITE_IONS["X"]), ["I", "Br"], key="screen.x")
+    n = c4.select_slider("Grid step (site fraction)", DIVISIONS, value=10, key="screen.n",
+                         format_func=lambda d: f"1/{d} = {1 / d:.3g}" if d > 1 else "1 (end members)")
+    count = n_candidates(a_ions, b_ions, x_ions, n)
+    rate = st.session_state.get(K_RATE)
+    estimate = f" (about {count * rate:.1f} s at the last measured speed)" if rate and count else ""
+    st.caption(f"**{count:,} candidates**{estimate}. Each site's fractions are multiples of 1/{n} and sum to 1.")
+
+    d1, d2, d3, d4 = st.columns(4)
+    etl = htl = None
+    if has_stack:
+        etls, htls = model.categories(ETL), model.categories(HTL)
+        etl = d1.selectbox("ETL", etls, etls.index(model.default_category(ETL)), key="screen.etl")
+        htl = d2.selectbox("HTL", htls, htls.index(model.default_category(HTL)), key="screen.htl")
+    gap_window = d3.slider("Band-gap window (eV)", 0.5, 3.5, (1.2, 1.8), 0.05, key="screen.gap",
+                           disabled=GAP not in by_col)
+    tol_window = d4.slider("Tolerance-factor window (dimensionless)", 0.6, 1.2, (float(TOLERANCE_RANGE[0]), float(TOLERANCE_RANGE[1])), 0.01,
+                           key="screen.tol")
+    r1, r2 = st.columns([2, 6], vertical_alignment="bottom")
+    default_rank = model.spec.stages[-1].targets[0].column
+    rank_by = r1.selectbox("Rank by (highest first)", [t.column for t in targets], [t.column for t in targets].index(default_rank),
+                           format_func=lambda c: by_col[c].title("predicted"), key="screen.rank")
+    run = r2.button("Screen", type="primary", icon=":material/filter_alt:", key="screen.run",
+                    disabled=count == 0 or count > MAX_CANDIDATES)
+    if count > MAX_CANDIDATES:
+        st.warning(f"{count:,} candidates is more than {MAX_CANDIDATES:,}: use a coarser step or fewer ions.")
+    elif count == 0:
+        st.info("Choose at least one ion on every site.")
+
+if run:
+    params = dict(a=a_ions, b=b_ions, x=x_ions, n=n, etl=etl, htl=htl, gap=gap_window, tol=tol_window, rank=rank_by,
+                  model=str(model_state.active_model_path()))
+    with ui.user_errors():
+        with st.spinner(f"Predicting {count:,} candidates…"):
+            t0 = time.perf_counter()
+            ranked = predict.screen(model, a_ions, b_ions, x_ions, 1.0 / n, etl=etl, htl=htl,
+                                    bandgap_window=gap_window if GAP in by_col else None,
+                                    tolerance_window=tol_window, rank_by=rank_by, max_candidates=MAX_CANDIDATES)
+            seconds = time.perf_counter() - t0
+        st.session_state[K_RESULT] = {"ranked": ranked, "seconds": seconds, "count": count, "params": params}
+        st.session_state[K_RATE] = seconds / max(count, 1)
+
+# ---------------------------------------------------------------------- results
+res = st.session_state.get(K_RESULT)
+if res is None:
+    st.info("Choose the ions, the step and the windows, then press **Screen**.", icon=":material/filter_alt:")
+    st.stop()
+ranked: pd.DataFrame = res["ranked"]
+p = res["params"]
+if p["model"] != str(model_state.active_model_path()):
+    st.warning("These results come from another model than the active one; press **Screen** to redo them.")
+st.success(
+    f"Screened **{res['count']:,}** candidates in **{res['seconds']:.2f} s** "
+    f"({1000 * res['seconds'] / max(res['count'], 1):.3f} ms per candidate); **{len(ranked):,}** pass the windows "
+    f"(band gap {p['gap'][0]:.2f}–{p['gap'][1]:.2f} eV, tolerance factor {p['tol'][0]:.2f}–{p['tol'][1]:.2f}).",
+    icon=":material/timer:",
+)
+if has_stack:
+    st.caption(f"Device stack: ETL {p['etl']}, HTL {p['htl']}. Uncertainty: ± 1 sd over the {model.members} fold models.")
+
+
+def display_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Ranked candidates with readable, unit-bearing column names (site fractions last)."""
+    out = pd.DataFrame({"rank": range(1, len(df) + 1), "formula": df["formula"].to_numpy()})
+    for t in targets:
+        if f"{t.column}_mean" in df:
+            u = t.unit or "dimensionless"
+            out[f"{t.label} ({u})"] = df[f"{t.column}_mean"].to_numpy()
+            out[f"{t.label} sd ({u})"] = df[f"{t.column}_std"].to_numpy()
+    out["tolerance factor (dimensionless)"] = df["tolerance_factor"].to_numpy()
+    out["octahedral factor (dimensionless)"] = df["octahedral_factor"].to_numpy()
+    out["in training domain"] = df["in_domain"].to_numpy()
+    for ion in IONS:
+        if ion in df and (df[ion] > 0).any():
+            out[f"{ion} (site fraction)"] = df[ion].to_numpy()
+    return out
+
+
+if ranked.empty:
+    st.info("No candidate passes the windows: widen the band-gap or tolerance-factor window.")
+    st.stop()
+table = display_table(ranked)
+ood = int((~ranked["in_domain"].astype(bool)).sum())
+if ood:
+    st.warning(f"{ood:,} of the {len(ranked):,} candidates lie outside the training domain: their predictions are extrapolations "
+               "(column *in training domain*).", icon=":material/warning:")
+rank_t = by_col.get(p["rank"], targets[-1])
+st.subheader(f"Ranked by predicted {rank_t.label}")
+ui.table_with_download(table.head(SHOW_ROWS), "screening-candidates", key="screen.dl", download=table,
+                       caption=f"Showing the best {min(SHOW_ROWS, len(table)):,} of {len(table):,}; the CSV holds all of them.",
+                       column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns if "(" in c})
+x_t = by_col.get(GAP, targets[0])
+y_t = by_col.get(PCE, rank_t)
+ui.plot(fm.screen_scatter_figure(ranked, x=x_t, y=y_t, top=10), key="screen.scatter")

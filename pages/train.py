@@ -1,0 +1,334 @@
+"""Train: configure a NestedAE chain, train it in the background, watch it, inspect and save the result.
+
+Training never runs in this script: the run is submitted to the server-wide
+job manager (:func:`app.model_state.get_job_manager`), which trains in a worker
+thread. A fragment polls the job every second (progress bar, live loss curves
+per stage and fold, queue position, cancel button) and reruns the page once
+the job finishes, to show per-fold metrics, out-of-fold parity and residual
+plots and the save form. Saved models can be made the active model of the
+session (used by Predict, Screen, Explain, Latents).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import streamlit as st
+from pydantic import ValidationError
+
+from app import figures_model as fm
+from app import model_state, ui
+from nestedae_core import data, store
+from nestedae_core.config import ChainSpec, config_error_message
+from nestedae_core.errors import ConfigError, DataError
+from nestedae_core.jobs import ACTIVE_STATUSES
+from nestedae_core.model import available_devices
+from nestedae_core.presets import PRESETS, preset
+
+#: Presets offered, with a one-line description.
+PRESET_HELP = {
+    "paper": "NestedAE paper chain: 15 site descriptors → band gap → (+ ETL, HTL) → PCE; fast recipe",
+    "paper-jv": "Paper chain with extra heads: decomposition energy; Voc, Jsc, FF",
+    "pbe-extended": "One stage: band gap from descriptors + site fractions + phase (mhp-pbe)",
+    "synthetic": "Two-stage synthetic data with known ground truth (no data files needed; trains in seconds)",
+    "paper-exact": "Paper chain with the paper's own recipe (Adam 1e-3, small batches, 1500 epochs): slow",
+}
+ACTIVATIONS = ["relu", "tanh", "gelu", "silu", "elu", "sigmoid", "identity"]
+#: At most this many queued or running jobs per session.
+MAX_ACTIVE_PER_SESSION = 3
+
+K_PRESET = "train.preset"
+K_SELECTED = "train.selected_job"
+K_SEEN = "train.seen.{}"
+K_SAVED_MSG = "train.saved_message"
+
+
+def k(*parts: object) -> str:
+    """Widget key of this page, e.g. ``train.paper.materials.latent_dim``."""
+    return "train." + ".".join(str(p) for p in parts)
+
+
+def parse_layers(text: str, what: str) -> list[int]:
+    """``"64, 32"`` -> ``[64, 32]``; empty -> ``[]``; anything else raises ConfigError naming ``what``."""
+    items = [t.strip() for t in str(text or "").replace(";", ",").split(",") if t.strip()]
+    try:
+        sizes = [int(t) for t in items]
+    except ValueError:
+        raise ConfigError(f"{what}: '{text}' is not a list of layer sizes; write e.g. 64, 32 (or leave empty for none)") from None
+    if any(s < 1 or s > 4096 for s in sizes):
+        raise ConfigError(f"{what}: layer sizes must be between 1 and 4096, got '{text}'")
+    return sizes
+
+
+def build_spec(base: ChainSpec, *, folds: int, split: str, seed: int, stages: list[dict]) -> ChainSpec:
+    """``base`` with new CV settings and per-stage updates, validated (raises ConfigError listing every problem)."""
+    payload = base.model_dump()
+    payload.update(folds=folds, split=split, seed=seed)
+    for stage, update in zip(payload["stages"], stages):
+        stage.update(update)
+    try:
+        return ChainSpec.model_validate(payload)
+    except ValidationError as exc:
+        raise ConfigError(config_error_message(exc)) from None
+
+
+def _layers_text(sizes: list[int]) -> str:
+    return ", ".join(str(s) for s in sizes)
+
+
+# ---------------------------------------------------------------------- header
+st.title("Train")
+st.caption(
+    "Configure each stage of the chain, train it with k-fold cross-validation in the background "
+    "(the k fold models become the ensemble), watch the losses, then save the model and make it active."
+)
+manager = model_state.get_job_manager()
+owner = model_state.session_owner()
+devices = available_devices()
+
+
+# ---------------------------------------------------------------------- configuration
+def dataset_notes(spec: ChainSpec) -> list[str]:
+    """Warnings for the stage datasets that are not on this machine."""
+    notes = []
+    for s in spec.stages:
+        try:
+            status = data.dataset_status(s.dataset)[0]
+        except DataError:
+            continue
+        if not status.available:
+            notes.append(f"`{s.dataset}` (stage '{s.name}'): {status.message}")
+    return notes
+
+
+def stage_form(p: str, s, index: int) -> dict:
+    """Widgets of one stage; returns the raw values (hidden layers still as text)."""
+    st.caption(
+        f"Data: `{s.dataset}` · inputs: "
+        + (f"stage {index} latents + " if s.upstream else "")
+        + f"{len(s.numeric_inputs)} numeric, {len(s.categorical_inputs)} categorical"
+        + (f" ({', '.join(s.categorical_inputs)})" if s.categorical_inputs else "")
+        + f" · targets: {', '.join(t.display for t in s.targets)}"
+    )
+    c1, c2, c3, c4 = st.columns(4)
+    v: dict = {}
+    with c1:
+        st.markdown("**Encoder**")
+        v["latent_dim"] = st.number_input("Latent size (count)", 1, 256, s.latent_dim, key=k(p, s.name, "latent_dim"))
+        v["encoder_hidden"] = st.text_input("Encoder hidden layers", _layers_text(s.encoder_hidden), key=k(p, s.name, "encoder_hidden"),
+                                            help="Units per hidden layer, comma separated (empty: one linear layer, as in the paper).")
+        v["activation"] = st.selectbox("Hidden activation", ACTIVATIONS, ACTIVATIONS.index(s.activation), key=k(p, s.name, "activation"))
+        v["latent_activation"] = st.selectbox("Latent activation", ACTIVATIONS, ACTIVATIONS.index(s.latent_activation), key=k(p, s.name, "latent_activation"))
+    with c2:
+        st.markdown("**Heads and decoder**")
+        v["head_hidden"] = st.text_input("Property head hidden layers", _layers_text(s.head_hidden), key=k(p, s.name, "head_hidden"))
+        v["head_dropout"] = st.number_input("Head dropout (fraction)", 0.0, 0.95, float(s.head_dropout), 0.05, key=k(p, s.name, "head_dropout"))
+        v["decoder_hidden"] = st.text_input("Decoder hidden layers", _layers_text(s.decoder_hidden), key=k(p, s.name, "decoder_hidden"))
+    with c3:
+        st.markdown("**Loss**")
+        v["l1"] = st.number_input("L1 on encoder weights", 0.0, 10.0, float(s.l1), format="%.4g", key=k(p, s.name, "l1"))
+        v["l2"] = st.number_input("L2 weight decay", 0.0, 10.0, float(s.l2), format="%.4g", key=k(p, s.name, "l2"))
+        v["reconstruction_weight"] = st.number_input("Reconstruction weight", 0.0, 100.0, float(s.reconstruction_weight), key=k(p, s.name, "reconstruction_weight"))
+        v["categorical_weight"] = st.number_input("Categorical (cross-entropy) weight", 0.0, 100.0, float(s.categorical_weight), key=k(p, s.name, "categorical_weight"),
+                                                  disabled=not s.categorical_inputs)
+    with c4:
+        st.markdown("**Optimisation**")
+        v["epochs"] = st.number_input("Epochs (count)", 1, 100_000, int(s.epochs), key=k(p, s.name, "epochs"))
+        v["batch_size"] = st.number_input("Batch size (rows; 0 = full batch)", 0, 100_000, int(s.batch_size or 0), key=k(p, s.name, "batch_size"))
+        v["lr"] = st.number_input("Learning rate", 1e-6, 1.0, float(s.lr), format="%.4g", key=k(p, s.name, "lr"))
+        v["schedule"] = st.selectbox("Schedule", ["cosine", "constant"], ["cosine", "constant"].index(s.schedule), key=k(p, s.name, "schedule"))
+        v["patience"] = st.number_input("Early-stopping patience (epochs; 0 = off)", 0, 100_000, int(s.patience or 0), key=k(p, s.name, "patience"))
+    return v
+
+
+def stage_update(s, v: dict) -> dict:
+    """Turn a stage's raw widget values into a StageSpec update."""
+    return {
+        "latent_dim": int(v["latent_dim"]),
+        "encoder_hidden": parse_layers(v["encoder_hidden"], f"stage '{s.name}' encoder hidden layers"),
+        "activation": v["activation"],
+        "latent_activation": v["latent_activation"],
+        "head_hidden": parse_layers(v["head_hidden"], f"stage '{s.name}' head hidden layers"),
+        "head_dropout": float(v["head_dropout"]),
+        "decoder_hidden": parse_layers(v["decoder_hidden"], f"stage '{s.name}' decoder hidden layers"),
+        "l1": float(v["l1"]),
+        "l2": float(v["l2"]),
+        "reconstruction_weight": float(v["reconstruction_weight"]),
+        "categorical_weight": float(v["categorical_weight"]),
+        "epochs": int(v["epochs"]),
+        "batch_size": int(v["batch_size"]) or None,
+        "lr": float(v["lr"]),
+        "schedule": v["schedule"],
+        "patience": int(v["patience"]) or None,
+    }
+
+
+mine = manager.jobs(owner)
+active_mine = [j for j in mine if j.is_active]
+with st.expander("Configure a training run", expanded=not mine, icon=":material/tune:"):
+    names = [n for n in PRESET_HELP if n in PRESETS] + [n for n in PRESETS if n not in PRESET_HELP]
+    p = st.selectbox("Datasets and starting configuration (preset)", names, key=K_PRESET,
+                     format_func=lambda n: f"{n}: {PRESET_HELP.get(n, '')}")
+    base = preset(p)
+    for note in dataset_notes(base):
+        st.warning(f"Dataset missing: {note}", icon=":material/cloud_download:")
+    dev_names = ["auto"] + [n for n, _ in devices]
+    desc = dict(devices)
+    st.caption("Devices detected on this server: " + "; ".join(f"**{n}**: {d}" for n, d in devices)
+               + f". *auto* uses {devices[0][0]}.")
+    with st.form(k(p, "form"), border=False):
+        c1, c2, c3, c4 = st.columns(4)
+        split = c1.radio("Split", ["random", "grouped"], index=["random", "grouped"].index(base.split), key=k(p, "split"), horizontal=True,
+                         help="grouped keeps every material (formula) or device recipe (composition + ETL + HTL) in one fold: "
+                              "an honest estimate for unseen recipes.")
+        folds = c2.number_input("Folds (= ensemble members)", 2, 20, base.folds, key=k(p, "folds"))
+        seed = c3.number_input("Seed", 0, 2**31 - 1, base.seed, key=k(p, "seed"))
+        device = c4.selectbox("Device", dev_names, key=k(p, "device"),
+                              format_func=lambda n: "auto (best available)" if n == "auto" else f"{n}: {desc[n]}")
+        tabs = st.tabs([f"Stage {i + 1}: {s.name}" for i, s in enumerate(base.stages)])
+        raw = []
+        for i, (tab, s) in enumerate(zip(tabs, base.stages)):
+            with tab:
+                raw.append(stage_form(p, s, i))
+        default_name = f"{p}-{dt.datetime.now():%Y%m%d-%H%M}"
+        name = st.text_input("Run name (the default name of the saved model)", default_name, key=k(p, "name"),
+                             help="Letters, digits, '-', '_' and '.' only.")
+        submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", key=k(p, "submit"))
+    if submitted:
+        with ui.user_errors():
+            if len(active_mine) >= MAX_ACTIVE_PER_SESSION:
+                raise ConfigError(f"you already have {len(active_mine)} runs queued or running; wait for one or cancel it first")
+            spec = build_spec(base, folds=int(folds), split=split, seed=int(seed),
+                              stages=[stage_update(s, v) for s, v in zip(base.stages, raw)])
+            job = manager.submit(spec, owner=owner, name=name, device=device)
+            st.session_state[K_SELECTED] = job.id
+            st.toast(f"Run '{job.name}' {'started' if job.status == 'running' else 'queued'}", icon=":material/model_training:")
+            mine = manager.jobs(owner)
+
+
+# ---------------------------------------------------------------------- runs
+st.subheader("Your runs")
+counts = manager.counts()
+st.caption(
+    f"Server: {counts['running']} running, {counts['queued']} queued (all users; at most {manager.max_concurrent} "
+    f"train{'s' if manager.max_concurrent == 1 else ''} at once, the others wait in order)."
+)
+if not mine:
+    st.info("No runs yet in this session. Configure one above and press **Train**. "
+            "The *synthetic* preset with a few hundred epochs trains in seconds.", icon=":material/model_training:")
+else:
+    ids = [j.id for j in reversed(mine)]
+    if st.session_state.get(K_SELECTED) not in ids:
+        st.session_state[K_SELECTED] = ids[0]
+    by_id = {j.id: j for j in mine}
+    selected = st.selectbox("Run", ids, key=K_SELECTED,
+                            format_func=lambda i: f"{by_id[i].name} · {by_id[i].spec.name} · submitted {dt.datetime.fromtimestamp(by_id[i].submitted):%H:%M:%S}")
+    job = by_id[selected]
+    st.session_state[K_SEEN.format(job.id)] = job.status
+
+    def live_panel(job_id: str) -> None:
+        """Status, progress, queue position, cancel button and loss curves of one job (polled)."""
+        j = manager.get(job_id)
+        if j is None:
+            st.info("This run is no longer kept on the server.")
+            return
+        if st.session_state.get(K_SEEN.format(j.id)) != j.status:
+            st.rerun()  # status changed (started, finished): redraw the whole page
+        ev = j.last_event
+        if j.status == "queued":
+            st.info(f"Queued: position **{j.queue_position}** in line; it starts when a training slot is free.",
+                    icon=":material/hourglass_top:")
+        elif j.status == "running":
+            text = "starting…"
+            if ev is not None:
+                val = f", validation {ev.val_loss:.4g}" if ev.val_loss is not None else ""
+                text = (f"stage {ev.stage_index + 1}/{ev.n_stages} ({ev.stage}), epoch {ev.epoch}/{ev.epochs}, "
+                        f"loss {ev.loss:.4g}{val} · {j.elapsed_s:.0f} s elapsed")
+            st.progress(min(1.0, j.fraction), text=text)
+        elif j.status == "done":
+            st.success(f"Finished in {j.elapsed_s:.1f} s on {j.result.model.record.get('device', j.device)}.", icon=":material/check_circle:")
+        elif j.status == "cancelled":
+            st.info(f"Cancelled: {j.error}", icon=":material/cancel:")
+        else:
+            st.error(j.error or "training failed", icon=":material/error:")
+            st.caption("Hint: fix the setting named in the message (a smaller learning rate often helps) and train again.")
+        if j.is_active:
+            if st.button("Cancel run", key=k("cancel", j.id), icon=":material/stop:"):
+                j.cancel()
+                st.rerun()
+        events = j.events_since(0)
+        if events:
+            ui.plot(fm.loss_curves_figure(events, stages=[s.name for s in j.spec.stages]), key=k("loss", j.id))
+        elif j.status == "running":
+            st.caption("Loss curves appear after the first epochs.")
+
+    st.fragment(live_panel, run_every=1.0 if job.is_active else None)(job.id)
+
+    # ------------------------------------------------------------------ results
+    if job.status == "done" and job.result is not None:
+        result = job.result
+        targets = fm.target_infos(job.spec)
+        st.subheader("Cross-validation results")
+        st.caption(f"{job.spec.folds}-fold {job.spec.split} split, seed {job.spec.seed}: each fold model is validated on rows it never saw.")
+        table = fm.fold_metrics_frame(result.metrics, targets)
+        cols = st.columns(len(targets))
+        for col, t in zip(cols, targets):
+            with col:
+                st.markdown(f"**{t.label}** ({t.stage})")
+                part = table[(table["stage"] == t.stage) & (table["target"] == t.label)].drop(columns=["stage", "target", "unit"])
+                u = t.unit or "dimensionless"
+                part = part.rename(columns={"MAE": f"MAE ({u})", "MAE sd": f"MAE sd ({u})", "RMSE": f"RMSE ({u})", "R²": "R² (dimensionless)", "n": "rows (count)"})
+                ui.table_with_download(part, f"{job.name}-{t.stage}-{t.column}-fold-metrics", key=k("dl-metrics", job.id, t.stage, t.column), label="CSV",
+                                       column_config={c: st.column_config.NumberColumn(c, format="%.4g") for c in part.columns if "(" in c and "count" not in c})
+        ui.plot(fm.fold_metrics_figure(result.metrics, targets), key=k("folds", job.id))
+        st.markdown("**Out-of-fold predictions** (every row predicted by the fold model that did not train on it)")
+        ui.plot(fm.parity_figure(result.oof, targets), key=k("parity", job.id))
+        ui.plot(fm.residuals_figure(result.oof, targets), key=k("resid", job.id))
+        oof_all = pd.concat([d.assign(stage=s) for s, d in result.oof.items()], ignore_index=True)
+        with st.expander("Out-of-fold predictions table"):
+            ui.table_with_download(oof_all, f"{job.name}-oof", key=k("dl-oof", job.id))
+        with st.expander("Run record (configuration, seed, versions, data checksums)"):
+            record = {"spec": json.loads(job.spec.to_json()), "record": result.model.record}
+            st.json(record, expanded=1)
+            st.download_button("Download run record (JSON)", json.dumps(record, indent=1, default=str), f"{job.name}-record.json",
+                               "application/json", key=k("dl-record", job.id), on_click="ignore", icon=":material/download:")
+
+        st.markdown("**Save this model**")
+        if job.saved_path is not None:
+            st.success(f"Saved as `{job.saved_path.name}` in `{job.saved_path.parent}`.", icon=":material/save:")
+        with st.form(k("save", job.id), border=True):
+            c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+            save_name = c1.text_input("Model name", job.name, key=k("save_name", job.id), help="Letters, digits, '-', '_' and '.' only.")
+            overwrite = c2.checkbox("Overwrite", False, key=k("overwrite", job.id), help="Replace a saved model of the same name.")
+            make_active = c3.checkbox("Make active", True, key=k("make_active", job.id), help="Use it on Predict, Screen, Explain, Latents.")
+            do_save = st.form_submit_button("Save model", icon=":material/save:", key=k("save_btn", job.id))
+        if do_save:
+            with ui.user_errors("Choose another name, or tick Overwrite to replace your saved model."):
+                path = manager.save(job, save_name, overwrite=overwrite)
+                if make_active:
+                    model_state.set_active_model(path)
+                st.session_state[K_SAVED_MSG] = f"Saved model `{path.name}` to `{path.parent}`" + (" and made it active." if make_active else ".")
+                st.rerun()
+    elif job.status in ACTIVE_STATUSES:
+        st.caption("Results (per-fold metrics, parity and residual plots) appear here when the run finishes.")
+
+    with st.expander("All your runs"):
+        runs = pd.DataFrame([j.summary() for j in reversed(mine)]).rename(columns={"elapsed_s": "elapsed (s)", "progress_percent": "progress (%)"})
+        ui.table_with_download(runs, "training-runs", key=k("dl-runs"))
+
+# ---------------------------------------------------------------------- saved models
+st.subheader("Models")
+msg = st.session_state.pop(K_SAVED_MSG, None)
+if msg:
+    st.success(msg, icon=":material/save:")
+st.caption(f"Saved models live in `{store.models_dir()}`. The active model is used by Predict, Screen, Explain and Latents.")
+chosen = model_state.model_picker(key="train.model_picker", label="Active model")
+options = model_state.model_options()
+if options:
+    ui.table_with_download(model_state.bundles_frame(options), "saved-models", key=k("dl-models"))
+with ui.user_errors():
+    if chosen is not None:
+        model = model_state.active_model()
+        summary = model.summary()
+        st.caption(" · ".join(f"{key}: {value}" for key, value in summary.items()))

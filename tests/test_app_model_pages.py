@@ -1,0 +1,405 @@
+"""AppTest tests of the Train, Predict, Screen and Compare pages and of app/model_state.py.
+
+The whole app runs from ``streamlit_app.py`` and ``at.switch_page`` moves to a
+page (as in tests/test_app_pages.py). The default model is the shipped bundle;
+when it is missing, a tiny one is trained once per session and named by
+``NESTEDAE_DEFAULT_MODEL``. Saved models go to a temporary ``NESTEDAE_MODELS_DIR``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import nestedae_core
+from app import model_state
+from nestedae_core import store
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRY = str(REPO / "streamlit_app.py")
+TIMEOUT = 180
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("NESTEDAE_DATA_DIR") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def default_model(tmp_path_factory) -> Path:
+    """Path of the default model: the shipped bundle, or a tiny one trained here (needs the data)."""
+    env = os.environ.get(model_state.DEFAULT_MODEL_ENV)
+    if env and Path(env).is_dir():
+        yield Path(env)
+        return
+    if store.default_bundle_path().is_dir():
+        yield store.default_bundle_path()
+        return
+    data = _data_dir()
+    if not (data / "PSC_efficiencies_dataset.csv").is_file():
+        pytest.skip(f"no shipped default model and no data in {data} to train one")
+    from nestedae_core import presets, train
+
+    old = {k: os.environ.get(k) for k in ("NESTEDAE_DATA_DIR", model_state.DEFAULT_MODEL_ENV)}
+    os.environ["NESTEDAE_DATA_DIR"] = str(data)
+    path = tmp_path_factory.mktemp("default-model") / "tiny-paper"
+    store.save_bundle(train.cross_validate(presets.preset("paper", epochs=30), device="cpu"), path)
+    os.environ[model_state.DEFAULT_MODEL_ENV] = str(path)
+    yield path
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def app_env(default_model, tmp_path, monkeypatch) -> Path:
+    """Empty models folder (returned) and the data folder, when present."""
+    models = tmp_path / "models"
+    monkeypatch.setenv(store.MODELS_DIR_ENV, str(models))
+    if (_data_dir() / "PSC_efficiencies_dataset.csv").is_file():
+        monkeypatch.setenv("NESTEDAE_DATA_DIR", str(_data_dir()))
+    return models
+
+
+def open_app(page: str) -> AppTest:
+    at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, _exceptions(at)
+    return at
+
+
+def _exceptions(at: AppTest) -> str:
+    return "\n".join(str(e.value) + "\n" + "\n".join(e.stack_trace) for e in at.exception)
+
+
+def texts(at: AppTest) -> str:
+    parts = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "error", "warning", "info", "success"):
+        parts.extend(str(el.value) for el in getattr(at, kind))
+    return "\n".join(parts)
+
+
+def n_plots(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+# --------------------------------------------------------------------------- model_state (no page)
+
+
+def test_max_jobs_env(monkeypatch):
+    monkeypatch.delenv(model_state.MAX_JOBS_ENV, raising=False)
+    assert model_state.max_jobs() == 1
+    monkeypatch.setenv(model_state.MAX_JOBS_ENV, "3")
+    assert model_state.max_jobs() == 3
+    monkeypatch.setenv(model_state.MAX_JOBS_ENV, "many")
+    assert model_state.max_jobs() == 1
+
+
+def test_model_options_list_default_first(app_env, default_model):
+    opts = model_state.model_options()
+    assert opts[0].builtin and opts[0].path.resolve() == default_model.resolve()
+    frame = model_state.bundles_frame(opts)
+    assert list(frame["default"]) == [True]
+    assert any(c.startswith("MAE band gap (eV)") for c in frame.columns)
+
+
+# --------------------------------------------------------------------------- pages render
+
+
+@pytest.mark.parametrize("page", ["pages/train.py", "pages/predict.py", "pages/screen.py", "pages/compare.py"])
+def test_page_renders_on_default_model(app_env, page):
+    at = open_app(page)
+    assert at.title[0].value == Path(page).stem.capitalize()
+    assert not at.error
+    assert n_plots(at) <= 8
+
+
+def test_train_page_lists_devices(app_env):
+    at = open_app("pages/train.py")
+    assert "Devices detected on this server" in texts(at) and "cpu" in texts(at)
+    assert at.selectbox(key="train.paper.device").options[0] == "auto (best available)"
+    assert "No runs yet" in texts(at)
+
+
+def test_predict_shows_numbers_with_units(app_env):
+    at = open_app("pages/predict.py")
+    metrics = {m.label: m.value for m in at.metric}
+    gap = next(v for k, v in metrics.items() if k.startswith("band gap"))
+    pce = next(v for k, v in metrics.items() if k.startswith("PCE"))
+    assert gap.endswith(" eV") and " ± " in gap
+    assert pce.endswith(" %") and " ± " in pce
+    assert any("Shockley–Queisser" in k and v.endswith(" %") for k, v in metrics.items())
+    assert 1 <= n_plots(at) <= 8
+    assert "MAPbI3" in texts(at)
+    # side-by-side table with unit-bearing columns and a download
+    table = next(d.value for d in at.dataframe if "band gap (eV)" in d.value.columns)
+    assert {"band gap (eV)", "PCE (%)", "SQ limit (%)"} <= set(table.columns)
+    assert len(table) >= 2
+    assert len(at.get("download_button")) >= 2
+
+
+def test_predict_invalid_formula_is_a_specific_message(app_env):
+    at = open_app("pages/predict.py")
+    at.text_input(key="predict.formula").input("MAPbX3").run()
+    assert not at.exception, _exceptions(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "unknown species" in errors
+    assert "Still showing the last valid composition" in texts(at)
+    at.text_input(key="predict.formula").input("CsPbBr3").run()
+    assert not at.error
+    assert "CsPbBr3" in texts(at)
+
+
+def test_predict_out_of_domain_warning(app_env):
+    at = open_app("pages/predict.py")
+    at.text_input(key="predict.formula").input("KBaCl3").run()  # no device was ever made of it
+    assert not at.exception, _exceptions(at)
+    warning = " ".join(w.value for w in at.warning)
+    assert "Outside the training domain" in warning and "devices" in warning
+
+
+def test_predict_flags_pce_above_the_sq_limit(app_env, monkeypatch):
+    from nestedae_core import physics
+
+    real = physics.sq_limit
+
+    def low_limit(gap, **kw):  # pretend the limit is 1 % so any prediction exceeds it
+        out = real(gap, **kw)
+        out["pce_percent"] = out["pce_percent"] * 0 + 1.0
+        return out
+
+    monkeypatch.setattr(physics, "sq_limit", low_limit)
+    at = open_app("pages/predict.py")
+    errors = " ".join(e.value for e in at.error)
+    assert "Above the Shockley–Queisser limit" in errors and "1.0 %" in errors
+    table = next(d.value for d in at.dataframe if "band gap (eV)" in d.value.columns)
+    assert table["note"].str.contains("PCE above the SQ limit").all()
+
+
+def test_predict_follows_the_shared_composition(app_env):
+    at = open_app("pages/compose.py")
+    at.text_input(key="compose.formula").input("FAPbI3").run()
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception, _exceptions(at)
+    assert at.text_input(key="predict.formula").value == "FAPbI3"
+    at.text_input(key="predict.formula").input("CsPbI3").run()
+    assert at.query_params.get("formula") == "CsPbI3"
+
+
+def test_predict_stack_choice_changes_pce(app_env):
+    at = open_app("pages/predict.py")
+    etls = at.selectbox(key="predict.etl").options
+    assert len(etls) > 1
+    values = set()
+    for etl in etls[:3]:
+        at.selectbox(key="predict.etl").set_value(etl).run()
+        assert not at.exception
+        values.add(next(m.value for m in at.metric if m.label.startswith("PCE")))
+    assert len(values) > 1
+
+
+def test_predict_nearest_devices(app_env):
+    if not (_data_dir() / "PSC_efficiencies_dataset.csv").is_file():
+        pytest.skip("device data missing")
+    at = open_app("pages/predict.py")
+    near = at.dataframe[-1].value
+    assert "measured PCE (%)" in near.columns and "ETL" in near.columns
+    assert (near["composition"] == "MAPbI3").all() and near["same composition"].all()  # 984 MAPbI3 devices
+    assert "Devices with the same composition come first" in texts(at)
+
+
+def test_predict_nearest_devices_empty_state(default_model, tmp_path, monkeypatch, no_data_env):
+    monkeypatch.setenv(store.MODELS_DIR_ENV, str(tmp_path / "models"))
+    at = open_app("pages/predict.py")
+    assert any("psc-devices" in i.value and "missing" in i.value for i in at.info)
+    assert at.metric  # predictions need no data
+
+
+def test_screen_runs_and_times(app_env):
+    at = open_app("pages/screen.py")
+    at.multiselect(key="screen.a").set_value(["Cs", "FA", "MA"])
+    at.multiselect(key="screen.x").set_value(["I", "Br"])
+    at.select_slider(key="screen.n").set_value(10)
+    at.slider(key="screen.gap").set_value((0.5, 3.5))
+    at.slider(key="screen.tol").set_value((0.6, 1.2)).run()
+    assert "726 candidates" in texts(at)
+    at.button(key="screen.run").click().run()
+    assert not at.exception, _exceptions(at)
+    done = " ".join(s.value for s in at.success)
+    assert "Screened **726** candidates in **" in done and " s**" in done and "ms per candidate" in done
+    table = at.dataframe[0].value
+    assert len(table) > 0 and table["rank"].iloc[0] == 1
+    assert "PCE (%)" in table.columns and "PCE sd (%)" in table.columns and "band gap (eV)" in table.columns
+    assert table["PCE (%)"].is_monotonic_decreasing
+    assert n_plots(at) == 1
+    assert len(at.get("download_button")) == 1
+    # a narrow window filters
+    at.slider(key="screen.gap").set_value((1.6, 1.7))
+    at.button(key="screen.run").click().run()
+    filtered = at.dataframe[0].value
+    assert len(filtered) < len(table)
+    assert filtered["band gap (eV)"].between(1.6, 1.7).all()
+
+
+def test_screen_too_many_candidates_is_refused(app_env):
+    at = open_app("pages/screen.py")
+    at.multiselect(key="screen.a").set_value(["K", "Rb", "Cs", "MA", "FA"])
+    at.multiselect(key="screen.b").set_value(["Ge", "Sn", "Pb"])
+    at.multiselect(key="screen.x").set_value(["Cl", "Br", "I"])
+    at.select_slider(key="screen.n").set_value(50).run()
+    assert any("more than 200,000" in w.value for w in at.warning)
+    assert at.button(key="screen.run").disabled
+
+
+# --------------------------------------------------------------------------- Compare
+
+
+def _report(split: str, scale: float) -> dict:
+    def model(mae: float) -> dict:
+        folds = [{"fold": i, "n": 20, "mae": mae * (1 + 0.05 * i), "rmse": mae * 1.3, "r2": 0.8} for i in range(3)]
+        return {"mae": mae * 1.05, "mae_std": mae * 0.05, "rmse": mae * 1.3, "r2": 0.8, "seconds": 1.5, "folds": folds}
+
+    return {
+        "split": split, "folds": 3, "seed": 0, "created": "2026-01-01T00:00:00+00:00",
+        "tasks": {
+            "pce-devices": {"dataset": "psc-devices", "target": "JV_reverse_scan_PCE", "unit": "%", "n": 60,
+                            "description": "PCE from stage-1 latents + ETL + HTL",
+                            "groups": ["Perovskite_composition_long_form", "ETL_stack_sequence", "HTL_stack_sequence"],
+                            "models": {"nestedae": model(2.4 * scale), "random_forest": model(2.6 * scale), "mean": model(3.8)}},
+            "bandgap-paper": {"dataset": "mhp-pbe-paper", "target": "Gap", "unit": "eV", "n": 60, "description": "band gap",
+                              "models": {"nestedae": model(0.17 * scale), "ridge": model(0.3)}},
+        },
+    }
+
+
+@pytest.fixture
+def fake_benchmark(tmp_path, monkeypatch):
+    """A stand-in nestedae_core.benchmark whose shipped reports are small JSON files in tmp_path."""
+    paths = {}
+    for split, scale in (("random", 1.0), ("grouped", 1.3)):
+        p = tmp_path / f"accuracy-{split}.json"
+        p.write_text(json.dumps(_report(split, scale)), encoding="utf-8")
+        paths[split] = p
+    fake = types.ModuleType("nestedae_core.benchmark")
+    fake.shipped_benchmark_paths = lambda: dict(paths)
+    fake.load_benchmark = lambda path: json.loads(Path(path).read_text(encoding="utf-8"))
+    monkeypatch.setattr(nestedae_core, "benchmark", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "nestedae_core.benchmark", fake)
+    return paths
+
+
+def test_compare_page_from_reports(app_env, fake_benchmark):
+    at = open_app("pages/compare.py")
+    assert at.radio(key="compare.split").options == ["random folds", "grouped folds"]
+    all_text = texts(at)
+    assert "Random split, 3 folds, seed 0" in all_text
+    assert "identical for every model" in all_text
+    assert "leakage" in all_text.lower()
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["nestedae", "random_forest", "mean"]  # best first
+    assert "MAE (%)" in table.columns and "MAE sd over folds (%)" in table.columns
+    assert n_plots(at) == 3  # bars, per-fold lines, random vs grouped
+    assert "better than the best baseline (random_forest" in all_text
+    gap = at.dataframe[-1].value
+    assert "increase (%)" in gap.columns and (gap["increase (%)"].loc[gap["model"] == "nestedae"] > 0).all()
+    at.radio(key="compare.split").set_value("grouped").run()
+    assert "Grouped split" in texts(at)
+    at.selectbox(key="compare.task").set_value("bandgap-paper").run()
+    assert not at.exception
+    assert "MAE (eV)" in at.dataframe[0].value.columns
+
+
+def test_compare_page_without_reports(app_env, monkeypatch):
+    fake = types.ModuleType("nestedae_core.benchmark")
+    fake.shipped_benchmark_paths = lambda: {}
+    fake.load_benchmark = lambda path: {}
+    monkeypatch.setitem(sys.modules, "nestedae_core.benchmark", fake)
+    at = open_app("pages/compare.py")
+    assert any("No benchmark report is available" in i.value for i in at.info)
+    assert not at.error
+
+
+def test_compare_page_on_shipped_reports(app_env):
+    from nestedae_core import benchmark
+
+    if not benchmark.shipped_benchmark_paths():
+        pytest.skip("no shipped benchmark reports yet")
+    at = open_app("pages/compare.py")
+    assert at.dataframe and "nestedae" in set(at.dataframe[0].value["model"])
+
+
+# --------------------------------------------------------------------------- training through the job manager
+
+
+def _wait_for_results(at: AppTest, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any("Cross-validation results" in s.value for s in at.subheader):
+            return
+        assert not at.exception, _exceptions(at)
+        assert not at.error, [e.value for e in at.error]
+        time.sleep(0.3)
+        at.run()
+    raise AssertionError("training did not finish in time:\n" + texts(at))
+
+
+@pytest.mark.slow
+def test_tiny_training_run_saved_and_made_active(app_env):
+    at = open_app("pages/train.py")
+    at.selectbox(key="train.preset").set_value("synthetic").run()
+    at.number_input(key="train.synthetic.materials.epochs").set_value(5)
+    at.number_input(key="train.synthetic.devices.epochs").set_value(5)
+    at.text_input(key="train.synthetic.name").input("tiny-ui-run")
+    at.button(key="train.synthetic.submit").click().run()
+    assert not at.exception, _exceptions(at)
+    assert not at.error, [e.value for e in at.error]
+    job_id = at.session_state["train.selected_job"]
+    _wait_for_results(at)
+    assert any("Finished in" in s.value for s in at.success)
+    assert n_plots(at) == 4  # loss curves, fold MAE, parity, residuals
+    fold_tables = [d.value for d in at.dataframe if "MAE (a.u.)" in d.value.columns]
+    assert len(fold_tables) == 2 and list(fold_tables[0]["fold"])[-1] == "mean ± sd"
+    # save (made active by default) and find it in the model list
+    at.button(key=f"train.save_btn.{job_id}").click().run()
+    assert not at.exception, _exceptions(at)
+    saved = app_env / "tiny-ui-run"
+    assert (saved / "manifest.json").is_file()
+    assert any("Saved model `tiny-ui-run`" in s.value for s in at.success)
+    picker = at.selectbox(key="train.model_picker")
+    assert picker.options[1].startswith("tiny-ui-run (synthetic")
+    assert picker.value == str(saved)  # the active model
+    assert "tiny-ui-run" in set(at.dataframe[-1].value["model"])
+    # saving again under the same name is refused with a message
+    at.button(key=f"train.save_btn.{job_id}").click().run()
+    assert any("already exists" in e.value for e in at.error)
+    # the active model is used on Predict: a synthetic model takes no composition
+    at.switch_page("pages/predict.py").run()
+    assert not at.exception, _exceptions(at)
+    assert any("cannot predict from a composition" in i.value for i in at.info)
+    # back to the default model from the picker
+    default = at.selectbox(key="predict.model_picker").options[0]
+    at.selectbox(key="predict.model_picker").set_value(default).run()
+    assert not at.exception, _exceptions(at)
+    assert any(m.label.startswith("band gap") for m in at.metric)
+
+
+def test_invalid_training_settings_are_messages(app_env):
+    at = open_app("pages/train.py")
+    at.selectbox(key="train.preset").set_value("synthetic").run()
+    at.text_input(key="train.synthetic.materials.encoder_hidden").input("64, lots")
+    at.button(key="train.synthetic.submit").click().run()
+    assert not at.exception, _exceptions(at)
+    assert any("is not a list of layer sizes" in e.value for e in at.error)
+    at.text_input(key="train.synthetic.materials.encoder_hidden").input("")
+    at.text_input(key="train.synthetic.name").input("bad name!")
+    at.button(key="train.synthetic.submit").click().run()
+    assert any("not allowed" in e.value for e in at.error)
+    assert "No runs yet" in texts(at)

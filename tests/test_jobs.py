@@ -1,0 +1,189 @@
+"""Tests of nestedae_core.jobs: background training jobs, queueing, cancelling, errors, saving."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from nestedae_core import store, train
+from nestedae_core.errors import BundleError, InputError
+from nestedae_core.jobs import JobManager, validate_model_name
+from nestedae_core.presets import preset
+
+WAIT = 60
+
+
+def _until(cond, timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    d = tmp_path / "models"
+    monkeypatch.setenv(store.MODELS_DIR_ENV, str(d))
+    return d
+
+
+@pytest.fixture
+def manager():
+    m = JobManager(max_concurrent=1)
+    yield m
+    m.cancel_all()
+    m.wait_all(WAIT)
+
+
+def test_tiny_job_completes_with_progress(manager):
+    job = manager.submit(preset("synthetic", epochs=5), owner="alice", name="tiny")
+    assert job.wait(WAIT)
+    assert job.status == "done", job.error
+    assert job.error is None and job.fraction == 1.0
+    assert set(job.result.metrics) == {"materials", "devices"}
+    events = job.events_since(0)
+    assert events and {e.stage for e in events} == {"materials", "devices"}
+    assert events[-1].fraction == pytest.approx(1.0)
+    assert len(events[-1].member_losses) == 5  # one loss per fold member
+    assert job.events_since(len(events)) == []
+    assert job.events_since(len(events) - 1) == events[-1:]
+    assert manager.get(job.id) is job
+    assert manager.jobs("alice") == [job] and manager.jobs("bob") == []
+    assert job.summary()["status"] == "done"
+
+
+def test_queue_with_one_slot_and_cancel(manager):
+    long = manager.submit(preset("synthetic", epochs=100_000), owner="alice", name="long")
+    short = manager.submit(preset("synthetic", epochs=5), owner="bob", name="short")
+    third = manager.submit(preset("synthetic", epochs=5), owner="bob", name="third")
+    assert long.status == "running" and long.queue_position is None
+    assert short.status == "queued" and short.queue_position == 1
+    assert third.queue_position == 2
+    assert manager.counts()["queued"] == 2
+    # cancelling a queued job removes it from the queue at once
+    assert third.cancel()
+    assert third.status == "cancelled" and third.wait(0)
+    assert short.queue_position == 1
+    # the running job stops at its next epoch; the queued one then starts and finishes
+    assert long.cancel() and long.cancel_requested
+    assert long.wait(WAIT) and long.status == "cancelled"
+    assert "cancelled" in long.error
+    assert short.wait(WAIT) and short.status == "done"
+    assert not long.cancel()  # already finished
+
+
+def test_two_slots_run_together():
+    m = JobManager(max_concurrent=2)
+    try:
+        a = m.submit(preset("synthetic", epochs=100_000), owner="a", name="a")
+        b = m.submit(preset("synthetic", epochs=100_000), owner="b", name="b")
+        assert a.status == b.status == "running"
+    finally:
+        m.cancel_all()
+        assert m.wait_all(WAIT)
+    assert a.status == b.status == "cancelled"
+
+
+def test_missing_data_is_a_one_line_failure(manager, no_data_env):
+    job = manager.submit(preset("paper", epochs=5), owner="alice", name="nodata")
+    assert job.wait(WAIT)
+    assert job.status == "failed" and job.result is None
+    assert "\n" not in job.error
+    assert "mhp-pbe-paper" in job.error and "NESTEDAE_DATA_DIR" in job.error, job.error
+
+
+def test_unexpected_exception_is_summarised(caplog):
+    def broken(spec, **kw):
+        raise RuntimeError("boom\nsecond line")
+
+    m = JobManager(train_fn=broken)
+    job = m.submit(preset("synthetic", epochs=5), owner="alice", name="broken")
+    assert job.wait(WAIT)
+    assert job.status == "failed"
+    assert job.error.startswith("unexpected error (RuntimeError: boom second line)")
+    assert "\n" not in job.error
+    assert any("failed unexpectedly" in r.message for r in caplog.records)
+
+
+def test_worker_thread_never_blocks_submit():
+    gate = threading.Event()
+
+    def slow(spec, *, should_stop, **kw):
+        while not gate.is_set() and not should_stop():
+            time.sleep(0.01)
+        raise train.TrainingCancelled("stopped")
+
+    m = JobManager(train_fn=slow)
+    t0 = time.perf_counter()
+    job = m.submit(preset("synthetic", epochs=5), owner="x", name="slow")
+    assert time.perf_counter() - t0 < 1.0 and job.status == "running"
+    job.cancel()
+    assert job.wait(WAIT) and job.status == "cancelled"
+
+
+@pytest.mark.parametrize("bad", ["", "  ", "../evil", "a b", "x/y", ".hidden", "-dash", "naïve", "a" * 65, "paper-default", "a..b"])
+def test_invalid_model_names(bad):
+    with pytest.raises(InputError):
+        validate_model_name(bad)
+
+
+def test_valid_model_names():
+    assert validate_model_name(" paper-200ep_v1.2 ") == "paper-200ep_v1.2"
+
+
+def test_submit_validates(manager):
+    with pytest.raises(InputError, match="owner"):
+        manager.submit(preset("synthetic", epochs=5), owner="", name="x")
+    with pytest.raises(InputError, match="not allowed"):
+        manager.submit(preset("synthetic", epochs=5), owner="me", name="bad name")
+    with pytest.raises(InputError, match="ChainSpec"):
+        manager.submit({"stages": []}, owner="me", name="x")
+    with pytest.raises(InputError):
+        JobManager(max_concurrent=0)
+
+
+def test_save_finished_job(manager, models):
+    long = manager.submit(preset("synthetic", epochs=100_000), owner="alice", name="long")
+    with pytest.raises(InputError, match="only a finished"):
+        manager.save(long)
+    long.cancel()
+    job = manager.submit(preset("synthetic", epochs=5), owner="alice", name="tiny-save")
+    assert job.wait(WAIT) and job.status == "done"
+    path = manager.save(job)
+    assert path == models / "tiny-save" and job.saved_path == path
+    model = store.load_bundle(path)
+    assert model.spec.name == "synthetic"
+    assert {b.name for b in store.list_bundles(include_default=False)} == {"tiny-save"}
+    # no silent overwrite; explicit overwrite works; the default name is refused
+    with pytest.raises(BundleError, match="already exists"):
+        manager.save(job)
+    assert manager.save(job.id, "tiny-save", overwrite=True) == path
+    with pytest.raises(InputError, match="built-in default"):
+        manager.save(job, store.DEFAULT_BUNDLE_NAME)
+    with pytest.raises(InputError, match="not allowed"):
+        manager.save(job, "../outside")
+    with pytest.raises(InputError, match="no training job"):
+        manager.save("nope")
+
+
+def test_failed_job_cannot_be_saved(models):
+    m = JobManager(train_fn=lambda spec, **kw: (_ for _ in ()).throw(InputError("bad input")))
+    job = m.submit(preset("synthetic", epochs=5), owner="a", name="f")
+    assert job.wait(WAIT) and job.status == "failed" and job.error == "bad input"
+    with pytest.raises(InputError, match="failed"):
+        m.save(job)
+
+
+def test_finished_jobs_are_pruned():
+    m = JobManager(keep_finished=2, train_fn=lambda spec, **kw: object())
+    jobs = []
+    for i in range(4):
+        j = m.submit(preset("synthetic", epochs=5), owner="a", name=f"j{i}")
+        assert j.wait(WAIT)
+        jobs.append(j)
+    m.submit(preset("synthetic", epochs=5), owner="a", name="last").wait(WAIT)
+    kept = [j.name for j in m.jobs()]
+    assert len(kept) <= 3 and "last" in kept and "j0" not in kept
