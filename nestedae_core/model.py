@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import ChainSpec, StageSpec
+from .config import ChainSpec
 from .errors import InputError, SchemaError
 from .nn import StageLayout, StageNet
 

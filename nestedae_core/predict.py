@@ -27,6 +27,7 @@ __all__ = [
     "predict_table",
     "line_scan",
     "screen",
+    "grid_formulas",
 ]
 
 #: Target columns with a conventional JSON name.
@@ -224,7 +225,7 @@ def screen(
         raise InputError(f"the grid has {len(grid)} candidates, more than {max_candidates}; use a coarser step or fewer ions")
     feats = featurize_fractions(grid)
     frame = pd.concat([pd.DataFrame(grid, columns=list(IONS)), feats.reset_index(drop=True)], axis=1)
-    frame.insert(0, "formula", [_formula_from_vector(v) for v in grid])
+    frame.insert(0, "formula", grid_formulas(grid))
     cats, _ = _categorical_args(model, etl, htl, None)
     for c, v in cats.items():
         frame[c] = v
@@ -245,11 +246,28 @@ def screen(
     return out.sort_values(key, ascending=False, kind="stable").reset_index(drop=True)
 
 
-def _formula_from_vector(v: np.ndarray) -> str:
-    return Composition.from_fractions(dict(zip(_ions(), v.tolist()))).formula
+def grid_formulas(fractions: np.ndarray, digits: int = 4) -> list[str]:
+    """Compact formulas of many compositions at once (display only, ``digits`` significant digits).
 
+    ``fractions``: (n, 14) in the :meth:`Composition.fraction_vector` convention (X
+    fractions summing to 1; printed per formula unit, i.e. x 3). Amounts of 1 are
+    omitted, e.g. ``Cs0.1FA0.9PbBr0.6I2.4``. Vectorised: 10,000 rows in a few
+    milliseconds, unlike building a :class:`Composition` per row.
+    """
+    from .composition import A_SITE_IONS, B_SITE_IONS, IONS, X_SITE_IONS
 
-def _ions() -> tuple[str, ...]:
-    from .composition import IONS
-
-    return IONS
+    arr = np.asarray(fractions, dtype=np.float64)
+    out = np.full(len(arr), "", dtype=object)
+    order = [*sorted(A_SITE_IONS), *sorted(B_SITE_IONS), *sorted(X_SITE_IONS)]  # as Composition.formula
+    for ion in order:
+        j = IONS.index(ion)
+        amount = arr[:, j] * (3.0 if j >= 11 else 1.0)
+        present = amount > 1e-9
+        if not present.any():
+            continue
+        text = np.array([f"{v:.{digits}g}" for v in np.round(amount[present], 10)], dtype=object)
+        text[text == "1"] = ""
+        piece = np.full(len(arr), "", dtype=object)
+        piece[present] = ion + text
+        out = out + piece
+    return out.tolist()

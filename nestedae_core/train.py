@@ -21,13 +21,12 @@ per-fold metrics (MAE, RMSE, R²) and out-of-fold predictions.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import logging
 import math
 import platform
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +41,7 @@ from .errors import ConfigError, TrainingError
 from .model import DomainModel, NestedAE, StagePreprocessing, resolve_device
 from .nn import StageNet
 from .tables import check_stage_table, load_chain_tables
+from .threads import limit_cpu_threads
 
 __all__ = [
     "ProgressEvent",
@@ -463,34 +463,12 @@ def cross_validate(
         should_stop: polled every epoch; returning true cancels (raises :class:`TrainingCancelled`).
         download: allow downloading missing datasets.
         threads: CPU threads for training (default 1 on a CPU device, which is the
-            fastest for these small networks; see :func:`_cpu_threads`).
+            fastest for these small networks; see :mod:`nestedae_core.threads`).
     """
     dev = resolve_device(device)
     raw_tables = load_chain_tables(spec, tables, data_dir, download=download)
-    with _cpu_threads(threads if threads is not None else (1 if dev.type == "cpu" else None)):
+    with limit_cpu_threads(threads if threads is not None else (1 if dev.type == "cpu" else None)):
         return _cross_validate(spec, raw_tables, dev, callback, should_stop)
-
-
-@contextlib.contextmanager
-def _cpu_threads(n: int | None) -> Iterator[None]:
-    """Limit torch's and the BLAS/OpenMP pools' CPU threads for the block (restored after).
-
-    The networks are small: per-operation threading overhead dominates, and two
-    threads competing with another busy process (a dashboard, a second job) run
-    an order of magnitude slower than one.
-    """
-    if n is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _cross_validate(

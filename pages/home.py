@@ -83,29 +83,19 @@ with st.expander("How to cite the data"):
 
 # ---------------------------------------------------------------------- model summary
 def render_model_summary() -> None:
-    """MODEL SUMMARY HOOK: show the default saved model, if the store module exists.
+    """The active model (the shipped default unless another was chosen on Train) and its CV metrics."""
+    from app import model_state
 
-    While ``nestedae_core.store`` is not importable (it is being written), shows
-    "No model loaded yet". Once it is, calls ``store.load_default_bundle()`` and
-    shows ``bundle.summary()`` (a dict name -> value) as a small table; any
-    :class:`~nestedae_core.errors.NestedAEError` (e.g. no bundle saved) is shown
-    as a message with a hint.
-    """
-    st.subheader("Model")
-    try:
-        from nestedae_core import store
-    except ImportError:
-        st.info("No model loaded yet. Train one on the Train page once it is available.",
-                icon=":material/model_training:")
-        return
-    with ui.user_errors("Train and save a model on the Train page, or check the model folder."):
-        bundle = store.load_default_bundle()
-        if bundle is None:
-            st.info("No model loaded yet. Train one on the Train page.", icon=":material/model_training:")
-            return
-        summary = bundle.summary()
+    st.subheader("Active model")
+    with ui.user_errors("Choose another model on the Train page, or reinstall to restore the shipped default."):
+        model = model_state.active_model()
+        summary = model.summary()
         frame = pd.DataFrame({"item": [str(k) for k in summary], "value": [str(v) for v in summary.values()]})
         ui.table_with_download(frame, "model_summary")
+        st.caption(
+            "Metrics are k-fold cross-validation errors of the fold models; their ensemble makes the predictions. "
+            "Change the active model on the Train page."
+        )
 
 
 render_model_summary()

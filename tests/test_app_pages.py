@@ -6,18 +6,14 @@ a page (streamlit 1.67 supports this with ``st.navigation``).
 """
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import nestedae_core
 from app import navigation, ui
 from nestedae_core.composition import parse_formula
-from nestedae_core.errors import BundleError
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = str(REPO / "streamlit_app.py")
@@ -134,43 +130,21 @@ def test_home_without_data(no_data_env):
     assert "missing" in warning
 
 
-@pytest.fixture
-def without_store(monkeypatch):
-    monkeypatch.delattr(nestedae_core, "store", raising=False)
-    monkeypatch.setitem(sys.modules, "nestedae_core.store", None)  # import raises ImportError
-
-
-def _fake_store(monkeypatch, loader):
-    fake = types.ModuleType("nestedae_core.store")
-    fake.load_default_bundle = loader
-    monkeypatch.setattr(nestedae_core, "store", fake, raising=False)
-    monkeypatch.setitem(sys.modules, "nestedae_core.store", fake)
-
-
-def test_home_model_summary_without_store(no_data_env, without_store):
+def test_home_shows_the_active_model_and_its_metrics(no_data_env):
     at = open_app()
-    assert any("No model loaded yet" in i.value for i in at.info)
-
-
-def test_home_model_summary_with_a_bundle(no_data_env, monkeypatch):
-    class Bundle:
-        def summary(self):
-            return {"name": "paper", "band gap MAE": "0.17 eV"}
-
-    _fake_store(monkeypatch, lambda: Bundle())
-    at = open_app()
+    assert not at.exception
     table = at.dataframe[-1].value
-    assert list(table["item"]) == ["name", "band gap MAE"] and list(table["value"]) == ["paper", "0.17 eV"]
-    assert not any("No model loaded yet" in i.value for i in at.info)
+    items = dict(zip(table["item"], table["value"]))
+    assert items["preset"] == "paper" and items["ensemble members"] == "5"
+    assert items["materials: band gap MAE"].endswith("eV")
+    assert items["devices: PCE MAE"].endswith("%")
 
 
-def test_home_model_summary_bundle_error_is_a_message(no_data_env, monkeypatch):
-    def broken():
-        raise BundleError("the default model bundle is missing")
-
-    _fake_store(monkeypatch, broken)
+def test_home_with_a_broken_default_model_shows_a_message(no_data_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("NESTEDAE_DEFAULT_MODEL", str(tmp_path / "no-such-model"))
     at = open_app()
-    assert any("default model bundle is missing" in e.value for e in at.error)
+    assert not at.exception
+    assert any("no model bundle at" in e.value for e in at.error)
 
 
 # --------------------------------------------------------------------------- Data

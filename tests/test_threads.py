@@ -1,0 +1,45 @@
+"""CPU thread limits apply to the calling thread and are restored afterwards."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from nestedae_core.threads import limit_cpu_threads
+
+
+def test_a_worker_limit_does_not_change_other_threads() -> None:
+    original = torch.get_num_threads()
+    seen: list[tuple[int, int]] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def worker() -> None:
+        before = torch.get_num_threads()
+        with limit_cpu_threads(1):
+            seen.append((before, torch.get_num_threads()))
+            inside.set()
+            release.wait(5)
+        seen.append((before, torch.get_num_threads()))
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert inside.wait(5)
+    assert torch.get_num_threads() == original  # the main thread keeps its count
+    release.set()
+    t.join(5)
+    assert seen[0][1] == 1
+    assert seen[1][1] == seen[0][0]  # restored in the worker
+
+
+def test_limit_and_restore_in_the_same_thread() -> None:
+    before = torch.get_num_threads()
+    with limit_cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with limit_cpu_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError):
+        with limit_cpu_threads(0):
+            pass
