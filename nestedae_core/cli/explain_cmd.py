@@ -1,0 +1,91 @@
+"""``nestedae explain``: why the model predicts this band gap and this PCE.
+
+For one composition (and device stack) it prints, for the band gap (first
+stage, w.r.t. the 15 site descriptors) and for the PCE (end to end: descriptors
++ ETL + HTL), the base value (expected output over the model's stored
+background), the prediction and the largest SHAP attributions, each in the
+output's unit. ``base + sum(attributions) = prediction``.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ._common import load_model, print_json, print_table
+
+METHOD_CHOICES = ("auto", "exact", "permutation", "kernel", "gradient")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "explain",
+        help="SHAP attributions of the band gap and PCE for a composition",
+        description=(
+            "Explain the band gap (w.r.t. the site descriptors) and the PCE (end to end: descriptors + ETL + HTL) "
+            "of a composition with SHAP values of the ensemble-mean prediction. base + sum(attributions) = prediction."
+        ),
+    )
+    p.add_argument("formula", help="composition, e.g. MAPbI3 or Cs0.05FA0.79MA0.16PbBr0.51I2.49")
+    p.add_argument("--etl", help="ETL stack (default: the most common in the training data)")
+    p.add_argument("--htl", help="HTL stack (default: the most common in the training data)")
+    p.add_argument("--model", help="model bundle directory (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print JSON (all attributions)")
+    p.add_argument("--top", type=_positive_int, default=8, metavar="K", help="attributions to list per output (default 8)")
+    p.add_argument("--method", choices=METHOD_CHOICES, default="auto", help="explainer (default auto: see nestedae_core.explain)")
+    p.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _fmt(v: Any) -> str:
+    return v if isinstance(v, str) else f"{float(v):.4g}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..composition import parse_formula
+    from ..explain import explain_bandgap, explain_chain
+    from ..predict import _categorical_args
+
+    model = load_model(args.model)
+    comp = parse_formula(args.formula)
+    cats, defaulted = _categorical_args(model, args.etl, args.htl, None)
+    frame = model.query_frame([comp], categorical=cats)
+    results = {"bandgap": explain_bandgap(model, frame, method=args.method)}
+    if len(model.spec.stages) > 1:
+        results["pce"] = explain_chain(model, frame, method=args.method)
+    if args.json:
+        out: dict[str, Any] = {"formula": comp.formula, "categorical": cats, "defaulted": defaulted}
+        for key, att in results.items():
+            out[key] = att.to_json(0)
+        if "pce" not in results:
+            out["pce"] = None
+        print_json(out)
+        return 0
+    print(f"composition: {comp.formula}")
+    for col, val in cats.items():
+        note = " (default: most common in the training data)" if col in defaulted else ""
+        print(f"{col.split('_')[0]}: {val}{note}")
+    for key, att in results.items():
+        unit = f" {att.unit}" if att.unit else ""
+        scope = f"w.r.t. its {len(att.feature_names)} inputs" if att.inputs == "stage" else f"end to end ({len(att.feature_names)} chain inputs)"
+        print()
+        print(f"{att.label} ({att.output}), {scope}; explainer: {att.explainer}")
+        print(f"  base value (background mean): {att.base_values[0]:.4f}{unit}")
+        print(f"  prediction (ensemble mean):   {att.predictions[0]:.4f}{unit}")
+        top = att.top(args.top, row=0)
+        rows = [[r.feature, _fmt(r.data), f"{r.value:+.4f}", att.unit] for r in top.itertuples(index=False)]
+        print_table(rows, ["feature", "input value", "attribution", "unit"])
+        rest = len(att.feature_names) - len(top)
+        if rest > 0:
+            shown = float(top["value"].sum())
+            total = float(att.values[0].sum())
+            print(f"  ... {rest} more feature(s), together {total - shown:+.4f}{unit}")
+    return 0

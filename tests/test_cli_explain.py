@@ -1,0 +1,110 @@
+"""The `nestedae explain` command."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from _chain_fixtures import REPO, data_available
+from nestedae_core.cli import main
+from nestedae_core.presets import preset
+from nestedae_core.store import load_bundle, save_bundle
+from nestedae_core.train import cross_validate
+
+needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    if not data_available():
+        pytest.skip("reference datasets not found")
+    os.environ.setdefault("NESTEDAE_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    res = cross_validate(preset("paper", epochs=60, folds=3), device="cpu")
+    return save_bundle(res, tmp_path_factory.mktemp("explain") / "paper")
+
+
+def _scales(path) -> dict[str, float]:
+    model = load_bundle(path)
+    return {"bandgap": float(model.prep[0].target_scale.mean()), "pce": float(model.prep[-1].target_scale.mean())}
+
+
+@needs_data
+def test_explain_json_adds_up(bundle, capsys) -> None:
+    assert main(["explain", "MAPbI3", "--etl", "SnO2-np", "--htl", "PTAA", "--model", str(bundle), "--json"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    scales = _scales(bundle)
+    for key, unit, n in (("bandgap", "eV", 15), ("pce", "%", 17)):
+        part = js[key]
+        assert {"base", "prediction", "attributions"} <= set(part)
+        assert part["unit"] == unit and len(part["attributions"]) == n
+        total = part["base"] + sum(part["attributions"].values())
+        assert abs(total - part["prediction"]) <= 1e-3 * scales[key]
+    assert list(js["pce"]["attributions"]).count("ETL_stack_sequence") == 1
+    assert js["pce"]["data"]["ETL_stack_sequence"] == "SnO2-np" and js["pce"]["data"]["HTL_stack_sequence"] == "PTAA"
+    model = load_bundle(bundle)
+    q = model.query_frame(["MAPbI3"], categorical={"ETL_stack_sequence": "SnO2-np", "HTL_stack_sequence": "PTAA"})
+    assert js["bandgap"]["prediction"] == pytest.approx(model.predict_stage(0, q).mean[0, 0], abs=1e-4)
+    assert js["pce"]["prediction"] == pytest.approx(model.predict_stage(1, q).mean[0, 0], abs=1e-3)
+
+
+@needs_data
+def test_explain_text_lists_top_attributions(bundle, capsys) -> None:
+    assert main(["explain", "FAPbI3", "--model", str(bundle), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "band gap" in out and "PCE" in out and "base value" in out and "prediction" in out
+    assert "default: most common in the training data" in out
+    blocks = [b for b in out.split("\n\n") if "attribution" in b]
+    assert len(blocks) == 2
+    for block in blocks:
+        lines = block.splitlines()
+        start = next(i for i, ln in enumerate(lines) if ln.startswith("---"))
+        rows = [ln for ln in lines[start + 1 :] if not ln.startswith("  ...")]
+        assert len(rows) == 3, rows
+    assert " eV" in out and " %" in out and "more feature(s)" in out
+
+
+@needs_data
+@pytest.mark.parametrize("method", ["exact", "gradient"])
+def test_explain_methods(bundle, capsys, method: str) -> None:
+    assert main(["explain", "CsPbI3", "--model", str(bundle), "--json", "--method", method]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["bandgap"]["explainer"] == method
+    tol = 1e-4 if method == "exact" else 1e-2
+    scales = _scales(bundle)
+    for key in ("bandgap", "pce"):
+        part = js[key]
+        assert abs(part["base"] + sum(part["attributions"].values()) - part["prediction"]) <= tol * scales[key]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["explain", "MAPbI3", "--etl", "ZnO"], "unknown ETL stack 'ZnO'; known:"),
+        (["explain", "FA0.5PbI3"], "A-site amounts sum to 0.5"),
+        (["explain", "MAPbI3", "--model", "/nonexistent/model"], "no model bundle at"),
+    ],
+)
+def test_explain_errors_are_one_line(argv, message, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_explain_rejects_a_bad_top(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["explain", "MAPbI3", "--top", "0"])
+    assert exc.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+def test_explain_with_the_shipped_model(capsys) -> None:
+    from nestedae_core.store import default_bundle_path
+
+    if not default_bundle_path().is_dir():
+        pytest.skip("no shipped default model in this checkout")
+    assert main(["explain", "MAPbI3", "--json", "--top", "2"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    part = js["pce"]
+    assert np.isclose(part["base"] + sum(part["attributions"].values()), part["prediction"], atol=1e-3)

@@ -1,0 +1,182 @@
+"""Latent-space analysis (nestedae_core.latent_analysis), incl. recovery of the synthetic factor count."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _chain_fixtures import data_available
+from nestedae_core import latent_analysis as LA
+from nestedae_core.config import ChainSpec
+from nestedae_core.errors import InputError
+from nestedae_core.presets import ETL, preset
+from nestedae_core.synthetic import generate
+from nestedae_core.train import cross_validate
+
+needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
+
+
+def _materials_spec(**update) -> ChainSpec:
+    """The synthetic materials stage alone, with sparse latents (L1 3.0 on the mean |encoder weight|,
+    reconstruction weight 0.1, 600 epochs): the preset's L1 1e-2 leaves all 6 latents active."""
+    st = preset("synthetic").stages[0]
+    upd = {"l1": 3.0, "reconstruction_weight": 0.1, "epochs": 600, **update}
+    return ChainSpec(name="synthetic-materials", stages=[st.model_copy(update=upd)], folds=5)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    data = generate()
+    model = cross_validate(_materials_spec(), tables={"materials": data.materials}, device="cpu").model
+    return data, model
+
+
+@pytest.fixture(scope="module")
+def synthetic_chain():
+    data = generate(n_materials=150, n_devices=400)
+    model = cross_validate(preset("synthetic", epochs=60, folds=3), tables={"materials": data.materials, "devices": data.devices}, device="cpu").model
+    return data, model
+
+
+@pytest.fixture(scope="module")
+def paper():
+    if not data_available():
+        pytest.skip("reference datasets not found")
+    import os
+
+    from _chain_fixtures import REPO
+
+    os.environ.setdefault("NESTEDAE_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    return cross_validate(preset("paper", epochs=60, folds=3), device="cpu")
+
+
+# --------------------------------------------------------------------------- active latents
+
+
+def test_active_latents_recover_the_number_of_true_factors(synthetic) -> None:
+    data, model = synthetic
+    res = LA.active_latents(model, data.materials, 0)
+    assert abs(res.n_active - data.truth.n_factors) <= 1, res.n_active_per_member
+    assert np.all(np.abs(res.n_active_per_member - data.truth.n_factors) <= 1)
+    assert res.active.shape == (5, 6) and res.variance.shape == (5, 6)
+    # inactive latents are (nearly) constant and their encoder columns (nearly) zero
+    assert res.relative_variance[~res.active].max() < 1e-2 or res.relative_weight_norm[~res.active].max() < 1e-2
+    assert "variance" in res.rule
+    long = res.frame()
+    assert len(long) == 30 and set(long.columns) >= {"member", "latent", "variance", "weight_norm", "active"}
+    one = LA.active_latents(model, data.materials, 0, member=2)
+    assert one.members == [2] and one.active.shape == (1, 6)
+
+
+def test_without_sparsity_every_latent_stays_active() -> None:
+    """The synthetic preset's own L1 (1e-2) does not switch latents off: all 6 carry information."""
+    data = generate(n_materials=200)
+    st = preset("synthetic").stages[0].model_copy(update={"epochs": 300})
+    model = cross_validate(ChainSpec(name="s", stages=[st], folds=3), tables={"materials": data.materials}, device="cpu").model
+    assert LA.active_latents(model, data.materials, 0).n_active == 6
+
+
+# --------------------------------------------------------------------------- correlations, traversal, PCA
+
+
+def test_latent_correlations_table(synthetic) -> None:
+    data, model = synthetic
+    corr = LA.latent_correlations(model, data.materials, 0)
+    assert list(corr.index) == model.latent_names(0)
+    assert list(corr.columns) == [f"x{j}" for j in range(10)] + ["y1", "y1 (predicted)"]
+    active = LA.active_latents(model, data.materials, 0, member=0).active[0]
+    assert np.nanmax(np.abs(corr.to_numpy())) <= 1 + 1e-9
+    # active latents correlate with the relevant features, not with the noise features
+    rel = corr.loc[active, data.truth.relevant_material_features].abs().max().max()
+    irr = corr.loc[active, data.truth.irrelevant_material_features].abs().max().max()
+    assert rel > 0.5 and irr < 0.3
+    sp = LA.latent_correlations(model, data.materials, 0, method="spearman")
+    assert sp.attrs["method"] == "spearman"
+    with pytest.raises(InputError):
+        LA.latent_correlations(model, data.materials, 0, method="kendall")  # type: ignore[arg-type]
+
+
+def test_correlations_with_categorical_inputs_are_ratios(synthetic_chain) -> None:
+    data, model = synthetic_chain
+    corr = LA.latent_correlations(model, data.devices, "devices")
+    assert corr.columns[:6].tolist() == model.latent_names(0)
+    assert "stack" in corr.attrs["categorical_columns"]
+    eta = corr["stack"].dropna()
+    assert ((eta >= 0) & (eta <= 1)).all() and eta.max() > 0.1
+
+
+def test_latent_traversal_decodes_in_raw_units(synthetic) -> None:
+    data, model = synthetic
+    row = data.materials.iloc[[3]]
+    tr = LA.latent_traversal(model, row, 0, "z1", np.linspace(-1, 1, 5), member=1)
+    assert tr["value"].tolist() == pytest.approx(np.linspace(-1, 1, 5).tolist())
+    assert tr["materials.z1"].tolist() == pytest.approx(tr["value"].tolist())
+    z = model.latents(0, row)[1, 0]
+    assert np.allclose(tr["materials.z2"], z[1], atol=1e-6)  # the other latents stay put
+    assert set([f"x{j}" for j in range(10)] + ["y1"]) <= set(tr.columns)
+    # at the row's own latent value the traversal reproduces member 1's prediction
+    own = LA.latent_traversal(model, row, 0, 0, [z[0]], member=1)
+    assert own["y1"].iloc[0] == pytest.approx(model.predict_stage(0, row).members[1, 0, 0], abs=1e-4)
+    # decoded descriptors are in raw units: near the input row for a faithful reconstruction
+    assert abs(own["x2"].iloc[0] - row["x2"].iloc[0]) < 3.0
+    default = LA.latent_traversal(model, row, 0, "materials.z1")
+    assert len(default) == 21
+    with pytest.raises(InputError):
+        LA.latent_traversal(model, row, 0, "z9")
+    with pytest.raises(InputError):
+        LA.latent_traversal(model, data.materials.iloc[:2], 0, 0)
+
+
+def test_traversal_of_a_device_latent_decodes_categories(synthetic_chain) -> None:
+    data, model = synthetic_chain
+    tr = LA.latent_traversal(model, data.devices.iloc[[0]], "devices", 0, [-0.5, 0.0, 0.5])
+    assert set(tr["stack"]) <= {"layer_A", "layer_B", "layer_C"}
+    assert ((tr["stack_p"] > 0) & (tr["stack_p"] <= 1)).all()
+    assert "materials.z1" in tr.columns and "d0" in tr.columns and "y2" in tr.columns
+
+
+@pytest.mark.parametrize("member, width", [(0, 6), (None, 30)])
+def test_pca_projection(synthetic, member, width) -> None:
+    data, model = synthetic
+    pcs = LA.pca_projection(model, data.materials, 0, 3, member=member)
+    assert list(pcs.columns) == ["PC1", "PC2", "PC3"] and len(pcs) == len(data.materials)
+    evr = pcs.attrs["explained_variance_ratio"]
+    assert len(evr) == 3 and all(a >= b for a, b in zip(evr, evr[1:])) and 0 < sum(evr) <= 1 + 1e-9
+    assert len(pcs.attrs["latent_names"]) == width
+    # three informative latents: three components hold (almost) all the variance
+    assert sum(evr) > 0.95
+    with pytest.raises(InputError):
+        LA.pca_projection(model, data.materials, 0, 4)
+
+
+@needs_data
+def test_paper_latent_maps(paper) -> None:
+    model = paper.model
+    table = paper.tables["devices"]
+    corr = LA.latent_correlations(model, table, "devices")
+    assert ETL in corr.columns and "JV_reverse_scan_PCE" in corr.columns
+    pcs = LA.pca_projection(model, table, "devices", 2)
+    assert pcs.shape == (len(table), 2)
+    res = LA.active_latents(model, model.backgrounds[0], 0)
+    assert 1 <= res.n_active <= 12
+
+
+# --------------------------------------------------------------------------- latent size sweep
+
+
+@pytest.mark.slow
+def test_latent_size_sweep() -> None:
+    data = generate(n_materials=200)
+    out = LA.latent_size_sweep(_materials_spec(epochs=150), [1, 4], seeds=[0, 1], folds=3, tables={"materials": data.materials})
+    assert list(out.columns) == ["latent_size", "seed", "target", "val_mae", "val_mae_std", "n_active", "seconds"]
+    assert len(out) == 4 and set(out["latent_size"]) == {1, 4}
+    mae = out.groupby("latent_size")["val_mae"].mean()
+    assert mae[4] < mae[1]  # one latent cannot hold three factors
+    assert (out["n_active"] <= out["latent_size"]).all()
+
+
+def test_latent_size_sweep_rejects_an_upstream_stage() -> None:
+    with pytest.raises(InputError, match="upstream"):
+        LA.latent_size_sweep(preset("synthetic"), [2], stage=1)
+    with pytest.raises(InputError):
+        LA.latent_size_sweep(preset("synthetic"), [])
