@@ -95,8 +95,9 @@ PCE (c)    1.3 / -     0.05 / 3.6   0.01 / 1  0.04 / 10
 chain (d)  4.3 / -     0.05 / 6.0   0.02 / 2  0.07 / 11
 =========  ==========  ===========  ========  ======
 
-Torch runs single-threaded inside an explanation (:attr:`ExplainSettings.threads`):
-the layers are small, and on the busy 2-core machine two threads were 10-15x slower.
+Torch runs single-threaded inside an explanation (:attr:`ExplainSettings.threads`,
+through :func:`nestedae_core.threads.limit_cpu_threads`): the layers are small,
+and on the busy 2-core machine two threads were 10-15x slower.
 
 DeepExplainer is not offered: with this library's ensemble-batched layers it
 fails (``EnsembleLinear`` is an unknown module to its PyTorch hooks, which also
@@ -110,8 +111,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -122,6 +122,7 @@ import torch
 from .errors import InputError, SchemaError
 from .model import NestedAE
 from .nn import EnsembleLinear, EnsembleMLP
+from .threads import limit_cpu_threads
 
 __all__ = [
     "METHODS",
@@ -174,10 +175,10 @@ class ExplainSettings:
             restored afterwards).
         chunk_rows: model rows per batch inside the explained function.
         dtype: ``float32`` (fast) or ``float64`` (for exactness checks).
-        threads: torch intra-op threads while an explanation runs (restored
-            afterwards; None leaves torch's setting). The layers are small, so one
-            thread avoids synchronisation stalls: on a busy 2-core machine it was
-            10-15x faster than two. The setting is process-wide while it lasts.
+        threads: CPU threads of the calling thread while an explanation runs
+            (:func:`nestedae_core.threads.limit_cpu_threads`; restored afterwards;
+            None: no change). The layers are small, so one thread avoids
+            synchronisation stalls: on a busy 2-core machine it was 10-15x faster.
     """
 
     background_size: int | None = None
@@ -207,20 +208,6 @@ class ExplainSettings:
     @property
     def torch_dtype(self) -> torch.dtype:
         return torch.float64 if self.dtype == "float64" else torch.float32
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count."""
-    if n is None or n == torch.get_num_threads():
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 # --------------------------------------------------------------------------- result
@@ -810,7 +797,7 @@ def _compute(
     """Encode, run the explainer; returns values (n,F,K), base (n,K), predictions (n,K), display data, method, bg size, seconds, details."""
     settings = problem.settings
     _check_method(method)
-    with _torch_threads(settings.threads):
+    with limit_cpu_threads(settings.threads):
         X, Bfull, disp = problem.encode_frames(frame, background)
     F = X.shape[1]
     if method == "auto":
@@ -821,7 +808,7 @@ def _compute(
     B, w = Bfull[keep], counts[keep] / counts.sum()
     multiset = np.repeat(B, counts[keep], axis=0)
     K = len(problem.outputs)
-    with _torch_threads(settings.threads):
+    with limit_cpu_threads(settings.threads):
         t0 = time.perf_counter()
         if method == "gradient":
             values, base_k = problem.integrated_gradients(X, B, w, settings.gradient_steps)
@@ -1090,9 +1077,10 @@ def explain_function(
     size = _background_rows(replace(settings, background_size=settings.background_size or len(bg)), w, method, F)
     counts = weighted_multiset(w, size)
     multiset = np.repeat(bg[counts > 0], counts[counts > 0], axis=0)
-    t0 = time.perf_counter()
-    values, base, details = _shap_values(f, X, multiset, method, settings, 1)
-    seconds = time.perf_counter() - t0
+    with limit_cpu_threads(settings.threads):
+        t0 = time.perf_counter()
+        values, base, details = _shap_values(f, X, multiset, method, settings, 1)
+        seconds = time.perf_counter() - t0
     names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(F)]
     return Attribution(
         values=values[:, :, 0],
