@@ -28,6 +28,7 @@ __all__ = [
     "line_scan",
     "screen",
     "grid_formulas",
+    "resolve_categorical",
 ]
 
 #: Target columns with a conventional JSON name.
@@ -80,7 +81,13 @@ class QueryResult:
         return out
 
 
-def _categorical_args(model: NestedAE, etl: str | None, htl: str | None, extra: dict[str, str] | None) -> tuple[dict[str, str], list[str]]:
+def resolve_categorical(model: NestedAE, etl: str | None = None, htl: str | None = None, extra: dict[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """The categorical inputs of a query: given ETL/HTL (checked against the known stacks),
+    ``extra`` values, and the most common training value for the rest.
+
+    Returns (column -> value, columns that took their default). An unknown stack
+    raises :class:`InputError` listing the known ones.
+    """
     cats: dict[str, str] = dict(extra or {})
     names = [c for p in model.prep for c in p.categorical_columns]
     for col, val in ((ETL, etl), (HTL, htl)):
@@ -113,7 +120,7 @@ def predict_composition(
     ``defaulted``); an unknown stack raises :class:`InputError` listing the known ones.
     """
     comp = composition if isinstance(composition, Composition) else parse_formula(composition)
-    cats, defaulted = _categorical_args(model, etl, htl, categorical)
+    cats, defaulted = resolve_categorical(model, etl, htl, categorical)
     frame = model.query_frame([comp], categorical=cats, numeric=numeric)
     preds = model.predict(frame)
     targets: dict[str, dict[str, Any]] = {}
@@ -187,7 +194,7 @@ def line_scan(
     b = end if isinstance(end, Composition) else parse_formula(end)
     xs = np.linspace(0.0, 1.0, steps)
     comps = [mix([(a, 1 - x), (b, x)]) if 0 < x < 1 else (a if x == 0 else b) for x in xs]
-    cats, _ = _categorical_args(model, etl, htl, None)
+    cats, _ = resolve_categorical(model, etl, htl, None)
     frame = model.query_frame(comps, categorical=cats)
     res = _stage_target_frame(model, frame)
     res.insert(0, "formula", frame["formula"].to_numpy())
@@ -226,7 +233,7 @@ def screen(
     feats = featurize_fractions(grid)
     frame = pd.concat([pd.DataFrame(grid, columns=list(IONS)), feats.reset_index(drop=True)], axis=1)
     frame.insert(0, "formula", grid_formulas(grid))
-    cats, _ = _categorical_args(model, etl, htl, None)
+    cats, _ = resolve_categorical(model, etl, htl, None)
     for c, v in cats.items():
         frame[c] = v
     res = _stage_target_frame(model, frame)

@@ -36,12 +36,15 @@ class ProgressBar:
     """A tqdm bar on stderr driven by nestedae_core.train.ProgressEvent callbacks."""
 
     def __init__(self, disable: bool = False) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=1000, file=sys.stderr, disable=disable, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+        self._disable = disable
+        self._bar: Any = None  # created at the first event, so early errors print cleanly
         self._done = 0
 
     def __call__(self, ev: Any) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=1000, file=sys.stderr, disable=self._disable, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
         pos = int(round(ev.fraction * 1000))
         if pos > self._done:
             self._bar.update(pos - self._done)
@@ -51,7 +54,8 @@ class ProgressBar:
         self._bar.set_postfix_str(post, refresh=False)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 __all__ = ["print_table", "print_json", "load_model", "ProgressBar", "NestedAEError"]

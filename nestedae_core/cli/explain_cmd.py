@@ -52,11 +52,11 @@ def _fmt(v: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..composition import parse_formula
     from ..explain import explain_bandgap, explain_chain
-    from ..predict import _categorical_args
+    from ..predict import resolve_categorical
 
     model = load_model(args.model)
     comp = parse_formula(args.formula)
-    cats, defaulted = _categorical_args(model, args.etl, args.htl, None)
+    cats, defaulted = resolve_categorical(model, args.etl, args.htl, None)
     frame = model.query_frame([comp], categorical=cats)
     results = {"bandgap": explain_bandgap(model, frame, method=args.method)}
     if len(model.spec.stages) > 1:
