@@ -1,0 +1,422 @@
+"""Cached attribution and latent-space computations of the Explain, Latents and Learn pages.
+
+Every heavy call of :mod:`nestedae_core.explain` and
+:mod:`nestedae_core.latent_analysis` goes through one of these functions,
+cached with ``st.cache_data`` (shared by all sessions) and keyed by plain
+strings: the model's bundle path plus its manifest's modification time
+(:func:`model_key`), never the model object itself; the model is fetched
+inside from :func:`app.model_state.load_model` (itself cached).
+
+Rows of a stage (:func:`stage_rows`): the stage's own dataset when it is on
+this machine (``mhp-pbe-paper`` for stage 1 and ``psc-devices`` for stage 2 of
+the paper chain), with every raw input column of the model, a label column
+(formula) and, for perovskite tables, the 14 site fractions; otherwise the
+model's stored background (k-means centroids of the training inputs), with a
+note saying so. Global attributions are computed on a bounded, seeded sample
+of those rows (:func:`sample_rows`).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import model_state
+from nestedae_core import explain, latent_analysis, tables
+from nestedae_core.composition import IONS
+from nestedae_core.errors import DataError, DataMissingError, InputError
+from nestedae_core.model import NestedAE
+
+__all__ = [
+    "LABEL_COLUMNS",
+    "StageRows",
+    "model_key",
+    "current_model",
+    "stage_rows",
+    "sample_rows",
+    "query_row",
+    "local_attribution",
+    "local_latent_attributions",
+    "global_attribution",
+    "global_latent_attributions",
+    "comparison",
+    "latent_coordinates",
+    "correlations",
+    "active",
+    "traversal",
+    "warm_up",
+    "Query",
+    "composition_controls",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns that name a row (first match wins), as in nestedae_core.explain.
+LABEL_COLUMNS = ("formula", "Formula", "Perovskite_composition_long_form", "material_id", "device_id")
+#: Extra measured columns worth colouring a map by, per dataset column name.
+EXTRA_NUMERIC = ("Gap", "Decomp", "SLME", "Perovskite_band_gap", "JV_reverse_scan_PCE", "JV_reverse_scan_Voc",
+                 "JV_reverse_scan_Jsc", "JV_reverse_scan_FF", "y1", "y2", "true_y1")
+
+
+def model_key(path: str | Path) -> str:
+    """``<resolved path>@<manifest mtime>``: the cache key of a bundle (changes when it is re-saved)."""
+    p = Path(path).resolve()
+    try:
+        stamp = (p / "manifest.json").stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    return f"{p}@{stamp}"
+
+
+def _path_of(key: str) -> str:
+    return key.rsplit("@", 1)[0]
+
+
+def _model(key: str) -> NestedAE:
+    return model_state.load_model(_path_of(key))
+
+
+def current_model() -> tuple[NestedAE, str]:
+    """This session's model and its cache key (raises BundleError when missing)."""
+    path = model_state.active_model_path()
+    model = model_state.load_model(path)
+    return model, model_key(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up_thread() -> threading.Thread:
+    def work() -> None:
+        try:
+            explain.explain_function(lambda X: X.sum(axis=1), np.zeros((1, 3)), np.ones((4, 3)), method="permutation")
+        except Exception:  # a failed warm-up only means the first real explanation pays the cost
+            logger.debug("shap warm-up failed", exc_info=True)
+
+    thread = threading.Thread(target=work, name="nestedae-shap-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _ready() -> None:
+    """Wait for the warm-up (compiling once is faster than two threads compiling side by side)."""
+    _warm_up_thread().join()
+
+
+def warm_up() -> None:
+    """Start, once per server process, a tiny permutation explanation in a background thread.
+
+    shap compiles its permutation explainer (numba) on first use: about 8 s on a
+    busy 2-core machine. Doing it early keeps that out of the first real explanation.
+    """
+    _warm_up_thread()
+
+
+# --------------------------------------------------------------------------- rows
+
+
+@dataclass
+class StageRows:
+    """Rows of a stage to analyse: ``frame`` (raw inputs + label + extras), where they come from."""
+
+    frame: pd.DataFrame
+    source: str  # dataset name, or "background"
+    note: str
+    label_column: str | None
+
+    @property
+    def from_dataset(self) -> bool:
+        return self.source != "background"
+
+
+def _dataset_stamp(name: str) -> str:
+    from nestedae_core import data
+
+    if name.startswith("synthetic"):
+        return "generated"
+    try:
+        path = data.locate(name)
+    except Exception:  # unknown names are handled by the loader
+        return "?"
+    if path is None:
+        return "missing"
+    return f"{path.resolve()}@{path.stat().st_mtime_ns}"
+
+
+@st.cache_data(show_spinner="Loading the stage's data…", max_entries=16)
+def _dataset_table(name: str, stamp: str) -> pd.DataFrame:
+    return tables.load_dataset_table(name, download=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _device_fractions(stamp: str) -> pd.DataFrame:
+    from nestedae_core.features import featurize_table
+
+    df = tables.load_dataset_table("psc-devices", download=False)
+    table, _ = featurize_table(df[["Perovskite_composition_long_form"]], "Perovskite_composition_long_form")
+    return table.loc[:, list(IONS)]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _stage_rows(key: str, stage: int) -> StageRows:
+    model = _model(key)
+    spec = model.spec.stages[stage]
+    cols = model.raw_columns(stage)
+    name = spec.dataset
+    frame = None
+    note = ""
+    try:
+        stamp = _dataset_stamp(name)
+        if stamp == "missing":
+            raise DataMissingError(f"dataset '{name}' is not on this machine")
+        frame = _dataset_table(name, stamp).copy()
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise DataError(f"dataset '{name}' lacks the model's input column(s) {', '.join(missing)}")
+        if name == "psc-devices" and not all(ion in frame.columns for ion in IONS):
+            frac = _device_fractions(stamp)
+            frame = frame.join(frac, how="left")
+        frame = frame.dropna(subset=cols)
+        for i, p in enumerate(model.prep[: stage + 1]):
+            for col, cats in zip(p.categorical_columns, p.categories):
+                frame = frame[frame[col].astype(str).isin(cats)]
+        if len(frame) < 3:
+            raise DataError(f"dataset '{name}' has fewer than 3 usable rows for this model")
+        frame = frame.reset_index(drop=True)
+        source = name
+    except (DataMissingError, DataError, InputError) as exc:
+        logger.info("stage %d rows from the background: %s", stage, exc)
+        frame = model.backgrounds[stage].copy().reset_index(drop=True) if len(model.backgrounds) > stage else None
+        if frame is None:
+            raise InputError("this model has neither its dataset on this machine nor a stored background") from None
+        source = "background"
+        note = (f"The dataset `{name}` is not available here ({exc}); showing the model's stored background instead: "
+                f"{len(frame)} k-means centroids of the training inputs (not real materials, so no formulas).")
+    label = next((c for c in LABEL_COLUMNS if c in frame.columns), None)
+    keep = list(dict.fromkeys(
+        ([label] if label else []) + cols + [c for c in IONS if c in frame.columns]
+        + [c for c in EXTRA_NUMERIC if c in frame.columns]
+        + [c for c in frame.columns if c.startswith("true_z")]
+        + [t for t in spec.target_columns if t in frame.columns]
+    ))
+    return StageRows(frame.loc[:, keep], source, note, label)
+
+
+def stage_rows(key: str, stage: int) -> StageRows:
+    """The rows of ``stage`` (dataset or background, see the module docstring); cached."""
+    return _stage_rows(key, int(stage))
+
+
+def sample_rows(key: str, stage: int, n: int, seed: int = 0) -> pd.DataFrame:
+    """At most ``n`` rows of :func:`stage_rows`, drawn without replacement with a fixed seed."""
+    frame = stage_rows(key, stage).frame
+    if len(frame) <= n:
+        return frame
+    return frame.sample(n=int(n), random_state=seed).sort_index()
+
+
+def query_row(model: NestedAE, formula: str, categorical: tuple[tuple[str, str], ...] = ()) -> pd.DataFrame:
+    """Raw-input row of one composition (and device stack) for this model."""
+    return model.query_frame([formula], categorical=dict(categorical) or None)
+
+
+# --------------------------------------------------------------------------- attributions
+
+
+def _settings(permutations: int | None = None) -> explain.ExplainSettings:
+    return explain.ExplainSettings() if permutations is None else explain.ExplainSettings(permutations=permutations)
+
+
+@st.cache_data(show_spinner="Computing attributions…", max_entries=256)
+def local_attribution(key: str, formula: str, categorical: tuple[tuple[str, str], ...], stage: int, output: str,
+                      inputs: str, method: str, member: int | None) -> explain.Attribution:
+    """Attribution of one output of ``stage`` for one composition (+ stack)."""
+    _ready()
+    model = _model(key)
+    frame = query_row(model, formula, categorical)
+    return explain.explain_stage_output(model, stage, output, frame, inputs=inputs, method=method, member=member)  # type: ignore[arg-type]
+
+
+@st.cache_data(show_spinner="Computing latent attributions…", max_entries=128)
+def local_latent_attributions(key: str, formula: str, categorical: tuple[tuple[str, str], ...], stage: int, inputs: str,
+                              method: str, member: int) -> dict[str, explain.Attribution]:
+    """Every latent of ``stage`` for one composition, one explainer pass."""
+    _ready()
+    model = _model(key)
+    frame = query_row(model, formula, categorical)
+    return explain.explain_latents(model, frame, stage, method=method, member=member, inputs=inputs)  # type: ignore[arg-type]
+
+
+@st.cache_data(show_spinner="Computing attributions over the sample…", max_entries=64)
+def global_attribution(key: str, stage: int, output: str, inputs: str, method: str, member: int | None, n: int) -> explain.Attribution:
+    """Attributions of one output over a seeded sample of at most ``n`` rows of the stage's data."""
+    _ready()
+    model = _model(key)
+    frame = sample_rows(key, stage, n)
+    return explain.explain_stage_output(model, stage, output, frame, inputs=inputs, method=method, member=member)  # type: ignore[arg-type]
+
+
+@st.cache_data(show_spinner="Computing latent attributions over the sample…", max_entries=32)
+def global_latent_attributions(key: str, stage: int, inputs: str, method: str, member: int, n: int) -> dict[str, explain.Attribution]:
+    """Every latent of ``stage`` over a seeded sample of at most ``n`` rows."""
+    _ready()
+    model = _model(key)
+    frame = sample_rows(key, stage, n)
+    return explain.explain_latents(model, frame, stage, method=method, member=member, inputs=inputs)  # type: ignore[arg-type]
+
+
+@st.cache_data(show_spinner="Running every explainer on this row…", max_entries=64)
+def comparison(key: str, formula: str, categorical: tuple[tuple[str, str], ...], kind: str, methods: tuple[str, ...],
+               member: int | None) -> pd.DataFrame:
+    """:func:`nestedae_core.explain.explainer_comparison` for one composition (+ stack)."""
+    _ready()
+    model = _model(key)
+    frame = query_row(model, formula, categorical)
+    return explain.explainer_comparison(model, frame, kind=kind, methods=methods, member=member)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- latents
+
+
+@st.cache_data(show_spinner="Computing latents…", max_entries=64)
+def latent_coordinates(key: str, stage: int, space: str, n_components: int, member: int | None,
+                       query: tuple[str, tuple[tuple[str, str], ...]] | None) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Any]]:
+    """Coordinates of the stage's rows (and of the query composition) in latent space.
+
+    ``space``: ``raw`` (the member's latents, columns ``<stage>.z1`` ...) or ``pca``
+    (columns ``PC1`` ..; the query is projected with the same fit, by appending it
+    to the rows). Returns (rows' coordinates, query coordinates or None, info:
+    ``explained_variance_ratio``, ``components``, ``latent_names``, ``query_error``).
+    """
+    model = _model(key)
+    rows = stage_rows(key, stage).frame
+    q = None
+    info: dict[str, Any] = {}
+    if query is not None:
+        try:
+            q = query_row(model, query[0], query[1])
+        except (InputError, DataError) as exc:  # e.g. an unknown stack: map without the highlight
+            info["query_error"] = str(exc)
+    cols = model.raw_columns(stage)
+    frame = rows.loc[:, cols] if q is None else pd.concat([rows.loc[:, cols], q.loc[:, cols]], ignore_index=True)
+    if space == "pca":
+        scores = latent_analysis.pca_projection(model, frame, stage, n_components, member=member)
+        info.update({k: scores.attrs.get(k) for k in ("explained_variance_ratio", "components", "latent_names")})
+        coords = pd.DataFrame(scores.to_numpy(), columns=list(scores.columns))
+    else:
+        z = model.latents(stage, frame)
+        zz = z.mean(axis=0) if member is None else z[int(member)]
+        coords = pd.DataFrame(zz, columns=model.latent_names(stage))
+    if q is not None:
+        return coords.iloc[: len(rows)].reset_index(drop=True), coords.iloc[len(rows):].reset_index(drop=True), info
+    return coords, None, info
+
+
+@st.cache_data(show_spinner="Predicting the stage's rows…", max_entries=32)
+def row_predictions(key: str, stage: int) -> pd.DataFrame:
+    """Ensemble-mean predictions of every stage up to ``stage`` for its rows: ``<target> (predicted)`` columns."""
+    model = _model(key)
+    rows = stage_rows(key, stage).frame
+    out = pd.DataFrame(index=rows.index)
+    for i in range(stage + 1):
+        pred = model.predict_stage(i, rows)
+        for j, t in enumerate(pred.targets):
+            out[f"{t} (predicted)"] = pred.mean[:, j]
+    return out
+
+
+@st.cache_data(show_spinner="Correlating latents…", max_entries=64)
+def correlations(key: str, stage: int, method: str, member: int | None) -> pd.DataFrame:
+    """:func:`nestedae_core.latent_analysis.latent_correlations` over the stage's rows."""
+    model = _model(key)
+    return latent_analysis.latent_correlations(model, stage_rows(key, stage).frame, stage, method=method, member=member)  # type: ignore[arg-type]
+
+
+@st.cache_data(show_spinner="Counting active latents…", max_entries=64)
+def active(key: str, stage: int, threshold: float, weight_threshold: float) -> latent_analysis.ActiveLatents:
+    """:func:`nestedae_core.latent_analysis.active_latents` over the stage's rows, every fold model."""
+    model = _model(key)
+    return latent_analysis.active_latents(model, stage_rows(key, stage).frame, stage, threshold=threshold,
+                                          weight_threshold=weight_threshold, member=None)
+
+
+@st.cache_data(show_spinner="Decoding the traversal…", max_entries=128)
+def traversal(key: str, formula: str, categorical: tuple[tuple[str, str], ...], stage: int, latent: str, member: int) -> pd.DataFrame:
+    """:func:`nestedae_core.latent_analysis.latent_traversal` from one composition over the library's default
+    range plus the composition's own value of the latent (``attrs["start"]``), so a slider can start there."""
+    model = _model(key)
+    frame = query_row(model, formula, categorical)
+    k = model.latent_names(stage).index(latent) if latent in model.latent_names(stage) else int(latent)
+    start = float(model.latents(stage, frame)[member, 0, k])
+    default = latent_analysis.latent_traversal(model, frame, stage, latent, member=member)
+    values = np.unique(np.round(np.r_[default["value"].to_numpy(dtype=float), start], 12))
+    trav = latent_analysis.latent_traversal(model, frame, stage, latent, values, member=member)
+    trav.attrs["start"] = start
+    return trav
+
+
+# --------------------------------------------------------------------------- shared controls
+
+
+@dataclass
+class Query:
+    """The composition and device stack chosen on a page."""
+
+    formula: str
+    categorical: tuple[tuple[str, str], ...]
+    error: str | None = None
+
+    @property
+    def stack_text(self) -> str:
+        return ", ".join(f"{'ETL' if c.startswith('ETL') else 'HTL' if c.startswith('HTL') else c} {v}" for c, v in self.categorical)
+
+
+def composition_controls(prefix: str, model: NestedAE, *, default: str = "MAPbI3", show_stack: bool = True) -> Query:
+    """Formula box (shared with Compose/Predict through :mod:`app.state`) and, when the model has categorical
+    inputs, one select box per input (ETL/HTL). An unreadable formula shows its message and keeps the last
+    valid composition (``Query.error``)."""
+    from app import state, ui
+    from nestedae_core.composition import parse_formula
+    from nestedae_core.errors import CompositionError
+
+    ss = st.session_state
+    k_formula, k_error, k_seen = f"{prefix}.formula", f"{prefix}.formula_error", f"{prefix}.seen_formula"
+    shared = state.get_composition() or parse_formula(default)
+
+    def on_formula() -> None:
+        try:
+            comp = parse_formula(ss.get(k_formula, ""))
+        except CompositionError as exc:
+            ss[k_error] = str(exc)
+            return
+        ss.pop(k_error, None)
+        state.set_composition(comp)
+        ss[k_seen] = comp.formula
+
+    if ss.get(k_seen) != shared.formula and not ss.get(k_error):
+        ss[k_formula] = shared.formula
+        ss[k_seen] = shared.formula
+    ss.setdefault(k_formula, shared.formula)
+    cats = [(c, model.categories(c), model.default_category(c)) for p in model.prep for c in p.categorical_columns] if show_stack else []
+    cols = st.columns([3] + [2] * len(cats)) if cats else [st.container()]
+    with cols[0]:
+        st.text_input("Composition (formula)", key=k_formula, on_change=on_formula,
+                      help="Any notation of the Compose page, e.g. MAPbI3, Cs0.05FA0.79MA0.16PbBr0.51I2.49. "
+                           "Shared with Compose, Predict, Explain and Latents.")
+    chosen: list[tuple[str, str]] = []
+    names = {"ETL_stack_sequence": "Electron transport layer (ETL)", "HTL_stack_sequence": "Hole transport layer (HTL)"}
+    for col_widget, (col, options, default_cat) in zip(cols[1:], cats):
+        key = f"{prefix}.cat.{col}"
+        if ss.get(key) not in options:
+            ss[key] = default_cat
+        with col_widget:
+            chosen.append((col, st.selectbox(names.get(col, col), options, key=key)))
+    error = ss.get(k_error)
+    if error:
+        ui.show_error(CompositionError(error))
+        st.caption(f"Still showing the last valid composition, **{shared.formula}**.")
+    return Query(shared.formula, tuple(chosen), error)

@@ -1,0 +1,317 @@
+"""Explain: SHAP attributions of the band gap, of each latent, of the PCE and of the whole chain.
+
+* Output selector: every target of every stage w.r.t. that stage's own inputs,
+  the last stage's target end to end (atomic descriptors + device choices),
+  and each latent of each stage.
+* Local view: a waterfall for the chosen composition (shared with Compose and
+  Predict) and device stack, from the base value to the prediction, in the
+  output's unit; the same numbers as a table and summed by site.
+* Global view: mean |SHAP| bars and a beeswarm over a seeded sample of the
+  stage's data set (or the model's stored background when the data is absent).
+* Fidelity: the explainers (exact, permutation, gradient, kernel) side by side
+  on the chosen composition, with their time and additivity error.
+
+All numbers come from :mod:`nestedae_core.explain`, cached in
+:mod:`app.explain_state`. The output block is an ``st.fragment``: changing the
+output, view or method reruns only that block.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import explain_state as es
+from app import figures_explain as fx
+from app import model_state, ui
+from nestedae_core import explain
+from nestedae_core.composition import parse_formula
+from nestedae_core.errors import NestedAEError
+from nestedae_core.features import DESCRIPTOR_UNITS
+
+VIEWS = ["Local: this composition", "Global: over many rows", "Fidelity: compare explainers"]
+LOCAL_METHODS = {
+    "permutation": "permutation (fast; exactly additive)",
+    "exact": "exact (every coalition; a few seconds for 15+ inputs)",
+    "gradient": "gradient (integrated gradients; fastest, approximate)",
+}
+GLOBAL_METHODS = {
+    "permutation": "permutation (Shapley estimate)",
+    "gradient": "gradient (integrated gradients; faster)",
+}
+SAMPLE_SIZES = [50, 100, 200]
+
+es.warm_up()
+st.title("Explain")
+st.caption("Which inputs drive a prediction, and by how much: Shapley (SHAP) attributions of the band gap, each latent, "
+           "the PCE and the whole chain, in the output's own unit.")
+
+picker_col, info_col = st.columns([2, 3], vertical_alignment="bottom")
+with picker_col:
+    model_state.model_picker(key="explain.model_picker")
+model = key = None
+with ui.user_errors():
+    model, key = es.current_model()
+if model is None:
+    st.stop()
+with info_col:
+    st.caption(" · ".join(f"{k}: {v}" for k, v in model.summary().items() if k in ("name", "stages") or "MAE" in k))
+
+try:
+    model.query_frame([parse_formula("MAPbI3")])
+except NestedAEError as exc:
+    st.info(f"The active model ({model.spec.name}) does not take a composition ({exc}). Choose a perovskite model "
+            "(e.g. the default) above, or see the Learn page for attributions on the synthetic data set.",
+            icon=":material/info:")
+    st.stop()
+
+query = es.composition_controls("explain", model)
+
+
+# ---------------------------------------------------------------------- output choices
+@dataclass(frozen=True)
+class Choice:
+    """One thing to explain: an output of a stage w.r.t. some inputs."""
+
+    label: str
+    stage: int
+    output: str  # target column, or "latents"
+    inputs: str  # "stage" or "chain"
+    unit: str
+    comparison: str | None  # kind of explainer_comparison, or None
+
+    @property
+    def is_latent(self) -> bool:
+        return self.output == "latents"
+
+
+def _inputs_text(i: int, inputs: str) -> str:
+    parts = []
+    stages = range(i + 1) if inputs == "chain" else [i]
+    for s in stages:
+        p = model.prep[s]
+        if p.n_upstream and inputs == "stage":
+            parts.append(f"the {p.n_upstream} {model.stage_names[s - 1]} latents")
+        numeric = [c for c in p.numeric_columns]
+        if numeric:
+            kind = "site descriptors" if all(c in DESCRIPTOR_UNITS for c in numeric) else "numeric inputs"
+            parts.append(f"{len(numeric)} {kind}")
+        parts += [fx.feature_label(c, with_unit=False) for c in p.categorical_columns]
+    return ", ".join(parts)
+
+
+def _choices() -> list[Choice]:
+    out: list[Choice] = []
+    last = len(model.spec.stages) - 1
+    for i, st_spec in enumerate(model.spec.stages):
+        for j, t in enumerate(st_spec.targets):
+            unit = t.unit or ""
+            name = f"{t.label or t.column} ({unit or 'dimensionless'})"
+            kind = "bandgap" if i == 0 and j == 0 else ("pce" if i == last and j == 0 and i > 0 else None)
+            out.append(Choice(f"{name} ← stage {i + 1} inputs: {_inputs_text(i, 'stage')}", i, t.column, "stage", unit, kind))
+            if i > 0:
+                out.append(Choice(f"{name} ← whole chain: {_inputs_text(i, 'chain')}", i, t.column, "chain", unit,
+                                  "chain" if i == last and j == 0 else None))
+        out.append(Choice(f"stage-{i + 1} latents ({st_spec.name}.z1 … z{st_spec.latent_dim}, dimensionless) ← {_inputs_text(i, 'stage')}",
+                          i, "latents", "stage", "", None))
+    # the end-to-end PCE first after the band gap: it is what most people ask for
+    return out
+
+
+CHOICES = _choices()
+UNITS = {c: u for c, u in DESCRIPTOR_UNITS.items() if u}
+
+
+def _group(name: str) -> str:
+    if name[:2] in ("A_", "B_", "X_") and name in DESCRIPTOR_UNITS:
+        return f"{name[0]} site (all its descriptors)"
+    if ".z" in name:
+        return f"{name.split('.')[0]} latents"
+    return fx.feature_label(name, with_unit=False)
+
+
+def _by_group(att: explain.Attribution, row: int = 0) -> pd.DataFrame:
+    unit = att.unit or "dimensionless"
+    s = pd.Series(att.values[row], index=att.feature_names).groupby(_group, sort=False).sum()
+    return pd.DataFrame({"group": s.index, f"sum of SHAP ({unit})": s.to_numpy()}).sort_values(
+        f"sum of SHAP ({unit})", key=np.abs, ascending=False)
+
+
+def _num(v: float, unit: str, digits: int = 3) -> str:
+    return f"{v:.{digits}f} {unit}".strip() if unit else f"{v:.{digits}f}"
+
+
+def _caveats() -> None:
+    with st.expander("What SHAP can and cannot tell you", icon=":material/help:"):
+        st.markdown(
+            "- **Correlated descriptors share credit.** Swapping iodide for bromide changes the X-site radius, weight, "
+            "electron affinity, ionisation energy and electronegativity together. SHAP splits their joint effect among "
+            "them in a way that depends on the model, so read the **sum over a site** (the *by group* table) rather "
+            "than one descriptor.\n"
+            "- **Attributions are relative to a background.** The base value is the average prediction over the model's "
+            "stored background (k-means summary of its training inputs). The bars explain why this prediction differs "
+            "from that average; another reference set gives other numbers.\n"
+            "- **They describe the model, not physics.** SHAP faithfully explains what the network computes, including "
+            "its mistakes and shortcuts. A large attribution is not a causal effect.\n"
+            "- **Masked inputs are taken independently** (interventional Shapley values), so the model is also evaluated "
+            "on descriptor combinations no real composition has.\n"
+            "- **Latents are per fold model.** Latent *k* of one fold model has nothing to do with latent *k* of "
+            "another, so latent attributions are shown for one fold model at a time."
+        )
+
+
+# ---------------------------------------------------------------------- the output block
+@st.fragment
+def output_block() -> None:
+    c1, c2 = st.columns([3, 2])
+    labels = [c.label for c in CHOICES]
+    label = c1.selectbox("Explain this output", labels, key="explain.output",
+                         help="Stage-own inputs treat upstream latents as given values; 'whole chain' explains the PCE "
+                              "end to end from the atomic descriptors and the device stack.")
+    choice = CHOICES[labels.index(label)]
+    view = c2.radio("View", VIEWS, horizontal=True, key="explain.view")
+    member: int | None = None
+    latent = None
+    if choice.is_latent:
+        l1, l2 = st.columns(2)
+        names = model.latent_names(choice.stage)
+        latent = l1.selectbox("Latent", names, key=f"explain.latent.{choice.stage}")
+        member = l2.number_input(f"Fold model (1–{model.members})", 1, model.members, 1, key="explain.member",
+                                 help="Each fold model learnt its own latent basis; latents are explained per fold model.") - 1
+    if view == VIEWS[0]:
+        local_view(choice, member, latent)
+    elif view == VIEWS[1]:
+        global_view(choice, member, latent)
+    else:
+        fidelity_view(choice)
+    _caveats()
+
+
+def _stack(choice: Choice) -> tuple[tuple[str, str], ...]:
+    """The device stack matters only to stages that take it (keeps the cache shared across stacks otherwise)."""
+    return query.categorical if choice.stage > 0 else ()
+
+
+def _local(choice: Choice, method: str, member: int | None, latent: str | None) -> explain.Attribution:
+    if choice.is_latent:
+        return es.local_latent_attributions(key, query.formula, _stack(choice), choice.stage, choice.inputs, method, int(member or 0))[latent]
+    return es.local_attribution(key, query.formula, _stack(choice), choice.stage, choice.output, choice.inputs, method, member)
+
+
+def local_view(choice: Choice, member: int | None, latent: str | None) -> None:
+    m1, m2 = st.columns([2, 1])
+    method = m1.radio("Explainer", list(LOCAL_METHODS), format_func=LOCAL_METHODS.get, horizontal=True, key="explain.local_method")
+    top = m2.slider("Features shown (count)", 5, 20, 10, key="explain.local_top")
+    with ui.user_errors():
+        att = _local(choice, method, member, latent)
+        unit = att.unit
+        pred, base = float(att.predictions[0]), float(att.base_values[0])
+        out_name = latent or att.label
+        cols = st.columns(4)
+        cols[0].metric(f"{out_name}: prediction", _num(pred, unit), help="Ensemble mean of the fold models" if member is None else f"Fold model {member + 1}")
+        cols[1].metric("base value (background average)", _num(base, unit))
+        cols[2].metric("sum of attributions", ("+" if pred - base >= 0 else "") + _num(pred - base, unit))
+        cols[3].metric(f"explainer: {att.explainer}", f"{att.seconds * 1000:.0f} ms",
+                       help=f"Additivity error {att.additivity_error():.2g} {unit}; background of {att.background_size} rows.")
+        ui.plot(fx.waterfall_figure(att, top=top, units=UNITS,
+                                    title=f"Why {out_name} = {_num(pred, unit)} for {query.formula}"), key="explain.waterfall")
+        j = int(np.argmax(np.abs(att.values[0])))
+        v = float(att.values[0, j])
+        stack = f" with {query.stack_text}" if query.categorical and choice.stage > 0 else ""
+        st.caption(
+            f"For **{query.formula}**{stack}, the {'fold model' if member is not None else 'model'} gives **{_num(pred, unit)}**. "
+            f"The average over the background is {_num(base, unit)}; each bar shows how far one input moves this "
+            f"prediction from that average (red: up, blue: down), and the bars add up to the prediction "
+            f"(additivity error {att.additivity_error():.1g}{(' ' + unit) if unit else ''}). The largest single "
+            f"contribution is **{fx.feature_label(att.feature_names[j], UNITS, with_unit=False)}**, "
+            f"{'raising' if v >= 0 else 'lowering'} it by {_num(abs(v), unit)}."
+        )
+        left, right = st.columns([1, 1])
+        with left:
+            table = att.top(k=len(att.feature_names)).rename(columns={"value": f"SHAP ({unit or 'dimensionless'})", "data": "input value"})
+            table.insert(1, "description", [fx.feature_label(f, UNITS) for f in table["feature"]])
+            table = table.drop(columns=["unit"])
+            table["input value"] = table["input value"].astype(str)
+            ui.table_with_download(table.drop(columns=["feature"]), f"shap-local-{out_name}-{query.formula}", key="explain.dl_local",
+                                   label="CSV", download=table)
+        with right:
+            ui.table_with_download(_by_group(att), f"shap-local-groups-{out_name}-{query.formula}", key="explain.dl_groups", label="CSV",
+                                   caption="Attributions summed by group: Shapley values add, so a site's total is as "
+                                           "meaningful as the single values, and more robust to correlated descriptors.")
+
+
+def global_view(choice: Choice, member: int | None, latent: str | None) -> None:
+    g1, g2, g3 = st.columns([2, 1, 1])
+    method = g1.radio("Explainer", list(GLOBAL_METHODS), format_func=GLOBAL_METHODS.get, horizontal=True, key="explain.global_method")
+    n = g2.select_slider("Rows in the sample (count)", SAMPLE_SIZES, value=100, key="explain.global_n")
+    top = g3.slider("Features shown (count)", 5, 20, 12, key="explain.global_top")
+    with ui.user_errors():
+        rows = es.stage_rows(key, choice.stage)
+        if choice.is_latent:
+            att = es.global_latent_attributions(key, choice.stage, choice.inputs, method, int(member or 0), n)[latent]
+        else:
+            att = es.global_attribution(key, choice.stage, choice.output, choice.inputs, method, member, n)
+        out_name = latent or att.label
+        unit = att.unit or "dimensionless"
+        src = (f"a random sample (seed 0) of {att.n_rows} rows of `{rows.source}`" if rows.from_dataset
+               else f"the model's {att.n_rows} stored background rows")
+        if rows.note:
+            st.info(rows.note, icon=":material/info:")
+        left, right = st.columns([2, 3])
+        with left:
+            ui.plot(fx.global_bar_figure(att, top=top, units=UNITS, title=f"Global importance for {out_name}"), key="explain.bar")
+        with right:
+            ui.plot(fx.beeswarm_figure(att, top=top, units=UNITS, title=f"Every row's attributions for {out_name}"), key="explain.swarm")
+        imp = fx.global_importance_frame(att, UNITS)
+        first = imp.iloc[0]
+        st.caption(
+            f"Computed on {src} with the {att.explainer} explainer in {att.seconds:.1f} s. "
+            f"Left: how much each input moves {out_name}, on average over the rows (mean |SHAP|, {unit}); "
+            f"**{first['description']}** matters most ({first[f'mean |SHAP| ({unit})']:.3g} {unit if unit != 'dimensionless' else ''}). "
+            "Right: one dot per row; its position is the input's effect on that row, its colour the input's value "
+            "(blue low, red high). Red dots on the right mean 'larger values raise the output'."
+        )
+        ui.table_with_download(imp, f"shap-global-{out_name}", key="explain.dl_global")
+
+
+def fidelity_view(choice: Choice) -> None:
+    if choice.comparison is None:
+        st.info("The explainer comparison covers the first target of a stage (band gap, PCE from the stage's inputs, "
+                "PCE along the whole chain). Choose one of those outputs above.", icon=":material/info:")
+        return
+    notes = getattr(explain, "EXPLAINER_NOTES", {})
+    methods = st.multiselect("Explainers to compare", ["exact", "permutation", "gradient", "kernel"],
+                             default=["exact", "permutation", "gradient"], key="explain.cmp_methods",
+                             help="; ".join(f"{k}: {v}" for k, v in notes.items()))
+    run_key = (key, query.formula, _stack(choice), choice.comparison, tuple(methods))
+    ss = st.session_state
+    if st.button("Run the comparison", icon=":material/play_arrow:", key="explain.cmp_run", disabled=not methods):
+        ss["explain.cmp_requested"] = run_key
+    if ss.get("explain.cmp_requested") != run_key:
+        st.caption("The exact explainer enumerates every coalition of inputs: a few seconds for the 15 descriptors, "
+                   "more for the whole chain. Press the button to run it.")
+        return
+    with ui.user_errors():
+        table = es.comparison(key, query.formula, _stack(choice), choice.comparison, tuple(methods), None)
+        unit = str(table["unit"].iloc[0])
+        ui.plot(fx.explainer_comparison_figure(table, units=UNITS, title=f"Explainers on {query.formula}"), key="explain.cmp")
+        summary = table[["explainer", "is_exact", "base", "prediction", "additivity_error", "max_abs_diff_vs_exact", "seconds", "background_size"]].rename(
+            columns={"base": f"base ({unit})", "prediction": f"prediction ({unit})", "additivity_error": f"additivity error ({unit})",
+                     "max_abs_diff_vs_exact": f"max |difference| vs exact ({unit})", "seconds": "time (s)",
+                     "background_size": "background rows (count)", "is_exact": "exact Shapley values"})
+        sci = st.column_config.NumberColumn(format="%.1e")
+        ui.table_with_download(summary, f"explainer-comparison-{choice.comparison}-{query.formula}", key="explain.dl_cmp",
+                               download=table, column_config={f"additivity error ({unit})": sci, f"max |difference| vs exact ({unit})": sci,
+                                                              "time (s)": st.column_config.NumberColumn(format="%.3f")})
+        st.caption(
+            "Every explainer starts from the same background and ends at the same prediction; they differ in how they "
+            "share the difference among the inputs. *exact* enumerates every coalition; *permutation* samples orderings "
+            "(exactly additive, close to exact when inputs interact little); *gradient* integrates the model's "
+            "gradient along straight paths (equal to Shapley values only for additive models); *kernel* fits a weighted "
+            "regression. A large 'max |difference| vs exact' means the cheap explainer is not to be trusted for this row. "
+            "The exact run may use a smaller background (to bound memory), hence a slightly different base value.")
+
+
+output_block()

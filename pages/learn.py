@@ -1,0 +1,305 @@
+"""Learn: a synthetic two-scale data set with known ground truth, taken apart step by step.
+
+1. The generating equations (:func:`nestedae_core.synthetic.generate`) and which features matter.
+2. A small NestedAE trained on it (:func:`nestedae_core.train.cross_validate` with the
+   ``synthetic`` preset), cached per configuration with ``st.cache_resource``: the job
+   manager of the Train page takes registry datasets only, not these generated tables.
+3. What the latents recover: active latents against the true number of factors, and the
+   latents against the hidden true factors (recovered up to an invertible mixing).
+4. What SHAP says: relevant against irrelevant features.
+5. Where attributions mislead: a near copy of x0 (``correlated_pair``) splits x0's credit.
+
+Controls: noise, seed, the correlated pair and the number of epochs.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import explain_state as es
+from app import figures_explain as fx
+from app import figures_model as fm
+from app import ui
+from nestedae_core import explain, latent_analysis, presets, synthetic, train
+from nestedae_core.config import ChainSpec
+
+NOISES = [0.0, 0.02, 0.05, 0.1, 0.2]
+SAMPLE = 100  # rows explained for the global views
+UNIT = "a.u."
+K_TRAINED = "learn.trained"
+
+
+@dataclass(frozen=True)
+class Config:
+    noise: float
+    seed: int
+    pair: bool
+    epochs: int
+
+    def key(self) -> tuple[float, int, bool, int]:
+        """Plain tuple (kept in session state: the class is redefined on every rerun)."""
+        return (self.noise, self.seed, self.pair, self.epochs)
+
+    def text(self) -> str:
+        return (f"noise {self.noise:g} {UNIT}, seed {self.seed}, {'with' if self.pair else 'without'} the correlated pair, "
+                f"{self.epochs} epochs")
+
+
+# ---------------------------------------------------------------------- cached work
+@st.cache_data(show_spinner=False, max_entries=16)
+def _data(noise: float, seed: int, pair: bool) -> synthetic.SyntheticData:
+    return synthetic.generate(noise=noise, seed=seed, correlated_pair=pair)
+
+
+def _spec(data: synthetic.SyntheticData, epochs: int, seed: int) -> ChainSpec:
+    """The ``synthetic`` preset with the data's material features as stage-1 inputs (x_dup included)."""
+    spec = presets.preset("synthetic", epochs=epochs, seed=seed)
+    dumped = spec.model_dump()
+    dumped["stages"][0]["numeric_inputs"] = synthetic.material_feature_names(data)
+    return ChainSpec.model_validate(dumped)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _train(noise: float, seed: int, pair: bool, epochs: int) -> tuple[train.TrainResult, float]:
+    """Cross-validated NestedAE on the generated tables; shared by every session: never mutate it."""
+    data = _data(noise, seed, pair)
+    t0 = time.perf_counter()
+    result = train.cross_validate(_spec(data, epochs, seed), tables={"materials": data.materials, "devices": data.devices}, device="cpu")
+    return result, time.perf_counter() - t0
+
+
+def _sample(frame: pd.DataFrame, n: int = SAMPLE) -> pd.DataFrame:
+    return frame.sample(n=min(n, len(frame)), random_state=0).sort_index()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _shap(noise: float, seed: int, pair: bool, epochs: int) -> tuple[explain.Attribution, explain.Attribution]:
+    """y1 w.r.t. the material features, and y2 end to end (material + device features), on samples of the tables."""
+    result, _ = _train(noise, seed, pair, epochs)
+    data = _data(noise, seed, pair)
+    y1 = explain.explain_stage_output(result.model, 0, 0, _sample(data.materials), method="permutation")
+    y2 = explain.explain_chain(result.model, _sample(data.devices), method="permutation")
+    return y1, y2
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _sweep(noise: float, seed: int, epochs: int) -> pd.DataFrame:
+    data = _data(noise, seed, False)
+    return latent_analysis.latent_size_sweep(_spec(data, epochs, seed), [1, 2, 3, 4, 5, 6], tables={"materials": data.materials},
+                                             device="cpu")
+
+
+def _recovery(latents: np.ndarray, factors: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """Pearson r of each latent with each true factor, and R² of each factor from all latents (least squares)."""
+    z = pd.DataFrame(latents, columns=names)
+    corr = pd.DataFrame({f: [z[n].corr(factors[f]) if z[n].std() > 1e-12 else np.nan for n in names] for f in factors.columns}, index=names)
+    X = np.column_stack([latents, np.ones(len(latents))])
+    r2 = {}
+    for f in factors.columns:
+        y = factors[f].to_numpy(dtype=float)
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+        r2[f] = 1.0 - float(np.sum((y - X @ coef) ** 2)) / max(float(np.sum((y - y.mean()) ** 2)), 1e-300)
+    return corr, pd.Series(r2)
+
+
+# ---------------------------------------------------------------------- page
+es.warm_up()
+st.title("Learn")
+st.caption("A synthetic two-scale data set whose every equation is known: train a small NestedAE on it and check what the "
+           "latents and the attributions recover, and where they mislead.")
+
+with st.container(border=True):
+    st.markdown("**Data-set and training settings**")
+    c1, c2, c3, c4, c5 = st.columns([2, 1, 2, 1, 1], vertical_alignment="bottom")
+    noise = c1.select_slider(f"Noise sd on y1 and y2 ({UNIT})", NOISES, value=0.05, key="learn.noise")
+    seed = int(c2.number_input("Seed", 0, 9999, 0, key="learn.seed"))
+    pair = c3.toggle("Add x_dup (copy of x0)", False, key="learn.pair",
+                     help="x_dup = 0.98 x0 + noise (correlation ≈ 0.98): a feature no equation uses but that carries x0's information. See step 5.")
+    epochs = int(c4.number_input("Epochs", 5, 1500, 300, step=50, key="learn.epochs",
+                                 help="Full-batch epochs per stage; 300 takes a few seconds per stage on a laptop CPU."))
+    run = c5.button("Train", type="primary", icon=":material/play_arrow:", key="learn.train")
+cfg = Config(float(noise), seed, bool(pair), epochs)
+
+# ---------------------------------------------------------------------- 1
+st.header("1 · The generating equations")
+data = None
+with ui.user_errors():
+    data = _data(cfg.noise, cfg.seed, cfg.pair)
+if data is None:
+    st.stop()
+truth = data.truth
+st.markdown("Every number below comes from these functions (the loadings are this seed's own, rounded as printed):")
+st.code("\n".join(truth.equations), language=None, wrap_lines=True)
+roles = ([(f, "relevant: drives the factors") for f in truth.relevant_material_features]
+         + [(f, "irrelevant: pure noise") for f in truth.irrelevant_material_features]
+         + [(f, "proxy: a near copy of x0 that no equation uses") for f in truth.proxy_material_features]
+         + [(f, "relevant device feature") for f in truth.relevant_device_features]
+         + [(f, "irrelevant device feature") for f in truth.irrelevant_device_features])
+left, right = st.columns([2, 3])
+with left:
+    ui.table_with_download(pd.DataFrame(roles, columns=["feature", "role"]), "synthetic-feature-roles", key="learn.dl_roles", label="CSV",
+                           caption=f"{len(data.materials)} materials, {len(data.devices)} devices, {truth.n_factors} true factors.")
+with right:
+    loadings = pd.DataFrame(truth.factor_loadings, columns=truth.relevant_material_features,
+                            index=[f"true_z{k + 1}" for k in range(truth.n_factors)]).reset_index(names="factor")
+    ui.table_with_download(loadings, "synthetic-factor-loadings", key="learn.dl_loadings", label="CSV",
+                           caption="Loadings W of each true factor on the relevant features: z_k = tanh(W_k · x).")
+    with st.expander("Preview the materials table"):
+        ui.table_with_download(data.materials.head(200), "synthetic-materials-preview", key="learn.dl_materials",
+                               caption="First 200 rows. Columns starting with true_ are hidden truth, never model inputs.")
+
+# ---------------------------------------------------------------------- 2
+st.header("2 · Train a small NestedAE on it")
+st.markdown("Stage 1 encodes the material features into **6 latents** and predicts y1; stage 2 takes those latents plus the "
+            "device features (d0…, stack) and predicts y2, as in the perovskite chain. 5-fold cross-validation; the fold "
+            "models form the ensemble.")
+ss = st.session_state
+if run:
+    with st.spinner(f"Training 2 stages × 5 folds ({cfg.text()})…"):
+        with ui.user_errors():
+            _train(cfg.noise, cfg.seed, cfg.pair, cfg.epochs)
+            ss[K_TRAINED] = cfg.key()
+trained = Config(*ss[K_TRAINED]) if ss.get(K_TRAINED) else None
+if trained is None:
+    st.info("Press **Train** above (a few seconds with 300 epochs). Steps 3–5 need the trained model.", icon=":material/model_training:")
+    st.stop()
+if trained.key() != cfg.key():
+    st.warning(f"The settings changed; the results below are still those of the last run ({trained.text()}). Press **Train** "
+               "to update them.", icon=":material/sync_problem:")
+result, seconds = _train(trained.noise, trained.seed, trained.pair, trained.epochs)
+tdata = _data(trained.noise, trained.seed, trained.pair)
+model = result.model
+m = result.metrics
+cols = st.columns(4)
+cols[0].metric("y1 validation MAE (stage 1)", f"{m['materials']['y1']['mae']:.3f} {UNIT}")
+cols[1].metric("y2 validation MAE (stage 2)", f"{m['devices']['y2']['mae']:.3f} {UNIT}")
+cols[2].metric("noise floor (MAE)", f"{0.7979 * trained.noise:.3f} {UNIT}",
+               help="Gaussian noise of sd σ has a mean absolute value of σ·√(2/π) ≈ 0.80 σ: no model can do better on average.")
+cols[3].metric("training time", f"{seconds:.1f} s")
+targets = fm.target_infos(model)
+ui.plot(fm.parity_figure(result.oof, targets), key="learn.parity")
+st.caption("Out-of-fold predictions against the truth: each point was predicted by the fold model that did not see it. "
+           "The gap between the MAE and the noise floor is what the model has not yet learnt.")
+
+# ---------------------------------------------------------------------- 3
+st.header("3 · What the latents recover")
+with ui.user_errors():
+    act = latent_analysis.active_latents(model, tdata.materials, 0)
+    pca = latent_analysis.pca_projection(model, tdata.materials, 0, n_components=min(3, truth.n_factors) if truth.n_factors >= 1 else 1)
+    share = float(np.sum(pca.attrs["explained_variance_ratio"]))
+    cols = st.columns(3)
+    cols[0].metric("active latents (median over fold models)", f"{act.n_active} of {len(act.latent_names)}")
+    cols[1].metric("true factors", str(truth.n_factors))
+    cols[2].metric(f"variance in the first {len(pca.columns)} principal components", f"{100 * share:.0f} %",
+                   help="PCA of fold model 1's six latents over all materials.")
+    verdict = ("matches" if act.n_active == truth.n_factors else
+               "is larger than" if act.n_active > truth.n_factors else "is smaller than")
+    st.markdown(
+        f"**Active latents.** By the rule *{act.rule}*, the model uses **{act.n_active}** latents; the data has "
+        f"**{truth.n_factors}** true factors, so the count {verdict} the truth. "
+        + ("The L1 penalty has not switched the spare latents off. " if act.n_active > truth.n_factors else "")
+        + (f"Still, {len(pca.columns)} principal components hold {100 * share:.0f} % of the latents' variance: the latent "
+           "space is effectively about as low-dimensional as the truth."
+           if share >= 0.9 else
+           f"The first {len(pca.columns)} principal components hold only {100 * share:.0f} % of the latents' variance: the "
+           "model spreads (non-linear mixtures of) the factors over more latent directions than it needs. Counting "
+           "latents does not reveal the true dimension here; the latent-size sweep below does it better."))
+    left, right = st.columns([2, 3])
+    with left:
+        ui.plot(fx.active_latents_figure(act, 0, title="Which latents carry information (fold model 1)"), key="learn.active")
+    names = model.latent_names(0)
+    corr, r2 = _recovery(model.latents(0, tdata.materials)[0], tdata.materials[truth.factor_columns], names)
+    with right:
+        ui.plot(fx.factor_recovery_figure(corr, r2, title="Latents against the hidden true factors"), key="learn.recovery")
+    st.caption(
+        f"Left: the rule behind the count. Right: single latents correlate only partly with single factors, since "
+        f"any invertible mix of the factors predicts y1 equally well, so the model has no reason to align its latents "
+        f"with them. Taken together, the latents recover each factor with R² between {r2.min():.2f} and {r2.max():.2f}: "
+        "the factors are recovered **up to rotation** (a linear mix), not one by one.")
+    with st.expander("How many latents are needed? Latent-size sweep (trains 6 more models)"):
+        sweep_epochs = min(trained.epochs, 200)
+        if st.button(f"Run the sweep: latent sizes 1–6, stage 1 only, {sweep_epochs} epochs", key="learn.sweep"):
+            ss["learn.sweep_for"] = (trained.noise, trained.seed, sweep_epochs)
+        if ss.get("learn.sweep_for") == (trained.noise, trained.seed, sweep_epochs):
+            with st.spinner("Training the sweep…"):
+                sweep = _sweep(trained.noise, trained.seed, sweep_epochs)
+            ui.plot(fx.latent_size_sweep_figure(sweep, unit=UNIT, target_label="y1", true_size=truth.n_factors,
+                                                title="Validation error against the latent size"), key="learn.sweep_fig")
+            by_size = sweep.groupby("latent_size")["val_mae"].mean()
+            sd = float(sweep["val_mae_std"].mean())
+            best = int(by_size.idxmin())
+            enough = int(by_size.index[by_size <= by_size.min() + sd][0])
+            st.caption(f"Lowest validation MAE at latent size {best}; from size {enough} on, the error is within one "
+                       f"fold standard deviation ({sd:.3f} {UNIT}) of that minimum. The truth has {truth.n_factors} factors: "
+                       "latents beyond what the data needs add capacity, not information.")
+            shown = sweep.rename(columns={"latent_size": "latent size (count)", "val_mae": f"validation MAE ({UNIT})",
+                                          "val_mae_std": f"MAE sd over folds ({UNIT})", "n_active": "active latents (count)",
+                                          "seconds": "training time (s)"})
+            ui.table_with_download(shown, "latent-size-sweep", key="learn.dl_sweep")
+
+# ---------------------------------------------------------------------- 4
+st.header("4 · What SHAP says")
+with ui.user_errors():
+    with st.spinner("Computing attributions on 100 materials and 100 devices…"):
+        att1, att2 = _shap(*trained.key())
+    relevant1 = set(truth.relevant_material_features)
+    relevant2 = relevant1 | set(truth.relevant_device_features)
+    imp1, imp2 = att1.mean_abs(), att2.mean_abs()
+    share1 = float(imp1[[f for f in imp1.index if f in relevant1 | set(truth.proxy_material_features)]].sum() / imp1.sum())
+    share2 = float(imp2[[f for f in imp2.index if f in relevant2 | set(truth.proxy_material_features)]].sum() / imp2.sum())
+    top1 = set(imp1.index[: len(relevant1)])
+    cols = st.columns(3)
+    cols[0].metric("y1: attribution on relevant features", f"{100 * share1:.0f} %")
+    cols[1].metric("y2 (whole chain): attribution on relevant features", f"{100 * share2:.0f} %")
+    cols[2].metric(f"y1: top {len(relevant1)} features are the relevant ones", "yes" if top1 <= relevant1 | set(truth.proxy_material_features) else "no")
+    left, right = st.columns(2)
+    with left:
+        ui.plot(fx.global_bar_figure(att1, top=len(att1.feature_names), highlight=sorted(relevant1), title="y1 from the material features"),
+                key="learn.shap1")
+    with right:
+        ui.plot(fx.global_bar_figure(att2, top=len(att2.feature_names), highlight=sorted(relevant2), title="y2 end to end (materials + devices)"),
+                key="learn.shap2")
+    noise_feats = truth.irrelevant_material_features
+    st.caption(
+        f"Red bars: features the equations use; blue: the rest. Mean |SHAP| over {att1.n_rows} rows, in {UNIT} "
+        f"The relevant features take {100 * share1:.0f} % of the credit for y1. The noise features "
+        f"({noise_feats[0]}…{noise_feats[-1]}) get small but non-zero values: that is the model's overfitting, not structure. "
+        "For y2, d0, d1 and the stack act directly; the material features act only through the latents, and the chain "
+        "explanation hands their credit back to them.")
+
+# ---------------------------------------------------------------------- 5
+st.header("5 · Where attributions mislead")
+st.markdown(
+    "- **Correlated features share credit.** With x_dup, a near copy of x0, the data cannot tell which of the two the "
+    "truth uses; the model may lean on either, and SHAP splits x0's credit between them. Only the **sum** is identifiable.\n"
+    "- **Attributions describe the model, not causes.** x_dup causes nothing, yet it gets credit because the model uses it.\n"
+    "- **They are relative to a background** (here the training data's k-means summary): the base value and every bar "
+    "change with it.")
+if not trained.pair:
+    st.info("Turn on **Add x_dup** above and press **Train** to see the credit split between x0 and its copy.", icon=":material/lightbulb:")
+else:
+    with ui.user_errors():
+        with st.spinner("Training the same model without x_dup for comparison…"):
+            _train(trained.noise, trained.seed, False, trained.epochs)
+            base1, _ = _shap(trained.noise, trained.seed, False, trained.epochs)
+        with_pair = att1.mean_abs()
+        without = base1.mean_abs()
+        split = pd.DataFrame({
+            "model": ["without x_dup", "with x_dup", "with x_dup", "with x_dup"],
+            "feature": ["x0", "x0", "x_dup", "x0 + x_dup (summed per row)"],
+            f"mean |SHAP| ({UNIT})": [float(without["x0"]), float(with_pair["x0"]), float(with_pair["x_dup"]),
+                                       float(np.abs(att1.frame()["x0"] + att1.frame()["x_dup"]).mean())],
+        })
+        ui.plot(fx.credit_split_figure(split, unit=UNIT, title="x0's credit, with and without its near copy"), key="learn.pair_fig")
+        frac = float(with_pair["x_dup"] / max(with_pair["x0"] + with_pair["x_dup"], 1e-12))
+        pair_sum, alone = float(split.iloc[3, 2]), float(split.iloc[0, 2])
+        close = abs(pair_sum - alone) <= 0.15 * max(alone, 1e-12)
+        st.caption(f"With the copy present, x_dup takes {100 * frac:.0f} % of the pair's credit although no equation uses it "
+                   f"(how much depends on the seed and the training: the data cannot decide). The pair's summed effect, "
+                   f"{pair_sum:.3f} {UNIT}, is {'close to' if close else 'not the same as'} x0's credit in the model without "
+                   f"the copy ({alone:.3f} {UNIT}){'' if close else ': the two models also differ elsewhere'}.")
+        ui.table_with_download(split, "correlated-pair-credit", key="learn.dl_pair")

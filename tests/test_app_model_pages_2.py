@@ -1,0 +1,196 @@
+"""AppTest tests of the Latents, Explain and Learn pages on the default model.
+
+The whole app runs from ``streamlit_app.py``; ``at.switch_page`` moves to a page.
+The default model and the environment come from the fixtures of
+tests/test_app_model_pages.py (the shipped bundle, or a tiny model trained once
+and named by ``NESTEDAE_DEFAULT_MODEL`` when the bundle is missing).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from test_app_model_pages import _data_dir, _exceptions, app_env, default_model, n_plots, open_app, texts  # noqa: F401
+
+PAGES = ["pages/latents.py", "pages/explain.py", "pages/learn.py"]
+
+
+def _no_errors(at: AppTest) -> None:
+    assert not at.exception, _exceptions(at)
+    assert not at.error, [e.value for e in at.error]
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_on_default_model(app_env, page):
+    at = open_app(page)
+    assert at.title[0].value == Path(page).stem.capitalize()
+    _no_errors(at)
+    assert n_plots(at) <= 8
+
+
+# --------------------------------------------------------------------------- Explain
+
+
+def test_explain_shows_numbers_with_units(app_env):
+    at = open_app("pages/explain.py")
+    _no_errors(at)
+    m = _metrics(at)
+    assert m["band gap: prediction"].endswith(" eV") and m["base value (background average)"].endswith(" eV")
+    pred = float(m["band gap: prediction"].split()[0])
+    base = float(m["base value (background average)"].split()[0])
+    total = float(m["sum of attributions"].split()[0])
+    assert pred == pytest.approx(base + total, abs=2e-3)  # additivity, as shown
+    assert n_plots(at) == 1  # the waterfall
+    assert "MAPbI3" in texts(at) and "add up to the prediction" in texts(at)
+    table = at.dataframe[0].value
+    assert "SHAP (eV)" in table.columns and len(table) == 15
+    assert any("site (all its descriptors)" in g for g in at.dataframe[1].value["group"])
+    assert len(at.get("download_button")) >= 2
+    # the whole chain: PCE in %
+    chain = next(o for o in at.selectbox(key="explain.output").options if o.startswith("PCE") and "whole chain" in o)
+    at.selectbox(key="explain.output").set_value(chain).run()
+    _no_errors(at)
+    m = _metrics(at)
+    assert m["PCE: prediction"].endswith(" %")
+    names = set(at.dataframe[0].value["description"])
+    assert {"ETL stack", "HTL stack", "X-site ionic radius (Å)"} <= names
+
+
+def test_explain_global_view_and_latents(app_env):
+    at = open_app("pages/explain.py")
+    at.radio(key="explain.view").set_value("Global: over many rows").run()
+    at.select_slider(key="explain.global_n").set_value(50).run()
+    _no_errors(at)
+    assert n_plots(at) == 2  # bar + beeswarm
+    table = at.dataframe[0].value
+    assert "mean |SHAP| (eV)" in table.columns and len(table) == 15
+    if (_data_dir() / "PSC_bandgaps_dataset.csv").is_file():
+        assert "rows of `mhp-pbe-paper`" in texts(at)
+    latents = next(o for o in at.selectbox(key="explain.output").options if o.startswith("stage-1 latents"))
+    at.selectbox(key="explain.output").set_value(latents)
+    at.radio(key="explain.view").set_value("Local: this composition").run()
+    _no_errors(at)
+    assert any(k.startswith("materials.z1: prediction") for k in _metrics(at))
+    assert "SHAP (dimensionless)" in at.dataframe[0].value.columns
+
+
+@pytest.mark.slow
+def test_explain_fidelity_panel(app_env):
+    at = open_app("pages/explain.py")
+    at.radio(key="explain.view").set_value("Fidelity: compare explainers").run()
+    assert n_plots(at) == 0 and "Press the button" in texts(at)
+    at.multiselect(key="explain.cmp_methods").set_value(["exact", "permutation"])
+    at.button(key="explain.cmp_run").click().run()
+    _no_errors(at)
+    assert n_plots(at) == 1
+    table = at.dataframe[0].value
+    assert list(table["explainer"]) == ["exact", "permutation"]
+    assert "additivity error (eV)" in table.columns and (table["additivity error (eV)"] < 1e-3).all()
+
+
+def test_explain_invalid_formula_is_a_specific_message(app_env):
+    at = open_app("pages/explain.py")
+    at.text_input(key="explain.formula").input("MAPbX3").run()
+    assert not at.exception, _exceptions(at)
+    assert "unknown species" in " ".join(e.value for e in at.error)
+    assert "Still showing the last valid composition" in texts(at)
+    assert at.metric  # the last valid composition is still explained
+    at.text_input(key="explain.formula").input("CsPbBr3").run()
+    _no_errors(at)
+    assert "CsPbBr3" in texts(at)
+
+
+def test_explain_follows_the_shared_composition(app_env):
+    at = open_app("pages/compose.py")
+    at.text_input(key="compose.formula").input("FAPbI3").run()
+    at.switch_page("pages/explain.py").run()
+    _no_errors(at)
+    assert at.text_input(key="explain.formula").value == "FAPbI3"
+    assert "FAPbI3" in texts(at)
+
+
+# --------------------------------------------------------------------------- Latents
+
+
+def test_latents_views(app_env):
+    at = open_app("pages/latents.py")
+    _no_errors(at)
+    assert n_plots(at) == 1
+    assert any("red star is **MAPbI3**" in c.value for c in at.caption)
+    colours = at.selectbox(key="latents.colour").options
+    assert any(c.startswith("predicted band gap (eV)") for c in colours)
+    assert any("fraction of the X site" in c for c in colours)
+    at.radio(key="latents.view").set_value("Correlations").run()
+    _no_errors(at)
+    corr = at.dataframe[0].value
+    assert len(corr) == 12 and "Gap (predicted)" in corr.columns
+    at.radio(key="latents.corr_method").set_value("spearman").run()
+    _no_errors(at)
+    at.radio(key="latents.view").set_value("Active latents").run()
+    _no_errors(at)
+    assert _metrics(at)["active latents (median over fold models)"].endswith("of 12")
+    assert "**Rule.**" in texts(at)
+    at.radio(key="latents.view").set_value("Traversal").run()
+    _no_errors(at)
+    assert next(v for k, v in _metrics(at).items() if k.startswith("predicted band gap")).endswith(" eV")
+    # stage 2: ETL/HTL colours and the device stack in the traversal
+    stage2 = at.radio(key="latents.stage").options[1]
+    at.radio(key="latents.stage").set_value(stage2)
+    at.radio(key="latents.view").set_value("Map").run()
+    _no_errors(at)
+    colours = at.selectbox(key="latents.colour").options
+    assert "ETL stack" in colours and "HTL stack" in colours
+    at.selectbox(key="latents.colour").set_value("ETL stack").run()
+    _no_errors(at)
+    at.radio(key="latents.dims").set_value(3).run()
+    _no_errors(at)
+    assert n_plots(at) == 1
+
+
+def test_latents_invalid_formula_is_a_specific_message(app_env):
+    at = open_app("pages/latents.py")
+    at.text_input(key="latents.formula").input("MAPb(I0.5Br0.6)3").run()
+    assert not at.exception, _exceptions(at)
+    assert at.error and "Still showing the last valid composition" in texts(at)
+    assert n_plots(at) == 1
+
+
+# --------------------------------------------------------------------------- Learn
+
+
+def test_learn_trains_and_counts_active_latents(app_env):
+    at = open_app("pages/learn.py")
+    assert "1 · The generating equations" in [h.value for h in at.header]
+    assert any("true_y1 = 1.6" in c.value for c in at.code)
+    assert any("Press **Train**" in i.value for i in at.info)
+    at.number_input(key="learn.epochs").set_value(5)
+    at.button(key="learn.train").click().run()
+    _no_errors(at)
+    m = _metrics(at)
+    assert m["active latents (median over fold models)"].endswith("of 6")
+    assert m["true factors"] == "3"
+    assert m["y1 validation MAE (stage 1)"].endswith(" a.u.")
+    assert {"3 · What the latents recover", "4 · What SHAP says", "5 · Where attributions mislead"} <= {h.value for h in at.header}
+    assert 5 <= n_plots(at) <= 8
+    # changing a setting keeps the old results with a note
+    at.select_slider(key="learn.noise").set_value(0.1).run()
+    assert any("settings changed" in w.value for w in at.warning)
+
+
+@pytest.mark.slow
+def test_learn_correlated_pair_splits_credit(app_env):
+    at = open_app("pages/learn.py")
+    at.number_input(key="learn.epochs").set_value(30)
+    at.toggle(key="learn.pair").set_value(True)
+    at.button(key="learn.train").click().run()
+    _no_errors(at)
+    split = next(d.value for d in at.dataframe if "mean |SHAP| (a.u.)" in d.value.columns)
+    assert "x_dup" in set(split["feature"])
+    assert split["mean |SHAP| (a.u.)"].gt(0).all()
+    assert n_plots(at) <= 8
