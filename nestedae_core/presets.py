@@ -114,7 +114,7 @@ def _pbe_extended() -> ChainSpec:
                 dataset="mhp-pbe",
                 numeric_inputs=list(PAPER_DESCRIPTORS) + _FRACTIONS,
                 categorical_inputs=["phase"],
-                latent_dim=24,
+                latent_dim=32,
             )
         ],
     )
