@@ -30,7 +30,7 @@ import streamlit as st
 from app import model_state
 from nestedae_core import explain, latent_analysis, tables
 from nestedae_core.composition import IONS
-from nestedae_core.errors import DataError, DataMissingError, InputError
+from nestedae_core.errors import DataError, DataMissingError, InputError, NestedAEError
 from nestedae_core.model import NestedAE
 
 __all__ = [
@@ -64,18 +64,19 @@ EXTRA_NUMERIC = ("Gap", "Decomp", "SLME", "Perovskite_band_gap", "JV_reverse_sca
                  "JV_reverse_scan_Jsc", "JV_reverse_scan_FF", "y1", "y2", "true_y1")
 
 
-def model_key(path: str | Path) -> str:
-    """``<resolved path>@<manifest mtime>``: the cache key of a bundle (changes when it is re-saved)."""
+def model_key(path: str | Path, datasets: tuple[str, ...] = ()) -> str:
+    """Cache key of a bundle: ``<resolved path>@<manifest mtime>``, then ``|<dataset>=<file stamp>`` for each of
+    ``datasets`` (so a re-saved bundle, or a dataset that appears, disappears or changes, gives a new key)."""
     p = Path(path).resolve()
     try:
         stamp = (p / "manifest.json").stat().st_mtime_ns
     except OSError:
         stamp = 0
-    return f"{p}@{stamp}"
+    return f"{p}@{stamp}" + "".join(f"|{d}={_dataset_stamp(d)}" for d in datasets)
 
 
 def _path_of(key: str) -> str:
-    return key.rsplit("@", 1)[0]
+    return key.split("|", 1)[0].rsplit("@", 1)[0]
 
 
 def _model(key: str) -> NestedAE:
@@ -83,10 +84,13 @@ def _model(key: str) -> NestedAE:
 
 
 def current_model() -> tuple[NestedAE, str]:
-    """This session's model and its cache key (raises BundleError when missing)."""
+    """This session's model and its cache key (raises BundleError when missing).
+
+    The key covers the bundle and the files of its stages' datasets (see :func:`model_key`).
+    """
     path = model_state.active_model_path()
     model = model_state.load_model(path)
-    return model, model_key(path)
+    return model, model_key(path, tuple(dict.fromkeys(s.dataset for s in model.spec.stages)))
 
 
 @st.cache_resource(show_spinner=False)
@@ -140,7 +144,7 @@ def _dataset_stamp(name: str) -> str:
         return "generated"
     try:
         path = data.locate(name)
-    except Exception:  # unknown names are handled by the loader
+    except NestedAEError:  # an unknown name: the loader reports it
         return "?"
     if path is None:
         return "missing"
@@ -225,10 +229,6 @@ def query_row(model: NestedAE, formula: str, categorical: tuple[tuple[str, str],
 
 
 # --------------------------------------------------------------------------- attributions
-
-
-def _settings(permutations: int | None = None) -> explain.ExplainSettings:
-    return explain.ExplainSettings() if permutations is None else explain.ExplainSettings(permutations=permutations)
 
 
 @st.cache_data(show_spinner="Computing attributions…", max_entries=256)

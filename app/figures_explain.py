@@ -555,11 +555,13 @@ def active_latents_figure(act: Any, member_index: int = 0, *, title: str | None 
     # annotations placed by hand: plotly misplaces hline annotations on log axes
     fig.add_hline(y=float(act.threshold), line=dict(color=_HIGHLIGHT, dash="dash"))
     fig.add_annotation(x=1, xref="paper", y=float(np.log10(act.threshold)), yref="y", showarrow=False, xanchor="right",
-                       yanchor="top", text=f"variance threshold {act.threshold:g}", font=dict(color=_HIGHLIGHT, size=11))
+                       yanchor="top", text=f"variance threshold {act.threshold:g}", font=dict(color=_HIGHLIGHT, size=11),
+                       bgcolor="rgba(255,255,255,0.85)")
     if abs(float(act.weight_threshold) - float(act.threshold)) > 1e-12:
         fig.add_hline(y=float(act.weight_threshold), line=dict(color="#F58518", dash="dot"))
         fig.add_annotation(x=0, xref="paper", y=float(np.log10(act.weight_threshold)), yref="y", showarrow=False, xanchor="left",
-                           yanchor="bottom", text=f"weight threshold {act.weight_threshold:g}", font=dict(color="#F58518", size=11))
+                           yanchor="bottom", text=f"weight threshold {act.weight_threshold:g}", font=dict(color="#F58518", size=11),
+                           bgcolor="rgba(255,255,255,0.85)")
     low = min(float(act.threshold), float(act.weight_threshold), float(rv.min()), float(rw.min()))
     fig.update_yaxes(type="log", dtick=1, range=[np.log10(low) - 0.5, 0.15],
                      title_text="ratio to the largest (dimensionless, log)")

@@ -153,6 +153,23 @@ def test_latents_views(app_env):
     assert n_plots(at) == 1
 
 
+def test_latents_and_explain_without_data_use_the_background(default_model, tmp_path, monkeypatch, no_data_env):
+    from nestedae_core import store
+
+    monkeypatch.setenv(store.MODELS_DIR_ENV, str(tmp_path / "models"))
+    at = open_app("pages/latents.py")
+    _no_errors(at)
+    assert any("stored background" in i.value for i in at.info)
+    assert n_plots(at) == 1
+    at.radio(key="latents.view").set_value("Correlations").run()
+    _no_errors(at)
+    assert "Gap" not in at.dataframe[0].value.columns  # no measured band gap without the data
+    at.switch_page("pages/explain.py").run()
+    at.radio(key="explain.view").set_value("Global: over many rows").run()
+    _no_errors(at)
+    assert "stored background rows" in texts(at)
+
+
 def test_latents_invalid_formula_is_a_specific_message(app_env):
     at = open_app("pages/latents.py")
     at.text_input(key="latents.formula").input("MAPb(I0.5Br0.6)3").run()
