@@ -15,7 +15,7 @@ _ROOT = Path(__file__).resolve().parent
 if str(_ROOT) not in sys.path:  # `app` is a plain folder next to this script
     sys.path.insert(0, str(_ROOT))
 
-from app import state  # noqa: E402
+from app import explain_state, state  # noqa: E402
 from app.navigation import build_navigation  # noqa: E402
 
 st.set_page_config(
@@ -31,4 +31,5 @@ st.set_page_config(
 
 page = build_navigation()
 state.sync_url()
+explain_state.warm_up()  # compile shap's kernels once per server, in the background
 page.run()

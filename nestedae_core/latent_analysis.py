@@ -38,6 +38,7 @@ from .errors import InputError
 from .model import NestedAE
 
 __all__ = [
+    "factor_recovery",
     "ActiveLatents",
     "latent_correlations",
     "active_latents",
@@ -469,3 +470,34 @@ def latent_size_sweep(
                 )
             logger.info("latent size %d seed %d: %s", size, seed, rows[-1])
     return pd.DataFrame(rows)
+
+
+def factor_recovery(latents: np.ndarray, factors: pd.DataFrame, latent_names: list[str] | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """How well latents recover known factors (e.g. the synthetic set's ``true_z*``).
+
+    Args:
+        latents: (rows, L) latents of one model (e.g. ``model.latents(0, frame)[member]``).
+        factors: (rows, K) true factor values, one column per factor.
+        latent_names: names of the L latents (default ``z1..zL``).
+
+    Returns:
+        (Pearson r of each latent with each factor as an L x K DataFrame (NaN for a
+        constant latent); R² of each factor from all latents together by least
+        squares with an intercept). Latents recover factors *up to an invertible
+        mix*, so single correlations can be partial while the R² is close to 1.
+    """
+    z = np.asarray(latents, dtype=np.float64)
+    names = list(latent_names or [f"z{i + 1}" for i in range(z.shape[1])])
+    zf = pd.DataFrame(z, columns=names, index=factors.index)
+    corr = pd.DataFrame(
+        {f: [zf[n].corr(factors[f]) if zf[n].std() > 1e-12 else np.nan for n in names] for f in factors.columns},
+        index=names,
+    )
+    design = np.column_stack([z, np.ones(len(z))])
+    r2 = {}
+    for f in factors.columns:
+        y = factors[f].to_numpy(dtype=np.float64)
+        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+        ss_tot = max(float(np.sum((y - y.mean()) ** 2)), 1e-300)
+        r2[f] = 1.0 - float(np.sum((y - design @ coef) ** 2)) / ss_tot
+    return corr, pd.Series(r2)

@@ -93,19 +93,6 @@ def _sweep(noise: float, seed: int, epochs: int) -> pd.DataFrame:
                                              device="cpu")
 
 
-def _recovery(latents: np.ndarray, factors: pd.DataFrame, names: list[str]) -> tuple[pd.DataFrame, pd.Series]:
-    """Pearson r of each latent with each true factor, and R² of each factor from all latents (least squares)."""
-    z = pd.DataFrame(latents, columns=names)
-    corr = pd.DataFrame({f: [z[n].corr(factors[f]) if z[n].std() > 1e-12 else np.nan for n in names] for f in factors.columns}, index=names)
-    X = np.column_stack([latents, np.ones(len(latents))])
-    r2 = {}
-    for f in factors.columns:
-        y = factors[f].to_numpy(dtype=float)
-        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-        r2[f] = 1.0 - float(np.sum((y - X @ coef) ** 2)) / max(float(np.sum((y - y.mean()) ** 2)), 1e-300)
-    return corr, pd.Series(r2)
-
-
 # ---------------------------------------------------------------------- page
 es.warm_up()
 st.title("Learn")
@@ -212,7 +199,7 @@ with ui.user_errors():
     with left:
         ui.plot(fx.active_latents_figure(act, 0, title="Which latents carry information (fold model 1)"), key="learn.active")
     names = model.latent_names(0)
-    corr, r2 = _recovery(model.latents(0, tdata.materials)[0], tdata.materials[truth.factor_columns], names)
+    corr, r2 = latent_analysis.factor_recovery(model.latents(0, tdata.materials)[0], tdata.materials[truth.factor_columns], names)
     with right:
         ui.plot(fx.factor_recovery_figure(corr, r2, title="Latents against the hidden true factors"), key="learn.recovery")
     st.caption(

@@ -180,3 +180,21 @@ def test_latent_size_sweep_rejects_an_upstream_stage() -> None:
         LA.latent_size_sweep(preset("synthetic"), [2], stage=1)
     with pytest.raises(InputError):
         LA.latent_size_sweep(preset("synthetic"), [])
+
+
+def test_factor_recovery_up_to_rotation() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from nestedae_core.latent_analysis import factor_recovery
+
+    rng = np.random.default_rng(0)
+    factors = pd.DataFrame(rng.normal(size=(300, 2)), columns=["f1", "f2"])
+    rot = np.array([[0.6, -0.8], [0.8, 0.6]])
+    latents = np.column_stack([factors.to_numpy() @ rot, np.full(300, 0.3), rng.normal(size=300)])
+    corr, r2 = factor_recovery(latents, factors)
+    assert list(corr.index) == ["z1", "z2", "z3", "z4"] and np.isnan(corr.loc["z3", "f1"])
+    assert r2["f1"] > 0.999 and r2["f2"] > 0.999  # recovered as a mix
+    assert abs(corr.loc["z1", "f1"]) < 0.9  # but no single latent is the factor
+    corr2, r2b = factor_recovery(latents[:, 3:], factors)
+    assert r2b.max() < 0.05  # noise recovers nothing
