@@ -342,7 +342,8 @@ def test_compare_page_on_shipped_reports(app_env):
 def _wait_for_results(at: AppTest, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any("Cross-validation results" in s.value for s in at.subheader):
+        # the polled status panel may lag the results by one poll: wait for both
+        if any("Cross-validation results" in s.value for s in at.subheader) and any("Finished in" in s.value for s in at.success):
             return
         assert not at.exception, _exceptions(at)
         assert not at.error, [e.value for e in at.error]
