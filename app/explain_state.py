@@ -411,10 +411,7 @@ def composition_controls(prefix: str, model: NestedAE, *, default: str = "MAPbI3
     names = {"ETL_stack_sequence": "Electron transport layer (ETL)", "HTL_stack_sequence": "Hole transport layer (HTL)"}
     for col_widget, (col, options, default_cat) in zip(cols[1:], cats):
         key = f"{prefix}.cat.{col}"
-        if ss.get(key) not in options:
-            ss[key] = default_cat
-        with col_widget:
-            chosen.append((col, st.selectbox(names.get(col, col), options, key=key)))
+        chosen.append((col, state.shared_choice_widget(col_widget, names.get(col, col), options, column=col, widget_key=key, default=default_cat)))
     error = ss.get(k_error)
     if error:
         ui.show_error(CompositionError(error))

@@ -227,3 +227,21 @@ def _fractions_cached(name: str, where: str, mtime: int) -> pd.DataFrame:
         return pd.DataFrame(columns=list(IONS), dtype=float)
     table, _ = featurize_table(df[[column]], column)
     return table.loc[:, list(IONS)]
+
+
+# ---------------------------------------------------------------------- shared device stack
+def shared_choice_widget(container: Any, label: str, options: list[str], *, column: str, widget_key: str, default: str, **kwargs: Any) -> str:
+    """A selectbox for a categorical input (e.g. the ETL stack) whose choice is shared by pages.
+
+    The choice lives under a plain session key (``nae.choice.<column>``), which
+    survives page switches (widget keys do not), and is written back whenever the
+    widget changes; Predict and Explain therefore show the same stack.
+    """
+    shared_key = f"choice.{column}"
+    current = get_value(shared_key, default)
+    st.session_state[widget_key] = current if current in options else default
+
+    def _store() -> None:
+        set_value(shared_key, st.session_state[widget_key])
+
+    return container.selectbox(label, options, key=widget_key, on_change=_store, **kwargs)

@@ -214,7 +214,7 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
     metrics = _read_json(root / "metrics.json")
     record = _read_json(root / "record.json")
     model = NestedAE(spec=spec, nets=nets, prep=preps, domains=domains, backgrounds=backgrounds, background_weights=bweights, metrics=metrics, record=record)
-    model.record.setdefault("name", root.name)
+    model.record["name"] = root.name  # the saved name (the preset's name is in spec.name)
     model.record["bundle_path"] = str(root)
     return model.to(device)
 

@@ -233,7 +233,7 @@ def local_view(choice: Choice, member: int | None, latent: str | None) -> None:
             table = att.top(k=len(att.feature_names)).rename(columns={"value": f"SHAP ({unit or 'dimensionless'})", "data": "input value"})
             table.insert(1, "description", [fx.feature_label(f, UNITS) for f in table["feature"]])
             table = table.drop(columns=["unit"])
-            table["input value"] = table["input value"].astype(str)
+            table["input value"] = [f"{v:.5g}" if isinstance(v, (int, float, np.floating)) else str(v) for v in table["input value"]]
             ui.table_with_download(table.drop(columns=["feature"]), f"shap-local-{out_name}-{query.formula}", key="explain.dl_local",
                                    label="CSV", download=table)
         with right:

@@ -111,14 +111,10 @@ with c1:
 etl = htl = None
 if has_stack:
     etls, htls = model.categories(ETL), model.categories(HTL)
-    ss.setdefault(K_ETL, model.default_category(ETL))
-    ss.setdefault(K_HTL, model.default_category(HTL))
-    if ss[K_ETL] not in etls:
-        ss[K_ETL] = model.default_category(ETL)
-    if ss[K_HTL] not in htls:
-        ss[K_HTL] = model.default_category(HTL)
-    etl = c2.selectbox("Electron transport layer (ETL)", etls, key=K_ETL, help="Layers from the substrate up, as in the device data.")
-    htl = c3.selectbox("Hole transport layer (HTL)", htls, key=K_HTL)
+    etl = state.shared_choice_widget(c2, "Electron transport layer (ETL)", etls, column=ETL, widget_key=K_ETL,
+                                     default=model.default_category(ETL), help="Layers from the substrate up, as in the device data. Shared with Explain.")
+    htl = state.shared_choice_widget(c3, "Hole transport layer (HTL)", htls, column=HTL, widget_key=K_HTL,
+                                     default=model.default_category(HTL), help="Shared with Explain.")
 
 if ss.get(K_FORMULA_ERROR):
     ui.show_error(CompositionError(ss[K_FORMULA_ERROR]))

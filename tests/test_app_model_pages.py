@@ -404,3 +404,16 @@ def test_invalid_training_settings_are_messages(app_env):
     at.button(key="train.synthetic.submit").click().run()
     assert any("not allowed" in e.value for e in at.error)
     assert "No runs yet" in texts(at)
+
+
+def test_device_stack_is_shared_by_predict_and_explain_and_survives_page_switches(app_env):
+    at = open_app("pages/predict.py")
+    at.selectbox(key="predict.etl").set_value("SnO2-c").run()
+    assert not at.exception, _exceptions(at)
+    at.switch_page("pages/compose.py").run()
+    at.switch_page("pages/predict.py").run()
+    assert at.selectbox(key="predict.etl").value == "SnO2-c"
+    at.switch_page("pages/explain.py").run()
+    assert not at.exception, _exceptions(at)
+    etl_boxes = [b for b in at.selectbox if b.label.startswith("Electron transport layer")]
+    assert etl_boxes and etl_boxes[0].value == "SnO2-c"
