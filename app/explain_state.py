@@ -417,3 +417,23 @@ def composition_controls(prefix: str, model: NestedAE, *, default: str = "MAPbI3
         ui.show_error(CompositionError(error))
         st.caption(f"Still showing the last valid composition, **{shared.formula}**.")
     return Query(shared.formula, tuple(chosen), error)
+
+
+def model_header(prefix: str) -> tuple[NestedAE, str]:
+    """The model picker with a one-line summary beside it; returns (model, cache key) or stops the page.
+
+    Shared by the Explain and Latents pages (``prefix`` keeps their widget keys apart).
+    """
+    from app import ui
+
+    picker_col, info_col = st.columns([2, 3], vertical_alignment="bottom")
+    with picker_col:
+        model_state.model_picker(key=f"{prefix}.model_picker")
+    model = key = None
+    with ui.user_errors():
+        model, key = current_model()
+    if model is None or key is None:
+        st.stop()
+    with info_col:
+        st.caption(" · ".join(f"{k}: {v}" for k, v in model.summary().items() if k in ("name", "stages") or "MAE" in k))
+    return model, key

@@ -25,7 +25,7 @@ import streamlit as st
 
 from app import explain_state as es
 from app import figures_explain as fx
-from app import model_state, ui
+from app import ui
 from nestedae_core import explain
 from nestedae_core.composition import parse_formula
 from nestedae_core.errors import NestedAEError
@@ -48,16 +48,7 @@ st.title("Explain")
 st.caption("Which inputs drive a prediction, and by how much: Shapley (SHAP) attributions of the band gap, each latent, "
            "the PCE and the whole chain, in the output's own unit.")
 
-picker_col, info_col = st.columns([2, 3], vertical_alignment="bottom")
-with picker_col:
-    model_state.model_picker(key="explain.model_picker")
-model = key = None
-with ui.user_errors():
-    model, key = es.current_model()
-if model is None:
-    st.stop()
-with info_col:
-    st.caption(" · ".join(f"{k}: {v}" for k, v in model.summary().items() if k in ("name", "stages") or "MAE" in k))
+model, key = es.model_header("explain")
 
 try:
     model.query_frame([parse_formula("MAPbI3")])

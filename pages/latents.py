@@ -21,7 +21,7 @@ import streamlit as st
 
 from app import explain_state as es
 from app import figures_explain as fx
-from app import model_state, ui
+from app import ui
 from app.figures import COLUMN_INFO, axis_title
 from nestedae_core.composition import IONS, SITE_OF_ION
 from nestedae_core.errors import NestedAEError
@@ -35,16 +35,7 @@ st.title("Latents")
 st.caption("What each stage's encoder learnt: maps of the latent space, what each latent correlates with, what moving "
            "one latent does, and how many latents actually carry information.")
 
-picker_col, info_col = st.columns([2, 3], vertical_alignment="bottom")
-with picker_col:
-    model_state.model_picker(key="latents.model_picker")
-model = key = None
-with ui.user_errors():
-    model, key = es.current_model()
-if model is None:
-    st.stop()
-with info_col:
-    st.caption(" · ".join(f"{k}: {v}" for k, v in model.summary().items() if k in ("name", "stages") or "MAE" in k))
+model, key = es.model_header("latents")
 
 takes_composition = True
 try:
