@@ -116,7 +116,7 @@ def loss_curves_figure(events: Sequence[Any] | pd.DataFrame, *, stages: Sequence
                 line = dict(width=1, color=color)
             fig.add_trace(
                 go.Scatter(
-                    x=d["epoch"], y=d["loss"], mode="lines", name=s, legendgroup=s, showlegend=s not in shown,
+                    x=d["epoch"], y=d["loss"], mode="lines" if len(d) > 2 else "lines+markers", name=s, legendgroup=s, showlegend=s not in shown,
                     line=line, opacity=1.0 if s in ("mean", "validation") else 0.55,
                     hovertemplate=f"{name} {s}<br>epoch %{{x}}<br>loss %{{y:.4g}}<extra></extra>",
                 ),

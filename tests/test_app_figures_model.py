@@ -205,3 +205,13 @@ def test_benchmark_frames_and_figures():
     assert [t.name for t in split.data] == ["random split", "grouped split"] and split.layout.barmode == "group"
     empty_summary, empty_folds = fm.benchmark_frames({"tasks": {}})
     assert empty_summary.empty and empty_folds.empty
+
+
+def test_loss_curves_of_a_one_epoch_run_are_visible() -> None:
+    import pandas as pd
+
+    from app.figures_model import loss_curves_figure
+
+    df = pd.DataFrame({"stage": ["materials"], "series": ["mean"], "epoch": [1], "loss": [0.8]})
+    fig = loss_curves_figure(df, stages=["materials"])
+    assert fig.data[0].mode == "lines+markers"
