@@ -88,13 +88,6 @@ def validate_model_name(name: str) -> str:
     return text
 
 
-def _torch_threads() -> int | None:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch.get_num_threads() if torch is not None else None
-
-
 def _one_line(text: str, limit: int = 400) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -247,7 +240,6 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._queue: deque[Job] = deque()
         self._running: set[str] = set()
-        self._idle_threads: int | None = None  # torch CPU threads while no job runs
 
     # ------------------------------------------------------------------ submit and query
     def submit(self, spec: ChainSpec, *, owner: str, name: str, data_dir: str | None = None, device: str = "auto") -> Job:
@@ -365,20 +357,6 @@ class JobManager:
         return path
 
     # ------------------------------------------------------------------ internals
-    def _restore_threads(self) -> None:
-        """Put torch's CPU thread count back to its value before the jobs ran.
-
-        Training limits torch's (process-wide) thread pool while it runs and restores
-        it afterwards; with overlapping jobs the restores can happen out of order,
-        so once no job runs the manager restores the count it saw while idle.
-        """
-        want = self._idle_threads
-        if want is not None and _torch_threads() != want:
-            import torch
-
-            torch.set_num_threads(want)
-            logger.info("restored torch CPU threads to %d", want)
-
     def _prune(self) -> None:
         finished = [j for j in self._jobs.values() if j.status in FINISHED_STATUSES]
         for j in finished[: max(0, len(finished) - self.keep_finished)]:
@@ -387,8 +365,6 @@ class JobManager:
     def _start_next(self) -> None:
         with self._lock:
             while self._queue and len(self._running) < self.max_concurrent:
-                if not self._running:
-                    self._idle_threads = _torch_threads()
                 job = self._queue.popleft()
                 job.status = "running"
                 job.started = time.time()
@@ -422,8 +398,6 @@ class JobManager:
             job.status = status
             job.finished = time.time()
             self._running.discard(job.id)
-            if not self._running:
-                self._restore_threads()
             self._prune()
         job._done.set()
         logger.info("job %s finished: %s%s", job.id, status, f" ({error})" if error else "")

@@ -187,22 +187,3 @@ def test_finished_jobs_are_pruned():
     m.submit(preset("synthetic", epochs=5), owner="a", name="last").wait(WAIT)
     kept = [j.name for j in m.jobs()]
     assert len(kept) <= 3 and "last" in kept and "j0" not in kept
-
-
-def test_torch_threads_restored_after_overlapping_jobs():
-    import torch
-
-    before = torch.get_num_threads()
-    gate = threading.Event()
-
-    def leaky(spec, **kw):  # limits the process-wide pool and never restores it
-        torch.set_num_threads(1)
-        gate.wait(WAIT)
-        return object()
-
-    m = JobManager(max_concurrent=2, train_fn=leaky)
-    a = m.submit(preset("synthetic", epochs=5), owner="a", name="a")
-    b = m.submit(preset("synthetic", epochs=5), owner="b", name="b")
-    gate.set()
-    assert a.wait(WAIT) and b.wait(WAIT)
-    assert torch.get_num_threads() == before
