@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -12,18 +11,7 @@ from nestedae_core.cli import main
 from nestedae_core.composition import IONS
 from nestedae_core.features import DESCRIPTORS, FEATURE_COLUMNS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def data_path(name: str) -> Path:
-    """Path of a reference dataset in $NESTEDAE_DATA_DIR (default ../shared/data from the repo root); skip if absent."""
-    base = Path(os.environ.get("NESTEDAE_DATA_DIR", "../shared/data"))
-    if not base.is_absolute():
-        base = REPO_ROOT / base
-    path = base / name
-    if not path.is_file():
-        pytest.skip(f"dataset {name} not found in {base}: set NESTEDAE_DATA_DIR to the folder holding the reference datasets")
-    return path
+from _helpers import data_path
 
 
 def assert_one_line_error(err: str, *fragments: str) -> None:

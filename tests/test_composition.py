@@ -4,10 +4,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,18 +24,7 @@ from nestedae_core.composition import (
 )
 from nestedae_core.errors import CompositionError, NestedAEError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def data_path(name: str) -> Path:
-    """Path of a reference dataset in $NESTEDAE_DATA_DIR (default ../shared/data from the repo root); skip if absent."""
-    base = Path(os.environ.get("NESTEDAE_DATA_DIR", "../shared/data"))
-    if not base.is_absolute():
-        base = REPO_ROOT / base
-    path = base / name
-    if not path.is_file():
-        pytest.skip(f"dataset {name} not found in {base}: set NESTEDAE_DATA_DIR to the folder holding the reference datasets")
-    return path
+from _helpers import data_path
 
 
 def amounts(comp: Composition) -> dict[str, float]:

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import math
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,18 +31,7 @@ from nestedae_core.features import (
     tolerance_factor,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def data_path(name: str) -> Path:
-    """Path of a reference dataset in $NESTEDAE_DATA_DIR (default ../shared/data from the repo root); skip if absent."""
-    base = Path(os.environ.get("NESTEDAE_DATA_DIR", "../shared/data"))
-    if not base.is_absolute():
-        base = REPO_ROOT / base
-    path = base / name
-    if not path.is_file():
-        pytest.skip(f"dataset {name} not found in {base}: set NESTEDAE_DATA_DIR to the folder holding the reference datasets")
-    return path
+from _helpers import data_path
 
 
 # ------------------------------------------------------------- the ion table
