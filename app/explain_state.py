@@ -1,7 +1,7 @@
 """Cached attribution and latent-space computations of the Explain, Latents and Learn pages.
 
 Every heavy call of :mod:`nestedae_core.explain` and
-:mod:`nestedae_core.latent_analysis` goes through one of these functions,
+:mod:`nestedae_core.explain.latents` goes through one of these functions,
 cached with ``st.cache_data`` (shared by all sessions) and keyed by plain
 strings: the model's bundle path plus its manifest's modification time
 (:func:`model_key`), never the model object itself; the model is fetched
@@ -28,10 +28,13 @@ import pandas as pd
 import streamlit as st
 
 from app import model_state
-from nestedae_core import explain, latent_analysis, tables
-from nestedae_core.composition import IONS
+from nestedae_core import explain
+from nestedae_core.explain import latents as latent_analysis
+from nestedae_core.data import tables as tables
+from nestedae_core.chemistry.composition import IONS
 from nestedae_core.errors import DataError, DataMissingError, InputError, NestedAEError
 from nestedae_core.model import NestedAE
+from nestedae_core.query import query_frame
 
 __all__ = [
     "LABEL_COLUMNS",
@@ -158,7 +161,7 @@ def _dataset_table(name: str, stamp: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _device_fractions(stamp: str) -> pd.DataFrame:
-    from nestedae_core.features import featurize_table
+    from nestedae_core.chemistry.features import featurize_table
 
     df = tables.load_dataset_table("psc-devices", download=False)
     table, _ = featurize_table(df[["Perovskite_composition_long_form"]], "Perovskite_composition_long_form")
@@ -225,7 +228,7 @@ def sample_rows(key: str, stage: int, n: int, seed: int = 0) -> pd.DataFrame:
 
 def query_row(model: NestedAE, formula: str, categorical: tuple[tuple[str, str], ...] = ()) -> pd.DataFrame:
     """Raw-input row of one composition (and device stack) for this model."""
-    return model.query_frame([formula], categorical=dict(categorical) or None)
+    return query_frame(model, [formula], categorical=dict(categorical) or None)
 
 
 # --------------------------------------------------------------------------- attributions
@@ -331,14 +334,14 @@ def row_predictions(key: str, stage: int) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Correlating latents…", max_entries=64)
 def correlations(key: str, stage: int, method: str, member: int | None) -> pd.DataFrame:
-    """:func:`nestedae_core.latent_analysis.latent_correlations` over the stage's rows."""
+    """:func:`nestedae_core.explain.latents.latent_correlations` over the stage's rows."""
     model = _model(key)
     return latent_analysis.latent_correlations(model, stage_rows(key, stage).frame, stage, method=method, member=member)  # type: ignore[arg-type]
 
 
 @st.cache_data(show_spinner="Counting active latents…", max_entries=64)
 def active(key: str, stage: int, threshold: float, weight_threshold: float) -> latent_analysis.ActiveLatents:
-    """:func:`nestedae_core.latent_analysis.active_latents` over the stage's rows, every fold model."""
+    """:func:`nestedae_core.explain.latents.active_latents` over the stage's rows, every fold model."""
     model = _model(key)
     return latent_analysis.active_latents(model, stage_rows(key, stage).frame, stage, threshold=threshold,
                                           weight_threshold=weight_threshold, member=None)
@@ -346,7 +349,7 @@ def active(key: str, stage: int, threshold: float, weight_threshold: float) -> l
 
 @st.cache_data(show_spinner="Decoding the traversal…", max_entries=128)
 def traversal(key: str, formula: str, categorical: tuple[tuple[str, str], ...], stage: int, latent: str, member: int) -> pd.DataFrame:
-    """:func:`nestedae_core.latent_analysis.latent_traversal` from one composition over the library's default
+    """:func:`nestedae_core.explain.latents.latent_traversal` from one composition over the library's default
     range plus the composition's own value of the latent (``attrs["start"]``), so a slider can start there."""
     model = _model(key)
     frame = query_row(model, formula, categorical)
@@ -380,7 +383,7 @@ def composition_controls(prefix: str, model: NestedAE, *, default: str = "MAPbI3
     inputs, one select box per input (ETL/HTL). An unreadable formula shows its message and keeps the last
     valid composition (``Query.error``)."""
     from app import state, ui
-    from nestedae_core.composition import parse_formula
+    from nestedae_core.chemistry.composition import parse_formula
     from nestedae_core.errors import CompositionError
 
     ss = st.session_state

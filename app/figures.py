@@ -2,7 +2,7 @@
 
 Plain functions: data in, :class:`plotly.graph_objects.Figure` out, no Streamlit,
 every axis titled with its unit. Science comes from nestedae_core (e.g. the
-Shockley–Queisser curve from :func:`nestedae_core.physics.sq_limit`); these
+Shockley–Queisser curve from :func:`nestedae_core.chemistry.physics.sq_limit`); these
 functions only draw. Other pages put their builders in ``app/figures_<page>.py``
 and may reuse :data:`COLUMN_INFO`, :func:`axis_title`, :data:`SITE_COLORS` and
 :func:`style`.
@@ -16,8 +16,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from nestedae_core.composition import SITE_IONS, SITE_OF_ION, Composition
-from nestedae_core.physics import sq_limit
+from nestedae_core.chemistry.composition import SITE_IONS, SITE_OF_ION, Composition
+from nestedae_core.chemistry.physics import sq_limit
 
 __all__ = [
     "COLUMN_INFO",
@@ -251,7 +251,7 @@ def device_vs_bandgap_figure(
     """PCE, Voc, Jsc and FF against the measured band gap (2 x 2), with the Shockley–Queisser limit.
 
     Devices without a band gap are left out. The limit comes from
-    :func:`nestedae_core.physics.sq_limit` (5778 K blackbody sun scaled to
+    :func:`nestedae_core.chemistry.physics.sq_limit` (5778 K blackbody sun scaled to
     1000 W/m², cell at 300 K), drawn over the gap range of the data.
     """
     targets = [t for t in targets if t in df.columns]

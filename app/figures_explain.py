@@ -3,7 +3,7 @@
 Plain functions: data in, :class:`plotly.graph_objects.Figure` (or a tidy
 DataFrame) out, no Streamlit, no matplotlib, every axis titled with its unit.
 The numbers come from :mod:`nestedae_core.explain` (``Attribution`` objects, or
-any :class:`shap.Explanation`) and :mod:`nestedae_core.latent_analysis`; these
+any :class:`shap.Explanation`) and :mod:`nestedae_core.explain.latents`; these
 functions only draw them.
 
 Attributions
@@ -18,7 +18,7 @@ Latents
     :func:`latent_size_sweep_figure`.
 
 Feature names are turned into readable labels with units by
-:func:`feature_label` (site descriptors from :mod:`nestedae_core.features`,
+:func:`feature_label` (site descriptors from :mod:`nestedae_core.chemistry.features`,
 latents dimensionless, categorical inputs by name).
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from app.figures import style
-from nestedae_core.features import DESCRIPTOR_LABELS, DESCRIPTOR_UNITS
+from nestedae_core.chemistry.features import DESCRIPTOR_LABELS, DESCRIPTOR_UNITS
 
 __all__ = [
     "AttributionView",
@@ -541,7 +541,7 @@ def active_latents_figure(act: Any, member_index: int = 0, *, title: str | None 
     """Per latent of one fold model: variance over the rows and encoder-weight norm, each relative to the largest
     (log scale, dimensionless), with the thresholds of the rule; inactive latents in grey.
 
-    ``act``: :class:`nestedae_core.latent_analysis.ActiveLatents`; ``member_index`` indexes ``act.members``.
+    ``act``: :class:`nestedae_core.explain.latents.ActiveLatents`; ``member_index`` indexes ``act.members``.
     """
     names = list(act.latent_names)
     rv = np.maximum(np.asarray(act.relative_variance[member_index], dtype=float), 1e-6)

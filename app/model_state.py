@@ -1,6 +1,6 @@
 """Models and training jobs in the dashboard: the shared job manager, the active model, a model picker.
 
-* :func:`get_job_manager` - one :class:`nestedae_core.jobs.JobManager` for the
+* :func:`get_job_manager` - one :class:`nestedae_core.train.jobs.JobManager` for the
   whole server (``st.cache_resource``), shared by every session; at most
   ``$NESTEDAE_MAX_JOBS`` (default 1) trainings run at once, the rest queue.
 * :func:`session_owner` - the id under which this session's jobs are filed.
@@ -23,7 +23,7 @@ import streamlit as st
 
 from nestedae_core import store
 from nestedae_core.errors import BundleError
-from nestedae_core.jobs import JobManager
+from nestedae_core.train.jobs import JobManager
 from nestedae_core.model import NestedAE
 
 __all__ = [

@@ -4,7 +4,7 @@ Session state
 -------------
 Pages never touch ``st.session_state`` keys of other pages directly; they use
 these accessors. The chosen composition (shared by Compose, Predict, Explain,
-Latents) is a :class:`nestedae_core.composition.Composition`, mirrored to the
+Latents) is a :class:`nestedae_core.chemistry.composition.Composition`, mirrored to the
 URL query parameter ``formula`` so that a view can be shared:
 
 * :func:`sync_url` (called by the entry script on every run, before the page)
@@ -28,7 +28,7 @@ import pandas as pd
 import streamlit as st
 
 from nestedae_core import data
-from nestedae_core.composition import Composition, parse_formula
+from nestedae_core.chemistry.composition import Composition, parse_formula
 from nestedae_core.errors import CompositionError, DataMissingError
 
 __all__ = [
@@ -207,7 +207,7 @@ def dataset_site_fractions(name: str) -> pd.DataFrame:
     """The 14 site-fraction columns (K ... I; A and B amounts, X fractions of the site) of each row.
 
     Alloy tables carry them; for the device table they come from parsing each
-    composition with :func:`nestedae_core.features.featurize_table` (rows that
+    composition with :func:`nestedae_core.chemistry.features.featurize_table` (rows that
     do not parse are NaN). Index aligned with :func:`load_dataset`.
     """
     where, mtime = _file_key(name)
@@ -216,8 +216,8 @@ def dataset_site_fractions(name: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Reading compositions…", max_entries=16)
 def _fractions_cached(name: str, where: str, mtime: int) -> pd.DataFrame:
-    from nestedae_core.composition import IONS
-    from nestedae_core.features import featurize_table
+    from nestedae_core.chemistry.composition import IONS
+    from nestedae_core.chemistry.features import featurize_table
 
     df = data.load(name, download=False)
     if all(ion in df.columns for ion in IONS) and name != "psc-devices":

@@ -29,9 +29,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nestedae_core import explain as E  # noqa: E402
-from nestedae_core.composition import composition_grid  # noqa: E402
+from nestedae_core.chemistry.composition import composition_grid  # noqa: E402
 from nestedae_core.errors import NestedAEError  # noqa: E402
-from nestedae_core.features import featurize_fractions  # noqa: E402
+from nestedae_core.chemistry.features import featurize_fractions  # noqa: E402
+from nestedae_core.query import query_frame
 
 
 def _model(path: str | None):  # type: ignore[no-untyped-def]
@@ -42,7 +43,7 @@ def _model(path: str | None):  # type: ignore[no-untyped-def]
     try:
         return load_default_bundle()
     except NestedAEError:
-        from nestedae_core.presets import preset
+        from nestedae_core.model.presets import preset
         from nestedae_core.train import cross_validate
 
         print("no default bundle: training preset 'paper' for 150 epochs ...", flush=True)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     model = _model(args.model)
     frame = _queries(model, args.rows)
-    one = model.query_frame(["MAPbI3"])
+    one = query_frame(model, ["MAPbI3"])
     fns = {"bandgap": E.explain_bandgap, "pce": E.explain_pce, "chain": E.explain_chain}
     kinds = [k for k in args.kinds.split(",") if k]
     methods = [m for m in args.methods.split(",") if m]

@@ -40,10 +40,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
-from .features import PAPER_DESCRIPTORS
-from .presets import DEVICE_GROUP_COLUMNS, ETL, HTL, preset
-from .tables import check_stage_table, load_dataset_table
-from .train import cross_validate, make_folds, regression_metrics, summarize_folds
+from .chemistry.features import PAPER_DESCRIPTORS
+from .model.presets import preset
+from .vocabulary import DEVICE_GROUP_COLUMNS, ETL, HTL, SITE_FRACTION_COLUMNS
+from .data.tables import check_stage_table, load_dataset_table
+from .train.cross_validation import cross_validate, make_folds, regression_metrics, summarize_folds
 
 __all__ = [
     "TASKS",
@@ -57,7 +58,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_FRACTIONS = ["K", "Rb", "Cs", "MA", "FA", "Ca", "Sr", "Ba", "Ge", "Sn", "Pb", "Cl", "Br", "I"]
+_FRACTIONS = list(SITE_FRACTION_COLUMNS)
 
 #: Task name -> description of inputs, target and the NestedAE preset used.
 TASKS: dict[str, dict[str, Any]] = {
@@ -258,11 +259,12 @@ def speed_benchmark(*, data_dir: str | None = None, device: str = "auto", n_pred
     seconds for predicting ``n_predict`` compositions through the chain (best of
     ``repeats``, featurisation included) and the process's peak resident memory (MiB).
     """
-    from .composition import composition_grid
+    from .chemistry.composition import composition_grid
     from .predict import predict_table
+    from .query import query_frame
 
     spec = preset("paper", epochs=epochs)
-    from .tables import load_chain_tables
+    from .data.tables import load_chain_tables
 
     tables = load_chain_tables(spec, None, data_dir)
     t0 = time.perf_counter()
@@ -271,13 +273,13 @@ def speed_benchmark(*, data_dir: str | None = None, device: str = "auto", n_pred
     grid = composition_grid(["Cs", "MA", "FA"], ["Pb", "Sn"], ["I", "Br", "Cl"], 0.05)
     rng = np.random.default_rng(0)
     grid = grid[rng.choice(len(grid), size=min(n_predict, len(grid)), replace=len(grid) < n_predict)]
-    from .composition import IONS, Composition
+    from .chemistry.composition import IONS, Composition
 
     comps = [Composition.from_fractions(dict(zip(IONS, row))) for row in grid]
     best = float("inf")
     for _ in range(repeats):
         t1 = time.perf_counter()
-        frame = result.model.query_frame(comps)
+        frame = query_frame(result.model, comps)
         predict_table(result.model, frame)
         best = min(best, time.perf_counter() - t1)
     return {

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .composition import Composition, composition_grid, mix, parse_formula
+from .chemistry.composition import Composition, composition_grid, mix, parse_formula
 from .errors import InputError
-from .features import featurize_fractions
-from .model import NestedAE
-from .presets import ETL, HTL
+from .chemistry.features import featurize_fractions
+from .model.chain import NestedAE
+from .query import query_frame, resolve_categorical
+from .vocabulary import BANDGAP_PBE, ETL, HTL, JSON_NAMES, PCE
 
 __all__ = [
     "BANDGAP_COLUMN",
@@ -28,17 +29,15 @@ __all__ = [
     "line_scan",
     "screen",
     "grid_formulas",
-    "resolve_categorical",
 ]
 
 #: Target columns with a conventional JSON name.
-BANDGAP_COLUMN = "Gap"
-PCE_COLUMN = "JV_reverse_scan_PCE"
-_JSON_NAMES = {BANDGAP_COLUMN: "bandgap_eV", PCE_COLUMN: "pce_percent"}
+BANDGAP_COLUMN = BANDGAP_PBE
+PCE_COLUMN = PCE
 
 
 def _json_name(column: str, unit: str) -> str:
-    return _JSON_NAMES.get(column, column if not unit else f"{column}_{unit.replace('/', '_per_').replace('%', 'percent')}")
+    return JSON_NAMES.get(column, column if not unit else f"{column}_{unit.replace('/', '_per_').replace('%', 'percent')}")
 
 
 @dataclass
@@ -81,30 +80,6 @@ class QueryResult:
         return out
 
 
-def resolve_categorical(model: NestedAE, etl: str | None = None, htl: str | None = None, extra: dict[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
-    """The categorical inputs of a query: given ETL/HTL (checked against the known stacks),
-    ``extra`` values, and the most common training value for the rest.
-
-    Returns (column -> value, columns that took their default). An unknown stack
-    raises :class:`InputError` listing the known ones.
-    """
-    cats: dict[str, str] = dict(extra or {})
-    names = [c for p in model.prep for c in p.categorical_columns]
-    for col, val in ((ETL, etl), (HTL, htl)):
-        if val is None:
-            continue
-        if col not in names:
-            raise InputError(f"this model has no {col.split('_')[0]} input; it takes: {', '.join(names) or 'no categorical inputs'}")
-        known = model.categories(col)
-        if val not in known:
-            raise InputError(f"unknown {col.split('_')[0]} stack '{val}'; known: {', '.join(known)}")
-        cats[col] = val
-    defaulted = [c for c in names if c not in cats]
-    for c in defaulted:
-        cats[c] = model.default_category(c)
-    return cats, defaulted
-
-
 def predict_composition(
     model: NestedAE,
     composition: Composition | str,
@@ -121,7 +96,7 @@ def predict_composition(
     """
     comp = composition if isinstance(composition, Composition) else parse_formula(composition)
     cats, defaulted = resolve_categorical(model, etl, htl, categorical)
-    frame = model.query_frame([comp], categorical=cats, numeric=numeric)
+    frame = query_frame(model, [comp], categorical=cats, numeric=numeric)
     preds = model.predict(frame)
     targets: dict[str, dict[str, Any]] = {}
     for i, st in enumerate(model.spec.stages):
@@ -195,7 +170,7 @@ def line_scan(
     xs = np.linspace(0.0, 1.0, steps)
     comps = [mix([(a, 1 - x), (b, x)]) if 0 < x < 1 else (a if x == 0 else b) for x in xs]
     cats, _ = resolve_categorical(model, etl, htl, None)
-    frame = model.query_frame(comps, categorical=cats)
+    frame = query_frame(model, comps, categorical=cats)
     res = _stage_target_frame(model, frame)
     res.insert(0, "formula", frame["formula"].to_numpy())
     res.insert(0, "x", xs)
@@ -225,7 +200,7 @@ def screen(
     Columns: ``formula``, the 14 site fractions, ``tolerance_factor``,
     ``octahedral_factor``, ``<target>_mean``/``_std``, ``in_domain``.
     """
-    from .composition import IONS
+    from .chemistry.composition import IONS
 
     grid = composition_grid(a_ions, b_ions, x_ions, step)
     if len(grid) > max_candidates:
@@ -261,7 +236,7 @@ def grid_formulas(fractions: np.ndarray, digits: int = 4) -> list[str]:
     omitted, e.g. ``Cs0.1FA0.9PbBr0.6I2.4``. Vectorised: 10,000 rows in a few
     milliseconds, unlike building a :class:`Composition` per row.
     """
-    from .composition import A_SITE_IONS, B_SITE_IONS, IONS, X_SITE_IONS
+    from .chemistry.composition import A_SITE_IONS, B_SITE_IONS, IONS, X_SITE_IONS
 
     arr = np.asarray(fractions, dtype=np.float64)
     out = np.full(len(arr), "", dtype=object)

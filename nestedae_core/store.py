@@ -37,10 +37,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .config import ChainSpec, config_error_message
+from .model.config import ChainSpec, config_error_message
 from .errors import BundleError
-from .model import DomainModel, NestedAE, StagePreprocessing
-from .nn import StageNet
+from .model.chain import DomainModel, NestedAE, StagePreprocessing
+from .model.nn import StageNet
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -53,7 +53,6 @@ __all__ = [
     "models_dir",
     "list_bundles",
     "BundleInfo",
-    "read_oof",
 ]
 
 logger = logging.getLogger(__name__)
@@ -217,14 +216,6 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
     model.record["name"] = root.name  # the saved name (the preset's name is in spec.name)
     model.record["bundle_path"] = str(root)
     return model.to(device)
-
-
-def read_oof(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Out-of-fold predictions stored in a bundle (columns ``stage``, ``row``, ``fold``, ``label``, ``<target>_pred``)."""
-    f = Path(path) / "oof.csv"
-    if not f.is_file():
-        raise BundleError(f"bundle {path} has no oof.csv")
-    return pd.read_csv(f)
 
 
 def default_bundle_path() -> Path:

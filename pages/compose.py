@@ -1,7 +1,7 @@
 """Compose: build a halide-perovskite composition and see its descriptors and structural factors.
 
 Three ways in, all kept in sync: a formula box (every notation of
-:func:`nestedae_core.composition.parse_formula`), presets and formulas picked
+:func:`nestedae_core.chemistry.composition.parse_formula`), presets and formulas picked
 from the datasets, and a site builder (choose the ions of each site; sliders
 for all but the last ion, the last takes the remainder, so each site total is
 exact). The chosen composition is stored with :func:`app.state.set_composition`
@@ -13,8 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from app import figures, state, ui
-from nestedae_core import features
-from nestedae_core.composition import SITE_IONS, SITE_TOTALS, Composition, parse_formula
+from nestedae_core.chemistry import features as features
+from nestedae_core.chemistry.composition import SITE_IONS, SITE_TOTALS, Composition, parse_formula
 from nestedae_core.errors import CompositionError
 
 DEFAULT_FORMULA = "MAPbI3"
@@ -201,7 +201,7 @@ def _verdicts(t: float, mu: float) -> list[tuple[bool, str]]:
 
 
 def descriptor_table(comp: Composition) -> pd.DataFrame:
-    """Descriptors and factors of ``comp`` with labels and units (from nestedae_core.features)."""
+    """Descriptors and factors of ``comp`` with labels and units (from nestedae_core.chemistry.features)."""
     values = features.featurize(comp)
     paper = set(features.PAPER_DESCRIPTORS)
     return pd.DataFrame({

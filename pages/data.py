@@ -87,7 +87,7 @@ def _range_slider(df: pd.DataFrame, column: str, key: str) -> tuple[tuple[float,
 
 def _mixing_summary(fractions: pd.DataFrame) -> pd.DataFrame:
     """Rows and distinct compositions, and how many rows mix ions on each site."""
-    from nestedae_core.composition import SITE_IONS
+    from nestedae_core.chemistry.composition import SITE_IONS
 
     valid = fractions.dropna()
     rows = [("rows", len(valid)), ("distinct compositions", len(valid.round(4).drop_duplicates()))]

@@ -27,9 +27,10 @@ from app import explain_state as es
 from app import figures_explain as fx
 from app import ui
 from nestedae_core import explain
-from nestedae_core.composition import parse_formula
+from nestedae_core.chemistry.composition import parse_formula
 from nestedae_core.errors import NestedAEError
-from nestedae_core.features import DESCRIPTOR_UNITS
+from nestedae_core.chemistry.features import DESCRIPTOR_UNITS
+from nestedae_core.query import query_frame
 
 VIEWS = ["Local: this composition", "Global: over many rows", "Fidelity: compare explainers"]
 LOCAL_METHODS = {
@@ -51,7 +52,7 @@ st.caption("Which inputs drive a prediction, and by how much: Shapley (SHAP) att
 model, key = es.model_header("explain")
 
 try:
-    model.query_frame([parse_formula("MAPbI3")])
+    query_frame(model, [parse_formula("MAPbI3")])
 except NestedAEError as exc:
     st.info(f"The active model ({model.spec.name}) does not take a composition ({exc}). Choose a perovskite model "
             "(e.g. the default) above, or see the Learn page for attributions on the synthetic data set.",

@@ -9,9 +9,9 @@
 * Traversal: move one latent of one fold model and watch the decoded inputs and
   the predictions change.
 * Active latents: how many latents carry information, by the rule of
-  :func:`nestedae_core.latent_analysis.active_latents`.
+  :func:`nestedae_core.explain.latents.active_latents`.
 
-Numbers come from :mod:`nestedae_core.latent_analysis`, cached in :mod:`app.explain_state`.
+Numbers come from :mod:`nestedae_core.explain.latents`, cached in :mod:`app.explain_state`.
 """
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ from app import explain_state as es
 from app import figures_explain as fx
 from app import ui
 from app.figures import COLUMN_INFO, axis_title
-from nestedae_core.composition import IONS, SITE_OF_ION
+from nestedae_core.chemistry.composition import IONS, SITE_OF_ION
 from nestedae_core.errors import NestedAEError
-from nestedae_core.features import DESCRIPTOR_UNITS
+from nestedae_core.chemistry.features import DESCRIPTOR_UNITS
+from nestedae_core.query import query_frame
 
 VIEWS = ["Map", "Correlations", "Traversal", "Active latents"]
 NO_COLOUR = "(none)"
@@ -39,7 +40,7 @@ model, key = es.model_header("latents")
 
 takes_composition = True
 try:
-    model.query_frame(["MAPbI3"])
+    query_frame(model, ["MAPbI3"])
 except NestedAEError:
     takes_composition = False
 

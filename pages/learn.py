@@ -1,6 +1,6 @@
 """Learn: a synthetic two-scale data set with known ground truth, taken apart step by step.
 
-1. The generating equations (:func:`nestedae_core.synthetic.generate`) and which features matter.
+1. The generating equations (:func:`nestedae_core.data.synthetic.generate`) and which features matter.
 2. A small NestedAE trained on it (:func:`nestedae_core.train.cross_validate` with the
    ``synthetic`` preset), cached per configuration with ``st.cache_resource``: the job
    manager of the Train page takes registry datasets only, not these generated tables.
@@ -24,8 +24,11 @@ from app import explain_state as es
 from app import figures_explain as fx
 from app import figures_model as fm
 from app import ui
-from nestedae_core import explain, latent_analysis, presets, synthetic, train
-from nestedae_core.config import ChainSpec
+from nestedae_core import explain, train
+from nestedae_core.explain import latents as latent_analysis
+from nestedae_core.model import presets as presets
+from nestedae_core.data import synthetic as synthetic
+from nestedae_core.model.config import ChainSpec
 
 NOISES = [0.0, 0.02, 0.05, 0.1, 0.2]
 SAMPLE = 100  # rows explained for the global views

@@ -20,11 +20,12 @@ import streamlit as st
 from app import figures_model as fm
 from app import model_state, state, ui
 from nestedae_core import predict
-from nestedae_core.composition import Composition, parse_formula
+from nestedae_core.chemistry.composition import Composition, parse_formula
 from nestedae_core.errors import CompositionError, NestedAEError
-from nestedae_core.features import PAPER_DESCRIPTORS, featurize, featurize_fractions
-from nestedae_core.physics import sq_limit
-from nestedae_core.presets import ETL, HTL
+from nestedae_core.chemistry.features import PAPER_DESCRIPTORS, featurize, featurize_fractions
+from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core.vocabulary import ETL, HTL
+from nestedae_core.query import query_frame
 
 GAP, PCE = predict.BANDGAP_COLUMN, predict.PCE_COLUMN
 DEFAULT_FORMULA = "MAPbI3"
@@ -63,7 +64,7 @@ with info_col:
     st.caption(" · ".join(f"{k}: {v}" for k, v in model.summary().items() if k in ("name", "stages", "split") or "MAE" in k))
 
 try:  # does the model take compositions at all?
-    model.query_frame([parse_formula(DEFAULT_FORMULA)])
+    query_frame(model, [parse_formula(DEFAULT_FORMULA)])
 except NestedAEError as exc:
     st.info(f"The active model ({model.spec.name}) cannot predict from a composition: {exc}. "
             "Choose a perovskite model (e.g. the default) above.", icon=":material/info:")

@@ -16,10 +16,11 @@ import streamlit as st
 from app import figures_model as fm
 from app import model_state, ui
 from nestedae_core import predict
-from nestedae_core.composition import IONS, SITE_IONS, parse_formula
+from nestedae_core.chemistry.composition import IONS, SITE_IONS, parse_formula
 from nestedae_core.errors import NestedAEError
-from nestedae_core.features import TOLERANCE_RANGE
-from nestedae_core.presets import ETL, HTL
+from nestedae_core.chemistry.features import TOLERANCE_RANGE
+from nestedae_core.vocabulary import ETL, HTL
+from nestedae_core.query import query_frame
 
 GAP, PCE = predict.BANDGAP_COLUMN, predict.PCE_COLUMN
 #: Grid divisions offered (step = 1/n).
@@ -40,7 +41,7 @@ with ui.user_errors():
 if model is None:
     st.stop()
 try:
-    model.query_frame([parse_formula("MAPbI3")])
+    query_frame(model, [parse_formula("MAPbI3")])
 except NestedAEError as exc:
     st.info(f"The active model ({model.spec.name}) cannot predict from a composition: {exc}. "
             "Choose a perovskite model (e.g. the default) above.", icon=":material/info:")

@@ -20,11 +20,11 @@ from pydantic import ValidationError
 from app import figures_model as fm
 from app import model_state, ui
 from nestedae_core import data, store
-from nestedae_core.config import ChainSpec, config_error_message
+from nestedae_core.model.config import ChainSpec, config_error_message
 from nestedae_core.errors import ConfigError, DataError
-from nestedae_core.jobs import ACTIVE_STATUSES
+from nestedae_core.train.jobs import ACTIVE_STATUSES
 from nestedae_core.model import available_devices
-from nestedae_core.presets import PRESETS, preset
+from nestedae_core.model.presets import PRESETS, preset
 
 #: Presets offered, with a one-line description.
 PRESET_HELP = {

@@ -16,7 +16,7 @@ def data_available() -> bool:
 @functools.lru_cache(maxsize=4)
 def tiny_paper(epochs: int = 40, seed: int = 0):  # type: ignore[no-untyped-def]
     """The paper chain trained for a few epochs (needs the datasets)."""
-    from nestedae_core.presets import preset
+    from nestedae_core.model.presets import preset
     from nestedae_core.train import cross_validate
 
     if not os.environ.get("NESTEDAE_DATA_DIR"):
@@ -27,7 +27,7 @@ def tiny_paper(epochs: int = 40, seed: int = 0):  # type: ignore[no-untyped-def]
 @functools.lru_cache(maxsize=2)
 def tiny_synthetic(epochs: int = 30):  # type: ignore[no-untyped-def]
     """The synthetic chain trained for a few epochs (no dataset needed)."""
-    from nestedae_core.presets import preset
+    from nestedae_core.model.presets import preset
     from nestedae_core.train import cross_validate
 
     return cross_validate(preset("synthetic", epochs=epochs, folds=3), device="cpu")

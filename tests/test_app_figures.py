@@ -8,9 +8,9 @@ import pytest
 
 from app import figures
 from nestedae_core import data
-from nestedae_core.composition import IONS, parse_formula
-from nestedae_core.features import OCTAHEDRAL_RANGE, TOLERANCE_RANGE
-from nestedae_core.physics import sq_limit
+from nestedae_core.chemistry.composition import IONS, parse_formula
+from nestedae_core.chemistry.features import OCTAHEDRAL_RANGE, TOLERANCE_RANGE
+from nestedae_core.chemistry.physics import sq_limit
 
 UNIT_MARKERS = ("(eV)", "(%)", "(V)", "(mA/cm²)", "(fraction", "(count)", "(eV/f.u.)", "(mol/mol)", "(dimensionless)")
 
@@ -187,7 +187,7 @@ def test_factor_bullets_show_values_and_windows():
 
 
 def test_builders_on_the_device_table(data_dir):
-    from nestedae_core.features import featurize_table
+    from nestedae_core.chemistry.features import featurize_table
 
     df = data.load("psc-devices", download=False)
     fig = figures.device_vs_bandgap_figure(df)

@@ -2,7 +2,7 @@
 
 Attributions come from :mod:`nestedae_core.explain` (a linear function with known
 Shapley values, and a tiny NestedAE trained on a small synthetic set), latent
-analyses from :mod:`nestedae_core.latent_analysis` on that model. Checked: the
+analyses from :mod:`nestedae_core.explain.latents` on that model. Checked: the
 numbers drawn are the library's numbers, and every axis carries its unit.
 """
 from __future__ import annotations
@@ -13,7 +13,10 @@ import plotly.graph_objects as go
 import pytest
 
 from app import figures_explain as fx
-from nestedae_core import explain, latent_analysis, presets, synthetic, train
+from nestedae_core import explain, train
+from nestedae_core.explain import latents as latent_analysis
+from nestedae_core.model import presets as presets
+from nestedae_core.data import synthetic as synthetic
 
 W = np.array([2.0, -1.0, 0.5, 0.0])
 

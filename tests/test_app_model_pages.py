@@ -43,7 +43,8 @@ def default_model(tmp_path_factory) -> Path:
     data = _data_dir()
     if not (data / "PSC_efficiencies_dataset.csv").is_file():
         pytest.skip(f"no shipped default model and no data in {data} to train one")
-    from nestedae_core import presets, train
+    from nestedae_core import train
+    from nestedae_core.model import presets as presets
 
     old = {k: os.environ.get(k) for k in ("NESTEDAE_DATA_DIR", model_state.DEFAULT_MODEL_ENV)}
     os.environ["NESTEDAE_DATA_DIR"] = str(data)
@@ -167,7 +168,7 @@ def test_predict_out_of_domain_warning(app_env):
 
 
 def test_predict_flags_pce_above_the_sq_limit(app_env, monkeypatch):
-    from nestedae_core import physics
+    from nestedae_core.chemistry import physics as physics
 
     real = physics.sq_limit
 

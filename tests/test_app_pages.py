@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import navigation, ui
-from nestedae_core.composition import parse_formula
+from nestedae_core.chemistry.composition import parse_formula
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = str(REPO / "streamlit_app.py")

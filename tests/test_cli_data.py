@@ -35,9 +35,9 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(urllib.request, "urlopen", _guarded_urlopen)
-    data._reset_caches()
+    data.reset_caches()
     yield
-    data._reset_caches()
+    data.reset_caches()
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -9,9 +9,10 @@ import pytest
 
 from _chain_fixtures import REPO, data_available
 from nestedae_core.cli import main
-from nestedae_core.presets import preset
+from nestedae_core.model.presets import preset
 from nestedae_core.store import load_bundle, save_bundle
 from nestedae_core.train import cross_validate
+from nestedae_core.query import query_frame
 
 needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
 
@@ -44,7 +45,7 @@ def test_explain_json_adds_up(bundle, capsys) -> None:
     assert list(js["pce"]["attributions"]).count("ETL_stack_sequence") == 1
     assert js["pce"]["data"]["ETL_stack_sequence"] == "SnO2-np" and js["pce"]["data"]["HTL_stack_sequence"] == "PTAA"
     model = load_bundle(bundle)
-    q = model.query_frame(["MAPbI3"], categorical={"ETL_stack_sequence": "SnO2-np", "HTL_stack_sequence": "PTAA"})
+    q = query_frame(model, ["MAPbI3"], categorical={"ETL_stack_sequence": "SnO2-np", "HTL_stack_sequence": "PTAA"})
     assert js["bandgap"]["prediction"] == pytest.approx(model.predict_stage(0, q).mean[0, 0], abs=1e-4)
     assert js["pce"]["prediction"] == pytest.approx(model.predict_stage(1, q).mean[0, 0], abs=1e-3)
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from nestedae_core.cli import main
-from nestedae_core.composition import IONS
-from nestedae_core.features import DESCRIPTORS, FEATURE_COLUMNS
+from nestedae_core.chemistry.composition import IONS
+from nestedae_core.chemistry.features import DESCRIPTORS, FEATURE_COLUMNS
 
 from _helpers import data_path
 

@@ -1,4 +1,4 @@
-"""Tests of nestedae_core.composition: parsing, validation, canonical formulas, mixing, grids."""
+"""Tests of nestedae_core.chemistry.composition: parsing, validation, canonical formulas, mixing, grids."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nestedae_core.composition import (
+from nestedae_core.chemistry.composition import (
     A_SITE_IONS,
     B_SITE_IONS,
     IONS,

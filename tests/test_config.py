@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from nestedae_core.config import ChainSpec, StageSpec, TargetSpec, load_chain_spec
+from nestedae_core.model.config import ChainSpec, StageSpec, TargetSpec, load_chain_spec
 from nestedae_core.errors import ConfigError
-from nestedae_core.presets import PRESETS, preset
+from nestedae_core.model.presets import PRESETS, preset
 
 
 def test_every_preset_round_trips_through_json() -> None:

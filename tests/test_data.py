@@ -42,9 +42,9 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(urllib.request, "urlopen", _guarded_urlopen)
-    data._reset_caches()
+    data.reset_caches()
     yield
-    data._reset_caches()
+    data.reset_caches()
 
 
 def write_csv(path: Path, columns, n_rows: int = 3) -> Path:
@@ -359,8 +359,8 @@ def test_load_returns_copies_and_caches(tmp_path, monkeypatch):
     (env_dir / info.filename).write_bytes(source.read_bytes())
     monkeypatch.setenv(data.DATA_DIR_ENV, str(env_dir))
     reads = []
-    real = data._read_table
-    monkeypatch.setattr(data, "_read_table", lambda i, p: reads.append(p) or real(i, p))
+    real = data.registry._read_table
+    monkeypatch.setattr(data.registry, "_read_table", lambda i, p: reads.append(p) or real(i, p))
     first = data.load("mhp-pbe")
     first.loc[0, "a"] = -999.0
     first["new"] = 1
@@ -453,7 +453,7 @@ def test_real_phase_columns_are_one_hot(monkeypatch):
 
 
 def test_synthetic_if_available():
-    pytest.importorskip("nestedae_core.synthetic")
+    pytest.importorskip("nestedae_core.data.synthetic")
     df = data.load("synthetic")
     assert isinstance(df, pd.DataFrame) and len(df) > 0
     assert set(data.REGISTRY["synthetic"].targets) <= set(df.columns)
@@ -467,12 +467,12 @@ def test_synthetic_unavailable_is_a_clear_error(monkeypatch):
     real_import = importlib.import_module
 
     def fake_import(name, *args, **kwargs):
-        if name == "nestedae_core.synthetic":
+        if name == "nestedae_core.data.synthetic":
             raise ModuleNotFoundError("no", name=name)
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(data.importlib, "import_module", fake_import)
-    with pytest.raises(DataError, match="nestedae_core.synthetic"):
+    with pytest.raises(DataError, match="nestedae_core.data.synthetic"):
         data.load("synthetic")
 
 

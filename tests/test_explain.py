@@ -8,11 +8,13 @@ import pytest
 
 from _chain_fixtures import data_available
 from nestedae_core import explain as E
-from nestedae_core.config import ChainSpec
+from nestedae_core.model.config import ChainSpec
 from nestedae_core.errors import InputError, SchemaError
-from nestedae_core.presets import ETL, HTL, preset
-from nestedae_core.synthetic import generate
+from nestedae_core.model.presets import preset
+from nestedae_core.vocabulary import ETL, HTL
+from nestedae_core.data.synthetic import generate
 from nestedae_core.train import cross_validate
+from nestedae_core.query import query_frame
 
 needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
 
@@ -43,7 +45,7 @@ def paper():
 
 @pytest.fixture(scope="module")
 def queries(paper) -> pd.DataFrame:
-    return paper.query_frame(["MAPbI3", "FAPbBr3", "CsSnI3"], categorical={ETL: "SnO2-np", HTL: "PTAA"})
+    return query_frame(paper, ["MAPbI3", "FAPbBr3", "CsSnI3"], categorical={ETL: "SnO2-np", HTL: "PTAA"})
 
 
 def _synthetic_materials_spec(extra: tuple[str, ...] = (), **update) -> ChainSpec:

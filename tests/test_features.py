@@ -1,4 +1,4 @@
-"""Tests of nestedae_core.features: ion table, site descriptors, factors, vectorised featurization, tables."""
+"""Tests of nestedae_core.chemistry.features: ion table, site descriptors, factors, vectorised featurization, tables."""
 from __future__ import annotations
 
 import math
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nestedae_core.composition import IONS, composition_grid, parse_formula
+from nestedae_core.chemistry.composition import IONS, composition_grid, parse_formula
 from nestedae_core.errors import CompositionError, SchemaError
-from nestedae_core.features import (
+from nestedae_core.chemistry.features import (
     COLUMN_ALIASES,
     DESCRIPTOR_LABELS,
     DESCRIPTOR_UNITS,

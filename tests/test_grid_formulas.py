@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nestedae_core.composition import composition_grid, parse_formula
+from nestedae_core.chemistry.composition import composition_grid, parse_formula
 from nestedae_core.predict import grid_formulas
 
 

@@ -1,4 +1,4 @@
-"""Tests of nestedae_core.jobs: background training jobs, queueing, cancelling, errors, saving."""
+"""Tests of nestedae_core.train.jobs: background training jobs, queueing, cancelling, errors, saving."""
 from __future__ import annotations
 
 import threading
@@ -8,8 +8,8 @@ import pytest
 
 from nestedae_core import store, train
 from nestedae_core.errors import BundleError, InputError
-from nestedae_core.jobs import JobManager, validate_model_name
-from nestedae_core.presets import preset
+from nestedae_core.train.jobs import JobManager, validate_model_name
+from nestedae_core.model.presets import preset
 
 WAIT = 60
 

@@ -1,4 +1,4 @@
-"""Latent-space analysis (nestedae_core.latent_analysis), incl. recovery of the synthetic factor count."""
+"""Latent-space analysis (nestedae_core.explain.latents), incl. recovery of the synthetic factor count."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,11 +6,12 @@ import pandas as pd
 import pytest
 
 from _chain_fixtures import data_available
-from nestedae_core import latent_analysis as LA
-from nestedae_core.config import ChainSpec
+from nestedae_core.explain import latents as LA
+from nestedae_core.model.config import ChainSpec
 from nestedae_core.errors import InputError
-from nestedae_core.presets import ETL, preset
-from nestedae_core.synthetic import generate
+from nestedae_core.model.presets import preset
+from nestedae_core.vocabulary import ETL
+from nestedae_core.data.synthetic import generate
 from nestedae_core.train import cross_validate
 
 needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
@@ -186,7 +187,7 @@ def test_factor_recovery_up_to_rotation() -> None:
     import numpy as np
     import pandas as pd
 
-    from nestedae_core.latent_analysis import factor_recovery
+    from nestedae_core.explain.latents import factor_recovery
 
     rng = np.random.default_rng(0)
     factors = pd.DataFrame(rng.normal(size=(300, 2)), columns=["f1", "f2"])

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from nestedae_core.config import StageSpec, TargetSpec
-from nestedae_core.nn import EnsembleLinear, StageLayout, StageNet
+from nestedae_core.model.config import StageSpec, TargetSpec
+from nestedae_core.model.nn import EnsembleLinear, StageLayout, StageNet
 
 
 def test_ensemble_linear_matches_per_member_affine_maps() -> None:

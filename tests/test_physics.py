@@ -1,4 +1,4 @@
-"""Tests of nestedae_core.physics: the Shockley–Queisser detailed-balance limit."""
+"""Tests of nestedae_core.chemistry.physics: the Shockley–Queisser detailed-balance limit."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nestedae_core.errors import InputError, NestedAEError
-from nestedae_core.physics import sq_limit
+from nestedae_core.chemistry.physics import sq_limit
 
 H, C, K, Q = 6.62607015e-34, 299792458.0, 1.380649e-23, 1.602176634e-19
 SIGMA = 2 * math.pi**5 * K**4 / (15 * H**3 * C**2)

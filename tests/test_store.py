@@ -131,7 +131,7 @@ def test_default_bundle_ships_and_loads() -> None:
 @pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
 def test_default_bundle_metrics_match_a_re_evaluation(data_dir) -> None:
     """The shipped model's recorded fold metrics are reproduced from its weights and the data."""
-    from nestedae_core.tables import check_stage_table, load_chain_tables
+    from nestedae_core.data.tables import check_stage_table, load_chain_tables
     from nestedae_core.train import regression_metrics
 
     model = store.load_default_bundle()

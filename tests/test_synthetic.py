@@ -1,4 +1,4 @@
-"""Tests of nestedae_core.synthetic: a data set whose ground truth is known."""
+"""Tests of nestedae_core.data.synthetic: a data set whose ground truth is known."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures
 
 from nestedae_core.errors import ConfigError
-from nestedae_core.synthetic import (
+from nestedae_core.data.synthetic import (
     DEVICE_TARGET,
     MATERIAL_TARGET,
     GroundTruth,

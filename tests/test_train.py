@@ -7,8 +7,8 @@ import pytest
 
 from _chain_fixtures import data_available, tiny_paper, tiny_synthetic
 from nestedae_core.errors import ConfigError, TrainingError
-from nestedae_core.presets import preset
-from nestedae_core.synthetic import generate
+from nestedae_core.model.presets import preset
+from nestedae_core.data.synthetic import generate
 from nestedae_core.train import TrainingCancelled, cross_validate, make_folds
 
 needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
@@ -97,7 +97,7 @@ def test_diverging_loss_stops_training() -> None:
     data["stages"][0]["l1"] = 0.0
     data["stages"][0]["schedule"] = "constant"
     data["stages"][0]["targets"][0]["loss"] = "mse"
-    from nestedae_core.config import ChainSpec
+    from nestedae_core.model.config import ChainSpec
 
     with pytest.raises(TrainingError, match="diverged|non-finite"):
         cross_validate(ChainSpec.model_validate(data), device="cpu")
@@ -109,7 +109,7 @@ def test_early_stopping_holds_out_rows_of_the_training_folds_only() -> None:
     for s in data["stages"]:
         s["patience"] = 20
         s["lr"] = 0.05
-    from nestedae_core.config import ChainSpec
+    from nestedae_core.model.config import ChainSpec
 
     events = []
     r = cross_validate(ChainSpec.model_validate(data), device="cpu", callback=events.append)

@@ -50,14 +50,14 @@ def _fmt(v: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..composition import parse_formula
-    from ..explain import explain_bandgap, explain_chain
-    from ..predict import resolve_categorical
+    from ..chemistry.composition import parse_formula
+    from ..explain.attribution import explain_bandgap, explain_chain
+    from ..query import query_frame, resolve_categorical
 
     model = load_model(args.model)
     comp = parse_formula(args.formula)
     cats, defaulted = resolve_categorical(model, args.etl, args.htl, None)
-    frame = model.query_frame([comp], categorical=cats)
+    frame = query_frame(model, [comp], categorical=cats)
     results = {"bandgap": explain_bandgap(model, frame, method=args.method)}
     if len(model.spec.stages) > 1:
         results["pce"] = explain_chain(model, frame, method=args.method)

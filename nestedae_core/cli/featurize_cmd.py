@@ -25,9 +25,9 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
-from ..composition import SITE_IONS, parse_formula
+from ..chemistry.composition import SITE_IONS, parse_formula
 from ..errors import DataError
-from ..features import (
+from ..chemistry.features import (
     DESCRIPTOR_LABELS,
     DESCRIPTOR_UNITS,
     DESCRIPTORS,

@@ -24,11 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import load_chain_spec
+    from ..model.config import load_chain_spec
     from ..errors import ConfigError
-    from ..presets import preset
+    from ..model.presets import preset
     from ..store import save_bundle
-    from ..train import cross_validate
+    from ..train.cross_validation import cross_validate
 
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")

@@ -32,7 +32,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import CompositionError
+from ..errors import CompositionError
+from ..vocabulary import A_SITE_IONS, B_SITE_IONS, IONS, SITE_IONS, SITE_OF_ION, SITE_TOTALS, X_SITE_IONS
 
 __all__ = [
     "A_SITE_IONS",
@@ -53,24 +54,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: A-site cations (MA = methylammonium CH3NH3+, FA = formamidinium CH(NH2)2+).
-A_SITE_IONS: tuple[str, ...] = ("K", "Rb", "Cs", "MA", "FA")
-#: B-site cations.
-B_SITE_IONS: tuple[str, ...] = ("Ca", "Sr", "Ba", "Ge", "Sn", "Pb")
-#: X-site halide anions.
-X_SITE_IONS: tuple[str, ...] = ("Cl", "Br", "I")
-#: The 14 ions in the column order of the data sets (A, then B, then X).
-IONS: tuple[str, ...] = A_SITE_IONS + B_SITE_IONS + X_SITE_IONS
-#: Site ('A', 'B' or 'X') of each ion; every ion belongs to exactly one site.
-SITE_OF_ION: dict[str, str] = {
-    **{ion: "A" for ion in A_SITE_IONS},
-    **{ion: "B" for ion in B_SITE_IONS},
-    **{ion: "X" for ion in X_SITE_IONS},
-}
-#: Ions of each site, in IONS order.
-SITE_IONS: dict[str, tuple[str, ...]] = {"A": A_SITE_IONS, "B": B_SITE_IONS, "X": X_SITE_IONS}
-#: Nominal amount per formula unit of each site (ABX3).
-SITE_TOTALS: dict[str, float] = {"A": 1.0, "B": 1.0, "X": 3.0}
 #: Longest formula string :func:`parse_formula` accepts (characters).
 MAX_FORMULA_LENGTH: int = 200
 #: Largest grid :func:`composition_grid` builds (rows).

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "Activation",
@@ -136,6 +137,38 @@ class ChainSpec(_Spec):
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
         return self
+
+    def with_updates(self, *, stages: Sequence[Mapping[str, Any] | None] | Mapping[str, Mapping[str, Any]] | None = None, **fields: Any) -> "ChainSpec":
+        """A validated copy with some fields replaced; this spec is unchanged.
+
+        ``fields`` replace chain-level fields (``folds``, ``split``, ``seed``, ``name`` ...).
+        ``stages`` updates stages: a list of per-stage dicts merged by position
+        (``None`` or ``{}`` leaves a stage as it is; a list shorter than the chain
+        leaves the rest alone), or a mapping from stage name to its updates.
+        Raises :class:`ConfigError` listing every problem.
+        """
+        data = self.model_dump()
+        unknown = sorted(set(fields) - set(data))
+        if unknown:
+            raise ConfigError(f"invalid configuration: unknown chain field(s) {', '.join(unknown)}")
+        data.update(fields)
+        if stages is not None:
+            if isinstance(stages, Mapping):
+                names = [s["name"] for s in data["stages"]]
+                missing = sorted(set(stages) - set(names))
+                if missing:
+                    raise ConfigError(f"invalid configuration: no stage named {', '.join(missing)}; stages: {', '.join(names)}")
+                pairs = [(names.index(k), v) for k, v in stages.items()]
+            else:
+                if len(stages) > len(data["stages"]):
+                    raise ConfigError(f"invalid configuration: {len(stages)} stage updates for a chain of {len(data['stages'])} stages")
+                pairs = list(enumerate(stages))
+            for i, upd in pairs:
+                data["stages"][i].update(dict(upd or {}))
+        try:
+            return ChainSpec.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(config_error_message(exc)) from None
 
     def to_json(self) -> str:
         """JSON text of this spec (indent 2)."""

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = [
     "SUN_TEMPERATURE_K",

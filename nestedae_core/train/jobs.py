@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .config import ChainSpec
-from .errors import BundleError, InputError, NestedAEError
+from ..model.config import ChainSpec
+from ..errors import BundleError, InputError, NestedAEError
 
 __all__ = [
     "JobStatus",
@@ -74,7 +74,7 @@ def validate_model_name(name: str) -> str:
     A name is 1 to 64 letters, digits, ``-``, ``_`` or ``.``, starts with a letter
     or digit and is not the name of the shipped default bundle.
     """
-    from .store import DEFAULT_BUNDLE_NAME
+    from ..store import DEFAULT_BUNDLE_NAME
 
     text = (name or "").strip()
     if not text:
@@ -334,7 +334,7 @@ class JobManager:
             BundleError: a model of that name exists (and ``overwrite`` is false), or
                 the path would be the built-in default bundle.
         """
-        from . import store
+        from .. import store
 
         j = self.get(job) if isinstance(job, str) else job
         if j is None:
@@ -373,7 +373,7 @@ class JobManager:
                 thread.start()
 
     def _run(self, job: Job) -> None:
-        from . import train
+        from . import cross_validation as train
 
         fn = self._train_fn or train.cross_validate
         status: JobStatus

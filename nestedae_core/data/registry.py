@@ -38,7 +38,20 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from .errors import DataError, DataMissingError, SchemaError
+from ..errors import DataError, DataMissingError, SchemaError
+from ..vocabulary import (
+    DESCRIPTORS,
+    DEVICE_COMPOSITION,
+    ETL,
+    FF,
+    HTL,
+    JSC,
+    MEASURED_BANDGAP,
+    PCE,
+    PHASE_COLUMNS,
+    SITE_FRACTION_COLUMNS,
+    VOC,
+)
 
 if TYPE_CHECKING:  # pandas is imported lazily: importing this module stays cheap
     import pandas as pd
@@ -61,6 +74,7 @@ __all__ = [
     "file_sha256",
     "load",
     "locate",
+    "reset_caches",
     "validate_schema",
 ]
 
@@ -136,17 +150,8 @@ _SHORT_CITATION: dict[str, str] = {
     "synthetic": "NestedAE Studio (generated)",
 }
 
-#: The 14 site-fraction columns of the halide-perovskite alloy tables (A, B, X sites).
-SITE_FRACTION_COLUMNS: tuple[str, ...] = (
-    "K", "Rb", "Cs", "MA", "FA",
-    "Ca", "Sr", "Ba", "Ge", "Sn", "Pb",
-    "Cl", "Br", "I",
-)
-_SITE_PROPS = ("ion_rad", "BP", "MP", "dens", "at_wt", "EA", "IE", "hof", "hov", "En", "at_num", "period")
 #: The 36 composition-weighted site descriptors of the alloy tables (A_ion_rad ... X_period).
-MHP_DESCRIPTOR_COLUMNS: tuple[str, ...] = tuple(f"{site}_{p}" for site in "ABX" for p in _SITE_PROPS)
-#: Phase one-hot columns of the newer alloy releases.
-PHASE_COLUMNS: tuple[str, ...] = ("Cubic", "Tetra", "Ortho", "Hex")
+MHP_DESCRIPTOR_COLUMNS: tuple[str, ...] = DESCRIPTORS
 #: The 15 site descriptors of the device table, as spelled in the file (note ``X_atom_wt``).
 DEVICE_DESCRIPTOR_COLUMNS: tuple[str, ...] = (
     "A_ion_rad", "A_at_wt", "A_EA", "A_IE", "A_En",
@@ -234,26 +239,26 @@ REGISTRY: dict[str, DatasetInfo] = {
             doi="10.1038/s41560-021-00941-3",
             license="CC BY 4.0 (Perovskite Database); curated file from the NestedAE repository (MIT)",
             required_columns=(
-                ("Perovskite_composition_long_form",)
+                (DEVICE_COMPOSITION,)
                 + DEVICE_DESCRIPTOR_COLUMNS
                 + (
                     "Tolerance Factor",
                     "Octahedral Factor",
-                    "Perovskite_band_gap",
-                    "ETL_stack_sequence",
-                    "HTL_stack_sequence",
-                    "JV_reverse_scan_Voc",
-                    "JV_reverse_scan_Jsc",
-                    "JV_reverse_scan_FF",
-                    "JV_reverse_scan_PCE",
+                    MEASURED_BANDGAP,
+                    ETL,
+                    HTL,
+                    VOC,
+                    JSC,
+                    FF,
+                    PCE,
                 )
             ),
             kind="file",
             targets={
-                "JV_reverse_scan_PCE": "%",
-                "JV_reverse_scan_Voc": "V",
-                "JV_reverse_scan_Jsc": "mA/cm2",
-                "JV_reverse_scan_FF": "fraction",
+                PCE: "%",
+                VOC: "V",
+                JSC: "mA/cm2",
+                FF: "fraction",
             },
         ),
         DatasetInfo(
@@ -693,7 +698,7 @@ def load(name: str, path: str | os.PathLike[str] | None = None, *, download: boo
     return df.copy()
 
 
-def _reset_caches() -> None:
+def reset_caches() -> None:
     """Forget memoised hashes and loaded tables (for tests)."""
     with _hash_lock:
         _hash_cache.clear()

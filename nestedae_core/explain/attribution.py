@@ -119,10 +119,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import InputError, SchemaError
-from .model import NestedAE
-from .nn import EnsembleLinear, EnsembleMLP
-from .threads import limit_cpu_threads
+from ..errors import InputError, SchemaError
+from ..model.chain import NestedAE
+from ..model.nn import EnsembleLinear, EnsembleMLP
+from ..threads import limit_cpu_threads
 
 __all__ = [
     "METHODS",

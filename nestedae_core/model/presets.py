@@ -17,20 +17,36 @@
 """
 from __future__ import annotations
 
+from ..errors import ConfigError
+from ..vocabulary import (
+    BANDGAP_PBE,
+    DECOMPOSITION,
+    DEVICE_GROUP_COLUMNS,
+    ETL,
+    FF,
+    FORMULA,
+    HTL,
+    JSC,
+    PAPER_DESCRIPTORS,
+    PCE,
+    SITE_FRACTION_COLUMNS,
+    VOC,
+    label,
+    unit,
+)
 from .config import ChainSpec, StageSpec, TargetSpec
-from .errors import ConfigError
-from .features import PAPER_DESCRIPTORS
 
-__all__ = ["PRESETS", "preset", "DEVICE_GROUP_COLUMNS", "ETL", "HTL"]
+__all__ = ["PRESETS", "preset"]
 
-ETL = "ETL_stack_sequence"
-HTL = "HTL_stack_sequence"
-#: A device "recipe": composition + ETL + HTL (the groups of a grouped split).
-DEVICE_GROUP_COLUMNS = ["Perovskite_composition_long_form", ETL, HTL]
-_FRACTIONS = ["K", "Rb", "Cs", "MA", "FA", "Ca", "Sr", "Ba", "Ge", "Sn", "Pb", "Cl", "Br", "I"]
+_FRACTIONS = list(SITE_FRACTION_COLUMNS)
 
-_GAP = TargetSpec(column="Gap", label="band gap", unit="eV")
-_PCE = TargetSpec(column="JV_reverse_scan_PCE", label="PCE", unit="%")
+
+def _target(column: str) -> TargetSpec:
+    return TargetSpec(column=column, label=label(column), unit=unit(column))
+
+
+_GAP = _target(BANDGAP_PBE)
+_PCE = _target(PCE)
 
 
 def _materials(**kw: object) -> StageSpec:
@@ -38,7 +54,7 @@ def _materials(**kw: object) -> StageSpec:
         name="materials",
         dataset="mhp-pbe-paper",
         numeric_inputs=list(PAPER_DESCRIPTORS),
-        group_columns=["Formula"],
+        group_columns=[FORMULA],
         targets=[_GAP],
         latent_dim=12,
         head_hidden=[100],
@@ -92,13 +108,13 @@ def _paper_jv() -> ChainSpec:
         name="paper-jv",
         description="Paper chain with extra heads: decomposition energy; Voc, Jsc, FF",
         stages=[
-            _materials(targets=[_GAP, TargetSpec(column="Decomp", label="decomposition energy", unit="eV/f.u.")]),
+            _materials(targets=[_GAP, _target(DECOMPOSITION)]),
             _devices(
                 targets=[
                     _PCE,
-                    TargetSpec(column="JV_reverse_scan_Voc", label="Voc", unit="V"),
-                    TargetSpec(column="JV_reverse_scan_Jsc", label="Jsc", unit="mA/cm2"),
-                    TargetSpec(column="JV_reverse_scan_FF", label="FF", unit=""),
+                    _target(VOC),
+                    _target(JSC),
+                    _target(FF),
                 ]
             ),
         ],
@@ -184,19 +200,5 @@ def preset(name: str, *, epochs: int | None = None, folds: int | None = None, sp
         updates["split"] = split
     if seed is not None:
         updates["seed"] = seed
-    if epochs is not None:
-        updates["stages"] = [s.model_copy(update={"epochs": epochs}) for s in spec.stages]
-    if updates:
-        data = spec.model_dump()
-        data.update({k: (v if k != "stages" else [s.model_dump() for s in v]) for k, v in updates.items()})  # type: ignore[union-attr]
-        try:
-            spec = ChainSpec.model_validate(data)
-        except Exception as exc:  # pydantic ValidationError
-            from pydantic import ValidationError
-
-            from .config import config_error_message
-
-            if isinstance(exc, ValidationError):
-                raise ConfigError(config_error_message(exc)) from None
-            raise
-    return spec
+    stages = [{"epochs": epochs}] * len(spec.stages) if epochs is not None else None
+    return spec.with_updates(stages=stages, **updates)

@@ -35,13 +35,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import __version__
-from .config import ChainSpec, StageSpec
-from .errors import ConfigError, TrainingError
-from .model import DomainModel, NestedAE, StagePreprocessing, resolve_device
-from .nn import StageNet
-from .tables import check_stage_table, load_chain_tables
-from .threads import limit_cpu_threads
+from .. import __version__
+from ..model.config import ChainSpec, StageSpec
+from ..errors import ConfigError, TrainingError
+from ..model.chain import DomainModel, NestedAE, StagePreprocessing, resolve_device
+from ..model.nn import StageNet
+from ..data.tables import check_stage_table, load_chain_tables
+from ..threads import limit_cpu_threads
 
 __all__ = [
     "ProgressEvent",
@@ -430,7 +430,7 @@ def _run_record(spec: ChainSpec, device: torch.device, tables_info: dict[str, An
 
 
 def _dataset_checksum(name: str) -> str | None:
-    from . import data
+    from .. import data
 
     try:
         info = data.dataset_info(name)

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import ChainSpec
-from .errors import InputError
-from .model import NestedAE
+from ..model.config import ChainSpec
+from ..errors import InputError
+from ..model.chain import NestedAE
 
 __all__ = [
     "factor_recovery",
@@ -397,14 +397,13 @@ def _sweep_spec(spec: ChainSpec, stage: int, size: int, seed: int, epochs: int |
     upd: dict[str, Any] = {"latent_dim": int(size)}
     if epochs is not None:
         upd["epochs"] = int(epochs)
-    data = spec.model_dump()
-    data.update(
+    single = ChainSpec.model_validate({**spec.model_dump(), "stages": [st.model_dump()]})
+    return single.with_updates(
         name=f"{spec.name}-sweep"[:60],
-        stages=[st.model_copy(update=upd).model_dump()],
+        stages=[upd],
         seed=int(seed),
         folds=int(folds) if folds is not None else spec.folds,
     )
-    return ChainSpec.model_validate(data)
 
 
 def latent_size_sweep(
@@ -432,7 +431,7 @@ def latent_size_sweep(
     ``n_active`` (see :func:`active_latents`, over the stage's table) and
     ``seconds`` (training time).
     """
-    from .train import cross_validate
+    from ..train.cross_validation import cross_validate
 
     sizes = [int(s) for s in sizes]
     seeds = [int(s) for s in seeds]

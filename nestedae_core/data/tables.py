@@ -13,9 +13,9 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from . import data
-from .config import ChainSpec, StageSpec
-from .errors import DataError, SchemaError
+from . import registry as data
+from ..model.config import ChainSpec, StageSpec
+from ..errors import DataError, SchemaError
 
 __all__ = ["SYNTHETIC_DEVICES", "load_dataset_table", "load_stage_table", "load_chain_tables", "check_stage_table"]
 

@@ -32,8 +32,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .composition import IONS, Composition, parse_formula
-from .errors import CompositionError, SchemaError
+from ..errors import CompositionError, SchemaError
+from ..vocabulary import (
+    DESCRIPTOR_LABELS,
+    DESCRIPTOR_UNITS,
+    DESCRIPTORS,
+    FACTOR_COLUMNS,
+    IONS,
+    PAPER_DESCRIPTORS,
+    PROPERTY_KEYS,
+    PROPERTY_LABELS,
+    PROPERTY_UNITS,
+)
+from .composition import Composition, parse_formula
 
 __all__ = [
     "PROPERTY_KEYS",
@@ -59,41 +70,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Property keys, in the column order of Elem_prop.xlsx and of the descriptor suffixes.
-PROPERTY_KEYS: tuple[str, ...] = ("ion_rad", "BP", "MP", "dens", "at_wt", "EA", "IE", "hof", "hov", "En", "at_num", "period")
-
-#: Unit of each property ("" for dimensionless).
-PROPERTY_UNITS: dict[str, str] = {
-    "ion_rad": "Å",
-    "BP": "K",
-    "MP": "K",
-    "dens": "g/cm³",
-    "at_wt": "u",
-    "EA": "kJ/mol",
-    "IE": "kJ/mol",
-    "hof": "kJ/mol",
-    "hov": "kJ/mol",
-    "En": "Pauling",
-    "at_num": "",
-    "period": "",
-}
-
-#: Human-readable name of each property.
-PROPERTY_LABELS: dict[str, str] = {
-    "ion_rad": "ionic radius",
-    "BP": "boiling point",
-    "MP": "melting point",
-    "dens": "density",
-    "at_wt": "atomic weight",
-    "EA": "electron affinity",
-    "IE": "ionization energy",
-    "hof": "heat of fusion",
-    "hov": "heat of vaporization",
-    "En": "electronegativity",
-    "at_num": "atomic number",
-    "period": "period",
-}
 
 # Elem_prop.xlsx (Mannodi-Kanakkithodi & Chan 2022), one row per ion, columns PROPERTY_KEYS:
 #         ion_rad  BP       MP       dens    at_wt     EA      IE      hof    hov     En    at_num period
@@ -122,36 +98,11 @@ _MATRIX.setflags(write=False)
 #: (units in PROPERTY_UNITS). A copy for reading; editing it changes no result.
 ION_PROPERTIES: pd.DataFrame = pd.DataFrame(_MATRIX.copy(), index=pd.Index(IONS, name="ion"), columns=list(PROPERTY_KEYS))
 
-#: The 36 site descriptors, in the column order of PBE_data.csv.
-DESCRIPTORS: tuple[str, ...] = tuple(f"{site}_{key}" for site in ("A", "B", "X") for key in PROPERTY_KEYS)
-
-#: The 15 descriptors of the NestedAE paper's stage 1 (and of the device data set).
-PAPER_DESCRIPTORS: tuple[str, ...] = tuple(
-    f"{site}_{key}" for site in ("A", "B", "X") for key in ("ion_rad", "at_wt", "EA", "IE", "En")
-)
-
 #: Other spellings of descriptor columns in the data sets -> our name.
 COLUMN_ALIASES: dict[str, str] = {"X_atom_wt": "X_at_wt"}
 
-#: The two structural factors appended to the descriptors.
-FACTOR_COLUMNS: tuple[str, ...] = ("tolerance_factor", "octahedral_factor")
-
 #: Every column :func:`featurize_fractions` returns: DESCRIPTORS then FACTOR_COLUMNS.
 FEATURE_COLUMNS: tuple[str, ...] = DESCRIPTORS + FACTOR_COLUMNS
-
-#: Unit of each descriptor and factor ("" for dimensionless).
-DESCRIPTOR_UNITS: dict[str, str] = {
-    **{f"{site}_{key}": PROPERTY_UNITS[key] for site in ("A", "B", "X") for key in PROPERTY_KEYS},
-    "tolerance_factor": "",
-    "octahedral_factor": "",
-}
-
-#: Human-readable label of each descriptor and factor, e.g. "A-site ionic radius".
-DESCRIPTOR_LABELS: dict[str, str] = {
-    **{f"{site}_{key}": f"{site}-site {PROPERTY_LABELS[key]}" for site in ("A", "B", "X") for key in PROPERTY_KEYS},
-    "tolerance_factor": "Goldschmidt tolerance factor",
-    "octahedral_factor": "octahedral factor",
-}
 
 #: Usual window of the Goldschmidt tolerance factor for a 3D perovskite (rule of
 #: thumb, e.g. Li et al., Acta Cryst. B 64, 702 (2008); outside it, hexagonal

@@ -1,0 +1,33 @@
+"""The nested-autoencoder chain, independent of any materials domain.
+
+* :mod:`.config`: :class:`StageSpec` / :class:`ChainSpec` (configuration as data).
+* :mod:`.presets`: named chain configurations (the perovskite chains of the paper and ours).
+* :mod:`.nn`: ensemble-batched layers and :class:`StageNet` (one stage's network).
+* :mod:`.preprocessing`: a stage's fitted standardisation and one-hot encoding.
+* :mod:`.domain`: a stage's applicability domain.
+* :mod:`.chain`: :class:`NestedAE`, the trained chain, and its predictions.
+* :mod:`.devices`: compute devices (CPU, CUDA, MPS).
+"""
+from __future__ import annotations
+
+from .chain import NestedAE, StagePrediction
+from .config import ChainSpec, StageSpec, TargetSpec, load_chain_spec
+from .devices import available_devices, resolve_device
+from .domain import DomainModel
+from .preprocessing import StagePreprocessing
+from .presets import PRESETS, preset
+
+__all__ = [
+    "NestedAE",
+    "StagePrediction",
+    "ChainSpec",
+    "StageSpec",
+    "TargetSpec",
+    "load_chain_spec",
+    "available_devices",
+    "resolve_device",
+    "DomainModel",
+    "StagePreprocessing",
+    "PRESETS",
+    "preset",
+]
