@@ -2,10 +2,36 @@
 
 The library behind the ``nestedae`` command and the NestedAE Studio dashboard.
 It never imports Streamlit and never prints; it logs through :mod:`logging`.
+
+The front door, for notebooks and scripts::
+
+    from nestedae_core import NestedAEModel
+    model = NestedAEModel.load()                      # the shipped default model
+    model.predict("MAPbI3", etl="SnO2-np", htl="Spiro-MeOTAD")
+    model.explain("MAPbI3", etl="SnO2-np", htl="Spiro-MeOTAD").top(5)
+
+Packages (one concept per module):
+
+* :mod:`.vocabulary`: ions, column names, labels and units shared by everything.
+* :mod:`.chemistry`: compositions (parsing), site descriptors, device physics.
+* :mod:`.data`: the dataset registry, fetching, loading, stage tables, synthetic data.
+* :mod:`.model`: the domain-agnostic chain: configuration, presets, networks, preprocessing, domains.
+* :mod:`.train`: folds, metrics, the fit loop, cross-validation, the job manager.
+* :mod:`.explain`: SHAP attributions and latent-space analysis.
+* :mod:`.query`: a composition + device stack as a model's raw inputs.
+* :mod:`.predict`: predictions, line scans, screening.
+* :mod:`.store`: model bundles on disk (no pickle).
+* :mod:`.estimator`: :class:`NestedAEModel`, the scikit-learn-style front door.
+* :mod:`.cli`: the ``nestedae`` command.
+
+The names below are imported lazily (on first use), so ``import nestedae_core``
+stays cheap for the command line.
 """
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import Any
 
 from .errors import (
     BundleError,
@@ -15,6 +41,7 @@ from .errors import (
     DataMissingError,
     InputError,
     NestedAEError,
+    NotFittedError,
     SchemaError,
     TrainingError,
 )
@@ -23,8 +50,39 @@ __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+#: Public name -> module that defines it (imported on first access).
+_LAZY: dict[str, str] = {
+    "NestedAEModel": "estimator",
+    "Query": "query",
+    "Composition": "chemistry.composition",
+    "parse_formula": "chemistry.composition",
+    "ChainSpec": "model.config",
+    "StageSpec": "model.config",
+    "preset": "model.presets",
+    "NestedAE": "model.chain",
+    "Attribution": "explain",
+    "load_bundle": "store",
+    "load_default_bundle": "store",
+    "save_bundle": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "__version__",
+    *_LAZY,
     "NestedAEError",
     "CompositionError",
     "ConfigError",
@@ -34,4 +92,5 @@ __all__ = [
     "TrainingError",
     "BundleError",
     "InputError",
+    "NotFittedError",
 ]

@@ -41,3 +41,7 @@ class BundleError(NestedAEError):
 
 class InputError(NestedAEError, ValueError):
     """A prediction query is invalid (unknown ETL/HTL stack, bad CSV column, ...)."""
+
+
+class NotFittedError(InputError):
+    """A model is used before it was trained or loaded (call ``fit``, ``cross_validate`` or ``load`` first)."""

@@ -17,7 +17,7 @@ from .chemistry.composition import Composition, composition_grid, mix, parse_for
 from .errors import InputError
 from .chemistry.features import featurize_fractions
 from .model.chain import NestedAE
-from .query import query_frame, resolve_categorical
+from .query import Query, QueryLike, query_frame, resolve_categorical
 from .vocabulary import BANDGAP_PBE, ETL, HTL, JSON_NAMES, PCE
 
 __all__ = [
@@ -82,20 +82,23 @@ class QueryResult:
 
 def predict_composition(
     model: NestedAE,
-    composition: Composition | str,
+    composition: QueryLike,
     *,
     etl: str | None = None,
     htl: str | None = None,
     categorical: dict[str, str] | None = None,
     numeric: dict[str, float] | None = None,
 ) -> QueryResult:
-    """Predict every stage of the chain for one composition (formula or Composition).
+    """Predict every stage of the chain for one query (formula, Composition, site fractions or :class:`Query`).
 
-    ETL/HTL default to the most common stacks in the training data (reported in
-    ``defaulted``); an unknown stack raises :class:`InputError` listing the known ones.
+    ``etl``/``htl`` given here replace the query's own; stacks not given default to
+    the most common ones in the training data (reported in ``defaulted``); an
+    unknown stack raises :class:`InputError` listing the known ones.
     """
-    comp = composition if isinstance(composition, Composition) else parse_formula(composition)
-    cats, defaulted = resolve_categorical(model, etl, htl, categorical)
+    query = Query.of(composition, etl=etl, htl=htl)
+    comp = query.composition
+    cats, defaulted = resolve_categorical(model, query.etl, query.htl, {**dict(query.categorical), **(categorical or {})})
+    numeric = {**dict(query.numeric), **(numeric or {})} or None
     frame = query_frame(model, [comp], categorical=cats, numeric=numeric)
     preds = model.predict(frame)
     targets: dict[str, dict[str, Any]] = {}
