@@ -2,7 +2,7 @@
 
 A bundle directory holds:
 
-* ``config.json``: the :class:`~nestedae_core.config.ChainSpec`, the bundle format
+* ``config.json``: the :class:`~nestedae_core.model.config.ChainSpec`, the bundle format
   version and the package version that wrote it;
 * ``weights.safetensors``: the networks' weights (``stage<i>.<parameter>``);
 * ``preprocessing.json``: fitted standardisation, categories, domain models and

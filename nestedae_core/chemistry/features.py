@@ -174,7 +174,7 @@ def featurize(comp: Composition | str) -> dict[str, float]:
     """The 36 site descriptors (units in DESCRIPTOR_UNITS) plus tolerance and octahedral factors.
 
     Keys in FEATURE_COLUMNS order. A formula string is parsed with
-    :func:`~nestedae_core.composition.parse_formula` defaults.
+    :func:`~nestedae_core.chemistry.composition.parse_formula` defaults.
     """
     vec = _as_composition(comp).fraction_vector()[None, :]
     row = _compute(vec)[0]
@@ -204,7 +204,7 @@ def featurize_fractions(fractions: np.ndarray | pd.DataFrame) -> pd.DataFrame:
     ``fractions`` has shape (n, 14), columns in IONS order, in the
     :meth:`Composition.fraction_vector` convention (A and B amounts, X
     fractions; each site sums to 1 within 0.01), e.g. the output of
-    :func:`~nestedae_core.composition.composition_grid` or the ion columns of
+    :func:`~nestedae_core.chemistry.composition.composition_grid` or the ion columns of
     ``PBE_data.csv`` (a DataFrame with the 14 ion columns is accepted and its
     index kept). Returns a DataFrame with FEATURE_COLUMNS (36 descriptors,
     units in DESCRIPTOR_UNITS, then the two factors).

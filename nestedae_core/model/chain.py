@@ -1,7 +1,7 @@
 """The trained NestedAE chain: preprocessing, networks and prediction.
 
-A :class:`NestedAE` holds, for each stage of a :class:`~nestedae_core.config.ChainSpec`,
-the fitted :class:`StagePreprocessing`, the :class:`~nestedae_core.nn.StageNet`
+A :class:`NestedAE` holds, for each stage of a :class:`~nestedae_core.model.config.ChainSpec`,
+the fitted :class:`StagePreprocessing`, the :class:`~nestedae_core.model.nn.StageNet`
 (with one member per cross-validation fold: the ensemble), a
 :class:`DomainModel` (is a query inside the training domain?) and a background
 summary of the training inputs (for attributions).

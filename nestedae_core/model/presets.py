@@ -1,7 +1,7 @@
 """Named chain configurations.
 
 * ``paper``: the NestedAE paper's two-stage perovskite chain (architecture from the
-  authors' public code, see BRIEF.md): stage 1 on ``mhp-pbe-paper`` (15 site
+  authors' public code, github.com/rxhernandez/NestedAE): stage 1 on ``mhp-pbe-paper`` (15 site
   descriptors -> 12 tanh latents -> band gap, linear decoder, L1 1e-2, MAE losses,
   head 100 ReLU + dropout 0.1), stage 2 on ``psc-devices`` (stage-1 latents + ETL
   + HTL -> 18 tanh latents -> PCE, decoders for the latents (MAE) and ETL/HTL
