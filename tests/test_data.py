@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from nestedae_core import data
+from nestedae_core.data import download, files, loading
 from nestedae_core.errors import DataError, DataMissingError, NestedAEError, SchemaError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -220,7 +221,7 @@ def test_hash_is_memoised_per_path_size_mtime(tmp_path, monkeypatch):
     monkeypatch.setenv(data.DATA_DIR_ENV, str(env_dir))
     calls = []
     real = data.file_sha256
-    monkeypatch.setattr(data, "file_sha256", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(files, "file_sha256", lambda p: calls.append(p) or real(p))
     for _ in range(5):
         assert data.locate("mhp-pbe") == target
     assert len(calls) == 1
@@ -241,7 +242,7 @@ def test_fetch_file_url_writes_atomically_and_verifies(tmp_path, monkeypatch):
     info, source = fake_dataset(monkeypatch, tmp_path, n_rows=5000)
     replaced = []
     real_replace = os.replace
-    monkeypatch.setattr(data.os, "replace", lambda a, b: replaced.append((Path(a), Path(b))) or real_replace(a, b))
+    monkeypatch.setattr(download.os, "replace", lambda a, b: replaced.append((Path(a), Path(b))) or real_replace(a, b))
     seen = []
     path = data.fetch("mhp-pbe", progress=lambda done, total: seen.append((done, total)))
 
@@ -359,8 +360,8 @@ def test_load_returns_copies_and_caches(tmp_path, monkeypatch):
     (env_dir / info.filename).write_bytes(source.read_bytes())
     monkeypatch.setenv(data.DATA_DIR_ENV, str(env_dir))
     reads = []
-    real = data.registry._read_table
-    monkeypatch.setattr(data.registry, "_read_table", lambda i, p: reads.append(p) or real(i, p))
+    real = loading._read_table
+    monkeypatch.setattr(loading, "_read_table", lambda i, p: reads.append(p) or real(i, p))
     first = data.load("mhp-pbe")
     first.loc[0, "a"] = -999.0
     first["new"] = 1
@@ -452,28 +453,12 @@ def test_real_phase_columns_are_one_hot(monkeypatch):
     assert (df[["Cubic", "Tetra", "Ortho", "Hex"]].sum(axis=1) == 1).all()
 
 
-def test_synthetic_if_available():
-    pytest.importorskip("nestedae_core.data.synthetic")
+def test_synthetic_loads():
     df = data.load("synthetic")
     assert isinstance(df, pd.DataFrame) and len(df) > 0
     assert set(data.REGISTRY["synthetic"].targets) <= set(df.columns)
     (status,) = data.dataset_status("synthetic")
     assert status.available and status.path is None
-
-
-def test_synthetic_unavailable_is_a_clear_error(monkeypatch):
-    import importlib
-
-    real_import = importlib.import_module
-
-    def fake_import(name, *args, **kwargs):
-        if name == "nestedae_core.data.synthetic":
-            raise ModuleNotFoundError("no", name=name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(data.importlib, "import_module", fake_import)
-    with pytest.raises(DataError, match="nestedae_core.data.synthetic"):
-        data.load("synthetic")
 
 
 # --------------------------------------------------------------------------- status

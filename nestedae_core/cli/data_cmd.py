@@ -57,8 +57,6 @@ def _location(status: data.DatasetStatus) -> str:
         return str(status.path) if status.path is not None else "generated"
     if status.path is not None:
         return f"BAD FILE {status.path}"
-    if data.dataset_info(status.name).kind == "generated":
-        return "unavailable"
     return "missing"
 
 
@@ -81,7 +79,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                     "url": s.url or None,
                     "sha256": info.sha256 or None,
                     "citation": s.citation,
-                    "short_citation": data._short_citation(s.name),
+                    "short_citation": data.short_citation(s.name),
                     "doi": info.doi or None,
                     "license": info.license,
                 }
@@ -90,7 +88,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     table = [("NAME", "ROWS", "LOCATION", "CITATION")]
     for s in statuses:
-        table.append((s.name, "-" if s.rows is None else str(s.rows), _location(s), data._short_citation(s.name)))
+        table.append((s.name, "-" if s.rows is None else str(s.rows), _location(s), data.short_citation(s.name)))
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
@@ -109,16 +107,16 @@ def _ready_copy(name: str) -> Path | None:
     $NESTEDAE_DATA_DIR would shadow the download, so its error is raised.
     """
     info = data.dataset_info(name)
-    for origin, candidate in data._registry_candidates(info):
+    for origin, candidate in data.candidate_paths(info):
         if not candidate.is_file():
             continue
-        if origin == "cache":
+        if origin == data.CACHE_ORIGIN:
             try:
-                data._verify(info, candidate, origin)
+                data.verify_file(info, candidate, origin)
             except DataError:
                 return None
             return candidate
-        data._verify(info, candidate, origin)  # raises for a bad data-dir copy
+        data.verify_file(info, candidate, origin)  # raises for a bad data-dir copy
         return candidate
     return None
 
@@ -181,6 +179,6 @@ def cmd_path(args: argparse.Namespace) -> int:
         raise DataError(f"dataset '{info.name}' is generated on demand and has no file; load it with nestedae_core.data.load('{info.name}')")
     found = data.locate(info.name)
     if found is None:
-        raise DataMissingError(data._missing_message(info))
+        raise DataMissingError(data.missing_message(info))
     print(found)
     return 0

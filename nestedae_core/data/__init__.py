@@ -1,36 +1,43 @@
 """Datasets: the registry, finding and fetching files, loading with schema checks, stage tables.
 
-* :mod:`.registry`: what each dataset is, where it lives, how it is verified and loaded.
+* :mod:`.registry`: what each dataset is, where it is published, whom to cite.
+* :mod:`.files`: where a dataset's file is looked for (explicit path, ``$NESTEDAE_DATA_DIR``,
+  download cache) and its check against the pinned SHA-256.
+* :mod:`.download`: fetching a pinned file into the cache.
+* :mod:`.loading`: a dataset as a DataFrame, with schema checks.
+* :mod:`.status`: where each dataset stands on this machine.
 * :mod:`.tables`: datasets as the tables the chain's stages train on.
 * :mod:`.synthetic`: a generated two-scale data set with known ground truth.
+
+Typical use::
+
+    from nestedae_core import data
+    df = data.load("mhp-pbe-paper")          # locate, else download, then check schema
+    print(data.citation_text("mhp-pbe-paper"))
 """
 from __future__ import annotations
 
+from ..vocabulary import PHASE_COLUMNS, SITE_FRACTION_COLUMNS
+from .download import fetch
+from .files import CACHE_ORIGIN, cache_dir, candidate_paths, file_sha256, locate, missing_message, verify_file
+from .loading import load, reset_caches, validate_schema
 from .registry import (
     CACHE_DIR_ENV,
     DATA_DIR_ENV,
     DEVICE_DESCRIPTOR_COLUMNS,
     MHP_DESCRIPTOR_COLUMNS,
-    PHASE_COLUMNS,
     REGISTRY,
-    SITE_FRACTION_COLUMNS,
     DatasetInfo,
-    DatasetStatus,
-    cache_dir,
     citation_text,
     dataset_info,
-    dataset_status,
-    fetch,
-    file_sha256,
-    load,
-    locate,
-    reset_caches,
-    validate_schema,
+    short_citation,
 )
+from .status import DatasetStatus, dataset_status
 from .tables import check_stage_table, load_chain_tables, load_dataset_table, load_stage_table
 
 __all__ = [
     "CACHE_DIR_ENV",
+    "CACHE_ORIGIN",
     "DATA_DIR_ENV",
     "DEVICE_DESCRIPTOR_COLUMNS",
     "MHP_DESCRIPTOR_COLUMNS",
@@ -40,6 +47,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetStatus",
     "cache_dir",
+    "candidate_paths",
     "citation_text",
     "dataset_info",
     "dataset_status",
@@ -47,8 +55,11 @@ __all__ = [
     "file_sha256",
     "load",
     "locate",
+    "missing_message",
     "reset_caches",
+    "short_citation",
     "validate_schema",
+    "verify_file",
     "check_stage_table",
     "load_chain_tables",
     "load_dataset_table",

@@ -1,95 +1,51 @@
-"""Dataset registry, download, verification, caching and schema checks.
+"""The dataset registry: what each dataset is, where it is published and whom to cite.
 
 Every dataset the project uses is a public file pinned to a commit and a SHA-256
-(see :data:`REGISTRY`). Nothing is shipped with the package; files are looked up
-at run time, in this order:
-
-1. an explicit ``path`` given by the caller (a file, or a folder holding the
-   file); it is the user's own copy and is *not* hash-checked;
-2. ``$NESTEDAE_DATA_DIR/<filename>`` (what CI and offline machines use);
-3. ``cache_dir()/<filename>``, where :func:`fetch` downloads files.
-
-Files found in 2. or 3. must match the pinned SHA-256, otherwise a
-:class:`~nestedae_core.errors.DataError` says which file is wrong and what to do.
-
-Typical use::
-
-    from nestedae_core import data
-    df = data.load("mhp-pbe-paper")          # locate, else download, then check schema
-    print(data.citation_text("mhp-pbe-paper"))
+(see :data:`REGISTRY`); nothing is shipped with the package. Where a file is
+looked for and how it is checked is in :mod:`.files`, downloading in
+:mod:`.download`, reading in :mod:`.loading`.
 """
 from __future__ import annotations
 
-import hashlib
-import http.client
-import importlib
-import importlib.util
-import logging
-import os
-import re
-import tempfile
-import threading
-import urllib.error
-import urllib.request
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from difflib import get_close_matches
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
-from ..errors import DataError, DataMissingError, SchemaError
+from ..errors import DataError
 from ..vocabulary import (
+    BANDGAP_PBE,
+    DECOMPOSITION,
     DESCRIPTORS,
     DEVICE_COMPOSITION,
     ETL,
     FF,
+    FORMULA,
     HTL,
     JSC,
     MEASURED_BANDGAP,
+    PAPER_DESCRIPTORS,
     PCE,
     PHASE_COLUMNS,
     SITE_FRACTION_COLUMNS,
     VOC,
 )
 
-if TYPE_CHECKING:  # pandas is imported lazily: importing this module stays cheap
-    import pandas as pd
-
 __all__ = [
     "DATA_DIR_ENV",
     "CACHE_DIR_ENV",
     "DatasetInfo",
-    "DatasetStatus",
     "REGISTRY",
-    "SITE_FRACTION_COLUMNS",
     "MHP_DESCRIPTOR_COLUMNS",
-    "PHASE_COLUMNS",
     "DEVICE_DESCRIPTOR_COLUMNS",
-    "cache_dir",
+    "DEVICE_FILE_SPELLINGS",
     "citation_text",
     "dataset_info",
-    "dataset_status",
-    "fetch",
-    "file_sha256",
-    "load",
-    "locate",
-    "reset_caches",
-    "validate_schema",
+    "short_citation",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: Environment variable naming a folder that holds the dataset files (offline use, CI).
 DATA_DIR_ENV = "NESTEDAE_DATA_DIR"
 #: Environment variable overriding the download cache folder.
 CACHE_DIR_ENV = "NESTEDAE_CACHE_DIR"
-
-_CHUNK = 1 << 16
-_LOAD_CACHE_SIZE = 16
-
-
-# --------------------------------------------------------------------------- registry
 
 
 @dataclass(frozen=True)
@@ -152,15 +108,14 @@ _SHORT_CITATION: dict[str, str] = {
 
 #: The 36 composition-weighted site descriptors of the alloy tables (A_ion_rad ... X_period).
 MHP_DESCRIPTOR_COLUMNS: tuple[str, ...] = DESCRIPTORS
+#: Columns the device file spells differently: vocabulary name -> name in the file.
+#: :func:`nestedae_core.data.load` adds the vocabulary's column next to the file's.
+DEVICE_FILE_SPELLINGS: dict[str, str] = {"X_at_wt": "X_atom_wt"}
 #: The 15 site descriptors of the device table, as spelled in the file (note ``X_atom_wt``).
-DEVICE_DESCRIPTOR_COLUMNS: tuple[str, ...] = (
-    "A_ion_rad", "A_at_wt", "A_EA", "A_IE", "A_En",
-    "B_ion_rad", "B_at_wt", "B_EA", "B_IE", "B_En",
-    "X_ion_rad", "X_atom_wt", "X_EA", "X_IE", "X_En",
-)
+DEVICE_DESCRIPTOR_COLUMNS: tuple[str, ...] = tuple(DEVICE_FILE_SPELLINGS.get(c, c) for c in PAPER_DESCRIPTORS)
 
-_MHP_BASE = ("Formula", "Gap", "Decomp") + SITE_FRACTION_COLUMNS + MHP_DESCRIPTOR_COLUMNS
-_MHP_TARGETS = {"Gap": "eV", "Decomp": "eV/f.u."}
+_MHP_BASE = (FORMULA, BANDGAP_PBE, DECOMPOSITION) + SITE_FRACTION_COLUMNS + MHP_DESCRIPTOR_COLUMNS
+_MHP_TARGETS = {BANDGAP_PBE: "eV", DECOMPOSITION: "eV/f.u."}
 _MANNODI_RAW = "https://raw.githubusercontent.com/mannodiarun/perovs_mfml_ga/0a8994b7c260814a50154c48d906c286f6ddeaa6"
 _NESTEDAE_RAW = "https://raw.githubusercontent.com/rxhernandez/NestedAE"
 
@@ -314,20 +269,6 @@ def dataset_info(name: str) -> DatasetInfo:
         ) from None
 
 
-def cache_dir() -> Path:
-    """Folder where :func:`fetch` stores downloads (not created here).
-
-    ``$NESTEDAE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/nestedae``, else ``~/.cache/nestedae``.
-    """
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "nestedae"
-    return Path.home() / ".cache" / "nestedae"
-
-
 def citation_text(name: str) -> str:
     """Text to show wherever dataset ``name`` is shown: what it is, what to cite, source and license."""
     info = dataset_info(name)
@@ -338,439 +279,6 @@ def citation_text(name: str) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- hashing / locating
-
-_hash_lock = threading.Lock()
-_hash_cache: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of the file at ``path``, as lower-case hex (read in chunks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _cached_sha256(path: Path) -> str:
-    """SHA-256 of ``path``, memoised per (resolved path, size, mtime) for this process."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    with _hash_lock:
-        known = _hash_cache.get(key)
-    if known is not None:
-        return known
-    logger.debug("computing SHA-256 of %s", path)
-    digest = file_sha256(path)
-    with _hash_lock:
-        _hash_cache[key] = digest
-    return digest
-
-
-def _fix_hint(info: DatasetInfo) -> str:
-    return f"set {DATA_DIR_ENV} to a folder holding it or run `nestedae data fetch {info.name}`"
-
-
-def _missing_message(info: DatasetInfo) -> str:
-    return (
-        f"dataset '{info.name}' ({info.filename}) is not available locally; pinned URL: {info.url}; "
-        f"{_fix_hint(info)}"
-    )
-
-
-def _verify(info: DatasetInfo, path: Path, origin: str) -> None:
-    """Raise :class:`DataError` if ``path`` (found in ``origin``) does not match the pinned hash."""
-    try:
-        actual = _cached_sha256(path)
-    except OSError as exc:
-        raise DataError(
-            f"cannot read {path} ({origin}) for dataset '{info.name}': {exc.strerror or exc}; "
-            "check its permissions or delete it"
-        ) from None
-    if actual != info.sha256:
-        if origin == "cache":
-            todo = f"delete it or re-download it with `nestedae data fetch {info.name} --force`"
-        else:
-            todo = (
-                f"delete it or replace it with the pinned file from {info.url} "
-                "(to use your own version pass its path explicitly)"
-            )
-        raise DataError(
-            f"{path} (from {origin}) does not match dataset '{info.name}': SHA-256 is {actual}, "
-            f"expected {info.sha256}; {todo}"
-        )
-
-
-def _registry_candidates(info: DatasetInfo) -> list[tuple[str, Path]]:
-    """The hash-checked places of ``info``'s file: ($NESTEDAE_DATA_DIR, cache), in lookup order."""
-    out: list[tuple[str, Path]] = []
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        out.append((DATA_DIR_ENV, Path(env).expanduser() / info.filename))
-    out.append(("cache", cache_dir() / info.filename))
-    return out
-
-
-def _explicit(info: DatasetInfo, path: str | os.PathLike[str]) -> Path:
-    p = Path(path).expanduser()
-    if p.is_dir():
-        candidate = p / info.filename
-        if candidate.is_file():
-            return candidate
-        raise DataMissingError(
-            f"folder {p} does not hold {info.filename} (dataset '{info.name}'); "
-            "pass the file itself or a folder that contains it"
-        )
-    if p.is_file():
-        return p
-    raise DataMissingError(
-        f"file {p} given for dataset '{info.name}' does not exist; check the path or leave it out "
-        f"to use {DATA_DIR_ENV} or the download cache"
-    )
-
-
-def locate(name: str, path: str | os.PathLike[str] | None = None) -> Path | None:
-    """Find the file of dataset ``name`` on disk; never downloads.
-
-    Lookup order: explicit ``path`` (a file, or a folder holding the file; not
-    hash-checked), then ``$NESTEDAE_DATA_DIR/<filename>``, then
-    ``cache_dir()/<filename>``. Returns ``None`` when the file is nowhere (and
-    always for generated datasets).
-
-    Raises:
-        DataError: unknown name, or a file in the data folder / cache whose
-            SHA-256 differs from the registry.
-        DataMissingError: an explicit ``path`` that does not exist or lacks the file.
-    """
-    info = dataset_info(name)
-    if info.kind == "generated":
-        return None
-    if path is not None:
-        return _explicit(info, path)
-    for origin, candidate in _registry_candidates(info):
-        if candidate.is_file():
-            _verify(info, candidate, origin)
-            logger.debug("dataset %s found in %s: %s", name, origin, candidate)
-            return candidate
-    return None
-
-
-# --------------------------------------------------------------------------- fetching
-
-
-def fetch(
-    name: str,
-    *,
-    progress: Callable[[int, int | None], None] | None = None,
-    timeout: float = 30.0,
-    force: bool = False,
-) -> Path:
-    """Download dataset ``name`` from its pinned URL into :func:`cache_dir` and verify it.
-
-    The file is written to a temporary file in the cache folder and moved into
-    place with :func:`os.replace` only after its SHA-256 matched, so a failed or
-    interrupted download never leaves a partial or wrong file behind (and never
-    replaces a good one). ``file://`` URLs work too.
-
-    Args:
-        name: dataset name (see :data:`REGISTRY`).
-        progress: called as ``progress(bytes_done, total_bytes_or_None)`` after each chunk.
-        timeout: socket timeout in seconds.
-        force: download even when a verified copy is already in the cache.
-
-    Returns:
-        Path of the verified file in the cache.
-
-    Raises:
-        DataMissingError: the address cannot be reached (offline, HTTP error, timeout).
-        DataError: generated dataset, downloaded bytes fail the checksum, cache not writable.
-    """
-    info = dataset_info(name)
-    if info.kind == "generated":
-        raise DataError(f"dataset '{name}' is generated on demand and has nothing to download; use load('{name}')")
-    folder = cache_dir()
-    target = folder / info.filename
-    if not force and target.is_file():
-        try:
-            _verify(info, target, "cache")
-        except DataError:
-            logger.info("cached %s fails its checksum; downloading it again", target)
-        else:
-            logger.info("dataset %s already in cache: %s", name, target)
-            return target
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{info.filename}.", suffix=".part")
-    except OSError as exc:
-        raise DataError(
-            f"cannot write to cache folder {folder}: {exc.strerror or exc}; set {CACHE_DIR_ENV} to a writable folder"
-        ) from None
-    tmp = Path(tmp_name)
-    done = False
-    try:
-        with os.fdopen(fd, "wb") as out:
-            digest = _download(info, out, progress=progress, timeout=timeout)
-        if digest != info.sha256:
-            raise DataError(
-                f"download of dataset '{name}' from {info.url} has SHA-256 {digest}, expected {info.sha256}; "
-                f"nothing was saved; try again, or get the file by other means and set {DATA_DIR_ENV}"
-            )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-        done = True
-    finally:
-        if not done:
-            tmp.unlink(missing_ok=True)
-    st = target.stat()
-    with _hash_lock:
-        _hash_cache[(str(target.resolve()), st.st_size, st.st_mtime_ns)] = info.sha256
-    logger.info("dataset %s saved to %s", name, target)
-    return target
-
-
-def _download(
-    info: DatasetInfo,
-    out: BinaryIO,
-    *,
-    progress: Callable[[int, int | None], None] | None,
-    timeout: float,
-) -> str:
-    """Stream ``info.url`` into the binary file ``out``; return the SHA-256 of the bytes."""
-
-    def offline(reason: object) -> DataMissingError:
-        return DataMissingError(
-            f"cannot download dataset '{info.name}' from {info.url} ({reason}); if this machine is offline, "
-            f"copy {info.filename} into a folder and set {DATA_DIR_ENV} to it"
-        )
-
-    logger.info("downloading dataset %s from %s", info.name, info.url)
-    request = urllib.request.Request(info.url, headers={"User-Agent": "nestedae-core"})
-    digest = hashlib.sha256()
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (pinned https/file URLs)
-    except urllib.error.HTTPError as exc:
-        raise offline(f"HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise offline(exc.reason) from None
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise offline(exc) from None
-    with response:
-        length = response.headers.get("Content-Length") if response.headers else None
-        total = int(length) if length and str(length).isdigit() else None
-        received = 0
-        while True:
-            try:
-                chunk = response.read(_CHUNK)
-            except (OSError, http.client.HTTPException) as exc:
-                raise offline(f"connection lost after {received} bytes: {exc}") from None
-            if not chunk:
-                break
-            try:
-                out.write(chunk)
-            except OSError as exc:
-                raise DataError(
-                    f"cannot write dataset '{info.name}' to the cache: {exc.strerror or exc}; "
-                    f"free some space or set {CACHE_DIR_ENV} to another folder"
-                ) from None
-            digest.update(chunk)
-            received += len(chunk)
-            if progress is not None:
-                progress(received, total)
-    return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------- loading
-
-_load_lock = threading.Lock()
-_load_cache: "OrderedDict[tuple[str, str, int, int], pd.DataFrame]" = OrderedDict()
-
-
-def _normalise(column: str) -> str:
-    return re.sub(r"[\s_\-]+", "", column).lower()
-
-
-def validate_schema(df: "pd.DataFrame", required: Sequence[str], dataset: str) -> None:
-    """Raise :class:`SchemaError` if ``df`` lacks any of the ``required`` columns.
-
-    The message lists every missing column and, where the table has a near-miss
-    (different case, spacing or a close spelling), suggests it.
-    """
-    present = [str(c) for c in df.columns]
-    present_set = set(present)
-    missing = [c for c in required if c not in present_set]
-    if not missing:
-        return
-    by_norm: dict[str, str] = {}
-    for col in present:
-        by_norm.setdefault(_normalise(col), col)
-    hints = []
-    for col in missing:
-        near = by_norm.get(_normalise(col))
-        if near is None:
-            close = get_close_matches(col, present, n=1, cutoff=0.85)
-            near = close[0] if close else None
-        if near is not None:
-            hints.append(f"'{near}' for '{col}'")
-    hint = f" (found similar: {', '.join(hints)}; rename them)" if hints else ""
-    raise SchemaError(
-        f"dataset '{dataset}' lacks {len(missing)} required column(s): {', '.join(repr(c) for c in missing)}"
-        f"{hint}; check that the file is the right one (see `nestedae data list`)"
-    )
-
-
-def _read_table(info: DatasetInfo, path: Path) -> "pd.DataFrame":
-    import pandas as pd
-
-    try:
-        if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-            return pd.read_excel(path, engine="openpyxl" if path.suffix.lower() != ".xls" else None)
-        return pd.read_csv(path)
-    except ImportError as exc:
-        raise DataError(
-            f"reading {path.name} for dataset '{info.name}' needs {exc.name or 'openpyxl'}; install it (pip install openpyxl)"
-        ) from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path} for dataset '{info.name}': {exc.strerror or exc}") from None
-    except Exception as exc:  # parser errors of pandas / openpyxl / zipfile
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(
-            f"cannot parse {path} as dataset '{info.name}' ({type(exc).__name__}: {first}); "
-            f"check that it is the file from {info.url or 'the registry'}"
-        ) from None
-
-
-def _load_synthetic() -> "pd.DataFrame":
-    try:
-        synthetic = importlib.import_module("nestedae_core.synthetic")
-    except ModuleNotFoundError as exc:
-        if exc.name == "nestedae_core.synthetic":
-            raise DataError(
-                "dataset 'synthetic' needs the module nestedae_core.synthetic, which is not installed; "
-                "update nestedae-core"
-            ) from None
-        raise
-    return synthetic.generate().materials
-
-
-def load(name: str, path: str | os.PathLike[str] | None = None, *, download: bool = True) -> "pd.DataFrame":
-    """Load dataset ``name`` as a DataFrame (a fresh copy on every call).
-
-    Locates the file (see :func:`locate`), downloads it with :func:`fetch` when
-    it is nowhere and ``download`` is true, reads it and checks its schema.
-    For ``psc-devices`` a canonical ``X_at_wt`` column (equal to ``X_atom_wt``)
-    is added. ``synthetic`` is generated by :mod:`nestedae_core.synthetic`.
-
-    Raises:
-        DataMissingError: the file is not available and cannot (or may not) be downloaded.
-        DataError: bad checksum, unreadable file.
-        SchemaError: required columns are missing.
-    """
-    info = dataset_info(name)
-    if info.kind == "generated":
-        df = _load_synthetic()
-        validate_schema(df, info.required_columns, name)
-        return df
-    found = locate(name, path)
-    if found is None:
-        if not download:
-            raise DataMissingError(_missing_message(info))
-        found = fetch(name)
-    resolved = found.resolve()
-    st = resolved.stat()
-    key = (name, str(resolved), st.st_mtime_ns, st.st_size)
-    with _load_lock:
-        cached = _load_cache.get(key)
-        if cached is not None:
-            _load_cache.move_to_end(key)
-            return cached.copy()
-    df = _read_table(info, found)
-    validate_schema(df, info.required_columns, name)
-    if info.name == "psc-devices" and "X_at_wt" not in df.columns:
-        df.insert(df.columns.get_loc("X_atom_wt") + 1, "X_at_wt", df["X_atom_wt"])
-    if path is None and info.rows is not None and len(df) != info.rows:  # pragma: no cover - hash-verified
-        logger.warning("dataset %s has %d rows, registry says %d", name, len(df), info.rows)
-    logger.debug("loaded dataset %s from %s: %d rows x %d columns", name, found, len(df), df.shape[1])
-    with _load_lock:
-        _load_cache[key] = df
-        while len(_load_cache) > _LOAD_CACHE_SIZE:
-            _load_cache.popitem(last=False)
-    return df.copy()
-
-
-def reset_caches() -> None:
-    """Forget memoised hashes and loaded tables (for tests)."""
-    with _hash_lock:
-        _hash_cache.clear()
-    with _load_lock:
-        _load_cache.clear()
-
-
-# --------------------------------------------------------------------------- status
-
-
-@dataclass
-class DatasetStatus:
-    """Where a dataset stands on this machine (see :func:`dataset_status`).
-
-    ``rows`` is the registry's row count of the pinned file (``None`` for
-    generated data); ``message`` says where the file was found, or why it is
-    not available and how to fix that.
-    """
-
-    name: str
-    title: str
-    rows: int | None
-    path: Path | None
-    available: bool
-    citation: str
-    url: str
-    message: str
-
-
-def _status_of(info: DatasetInfo) -> DatasetStatus:
-    def make(path: Path | None, available: bool, message: str) -> DatasetStatus:
-        return DatasetStatus(info.name, info.title, info.rows, path, available, info.citation, info.url, message)
-
-    if info.kind == "generated":
-        try:
-            importable = importlib.util.find_spec("nestedae_core.synthetic") is not None
-        except (ImportError, ValueError):
-            importable = False
-        if importable:
-            return make(None, True, "generated on demand by nestedae_core.synthetic")
-        return make(None, False, "needs the module nestedae_core.synthetic, which is not installed")
-    for origin, candidate in _registry_candidates(info):
-        if not candidate.is_file():
-            continue
-        try:
-            _verify(info, candidate, origin)
-        except DataError as exc:
-            return make(candidate, False, str(exc))
-        where = f"{DATA_DIR_ENV} folder" if origin == DATA_DIR_ENV else "download cache"
-        return make(candidate, True, f"found in the {where}")
-    return make(None, False, f"missing: {_fix_hint(info)}")
-
-
-def dataset_status(name: str | None = None) -> list[DatasetStatus]:
-    """Status of dataset ``name`` (or of every registered dataset); never downloads.
-
-    A missing or corrupt file does not raise: the reason is in ``message``.
-    An unknown ``name`` raises :class:`DataError`.
-    """
-    infos = [dataset_info(name)] if name is not None else list(REGISTRY.values())
-    out = []
-    for info in infos:
-        try:
-            out.append(_status_of(info))
-        except OSError as exc:  # e.g. an unreadable data folder
-            out.append(
-                DatasetStatus(info.name, info.title, info.rows, None, False, info.citation, info.url,
-                              f"cannot check: {exc.strerror or exc}")
-            )
-    return out
-
-
-def _short_citation(name: str) -> str:
-    """Short form of the citation of ``name`` for tables (e.g. 'Mannodi-Kanakkithodi & Chan 2022')."""
+def short_citation(name: str) -> str:
+    """Short form of the citation of dataset ``name`` for tables (e.g. 'Mannodi-Kanakkithodi & Chan 2022')."""
     return _SHORT_CITATION.get(name, dataset_info(name).citation.split(",")[0])

@@ -13,9 +13,11 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from . import registry as data
-from ..model.config import ChainSpec, StageSpec
 from ..errors import DataError, SchemaError
+from ..model.config import ChainSpec, StageSpec
+from ..vocabulary import PHASE_COLUMNS
+from .loading import load
+from .registry import dataset_info
 
 __all__ = ["SYNTHETIC_DEVICES", "load_dataset_table", "load_stage_table", "load_chain_tables", "check_stage_table"]
 
@@ -38,11 +40,11 @@ def load_dataset_table(name: str, data_dir: str | os.PathLike[str] | None = None
         return (gen.materials if name == "synthetic" else gen.devices).copy()
     path = None
     if data_dir is not None:
-        info = data.dataset_info(name)
+        info = dataset_info(name)
         candidate = os.path.join(os.fspath(data_dir), info.filename)
         path = candidate if os.path.exists(candidate) else None
-    df = data.load(name, path, download=download)
-    phases = [c for c in data.PHASE_COLUMNS if c in df.columns]
+    df = load(name, path, download=download)
+    phases = [c for c in PHASE_COLUMNS if c in df.columns]
     if phases and "phase" not in df.columns:
         df["phase"] = df[phases].idxmax(axis=1).where(df[phases].sum(axis=1) > 0, "unknown")
     return df
