@@ -34,12 +34,15 @@ __all__ = [
     "MEASURED_BANDGAP",
     "ETL",
     "HTL",
+    "SUBSTRATE",
     "STACK_COLUMNS",
     "PCE",
     "VOC",
     "JSC",
     "FF",
     "DEVICE_TARGETS",
+    "DEVICE_TOLERANCE_FACTOR",
+    "DEVICE_OCTAHEDRAL_FACTOR",
     "DEVICE_GROUP_COLUMNS",
     "LABEL_COLUMNS",
     "QUANTITIES",
@@ -154,6 +157,8 @@ MEASURED_BANDGAP = "Perovskite_band_gap"
 ETL = "ETL_stack_sequence"
 #: Hole-transport-layer stack column of the device table.
 HTL = "HTL_stack_sequence"
+#: Substrate stack column of the device table.
+SUBSTRATE = "Substrate_stack_sequence"
 #: The two device-stack columns.
 STACK_COLUMNS: tuple[str, str] = (ETL, HTL)
 #: Reverse-scan power conversion efficiency, %.
@@ -166,6 +171,10 @@ JSC = "JV_reverse_scan_Jsc"
 FF = "JV_reverse_scan_FF"
 #: The device outcomes, PCE first.
 DEVICE_TARGETS: tuple[str, ...] = (PCE, VOC, JSC, FF)
+#: Goldschmidt tolerance factor as tabulated in the device table (dimensionless).
+DEVICE_TOLERANCE_FACTOR = "Tolerance Factor"
+#: Octahedral factor as tabulated in the device table (dimensionless).
+DEVICE_OCTAHEDRAL_FACTOR = "Octahedral Factor"
 #: A device "recipe": composition + ETL + HTL (the groups of a grouped split).
 DEVICE_GROUP_COLUMNS: tuple[str, ...] = (DEVICE_COMPOSITION, ETL, HTL)
 #: Columns that name a row, first match wins.
