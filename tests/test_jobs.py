@@ -10,6 +10,7 @@ from nestedae_core import store, train
 from nestedae_core.errors import BundleError, InputError
 from nestedae_core.train.jobs import JobManager, validate_model_name
 from nestedae_core.model.presets import preset
+from nestedae_core.data.synthetic import generate
 
 WAIT = 60
 
@@ -53,6 +54,32 @@ def test_tiny_job_completes_with_progress(manager):
     assert manager.get(job.id) is job
     assert manager.jobs("alice") == [job] and manager.jobs("bob") == []
     assert job.summary()["status"] == "done"
+
+
+def test_job_trains_on_the_given_tables(manager):
+    data = generate(n_materials=120, seed=3)
+    tables = {"materials": data.materials, "devices": data.devices}
+    job = manager.submit(preset("synthetic", epochs=5, folds=2), owner="alice", name="given", tables=tables, device="cpu")
+    assert job.wait(WAIT) and job.status == "done", job.error
+    assert len(job.result.tables["materials"]) == 120
+    assert job.result.tables["devices"].equals(data.devices)
+    with pytest.raises(InputError, match="tables must map stage names to pandas DataFrames"):
+        manager.submit(preset("synthetic", epochs=5), owner="alice", name="bad", tables={"materials": [1, 2]})
+
+
+def test_train_fn_receives_the_tables():
+    got = {}
+
+    def record(spec, **kw):
+        got.update(kw)
+        return object()
+
+    m = JobManager(train_fn=record)
+    tables = {"materials": generate(n_materials=50).materials}
+    assert m.submit(preset("synthetic", epochs=5), owner="a", name="t", tables=tables).wait(WAIT)
+    assert got["tables"]["materials"] is tables["materials"] and got["device"] == "auto"
+    assert m.submit(preset("synthetic", epochs=5), owner="a", name="u").wait(WAIT)
+    assert got["tables"] is None
 
 
 def test_queue_with_one_slot_and_cancel(manager):
@@ -109,17 +136,22 @@ def test_unexpected_exception_is_summarised(caplog):
 
 
 def test_worker_thread_never_blocks_submit():
-    gate = threading.Event()
+    started = threading.Event()
+    trained_in = []
 
     def slow(spec, *, should_stop, **kw):
-        while not gate.is_set() and not should_stop():
+        trained_in.append(threading.current_thread())
+        started.set()
+        deadline = time.monotonic() + WAIT  # were it run by submit itself, submit would return after WAIT
+        while not should_stop() and time.monotonic() < deadline:
             time.sleep(0.01)
         raise train.TrainingCancelled("stopped")
 
     m = JobManager(train_fn=slow)
-    t0 = time.perf_counter()
     job = m.submit(preset("synthetic", epochs=5), owner="x", name="slow")
-    assert time.perf_counter() - t0 < 1.0 and job.status == "running"
+    # submit returned while the training function still runs, on another thread
+    assert started.wait(WAIT) and trained_in[0] is not threading.current_thread()
+    assert job.status == "running"
     job.cancel()
     assert job.wait(WAIT) and job.status == "cancelled"
 

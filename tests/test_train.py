@@ -1,17 +1,17 @@
-"""Cross-validated training of the chain: folds, determinism, ensembles, failures."""
+"""Training the chain: cross-validation (folds, determinism, ensembles, failures) and the all-rows fit."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from _chain_fixtures import data_available, tiny_paper, tiny_synthetic
-from nestedae_core.errors import ConfigError, TrainingError
+from nestedae_core.errors import ConfigError, InputError, TrainingError
 from nestedae_core.model.presets import preset
 from nestedae_core.data.synthetic import generate
-from nestedae_core.train import TrainingCancelled, cross_validate, make_folds
+from nestedae_core.train import TrainingCancelled, cross_validate, fit, make_folds
+from nestedae_core.train import stages as train_stages
 
-needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
+needs_data = pytest.mark.usefixtures("data_dir")
 
 
 def test_random_folds_are_a_seeded_partition() -> None:
@@ -41,8 +41,8 @@ def test_same_seed_gives_identical_metrics_on_cpu() -> None:
     assert a.metrics != c.metrics
 
 
-def test_oof_predictions_come_from_the_fold_member_and_metrics_match_them() -> None:
-    r = tiny_synthetic()
+def test_oof_predictions_come_from_the_fold_member_and_metrics_match_them(tiny_synthetic) -> None:
+    r = tiny_synthetic
     model, oof, table = r.model, r.oof["materials"], r.tables["materials"]
     members = model.predict_stage("materials", table).members[:, :, 0]
     fold = r.folds["materials"]
@@ -54,8 +54,8 @@ def test_oof_predictions_come_from_the_fold_member_and_metrics_match_them() -> N
         assert fm["mae"] == pytest.approx(mae, rel=1e-9)
 
 
-def test_ensemble_mean_and_spread() -> None:
-    r = tiny_synthetic()
+def test_ensemble_mean_and_spread(tiny_synthetic) -> None:
+    r = tiny_synthetic
     p = r.model.predict_stage("devices", r.tables["devices"].head(50))
     assert p.members.shape == (3, 50, 1)
     assert np.allclose(p.mean, p.members.mean(axis=0))
@@ -127,8 +127,8 @@ def test_unknown_device_is_a_clear_error() -> None:
 
 
 @needs_data
-def test_paper_chain_trains_on_the_real_data_and_stage2_uses_stage1_latents() -> None:
-    r = tiny_paper()
+def test_paper_chain_trains_on_the_real_data_and_stage2_uses_stage1_latents(tiny_paper) -> None:
+    r = tiny_paper
     m = r.model
     assert m.input_names("devices")[:12] == [f"materials.z{i}" for i in range(1, 13)]
     assert m.raw_columns("devices")[-2:] == ["ETL_stack_sequence", "HTL_stack_sequence"]
@@ -159,3 +159,72 @@ def test_extra_heads_with_missing_targets_and_extra_inputs() -> None:
     assert ext.model.input_names(0)[-1] == "phase"
     res = predict_composition(ext.model, "CsPbI3", categorical={"phase": "Ortho"})
     assert res.categorical["phase"] == "Ortho" and "Gap" in res.targets
+
+
+# --------------------------------------------------------------------------- fit on all rows
+
+
+def _recording_fit_stage(monkeypatch: pytest.MonkeyPatch) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Record the (train, early-stopping) masks every stage is fitted with."""
+    seen: list[tuple[np.ndarray, np.ndarray | None]] = []
+    real = train_stages.fit_stage
+
+    def recording(net, spec, data, train_mask, val_mask, **kw):  # type: ignore[no-untyped-def]
+        seen.append((train_mask.cpu().numpy(), None if val_mask is None else val_mask.cpu().numpy()))
+        return real(net, spec, data, train_mask, val_mask, **kw)
+
+    monkeypatch.setattr(train_stages, "fit_stage", recording)
+    return seen
+
+
+def test_fit_trains_every_member_on_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _recording_fit_stage(monkeypatch)
+    data = generate()
+    tables = {"materials": data.materials, "devices": data.devices}
+    model = fit(preset("synthetic", epochs=15, folds=3, seed=4), tables, device="cpu")
+    assert model.members == 3 and len(seen) == 2
+    for (train_mask, val_mask), name in zip(seen, ["materials", "devices"]):
+        assert train_mask.shape == (3, len(tables[name])) and (train_mask == 1).all() and val_mask is None
+    # each member standardised its targets over all rows
+    y1 = data.materials["y1"].to_numpy()
+    assert np.allclose(model.prep[0].target_mean[:, 0], y1.mean()) and np.allclose(model.prep[0].target_scale[:, 0], y1.std())
+    pred = model.predict_stage("devices", data.devices)
+    assert np.isfinite(pred.members).all() and (pred.std > 0).all()  # members differ by their random draws
+    assert len(model.domains) == len(model.backgrounds) == 2
+    assert model.metrics == {}  # nothing held out: no validation metrics
+    assert model.record["fit"] == {"rows": "all", "members": 3}
+    fit_y1 = model.record["training_metrics"]["materials"]["y1"]
+    assert fit_y1["n"] == len(y1) and np.isfinite(fit_y1["mae"])
+
+
+def test_fit_same_seed_same_model_and_members_option() -> None:
+    spec = preset("synthetic", epochs=10, folds=2, seed=3)
+    a, b = fit(spec, device="cpu"), fit(spec, device="cpu")
+    for na, nb in zip(a.nets, b.nets):
+        for (k, va), vb in zip(na.state_dict().items(), nb.state_dict().values()):
+            assert np.array_equal(va.numpy(), vb.numpy()), k
+    assert a.record["training_metrics"] == b.record["training_metrics"]
+    c = fit(spec.with_updates(seed=4), device="cpu")
+    assert a.record["training_metrics"] != c.record["training_metrics"]
+    one = fit(spec, device="cpu", members=1)
+    assert one.members == 1 and one.predict_stage("materials", one.backgrounds[0]).members.shape[0] == 1
+    with pytest.raises(InputError, match="members must be a positive integer"):
+        fit(spec, device="cpu", members=0)
+
+
+def test_fit_early_stopping_carves_its_rows_out_of_the_training_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _recording_fit_stage(monkeypatch)
+    spec = preset("synthetic", epochs=30, folds=2).with_updates(stages=[{"patience": 5}, {"patience": 5}])
+    fit(spec, device="cpu")
+    for train_mask, val_mask in seen:
+        assert val_mask is not None and (train_mask + val_mask == 1).all()
+        assert ((val_mask.sum(axis=1) / train_mask.shape[1]) == pytest.approx(spec.stages[0].val_fraction, abs=0.01))
+        assert not np.array_equal(val_mask[0], val_mask[1])  # each member holds out its own rows
+
+
+def test_cross_validation_trains_each_member_outside_its_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _recording_fit_stage(monkeypatch)
+    r = cross_validate(preset("synthetic", epochs=5, folds=3), device="cpu")
+    for (train_mask, val_mask), name in zip(seen, ["materials", "devices"]):
+        assert val_mask is None
+        assert np.array_equal(train_mask.astype(bool), r.folds[name][None, :] != np.arange(3)[:, None])

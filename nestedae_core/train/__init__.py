@@ -1,25 +1,32 @@
-"""Training: folds and metrics, the fit loop, k-fold cross-validation, and the job manager.
+"""Training: cross-validation, the all-rows fit, and background jobs.
 
-* :mod:`.cross_validation`: :func:`cross_validate` (the k fold models form the ensemble).
+* :mod:`.cross_validation`: :func:`cross_validate` (k folds; the fold models form the ensemble).
+* :mod:`.fit_all`: :func:`fit` (every member trains on all rows).
+* :mod:`.stages`: the per-stage steps both share (preprocessing, stage data, fit,
+  predictions, domain and background).
+* :mod:`.loop`: the optimisation loop of one stage; :mod:`.losses`: its loss.
+* :mod:`.folds`: :func:`make_folds`; :mod:`.metrics`: :func:`regression_metrics`,
+  :func:`summarize_folds`.
+* :mod:`.background`: the attribution background (a k-means summary of a stage's inputs).
+* :mod:`.record`: the run record (versions, device, dataset checksums).
+* :mod:`.progress`: :class:`ProgressEvent`, :class:`TrainingCancelled`.
 * :mod:`.jobs`: a queue of training jobs with progress, cancellation and saving.
 """
 from __future__ import annotations
 
-from .cross_validation import (
-    ProgressEvent,
-    TrainingCancelled,
-    TrainResult,
-    cross_validate,
-    make_folds,
-    regression_metrics,
-    summarize_folds,
-)
+from .cross_validation import TrainResult, cross_validate
+from .fit_all import fit
+from .folds import make_folds
+from .metrics import regression_metrics, summarize_folds
+from .progress import ProgressCallback, ProgressEvent, TrainingCancelled
 
 __all__ = [
+    "ProgressCallback",
     "ProgressEvent",
     "TrainingCancelled",
     "TrainResult",
     "cross_validate",
+    "fit",
     "make_folds",
     "regression_metrics",
     "summarize_folds",

@@ -1,7 +1,8 @@
 """Training jobs: run :func:`~nestedae_core.train.cross_validate` in the background.
 
 A :class:`JobManager` owns a small pool of worker threads. :meth:`JobManager.submit`
-queues a chain spec and returns a :class:`Job` at once; at most ``max_concurrent``
+queues a chain spec (with its stage tables when they are not registry datasets,
+e.g. generated synthetic data) and returns a :class:`Job` at once; at most ``max_concurrent``
 jobs run at a time, the others wait in submission order and know their
 :attr:`Job.queue_position`. Worker threads never touch any UI: a job only
 records what happens (status, progress events, result, error message), and a
@@ -37,13 +38,17 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..model.config import ChainSpec
+import pandas as pd
+
 from ..errors import BundleError, InputError, NestedAEError
+from ..model.config import ChainSpec
+from .cross_validation import cross_validate
+from .progress import TrainingCancelled
 
 __all__ = [
     "JobStatus",
@@ -102,6 +107,7 @@ class Job:
         owner: who submitted it (e.g. a dashboard session id).
         name: the name the user gave the run (the default name when saving).
         spec: the chain configuration being trained.
+        tables: the stage tables by stage name, or None to load the spec's registry datasets.
         data_dir / device: passed to :func:`~nestedae_core.train.cross_validate`.
         status: ``queued``, ``running``, ``done``, ``failed`` or ``cancelled``.
         submitted / started / finished: ``time.time()`` stamps (None until reached).
@@ -114,6 +120,7 @@ class Job:
     owner: str
     name: str
     spec: ChainSpec
+    tables: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
     data_dir: str | None = None
     device: str = "auto"
     status: JobStatus = "queued"
@@ -138,12 +145,6 @@ class Job:
         """Progress events from position ``index`` on (a copy; pass ``index + len(returned)`` next time)."""
         with self._lock:
             return list(self._events[max(0, int(index)):])
-
-    @property
-    def n_events(self) -> int:
-        """Number of progress events received so far."""
-        with self._lock:
-            return len(self._events)
 
     @property
     def last_event(self) -> Any:
@@ -227,7 +228,7 @@ class JobManager:
         max_concurrent: how many jobs may train at once (>= 1).
         keep_finished: how many finished jobs to remember.
         train_fn: the training function (default :func:`nestedae_core.train.cross_validate`);
-            called as ``train_fn(spec, data_dir=..., device=..., callback=..., should_stop=...)``.
+            called as ``train_fn(spec, tables=..., data_dir=..., device=..., callback=..., should_stop=...)``.
     """
 
     def __init__(self, max_concurrent: int = 1, *, keep_finished: int = 50, train_fn: Callable[..., Any] | None = None) -> None:
@@ -242,14 +243,30 @@ class JobManager:
         self._running: set[str] = set()
 
     # ------------------------------------------------------------------ submit and query
-    def submit(self, spec: ChainSpec, *, owner: str, name: str, data_dir: str | None = None, device: str = "auto") -> Job:
+    def submit(
+        self,
+        spec: ChainSpec,
+        *,
+        owner: str,
+        name: str,
+        tables: Mapping[str, pd.DataFrame] | None = None,
+        data_dir: str | None = None,
+        device: str = "auto",
+    ) -> Job:
         """Queue a training run of ``spec`` and return its :class:`Job` (started at once if a slot is free).
 
+        ``tables``: ready stage tables by stage name (e.g. generated synthetic data);
+        by default each stage's registry dataset is loaded (from ``data_dir``).
+        The tables must not be changed while the job runs.
+
         Raises:
-            InputError: ``spec`` is not a ChainSpec, ``owner`` is empty or ``name`` is not a valid model name.
+            InputError: ``spec`` is not a ChainSpec, ``tables`` is not a mapping of
+                DataFrames, ``owner`` is empty or ``name`` is not a valid model name.
         """
         if not isinstance(spec, ChainSpec):
             raise InputError(f"submit expects a ChainSpec, got {type(spec).__name__}")
+        if tables is not None and not (isinstance(tables, Mapping) and all(isinstance(t, pd.DataFrame) for t in tables.values())):
+            raise InputError("tables must map stage names to pandas DataFrames")
         if not str(owner or "").strip():
             raise InputError("a job needs an owner (e.g. the session id)")
         job = Job(
@@ -257,6 +274,7 @@ class JobManager:
             owner=str(owner),
             name=validate_model_name(name),
             spec=spec,
+            tables=None if tables is None else dict(tables),
             data_dir=None if data_dir is None else str(data_dir),
             device=str(device or "auto"),
         )
@@ -373,16 +391,14 @@ class JobManager:
                 thread.start()
 
     def _run(self, job: Job) -> None:
-        from . import cross_validation as train
-
-        fn = self._train_fn or train.cross_validate
+        fn = self._train_fn or cross_validate
         status: JobStatus
         result = None
         error = None
         try:
-            result = fn(job.spec, data_dir=job.data_dir, device=job.device, callback=job._add_event, should_stop=job._stop.is_set)
+            result = fn(job.spec, tables=job.tables, data_dir=job.data_dir, device=job.device, callback=job._add_event, should_stop=job._stop.is_set)
             status = "done"
-        except train.TrainingCancelled as exc:
+        except TrainingCancelled as exc:
             status, error = "cancelled", _one_line(str(exc))
         except NestedAEError as exc:
             status, error = "failed", _one_line(str(exc))

@@ -1,0 +1,152 @@
+"""The optimisation loop of one stage: all members at once, Adam, batches, early stopping.
+
+* Each member is trained on its own rows (``train_mask``); full batch unless the
+  stage spec sets ``batch_size``.
+* Early stopping: when ``val_mask`` is given, the weights with the best validation
+  loss are kept per member; with ``patience`` the loop stops once no member
+  improved for that many epochs.
+* A non-finite or diverging loss raises :class:`~nestedae_core.errors.TrainingError`;
+  ``should_stop`` returning true raises :class:`~.progress.TrainingCancelled`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import torch
+
+from ..errors import TrainingError
+from ..model.config import StageSpec
+from ..model.nn import StageNet
+from .losses import StageData, stage_losses
+from .progress import TrainingCancelled
+
+__all__ = ["EpochReport", "fit_stage"]
+
+logger = logging.getLogger(__name__)
+
+#: Called as ``report(epoch, member_losses, val_loss)`` about 100 times per stage.
+EpochReport = Callable[[int, torch.Tensor, "float | None"], None]
+
+
+def _snapshot(net: StageNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def fit_stage(
+    net: StageNet,
+    spec: StageSpec,
+    d: StageData,
+    train_mask: torch.Tensor,
+    val_mask: torch.Tensor | None,
+    *,
+    seed: int,
+    report: EpochReport,
+    should_stop: Callable[[], bool] | None,
+) -> int:
+    """Train all members of one stage; returns the number of epochs run.
+
+    ``train_mask`` / ``val_mask``: (members, rows) with 1 where a row trains /
+    early-stops that member. ``seed`` seeds the batch shuffling.
+    """
+    M, N = train_mask.shape
+    dev = d.x.device
+    # the fused implementation updates all parameters in one kernel (about 3x faster on a CPU)
+    opt = torch.optim.Adam(net.parameters(), lr=spec.lr, weight_decay=spec.l2, fused=dev.type in ("cpu", "cuda"))
+    n_train = train_mask.sum(dim=1)
+    if spec.batch_size is None or spec.batch_size >= int(n_train.max()):
+        steps_per_epoch, batch = 1, None
+    else:
+        batch = spec.batch_size
+        steps_per_epoch = int(math.ceil(int(n_train.max()) / batch))
+    total_steps = spec.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps) if spec.schedule == "cosine" else None
+
+    def step(member_losses: torch.Tensor) -> None:
+        """One optimiser (and schedule) step on the summed member losses."""
+        opt.zero_grad(set_to_none=True)
+        member_losses.sum().backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    w_full = train_mask / n_train.clamp_min(1)[:, None]
+    train_rows = [torch.nonzero(train_mask[m].cpu()).flatten() for m in range(M)]
+
+    best_val = torch.full((M,), float("inf"), device=dev)
+    best_epoch = torch.zeros(M, dtype=torch.long)
+    best_state = _snapshot(net) if val_mask is not None else None
+    eval_every = max(1, spec.epochs // 200)
+    report_every = max(1, spec.epochs // 100)
+    first_loss: float | None = None
+    epoch = 0
+
+    for epoch in range(1, spec.epochs + 1):
+        net.train()
+        if batch is None:
+            loss_m, _ = stage_losses(net, spec, d, None, w_full)
+            step(loss_m)
+        else:
+            perms = []
+            valid = []
+            span = steps_per_epoch * batch
+            for m in range(M):
+                r = train_rows[m][torch.randperm(len(train_rows[m]), generator=gen)]
+                pad = span - len(r)
+                perms.append(torch.cat([r, torch.zeros(pad, dtype=torch.long)]))
+                valid.append(torch.cat([torch.ones(len(r)), torch.zeros(pad)]))
+            idx = torch.stack(perms).to(dev)
+            val_ = torch.stack(valid).to(dev)
+            loss_acc = torch.zeros(M, device=dev)
+            for s in range(steps_per_epoch):
+                rows = idx[:, s * batch : (s + 1) * batch]
+                wv = val_[:, s * batch : (s + 1) * batch]
+                wb = wv / wv.sum(dim=1, keepdim=True).clamp_min(1)
+                loss_m, _ = stage_losses(net, spec, d, rows, wb)
+                step(loss_m)
+                loss_acc += loss_m.detach()
+            loss_m = loss_acc / steps_per_epoch
+        lm = loss_m.detach()
+        if not torch.isfinite(lm).all():
+            raise TrainingError(
+                f"stage '{spec.name}': the loss became non-finite at epoch {epoch}; lower the learning rate "
+                f"(now {spec.lr:g}) or check the inputs for extreme values"
+            )
+        mean_loss = float(lm.mean())
+        if first_loss is None:
+            first_loss = mean_loss
+        elif epoch > 10 and mean_loss > 100 * max(first_loss, 1e-3):
+            raise TrainingError(
+                f"stage '{spec.name}': the loss diverged (from {first_loss:.3g} to {mean_loss:.3g} at epoch {epoch}); "
+                f"lower the learning rate (now {spec.lr:g})"
+            )
+        val_loss: float | None = None
+        if val_mask is not None and (epoch % eval_every == 0 or epoch == spec.epochs):
+            net.eval()
+            with torch.no_grad():
+                wv = val_mask / val_mask.sum(dim=1).clamp_min(1)[:, None]
+                _, vt = stage_losses(net, spec, d, None, wv)
+            improved = vt < best_val
+            if improved.any():
+                best_val = torch.where(improved, vt, best_val)
+                best_epoch[improved.cpu()] = epoch
+                assert best_state is not None
+                for k, v in net.state_dict().items():
+                    if v.dim() > 0 and v.shape[0] == M:
+                        sel = improved.view(M, *([1] * (v.dim() - 1)))
+                        best_state[k] = torch.where(sel, v.detach(), best_state[k])
+            val_loss = float(vt.mean())
+            if spec.patience is not None and bool(((epoch - best_epoch) >= spec.patience).all()):
+                report(epoch, lm, val_loss)
+                logger.info("stage %s: early stop at epoch %d", spec.name, epoch)
+                break
+        if epoch % report_every == 0 or epoch == spec.epochs:
+            report(epoch, lm, val_loss)
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"training cancelled during stage '{spec.name}' at epoch {epoch}")
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    return epoch

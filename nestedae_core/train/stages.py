@@ -1,0 +1,301 @@
+"""Training a chain stage by stage: the steps shared by cross-validation and the all-rows fit.
+
+Both :func:`~nestedae_core.train.cross_validate` and :func:`~nestedae_core.train.fit`
+call :func:`train_chain`; they differ only in the rows each ensemble member is
+trained on (``member_rows``): cross-validation trains member ``m`` on the rows
+outside fold ``m``, the all-rows fit trains every member on every row.
+
+For each stage, in chain order:
+
+1. check the stage's table and choose each member's rows;
+2. :func:`stage_preprocessing`: categorical encodings (shared by all members) and
+   the standardisation of the continuous inputs and targets (per member, over
+   its rows);
+3. :func:`stage_network`: the seeded network of all members;
+4. :func:`stage_data`: the training tensors (design tensor, standardised targets,
+   distinct inputs);
+5. :func:`early_stopping_masks`: when the spec sets ``patience``, ``val_fraction``
+   of each member's rows are held out for early stopping (never rows outside the
+   member's own rows);
+6. :func:`~.loop.fit_stage`: fit all members at once;
+7. :func:`predict_rows`: every member's predictions on every row (for metrics);
+8. :func:`add_domain_and_background`: the applicability domain and the
+   attribution background, both k-means summaries of the stage's table.
+
+Member ``m`` of stage ``k`` uses the latents of member ``m`` of stage ``k-1``.
+Seeds are fixed: on a CPU the same seed gives identical results.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.tables import check_stage_table, load_chain_tables
+from ..model.chain import NestedAE, StagePreprocessing, resolve_device
+from ..model.config import ChainSpec, StageSpec
+from ..model.domain import DomainModel
+from ..model.nn import StageNet
+from ..threads import limit_cpu_threads
+from .background import BACKGROUND_ROWS, kmeans_background
+from .loop import EpochReport, fit_stage
+from .losses import StageData, distinct_rows
+from .progress import ProgressCallback, ProgressEvent
+from .record import dataset_checksum, run_record
+
+__all__ = [
+    "MemberRows",
+    "TrainedChain",
+    "TrainedStage",
+    "add_domain_and_background",
+    "early_stopping_masks",
+    "predict_rows",
+    "run_training",
+    "stage_data",
+    "stage_network",
+    "stage_preprocessing",
+    "train_chain",
+]
+
+#: ``member_rows(stage_index, stage_spec, table)`` -> (members, rows) bool: the rows each member trains on.
+MemberRows = Callable[[int, StageSpec, pd.DataFrame], np.ndarray]
+
+
+@dataclass
+class TrainedStage:
+    """One trained stage, as the training path needs it for its metrics.
+
+    ``member_rows``: (members, rows) bool, the rows each member was trained on
+    (its early-stopping rows included); ``targets``: (rows, targets) raw values
+    (NaN where missing); ``predictions``: (members, rows, targets) every
+    member's predictions, in target units; ``seconds``: wall time of the stage.
+    """
+
+    index: int
+    spec: StageSpec
+    table: pd.DataFrame
+    member_rows: np.ndarray
+    targets: np.ndarray
+    predictions: np.ndarray
+    seconds: float
+
+
+@dataclass
+class TrainedChain:
+    """The trained model (domains, backgrounds and run record included, no metrics yet) and its stages."""
+
+    model: NestedAE
+    stages: list[TrainedStage]
+
+
+# --------------------------------------------------------------------------- the steps of one stage
+
+
+def stage_preprocessing(spec: StageSpec, table: pd.DataFrame, upstream: np.ndarray | None, rows: np.ndarray) -> StagePreprocessing:
+    """Encodings and standardisation of a stage, fitted per member on its rows.
+
+    ``upstream``: (members, n, L) latents of the stage before (None for a first
+    stage); ``rows``: (members, n) bool. Categories are the table's values (the
+    most common one is the default); means and scales are in the columns' units.
+    """
+    members, n = rows.shape
+    cats, defaults = [], []
+    for c in spec.categorical_inputs:
+        vc = table[c].astype(str).value_counts()
+        cats.append(sorted(vc.index.tolist()))
+        defaults.append(str(vc.index[0]))
+    num = table[spec.numeric_inputs].to_numpy(dtype=np.float64) if spec.numeric_inputs else np.zeros((n, 0))
+    up = upstream if upstream is not None else np.zeros((members, n, 0))
+    cont = np.concatenate([up, np.broadcast_to(num, (members, n, num.shape[1]))], axis=-1)
+    yraw = table[spec.target_columns].to_numpy(dtype=np.float64)
+    L, T = cont.shape[-1], yraw.shape[1]
+    cont_mean, cont_scale = np.zeros((members, L)), np.ones((members, L))
+    t_mean, t_scale = np.zeros((members, T)), np.ones((members, T))
+    for m in range(members):
+        tr = rows[m]
+        cont_mean[m] = cont[m, tr].mean(axis=0)
+        sd = cont[m, tr].std(axis=0)
+        cont_scale[m] = np.where(sd < 1e-12, 1.0, sd)
+        t_mean[m] = np.nanmean(yraw[tr], axis=0)
+        tsd = np.nanstd(yraw[tr], axis=0)
+        t_scale[m] = np.where(~np.isfinite(tsd) | (tsd < 1e-12), 1.0, tsd)
+    return StagePreprocessing(
+        numeric_columns=list(spec.numeric_inputs),
+        categorical_columns=list(spec.categorical_inputs),
+        categories=cats,
+        default_categories=defaults,
+        target_columns=spec.target_columns,
+        n_upstream=up.shape[-1],
+        cont_mean=cont_mean,
+        cont_scale=cont_scale,
+        target_mean=t_mean,
+        target_scale=t_scale,
+    )
+
+
+def stage_network(spec: StageSpec, prep: StagePreprocessing, members: int, seed: int, device: torch.device) -> StageNet:
+    """The untrained network of all members of a stage, its weights drawn from ``seed``."""
+    torch.manual_seed(seed)
+    return StageNet(spec, prep.layout, members).to(device)
+
+
+def stage_data(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor) -> StageData:
+    """Training tensors of stage ``index`` (its preprocessing already in ``model``) from its design tensor ``x``."""
+    spec, prep = model.spec.stages[index], model.prep[index]
+    dev = x.device
+    yraw = table[spec.target_columns].to_numpy(dtype=np.float64)
+    ystd = (yraw[None] - prep.target_mean[:, None, :]) / prep.target_scale[:, None, :]
+    raw_key = table[model.raw_columns(index)].astype(str).agg("\x1f".join, axis=1)
+    first, inverse = distinct_rows(raw_key.to_numpy())
+    return StageData(
+        x=x[:, torch.as_tensor(first, device=dev)],
+        inverse=torch.as_tensor(inverse, device=dev),
+        y=torch.as_tensor(np.nan_to_num(ystd), dtype=torch.float32, device=dev),
+        ymask=torch.as_tensor(np.isfinite(ystd), dtype=torch.float32, device=dev),
+        cat_idx=[
+            torch.as_tensor(pd.Categorical(table[c].astype(str), categories=cs).codes.astype(np.int64)[first], device=dev)
+            for c, cs in zip(prep.categorical_columns, prep.categories)
+        ],
+    )
+
+
+def early_stopping_masks(rows: np.ndarray, spec: StageSpec, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training and early-stopping masks (members, n) as float32 (the latter None without ``patience``).
+
+    With ``patience``, a seeded ``val_fraction`` of each member's rows (at least
+    one) moves from its training mask to its early-stopping mask.
+    """
+    train_mask = rows.astype(np.float32)
+    if spec.patience is None:
+        return train_mask, None
+    rng = np.random.default_rng(seed)
+    val_mask = np.zeros_like(train_mask)
+    for m in range(train_mask.shape[0]):
+        own = np.flatnonzero(train_mask[m])
+        take = rng.choice(own, size=max(1, int(round(spec.val_fraction * len(own)))), replace=False)
+        val_mask[m, take] = 1.0
+        train_mask[m, take] = 0.0
+    return train_mask, val_mask
+
+
+@torch.no_grad()
+def predict_rows(net: StageNet, prep: StagePreprocessing, x: torch.Tensor) -> np.ndarray:
+    """Every member's predictions (members, n, targets) in target units, from the design tensor ``x``."""
+    z = net.encode(x)
+    return net.predict_from_latent(z).double().cpu().numpy() * prep.target_scale[:, None, :] + prep.target_mean[:, None, :]
+
+
+def add_domain_and_background(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor) -> None:
+    """Fit stage ``index``'s applicability domain and attribution background on its table; append both to ``model``."""
+    spec, seed = model.spec.stages[index], model.spec.seed
+    dom_cols = (model.latent_names(index - 1) if spec.upstream else []) + list(spec.numeric_inputs)
+    model.domains.append(DomainModel.fit(dom_cols, model.domain_values(index, table, x), seed=seed))
+    raw_cols = model.raw_columns(index)
+    raw_num = [c for c in raw_cols if c not in spec.categorical_inputs]
+    bg, weights = kmeans_background(table, raw_num, list(spec.categorical_inputs), BACKGROUND_ROWS, seed)
+    model.backgrounds.append(bg[raw_cols])
+    model.background_weights.append(weights)
+
+
+# --------------------------------------------------------------------------- the chain
+
+
+def _reporter(spec: ChainSpec, index: int, done_epochs: int, t_start: float, callback: ProgressCallback | None) -> EpochReport:
+    """The epoch report of stage ``index`` as :class:`ProgressEvent` calls of ``callback``."""
+    st = spec.stages[index]
+    total_epochs = sum(s.epochs for s in spec.stages)
+
+    def report(epoch: int, member_losses: torch.Tensor, val_loss: float | None) -> None:
+        if callback is None:
+            return
+        callback(
+            ProgressEvent(
+                stage=st.name,
+                stage_index=index,
+                n_stages=len(spec.stages),
+                epoch=epoch,
+                epochs=st.epochs,
+                loss=float(member_losses.mean()),
+                member_losses=tuple(float(v) for v in member_losses.cpu()),
+                val_loss=val_loss,
+                fraction=min(1.0, (done_epochs + epoch) / total_epochs),
+                elapsed_s=time.perf_counter() - t_start,
+            )
+        )
+
+    return report
+
+
+def train_chain(
+    spec: ChainSpec,
+    raw_tables: Mapping[str, pd.DataFrame],
+    device: torch.device,
+    *,
+    members: int,
+    member_rows: MemberRows,
+    callback: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainedChain:
+    """Train every stage of ``spec`` in order (see the module docstring); returns the model and its stages."""
+    t_start = time.perf_counter()
+    model = NestedAE(spec=spec, nets=[], prep=[], domains=[], device=device)
+    stages: list[TrainedStage] = []
+    tables_info: dict[str, dict[str, object]] = {}
+    done_epochs = 0
+    for i, st in enumerate(spec.stages):
+        t0 = time.perf_counter()
+        upstream_cols = model.raw_columns(i - 1) if st.upstream else []
+        table = check_stage_table(st, raw_tables[st.name], upstream_cols)
+        tables_info[st.name] = {"dataset": st.dataset, "rows": len(table), "sha256": dataset_checksum(st.dataset)}
+        rows = member_rows(i, st, table)
+        upstream = model.latents(i - 1, table) if st.upstream else None  # (members, n, L)
+        prep = stage_preprocessing(st, table, upstream, rows)
+        net = stage_network(st, prep, members, spec.seed + 7919 * i, device)
+        model.prep.append(prep)
+        model.nets.append(net)
+        x = model.design_tensor(i, table, upstream_latents=upstream)
+        train_mask, val_mask = early_stopping_masks(rows, st, spec.seed + 1000 + i)
+        fit_stage(
+            net,
+            st,
+            stage_data(model, i, table, x),
+            torch.as_tensor(train_mask, device=device),
+            torch.as_tensor(val_mask, device=device) if val_mask is not None else None,
+            seed=spec.seed + 31 * i,
+            report=_reporter(spec, i, done_epochs, t_start, callback),
+            should_stop=should_stop,
+        )
+        done_epochs += st.epochs
+        predictions = predict_rows(net, prep, x)
+        add_domain_and_background(model, i, table, x)
+        targets = table[st.target_columns].to_numpy(dtype=np.float64)
+        stages.append(TrainedStage(i, st, table, rows, targets, predictions, time.perf_counter() - t0))
+    model.record = run_record(spec, device, tables_info)
+    return TrainedChain(model, stages)
+
+
+def run_training(
+    spec: ChainSpec,
+    tables: Mapping[str, pd.DataFrame] | None,
+    *,
+    data_dir: str | None,
+    device: str,
+    download: bool,
+    threads: int | None,
+    members: int,
+    member_rows: MemberRows,
+    callback: ProgressCallback | None,
+    should_stop: Callable[[], bool] | None,
+) -> TrainedChain:
+    """Resolve the device, load the stage tables and run :func:`train_chain` with limited CPU threads.
+
+    ``threads`` defaults to 1 on a CPU device, the fastest for these small networks.
+    """
+    dev = resolve_device(device)
+    raw_tables = load_chain_tables(spec, tables, data_dir, download=download)
+    with limit_cpu_threads(threads if threads is not None else (1 if dev.type == "cpu" else None)):
+        return train_chain(spec, raw_tables, dev, members=members, member_rows=member_rows, callback=callback, should_stop=should_stop)
