@@ -7,17 +7,14 @@ strings: the model's bundle path plus its manifest's modification time
 (:func:`model_key`), never the model object itself; the model is fetched
 inside from :func:`app.model_state.load_model` (itself cached).
 
-Rows of a stage (:func:`stage_rows`): the stage's own dataset when it is on
-this machine (``mhp-pbe-paper`` for stage 1 and ``psc-devices`` for stage 2 of
-the paper chain), with every raw input column of the model, a label column
-(formula) and, for perovskite tables, the 14 site fractions; otherwise the
-model's stored background (k-means centroids of the training inputs), with a
-note saying so. Global attributions are computed on a bounded, seeded sample
-of those rows (:func:`sample_rows`).
+Rows of a stage (:func:`stage_rows`): :func:`nestedae_core.explain.rows.stage_rows`
+decides them (the stage's dataset when it is on this machine, else the model's
+stored background, with a note); this module only loads and caches the
+dataset. Global attributions are computed on a bounded, seeded sample of those
+rows (:meth:`~nestedae_core.explain.rows.StageRows.sample`).
 """
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,22 +24,27 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import model_state
-from nestedae_core import explain
-from nestedae_core.explain import latents as latent_analysis
-from nestedae_core.data import tables as tables
-from nestedae_core.chemistry.composition import IONS
-from nestedae_core.errors import DataError, DataMissingError, InputError, NestedAEError
+from app import model_state, state, ui
+from nestedae_core import data, explain
+from nestedae_core.data import load_dataset_table
+from nestedae_core.data.lookup import formula_column
+from nestedae_core.chemistry.composition import parse_formula
+from nestedae_core.errors import CompositionError, DataError, InputError, NestedAEError
+from nestedae_core.explain.latents import (
+    ActiveLatents,
+    active_latents,
+    latent_correlations,
+    latent_traversal,
+    pca_projection,
+)
+from nestedae_core.explain import rows
 from nestedae_core.model import NestedAE
 from nestedae_core.query import query_frame
 
 __all__ = [
-    "LABEL_COLUMNS",
-    "StageRows",
     "model_key",
     "current_model",
     "stage_rows",
-    "sample_rows",
     "query_row",
     "local_attribution",
     "local_latent_attributions",
@@ -50,21 +52,15 @@ __all__ = [
     "global_latent_attributions",
     "comparison",
     "latent_coordinates",
+    "row_predictions",
     "correlations",
     "active",
     "traversal",
     "warm_up",
     "Query",
     "composition_controls",
+    "model_header",
 ]
-
-logger = logging.getLogger(__name__)
-
-#: Columns that name a row (first match wins), as in nestedae_core.explain.
-LABEL_COLUMNS = ("formula", "Formula", "Perovskite_composition_long_form", "material_id", "device_id")
-#: Extra measured columns worth colouring a map by, per dataset column name.
-EXTRA_NUMERIC = ("Gap", "Decomp", "SLME", "Perovskite_band_gap", "JV_reverse_scan_PCE", "JV_reverse_scan_Voc",
-                 "JV_reverse_scan_Jsc", "JV_reverse_scan_FF", "y1", "y2", "true_y1")
 
 
 def model_key(path: str | Path, datasets: tuple[str, ...] = ()) -> str:
@@ -98,13 +94,7 @@ def current_model() -> tuple[NestedAE, str]:
 
 @st.cache_resource(show_spinner=False)
 def _warm_up_thread() -> threading.Thread:
-    def work() -> None:
-        try:
-            explain.explain_function(lambda X: X.sum(axis=1), np.zeros((1, 3)), np.ones((4, 3)), method="permutation")
-        except Exception:  # a failed warm-up only means the first real explanation pays the cost
-            logger.debug("shap warm-up failed", exc_info=True)
-
-    thread = threading.Thread(target=work, name="nestedae-shap-warm-up", daemon=True)
+    thread = threading.Thread(target=explain.warm_up, name="nestedae-shap-warm-up", daemon=True)
     thread.start()
     return thread
 
@@ -115,9 +105,9 @@ def _ready() -> None:
 
 
 def warm_up() -> None:
-    """Start, once per server process, a tiny permutation explanation in a background thread.
+    """Start :func:`nestedae_core.explain.warm_up` once per server process, in a background thread.
 
-    shap compiles its permutation explainer (numba) on first use: about 8 s on a
+    shap compiles its explainers (numba) on first use: several seconds on a
     busy 2-core machine. Doing it early keeps that out of the first real explanation.
     """
     _warm_up_thread()
@@ -126,23 +116,7 @@ def warm_up() -> None:
 # --------------------------------------------------------------------------- rows
 
 
-@dataclass
-class StageRows:
-    """Rows of a stage to analyse: ``frame`` (raw inputs + label + extras), where they come from."""
-
-    frame: pd.DataFrame
-    source: str  # dataset name, or "background"
-    note: str
-    label_column: str | None
-
-    @property
-    def from_dataset(self) -> bool:
-        return self.source != "background"
-
-
 def _dataset_stamp(name: str) -> str:
-    from nestedae_core import data
-
     if name.startswith("synthetic"):
         return "generated"
     try:
@@ -156,74 +130,28 @@ def _dataset_stamp(name: str) -> str:
 
 @st.cache_data(show_spinner="Loading the stage's data…", max_entries=16)
 def _dataset_table(name: str, stamp: str) -> pd.DataFrame:
-    return tables.load_dataset_table(name, download=False)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _device_fractions(stamp: str) -> pd.DataFrame:
-    from nestedae_core.chemistry.features import featurize_table
-
-    df = tables.load_dataset_table("psc-devices", download=False)
-    table, _ = featurize_table(df[["Perovskite_composition_long_form"]], "Perovskite_composition_long_form")
-    return table.loc[:, list(IONS)]
+    return load_dataset_table(name, download=False)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _stage_rows(key: str, stage: int) -> StageRows:
+def _stage_rows(key: str, stage: int) -> rows.StageRows:
     model = _model(key)
-    spec = model.spec.stages[stage]
-    cols = model.raw_columns(stage)
-    name = spec.dataset
-    frame = None
-    note = ""
-    try:
-        stamp = _dataset_stamp(name)
-        if stamp == "missing":
-            raise DataMissingError(f"dataset '{name}' is not on this machine")
-        frame = _dataset_table(name, stamp).copy()
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise DataError(f"dataset '{name}' lacks the model's input column(s) {', '.join(missing)}")
-        if name == "psc-devices" and not all(ion in frame.columns for ion in IONS):
-            frac = _device_fractions(stamp)
-            frame = frame.join(frac, how="left")
-        frame = frame.dropna(subset=cols)
-        for i, p in enumerate(model.prep[: stage + 1]):
-            for col, cats in zip(p.categorical_columns, p.categories):
-                frame = frame[frame[col].astype(str).isin(cats)]
-        if len(frame) < 3:
-            raise DataError(f"dataset '{name}' has fewer than 3 usable rows for this model")
-        frame = frame.reset_index(drop=True)
-        source = name
-    except (DataMissingError, DataError, InputError) as exc:
-        logger.info("stage %d rows from the background: %s", stage, exc)
-        frame = model.backgrounds[stage].copy().reset_index(drop=True) if len(model.backgrounds) > stage else None
-        if frame is None:
-            raise InputError("this model has neither its dataset on this machine nor a stored background") from None
-        source = "background"
-        note = (f"The dataset `{name}` is not available here ({exc}); showing the model's stored background instead: "
-                f"{len(frame)} k-means centroids of the training inputs (not real materials, so no formulas).")
-    label = next((c for c in LABEL_COLUMNS if c in frame.columns), None)
-    keep = list(dict.fromkeys(
-        ([label] if label else []) + cols + [c for c in IONS if c in frame.columns]
-        + [c for c in EXTRA_NUMERIC if c in frame.columns]
-        + [c for c in frame.columns if c.startswith("true_z")]
-        + [t for t in spec.target_columns if t in frame.columns]
-    ))
-    return StageRows(frame.loc[:, keep], source, note, label)
+    name = model.spec.stages[stage].dataset
+    table = fractions = reason = None
+    stamp = _dataset_stamp(name)
+    if stamp != "missing":
+        try:
+            table = _dataset_table(name, stamp)
+            if formula_column(name) is not None:
+                fractions = state.dataset_site_fractions(name)
+        except DataError as exc:
+            table, reason = None, str(exc)
+    return rows.stage_rows(model, stage, table, site_fractions=fractions, reason=reason)
 
 
-def stage_rows(key: str, stage: int) -> StageRows:
-    """The rows of ``stage`` (dataset or background, see the module docstring); cached."""
+def stage_rows(key: str, stage: int) -> rows.StageRows:
+    """The rows of ``stage`` (dataset or background, see :func:`nestedae_core.explain.rows.stage_rows`); cached."""
     return _stage_rows(key, int(stage))
-
-
-def sample_rows(key: str, stage: int, n: int, seed: int = 0) -> pd.DataFrame:
-    """At most ``n`` rows of :func:`stage_rows`, drawn without replacement with a fixed seed."""
-    frame = stage_rows(key, stage).frame
-    if len(frame) <= n:
-        return frame
-    return frame.sample(n=int(n), random_state=seed).sort_index()
 
 
 def query_row(model: NestedAE, formula: str, categorical: tuple[tuple[str, str], ...] = ()) -> pd.DataFrame:
@@ -259,7 +187,7 @@ def global_attribution(key: str, stage: int, output: str, inputs: str, method: s
     """Attributions of one output over a seeded sample of at most ``n`` rows of the stage's data."""
     _ready()
     model = _model(key)
-    frame = sample_rows(key, stage, n)
+    frame = stage_rows(key, stage).sample(n)
     return explain.explain_stage_output(model, stage, output, frame, inputs=inputs, method=method, member=member)  # type: ignore[arg-type]
 
 
@@ -268,7 +196,7 @@ def global_latent_attributions(key: str, stage: int, inputs: str, method: str, m
     """Every latent of ``stage`` over a seeded sample of at most ``n`` rows."""
     _ready()
     model = _model(key)
-    frame = sample_rows(key, stage, n)
+    frame = stage_rows(key, stage).sample(n)
     return explain.explain_latents(model, frame, stage, method=method, member=member, inputs=inputs)  # type: ignore[arg-type]
 
 
@@ -296,7 +224,7 @@ def latent_coordinates(key: str, stage: int, space: str, n_components: int, memb
     ``explained_variance_ratio``, ``components``, ``latent_names``, ``query_error``).
     """
     model = _model(key)
-    rows = stage_rows(key, stage).frame
+    stage_frame = stage_rows(key, stage).frame
     q = None
     info: dict[str, Any] = {}
     if query is not None:
@@ -305,9 +233,9 @@ def latent_coordinates(key: str, stage: int, space: str, n_components: int, memb
         except (InputError, DataError) as exc:  # e.g. an unknown stack: map without the highlight
             info["query_error"] = str(exc)
     cols = model.raw_columns(stage)
-    frame = rows.loc[:, cols] if q is None else pd.concat([rows.loc[:, cols], q.loc[:, cols]], ignore_index=True)
+    frame = stage_frame.loc[:, cols] if q is None else pd.concat([stage_frame.loc[:, cols], q.loc[:, cols]], ignore_index=True)
     if space == "pca":
-        scores = latent_analysis.pca_projection(model, frame, stage, n_components, member=member)
+        scores = pca_projection(model, frame, stage, n_components, member=member)
         info.update({k: scores.attrs.get(k) for k in ("explained_variance_ratio", "components", "latent_names")})
         coords = pd.DataFrame(scores.to_numpy(), columns=list(scores.columns))
     else:
@@ -315,7 +243,7 @@ def latent_coordinates(key: str, stage: int, space: str, n_components: int, memb
         zz = z.mean(axis=0) if member is None else z[int(member)]
         coords = pd.DataFrame(zz, columns=model.latent_names(stage))
     if q is not None:
-        return coords.iloc[: len(rows)].reset_index(drop=True), coords.iloc[len(rows):].reset_index(drop=True), info
+        return coords.iloc[: len(stage_frame)].reset_index(drop=True), coords.iloc[len(stage_frame):].reset_index(drop=True), info
     return coords, None, info
 
 
@@ -323,10 +251,10 @@ def latent_coordinates(key: str, stage: int, space: str, n_components: int, memb
 def row_predictions(key: str, stage: int) -> pd.DataFrame:
     """Ensemble-mean predictions of every stage up to ``stage`` for its rows: ``<target> (predicted)`` columns."""
     model = _model(key)
-    rows = stage_rows(key, stage).frame
-    out = pd.DataFrame(index=rows.index)
+    stage_frame = stage_rows(key, stage).frame
+    out = pd.DataFrame(index=stage_frame.index)
     for i in range(stage + 1):
-        pred = model.predict_stage(i, rows)
+        pred = model.predict_stage(i, stage_frame)
         for j, t in enumerate(pred.targets):
             out[f"{t} (predicted)"] = pred.mean[:, j]
     return out
@@ -336,15 +264,15 @@ def row_predictions(key: str, stage: int) -> pd.DataFrame:
 def correlations(key: str, stage: int, method: str, member: int | None) -> pd.DataFrame:
     """:func:`nestedae_core.explain.latents.latent_correlations` over the stage's rows."""
     model = _model(key)
-    return latent_analysis.latent_correlations(model, stage_rows(key, stage).frame, stage, method=method, member=member)  # type: ignore[arg-type]
+    return latent_correlations(model, stage_rows(key, stage).frame, stage, method=method, member=member)  # type: ignore[arg-type]
 
 
 @st.cache_data(show_spinner="Counting active latents…", max_entries=64)
-def active(key: str, stage: int, threshold: float, weight_threshold: float) -> latent_analysis.ActiveLatents:
+def active(key: str, stage: int, threshold: float, weight_threshold: float) -> ActiveLatents:
     """:func:`nestedae_core.explain.latents.active_latents` over the stage's rows, every fold model."""
     model = _model(key)
-    return latent_analysis.active_latents(model, stage_rows(key, stage).frame, stage, threshold=threshold,
-                                          weight_threshold=weight_threshold, member=None)
+    return active_latents(model, stage_rows(key, stage).frame, stage, threshold=threshold,
+                          weight_threshold=weight_threshold, member=None)
 
 
 @st.cache_data(show_spinner="Decoding the traversal…", max_entries=128)
@@ -355,9 +283,9 @@ def traversal(key: str, formula: str, categorical: tuple[tuple[str, str], ...], 
     frame = query_row(model, formula, categorical)
     k = model.latent_names(stage).index(latent) if latent in model.latent_names(stage) else int(latent)
     start = float(model.latents(stage, frame)[member, 0, k])
-    default = latent_analysis.latent_traversal(model, frame, stage, latent, member=member)
+    default = latent_traversal(model, frame, stage, latent, member=member)
     values = np.unique(np.round(np.r_[default["value"].to_numpy(dtype=float), start], 12))
-    trav = latent_analysis.latent_traversal(model, frame, stage, latent, values, member=member)
+    trav = latent_traversal(model, frame, stage, latent, values, member=member)
     trav.attrs["start"] = start
     return trav
 
@@ -375,17 +303,13 @@ class Query:
 
     @property
     def stack_text(self) -> str:
-        return ", ".join(f"{'ETL' if c.startswith('ETL') else 'HTL' if c.startswith('HTL') else c} {v}" for c, v in self.categorical)
+        return ", ".join(f"{state.STACK_SHORT_NAMES.get(c, c)} {v}" for c, v in self.categorical)
 
 
 def composition_controls(prefix: str, model: NestedAE, *, default: str = "MAPbI3", show_stack: bool = True) -> Query:
     """Formula box (shared with Compose/Predict through :mod:`app.state`) and, when the model has categorical
     inputs, one select box per input (ETL/HTL). An unreadable formula shows its message and keeps the last
     valid composition (``Query.error``)."""
-    from app import state, ui
-    from nestedae_core.chemistry.composition import parse_formula
-    from nestedae_core.errors import CompositionError
-
     ss = st.session_state
     k_formula, k_error, k_seen = f"{prefix}.formula", f"{prefix}.formula_error", f"{prefix}.seen_formula"
     shared = state.get_composition() or parse_formula(default)
@@ -411,10 +335,9 @@ def composition_controls(prefix: str, model: NestedAE, *, default: str = "MAPbI3
                       help="Any notation of the Compose page, e.g. MAPbI3, Cs0.05FA0.79MA0.16PbBr0.51I2.49. "
                            "Shared with Compose, Predict, Explain and Latents.")
     chosen: list[tuple[str, str]] = []
-    names = {"ETL_stack_sequence": "Electron transport layer (ETL)", "HTL_stack_sequence": "Hole transport layer (HTL)"}
     for col_widget, (col, options, default_cat) in zip(cols[1:], cats):
         key = f"{prefix}.cat.{col}"
-        chosen.append((col, state.shared_choice_widget(col_widget, names.get(col, col), options, column=col, widget_key=key, default=default_cat)))
+        chosen.append((col, state.shared_choice_widget(col_widget, state.STACK_LABELS.get(col, col), options, column=col, widget_key=key, default=default_cat)))
     error = ss.get(k_error)
     if error:
         ui.show_error(CompositionError(error))
@@ -427,8 +350,6 @@ def model_header(prefix: str) -> tuple[NestedAE, str]:
 
     Shared by the Explain and Latents pages (``prefix`` keeps their widget keys apart).
     """
-    from app import ui
-
     picker_col, info_col = st.columns([2, 3], vertical_alignment="bottom")
     with picker_col:
         model_state.model_picker(key=f"{prefix}.model_picker")

@@ -18,35 +18,41 @@ Cached data
 ``st.cache_data`` keyed on the dataset name (plus the file's location and
 modification time, so that a replaced file is re-read). ``st.cache_data`` hands
 every caller its own copy, but treat the frames as read-only anyway.
+:func:`dataset_site_fractions` caches the site fractions of a dataset's rows
+(parsing the device formulas once per file); :func:`dataset_matches` and the
+nearest-device lookup of Predict use them through
+:mod:`nestedae_core.data.lookup`.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from nestedae_core import data
 from nestedae_core.chemistry.composition import Composition, parse_formula
+from nestedae_core.data import lookup
 from nestedae_core.errors import CompositionError, DataMissingError
+from nestedae_core.vocabulary import ETL, HTL
 
 __all__ = [
     "FORMULA_PARAM",
     "get_composition",
     "set_composition",
-    "clear_composition",
     "url_formula_error",
     "sync_url",
     "get_value",
     "set_value",
     "available_datasets",
     "load_dataset",
-    "dataset_formulas",
     "dataset_formula_counts",
     "dataset_matches",
     "dataset_site_fractions",
     "formula_column",
+    "shared_choice_widget",
+    "STACK_LABELS",
+    "STACK_SHORT_NAMES",
 ]
 
 #: URL query parameter that carries the chosen composition.
@@ -74,13 +80,6 @@ def set_composition(comp: Composition, *, update_url: bool = True) -> None:
     st.session_state.pop(_URL_ERROR, None)
     if update_url and st.query_params.get(FORMULA_PARAM) != comp.formula:
         st.query_params[FORMULA_PARAM] = comp.formula
-
-
-def clear_composition() -> None:
-    """Forget the session's composition and remove ``formula`` from the URL."""
-    st.session_state.pop(_COMPOSITION, None)
-    if FORMULA_PARAM in st.query_params:
-        del st.query_params[FORMULA_PARAM]
 
 
 def url_formula_error() -> str | None:
@@ -167,16 +166,7 @@ def _load_cached_keyed(name: str, where: str, mtime: int) -> pd.DataFrame:
 
 def formula_column(name: str) -> str | None:
     """The column holding the formula in dataset ``name`` (``None`` if it has none)."""
-    if name == "psc-devices":
-        return "Perovskite_composition_long_form"
-    if name.startswith("mhp-"):
-        return "Formula"
-    return None
-
-
-def dataset_formulas(name: str) -> list[str]:
-    """Distinct formulas of dataset ``name``, most frequent first (ties alphabetical)."""
-    return list(dataset_formula_counts(name))
+    return lookup.formula_column(name)
 
 
 def dataset_formula_counts(name: str) -> dict[str, int]:
@@ -194,21 +184,16 @@ def _formulas_cached(name: str, where: str, mtime: int) -> list[tuple[str, int]]
     return sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))
 
 
-def dataset_matches(name: str, comp: Composition, *, atol: float = 5e-3) -> pd.DataFrame:
-    """Rows of dataset ``name`` whose composition equals ``comp`` (every site fraction within ``atol``)."""
-    fractions = dataset_site_fractions(name)
-    target = comp.fraction_vector()
-    close = np.abs(fractions.to_numpy(dtype=float) - target[None, :]) <= atol
-    mask = close.all(axis=1)
-    return load_dataset(name).loc[fractions.index[mask]]
+def dataset_matches(name: str, comp: Composition) -> pd.DataFrame:
+    """Rows of dataset ``name`` whose composition equals ``comp`` (:func:`nestedae_core.data.lookup.matching_rows`)."""
+    return lookup.matching_rows(load_dataset(name), dataset_site_fractions(name), comp)
 
 
 def dataset_site_fractions(name: str) -> pd.DataFrame:
-    """The 14 site-fraction columns (K ... I; A and B amounts, X fractions of the site) of each row.
+    """The 14 site-fraction columns (K ... I; A and B amounts, X fractions of the site) of each row; cached.
 
-    Alloy tables carry them; for the device table they come from parsing each
-    composition with :func:`nestedae_core.chemistry.features.featurize_table` (rows that
-    do not parse are NaN). Index aligned with :func:`load_dataset`.
+    See :func:`nestedae_core.data.lookup.site_fractions` (device formulas are
+    parsed; rows that do not parse are NaN). Index aligned with :func:`load_dataset`.
     """
     where, mtime = _file_key(name)
     return _fractions_cached(name, where, mtime)
@@ -216,20 +201,25 @@ def dataset_site_fractions(name: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Reading compositions…", max_entries=16)
 def _fractions_cached(name: str, where: str, mtime: int) -> pd.DataFrame:
-    from nestedae_core.chemistry.composition import IONS
-    from nestedae_core.chemistry.features import featurize_table
+    return lookup.site_fractions(data.load(name, download=False), lookup.formula_column(name))
 
-    df = data.load(name, download=False)
-    if all(ion in df.columns for ion in IONS) and name != "psc-devices":
-        return df.loc[:, list(IONS)].astype(float)
-    column = formula_column(name)
-    if column is None:
-        return pd.DataFrame(columns=list(IONS), dtype=float)
-    table, _ = featurize_table(df[[column]], column)
-    return table.loc[:, list(IONS)]
+
+def nearest_devices(comp: Composition, *, etl: str | None = None, htl: str | None = None,
+                    same_stack_only: bool = False) -> pd.DataFrame:
+    """The measured devices of ``psc-devices`` nearest to ``comp`` (:func:`nestedae_core.data.lookup.nearest_devices`)."""
+    name = "psc-devices"
+    return lookup.nearest_devices(load_dataset(name), dataset_site_fractions(name), comp, etl=etl, htl=htl,
+                                  same_stack_only=same_stack_only)
 
 
 # ---------------------------------------------------------------------- shared device stack
+
+#: Widget label of each device-stack input.
+STACK_LABELS: dict[str, str] = {ETL: "Electron transport layer (ETL)", HTL: "Hole transport layer (HTL)"}
+#: Short name of each device-stack input (table headers, captions).
+STACK_SHORT_NAMES: dict[str, str] = {ETL: "ETL", HTL: "HTL"}
+
+
 def shared_choice_widget(container: Any, label: str, options: list[str], *, column: str, widget_key: str, default: str, **kwargs: Any) -> str:
     """A selectbox for a categorical input (e.g. the ETL stack) whose choice is shared by pages.
 

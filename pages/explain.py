@@ -29,8 +29,8 @@ from app import ui
 from nestedae_core import explain
 from nestedae_core.chemistry.composition import parse_formula
 from nestedae_core.errors import NestedAEError
-from nestedae_core.chemistry.features import DESCRIPTOR_UNITS
 from nestedae_core.query import query_frame
+from nestedae_core.vocabulary import DESCRIPTOR_UNITS
 
 VIEWS = ["Local: this composition", "Global: over many rows", "Fidelity: compare explainers"]
 LOCAL_METHODS = {
@@ -273,7 +273,7 @@ def fidelity_view(choice: Choice) -> None:
         st.info("The explainer comparison covers the first target of a stage (band gap, PCE from the stage's inputs, "
                 "PCE along the whole chain). Choose one of those outputs above.", icon=":material/info:")
         return
-    notes = getattr(explain, "EXPLAINER_NOTES", {})
+    notes = explain.EXPLAINER_NOTES
     methods = st.multiselect("Explainers to compare", ["exact", "permutation", "gradient", "kernel"],
                              default=["exact", "permutation", "gradient"], key="explain.cmp_methods",
                              help="; ".join(f"{k}: {v}" for k, v in notes.items()))

@@ -23,13 +23,16 @@ from app import explain_state as es
 from app import figures_explain as fx
 from app import ui
 from app.figures import COLUMN_INFO, axis_title
-from nestedae_core.chemistry.composition import IONS, SITE_OF_ION
+from nestedae_core.data.synthetic import DEVICE_TARGET, MATERIAL_TARGET, TRUTH_PREFIX
 from nestedae_core.errors import NestedAEError
-from nestedae_core.chemistry.features import DESCRIPTOR_UNITS
+from nestedae_core.explain.rows import StageRows
 from nestedae_core.query import query_frame
+from nestedae_core.vocabulary import BANDGAP_PBE, DECOMPOSITION, DESCRIPTOR_UNITS, IONS, MEASURED_BANDGAP, PCE, SITE_OF_ION
 
 VIEWS = ["Map", "Correlations", "Traversal", "Active latents"]
 NO_COLOUR = "(none)"
+#: Measured columns offered as colours (besides the model's targets), in menu order.
+MEASURED_COLOURS = (MEASURED_BANDGAP, BANDGAP_PBE, PCE, DECOMPOSITION, f"{TRUTH_PREFIX}{MATERIAL_TARGET}", MATERIAL_TARGET, DEVICE_TARGET)
 
 es.warm_up()
 st.title("Latents")
@@ -61,7 +64,7 @@ def _measured(column: str) -> str:
     return title if title.startswith("measured") else f"measured {title}"
 
 
-def colour_options(stage: int, rows: es.StageRows) -> dict[str, tuple[pd.Series, bool]]:
+def colour_options(stage: int, rows: StageRows) -> dict[str, tuple[pd.Series, bool]]:
     """Colour label (with unit) -> (values aligned with the rows, is categorical)."""
     frame = rows.frame
     out: dict[str, tuple[pd.Series, bool]] = {}
@@ -73,7 +76,7 @@ def colour_options(stage: int, rows: es.StageRows) -> dict[str, tuple[pd.Series,
             col = f"{t.column} (predicted)"
             if col in preds.columns:
                 out[f"predicted {_target_title(t.column)}"] = (preds[col], False)
-    for c in ("Perovskite_band_gap", "Gap", "JV_reverse_scan_PCE", "Decomp", "true_y1", "y1", "y2"):
+    for c in MEASURED_COLOURS:
         if c in frame.columns and not any(c == t.column for s in model.spec.stages for t in s.targets):
             out[_measured(c)] = (frame[c], False)
     for p in model.prep[: stage + 1]:
@@ -102,7 +105,7 @@ def _stack(stage: int) -> tuple[tuple[str, str], ...]:
 
 
 # ---------------------------------------------------------------------- views
-def map_view(stage: int, rows: es.StageRows) -> None:
+def map_view(stage: int, rows: StageRows) -> None:
     c1, c2, c3, c4 = st.columns([2, 1, 2, 3])
     space = c1.radio("Coordinates", ["pca", "raw"], horizontal=True, key="latents.space",
                      format_func={"pca": "principal components", "raw": "raw latents"}.get)
@@ -158,7 +161,7 @@ def map_view(stage: int, rows: es.StageRows) -> None:
             ui.table_with_download(table, f"latent-map-stage{stage + 1}-{space}", key="latents.dl_map")
 
 
-def correlation_view(stage: int, rows: es.StageRows) -> None:
+def correlation_view(stage: int, rows: StageRows) -> None:
     c1, c2 = st.columns(2)
     method = c1.radio("Correlation", ["pearson", "spearman"], horizontal=True, key="latents.corr_method",
                       format_func={"pearson": "Pearson (linear)", "spearman": "Spearman (rank, monotonic)"}.get)
@@ -186,7 +189,7 @@ def correlation_view(stage: int, rows: es.StageRows) -> None:
         ui.table_with_download(corr.reset_index(), f"latent-correlations-stage{stage + 1}-{method}", key="latents.dl_corr")
 
 
-def traversal_view(stage: int, rows: es.StageRows) -> None:
+def traversal_view(stage: int, rows: StageRows) -> None:
     if query is None:
         st.info("The traversal starts from a composition; this model does not take one.", icon=":material/info:")
         return
@@ -240,7 +243,7 @@ def traversal_view(stage: int, rows: es.StageRows) -> None:
                                    f"latent-traversal-{latent}-{query.formula}", key="latents.dl_trav")
 
 
-def active_view(stage: int, rows: es.StageRows) -> None:
+def active_view(stage: int, rows: StageRows) -> None:
     c1, c2 = st.columns(2)
     threshold = c1.select_slider("Threshold (fraction of the largest latent)", [1e-3, 3e-3, 1e-2, 3e-2, 1e-1], value=1e-2,
                                  key="latents.act_threshold", format_func=lambda v: f"{v:g}")

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -21,13 +20,12 @@ from app import figures_model as fm
 from app import model_state, state, ui
 from nestedae_core import predict
 from nestedae_core.chemistry.composition import Composition, parse_formula
-from nestedae_core.errors import CompositionError, NestedAEError
-from nestedae_core.chemistry.features import PAPER_DESCRIPTORS, featurize, featurize_fractions
 from nestedae_core.chemistry.physics import sq_limit
-from nestedae_core.vocabulary import ETL, HTL
+from nestedae_core.data.lookup import DISTANCE, SAME_COMPOSITION, SAME_STACK
+from nestedae_core.errors import CompositionError, NestedAEError
 from nestedae_core.query import query_frame
+from nestedae_core.vocabulary import BANDGAP_PBE, DEVICE_COMPOSITION, ETL, HTL, MEASURED_BANDGAP, PCE, display, label
 
-GAP, PCE = predict.BANDGAP_COLUMN, predict.PCE_COLUMN
 DEFAULT_FORMULA = "MAPbI3"
 MAX_COMPARE = 5
 SCANS = {
@@ -45,6 +43,18 @@ K_ETL, K_HTL = "predict.etl", "predict.htl"
 K_ROWS = "predict.compare_rows"
 K_ROWS_VERSION = "predict.compare_version"
 K_SCAN = "predict.scan"
+DISTANCE_LABEL = "descriptor distance (standardised, dimensionless)"
+#: Headers of the nearest-devices table.
+NEAREST_COLUMNS = {
+    DEVICE_COMPOSITION: label(DEVICE_COMPOSITION),
+    SAME_COMPOSITION: "same composition",
+    DISTANCE: DISTANCE_LABEL,
+    ETL: state.STACK_SHORT_NAMES[ETL],
+    HTL: state.STACK_SHORT_NAMES[HTL],
+    MEASURED_BANDGAP: display(MEASURED_BANDGAP),
+    PCE: f"measured {display(PCE)}",
+    SAME_STACK: "same stack",
+}
 
 st.title("Predict")
 st.caption("Composition and device stack → band gap → power conversion efficiency, with the spread of the "
@@ -112,9 +122,9 @@ with c1:
 etl = htl = None
 if has_stack:
     etls, htls = model.categories(ETL), model.categories(HTL)
-    etl = state.shared_choice_widget(c2, "Electron transport layer (ETL)", etls, column=ETL, widget_key=K_ETL,
+    etl = state.shared_choice_widget(c2, state.STACK_LABELS[ETL], etls, column=ETL, widget_key=K_ETL,
                                      default=model.default_category(ETL), help="Layers from the substrate up, as in the device data. Shared with Explain.")
-    htl = state.shared_choice_widget(c3, "Hole transport layer (HTL)", htls, column=HTL, widget_key=K_HTL,
+    htl = state.shared_choice_widget(c3, state.STACK_LABELS[HTL], htls, column=HTL, widget_key=K_HTL,
                                      default=model.default_category(HTL), help="Shared with Explain.")
 
 if ss.get(K_FORMULA_ERROR):
@@ -126,12 +136,12 @@ with ui.user_errors():
     query = predict.predict_composition(model, shared, etl=etl, htl=htl)
 
 if query is not None:
-    cols = st.columns(max(1, len(query.targets)) + (1 if GAP in query.targets and PCE in query.targets else 0))
+    cols = st.columns(max(1, len(query.targets)) + (1 if BANDGAP_PBE in query.targets and PCE in query.targets else 0))
     for col, (c, t) in zip(cols, query.targets.items()):
         col.metric(f"{t['label']} ({t['stage']})", fmt(t["mean"], t["std"], t["unit"], 3 if t["unit"] != "%" else 2))
     limit = None
-    if GAP in query.targets and PCE in query.targets:
-        gap = query.targets[GAP]["mean"]
+    if BANDGAP_PBE in query.targets and PCE in query.targets:
+        gap = query.targets[BANDGAP_PBE]["mean"]
         if gap > 0:
             limit = sq_limit(gap)["pce_percent"]
             cols[-1].metric("Shockley–Queisser limit at this gap", f"{limit:.1f} %",
@@ -149,7 +159,7 @@ if query is not None:
     if limit is not None and query.targets[PCE]["mean"] > limit:
         st.error(
             f"**Above the Shockley–Queisser limit:** the predicted PCE {query.targets[PCE]['mean']:.2f} % exceeds the "
-            f"radiative limit of {limit:.1f} % at the predicted band gap {query.targets[GAP]['mean']:.3f} eV. "
+            f"radiative limit of {limit:.1f} % at the predicted band gap {query.targets[BANDGAP_PBE]['mean']:.3f} eV. "
             "No single-junction cell can do this; the prediction is unphysical here.", icon=":material/report:")
     if query.defaulted:
         st.caption("Not given, so the most common training value was used: " + ", ".join(f"{c} = {query.categorical[c]}" for c in query.defaulted))
@@ -190,8 +200,8 @@ if b2.button("Reset table", icon=":material/restart_alt:", key="predict.reset"):
 
 editor_config = {"formula": st.column_config.TextColumn("composition (formula)", required=True, width="large")}
 if has_stack:
-    editor_config[ETL] = st.column_config.SelectboxColumn("ETL", options=model.categories(ETL), required=True, default=model.default_category(ETL))
-    editor_config[HTL] = st.column_config.SelectboxColumn("HTL", options=model.categories(HTL), required=True, default=model.default_category(HTL))
+    editor_config[ETL] = st.column_config.SelectboxColumn(state.STACK_SHORT_NAMES[ETL], options=model.categories(ETL), required=True, default=model.default_category(ETL))
+    editor_config[HTL] = st.column_config.SelectboxColumn(state.STACK_SHORT_NAMES[HTL], options=model.categories(HTL), required=True, default=model.default_category(HTL))
 edited = st.data_editor(ss[K_ROWS], num_rows="dynamic", column_config=editor_config, hide_index=True,
                         key=f"predict.editor.{ss[K_ROWS_VERSION]}", width="stretch")
 
@@ -209,7 +219,7 @@ def compare_table(rows: pd.DataFrame) -> pd.DataFrame:
         num = len(out) + 1
         item = {"label": f"{num}. {text}" + (f" | {e} | {h}" if has_stack else ""), "short": f"{num}. {text}", "formula": text}
         if has_stack:
-            item.update({"ETL": e, "HTL": h})
+            item.update({state.STACK_SHORT_NAMES[ETL]: e, state.STACK_SHORT_NAMES[HTL]: h})
         try:
             q = predict.predict_composition(model, text, etl=e or None, htl=h or None)
         except NestedAEError as exc:
@@ -220,14 +230,14 @@ def compare_table(rows: pd.DataFrame) -> pd.DataFrame:
         item["_ok"] = True
         item["formula"] = q.formula
         for c, t in q.targets.items():
-            short = "band gap" if c == GAP else t["label"]
+            short = "band gap" if c == BANDGAP_PBE else t["label"]
             u = t["unit"]
             item[f"{short} ({u})" if u else short] = t["mean"]
             item[f"{short} sd ({u})" if u else f"{short} sd"] = t["std"]
-        if GAP in q.targets and PCE in q.targets and q.targets[GAP]["mean"] > 0:
-            lim = sq_limit(q.targets[GAP]["mean"])["pce_percent"]
+        if BANDGAP_PBE in q.targets and PCE in q.targets and q.targets[BANDGAP_PBE]["mean"] > 0:
+            lim = sq_limit(q.targets[BANDGAP_PBE]["mean"])["pce_percent"]
             item["SQ limit (%)"] = lim
-            item["gap"], item["gap_std"] = q.targets[GAP]["mean"], q.targets[GAP]["std"]
+            item["gap"], item["gap_std"] = q.targets[BANDGAP_PBE]["mean"], q.targets[BANDGAP_PBE]["std"]
             item["pce"], item["pce_std"] = q.targets[PCE]["mean"], q.targets[PCE]["std"]
         item["in domain"] = q.in_domain
         item["note"] = "" if q.in_domain else "outside the training domain"
@@ -270,13 +280,13 @@ steps = s4.number_input("Points (count)", 3, 201, 21, key="predict.scan_steps")
 with ui.user_errors():
     start_c, end_c = parse_formula(start_text), parse_formula(end_text)
     scan = predict.line_scan(model, start_c, end_c, int(steps), etl=etl, htl=htl)
-    gap_t = next((t for t in targets if t.column == GAP), None)
+    gap_t = next((t for t in targets if t.column == BANDGAP_PBE), None)
     pce_t = next((t for t in targets if t.column == PCE), None)
     ui.plot(fm.line_scan_figure(scan, start=start_c.formula, end=end_c.formula, gap=gap_t, pce=pce_t), key="predict.scan")
     if has_stack:
         st.caption(f"Device stack for the scan: ETL {etl}, HTL {htl}. Shaded bands: ± 1 sd over the ensemble; "
                    "open circles: outside the training domain.")
-    nice = scan.rename(columns={c: c.replace(f"{GAP}_", "band gap ").replace(f"{PCE}_", "PCE ") for c in scan.columns})
+    nice = scan.rename(columns={c: c.replace(f"{BANDGAP_PBE}_", "band gap ").replace(f"{PCE}_", "PCE ") for c in scan.columns})
     nice = nice.rename(columns={c: f"{c} (eV)" for c in nice.columns if c.startswith("band gap")})
     nice = nice.rename(columns={c: f"{c} (%)" for c in nice.columns if c.startswith("PCE")})
     nice = nice.rename(columns={"x": f"x (fraction of {end_c.formula})"})
@@ -290,27 +300,9 @@ if "psc-devices" not in state.available_datasets(["psc-devices"]):
     ui.missing_dataset("psc-devices", "The measured devices are shown here when the device data set is present.")
 else:
     with ui.user_errors():
-        devices = state.load_dataset("psc-devices")
-        fractions = state.dataset_site_fractions("psc-devices")
-        ok = fractions.notna().all(axis=1)
-        # descriptors of every device's composition, computed the same way as the query's
-        desc = featurize_fractions(fractions[ok])[list(PAPER_DESCRIPTORS)]
-        scale = desc.std(ddof=0).replace(0, 1.0)
-        qd = pd.Series(featurize(shared))[list(PAPER_DESCRIPTORS)]
-        dist = np.sqrt((((desc - qd) / scale) ** 2).sum(axis=1))
-        same = (np.abs(fractions[ok].to_numpy(dtype=float) - shared.fraction_vector()[None, :]) <= 5e-3).all(axis=1)
         same_stack_only = st.toggle("Only devices with the chosen ETL and HTL", False, key="predict.same_stack", disabled=not has_stack)
-        near = devices.loc[ok, ["Perovskite_composition_long_form", ETL, HTL, "Perovskite_band_gap", "JV_reverse_scan_PCE"]].copy()
-        near.insert(1, "descriptor distance (standardised, dimensionless)", dist)
-        near.insert(1, "same composition", same)
-        if has_stack:
-            near["same stack"] = (near[ETL] == etl) & (near[HTL] == htl)
-            if same_stack_only:
-                near = near[near["same stack"]]
-        near = near.sort_values(["same composition", "descriptor distance (standardised, dimensionless)", "JV_reverse_scan_PCE"],
-                                ascending=[False, True, False]).head(15)
-        near = near.rename(columns={"Perovskite_composition_long_form": "composition", ETL: "ETL", HTL: "HTL",
-                                    "Perovskite_band_gap": "measured band gap (eV)", "JV_reverse_scan_PCE": "measured PCE (%)"})
+        near = state.nearest_devices(shared, etl=etl, htl=htl, same_stack_only=same_stack_only)
+        near = near.rename(columns=NEAREST_COLUMNS)
         if near.empty:
             st.info("No measured device matches these filters.")
         else:
@@ -319,4 +311,4 @@ else:
                        f"(distance = Euclidean, over the 15 site descriptors standardised on the device data). "
                        f"Source: psc-devices (Jacobsson et al. 2022).")
             ui.table_with_download(near, "nearest-devices", key="predict.dl-near",
-                                   column_config={"descriptor distance (standardised, dimensionless)": st.column_config.NumberColumn(format="%.3f")})
+                                   column_config={DISTANCE_LABEL: st.column_config.NumberColumn(format="%.3f")})
