@@ -15,16 +15,14 @@ import json
 
 import pandas as pd
 import streamlit as st
-from pydantic import ValidationError
 
 from app import figures_model as fm
 from app import model_state, ui
 from nestedae_core import data, store
-from nestedae_core.model.config import ChainSpec, config_error_message
 from nestedae_core.errors import ConfigError, DataError
-from nestedae_core.train.jobs import ACTIVE_STATUSES
-from nestedae_core.model import available_devices
+from nestedae_core.model import ChainSpec, available_devices
 from nestedae_core.model.presets import PRESETS, preset
+from nestedae_core.train.jobs import ACTIVE_STATUSES
 
 #: Presets offered, with a one-line description.
 PRESET_HELP = {
@@ -59,18 +57,6 @@ def parse_layers(text: str, what: str) -> list[int]:
     if any(s < 1 or s > 4096 for s in sizes):
         raise ConfigError(f"{what}: layer sizes must be between 1 and 4096, got '{text}'")
     return sizes
-
-
-def build_spec(base: ChainSpec, *, folds: int, split: str, seed: int, stages: list[dict]) -> ChainSpec:
-    """``base`` with new CV settings and per-stage updates, validated (raises ConfigError listing every problem)."""
-    payload = base.model_dump()
-    payload.update(folds=folds, split=split, seed=seed)
-    for stage, update in zip(payload["stages"], stages):
-        stage.update(update)
-    try:
-        return ChainSpec.model_validate(payload)
-    except ValidationError as exc:
-        raise ConfigError(config_error_message(exc)) from None
 
 
 def _layers_text(sizes: list[int]) -> str:
@@ -199,8 +185,8 @@ with st.expander("Configure a training run", expanded=not mine, icon=":material/
         with ui.user_errors():
             if len(active_mine) >= MAX_ACTIVE_PER_SESSION:
                 raise ConfigError(f"you already have {len(active_mine)} runs queued or running; wait for one or cancel it first")
-            spec = build_spec(base, folds=int(folds), split=split, seed=int(seed),
-                              stages=[stage_update(s, v) for s, v in zip(base.stages, raw)])
+            spec = base.with_updates(folds=int(folds), split=split, seed=int(seed),
+                                     stages=[stage_update(s, v) for s, v in zip(base.stages, raw)])
             job = manager.submit(spec, owner=owner, name=name, device=device)
             st.session_state[K_SELECTED] = job.id
             st.toast(f"Run '{job.name}' {'started' if job.status == 'running' else 'queued'}", icon=":material/model_training:")
