@@ -16,8 +16,23 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from nestedae_core.chemistry.composition import SITE_IONS, SITE_OF_ION, Composition
+from nestedae_core.chemistry.composition import Composition
 from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core.vocabulary import (
+    BANDGAP_PBE,
+    DECOMPOSITION,
+    DEVICE_OCTAHEDRAL_FACTOR,
+    DEVICE_TARGETS,
+    DEVICE_TOLERANCE_FACTOR,
+    FF,
+    JSC,
+    MEASURED_BANDGAP,
+    PCE,
+    SITE_IONS,
+    SITE_OF_ION,
+    SLME,
+    VOC,
+)
 
 __all__ = [
     "COLUMN_INFO",
@@ -36,16 +51,16 @@ __all__ = [
 
 #: Display name and unit of the data columns the app plots ("" unit = dimensionless).
 COLUMN_INFO: dict[str, tuple[str, str]] = {
-    "Gap": ("band gap (DFT)", "eV"),
-    "Decomp": ("decomposition energy", "eV/f.u."),
-    "SLME": ("SLME", "fraction"),
-    "Perovskite_band_gap": ("measured band gap", "eV"),
-    "JV_reverse_scan_PCE": ("PCE", "%"),
-    "JV_reverse_scan_Voc": ("Voc", "V"),
-    "JV_reverse_scan_Jsc": ("Jsc", "mA/cm²"),
-    "JV_reverse_scan_FF": ("fill factor FF", "fraction"),
-    "Tolerance Factor": ("tolerance factor", "dimensionless"),
-    "Octahedral Factor": ("octahedral factor", "dimensionless"),
+    BANDGAP_PBE: ("band gap (DFT)", "eV"),
+    DECOMPOSITION: ("decomposition energy", "eV/f.u."),
+    SLME: ("SLME", "fraction"),
+    MEASURED_BANDGAP: ("measured band gap", "eV"),
+    PCE: ("PCE", "%"),
+    VOC: ("Voc", "V"),
+    JSC: ("Jsc", "mA/cm²"),
+    FF: ("fill factor FF", "fraction"),
+    DEVICE_TOLERANCE_FACTOR: ("tolerance factor", "dimensionless"),
+    DEVICE_OCTAHEDRAL_FACTOR: ("octahedral factor", "dimensionless"),
 }
 
 #: One colour per perovskite site, used wherever sites are shown.
@@ -232,20 +247,15 @@ def site_occupancy_figure(fractions: pd.DataFrame, site: str) -> go.Figure:
     return style(fig, height=360)
 
 
-_DEVICE_TARGETS: tuple[str, ...] = ("JV_reverse_scan_PCE", "JV_reverse_scan_Voc", "JV_reverse_scan_Jsc", "JV_reverse_scan_FF")
-_SQ_KEYS: dict[str, str] = {
-    "JV_reverse_scan_PCE": "pce_percent",
-    "JV_reverse_scan_Voc": "voc_V",
-    "JV_reverse_scan_Jsc": "jsc_mA_cm2",
-    "JV_reverse_scan_FF": "ff",
-}
+#: Key of :func:`~nestedae_core.chemistry.physics.sq_limit`'s result for each device outcome.
+_SQ_KEYS: dict[str, str] = {PCE: "pce_percent", VOC: "voc_V", JSC: "jsc_mA_cm2", FF: "ff"}
 
 
 def device_vs_bandgap_figure(
     df: pd.DataFrame,
     *,
-    gap_column: str = "Perovskite_band_gap",
-    targets: Sequence[str] = _DEVICE_TARGETS,
+    gap_column: str = MEASURED_BANDGAP,
+    targets: Sequence[str] = DEVICE_TARGETS,
     sq_curve: bool = True,
 ) -> go.Figure:
     """PCE, Voc, Jsc and FF against the measured band gap (2 x 2), with the Shockley–Queisser limit.
@@ -294,7 +304,7 @@ def stack_breakdown_figure(
     df: pd.DataFrame,
     stack_column: str,
     *,
-    target: str = "JV_reverse_scan_PCE",
+    target: str = PCE,
     label: str | None = None,
 ) -> go.Figure:
     """Two horizontal bar charts per stack: device count and median ``target``, stacks sorted by count."""
@@ -325,7 +335,7 @@ def site_fractions_figure(comp: Composition) -> go.Figure:
     fractions = comp.fractions()
     ions = [ion for ion, value in fractions.items() if value > 0]
     fig = go.Figure()
-    for site in ("A", "B", "X"):
+    for site in SITE_IONS:
         site_ions = [ion for ion in ions if SITE_OF_ION[ion] == site]
         fig.add_trace(go.Bar(
             x=site_ions, y=[fractions[ion] for ion in site_ions], name=f"{site} site",

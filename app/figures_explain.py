@@ -34,7 +34,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from app.figures import style
-from nestedae_core.chemistry.features import DESCRIPTOR_LABELS, DESCRIPTOR_UNITS
+from nestedae_core.vocabulary import DESCRIPTOR_LABELS, DESCRIPTOR_UNITS, ETL, HTL, label
 
 __all__ = [
     "AttributionView",
@@ -63,11 +63,8 @@ _BAR = "#4C78A8"
 _HIGHLIGHT = "#E45756"
 _GREY = "#9DA5AE"
 CATEGORY_COLORS = qualitative.Plotly + qualitative.D3
-_EXTRA_LABELS = {
-    "ETL_stack_sequence": "ETL stack",
-    "HTL_stack_sequence": "HTL stack",
-    "stack": "stack",
-}
+#: Label of each categorical input (the synthetic devices' ``stack`` keeps its name).
+_CATEGORY_LABELS = {ETL: label(ETL), HTL: label(HTL), "stack": "stack"}
 
 
 # --------------------------------------------------------------------------- attribution data
@@ -125,18 +122,18 @@ def feature_unit(name: str, units: Mapping[str, str] | None = None) -> str:
         return DESCRIPTOR_UNITS[name] or "dimensionless"
     if ".z" in name or name.startswith("z") and name[1:].isdigit() or name.startswith("PC") and name[2:].isdigit():
         return "dimensionless"
-    if name in _EXTRA_LABELS:
+    if name in _CATEGORY_LABELS:
         return "category"
     return "a.u."
 
 
 def feature_label(name: str, units: Mapping[str, str] | None = None, *, with_unit: bool = True) -> str:
     """Readable label of a feature: ``B-site ionic radius (Å)``, ``materials.z3``, ``ETL stack``."""
-    label = DESCRIPTOR_LABELS.get(name) or _EXTRA_LABELS.get(name) or name
+    text = DESCRIPTOR_LABELS.get(name) or _CATEGORY_LABELS.get(name) or name
     if not with_unit:
-        return label
+        return text
     unit = feature_unit(name, units)
-    return label if unit == "category" else f"{label} ({unit})"
+    return text if unit == "category" else f"{text} ({unit})"
 
 
 def format_value(value: Any, unit: str = "", digits: int = 3) -> str:
@@ -582,9 +579,9 @@ def latent_size_sweep_figure(sweep: pd.DataFrame, *, unit: str = "", target_labe
     g = d.groupby("latent_size").agg(mae=("val_mae", "mean"), mae_sd=("val_mae_std", "mean"),
                                      seed_sd=("val_mae", "std"), active=("n_active", "mean")).reset_index()
     err = np.sqrt(np.nan_to_num(g["mae_sd"]) ** 2 + np.nan_to_num(g["seed_sd"]) ** 2)
-    label = target_label or (str(d["target"].iloc[0]) if "target" in d and len(d) else "target")
+    target_name = target_label or (str(d["target"].iloc[0]) if "target" in d and len(d) else "target")
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=g["latent_size"], y=g["mae"], mode="lines+markers", name=f"validation MAE ({label})",
+    fig.add_trace(go.Scatter(x=g["latent_size"], y=g["mae"], mode="lines+markers", name=f"validation MAE ({target_name})",
                              error_y=dict(type="data", array=err, visible=True), line=dict(color=_BAR, width=2.5),
                              hovertemplate=f"latent size %{{x}}<br>MAE %{{y:.4g}} {unit}<extra></extra>"), secondary_y=False)
     fig.add_trace(go.Scatter(x=g["latent_size"], y=g["active"], mode="lines+markers", name="active latents",

@@ -21,6 +21,8 @@ from plotly.subplots import make_subplots
 
 from app.figures import style
 from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core import vocabulary
+from nestedae_core.vocabulary import BANDGAP_PBE, PCE
 
 __all__ = [
     "TargetInfo",
@@ -59,6 +61,11 @@ class TargetInfo:
     label: str
     unit: str
     stage: str = ""
+
+    @classmethod
+    def of(cls, column: str) -> "TargetInfo":
+        """The vocabulary's label and unit of ``column``, e.g. ``TargetInfo("Gap", "band gap", "eV")``."""
+        return cls(column, vocabulary.label(column), vocabulary.unit(column))
 
     def title(self, prefix: str = "") -> str:
         """Axis title, e.g. ``measured band gap (eV)``."""
@@ -264,8 +271,8 @@ def line_scan_figure(
     *,
     start: str,
     end: str,
-    gap: TargetInfo | None = TargetInfo("Gap", "band gap", "eV"),
-    pce: TargetInfo | None = TargetInfo("JV_reverse_scan_PCE", "PCE", "%"),
+    gap: TargetInfo | None = TargetInfo.of(BANDGAP_PBE),
+    pce: TargetInfo | None = TargetInfo.of(PCE),
 ) -> go.Figure:
     """Band gap (left axis) and PCE (right axis) along a line scan, with ±1 sd ensemble bands.
 
@@ -348,8 +355,8 @@ def prediction_bars_figure(table: pd.DataFrame, *, gap_unit: str = "eV", pce_uni
 def screen_scatter_figure(
     ranked: pd.DataFrame,
     *,
-    x: TargetInfo = TargetInfo("Gap", "band gap", "eV"),
-    y: TargetInfo = TargetInfo("JV_reverse_scan_PCE", "PCE", "%"),
+    x: TargetInfo = TargetInfo.of(BANDGAP_PBE),
+    y: TargetInfo = TargetInfo.of(PCE),
     top: int = 10,
     max_points: int = 20000,
     sq_curve: bool = True,
@@ -381,7 +388,7 @@ def screen_scatter_figure(
     fig.add_trace(go.Scatter(x=t[xm], y=t[ym], mode="markers", name=f"top {len(t)}",
                              marker=dict(size=13, symbol="star", color="#E45756", line=dict(width=1, color="white")),
                              text=t["formula"], hovertemplate="%{text}<extra>top</extra>"))
-    if sq_curve and x.column == "Gap" and y.unit == "%":
+    if sq_curve and x.column == BANDGAP_PBE and y.unit == "%":
         lo, hi = float(d[xm].min()), float(d[xm].max())
         grid = np.linspace(max(lo - 0.05, 0.5), hi + 0.05, 120)
         fig.add_trace(go.Scatter(x=grid, y=sq_limit(grid)["pce_percent"], mode="lines", name="Shockley–Queisser limit",

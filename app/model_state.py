@@ -25,6 +25,7 @@ from nestedae_core import store
 from nestedae_core.errors import BundleError
 from nestedae_core.train.jobs import JobManager
 from nestedae_core.model import NestedAE
+from nestedae_core.vocabulary import BANDGAP_PBE
 
 __all__ = [
     "MAX_JOBS_ENV",
@@ -179,7 +180,7 @@ def active_model() -> NestedAE:
 def _target_label(target: str) -> tuple[str, str]:
     from app.figures import COLUMN_INFO
 
-    short = {"Gap": "band gap"}
+    short = {BANDGAP_PBE: "band gap"}
     label, unit = COLUMN_INFO.get(target, (target, ""))
     return short.get(target, label), unit
 

@@ -30,6 +30,7 @@ from nestedae_core.errors import (
     NestedAEError,
     TrainingError,
 )
+from nestedae_core.vocabulary import SITE_IONS
 
 __all__ = [
     "ERROR_HINTS",
@@ -50,7 +51,7 @@ __all__ = [
 ERROR_HINTS: list[tuple[type[NestedAEError], str]] = [
     (CompositionError, "Formulas look like MAPbI3, Cs0.05FA0.79MA0.16PbBr0.51I2.49, "
                        "Cs0.05(FA0.83MA0.17)0.95Pb(I0.83Br0.17)3 or (FAPbI3)0.85(MAPbBr3)0.15; "
-                       "ions: K Rb Cs MA FA | Ca Sr Ba Ge Sn Pb | Cl Br I."),
+                       "ions: " + " | ".join(" ".join(ions) for ions in SITE_IONS.values()) + "."),
     (DataMissingError, f"Run `nestedae data fetch NAME` on a machine with internet, or set "
                        f"{data.DATA_DIR_ENV} to a folder holding the dataset files, then reload."),
     (DataError, "Check the dataset files (`nestedae data list` shows their status)."),

@@ -13,9 +13,19 @@ import pandas as pd
 import streamlit as st
 
 from app import figures, state, ui
-from nestedae_core.chemistry import features as features
-from nestedae_core.chemistry.composition import SITE_IONS, SITE_TOTALS, Composition, parse_formula
+from nestedae_core.chemistry.composition import Composition, parse_formula
+from nestedae_core.chemistry.features import OCTAHEDRAL_RANGE, TOLERANCE_RANGE, featurize, octahedral_factor, tolerance_factor
 from nestedae_core.errors import CompositionError
+from nestedae_core.vocabulary import (
+    BANDGAP_PBE,
+    DESCRIPTOR_LABELS,
+    DESCRIPTOR_UNITS,
+    FACTOR_COLUMNS,
+    PAPER_DESCRIPTORS,
+    PCE,
+    SITE_IONS,
+    SITE_TOTALS,
+)
 
 DEFAULT_FORMULA = "MAPbI3"
 
@@ -45,7 +55,7 @@ K_PICK = "compose.pick.{}"
 K_IONS = "compose.ions.{}"
 K_AMOUNT = "compose.amt.{}.{}"
 K_SITE_ERROR = "compose.site_error.{}"
-SITES = ("A", "B", "X")
+SITES = tuple(SITE_IONS)
 SITE_NAMES = {"A": "A site (cation)", "B": "B site (metal)", "X": "X site (halide)"}
 
 
@@ -176,8 +186,8 @@ def _on_builder(changed: str, ions_changed: bool = False) -> None:
 
 # ---------------------------------------------------------------------- rendering
 def _verdicts(t: float, mu: float) -> list[tuple[bool, str]]:
-    lo_t, hi_t = features.TOLERANCE_RANGE
-    lo_mu, hi_mu = features.OCTAHEDRAL_RANGE
+    lo_t, hi_t = TOLERANCE_RANGE
+    lo_mu, hi_mu = OCTAHEDRAL_RANGE
     out = []
     if t > hi_t:
         out.append((False, f"Tolerance factor {t:.3f} is above {hi_t:g}: the A cation is large for the "
@@ -202,13 +212,13 @@ def _verdicts(t: float, mu: float) -> list[tuple[bool, str]]:
 
 def descriptor_table(comp: Composition) -> pd.DataFrame:
     """Descriptors and factors of ``comp`` with labels and units (from nestedae_core.chemistry.features)."""
-    values = features.featurize(comp)
-    paper = set(features.PAPER_DESCRIPTORS)
+    values = featurize(comp)
+    paper = set(PAPER_DESCRIPTORS)
     return pd.DataFrame({
         "descriptor": list(values),
-        "meaning": [features.DESCRIPTOR_LABELS[k] for k in values],
+        "meaning": [DESCRIPTOR_LABELS[k] for k in values],
         "value": [round(v, 6) for v in values.values()],
-        "unit": [features.DESCRIPTOR_UNITS[k] or "dimensionless" for k in values],
+        "unit": [DESCRIPTOR_UNITS[k] or "dimensionless" for k in values],
         "NestedAE input": [k in paper for k in values],
     })
 
@@ -221,7 +231,7 @@ def descriptors_section(comp: Composition) -> None:
                          key="compose.all_descriptors")
     table = descriptor_table(comp)
     if not all_rows:
-        table = table[table["NestedAE input"] | table["descriptor"].isin(features.FACTOR_COLUMNS)]
+        table = table[table["NestedAE input"] | table["descriptor"].isin(FACTOR_COLUMNS)]
     st.caption("Composition-weighted ion properties: A and B sites weighted by amount per formula unit, "
                "the X site by its fraction (Br0.51I2.49 → 0.17 Br + 0.83 I).")
     ui.table_with_download(
@@ -271,14 +281,14 @@ def _in_the_data(comp: Composition) -> None:
         if "mhp-pbe-paper" in available:
             rows = state.dataset_matches("mhp-pbe-paper", comp)
             if len(rows):
-                gaps = ", ".join(f"{g:.2f}" for g in rows["Gap"].head(4))
+                gaps = ", ".join(f"{g:.2f}" for g in rows[BANDGAP_PBE].head(4))
                 notes.append(f"DFT (PBE) band gap in mhp-pbe-paper: **{gaps} eV**")
             else:
                 notes.append("not among the 494 DFT alloys of mhp-pbe-paper")
         if "psc-devices" in available:
             rows = state.dataset_matches("psc-devices", comp)
             if len(rows):
-                pce = rows["JV_reverse_scan_PCE"].median()
+                pce = rows[PCE].median()
                 notes.append(f"**{len(rows)}** solar cells in psc-devices with this absorber (every site "
                              f"fraction within ±0.005), median PCE **{pce:.1f} %**")
             else:
@@ -354,10 +364,10 @@ with left:
     ui.plot(figures.site_fractions_figure(composition), key="compose-fractions")
 with right:
     st.subheader("Structural factors")
-    t = features.tolerance_factor(composition)
-    mu = features.octahedral_factor(composition)
-    ui.plot(figures.factor_bullet_figure(t, mu, tolerance_range=features.TOLERANCE_RANGE,
-                                         octahedral_range=features.OCTAHEDRAL_RANGE), key="compose-factors")
+    t = tolerance_factor(composition)
+    mu = octahedral_factor(composition)
+    ui.plot(figures.factor_bullet_figure(t, mu, tolerance_range=TOLERANCE_RANGE,
+                                         octahedral_range=OCTAHEDRAL_RANGE), key="compose-factors")
     for ok, text in _verdicts(t, mu):
         st.markdown(f"{':green[✔]' if ok else ':orange[⚠]'} {text}")
     st.caption("Windows are rules of thumb (Goldschmidt t from site-averaged Shannon radii; "

@@ -8,26 +8,33 @@ import streamlit as st
 
 from app import figures, state, ui
 from nestedae_core import data
+from nestedae_core.vocabulary import (
+    BANDGAP_PBE,
+    DECOMPOSITION,
+    DEVICE_COMPOSITION,
+    DEVICE_OCTAHEDRAL_FACTOR,
+    DEVICE_TARGETS,
+    DEVICE_TOLERANCE_FACTOR,
+    ETL,
+    HTL,
+    MEASURED_BANDGAP,
+    SITE_IONS,
+    SLME,
+    SUBSTRATE,
+    label,
+)
 
 # What to show per dataset: formula column, target columns (COLUMN_INFO gives labels/units),
 # categorical filters.
-_ALLOY_TARGETS = ("Gap", "Decomp", "SLME")
-_DEVICE_TARGETS = (
-    "JV_reverse_scan_PCE", "JV_reverse_scan_Voc", "JV_reverse_scan_Jsc", "JV_reverse_scan_FF", "Perovskite_band_gap",
-)
-_STACKS = {"ETL_stack_sequence": "ETL stack", "HTL_stack_sequence": "HTL stack"}
+_ALLOY_TARGETS = (BANDGAP_PBE, DECOMPOSITION, SLME)
+_DEVICE_TARGETS = (*DEVICE_TARGETS, MEASURED_BANDGAP)
+_STACKS = {ETL: label(ETL), HTL: label(HTL)}
 # Columns of the device table shown in the browser (the file has 71; all are in the CSV download).
 _DEVICE_COLUMNS = (
-    "Perovskite_composition_long_form", "ETL_stack_sequence", "HTL_stack_sequence", "Perovskite_band_gap",
-    "JV_reverse_scan_PCE", "JV_reverse_scan_Voc", "JV_reverse_scan_Jsc", "JV_reverse_scan_FF",
-    "Tolerance Factor", "Octahedral Factor", "Substrate_stack_sequence",
+    DEVICE_COMPOSITION, ETL, HTL, MEASURED_BANDGAP, *DEVICE_TARGETS,
+    DEVICE_TOLERANCE_FACTOR, DEVICE_OCTAHEDRAL_FACTOR, SUBSTRATE,
 )
-_COLUMN_LABELS = {
-    "Perovskite_composition_long_form": "composition",
-    "ETL_stack_sequence": "ETL stack",
-    "HTL_stack_sequence": "HTL stack",
-    "Substrate_stack_sequence": "substrate",
-}
+_COLUMN_LABELS = {DEVICE_COMPOSITION: label(DEVICE_COMPOSITION), ETL: label(ETL), HTL: label(HTL), SUBSTRATE: "substrate"}
 
 
 def _targets(name: str) -> tuple[str, ...]:
@@ -87,11 +94,9 @@ def _range_slider(df: pd.DataFrame, column: str, key: str) -> tuple[tuple[float,
 
 def _mixing_summary(fractions: pd.DataFrame) -> pd.DataFrame:
     """Rows and distinct compositions, and how many rows mix ions on each site."""
-    from nestedae_core.chemistry.composition import SITE_IONS
-
     valid = fractions.dropna()
     rows = [("rows", len(valid)), ("distinct compositions", len(valid.round(4).drop_duplicates()))]
-    for site in ("A", "B", "X"):
+    for site in SITE_IONS:
         mixed = int(((valid.loc[:, list(SITE_IONS[site])] > 1e-9).sum(axis=1) > 1).sum())
         rows.append((f"rows with a mixed {site} site", mixed))
     return pd.DataFrame(rows, columns=["what", "count"])
@@ -120,10 +125,10 @@ def dataset_view(name: str) -> None:
             categories = {}
             if name == "psc-devices":
                 cat_cols = st.columns(len(_STACKS))
-                for col, (column, label) in zip(cat_cols, _STACKS.items()):
+                for col, (column, title) in zip(cat_cols, _STACKS.items()):
                     with col:
                         options = sorted(df[column].dropna().astype(str).unique())
-                        categories[column] = st.multiselect(label, options, key=f"data.{name}.cat.{column}",
+                        categories[column] = st.multiselect(title, options, key=f"data.{name}.cat.{column}",
                                                             placeholder="all stacks")
         view = ui.apply_filters(df, text_column=formula_col, text=text, ranges=ranges, full_ranges=full,
                                 categories=categories)
@@ -178,7 +183,7 @@ def dataset_view(name: str) -> None:
 
         if "Devices" in tabs:
             with tabs["Devices"]:
-                n_gap = int(pd.to_numeric(view["Perovskite_band_gap"], errors="coerce").notna().sum())
+                n_gap = int(pd.to_numeric(view[MEASURED_BANDGAP], errors="coerce").notna().sum())
                 st.markdown(
                     f"**Device results against the measured band gap** ({n_gap:,} of {len(view):,} devices "
                     "report one). The red line is the Shockley–Queisser detailed-balance limit "
@@ -190,11 +195,11 @@ def dataset_view(name: str) -> None:
                 left, right = st.columns(2)
                 with left:
                     st.markdown("**Electron transport layers (ETL)**")
-                    ui.plot(figures.stack_breakdown_figure(view, "ETL_stack_sequence", label="ETL stack"),
+                    ui.plot(figures.stack_breakdown_figure(view, ETL, label=_STACKS[ETL]),
                             key=f"data-{name}-etl")
                 with right:
                     st.markdown("**Hole transport layers (HTL)**")
-                    ui.plot(figures.stack_breakdown_figure(view, "HTL_stack_sequence", label="HTL stack"),
+                    ui.plot(figures.stack_breakdown_figure(view, HTL, label=_STACKS[HTL]),
                             key=f"data-{name}-htl")
 
 

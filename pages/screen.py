@@ -16,13 +16,12 @@ import streamlit as st
 from app import figures_model as fm
 from app import model_state, ui
 from nestedae_core import predict
-from nestedae_core.chemistry.composition import IONS, SITE_IONS, parse_formula
-from nestedae_core.errors import NestedAEError
+from nestedae_core.chemistry.composition import parse_formula
 from nestedae_core.chemistry.features import TOLERANCE_RANGE
-from nestedae_core.vocabulary import ETL, HTL
+from nestedae_core.errors import NestedAEError
 from nestedae_core.query import query_frame
+from nestedae_core.vocabulary import BANDGAP_PBE, ETL, HTL, IONS, PCE, SITE_IONS
 
-GAP, PCE = predict.BANDGAP_COLUMN, predict.PCE_COLUMN
 #: Grid divisions offered (step = 1/n).
 DIVISIONS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 50]
 MAX_CANDIDATES = 200_000
@@ -79,7 +78,7 @@ with st.container(border=True):
         etl = d1.selectbox("ETL", etls, etls.index(model.default_category(ETL)), key="screen.etl")
         htl = d2.selectbox("HTL", htls, htls.index(model.default_category(HTL)), key="screen.htl")
     gap_window = d3.slider("Band-gap window (eV)", 0.5, 3.5, (1.2, 1.8), 0.05, key="screen.gap",
-                           disabled=GAP not in by_col)
+                           disabled=BANDGAP_PBE not in by_col)
     tol_window = d4.slider("Tolerance-factor window (dimensionless)", 0.6, 1.2, (float(TOLERANCE_RANGE[0]), float(TOLERANCE_RANGE[1])), 0.01,
                            key="screen.tol")
     r1, r2 = st.columns([2, 6], vertical_alignment="bottom")
@@ -100,7 +99,7 @@ if run:
         with st.spinner(f"Predicting {count:,} candidates…"):
             t0 = time.perf_counter()
             ranked = predict.screen(model, a_ions, b_ions, x_ions, 1.0 / n, etl=etl, htl=htl,
-                                    bandgap_window=gap_window if GAP in by_col else None,
+                                    bandgap_window=gap_window if BANDGAP_PBE in by_col else None,
                                     tolerance_window=tol_window, rank_by=rank_by, max_candidates=MAX_CANDIDATES)
             seconds = time.perf_counter() - t0
         st.session_state[K_RESULT] = {"ranked": ranked, "seconds": seconds, "count": count, "params": params}
@@ -155,6 +154,6 @@ st.subheader(f"Ranked by predicted {rank_t.label}")
 ui.table_with_download(table.head(SHOW_ROWS), "screening-candidates", key="screen.dl", download=table,
                        caption=f"Showing the best {min(SHOW_ROWS, len(table)):,} of {len(table):,}; the CSV holds all of them.",
                        column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns if "(" in c})
-x_t = by_col.get(GAP, targets[0])
+x_t = by_col.get(BANDGAP_PBE, targets[0])
 y_t = by_col.get(PCE, rank_t)
 ui.plot(fm.screen_scatter_figure(ranked, x=x_t, y=y_t, top=10), key="screen.scatter")
