@@ -2,8 +2,10 @@
 
 1. The generating equations (:func:`nestedae_core.data.synthetic.generate`) and which features matter.
 2. A small NestedAE trained on it (:func:`nestedae_core.train.cross_validate` with the
-   ``synthetic`` preset), cached per configuration with ``st.cache_resource``: the job
-   manager of the Train page takes registry datasets only, not these generated tables.
+   ``synthetic`` preset and the generated tables), run by the server-wide job manager
+   (:func:`app.model_state.get_job_manager`) like every training of the app; the page
+   shows the job's progress until it finishes. Jobs are filed under one owner for every
+   session, so a configuration trained once is reused by all (never mutate its result).
 3. What the latents recover: active latents against the true number of factors, and the
    latents against the hidden true factors (recovered up to an invertible mixing).
 4. What SHAP says: relevant against irrelevant features.
@@ -13,7 +15,6 @@ Controls: noise, seed, the correlated pair and the number of epochs.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,17 +24,22 @@ import streamlit as st
 from app import explain_state as es
 from app import figures_explain as fx
 from app import figures_model as fm
+from app import model_state
 from app import ui
-from nestedae_core import explain, train
-from nestedae_core.explain import latents as latent_analysis
-from nestedae_core.model import presets as presets
+from nestedae_core import explain
 from nestedae_core.data import synthetic as synthetic
+from nestedae_core.explain import latents as latent_analysis
+from nestedae_core.model import NestedAE
+from nestedae_core.model import presets as presets
 from nestedae_core.model.config import ChainSpec
+from nestedae_core.train.jobs import Job
 
 NOISES = [0.0, 0.02, 0.05, 0.1, 0.2]
 SAMPLE = 100  # rows explained for the global views
 UNIT = "a.u."
 K_TRAINED = "learn.trained"
+#: Owner of the Learn page's training jobs: shared by every session (a configuration is trained once).
+JOB_OWNER = "learn-page"
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,10 @@ class Config:
         return (f"noise {self.noise:g} {UNIT}, seed {self.seed}, {'with' if self.pair else 'without'} the correlated pair, "
                 f"{self.epochs} epochs")
 
+    def job_name(self) -> str:
+        """The name of this configuration's training job (a valid model name)."""
+        return f"learn-n{self.noise:g}-s{self.seed}-{'pair' if self.pair else 'plain'}-e{self.epochs}"
+
 
 # ---------------------------------------------------------------------- cached work
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -60,19 +70,51 @@ def _data(noise: float, seed: int, pair: bool) -> synthetic.SyntheticData:
 
 def _spec(data: synthetic.SyntheticData, epochs: int, seed: int) -> ChainSpec:
     """The ``synthetic`` preset with the data's material features as stage-1 inputs (x_dup included)."""
-    spec = presets.preset("synthetic", epochs=epochs, seed=seed)
-    dumped = spec.model_dump()
-    dumped["stages"][0]["numeric_inputs"] = synthetic.material_feature_names(data)
-    return ChainSpec.model_validate(dumped)
+    return presets.preset("synthetic", epochs=epochs, seed=seed).with_updates(
+        stages=[{"numeric_inputs": synthetic.material_feature_names(data)}])
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _train(noise: float, seed: int, pair: bool, epochs: int) -> tuple[train.TrainResult, float]:
-    """Cross-validated NestedAE on the generated tables; shared by every session: never mutate it."""
-    data = _data(noise, seed, pair)
-    t0 = time.perf_counter()
-    result = train.cross_validate(_spec(data, epochs, seed), tables={"materials": data.materials, "devices": data.devices}, device="cpu")
-    return result, time.perf_counter() - t0
+def _job(cfg: Config, *, retry: bool = False) -> Job:
+    """The training job of ``cfg`` (cross-validated, on the generated tables), submitted when there is none.
+
+    The latest job of that configuration is reused (by every session); with
+    ``retry``, a failed or cancelled one is replaced by a new job.
+    """
+    manager = model_state.get_job_manager()
+    name = cfg.job_name()
+    for job in reversed(manager.jobs(JOB_OWNER)):
+        if job.name == name and (not retry or job.status in ("queued", "running", "done")):
+            return job
+    data = _data(cfg.noise, cfg.seed, cfg.pair)
+    return manager.submit(_spec(data, cfg.epochs, cfg.seed), owner=JOB_OWNER, name=name, device="cpu",
+                          tables={"materials": data.materials, "devices": data.devices})
+
+
+def _progress_text(job: Job, what: str) -> str:
+    if job.status == "queued":
+        return f"{what}: queued at position {job.queue_position}; it starts when a training slot is free."
+    ev = job.last_event
+    if ev is None:
+        return f"{what}: starting…"
+    return (f"{what}: stage {ev.stage_index + 1}/{ev.n_stages} ({ev.stage}), epoch {ev.epoch}/{ev.epochs}, "
+            f"loss {ev.loss:.3g} · {job.elapsed_s:.0f} s")
+
+
+def _wait_for(job: Job, what: str) -> bool:
+    """Show the job's progress until it finishes; True when it is done, otherwise say why not."""
+    if job.is_active:
+        bar = st.progress(min(1.0, job.fraction), text=_progress_text(job, what))
+        while not job.wait(0.2):
+            bar.progress(min(1.0, job.fraction), text=_progress_text(job, what))
+        bar.empty()
+    if job.status == "done":
+        return True
+    if job.status == "cancelled":
+        st.info(f"The training was cancelled ({job.error}). Press **Train** to run it again.", icon=":material/cancel:")
+    else:
+        st.error(job.error or "training failed", icon=":material/error:")
+        st.caption("Hint: try fewer epochs or another seed, then press **Train** again.")
+    return False
 
 
 def _sample(frame: pd.DataFrame, n: int = SAMPLE) -> pd.DataFrame:
@@ -80,12 +122,14 @@ def _sample(frame: pd.DataFrame, n: int = SAMPLE) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _shap(noise: float, seed: int, pair: bool, epochs: int) -> tuple[explain.Attribution, explain.Attribution]:
-    """y1 w.r.t. the material features, and y2 end to end (material + device features), on samples of the tables."""
-    result, _ = _train(noise, seed, pair, epochs)
+def _shap(job_id: str, noise: float, seed: int, pair: bool, _model: NestedAE) -> tuple[explain.Attribution, explain.Attribution]:
+    """y1 w.r.t. the material features, and y2 end to end (material + device features), on samples of the tables.
+
+    ``_model`` is the result of job ``job_id`` (cached by the job id, not hashed).
+    """
     data = _data(noise, seed, pair)
-    y1 = explain.explain_stage_output(result.model, 0, 0, _sample(data.materials), method="permutation")
-    y2 = explain.explain_chain(result.model, _sample(data.devices), method="permutation")
+    y1 = explain.explain_stage_output(_model, 0, 0, _sample(data.materials), method="permutation")
+    y2 = explain.explain_chain(_model, _sample(data.devices), method="permutation")
     return y1, y2
 
 
@@ -149,10 +193,9 @@ st.markdown("Stage 1 encodes the material features into **6 latents** and predic
             "models form the ensemble.")
 ss = st.session_state
 if run:
-    with st.spinner(f"Training 2 stages × 5 folds ({cfg.text()})…"):
-        with ui.user_errors():
-            _train(cfg.noise, cfg.seed, cfg.pair, cfg.epochs)
-            ss[K_TRAINED] = cfg.key()
+    with ui.user_errors():
+        _job(cfg, retry=True)
+        ss[K_TRAINED] = cfg.key()
 trained = Config(*ss[K_TRAINED]) if ss.get(K_TRAINED) else None
 if trained is None:
     st.info("Press **Train** above (a few seconds with 300 epochs). Steps 3–5 need the trained model.", icon=":material/model_training:")
@@ -160,7 +203,10 @@ if trained is None:
 if trained.key() != cfg.key():
     st.warning(f"The settings changed; the results below are still those of the last run ({trained.text()}). Press **Train** "
                "to update them.", icon=":material/sync_problem:")
-result, seconds = _train(trained.noise, trained.seed, trained.pair, trained.epochs)
+job = _job(trained)
+if not _wait_for(job, f"Training 2 stages × 5 folds ({trained.text()})"):
+    st.stop()
+result, seconds = job.result, job.elapsed_s
 tdata = _data(trained.noise, trained.seed, trained.pair)
 model = result.model
 m = result.metrics
@@ -235,7 +281,7 @@ with ui.user_errors():
 st.header("4 · What SHAP says")
 with ui.user_errors():
     with st.spinner("Computing attributions on 100 materials and 100 devices…"):
-        att1, att2 = _shap(*trained.key())
+        att1, att2 = _shap(job.id, trained.noise, trained.seed, trained.pair, model)
     relevant1 = set(truth.relevant_material_features)
     relevant2 = relevant1 | set(truth.relevant_device_features)
     imp1, imp2 = att1.mean_abs(), att2.mean_abs()
@@ -273,9 +319,11 @@ if not trained.pair:
     st.info("Turn on **Add x_dup** above and press **Train** to see the credit split between x0 and its copy.", icon=":material/lightbulb:")
 else:
     with ui.user_errors():
-        with st.spinner("Training the same model without x_dup for comparison…"):
-            _train(trained.noise, trained.seed, False, trained.epochs)
-            base1, _ = _shap(trained.noise, trained.seed, False, trained.epochs)
+        base_job = _job(Config(trained.noise, trained.seed, False, trained.epochs))
+        if not _wait_for(base_job, "Training the same model without x_dup for comparison"):
+            st.stop()
+        with st.spinner("Computing its attributions…"):
+            base1, _ = _shap(base_job.id, trained.noise, trained.seed, False, base_job.result.model)
         with_pair = att1.mean_abs()
         without = base1.mean_abs()
         split = pd.DataFrame({

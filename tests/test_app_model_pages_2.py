@@ -195,6 +195,10 @@ def test_learn_trains_and_counts_active_latents(app_env):
     assert m["y1 validation MAE (stage 1)"].endswith(" a.u.")
     assert {"3 · What the latents recover", "4 · What SHAP says", "5 · Where attributions mislead"} <= {h.value for h in at.header}
     assert 5 <= n_plots(at) <= 8
+    # it trained through the server-wide job manager (as the Train page does)
+    from app import model_state
+
+    assert any(j.status == "done" and j.spec.stages[0].epochs == 5 for j in model_state.get_job_manager().jobs())
     # changing a setting keeps the old results with a note
     at.select_slider(key="learn.noise").set_value(0.1).run()
     assert any("settings changed" in w.value for w in at.warning)
