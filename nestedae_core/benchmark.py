@@ -44,7 +44,7 @@ from .chemistry.features import PAPER_DESCRIPTORS
 from .model.presets import preset
 from .vocabulary import DEVICE_GROUP_COLUMNS, ETL, HTL, SITE_FRACTION_COLUMNS
 from .data.tables import check_stage_table, load_dataset_table
-from .train.cross_validation import cross_validate, make_folds, regression_metrics, summarize_folds
+from .train import cross_validate, make_folds, regression_metrics, summarize_folds
 
 __all__ = [
     "TASKS",

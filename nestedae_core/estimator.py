@@ -59,7 +59,7 @@ class NestedAEModel:
     Attributes (after fitting or loading):
         model_: the trained :class:`~nestedae_core.model.NestedAE` (its members form the ensemble).
         metrics_: per stage and target: validation metrics after :meth:`cross_validate`
-            (MAE, RMSE, R² over folds), training-set metrics after :meth:`fit`.
+            (MAE, RMSE, R² averaged over folds), training-set metrics after :meth:`fit`.
         oof_: out-of-fold predictions per stage (after :meth:`cross_validate`), else None.
     """
 
@@ -120,14 +120,15 @@ class NestedAEModel:
 
         ``tables``: stage name -> table (otherwise each stage's registry dataset
         is loaded). The ensemble members differ only by their seeds; ``metrics_``
-        holds training-set metrics (not an estimate of the error on new data:
-        use :meth:`cross_validate` for that).
+        holds the ensemble's training-set metrics (MAE, RMSE, R² on the rows it
+        was trained on: not an estimate of the error on new data; use
+        :meth:`cross_validate` for that).
         """
         model = train.fit(
             self.chain_spec(), tables, data_dir=_path_or_none(self.data_dir), device=self.device,
             callback=callback, should_stop=should_stop, threads=self.threads,
         )
-        self.model_, self.metrics_, self.oof_ = model, model.metrics, None
+        self.model_, self.metrics_, self.oof_ = model, model.record.get("training_metrics", {}), None
         return self
 
     def cross_validate(

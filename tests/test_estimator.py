@@ -139,6 +139,9 @@ def test_cross_validate_sets_the_fold_ensemble(synthetic_cv) -> None:
 def test_fit_uses_all_rows_and_save_load_round_trip(tmp_path: Path) -> None:
     est = NestedAEModel(preset("synthetic", epochs=20, folds=3), device="cpu").fit()
     assert est.oof_ is None and est.fitted.members == 3
+    fit_metrics = est.metrics_["devices"]["y2"]
+    assert fit_metrics["n"] > 100 and 0 < fit_metrics["mae"] < 10 and set(est.metrics_) == {"materials", "devices"}
+    assert "all rows" in est.fitted.summary()["split"]
     path = est.save(tmp_path / "syn")
     with pytest.raises(BundleError, match="already exists"):
         est.save(tmp_path / "syn")

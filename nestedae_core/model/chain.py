@@ -223,7 +223,10 @@ class NestedAE:
         """A small name -> value table describing the model (for CLI and dashboard)."""
         out = {"name": self.record.get("name", self.spec.name), "preset": self.spec.name, "stages": " -> ".join(self.stage_names)}
         out["ensemble members"] = str(self.members)
-        out["split"] = f"{self.spec.folds}-fold {self.spec.split}"
+        if self.record.get("fit", {}).get("rows") == "all":
+            out["split"] = "none: every member trained on all rows (no validation metrics)"
+        else:
+            out["split"] = f"{self.spec.folds}-fold {self.spec.split}"
         for st in self.spec.stages:
             for t in st.targets:
                 m = self.metrics.get(st.name, {}).get(t.column, {})
