@@ -124,7 +124,7 @@ def _ready_copy(name: str) -> Path | None:
 def _fetch_one(name: str, *, force: bool, timeout: float) -> None:
     info = data.dataset_info(name)
     if info.kind == "generated":
-        print(f"{name}: generated on demand by nestedae_core.synthetic, nothing to download")
+        print(f"{name}: generated on demand by nestedae_core.data.synthetic, nothing to download")
         return
     if not force:
         ready = _ready_copy(name)

@@ -243,7 +243,7 @@ REGISTRY: dict[str, DatasetInfo] = {
             rows=None,
             title="Synthetic multi-scale dataset with known ground truth",
             description=(
-                "Generated on demand by nestedae_core.synthetic: materials whose properties follow known "
+                "Generated on demand by nestedae_core.data.synthetic: materials whose properties follow known "
                 "functions of their descriptors, for teaching and for testing what NestedAE and SHAP recover."
             ),
             citation="NestedAE Studio synthetic data (generated locally, no external source)",

@@ -37,7 +37,7 @@ def _status_of(info: DatasetInfo) -> DatasetStatus:
         return DatasetStatus(info.name, info.title, info.rows, path, available, info.citation, info.url, message)
 
     if info.kind == "generated":
-        return make(None, True, "generated on demand by nestedae_core.synthetic")
+        return make(None, True, "generated on demand by nestedae_core.data.synthetic")
     for origin, candidate in candidate_paths(info):
         if not candidate.is_file():
             continue
