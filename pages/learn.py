@@ -133,11 +133,38 @@ def _shap(job_id: str, noise: float, seed: int, pair: bool, _model: NestedAE) ->
     return y1, y2
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _sweep(noise: float, seed: int, epochs: int) -> pd.DataFrame:
+SWEEP_SIZES = [1, 2, 3, 4, 5, 6]
+
+
+def _sweep_jobs(noise: float, seed: int, epochs: int) -> list[tuple[latent_analysis.SweepRun, Job]]:
+    """One job per latent size (stage 1 alone, on the data without the correlated pair), reused by every session."""
+    manager = model_state.get_job_manager()
     data = _data(noise, seed, False)
-    return latent_analysis.latent_size_sweep(_spec(data, epochs, seed), [1, 2, 3, 4, 5, 6], tables={"materials": data.materials},
-                                             device="cpu")
+    out = []
+    for run in latent_analysis.latent_sweep_runs(_spec(data, epochs, seed), SWEEP_SIZES):
+        name = f"learn-sweep-n{noise:g}-s{seed}-e{epochs}-z{run.size}"
+        job = next((j for j in reversed(manager.jobs(JOB_OWNER)) if j.name == name and j.status in ("queued", "running", "done")), None)
+        if job is None:
+            job = manager.submit(run.spec, owner=JOB_OWNER, name=name, device="cpu", tables={"materials": data.materials})
+        out.append((run, job))
+    return out
+
+
+def _show_sweep(sweep: pd.DataFrame, true_size: int) -> None:
+    """The latent-size sweep's figure, reading and table."""
+    ui.plot(fx.latent_size_sweep_figure(sweep, unit=UNIT, target_label="y1", true_size=true_size,
+                                        title="Validation error against the latent size"), key="learn.sweep_fig")
+    by_size = sweep.groupby("latent_size")["val_mae"].mean()
+    sd = float(sweep["val_mae_std"].mean())
+    best = int(by_size.idxmin())
+    enough = int(by_size.index[by_size <= by_size.min() + sd][0])
+    st.caption(f"Lowest validation MAE at latent size {best}; from size {enough} on, the error is within one "
+               f"fold standard deviation ({sd:.3f} {UNIT}) of that minimum. The truth has {true_size} factors: "
+               "latents beyond what the data needs add capacity, not information.")
+    shown = sweep.rename(columns={"latent_size": "latent size (count)", "val_mae": f"validation MAE ({UNIT})",
+                                  "val_mae_std": f"MAE sd over folds ({UNIT})", "n_active": "active latents (count)",
+                                  "seconds": "training time (s)"})
+    ui.table_with_download(shown, "latent-size-sweep", key="learn.dl_sweep")
 
 
 # ---------------------------------------------------------------------- page
@@ -261,21 +288,11 @@ with ui.user_errors():
         if st.button(f"Run the sweep: latent sizes 1–6, stage 1 only, {sweep_epochs} epochs", key="learn.sweep"):
             ss["learn.sweep_for"] = (trained.noise, trained.seed, sweep_epochs)
         if ss.get("learn.sweep_for") == (trained.noise, trained.seed, sweep_epochs):
-            with st.spinner("Training the sweep…"):
-                sweep = _sweep(trained.noise, trained.seed, sweep_epochs)
-            ui.plot(fx.latent_size_sweep_figure(sweep, unit=UNIT, target_label="y1", true_size=truth.n_factors,
-                                                title="Validation error against the latent size"), key="learn.sweep_fig")
-            by_size = sweep.groupby("latent_size")["val_mae"].mean()
-            sd = float(sweep["val_mae_std"].mean())
-            best = int(by_size.idxmin())
-            enough = int(by_size.index[by_size <= by_size.min() + sd][0])
-            st.caption(f"Lowest validation MAE at latent size {best}; from size {enough} on, the error is within one "
-                       f"fold standard deviation ({sd:.3f} {UNIT}) of that minimum. The truth has {truth.n_factors} factors: "
-                       "latents beyond what the data needs add capacity, not information.")
-            shown = sweep.rename(columns={"latent_size": "latent size (count)", "val_mae": f"validation MAE ({UNIT})",
-                                          "val_mae_std": f"MAE sd over folds ({UNIT})", "n_active": "active latents (count)",
-                                          "seconds": "training time (s)"})
-            ui.table_with_download(shown, "latent-size-sweep", key="learn.dl_sweep")
+            runs = _sweep_jobs(trained.noise, trained.seed, sweep_epochs)
+            finished = [_wait_for(job, f"Latent size {run.size} of {SWEEP_SIZES[-1]}") for run, job in runs]
+            if all(finished):
+                _show_sweep(pd.DataFrame([row for run, job in runs for row in latent_analysis.latent_sweep_rows(run, job.result, job.elapsed_s)]),
+                            truth.n_factors)
 
 # ---------------------------------------------------------------------- 4
 st.header("4 · What SHAP says")

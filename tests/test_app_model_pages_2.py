@@ -1,9 +1,10 @@
 """AppTest tests of the Latents, Explain and Learn pages on the default model.
 
 The whole app runs from ``streamlit_app.py``; ``at.switch_page`` moves to a page.
-The default model and the environment come from the fixtures of
-tests/test_app_model_pages.py (the shipped bundle, or a tiny model trained once
-and named by ``NESTEDAE_DEFAULT_MODEL`` when the bundle is missing).
+The default model and the environment come from the ``default_model`` and
+``app_env`` fixtures of tests/conftest.py (the shipped bundle, or a tiny model
+trained once and named by ``NESTEDAE_DEFAULT_MODEL`` when the bundle is missing);
+the helpers from tests/app_driver.py.
 """
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from test_app_model_pages import _data_dir, _exceptions, app_env, default_model, n_plots, open_app, texts  # noqa: F401
+from app_driver import exceptions, n_plots, open_app, texts
 
 PAGES = ["pages/latents.py", "pages/explain.py", "pages/learn.py"]
 
 
 def _no_errors(at: AppTest) -> None:
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     assert not at.error, [e.value for e in at.error]
 
 
@@ -62,7 +63,7 @@ def test_explain_shows_numbers_with_units(app_env):
     assert {"ETL stack", "HTL stack", "X-site ionic radius (Å)"} <= names
 
 
-def test_explain_global_view_and_latents(app_env):
+def test_explain_global_view_and_latents(app_env, data_dir):
     at = open_app("pages/explain.py")
     at.radio(key="explain.view").set_value("Global: over many rows").run()
     at.select_slider(key="explain.global_n").set_value(50).run()
@@ -70,8 +71,7 @@ def test_explain_global_view_and_latents(app_env):
     assert n_plots(at) == 2  # bar + beeswarm
     table = at.dataframe[0].value
     assert "mean |SHAP| (eV)" in table.columns and len(table) == 15
-    if (_data_dir() / "PSC_bandgaps_dataset.csv").is_file():
-        assert "rows of `mhp-pbe-paper`" in texts(at)
+    assert "rows of `mhp-pbe-paper`" in texts(at)
     latents = next(o for o in at.selectbox(key="explain.output").options if o.startswith("stage-1 latents"))
     at.selectbox(key="explain.output").set_value(latents)
     at.radio(key="explain.view").set_value("Local: this composition").run()
@@ -97,7 +97,7 @@ def test_explain_fidelity_panel(app_env):
 def test_explain_invalid_formula_is_a_specific_message(app_env):
     at = open_app("pages/explain.py")
     at.text_input(key="explain.formula").input("MAPbX3").run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     assert "unknown species" in " ".join(e.value for e in at.error)
     assert "Still showing the last valid composition" in texts(at)
     assert at.metric  # the last valid composition is still explained
@@ -173,7 +173,7 @@ def test_latents_and_explain_without_data_use_the_background(default_model, tmp_
 def test_latents_invalid_formula_is_a_specific_message(app_env):
     at = open_app("pages/latents.py")
     at.text_input(key="latents.formula").input("MAPb(I0.5Br0.6)3").run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     assert at.error and "Still showing the last valid composition" in texts(at)
     assert n_plots(at) == 1
 
@@ -199,6 +199,14 @@ def test_learn_trains_and_counts_active_latents(app_env):
     from app import model_state
 
     assert any(j.status == "done" and j.spec.stages[0].epochs == 5 for j in model_state.get_job_manager().jobs())
+    # the latent-size sweep trains one job per size, through the same job manager
+    at.button(key="learn.sweep").click().run()
+    _no_errors(at)
+    sweep = next(d.value for d in at.dataframe if "latent size (count)" in d.value.columns)
+    assert sorted(sweep["latent size (count)"]) == [1, 2, 3, 4, 5, 6]
+    assert (sweep["validation MAE (a.u.)"] > 0).all()
+    sweep_jobs = [j for j in model_state.get_job_manager().jobs() if j.name.startswith("learn-sweep-") and j.status == "done"]
+    assert sorted(j.spec.stages[0].latent_dim for j in sweep_jobs) == [1, 2, 3, 4, 5, 6]
     # changing a setting keeps the old results with a note
     at.select_slider(key="learn.noise").set_value(0.1).run()
     assert any("settings changed" in w.value for w in at.warning)

@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _chain_fixtures import data_available
 from nestedae_core.explain import latents as LA
 from nestedae_core.model.config import ChainSpec
 from nestedae_core.errors import InputError
@@ -13,8 +12,6 @@ from nestedae_core.model.presets import preset
 from nestedae_core.vocabulary import ETL
 from nestedae_core.data.synthetic import generate
 from nestedae_core.train import cross_validate
-
-needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
 
 
 def _materials_spec(**update) -> ChainSpec:
@@ -26,36 +23,17 @@ def _materials_spec(**update) -> ChainSpec:
 
 
 @pytest.fixture(scope="module")
-def synthetic():
-    data = generate()
-    model = cross_validate(_materials_spec(), tables={"materials": data.materials}, device="cpu").model
-    return data, model
-
-
-@pytest.fixture(scope="module")
 def synthetic_chain():
     data = generate(n_materials=150, n_devices=400)
     model = cross_validate(preset("synthetic", epochs=60, folds=3), tables={"materials": data.materials, "devices": data.devices}, device="cpu").model
     return data, model
 
 
-@pytest.fixture(scope="module")
-def paper():
-    if not data_available():
-        pytest.skip("reference datasets not found")
-    import os
-
-    from _chain_fixtures import REPO
-
-    os.environ.setdefault("NESTEDAE_DATA_DIR", str(REPO.parent / "shared" / "data"))
-    return cross_validate(preset("paper", epochs=60, folds=3), device="cpu")
-
-
 # --------------------------------------------------------------------------- active latents
 
 
-def test_active_latents_recover_the_number_of_true_factors(synthetic) -> None:
-    data, model = synthetic
+def test_active_latents_recover_the_number_of_true_factors(sparse_synthetic) -> None:
+    data, model = sparse_synthetic
     res = LA.active_latents(model, data.materials, 0)
     assert abs(res.n_active - data.truth.n_factors) <= 1, res.n_active_per_member
     assert np.all(np.abs(res.n_active_per_member - data.truth.n_factors) <= 1)
@@ -80,8 +58,8 @@ def test_without_sparsity_every_latent_stays_active() -> None:
 # --------------------------------------------------------------------------- correlations, traversal, PCA
 
 
-def test_latent_correlations_table(synthetic) -> None:
-    data, model = synthetic
+def test_latent_correlations_table(sparse_synthetic) -> None:
+    data, model = sparse_synthetic
     corr = LA.latent_correlations(model, data.materials, 0)
     assert list(corr.index) == model.latent_names(0)
     assert list(corr.columns) == [f"x{j}" for j in range(10)] + ["y1", "y1 (predicted)"]
@@ -106,8 +84,8 @@ def test_correlations_with_categorical_inputs_are_ratios(synthetic_chain) -> Non
     assert ((eta >= 0) & (eta <= 1)).all() and eta.max() > 0.1
 
 
-def test_latent_traversal_decodes_in_raw_units(synthetic) -> None:
-    data, model = synthetic
+def test_latent_traversal_decodes_in_raw_units(sparse_synthetic) -> None:
+    data, model = sparse_synthetic
     row = data.materials.iloc[[3]]
     tr = LA.latent_traversal(model, row, 0, "z1", np.linspace(-1, 1, 5), member=1)
     assert tr["value"].tolist() == pytest.approx(np.linspace(-1, 1, 5).tolist())
@@ -137,8 +115,8 @@ def test_traversal_of_a_device_latent_decodes_categories(synthetic_chain) -> Non
 
 
 @pytest.mark.parametrize("member, width", [(0, 6), (None, 30)])
-def test_pca_projection(synthetic, member, width) -> None:
-    data, model = synthetic
+def test_pca_projection(sparse_synthetic, member, width) -> None:
+    data, model = sparse_synthetic
     pcs = LA.pca_projection(model, data.materials, 0, 3, member=member)
     assert list(pcs.columns) == ["PC1", "PC2", "PC3"] and len(pcs) == len(data.materials)
     evr = pcs.attrs["explained_variance_ratio"]
@@ -150,10 +128,9 @@ def test_pca_projection(synthetic, member, width) -> None:
         LA.pca_projection(model, data.materials, 0, 4)
 
 
-@needs_data
-def test_paper_latent_maps(paper) -> None:
-    model = paper.model
-    table = paper.tables["devices"]
+def test_paper_latent_maps(tiny_paper) -> None:
+    model = tiny_paper.model
+    table = tiny_paper.tables["devices"]
     corr = LA.latent_correlations(model, table, "devices")
     assert ETL in corr.columns and "JV_reverse_scan_PCE" in corr.columns
     pcs = LA.pca_projection(model, table, "devices", 2)
@@ -174,6 +151,19 @@ def test_latent_size_sweep() -> None:
     mae = out.groupby("latent_size")["val_mae"].mean()
     assert mae[4] < mae[1]  # one latent cannot hold three factors
     assert (out["n_active"] <= out["latent_size"]).all()
+
+
+def test_latent_sweep_runs_and_rows_rebuild_the_sweep() -> None:
+    """The sweep split into runs (trained elsewhere, e.g. as jobs) and rows gives the sweep's own table."""
+    from nestedae_core.train import cross_validate
+
+    data = generate(n_materials=120, seed=0)
+    spec = _materials_spec(epochs=20)
+    runs = LA.latent_sweep_runs(spec, [1, 3], folds=2)
+    assert [(r.size, r.stage, r.spec.stages[0].latent_dim, len(r.spec.stages)) for r in runs] == [(1, 0, 1, 1), (3, 0, 3, 1)]
+    rows = [row for r in runs for row in LA.latent_sweep_rows(r, cross_validate(r.spec, tables={"materials": data.materials}, device="cpu"), 0.0)]
+    whole = LA.latent_size_sweep(spec, [1, 3], folds=2, tables={"materials": data.materials})
+    pd.testing.assert_frame_equal(pd.DataFrame(rows).drop(columns="seconds"), whole.drop(columns="seconds"))
 
 
 def test_latent_size_sweep_rejects_an_upstream_stage() -> None:

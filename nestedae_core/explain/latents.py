@@ -45,6 +45,9 @@ __all__ = [
     "latent_traversal",
     "pca_projection",
     "latent_size_sweep",
+    "latent_sweep_runs",
+    "latent_sweep_rows",
+    "SweepRun",
 ]
 
 logger = logging.getLogger(__name__)
@@ -431,44 +434,73 @@ def latent_size_sweep(
     ``n_active`` (see :func:`active_latents`, over the stage's table) and
     ``seconds`` (training time).
     """
-    from ..train.cross_validation import cross_validate
+    from ..train import cross_validate
 
+    rows = []
+    for run in latent_sweep_runs(spec, sizes, seeds, stage=stage, epochs=epochs, folds=folds):
+        t0 = time.perf_counter()
+        res = cross_validate(run.spec, tables=tables, data_dir=data_dir, device=device)
+        rows += latent_sweep_rows(run, res, time.perf_counter() - t0)
+        logger.info("latent size %d seed %d: %s", run.size, run.seed, rows[-1])
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One training run of a latent-size sweep: the chain ``spec`` whose stage ``stage`` has latent size ``size``."""
+
+    size: int
+    seed: int
+    spec: ChainSpec
+    stage: int
+
+
+def latent_sweep_runs(
+    spec: ChainSpec | Callable[[int, int], ChainSpec],
+    sizes: Sequence[int],
+    seeds: Sequence[int] = (0,),
+    *,
+    stage: int = 0,
+    epochs: int | None = None,
+    folds: int | None = None,
+) -> list[SweepRun]:
+    """The runs of :func:`latent_size_sweep` (one per size and seed), to train elsewhere (e.g. as jobs)."""
     sizes = [int(s) for s in sizes]
     seeds = [int(s) for s in seeds]
     if not sizes or any(s < 1 for s in sizes):
         raise InputError("sizes must be a non-empty list of positive integers")
     if not seeds:
         raise InputError("give at least one seed")
-    rows = []
+    runs = []
     for size in sizes:
         for seed in seeds:
             if isinstance(spec, ChainSpec):
-                chain = _sweep_spec(spec, stage, size, seed, epochs, folds)
-                idx = 0
+                runs.append(SweepRun(size, seed, _sweep_spec(spec, stage, size, seed, epochs, folds), 0))
             else:
-                chain = spec(size, seed)
-                idx = stage
-            t0 = time.perf_counter()
-            res = cross_validate(chain, tables=tables, data_dir=data_dir, device=device)
-            secs = time.perf_counter() - t0
-            st = chain.stages[idx]
-            table = res.tables.get(st.name)
-            n_active = active_latents(res.model, table, idx).n_active if table is not None else -1
-            for t in st.target_columns:
-                m = res.metrics[st.name][t]
-                rows.append(
-                    {
-                        "latent_size": size,
-                        "seed": seed,
-                        "target": t,
-                        "val_mae": float(m["mae"]),
-                        "val_mae_std": float(m.get("mae_std", 0.0)),
-                        "n_active": int(n_active),
-                        "seconds": secs,
-                    }
-                )
-            logger.info("latent size %d seed %d: %s", size, seed, rows[-1])
-    return pd.DataFrame(rows)
+                runs.append(SweepRun(size, seed, spec(size, seed), stage))
+    return runs
+
+
+def latent_sweep_rows(run: SweepRun, result: Any, seconds: float) -> list[dict[str, Any]]:
+    """Rows of :func:`latent_size_sweep` for one trained run (``result``: its ``TrainResult``; ``seconds``: its training time)."""
+    st = run.spec.stages[run.stage]
+    table = result.tables.get(st.name)
+    n_active = active_latents(result.model, table, run.stage).n_active if table is not None else -1
+    rows = []
+    for t in st.target_columns:
+        m = result.metrics[st.name][t]
+        rows.append(
+            {
+                "latent_size": run.size,
+                "seed": run.seed,
+                "target": t,
+                "val_mae": float(m["mae"]),
+                "val_mae_std": float(m.get("mae_std", 0.0)),
+                "n_active": int(n_active),
+                "seconds": float(seconds),
+            }
+        )
+    return rows
 
 
 def factor_recovery(latents: np.ndarray, factors: pd.DataFrame, latent_names: list[str] | None = None) -> tuple[pd.DataFrame, pd.Series]:
