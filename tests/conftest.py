@@ -1,11 +1,27 @@
-"""Shared pytest fixtures (keep this file small; add fixtures below the existing ones).
+"""Shared pytest fixtures; no test module imports fixtures from another.
 
-* ``data_dir``: the folder holding the reference datasets (``$NESTEDAE_DATA_DIR``,
-  else ``<repo>/../shared/data``); sets ``NESTEDAE_DATA_DIR`` to it for the test
-  and skips the test when the folder is absent.
+Data
+* ``data_dir`` (session): the folder holding the reference datasets
+  (``$NESTEDAE_DATA_DIR``, else ``<repo>/../shared/data``); sets
+  ``NESTEDAE_DATA_DIR`` to it for the rest of the session and skips every test
+  that asks for it when a reference dataset is missing there.
+* ``offline``: downloads fail (only ``file://`` URLs may be opened); returns the guarded opener.
 * ``no_data_env``: no dataset anywhere: ``NESTEDAE_DATA_DIR`` and
-  ``NESTEDAE_CACHE_DIR`` point at empty temporary folders and downloads fail
-  (only ``file://`` URLs may be opened).
+  ``NESTEDAE_CACHE_DIR`` point at empty temporary folders, and ``offline``.
+
+Models, trained once per session and shared by every module (treat them as read-only)
+* ``tiny_paper``: the paper chain (40 epochs, 5 folds) on the reference data.
+* ``tiny_synthetic``: the synthetic chain (30 epochs, 3 folds).
+* ``sparse_synthetic``: ``(data, model)``: the synthetic dataset and a one-stage
+  chain on its materials with sparse latents.
+
+Dashboard
+* ``default_model`` (session): the app's default model: the shipped bundle, or
+  ``tiny_paper`` saved as a bundle and named by ``NESTEDAE_DEFAULT_MODEL``.
+* ``app_env``: an empty models folder (returned) and the data folder, when present.
+
+The helpers that drive the dashboard (``open_app``, ``texts``, ...) are in
+tests/app_driver.py.
 """
 from __future__ import annotations
 
@@ -13,45 +29,65 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR_ENV = "NESTEDAE_DATA_DIR"
 CACHE_DIR_ENV = "NESTEDAE_CACHE_DIR"
+#: the files of the data folder (every file of the dataset registry)
+REFERENCE_DATASETS = (
+    "PSC_bandgaps_dataset.csv", "PBE_data.csv", "HSE_data.csv", "PSC_efficiencies_dataset.csv", "Elem_prop.xlsx",
+)
 
 if str(REPO) not in sys.path:  # the dashboard's `app` package is a plain folder at the repo root
     sys.path.insert(0, str(REPO))
 
 
-def shared_data_dir() -> Path:
-    """``$NESTEDAE_DATA_DIR`` or ``<repo>/../shared/data`` (may not exist)."""
-    return Path(os.environ.get(DATA_DIR_ENV) or REPO.parent / "shared" / "data")
+def _reference_data_dir() -> Path | None:
+    """``$NESTEDAE_DATA_DIR`` or ``<repo>/../shared/data`` when it holds every reference dataset, else None."""
+    path = Path(os.environ.get(DATA_DIR_ENV) or REPO.parent / "shared" / "data")
+    return path if all((path / name).is_file() for name in REFERENCE_DATASETS) else None
 
 
-@pytest.fixture
-def data_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The dataset folder; ``NESTEDAE_DATA_DIR`` is set to it. Skips when it is absent."""
-    path = shared_data_dir()
-    if not (path / "PSC_efficiencies_dataset.csv").is_file():
-        pytest.skip(f"reference datasets not found in {path}; set {DATA_DIR_ENV} to the folder holding them")
-    monkeypatch.setenv(DATA_DIR_ENV, str(path))
-    return path
+# --------------------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    """The reference dataset folder; ``NESTEDAE_DATA_DIR`` is set to it. Skips when a dataset is absent."""
+    path = _reference_data_dir()
+    if path is None:
+        where = os.environ.get(DATA_DIR_ENV) or REPO.parent / "shared" / "data"
+        pytest.skip(f"reference datasets ({', '.join(REFERENCE_DATASETS)}) not found in {where}; "
+                    f"set {DATA_DIR_ENV} to the folder holding them")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(DATA_DIR_ENV, str(path))
+        yield path
 
 
 _real_urlopen = urllib.request.urlopen
 
 
-def _offline_urlopen(url, *args, **kwargs):
+def _offline_urlopen(url, *args, **kwargs):  # type: ignore[no-untyped-def]
     target = url.full_url if isinstance(url, urllib.request.Request) else str(url)
     if not target.startswith("file:"):
-        raise urllib.error.URLError("network disabled in tests (no_data_env)")
+        raise urllib.error.URLError("network disabled in tests")
     return _real_urlopen(url, *args, **kwargs)
 
 
 @pytest.fixture
-def no_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def offline(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Downloads fail: ``urllib.request.urlopen`` opens only ``file://`` URLs; returns that guarded opener."""
+    monkeypatch.setattr(urllib.request, "urlopen", _offline_urlopen)
+    return _offline_urlopen
+
+
+@pytest.fixture
+def no_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: Callable[..., Any]) -> Path:
     """Empty data folder and cache, downloads blocked; returns the (empty) data folder."""
     empty = tmp_path / "no-data"
     cache = tmp_path / "no-cache"
@@ -59,5 +95,77 @@ def no_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache.mkdir()
     monkeypatch.setenv(DATA_DIR_ENV, str(empty))
     monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
-    monkeypatch.setattr(urllib.request, "urlopen", _offline_urlopen)
     return empty
+
+
+# --------------------------------------------------------------------------- models trained once per session
+
+
+@pytest.fixture(scope="session")
+def tiny_paper(data_dir: Path):  # type: ignore[no-untyped-def]
+    """The paper chain trained for 40 epochs (5 folds): a ``CrossValidationResult``."""
+    from nestedae_core.model.presets import preset
+    from nestedae_core.train import cross_validate
+
+    return cross_validate(preset("paper", epochs=40, seed=0), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic():  # type: ignore[no-untyped-def]
+    """The synthetic chain trained for 30 epochs (3 folds; no dataset needed): a ``CrossValidationResult``."""
+    from nestedae_core.model.presets import preset
+    from nestedae_core.train import cross_validate
+
+    return cross_validate(preset("synthetic", epochs=30, folds=3), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def sparse_synthetic():  # type: ignore[no-untyped-def]
+    """``(data, model)``: ``generate()`` and its materials stage alone with sparse latents.
+
+    L1 3.0 on the mean |encoder weight|, reconstruction weight 0.1, 600 epochs,
+    5 folds (the preset's L1 1e-2 leaves all 6 latents active).
+    """
+    from nestedae_core.data.synthetic import generate
+    from nestedae_core.model.config import ChainSpec
+    from nestedae_core.model.presets import preset
+    from nestedae_core.train import cross_validate
+
+    data = generate()
+    stage = preset("synthetic").stages[0].model_copy(update={"l1": 3.0, "reconstruction_weight": 0.1, "epochs": 600})
+    spec = ChainSpec(name="synthetic-materials", stages=[stage], folds=5)
+    return data, cross_validate(spec, tables={"materials": data.materials}, device="cpu").model
+
+
+# --------------------------------------------------------------------------- dashboard
+
+
+@pytest.fixture(scope="session")
+def default_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Path of the app's default model: the shipped bundle, or ``tiny_paper`` saved here (needs the data)."""
+    from app import model_state
+    from nestedae_core import store
+
+    env = os.environ.get(model_state.DEFAULT_MODEL_ENV)
+    if env and Path(env).is_dir():
+        yield Path(env)
+    elif store.default_bundle_path().is_dir():
+        yield store.default_bundle_path()
+    else:
+        path = store.save_bundle(request.getfixturevalue("tiny_paper"), tmp_path_factory.mktemp("default-model") / "tiny-paper")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(model_state.DEFAULT_MODEL_ENV, str(path))
+            yield path
+
+
+@pytest.fixture
+def app_env(default_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Empty models folder (returned) and the data folder, when present."""
+    from nestedae_core import store
+
+    models = tmp_path / "models"
+    monkeypatch.setenv(store.MODELS_DIR_ENV, str(models))
+    data = _reference_data_dir()
+    if data is not None:
+        monkeypatch.setenv(DATA_DIR_ENV, str(data))
+    return models

@@ -1,14 +1,14 @@
 """AppTest tests of the Train, Predict, Screen and Compare pages and of app/model_state.py.
 
 The whole app runs from ``streamlit_app.py`` and ``at.switch_page`` moves to a
-page (as in tests/test_app_pages.py). The default model is the shipped bundle;
+page (helpers in tests/app_driver.py). The default model is the shipped bundle;
 when it is missing, a tiny one is trained once per session and named by
-``NESTEDAE_DEFAULT_MODEL``. Saved models go to a temporary ``NESTEDAE_MODELS_DIR``.
+``NESTEDAE_DEFAULT_MODEL`` (the ``default_model`` and ``app_env`` fixtures of
+tests/conftest.py). Saved models go to a temporary ``NESTEDAE_MODELS_DIR``.
 """
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import types
@@ -19,77 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 import nestedae_core
 from app import model_state
+from app_driver import exceptions, n_plots, open_app, texts
 from nestedae_core import store
-
-REPO = Path(__file__).resolve().parents[1]
-ENTRY = str(REPO / "streamlit_app.py")
-TIMEOUT = 180
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("NESTEDAE_DATA_DIR") or REPO.parent / "shared" / "data")
-
-
-@pytest.fixture(scope="session")
-def default_model(tmp_path_factory) -> Path:
-    """Path of the default model: the shipped bundle, or a tiny one trained here (needs the data)."""
-    env = os.environ.get(model_state.DEFAULT_MODEL_ENV)
-    if env and Path(env).is_dir():
-        yield Path(env)
-        return
-    if store.default_bundle_path().is_dir():
-        yield store.default_bundle_path()
-        return
-    data = _data_dir()
-    if not (data / "PSC_efficiencies_dataset.csv").is_file():
-        pytest.skip(f"no shipped default model and no data in {data} to train one")
-    from nestedae_core import train
-    from nestedae_core.model import presets as presets
-
-    old = {k: os.environ.get(k) for k in ("NESTEDAE_DATA_DIR", model_state.DEFAULT_MODEL_ENV)}
-    os.environ["NESTEDAE_DATA_DIR"] = str(data)
-    path = tmp_path_factory.mktemp("default-model") / "tiny-paper"
-    store.save_bundle(train.cross_validate(presets.preset("paper", epochs=30), device="cpu"), path)
-    os.environ[model_state.DEFAULT_MODEL_ENV] = str(path)
-    yield path
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-@pytest.fixture
-def app_env(default_model, tmp_path, monkeypatch) -> Path:
-    """Empty models folder (returned) and the data folder, when present."""
-    models = tmp_path / "models"
-    monkeypatch.setenv(store.MODELS_DIR_ENV, str(models))
-    if (_data_dir() / "PSC_efficiencies_dataset.csv").is_file():
-        monkeypatch.setenv("NESTEDAE_DATA_DIR", str(_data_dir()))
-    return models
-
-
-def open_app(page: str) -> AppTest:
-    at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, _exceptions(at)
-    return at
-
-
-def _exceptions(at: AppTest) -> str:
-    return "\n".join(str(e.value) + "\n" + "\n".join(e.stack_trace) for e in at.exception)
-
-
-def texts(at: AppTest) -> str:
-    parts = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "error", "warning", "info", "success"):
-        parts.extend(str(el.value) for el in getattr(at, kind))
-    return "\n".join(parts)
-
-
-def n_plots(at: AppTest) -> int:
-    return len(at.get("plotly_chart"))
 
 
 # --------------------------------------------------------------------------- model_state (no page)
@@ -150,7 +81,7 @@ def test_predict_shows_numbers_with_units(app_env):
 def test_predict_invalid_formula_is_a_specific_message(app_env):
     at = open_app("pages/predict.py")
     at.text_input(key="predict.formula").input("MAPbX3").run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     errors = " ".join(e.value for e in at.error)
     assert "unknown species" in errors
     assert "Still showing the last valid composition" in texts(at)
@@ -162,7 +93,7 @@ def test_predict_invalid_formula_is_a_specific_message(app_env):
 def test_predict_out_of_domain_warning(app_env):
     at = open_app("pages/predict.py")
     at.text_input(key="predict.formula").input("KBaCl3").run()  # no device was ever made of it
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     warning = " ".join(w.value for w in at.warning)
     assert "Outside the training domain" in warning and "devices" in warning
 
@@ -189,7 +120,7 @@ def test_predict_follows_the_shared_composition(app_env):
     at = open_app("pages/compose.py")
     at.text_input(key="compose.formula").input("FAPbI3").run()
     at.switch_page("pages/predict.py").run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     assert at.text_input(key="predict.formula").value == "FAPbI3"
     at.text_input(key="predict.formula").input("CsPbI3").run()
     assert at.query_params.get("formula") == "CsPbI3"
@@ -207,9 +138,7 @@ def test_predict_stack_choice_changes_pce(app_env):
     assert len(values) > 1
 
 
-def test_predict_nearest_devices(app_env):
-    if not (_data_dir() / "PSC_efficiencies_dataset.csv").is_file():
-        pytest.skip("device data missing")
+def test_predict_nearest_devices(app_env, data_dir):
     at = open_app("pages/predict.py")
     near = at.dataframe[-1].value
     assert "measured PCE (%)" in near.columns and "ETL" in near.columns
@@ -233,7 +162,7 @@ def test_screen_runs_and_times(app_env):
     at.slider(key="screen.tol").set_value((0.6, 1.2)).run()
     assert "726 candidates" in texts(at)
     at.button(key="screen.run").click().run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     done = " ".join(s.value for s in at.success)
     assert "Screened **726** candidates in **" in done and " s**" in done and "ms per candidate" in done
     table = at.dataframe[0].value
@@ -346,7 +275,7 @@ def _wait_for_results(at: AppTest, timeout: float = 240) -> None:
         # the polled status panel may lag the results by one poll: wait for both
         if any("Cross-validation results" in s.value for s in at.subheader) and any("Finished in" in s.value for s in at.success):
             return
-        assert not at.exception, _exceptions(at)
+        assert not at.exception, exceptions(at)
         assert not at.error, [e.value for e in at.error]
         time.sleep(0.3)
         at.run()
@@ -361,7 +290,7 @@ def test_tiny_training_run_saved_and_made_active(app_env):
     at.number_input(key="train.synthetic.devices.epochs").set_value(5)
     at.text_input(key="train.synthetic.name").input("tiny-ui-run")
     at.button(key="train.synthetic.submit").click().run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     assert not at.error, [e.value for e in at.error]
     job_id = at.session_state["train.selected_job"]
     _wait_for_results(at)
@@ -371,7 +300,7 @@ def test_tiny_training_run_saved_and_made_active(app_env):
     assert len(fold_tables) == 2 and list(fold_tables[0]["fold"])[-1] == "mean ± sd"
     # save (made active by default) and find it in the model list
     at.button(key=f"train.save_btn.{job_id}").click().run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     saved = app_env / "tiny-ui-run"
     assert (saved / "manifest.json").is_file()
     assert any("Saved model `tiny-ui-run`" in s.value for s in at.success)
@@ -384,12 +313,12 @@ def test_tiny_training_run_saved_and_made_active(app_env):
     assert any("already exists" in e.value for e in at.error)
     # the active model is used on Predict: a synthetic model takes no composition
     at.switch_page("pages/predict.py").run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     assert any("cannot predict from a composition" in i.value for i in at.info)
     # back to the default model from the picker
     default = at.selectbox(key="predict.model_picker").options[0]
     at.selectbox(key="predict.model_picker").set_value(default).run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     assert any(m.label.startswith("band gap") for m in at.metric)
 
 
@@ -398,7 +327,7 @@ def test_invalid_training_settings_are_messages(app_env):
     at.selectbox(key="train.preset").set_value("synthetic").run()
     at.text_input(key="train.synthetic.materials.encoder_hidden").input("64, lots")
     at.button(key="train.synthetic.submit").click().run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     assert any("is not a list of layer sizes" in e.value for e in at.error)
     at.text_input(key="train.synthetic.materials.encoder_hidden").input("")
     at.text_input(key="train.synthetic.name").input("bad name!")
@@ -410,11 +339,11 @@ def test_invalid_training_settings_are_messages(app_env):
 def test_device_stack_is_shared_by_predict_and_explain_and_survives_page_switches(app_env):
     at = open_app("pages/predict.py")
     at.selectbox(key="predict.etl").set_value("SnO2-c").run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     at.switch_page("pages/compose.py").run()
     at.switch_page("pages/predict.py").run()
     assert at.selectbox(key="predict.etl").value == "SnO2-c"
     at.switch_page("pages/explain.py").run()
-    assert not at.exception, _exceptions(at)
+    assert not at.exception, exceptions(at)
     etl_boxes = [b for b in at.selectbox if b.label.startswith("Electron transport layer")]
     assert etl_boxes and etl_boxes[0].value == "SnO2-c"

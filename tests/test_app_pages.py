@@ -6,48 +6,15 @@ a page (streamlit 1.67 supports this with ``st.navigation``).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import navigation, ui
+from app_driver import exceptions, n_plots, open_app, texts
 from nestedae_core.chemistry.composition import parse_formula
 
-REPO = Path(__file__).resolve().parents[1]
-ENTRY = str(REPO / "streamlit_app.py")
-TIMEOUT = 120
 TRIPLE = "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
-
-
-def open_app(page: str | None = None, query: dict[str, str] | None = None) -> AppTest:
-    """Run the app (Home first), then switch to ``page`` (e.g. ``"pages/compose.py"``) and run it."""
-    at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT)
-    if query:
-        at.query_params.update(query)
-    at.run()
-    assert not at.exception, _exceptions(at)
-    if page:
-        at.switch_page(page).run()
-        assert not at.exception, _exceptions(at)
-    return at
-
-
-def _exceptions(at: AppTest) -> str:
-    return "\n".join(str(e.value) + "\n" + "\n".join(e.stack_trace) for e in at.exception)
-
-
-def texts(at: AppTest) -> str:
-    """All visible text of the run (titles, headers, markdown, captions, alerts) in one string."""
-    parts = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "error", "warning", "info", "success"):
-        parts.extend(str(el.value) for el in getattr(at, kind))
-    return "\n".join(parts)
-
-
-def n_plots(at: AppTest) -> int:
-    return len(at.get("plotly_chart"))
 
 
 # --------------------------------------------------------------------------- navigation (no Streamlit run)
@@ -181,7 +148,7 @@ def test_data_page_every_dataset_renders(data_dir):
     for name in at.selectbox(key="data.dataset").options:
         key = name.split(":")[0]
         at.selectbox(key="data.dataset").set_value(key).run()
-        assert not at.exception, (key, _exceptions(at))
+        assert not at.exception, (key, exceptions(at))
         assert n_plots(at) <= 8
 
 

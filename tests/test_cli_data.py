@@ -7,34 +7,19 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from nestedae_core import cli, data
 
-REPO = Path(__file__).resolve().parents[1]
-REAL_DATA_DIR = Path(os.environ.get(data.DATA_DIR_ENV) or REPO.parent / "shared" / "data")
-
-_real_urlopen = urllib.request.urlopen
-
-
-def _guarded_urlopen(url, *args, **kwargs):
-    target = url.full_url if isinstance(url, urllib.request.Request) else str(url)
-    if not target.startswith("file:"):
-        raise urllib.error.URLError("network disabled in tests")
-    return _real_urlopen(url, *args, **kwargs)
-
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
+def isolated(tmp_path, monkeypatch, offline):
     """Only the data command, empty cache, no data dir, no network."""
     monkeypatch.setattr(cli, "COMMAND_MODULES", ("data_cmd",))
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(urllib.request, "urlopen", _guarded_urlopen)
     data.reset_caches()
     yield
     data.reset_caches()
@@ -76,16 +61,14 @@ def test_list_all_missing(capsys):
     assert "nestedae data fetch mhp-pbe" in out and data.DATA_DIR_ENV in out
 
 
-def test_list_json_with_real_data(capsys, monkeypatch):
-    if not (REAL_DATA_DIR / "PBE_data.csv").is_file():
-        pytest.skip("real data not available")
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(REAL_DATA_DIR))
+def test_list_json_with_real_data(capsys, monkeypatch, data_dir):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
     rc, out, _ = run(capsys, "data", "list", "--json")
     assert rc == 0
     rows = {row["name"]: row for row in json.loads(out)}
     assert set(rows) == set(data.REGISTRY)
     pbe = rows["mhp-pbe"]
-    assert pbe["available"] is True and pbe["path"] == str(REAL_DATA_DIR / "PBE_data.csv")
+    assert pbe["available"] is True and pbe["path"] == str(data_dir / "PBE_data.csv")
     assert pbe["rows"] == 570 and pbe["doi"] == "10.1039/D1EE02971A" and pbe["url"].endswith("PBE_data.csv")
 
 
@@ -150,7 +133,7 @@ def test_path_missing_in_subprocess_has_no_traceback(tmp_path):
 # --------------------------------------------------------------------------- fetch
 
 
-def test_fetch_file_url(capsys, tmp_path, monkeypatch):
+def test_fetch_file_url(capsys, tmp_path, monkeypatch, offline):
     payload = b"a,b\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(20_000))
     info = serve(monkeypatch, tmp_path, "mhp-pbe", payload)
     rc, out, err = run(capsys, "data", "fetch", "mhp-pbe")
@@ -160,7 +143,7 @@ def test_fetch_file_url(capsys, tmp_path, monkeypatch):
     assert "Traceback" not in err
 
     opened = []
-    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: opened.append(a) or _guarded_urlopen(*a, **k))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: opened.append(a) or offline(*a, **k))
     rc, out, _ = run(capsys, "data", "fetch", "mhp-pbe")
     assert rc == 0 and "already present" in out and opened == []
     rc, out, _ = run(capsys, "data", "fetch", "mhp-pbe", "--force")

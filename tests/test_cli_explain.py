@@ -2,28 +2,18 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 
-from _chain_fixtures import REPO, data_available
 from nestedae_core.cli import main
-from nestedae_core.model.presets import preset
-from nestedae_core.store import load_bundle, save_bundle
-from nestedae_core.train import cross_validate
 from nestedae_core.query import query_frame
-
-needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
+from nestedae_core.store import load_bundle, save_bundle
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    if not data_available():
-        pytest.skip("reference datasets not found")
-    os.environ.setdefault("NESTEDAE_DATA_DIR", str(REPO.parent / "shared" / "data"))
-    res = cross_validate(preset("paper", epochs=60, folds=3), device="cpu")
-    return save_bundle(res, tmp_path_factory.mktemp("explain") / "paper")
+def bundle(tiny_paper, tmp_path_factory):
+    return save_bundle(tiny_paper, tmp_path_factory.mktemp("explain") / "paper")
 
 
 def _scales(path) -> dict[str, float]:
@@ -31,7 +21,6 @@ def _scales(path) -> dict[str, float]:
     return {"bandgap": float(model.prep[0].target_scale.mean()), "pce": float(model.prep[-1].target_scale.mean())}
 
 
-@needs_data
 def test_explain_json_adds_up(bundle, capsys) -> None:
     assert main(["explain", "MAPbI3", "--etl", "SnO2-np", "--htl", "PTAA", "--model", str(bundle), "--json"]) == 0
     js = json.loads(capsys.readouterr().out)
@@ -50,7 +39,6 @@ def test_explain_json_adds_up(bundle, capsys) -> None:
     assert js["pce"]["prediction"] == pytest.approx(model.predict_stage(1, q).mean[0, 0], abs=1e-3)
 
 
-@needs_data
 def test_explain_text_lists_top_attributions(bundle, capsys) -> None:
     assert main(["explain", "FAPbI3", "--model", str(bundle), "--top", "3"]) == 0
     out = capsys.readouterr().out
@@ -66,7 +54,6 @@ def test_explain_text_lists_top_attributions(bundle, capsys) -> None:
     assert " eV" in out and " %" in out and "more feature(s)" in out
 
 
-@needs_data
 @pytest.mark.parametrize("method", ["exact", "gradient"])
 def test_explain_methods(bundle, capsys, method: str) -> None:
     assert main(["explain", "CsPbI3", "--model", str(bundle), "--json", "--method", method]) == 0

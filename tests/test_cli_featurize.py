@@ -11,8 +11,6 @@ from nestedae_core.cli import main
 from nestedae_core.chemistry.composition import IONS
 from nestedae_core.chemistry.features import DESCRIPTORS, FEATURE_COLUMNS
 
-from _helpers import data_path
-
 
 def assert_one_line_error(err: str, *fragments: str) -> None:
     lines = err.strip().splitlines()
@@ -136,8 +134,8 @@ def test_csv_mode_unusable_files(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_csv_mode_on_device_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    source = data_path("PSC_efficiencies_dataset.csv")
+def test_csv_mode_on_device_dataset(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = data_dir / "PSC_efficiencies_dataset.csv"
     target = tmp_path / "devices.csv"
     code = main(["featurize", "--csv", str(source), "--formula-column", "Perovskite_composition_long_form", "--out", str(target)])
     assert code == 0

@@ -1,16 +1,14 @@
 """Tests of nestedae_core.data: registry, lookup, checksums, fetch, load, schema, status.
 
-No test touches the network: an autouse fixture replaces ``urllib.request.urlopen``
-with a guard that only lets ``file://`` URLs through. Real datasets are read from
-``$NESTEDAE_DATA_DIR`` (default ``<repo>/../shared/data``); those tests skip when
-the folder is absent.
+No test touches the network: an autouse fixture uses the ``offline`` fixture
+(``urllib.request.urlopen`` lets only ``file://`` URLs through). Real datasets are
+read from the ``data_dir`` fixture; those tests skip when the folder is absent.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import os
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -21,28 +19,15 @@ from nestedae_core import data
 from nestedae_core.data import download, files, loading
 from nestedae_core.errors import DataError, DataMissingError, NestedAEError, SchemaError
 
-REPO = Path(__file__).resolve().parents[1]
-REAL_DATA_DIR = Path(os.environ.get(data.DATA_DIR_ENV) or REPO.parent / "shared" / "data")
-
-_real_urlopen = urllib.request.urlopen
-
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _guarded_urlopen(url, *args, **kwargs):
-    target = url.full_url if isinstance(url, urllib.request.Request) else str(url)
-    if not target.startswith("file:"):
-        raise urllib.error.URLError("network disabled in tests")
-    return _real_urlopen(url, *args, **kwargs)
-
-
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
+def isolated(tmp_path, monkeypatch, offline):
     """Empty cache, no data dir, no network, fresh in-process caches."""
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(urllib.request, "urlopen", _guarded_urlopen)
     data.reset_caches()
     yield
     data.reset_caches()
@@ -71,13 +56,6 @@ def fake_dataset(monkeypatch, tmp_path, name: str = "mhp-pbe", columns=("a", "b"
     return info, source
 
 
-def require_real(filename: str) -> Path:
-    path = REAL_DATA_DIR / filename
-    if not path.is_file():
-        pytest.skip(f"real dataset {path} not available")
-    return path
-
-
 # --------------------------------------------------------------------------- registry
 
 
@@ -88,7 +66,7 @@ def test_registry_has_documented_datasets():
         assert info.kind in ("file", "generated")
         assert info.citation and info.license and info.title
         if info.kind == "file":
-            assert len(info.sha256) == 64 and int(info.sha256, 16) >= 0
+            assert len(info.sha256) == 64 and set(info.sha256) <= set("0123456789abcdef")
             assert info.url.startswith("https://raw.githubusercontent.com/") and info.url.endswith(info.filename)
             assert info.rows and info.rows > 0
             assert info.doi.startswith("10.")
@@ -259,10 +237,10 @@ def test_fetch_file_url_writes_atomically_and_verifies(tmp_path, monkeypatch):
     assert data.locate("mhp-pbe") == path
 
 
-def test_fetch_skips_verified_copy_unless_forced(tmp_path, monkeypatch):
+def test_fetch_skips_verified_copy_unless_forced(tmp_path, monkeypatch, offline):
     fake_dataset(monkeypatch, tmp_path)
     opened = []
-    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: opened.append(a) or _guarded_urlopen(*a, **k))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: opened.append(a) or offline(*a, **k))
     first = data.fetch("mhp-pbe")
     assert data.fetch("mhp-pbe") == first and len(opened) == 1
     assert data.fetch("mhp-pbe", force=True) == first and len(opened) == 2
@@ -423,10 +401,10 @@ def test_load_unparseable_file(tmp_path):
         ("elem-prop", 12, 15),
     ],
 )
-def test_load_real_dataset(name, n_rows, n_cols, monkeypatch):
+def test_load_real_dataset(name, n_rows, n_cols, monkeypatch, data_dir):
     info = data.dataset_info(name)
-    path = require_real(info.filename)
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(REAL_DATA_DIR))
+    path = data_dir / info.filename
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
     assert data.file_sha256(path) == info.sha256
     assert data.locate(name) == path
     df = data.load(name, download=False)
@@ -437,18 +415,16 @@ def test_load_real_dataset(name, n_rows, n_cols, monkeypatch):
         assert pd.api.types.is_numeric_dtype(df[target])
 
 
-def test_real_psc_devices_has_canonical_x_weight(monkeypatch):
-    require_real("PSC_efficiencies_dataset.csv")
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(REAL_DATA_DIR))
+def test_real_psc_devices_has_canonical_x_weight(monkeypatch, data_dir):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
     df = data.load("psc-devices", download=False)
     assert "X_atom_wt" in df.columns and "X_at_wt" in df.columns
     assert df["X_at_wt"].equals(df["X_atom_wt"])
     assert df["Perovskite_band_gap"].notna().sum() == 1429
 
 
-def test_real_phase_columns_are_one_hot(monkeypatch):
-    require_real("PBE_data.csv")
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(REAL_DATA_DIR))
+def test_real_phase_columns_are_one_hot(monkeypatch, data_dir):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
     df = data.load("mhp-pbe", download=False)
     assert (df[["Cubic", "Tetra", "Ortho", "Hex"]].sum(axis=1) == 1).all()
 

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _chain_fixtures import data_available
 from nestedae_core import explain as E
 from nestedae_core.model.config import ChainSpec
 from nestedae_core.errors import InputError, SchemaError
@@ -16,7 +15,7 @@ from nestedae_core.data.synthetic import generate
 from nestedae_core.train import cross_validate
 from nestedae_core.query import query_frame
 
-needs_data = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
+needs_data = pytest.mark.usefixtures("data_dir")
 
 #: exact explanations: |base + sum - prediction| <= ADD_TOL x the output's scale
 ADD_TOL = 1e-4
@@ -32,14 +31,7 @@ def _scale(model, stage: int = -1) -> float:
 
 
 @pytest.fixture(scope="module")
-def paper():
-    if not data_available():
-        pytest.skip("reference datasets not found")
-    import os
-
-    from _chain_fixtures import REPO
-
-    os.environ.setdefault("NESTEDAE_DATA_DIR", str(REPO.parent / "shared" / "data"))
+def paper(data_dir):
     return cross_validate(preset("paper", epochs=150), device="cpu").model
 
 
@@ -55,13 +47,6 @@ def _synthetic_materials_spec(extra: tuple[str, ...] = (), **update) -> ChainSpe
     if extra:
         upd["numeric_inputs"] = list(st.numeric_inputs) + list(extra)
     return ChainSpec(name="synthetic-materials", stages=[st.model_copy(update=upd)], folds=5)
-
-
-@pytest.fixture(scope="module")
-def synthetic():
-    data = generate()
-    model = cross_validate(_synthetic_materials_spec(), tables={"materials": data.materials}, device="cpu").model
-    return data, model
 
 
 @pytest.fixture(scope="module")
@@ -239,11 +224,11 @@ def test_explainer_comparison_lists_every_method(paper, queries) -> None:
 
 
 @needs_data
-def test_auto_picks_by_measured_cost(paper, queries, synthetic) -> None:
+def test_auto_picks_by_measured_cost(paper, queries, sparse_synthetic) -> None:
     assert E.explain_bandgap(paper, queries.iloc[:1]).explainer == "permutation"  # 2^15 x 32 rows: too slow for exact
     big_budget = E.ExplainSettings(auto_exact_rows=1 << 30)
     assert E.explain_bandgap(paper, queries.iloc[:1], settings=big_budget).explainer == "exact"
-    data, model = synthetic
+    data, model = sparse_synthetic
     assert E.explain_bandgap(model, data.materials.iloc[:2]).explainer == "exact"  # 10 features
 
 
@@ -281,14 +266,14 @@ def test_errors_are_one_line_input_errors(paper, queries) -> None:
         E.explain_chain(paper, queries.iloc[:1], method="exact", settings=E.ExplainSettings(exact_max_rows=1 << 18))
 
 
-def test_single_stage_model_has_no_pce(synthetic) -> None:
-    data, model = synthetic
+def test_single_stage_model_has_no_pce(sparse_synthetic) -> None:
+    data, model = sparse_synthetic
     with pytest.raises(InputError, match="single stage"):
         E.explain_pce(model, data.materials.iloc[:2])
 
 
-def test_global_numpy_random_state_is_left_alone(synthetic) -> None:
-    data, model = synthetic
+def test_global_numpy_random_state_is_left_alone(sparse_synthetic) -> None:
+    data, model = sparse_synthetic
     np.random.seed(123)
     expected = np.random.rand()
     np.random.seed(123)
@@ -299,9 +284,9 @@ def test_global_numpy_random_state_is_left_alone(synthetic) -> None:
 # --------------------------------------------------------------------------- synthetic ground truth
 
 
-def test_exact_shap_ranks_relevant_features_first(synthetic) -> None:
+def test_exact_shap_ranks_relevant_features_first(sparse_synthetic) -> None:
     """Every truly relevant material feature gets a larger mean |SHAP| than every noise feature."""
-    data, model = synthetic
+    data, model = sparse_synthetic
     att = E.explain_bandgap(model, data.materials.iloc[:30], method="exact")
     assert att.explainer == "exact" and att.additivity_error() <= ADD_TOL * _scale(model, 0)
     imp = att.mean_abs()

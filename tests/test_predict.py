@@ -4,16 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _chain_fixtures import data_available, tiny_paper
 from nestedae_core.errors import CompositionError, InputError
 from nestedae_core.predict import line_scan, predict_composition, screen
 
-pytestmark = pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
-
 
 @pytest.fixture(scope="module")
-def model():
-    return tiny_paper().model
+def model(tiny_paper):
+    return tiny_paper.model
 
 
 def test_query_json_has_the_documented_keys(model) -> None:

@@ -8,14 +8,13 @@ import shutil
 import numpy as np
 import pytest
 
-from _chain_fixtures import data_available, tiny_synthetic
 from nestedae_core import store
 from nestedae_core.errors import BundleError
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    r = tiny_synthetic()
+def bundle(tiny_synthetic, tmp_path_factory):
+    r = tiny_synthetic
     path = store.save_bundle(r, tmp_path_factory.mktemp("b") / "syn")
     return r, path
 
@@ -128,7 +127,6 @@ def test_default_bundle_ships_and_loads() -> None:
     assert 5.0 < res.targets["JV_reverse_scan_PCE"]["mean"] < 25.0
 
 
-@pytest.mark.skipif(not data_available(), reason="reference datasets not found (set NESTEDAE_DATA_DIR)")
 def test_default_bundle_metrics_match_a_re_evaluation(data_dir) -> None:
     """The shipped model's recorded fold metrics are reproduced from its weights and the data."""
     from nestedae_core.data.tables import check_stage_table, load_chain_tables

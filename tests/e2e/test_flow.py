@@ -15,9 +15,10 @@ Streamlit session) shared by the steps, in order:
    its cross-validation metrics, saved as ``e2e-tiny`` and made active; the
    saved model is listed and used by Predict.
 
-Predict and Explain skip when Compose failed (they share its session). Reuses the
-helpers of :mod:`tests.e2e.test_browser`. Needs the playwright Python package,
-Debian's ``/usr/bin/chromium`` and the reference datasets; skips otherwise.
+Predict and Explain skip when Compose failed (they share its session). Uses the
+helpers of tests/app_driver.py and the ``browser`` of tests/e2e/conftest.py.
+Needs the playwright Python package, Debian's ``/usr/bin/chromium`` and the
+reference datasets; skips otherwise.
 Screenshots (``flow-*.png``) go to ``$NESTEDAE_SCREENSHOT_DIR`` (default: a
 temporary folder).
 """
@@ -31,13 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from app_driver import (
     DEFAULT_TIMEOUT_MS,
-    TRIPLE,
-    _data_dir,
-    _require_browser,
     assert_no_exception,
     fill_text_input,
     goto_page,
@@ -52,6 +48,7 @@ pytestmark = pytest.mark.slow
 
 MODEL_NAME = "e2e-tiny"
 NEW_ETL = "SnO2-c"
+TRIPLE = "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
 #: The first SHAP call compiles (numba) for ~10 s on a busy 2-core machine; tiny training takes a few s.
 EXPLAIN_TIMEOUT_MS = 120_000
 TRAIN_TIMEOUT_MS = 150_000
@@ -74,35 +71,21 @@ class Flow:
 
 
 @pytest.fixture(scope="module")
-def flow(tmp_path_factory) -> Iterator[Flow]:
-    """Own server (models in a temporary folder), one browser, one page (one session) for every step."""
-    _require_browser()
-    if not (_data_dir() / "PSC_efficiencies_dataset.csv").is_file():
-        pytest.skip(f"reference datasets not found in {_data_dir()}; set NESTEDAE_DATA_DIR")
-    from playwright.sync_api import sync_playwright
-
+def flow(browser, data_dir, tmp_path_factory) -> Iterator[Flow]:
+    """Own server (models in a temporary folder), one page (one session) for every step."""
     server_dir = tmp_path_factory.mktemp("flow-server")
     models_dir = server_dir / "models"
     models_dir.mkdir()
     shots = Path(os.environ.get("NESTEDAE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("flow-shots"))
     shots.mkdir(parents=True, exist_ok=True)
-    with running_app(server_dir, NESTEDAE_MODELS_DIR=str(models_dir)) as url, sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            with new_page(chromium, url) as page:
-                yield Flow(page, shots, models_dir)
-        finally:
-            chromium.close()
+    with running_app(server_dir, data_dir, NESTEDAE_MODELS_DIR=str(models_dir)) as url, new_page(browser, url) as page:
+        yield Flow(page, shots, models_dir)
 
 
 # --------------------------------------------------------------------------- helpers
 #
 # Streamlit streams a page element by element: wait for every element asserted on
 # (never read the page once and assert on the snapshot).
-
-
-def main_text(page) -> str:
-    return page.get_by_test_id("stMain").inner_text()
 
 
 def wait_pattern(page, pattern: str, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> str:
