@@ -143,7 +143,7 @@ def test_device_vs_bandgap_has_sq_curve_on_each_panel():
 def test_device_vs_bandgap_without_curve_and_without_gaps():
     df = _devices().assign(Perovskite_band_gap=np.nan)
     fig = figures.device_vs_bandgap_figure(df, sq_curve=False)
-    assert all(t.mode == "markers" and len(t.x) == 0 for t in fig.data)
+    assert len(fig.data) == 4 and all(t.mode == "markers" and len(t.x) == 0 for t in fig.data)
 
 
 def test_stack_breakdown_counts_and_medians():

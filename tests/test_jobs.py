@@ -15,15 +15,6 @@ from nestedae_core.data.synthetic import generate
 WAIT = 60
 
 
-def _until(cond, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
-
 @pytest.fixture
 def models(tmp_path, monkeypatch):
     d = tmp_path / "models"
@@ -216,6 +207,6 @@ def test_finished_jobs_are_pruned():
         j = m.submit(preset("synthetic", epochs=5), owner="a", name=f"j{i}")
         assert j.wait(WAIT)
         jobs.append(j)
-    m.submit(preset("synthetic", epochs=5), owner="a", name="last").wait(WAIT)
+    assert m.submit(preset("synthetic", epochs=5), owner="a", name="last").wait(WAIT)
     kept = [j.name for j in m.jobs()]
     assert len(kept) <= 3 and "last" in kept and "j0" not in kept

@@ -187,7 +187,8 @@ def test_relevant_features_span_the_factor_subspace(n_factors: int, n_relevant: 
     for k in range(n_factors):
         assert LinearRegression().fit(x_rel, z[:, k]).score(x_rel, z[:, k]) > 0.85
     # ... while the irrelevant ones do not.
-    if d.truth.irrelevant_material_features:
+    assert len(d.truth.irrelevant_material_features) == n_features - n_relevant
+    if n_relevant < n_features:
         x_irr = d.materials[d.truth.irrelevant_material_features].to_numpy()
         assert _canonical_correlations(x_irr, z).max() < 0.35
 
