@@ -17,11 +17,11 @@ import pandas as pd
 
 from .chemistry.composition import Composition, parse_formula
 from .chemistry.features import featurize_many
-from .errors import InputError
+from .errors import InputError, NestedAEError
 from .model.chain import NestedAE
 from .vocabulary import ETL, HTL
 
-__all__ = ["Query", "QueryLike", "query_frame", "resolve_categorical"]
+__all__ = ["Query", "QueryLike", "query_frame", "resolve_categorical", "composition_problem"]
 
 
 @dataclass(frozen=True)
@@ -143,3 +143,16 @@ def query_frame(
     if missing:
         raise InputError(f"inputs not derivable from the composition; give them explicitly: {', '.join(dict.fromkeys(missing))}")
     return frame
+
+
+def composition_problem(model: NestedAE) -> str | None:
+    """Why ``model`` cannot be queried with a perovskite composition, or None when it can.
+
+    (A model trained on other inputs, e.g. the synthetic set, needs columns that a
+    composition does not give.)
+    """
+    try:
+        query_frame(model, [parse_formula("MAPbI3")])
+    except NestedAEError as exc:
+        return str(exc)
+    return None

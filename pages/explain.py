@@ -27,9 +27,7 @@ from app import explain_state as es
 from app import figures_explain as fx
 from app import ui
 from nestedae_core import explain
-from nestedae_core.chemistry.composition import parse_formula
-from nestedae_core.errors import NestedAEError
-from nestedae_core.query import query_frame
+from nestedae_core.query import composition_problem
 from nestedae_core.vocabulary import DESCRIPTOR_UNITS
 
 VIEWS = ["Local: this composition", "Global: over many rows", "Fidelity: compare explainers"]
@@ -51,10 +49,8 @@ st.caption("Which inputs drive a prediction, and by how much: Shapley (SHAP) att
 
 model, key = es.model_header("explain")
 
-try:
-    query_frame(model, [parse_formula("MAPbI3")])
-except NestedAEError as exc:
-    st.info(f"The active model ({model.spec.name}) does not take a composition ({exc}). Choose a perovskite model "
+if (problem := composition_problem(model)) is not None:
+    st.info(f"The active model ({model.spec.name}) does not take a composition ({problem}). Choose a perovskite model "
             "(e.g. the default) above, or see the Learn page for attributions on the synthetic data set.",
             icon=":material/info:")
     st.stop()

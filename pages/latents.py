@@ -24,9 +24,8 @@ from app import figures_explain as fx
 from app import ui
 from app.figures import COLUMN_INFO, axis_title
 from nestedae_core.data.synthetic import DEVICE_TARGET, MATERIAL_TARGET, TRUTH_PREFIX
-from nestedae_core.errors import NestedAEError
 from nestedae_core.explain.rows import StageRows
-from nestedae_core.query import query_frame
+from nestedae_core.query import composition_problem
 from nestedae_core.vocabulary import BANDGAP_PBE, DECOMPOSITION, DESCRIPTOR_UNITS, IONS, MEASURED_BANDGAP, PCE, SITE_OF_ION
 
 VIEWS = ["Map", "Correlations", "Traversal", "Active latents"]
@@ -41,11 +40,7 @@ st.caption("What each stage's encoder learnt: maps of the latent space, what eac
 
 model, key = es.model_header("latents")
 
-takes_composition = True
-try:
-    query_frame(model, ["MAPbI3"])
-except NestedAEError:
-    takes_composition = False
+takes_composition = composition_problem(model) is None
 
 query = es.composition_controls("latents", model) if takes_composition else None
 stage_labels = [f"Stage {i + 1}: {s.name} ({s.latent_dim} latents)" for i, s in enumerate(model.spec.stages)]

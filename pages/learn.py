@@ -27,10 +27,10 @@ from app import figures_model as fm
 from app import model_state
 from app import ui
 from nestedae_core import explain
-from nestedae_core.data import synthetic as synthetic
-from nestedae_core.explain import latents as latent_analysis
+from nestedae_core.data import synthetic
+from nestedae_core.explain import latents
 from nestedae_core.model import NestedAE
-from nestedae_core.model import presets as presets
+from nestedae_core.model import presets
 from nestedae_core.model.config import ChainSpec
 from nestedae_core.train.jobs import Job
 
@@ -136,12 +136,12 @@ def _shap(job_id: str, noise: float, seed: int, pair: bool, _model: NestedAE) ->
 SWEEP_SIZES = [1, 2, 3, 4, 5, 6]
 
 
-def _sweep_jobs(noise: float, seed: int, epochs: int) -> list[tuple[latent_analysis.SweepRun, Job]]:
+def _sweep_jobs(noise: float, seed: int, epochs: int) -> list[tuple[latents.SweepRun, Job]]:
     """One job per latent size (stage 1 alone, on the data without the correlated pair), reused by every session."""
     manager = model_state.get_job_manager()
     data = _data(noise, seed, False)
     out = []
-    for run in latent_analysis.latent_sweep_runs(_spec(data, epochs, seed), SWEEP_SIZES):
+    for run in latents.latent_sweep_runs(_spec(data, epochs, seed), SWEEP_SIZES):
         name = f"learn-sweep-n{noise:g}-s{seed}-e{epochs}-z{run.size}"
         job = next((j for j in reversed(manager.jobs(JOB_OWNER)) if j.name == name and j.status in ("queued", "running", "done")), None)
         if job is None:
@@ -251,8 +251,8 @@ st.caption("Out-of-fold predictions against the truth: each point was predicted 
 # ---------------------------------------------------------------------- 3
 st.header("3 · What the latents recover")
 with ui.user_errors():
-    act = latent_analysis.active_latents(model, tdata.materials, 0)
-    pca = latent_analysis.pca_projection(model, tdata.materials, 0, n_components=min(3, truth.n_factors) if truth.n_factors >= 1 else 1)
+    act = latents.active_latents(model, tdata.materials, 0)
+    pca = latents.pca_projection(model, tdata.materials, 0, n_components=min(3, truth.n_factors) if truth.n_factors >= 1 else 1)
     share = float(np.sum(pca.attrs["explained_variance_ratio"]))
     cols = st.columns(3)
     cols[0].metric("active latents (median over fold models)", f"{act.n_active} of {len(act.latent_names)}")
@@ -275,7 +275,7 @@ with ui.user_errors():
     with left:
         ui.plot(fx.active_latents_figure(act, 0, title="Which latents carry information (fold model 1)"), key="learn.active")
     names = model.latent_names(0)
-    corr, r2 = latent_analysis.factor_recovery(model.latents(0, tdata.materials)[0], tdata.materials[truth.factor_columns], names)
+    corr, r2 = latents.factor_recovery(model.latents(0, tdata.materials)[0], tdata.materials[truth.factor_columns], names)
     with right:
         ui.plot(fx.factor_recovery_figure(corr, r2, title="Latents against the hidden true factors"), key="learn.recovery")
     st.caption(
@@ -291,7 +291,7 @@ with ui.user_errors():
             runs = _sweep_jobs(trained.noise, trained.seed, sweep_epochs)
             finished = [_wait_for(job, f"Latent size {run.size} of {SWEEP_SIZES[-1]}") for run, job in runs]
             if all(finished):
-                _show_sweep(pd.DataFrame([row for run, job in runs for row in latent_analysis.latent_sweep_rows(run, job.result, job.elapsed_s)]),
+                _show_sweep(pd.DataFrame([row for run, job in runs for row in latents.latent_sweep_rows(run, job.result, job.elapsed_s)]),
                             truth.n_factors)
 
 # ---------------------------------------------------------------------- 4

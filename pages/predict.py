@@ -23,7 +23,7 @@ from nestedae_core.chemistry.composition import Composition, parse_formula
 from nestedae_core.chemistry.physics import sq_limit
 from nestedae_core.data.lookup import DISTANCE, SAME_COMPOSITION, SAME_STACK
 from nestedae_core.errors import CompositionError, NestedAEError
-from nestedae_core.query import query_frame
+from nestedae_core.query import composition_problem
 from nestedae_core.vocabulary import BANDGAP_PBE, DEVICE_COMPOSITION, ETL, HTL, MEASURED_BANDGAP, PCE, display, label
 
 DEFAULT_FORMULA = "MAPbI3"
@@ -73,10 +73,8 @@ target_cols = {t.column for t in targets}
 with info_col:
     st.caption(" · ".join(f"{k}: {v}" for k, v in model.summary().items() if k in ("name", "stages", "split") or "MAE" in k))
 
-try:  # does the model take compositions at all?
-    query_frame(model, [parse_formula(DEFAULT_FORMULA)])
-except NestedAEError as exc:
-    st.info(f"The active model ({model.spec.name}) cannot predict from a composition: {exc}. "
+if (problem := composition_problem(model)) is not None:  # does the model take compositions at all?
+    st.info(f"The active model ({model.spec.name}) cannot predict from a composition: {problem}. "
             "Choose a perovskite model (e.g. the default) above.", icon=":material/info:")
     st.stop()
 

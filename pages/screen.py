@@ -7,7 +7,6 @@ stays in the session until the next run; the table downloads as CSV.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import pandas as pd
@@ -16,10 +15,9 @@ import streamlit as st
 from app import figures_model as fm
 from app import model_state, ui
 from nestedae_core import predict
-from nestedae_core.chemistry.composition import parse_formula
+from nestedae_core.chemistry.composition import grid_size
 from nestedae_core.chemistry.features import TOLERANCE_RANGE
-from nestedae_core.errors import NestedAEError
-from nestedae_core.query import query_frame
+from nestedae_core.query import composition_problem
 from nestedae_core.vocabulary import BANDGAP_PBE, ETL, HTL, IONS, PCE, SITE_IONS
 
 #: Grid divisions offered (step = 1/n).
@@ -39,23 +37,14 @@ with ui.user_errors():
     model = model_state.active_model()
 if model is None:
     st.stop()
-try:
-    query_frame(model, [parse_formula("MAPbI3")])
-except NestedAEError as exc:
-    st.info(f"The active model ({model.spec.name}) cannot predict from a composition: {exc}. "
+if (problem := composition_problem(model)) is not None:
+    st.info(f"The active model ({model.spec.name}) cannot predict from a composition: {problem}. "
             "Choose a perovskite model (e.g. the default) above.", icon=":material/info:")
     st.stop()
 targets = fm.target_infos(model)
 by_col = {t.column: t for t in targets}
 cat_cols = [c for p in model.prep for c in p.categorical_columns]
 has_stack = ETL in cat_cols and HTL in cat_cols
-
-
-def n_candidates(a: list[str], b: list[str], x: list[str], n: int) -> int:
-    """Number of grid points: product over sites of C(n + k - 1, k - 1)."""
-    if not (a and b and x):
-        return 0
-    return math.prod(math.comb(n + len(s) - 1, len(s) - 1) for s in (a, b, x))
 
 
 # ---------------------------------------------------------------------- settings
@@ -66,7 +55,7 @@ with st.container(border=True):
     x_ions = c3.multiselect("X-site ions", list(SITE_IONS["X"]), ["I", "Br"], key="screen.x")
     n = c4.select_slider("Grid step (site fraction)", DIVISIONS, value=10, key="screen.n",
                          format_func=lambda d: f"1/{d} = {1 / d:.3g}" if d > 1 else "1 (end members)")
-    count = n_candidates(a_ions, b_ions, x_ions, n)
+    count = grid_size(a_ions, b_ions, x_ions, n)
     rate = st.session_state.get(K_RATE)
     estimate = f" (about {count * rate:.1f} s at the last measured speed)" if rate and count else ""
     st.caption(f"**{count:,} candidates**{estimate}. Each site's fractions are multiples of 1/{n} and sum to 1.")

@@ -50,6 +50,7 @@ __all__ = [
     "parse_formula",
     "mix",
     "composition_grid",
+    "grid_size",
 ]
 
 logger = logging.getLogger(__name__)
@@ -559,6 +560,17 @@ def _simplex(k: int, m: int) -> np.ndarray:
     return np.diff(edges, axis=1) - 1
 
 
+def grid_size(a_ions: Sequence[str], b_ions: Sequence[str], x_ions: Sequence[str], divisions: int) -> int:
+    """Number of compositions :func:`composition_grid` makes with step ``1/divisions`` (0 when a site has no ion).
+
+    Each site contributes C(divisions + k - 1, k - 1) points for its k ions.
+    """
+    sites = (a_ions, b_ions, x_ions)
+    if not all(sites):
+        return 0
+    return math.prod(math.comb(int(divisions) + len(ions) - 1, len(ions) - 1) for ions in sites)
+
+
 def composition_grid(
     a_ions: Sequence[str],
     b_ions: Sequence[str],
@@ -586,7 +598,7 @@ def composition_grid(
     if abs(m * step_f - 1.0) > 1e-9:
         raise CompositionError(f"grid step {step!r} does not divide 1: use 1/n, e.g. {_fmt(1 / max(m, 1))}")
     counts = [math.comb(m + len(ions) - 1, len(ions) - 1) for ions in (a, b, x)]
-    rows = counts[0] * counts[1] * counts[2]
+    rows = grid_size(a, b, x, m)
     if rows > MAX_GRID_ROWS:
         raise CompositionError(f"grid would have {rows} rows (limit {MAX_GRID_ROWS}): use a larger step or fewer ions")
     out = np.zeros((rows, len(IONS)))
