@@ -30,3 +30,20 @@ def test_members_do_not_share_gradients() -> None:
     for p in with_grad:
         assert torch.count_nonzero(p.grad[0]) == 0 and torch.count_nonzero(p.grad[2]) == 0  # ... alone
     assert net.l1_penalty().shape == (3,)
+
+
+def test_a_member_slice_runs_only_those_members() -> None:
+    """``members=slice`` gives the selected members' outputs of the full ensemble (how one fold model is explained)."""
+    torch.manual_seed(0)
+    spec = StageSpec(name="s", dataset="d", numeric_inputs=["a", "b"], categorical_inputs=["k"], targets=[TargetSpec(column="y")], latent_dim=2, head_dropout=0.5)
+    net = StageNet(spec, StageLayout(0, 2, (("u", "v", "w"),)), members=4).eval()
+    x = torch.randn(4, 6, 5)
+    with torch.no_grad():
+        z = net.encode(x)
+        y = net.predict_from_latent(z)
+        for sel in (slice(1, 2), slice(2, 4), slice(None)):
+            zs = net.encode(x[sel], members=sel)
+            assert zs.shape == z[sel].shape
+            assert torch.allclose(zs, z[sel], atol=1e-6)
+            assert torch.allclose(net.predict_from_latent(zs, members=sel), y[sel], atol=1e-6)
+    assert torch.equal(net.encode(x), z)  # None: every member, as before

@@ -7,11 +7,17 @@ weights: its gradients, and Adam's per-weight state, are independent of the
 others', so training k members at once is the same as training k models one
 after another (up to floating-point summation order).
 
-Tensors flow as ``(members, rows, features)``.
+Tensors flow as ``(members, rows, features)``. Every forward method takes an
+optional ``members`` slice: the layers then use only those members' weights, and
+the tensors carry only those members (``(len(selected), rows, features)``). The
+attributions (:mod:`nestedae_core.explain`) run one fold model this way through
+the very modules that make predictions.
 """
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,11 +27,14 @@ from .config import Activation, StageSpec
 
 __all__ = ["EnsembleLinear", "EnsembleMLP", "StageNet", "StageLayout", "make_activation"]
 
+#: A selection of ensemble members: a slice of member indices, or None for all of them.
+Members = slice | None
+
 
 def make_activation(name: Activation) -> nn.Module:
     """The torch module for an activation name of :data:`nestedae_core.config.Activation`."""
-    table: dict[str, type[nn.Module]] = {
-        "relu": nn.ReLU,
+    table: dict[str, Callable[[], nn.Module]] = {
+        "relu": functools.partial(nn.ReLU, inplace=True),  # its input is always a fresh EnsembleLinear output
         "tanh": nn.Tanh,
         "gelu": nn.GELU,
         "silu": nn.SiLU,
@@ -49,9 +58,15 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(members, in_features, out_features).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(members, 1, out_features).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: (members, rows, in_features) -> (members, rows, out_features)."""
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, members: Members = None) -> torch.Tensor:
+        """``x``: (members, rows, in_features) -> (members, rows, out_features).
+
+        With ``members`` (a slice), ``x`` holds only the selected members and only
+        their weights are used.
+        """
+        if members is None:
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
     def extra_repr(self) -> str:
         return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
@@ -83,8 +98,11 @@ class EnsembleMLP(nn.Module):
             layers.append(make_activation(out_activation))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, members: Members = None) -> torch.Tensor:
+        """(members, rows, in_features) -> (members, rows, out_features); ``members``: see :class:`EnsembleLinear`."""
+        for layer in self.net:
+            x = layer(x, members) if isinstance(layer, EnsembleLinear) else layer(x)
+        return x
 
     def linear_layers(self) -> list[EnsembleLinear]:
         """The affine layers, input side first."""
@@ -146,13 +164,16 @@ class StageNet(nn.Module):
             EnsembleMLP(members, spec.latent_dim, spec.decoder_hidden, len(cats), spec.activation) for cats in layout.categories
         )
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(members, rows, width) -> latents (members, rows, latent_dim)."""
-        return self.encoder(x)
+    def encode(self, x: torch.Tensor, members: Members = None) -> torch.Tensor:
+        """(members, rows, width) -> latents (members, rows, latent_dim).
 
-    def predict_from_latent(self, z: torch.Tensor) -> torch.Tensor:
-        """Latents -> standardised target predictions (members, rows, n_targets)."""
-        return torch.cat([h(z) for h in self.heads], dim=-1)
+        ``members``: only these members (``x`` then holds only them); None: all.
+        """
+        return self.encoder(x, members)
+
+    def predict_from_latent(self, z: torch.Tensor, members: Members = None) -> torch.Tensor:
+        """Latents -> standardised target predictions (members, rows, n_targets); ``members`` as in :meth:`encode`."""
+        return torch.cat([h(z, members) for h in self.heads], dim=-1)
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         """Latents -> (continuous reconstruction, list of categorical logits)."""
