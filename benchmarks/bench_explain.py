@@ -32,7 +32,7 @@ from nestedae_core import explain as E  # noqa: E402
 from nestedae_core.chemistry.composition import composition_grid  # noqa: E402
 from nestedae_core.errors import NestedAEError  # noqa: E402
 from nestedae_core.chemistry.features import featurize_fractions  # noqa: E402
-from nestedae_core.query import query_frame
+from nestedae_core.query import query_frame  # noqa: E402
 
 
 def _model(path: str | None):  # type: ignore[no-untyped-def]
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     E.explain_bandgap(model, one, method="exact")
     print(f"cold start of the exact explainer's own numba code: {time.perf_counter() - t:.2f} s")
-    print(f"auto picks: " + ", ".join(f"{k}: 1 row -> {fns[k](model, one, method='auto').explainer}" for k in kinds))
+    print("auto picks: " + ", ".join(f"{k}: 1 row -> {fns[k](model, one, method='auto').explainer}" for k in kinds))
     print()
     rows = []
     for kind in kinds:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from nestedae_core import explain as E
 from nestedae_core.model.config import ChainSpec
@@ -125,7 +126,7 @@ def att_matrix(frame: pd.DataFrame, names: list[str], cats: dict[str, list[str]]
 
 @needs_data
 def test_explained_function_is_the_model(paper, queries) -> None:
-    """The function handed to shap (standardisation folded into the first layer) reproduces the model."""
+    """The function handed to shap (the stage networks' own forward pass on the design input it builds) reproduces the model."""
     bg = E.explain_bandgap(paper, queries, method="gradient")
     np.testing.assert_allclose(bg.predictions, paper.predict_stage(0, queries).mean[:, 0], atol=1e-4 * _scale(paper, 0))
     pce = paper.predict_stage(1, queries)
@@ -134,6 +135,21 @@ def test_explained_function_is_the_model(paper, queries) -> None:
         np.testing.assert_allclose(att.predictions, pce.mean[:, 0], atol=1e-4 * _scale(paper))
     m2 = E.explain_chain(paper, queries, method="gradient", member=2)
     np.testing.assert_allclose(m2.predictions, pce.members[2, :, 0], atol=1e-4 * _scale(paper))
+
+
+@needs_data
+def test_explanations_run_without_dropout_and_leave_the_weights_alone(paper, queries) -> None:
+    """Dropout is off (evaluation mode) even when the networks were left in training mode;
+    float64 explanations use a double copy of the weights, not the model's own."""
+    for net in paper.nets:
+        net.train()
+    first = E.explain_chain(paper, queries, method="gradient")
+    again = E.explain_chain(paper, queries, method="gradient")
+    np.testing.assert_array_equal(first.values, again.values)
+    np.testing.assert_allclose(first.predictions, paper.predict_stage(1, queries).mean[:, 0], atol=1e-4 * _scale(paper))
+    exact = E.explain_chain(paper, queries, method="gradient", settings=E.ExplainSettings(dtype="float64"))
+    assert all(p.dtype == torch.float32 for net in paper.nets for p in net.parameters())
+    np.testing.assert_allclose(exact.predictions, paper.predict_stage(1, queries).mean[:, 0], atol=1e-5 * _scale(paper))
 
 
 @needs_data

@@ -51,7 +51,7 @@ def _fmt(v: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..chemistry.composition import parse_formula
-    from ..explain.attribution import explain_bandgap, explain_chain
+    from ..explain import explain_bandgap, explain_chain
     from ..query import query_frame, resolve_categorical
 
     model = load_model(args.model)

@@ -1,26 +1,46 @@
 """Interpretation of a trained chain: SHAP attributions and latent-space analysis.
 
-* :mod:`.attribution`: attributions of any stage output (band gap, latents, PCE, whole chain).
-* :mod:`.latents`: latent correlations, active latents, traversals, projections.
+Attributions (which input drives which output):
+
+* :mod:`.api`: the public explanations (band gap, latents, PCE, whole chain, any stage output, any function);
+* :mod:`.attribution`: the result, :class:`Attribution`;
+* :mod:`.settings`: the explainers' knobs, :class:`ExplainSettings`;
+* :mod:`.explained_function`: a stage output as a function of raw inputs, run by the network's own modules;
+* :mod:`.background`: the weighted background and its multiset;
+* :mod:`.methods`: the methods, how ``auto`` chooses, measured timings;
+* :mod:`.shap_backend`: the shap explainers (and their :func:`warm_up`);
+* :mod:`.integrated_gradients`: the ``gradient`` method;
+* :mod:`.comparison`: every explainer on one row (teaching).
+
+Latent space: :mod:`.latents` (correlations, active latents, traversals, projections).
+Rows a stage is analysed on: :mod:`.rows`.
 """
 from __future__ import annotations
 
-from .attribution import (
-    EXPLAINER_NOTES,
-    METHODS,
-    Attribution,
-    ExplainSettings,
+from .api import (
     explain_bandgap,
     explain_chain,
     explain_function,
     explain_latents,
     explain_pce,
     explain_stage_output,
-    explainer_comparison,
     model_function,
-    warm_up,
-    weighted_multiset,
 )
+from .attribution import Attribution
+from .background import weighted_multiset
+from .comparison import EXPLAINER_NOTES, explainer_comparison
+from .latents import (
+    ActiveLatents,
+    active_latents,
+    factor_recovery,
+    latent_correlations,
+    latent_size_sweep,
+    latent_traversal,
+    pca_projection,
+)
+from .methods import METHODS
+from .settings import ExplainSettings
+from .shap_backend import warm_up
 
 __all__ = [
     "EXPLAINER_NOTES",
@@ -37,4 +57,12 @@ __all__ = [
     "model_function",
     "warm_up",
     "weighted_multiset",
+    # latent space (.latents)
+    "ActiveLatents",
+    "active_latents",
+    "factor_recovery",
+    "latent_correlations",
+    "latent_size_sweep",
+    "latent_traversal",
+    "pca_projection",
 ]

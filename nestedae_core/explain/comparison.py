@@ -1,0 +1,80 @@
+"""A teaching comparison: every explainer on one row, side by side (:func:`explainer_comparison`).
+
+Units: attributions, base values and differences in the explained output's unit.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..model.chain import NestedAE
+from .api import as_frame, explain_bandgap, explain_chain, explain_pce
+from .attribution import Attribution
+from .methods import check_method
+from .settings import ExplainSettings
+
+__all__ = ["EXPLAINER_NOTES", "explainer_comparison"]
+
+
+#: What each explainer of :func:`explainer_comparison` is.
+EXPLAINER_NOTES = {
+    "exact": "exact Shapley values (all 2^F coalitions) w.r.t. the background",
+    "permutation": "Monte-Carlo over antithetic permutations; additive by construction",
+    "kernel": "weighted linear regression over sampled coalitions (KernelSHAP); approximate",
+    "gradient": "integrated gradients averaged over background baselines; additive up to quadrature error",
+}
+
+
+def explainer_comparison(
+    model: NestedAE,
+    frame_row: pd.DataFrame | pd.Series,
+    *,
+    kind: Literal["bandgap", "pce", "chain"] = "chain",
+    methods: Sequence[str] = ("exact", "permutation", "gradient"),
+    member: int | None = None,
+    settings: ExplainSettings | None = None,
+) -> pd.DataFrame:
+    """Compare explainers on one row.
+
+    Returns one row per method: ``explainer``, ``is_exact`` (only ``exact``
+    enumerates every coalition; the others approximate the same Shapley values, or
+    in the case of ``gradient`` a different attribution that coincides for
+    additive models), ``base``, ``prediction``, ``additivity_error`` and
+    ``seconds``, ``max_abs_diff_vs_exact`` (output unit; NaN without ``exact``),
+    ``background_size``, then one column per feature holding its attribution.
+    All methods share the weighted background of the model; ``exact`` may use a
+    smaller multiset (see :attr:`ExplainSettings.exact_max_rows`), so its base
+    value can differ slightly from the others'.
+    """
+    frame = as_frame(frame_row)
+    if len(frame) != 1:
+        raise InputError(f"explainer_comparison explains one row; got {len(frame)}")
+    fns = {"bandgap": explain_bandgap, "pce": explain_pce, "chain": explain_chain}
+    if kind not in fns:
+        raise InputError(f"unknown kind '{kind}'; choose bandgap, pce or chain")
+    results: dict[str, Attribution] = {}
+    for m in methods:
+        if check_method(m) == "auto":
+            raise InputError("list concrete methods to compare (not 'auto')")
+        results[m] = fns[kind](model, frame, method=m, member=member, settings=settings)  # type: ignore[operator]
+    ref = results.get("exact")
+    rows = []
+    for m, att in results.items():
+        row: dict[str, Any] = {
+            "explainer": m,
+            "is_exact": m == "exact",
+            "base": float(att.base_values[0]),
+            "prediction": float(att.predictions[0]),
+            "additivity_error": att.additivity_error(),
+            "seconds": att.seconds,
+            "max_abs_diff_vs_exact": float(np.max(np.abs(att.values[0] - ref.values[0]))) if ref is not None else float("nan"),
+            "background_size": att.background_size,
+            "unit": att.unit,
+        }
+        row.update(dict(zip(att.feature_names, att.values[0].tolist())))
+        rows.append(row)
+    return pd.DataFrame(rows)
