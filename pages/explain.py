@@ -122,9 +122,8 @@ def _group(name: str) -> str:
 
 def _by_group(att: explain.Attribution, row: int = 0) -> pd.DataFrame:
     unit = att.unit or "dimensionless"
-    s = pd.Series(att.values[row], index=att.feature_names).groupby(_group, sort=False).sum()
-    return pd.DataFrame({"group": s.index, f"sum of SHAP ({unit})": s.to_numpy()}).sort_values(
-        f"sum of SHAP ({unit})", key=np.abs, ascending=False)
+    s = att.sum_by(_group, row)
+    return pd.DataFrame({"group": s.index, f"sum of SHAP ({unit})": s.to_numpy()})
 
 
 def _num(v: float, unit: str, digits: int = 3) -> str:

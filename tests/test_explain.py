@@ -325,3 +325,15 @@ def test_correlated_pair_splits_credit() -> None:
     share = imp["x_dup"] / (imp["x0"] + imp["x_dup"])
     assert 0.15 <= share <= 0.85, share
     assert imp["x_dup"] > 2 * imp[data.truth.irrelevant_material_features].max()
+
+
+def test_sum_by_adds_a_groups_attributions_and_sorts_by_size() -> None:
+    w = np.array([1.0, -2.0, 0.5, 4.0])
+    bg = np.zeros((3, 4))
+    att = E.explain_function(lambda X: X @ w, np.ones((1, 4)), bg, method="exact", feature_names=["A_a", "A_b", "B_a", "X_a"])
+    sums = att.sum_by(lambda name: name[0])
+    assert list(sums.index) == ["X", "A", "B"]  # |4| > |1 - 2| > |0.5|
+    np.testing.assert_allclose(sums.to_numpy(), [4.0, -1.0, 0.5], atol=1e-9)
+    assert sums.sum() == pytest.approx(att.values[0].sum())
+    with pytest.raises(InputError, match="row 1 out of range"):
+        att.sum_by(lambda name: name[0], row=1)

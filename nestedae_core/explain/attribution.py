@@ -6,6 +6,7 @@ eV, PCE %, latents dimensionless); inputs keep their raw units.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,17 @@ class Attribution:
     def mean_abs(self) -> pd.Series:
         """Mean |attribution| per feature over rows (global importance), descending."""
         return pd.Series(np.abs(self.values).mean(axis=0), index=self.feature_names, name=f"mean |SHAP| ({self.unit})").sort_values(ascending=False)
+
+    def sum_by(self, group: Callable[[str], str], row: int = 0) -> pd.Series:
+        """One row's attributions summed over groups of features (e.g. all descriptors of a site).
+
+        ``group`` maps a feature name to its group's name. By additivity a group's
+        sum is that group's joint contribution (output unit). Sorted by |sum|, largest first.
+        """
+        if not -self.n_rows <= row < self.n_rows:
+            raise InputError(f"row {row} out of range (0..{self.n_rows - 1})")
+        s = pd.Series(self.values[row], index=self.feature_names).groupby(group, sort=False).sum()
+        return s.sort_values(key=np.abs, ascending=False)
 
     def frame(self) -> pd.DataFrame:
         """Attributions as a table: rows x features (output unit)."""

@@ -1,7 +1,7 @@
 """A stage's attribution background: a k-means summary of its training inputs.
 
 Explanations measure each feature's effect against these representative rows
-(see :mod:`nestedae_core.explain.attribution`). The clustering is the one of the
+(see :mod:`nestedae_core.explain.background`). The clustering is the one of the
 applicability domain (:func:`nestedae_core.model.domain.kmeans_clusters`).
 """
 from __future__ import annotations
