@@ -28,6 +28,13 @@ __all__ = [
     "PHASE_COLUMNS",
     "FORMULA",
     "BANDGAP_PBE",
+    "BANDGAP_PBE_DFT",
+    "BANDGAP_HSE",
+    "PHASE",
+    "FIDELITIES",
+    "COMPOSITION_KEY",
+    "GAP_SPREAD",
+    "GAP_DEVICES",
     "DECOMPOSITION",
     "SLME",
     "DEVICE_COMPOSITION",
@@ -145,6 +152,20 @@ PHASE_COLUMNS: tuple[str, ...] = ("Cubic", "Tetra", "Ortho", "Hex")
 FORMULA = "Formula"
 #: DFT band gap column of the alloy tables (PBE in mhp-pbe*, HSE06 in mhp-hse), eV.
 BANDGAP_PBE = "Gap"
+#: PBE band gap of the merged DFT table (``mhp-dft``), eV.
+BANDGAP_PBE_DFT = "Gap_PBE"
+#: HSE06 band gap of the merged DFT table (``mhp-dft``), eV.
+BANDGAP_HSE = "Gap_HSE"
+#: Crystal phase as one categorical column (Cubic, Tetra, Ortho, Hex).
+PHASE = "phase"
+#: The fidelities a band gap can have: measured on films/devices, DFT-PBE, DFT-HSE06.
+FIDELITIES: tuple[str, ...] = ("measured", "PBE", "HSE")
+#: Key of a composition in derived tables (its canonical formula).
+COMPOSITION_KEY = "composition_key"
+#: Spread (standard deviation) of the measured band gaps of one composition, eV.
+GAP_SPREAD = "gap_sd"
+#: Number of devices behind a derived per-composition value.
+GAP_DEVICES = "n_devices"
 #: Decomposition energy column of the alloy tables, eV per formula unit.
 DECOMPOSITION = "Decomp"
 #: Spectroscopic limited maximum efficiency column of the alloy tables (fraction).
@@ -183,6 +204,10 @@ LABEL_COLUMNS: tuple[str, ...] = ("formula", FORMULA, DEVICE_COMPOSITION, "mater
 #: Label and unit of each named quantity (dataset columns that are not descriptors).
 QUANTITIES: dict[str, tuple[str, str]] = {
     BANDGAP_PBE: ("band gap", "eV"),
+    BANDGAP_PBE_DFT: ("band gap (PBE)", "eV"),
+    BANDGAP_HSE: ("band gap (HSE06)", "eV"),
+    GAP_SPREAD: ("measured band gap spread", "eV"),
+    GAP_DEVICES: ("devices", ""),
     DECOMPOSITION: ("decomposition energy", "eV/f.u."),
     SLME: ("SLME", ""),
     MEASURED_BANDGAP: ("measured band gap", "eV"),
