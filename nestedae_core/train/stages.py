@@ -195,8 +195,10 @@ def add_domain_and_background(model: NestedAE, index: int, table: pd.DataFrame, 
     dom_cols = (model.latent_names(index - 1) if spec.upstream else []) + list(spec.numeric_inputs)
     model.domains.append(DomainModel.fit(dom_cols, model.domain_values(index, table, x), seed=seed))
     raw_cols = model.raw_columns(index)
-    raw_num = [c for c in raw_cols if c not in spec.categorical_inputs]
-    bg, weights = kmeans_background(table, raw_num, list(spec.categorical_inputs), BACKGROUND_ROWS, seed)
+    # categorical inputs of this stage and of every upstream stage whose raw inputs it carries
+    raw_cat = [c for c in raw_cols if any(c in p.categorical_columns for p in model.prep[: index + 1])]
+    raw_num = [c for c in raw_cols if c not in raw_cat]
+    bg, weights = kmeans_background(table, raw_num, raw_cat, BACKGROUND_ROWS, seed)
     model.backgrounds.append(bg[raw_cols])
     model.background_weights.append(weights)
 
