@@ -77,3 +77,25 @@ def test_bad_config_files_give_config_errors(tmp_path) -> None:
     wrong.write_text(json.dumps({"stages": [{"name": "s", "dataset": "d", "numeric_inputs": ["a"], "targets": [{"column": "y"}], "activation": "swish"}]}), encoding="utf-8")
     with pytest.raises(ConfigError, match="activation"):
         load_chain_spec(wrong)
+
+
+def test_targets_name_their_fidelity_and_bounds_and_old_configs_still_load() -> None:
+    from nestedae_core.model.config import target_fidelity
+
+    old = {"stages": [{"name": "s", "dataset": "mhp-pbe-paper", "numeric_inputs": ["a"], "targets": [{"column": "Gap", "label": "band gap", "unit": "eV"}]}]}
+    spec = ChainSpec.model_validate(old)  # a config.json written before the fields existed
+    t = spec.stages[0].targets[0]
+    assert t.fidelity is None and t.bounds == "real"
+    assert target_fidelity(spec.stages[0], t) == "PBE"
+    hse = StageSpec(name="s", dataset="mhp-hse", numeric_inputs=["a"], targets=[TargetSpec(column="Gap")])
+    assert target_fidelity(hse, hse.targets[0]) == "HSE"
+    film = StageSpec(name="f", dataset="psc-gaps", numeric_inputs=["a"], targets=[TargetSpec(column="Perovskite_band_gap"), TargetSpec(column="PCE")])
+    assert [target_fidelity(film, t) for t in film.targets] == ["measured", None]
+    explicit = StageSpec(name="d", dataset="mhp-dft", numeric_inputs=["a"], targets=[TargetSpec(column="Gap_HSE", fidelity="HSE"), TargetSpec(column="Gap", fidelity="measured")])
+    assert [target_fidelity(explicit, t) for t in explicit.targets] == ["HSE", "measured"]  # explicit beats the inference
+    pce = TargetSpec(column="PCE", bounds="positive")
+    assert ChainSpec.from_json(ChainSpec(stages=[StageSpec(name="d", dataset="x", numeric_inputs=["a"], targets=[pce])]).to_json()).stages[0].targets[0].bounds == "positive"
+    with pytest.raises(ValueError, match="bounds"):
+        TargetSpec(column="FF", bounds="percent")
+    with pytest.raises(ValueError, match="fidelity"):
+        TargetSpec(column="Gap", fidelity="GW")

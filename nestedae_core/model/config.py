@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from ..vocabulary import BANDGAP_PBE, MEASURED_BANDGAP
 
 __all__ = [
     "Activation",
@@ -35,10 +36,17 @@ __all__ = [
     "ChainSpec",
     "load_chain_spec",
     "config_error_message",
+    "target_fidelity",
+    "Fidelity",
+    "Bounds",
 ]
 
 Activation = Literal["relu", "tanh", "gelu", "silu", "elu", "sigmoid", "identity"]
 LossName = Literal["mae", "mse", "huber"]
+#: What kind of band gap a band-gap target is: measured (films, devices), DFT-PBE or DFT-HSE06.
+Fidelity = Literal["measured", "PBE", "HSE"]
+#: Physical range of a target, built into its head: any real number, positive (>= 0), or a fraction in (0, 1].
+Bounds = Literal["real", "positive", "fraction"]
 
 
 class _Spec(BaseModel):
@@ -53,6 +61,8 @@ class TargetSpec(_Spec):
     unit: str = Field(default="", description="unit of the target, e.g. 'eV' or '%'")
     loss: LossName = "mae"
     weight: float = Field(default=1.0, ge=0.0)
+    fidelity: Fidelity | None = Field(default=None, description="kind of band gap (measured, PBE, HSE) of a band-gap target; None for other targets")
+    bounds: Bounds = Field(default="real", description="physical range built into the head: real, positive (never negative) or fraction (in (0, 1])")
 
     @property
     def display(self) -> str:
@@ -181,6 +191,23 @@ class ChainSpec(_Spec):
             return cls.model_validate_json(text)
         except ValidationError as exc:
             raise ConfigError(config_error_message(exc)) from None
+
+
+def target_fidelity(stage: StageSpec, target: TargetSpec) -> str | None:
+    """The kind of band gap a target predicts: ``"measured"``, ``"PBE"``, ``"HSE"`` or None (not a band gap).
+
+    The target's explicit ``fidelity`` when set; otherwise inferred, for bundles
+    written before targets named it: column ``Gap`` of a stage whose dataset
+    starts with ``mhp-hse`` is HSE, of any other ``mhp-*`` dataset PBE; column
+    ``Perovskite_band_gap`` (measured on films and devices) is measured.
+    """
+    if target.fidelity is not None:
+        return target.fidelity
+    if target.column == BANDGAP_PBE and stage.dataset.startswith("mhp-"):
+        return "HSE" if stage.dataset.startswith("mhp-hse") else "PBE"
+    if target.column == MEASURED_BANDGAP:
+        return "measured"
+    return None
 
 
 def config_error_message(exc: ValidationError) -> str:
