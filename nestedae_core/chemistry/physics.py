@@ -10,58 +10,65 @@ Limit of Efficiency of p-n Junction Solar Cells", J. Appl. Phys. 32, 510 (1961):
   blackbody radiation above the gap through its front face into a hemisphere,
   enhanced by ``exp(qV / k T_c)`` under bias ``V``.
 
-With ``phi(E, T) = 2 pi E^2 / (h^3 c^2) / (exp(E / kT) - 1)`` (photons per m^2,
-s and J) and ``F(Eg, T) = integral_Eg^inf phi(E, T) dE``::
+The sun is the ASTM G-173-03 AM1.5G ("global tilt") reference spectrum, the
+spectrum of standard test conditions, as shipped by pvlib
+(:func:`pvlib.spectrum.get_reference_spectra`; 280-4000 nm, W/(m^2 nm)). As in
+the literature it is taken as the nominal 1000 W/m^2 (the tabulated values
+integrate to 1000.37 W/m^2) and scaled by ``irradiance_W_m2 / 1000``. With
+``Phi(lambda)`` its photon flux, photons / (m^2 s nm), ``lambda_g = h c / Eg``
+and ``phi(E, T) = 2 pi E^2 / (h^3 c^2) / (exp(E / kT) - 1)`` the hemispherical
+blackbody photon flux (photons per m^2, s and J)::
 
-    Jsc  = q * s * F(Eg, T_sun)          s scales the sun to `irradiance_W_m2`
-    J0   = q * F(Eg, T_cell)
+    Jsc  = q * s * integral_280nm^lambda_g Phi(lambda) d lambda     s = irradiance / 1000 W/m^2
+    J0   = q * integral_Eg^inf phi(E, T_cell) dE                    (detailed balance at T_cell)
     J(V) = Jsc - J0 (exp(qV / k T_c) - 1)
     Voc  = (k T_c / q) ln(Jsc / J0 + 1)
     maximum power point: with w = W(e (Jsc/J0 + 1)) (Lambert W),
         Vmp = (k T_c / q)(w - 1),  Jmp = (Jsc + J0)(1 - 1/w)
     PCE  = Vmp Jmp / irradiance,  FF = Vmp Jmp / (Voc Jsc)
 
-The integral uses the exact series
-``integral_x^inf t^2 / (e^t - 1) dt = sum_k e^(-kx) (x^2/k + 2x/k^2 + 2/k^3)``.
+The photon flux of the spectrum is integrated with the trapezoidal rule on its
+own wavelength grid (0.5 nm below 400 nm, 1 nm to 1700 nm, 5 nm above) and
+interpolated linearly at ``lambda_g``; the blackbody integral uses the exact
+series ``integral_x^inf t^2 / (e^t - 1) dt = sum_k e^(-kx) (x^2/k + 2x/k^2 + 2/k^3)``.
+The result has the wiggles of the atmospheric absorption bands; its maximum is
+33.7 % at 1.34 eV (S. Rühle, "Tabulated values of the Shockley-Queisser limit
+for single junction solar cells", Sol. Energy 130, 139 (2016)), with a second,
+lower maximum of 33.5 % near 1.15 eV.
 
-The sun spectrum
-----------------
-The tabulated ASTM G173 AM1.5G spectrum is not shipped (the library must work
-offline), so the sun is approximated by a 5778 K blackbody whose total power is
-scaled to 1000 W/m^2 (the AM1.5G irradiance). This is the usual textbook
-approximation and keeps the shape of the curve, but it is not the reference
-value: the blackbody limit peaks at about 30.2 % near 1.27 eV, the tabulated
-AM1.5G limit at 33.7 % at 1.34 eV (S. Rühle, Sol. Energy 130, 139 (2016)). The
-blackbody puts more of its 1000 W/m^2 into the ultraviolet than the real
-spectrum (fewer photons per watt), so its short-circuit current, and with it
-the efficiency, is *lower* than the AM1.5G value by roughly 10 % (relative)
-near the optimum, while Voc and FF at a given gap change little (at 1.34 eV:
-30.1 %, Jsc 31.4 mA/cm^2, Voc 1.08 V, FF 0.889 here, against 33.7 % for
-AM1.5G). It also lacks the atmospheric absorption dips of AM1.5G. Treat the
-curve as a guide to how far a device is from the radiative limit, not as the
-reference value.
+Passing ``sun_temperature_K`` replaces the reference spectrum by a blackbody
+sun at that temperature scaled to ``irradiance_W_m2`` (the textbook
+approximation of the original paper; 5778 K gives 30.2 % at best near 1.27 eV,
+about 3 points below the AM1.5G limit, mostly through a Jsc about 10 % lower).
+
+Units: band gaps in eV, temperatures in K, irradiance in W/m^2; results in
+% (PCE), V (Voc), mA/cm^2 (Jsc) and a fraction (FF).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import DataError, InputError
 
 __all__ = [
+    "REFERENCE_SPECTRUM",
     "SUN_TEMPERATURE_K",
     "CELL_TEMPERATURE_K",
     "IRRADIANCE_W_M2",
     "sq_limit",
 ]
 
-#: Blackbody temperature of the approximate sun spectrum (K).
+#: The reference sun spectrum of :func:`sq_limit` (the pvlib name of ASTM G-173-03, AM1.5G global tilt).
+REFERENCE_SPECTRUM = "ASTM G173-03"
+#: Blackbody temperature (K) of the textbook approximate sun, used when ``sun_temperature_K`` is passed.
 SUN_TEMPERATURE_K: float = 5778.0
 #: Cell temperature of the detailed-balance limit (K).
 CELL_TEMPERATURE_K: float = 300.0
-#: Incident irradiance the sun spectrum is scaled to (W/m^2), that of AM1.5G.
+#: Nominal irradiance of the AM1.5G reference spectrum (W/m^2): standard test conditions.
 IRRADIANCE_W_M2: float = 1000.0
 
 # CODATA 2018 (exact SI values).
@@ -91,6 +98,37 @@ def _log_photon_flux(bandgap_J: np.ndarray, temperature_K: float) -> np.ndarray:
     return math.log(prefactor) + _log_tail_integral(bandgap_J / kt)
 
 
+@functools.lru_cache(maxsize=1)
+def _reference_photon_flux() -> tuple[np.ndarray, np.ndarray]:
+    """The AM1.5G reference spectrum as (wavelength nm, cumulative photon flux photons/(m^2 s)).
+
+    The cumulative flux at index i is the trapezoidal integral of the photon
+    flux from 280 nm to wavelength i, i.e. all photons of higher energy than
+    that wavelength's. pvlib is imported here, not at module import, so that
+    importing the library (and starting the CLI) does not pay for it; the
+    result is cached for the process.
+    """
+    try:
+        from pvlib.spectrum import get_reference_spectra
+    except ImportError as exc:  # pragma: no cover - pvlib is a dependency
+        raise DataError(
+            f"the Shockley-Queisser limit needs the AM1.5G spectrum shipped by pvlib ({exc}); install it: pip install pvlib"
+        ) from None
+    spectrum = get_reference_spectra(standard=REFERENCE_SPECTRUM)
+    wavelength_nm = spectrum.index.to_numpy(dtype=float)
+    irradiance = spectrum["global"].to_numpy(dtype=float)  # W / (m^2 nm)
+    photons = irradiance * (wavelength_nm * 1e-9) / (_H * _C)  # photons / (m^2 s nm)
+    steps = 0.5 * (photons[1:] + photons[:-1]) * np.diff(wavelength_nm)
+    return wavelength_nm, np.concatenate(([0.0], np.cumsum(steps)))
+
+
+def _reference_photon_flux_above(bandgap_J: np.ndarray) -> np.ndarray:
+    """AM1.5G photon flux above each band gap, photons / (m^2 s), at the nominal 1000 W/m^2."""
+    wavelength_nm, cumulative = _reference_photon_flux()
+    cutoff_nm = _H * _C / bandgap_J * 1e9
+    return np.interp(cutoff_nm, wavelength_nm, cumulative, left=0.0, right=float(cumulative[-1]))
+
+
 def _check_positive(name: str, value: Any) -> float:
     try:
         number = float(value)
@@ -104,31 +142,35 @@ def _check_positive(name: str, value: Any) -> float:
 def sq_limit(
     bandgap_eV: float | np.ndarray | Any,
     *,
-    sun_temperature_K: float = SUN_TEMPERATURE_K,
+    sun_temperature_K: float | None = None,
     cell_temperature_K: float = CELL_TEMPERATURE_K,
     irradiance_W_m2: float = IRRADIANCE_W_M2,
 ) -> dict[str, Any]:
-    """Shockley–Queisser detailed-balance limit of a single-junction cell.
+    """Shockley–Queisser detailed-balance limit of a single-junction cell under AM1.5G.
 
     Args:
         bandgap_eV: band gap(s) in eV, a number or an array-like of numbers > 0.
-        sun_temperature_K: blackbody temperature of the sun (default 5778 K).
-        cell_temperature_K: cell temperature (default 300 K).
-        irradiance_W_m2: total incident power the sun is scaled to (default 1000 W/m^2).
+        sun_temperature_K: ``None`` (default) for the ASTM G-173 AM1.5G reference
+            spectrum; a temperature in K for a blackbody sun instead (the textbook
+            approximation, e.g. 5778 K).
+        cell_temperature_K: cell temperature in K (default 300 K); sets the
+            blackbody emission of the cell (J0) and the thermal voltage.
+        irradiance_W_m2: incident power in W/m^2 (default 1000, one sun); the
+            spectrum is scaled to it.
 
     Returns:
         ``{"pce_percent": ..., "voc_V": ..., "jsc_mA_cm2": ..., "ff": ...}``:
         power conversion efficiency (%), open-circuit voltage (V), short-circuit
         current density (mA/cm^2) and fill factor (dimensionless, 0..1). Floats
-        for a scalar input, arrays of the input's shape otherwise. See the
-        module docstring for the assumptions (blackbody sun, not tabulated
-        AM1.5G: about 30.2 % at best near 1.27 eV instead of 33.7 % at 1.34 eV).
+        for a scalar input, arrays of the input's shape otherwise. The maximum
+        is 33.7 % at 1.34 eV (see the module docstring for the model). Band gaps
+        above 4.43 eV (280 nm, the short end of the spectrum) absorb nothing: 0.
 
     Raises:
         InputError: a band gap that is not a finite number > 0, or a
             non-positive temperature or irradiance.
     """
-    t_sun = _check_positive("sun_temperature_K", sun_temperature_K)
+    t_sun = None if sun_temperature_K is None else _check_positive("sun_temperature_K", sun_temperature_K)
     t_cell = _check_positive("cell_temperature_K", cell_temperature_K)
     power = _check_positive("irradiance_W_m2", irradiance_W_m2)
     try:
@@ -143,8 +185,12 @@ def sq_limit(
             f"band gap {flat[bad][0]!r} eV is not a finite number > 0: give band gaps in eV, e.g. 1.55"
         )
     eg = flat * _Q  # J
-    scale = power / (_SIGMA * t_sun**4)  # dilution of the blackbody sun to `power`
-    log_jsc = math.log(_Q * scale) + _log_photon_flux(eg, t_sun)  # A/m^2
+    with np.errstate(divide="ignore"):
+        if t_sun is None:
+            log_jsc = math.log(_Q * power / IRRADIANCE_W_M2) + np.log(_reference_photon_flux_above(eg))  # A/m^2
+        else:
+            scale = power / (_SIGMA * t_sun**4)  # dilution of the blackbody sun to `power`
+            log_jsc = math.log(_Q * scale) + _log_photon_flux(eg, t_sun)  # A/m^2
     log_j0 = math.log(_Q) + _log_photon_flux(eg, t_cell)  # A/m^2
     vt = _K * t_cell / _Q  # thermal voltage, V
     log_ratio = log_jsc - log_j0
