@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import model_state, state, ui
+from app import model_state, quantities, state, ui
 from nestedae_core import data, explain
 from nestedae_core.data import load_dataset_table
 from nestedae_core.data.lookup import formula_column
@@ -359,5 +359,5 @@ def model_header(prefix: str) -> tuple[NestedAE, str]:
     if model is None or key is None:
         st.stop()
     with info_col:
-        st.caption(" · ".join(f"{k}: {v}" for k, v in model.summary().items() if k in ("name", "stages") or "MAE" in k))
+        st.caption(" · ".join(f"{k}: {v}" for k, v in quantities.model_summary(model).items() if k in ("name", "stages") or "MAE" in k))
     return model, key

@@ -19,7 +19,9 @@ from plotly.subplots import make_subplots
 from nestedae_core.chemistry.composition import Composition
 from nestedae_core.chemistry.physics import sq_limit
 from nestedae_core.vocabulary import (
+    BANDGAP_HSE,
     BANDGAP_PBE,
+    BANDGAP_PBE_DFT,
     DECOMPOSITION,
     DEVICE_OCTAHEDRAL_FACTOR,
     DEVICE_TARGETS,
@@ -52,6 +54,8 @@ __all__ = [
 #: Display name and unit of the data columns the app plots ("" unit = dimensionless).
 COLUMN_INFO: dict[str, tuple[str, str]] = {
     BANDGAP_PBE: ("band gap (DFT)", "eV"),
+    BANDGAP_PBE_DFT: ("band gap (PBE)", "eV"),
+    BANDGAP_HSE: ("band gap (HSE)", "eV"),
     DECOMPOSITION: ("decomposition energy", "eV/f.u."),
     SLME: ("SLME", "fraction"),
     MEASURED_BANDGAP: ("measured band gap", "eV"),

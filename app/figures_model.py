@@ -19,9 +19,11 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from app import quantities
 from app.figures import style
 from nestedae_core.chemistry.physics import sq_limit
 from nestedae_core import vocabulary
+from nestedae_core.model.config import target_fidelity
 from nestedae_core.vocabulary import BANDGAP_PBE, PCE
 
 __all__ = [
@@ -55,12 +57,18 @@ LOSS_AXIS = "loss (standardised units, dimensionless)"
 
 @dataclass(frozen=True)
 class TargetInfo:
-    """A predicted quantity: its column, a readable label and its unit ('' = dimensionless)."""
+    """A predicted quantity: its column, a readable label and its unit ('' = dimensionless).
+
+    ``fidelity``: for a band gap, which one ("measured", "PBE", "HSE"; see
+    :func:`nestedae_core.model.config.target_fidelity`), else None. The label of
+    :func:`target_infos` already names it (``band gap (PBE)``).
+    """
 
     column: str
     label: str
     unit: str
     stage: str = ""
+    fidelity: str | None = None
 
     @classmethod
     def of(cls, column: str) -> "TargetInfo":
@@ -74,9 +82,15 @@ class TargetInfo:
 
 
 def target_infos(spec: Any) -> list[TargetInfo]:
-    """Every target of a ChainSpec (or of a model's ``.spec``), in stage order."""
+    """Every target of a ChainSpec (or of a model's ``.spec``), in stage order; band gaps named with their fidelity."""
     spec = getattr(spec, "spec", spec)
-    return [TargetInfo(t.column, t.label or t.column, t.unit, st.name) for st in spec.stages for t in st.targets]
+    return [TargetInfo(t.column, quantities.target_name(st, t), t.unit, st.name, target_fidelity(st, t))
+            for st in spec.stages for t in st.targets]
+
+
+def _truth_word(t: TargetInfo) -> str:
+    """What the data value of a target is: "DFT" for a computed (PBE, HSE) band gap, else "measured"."""
+    return "DFT" if t.fidelity in ("PBE", "HSE") else "measured"
 
 
 def _fmt_unit(unit: str) -> str:
@@ -182,7 +196,7 @@ def parity_figure(oof: Mapping[str, pd.DataFrame], targets: Sequence[TargetInfo]
                     x=part["true"], y=part["pred"], mode="markers", name=f"fold {k}", legendgroup=f"fold {k}",
                     showlegend=k not in shown, marker=dict(size=5, opacity=0.6, color=FOLD_COLORS[(k - 1) % len(FOLD_COLORS)]),
                     text=part["label"],
-                    hovertemplate=f"%{{text}}<br>measured %{{x:.3f}}{_fmt_unit(t.unit)}<br>predicted %{{y:.3f}}{_fmt_unit(t.unit)}<extra>fold {k}</extra>",
+                    hovertemplate=f"%{{text}}<br>{_truth_word(t)} %{{x:.3f}}{_fmt_unit(t.unit)}<br>predicted %{{y:.3f}}{_fmt_unit(t.unit)}<extra>fold {k}</extra>",
                 ),
                 row=1, col=c,
             )
@@ -198,7 +212,7 @@ def parity_figure(oof: Mapping[str, pd.DataFrame], targets: Sequence[TargetInfo]
             fig.add_annotation(text=f"MAE {mae:.3g}{_fmt_unit(t.unit)} (n = {len(d)})", xref=f"x{c if c > 1 else ''} domain",
                                yref=f"y{c if c > 1 else ''} domain", x=0.02, y=0.98, showarrow=False, xanchor="left", yanchor="top",
                                bgcolor="rgba(255,255,255,0.8)")
-        fig.update_xaxes(title_text=t.title("measured"), row=1, col=c)
+        fig.update_xaxes(title_text=t.title(_truth_word(t)), row=1, col=c)
         fig.update_yaxes(title_text=t.title("predicted"), row=1, col=c)
     style(fig, height=420)
     fig.update_layout(legend=dict(orientation="h", y=-0.2, x=0))
@@ -217,12 +231,12 @@ def residuals_figure(oof: Mapping[str, pd.DataFrame], targets: Sequence[TargetIn
             go.Scattergl(x=d["true"], y=d["pred"] - d["true"], mode="markers", name=t.label, showlegend=False,
                          marker=dict(size=5, opacity=0.5, color=[FOLD_COLORS[(k - 1) % len(FOLD_COLORS)] for k in d["fold"]]),
                          text=d["label"],
-                         hovertemplate=f"%{{text}}<br>measured %{{x:.3f}}{_fmt_unit(t.unit)}<br>residual %{{y:+.3f}}{_fmt_unit(t.unit)}<extra></extra>"),
+                         hovertemplate=f"%{{text}}<br>{_truth_word(t)} %{{x:.3f}}{_fmt_unit(t.unit)}<br>residual %{{y:+.3f}}{_fmt_unit(t.unit)}<extra></extra>"),
             row=1, col=c,
         )
         fig.add_hline(y=0, line=dict(color=_MEAN, dash="dash", width=1.5), row=1, col=c)
-        fig.update_xaxes(title_text=t.title("measured"), row=1, col=c)
-        fig.update_yaxes(title_text=f"residual, predicted − measured ({t.unit or 'dimensionless'})", row=1, col=c)
+        fig.update_xaxes(title_text=t.title(_truth_word(t)), row=1, col=c)
+        fig.update_yaxes(title_text=f"residual, predicted − {_truth_word(t)} ({t.unit or 'dimensionless'})", row=1, col=c)
     style(fig, height=360)
     return fig
 
@@ -250,13 +264,21 @@ def fold_metrics_figure(metrics: Mapping[str, Mapping[str, Any]], targets: Seque
 # --------------------------------------------------------------------------- predictions
 
 
-def _band(fig: go.Figure, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color: str, name: str, *, secondary_y: bool, unit: str) -> None:
+def _band(fig: go.Figure, x: np.ndarray, mean: np.ndarray, std: np.ndarray, color: str, name: str, *, secondary_y: bool, unit: str,
+          lower: np.ndarray | None = None, upper: np.ndarray | None = None, level: float | None = None) -> None:
+    """A line with a shaded band: the prediction interval when given, else ± 1 sd of the fold models (model disagreement)."""
     rgba = _rgba(color, 0.18)
-    fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]), fill="toself",
-                             fillcolor=rgba, line=dict(width=0), name=f"{name} ± 1 sd", hoverinfo="skip", showlegend=True),
+    if lower is not None and upper is not None:
+        lo, hi = lower, upper
+        band = f"{name}, {100 * (level or 0.9):.0f} % interval"
+    else:
+        lo, hi = mean - std, mean + std
+        band = f"{name} ± 1 sd (model disagreement)"
+    fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself",
+                             fillcolor=rgba, line=dict(width=0), name=band, hoverinfo="skip", showlegend=True),
                   secondary_y=secondary_y)
     fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=name, line=dict(color=color, width=2.5), marker=dict(size=5),
-                             customdata=std, hovertemplate=f"x = %{{x:.3f}}<br>{name} %{{y:.3f}} ± %{{customdata:.3f}}{_fmt_unit(unit)}<extra></extra>"),
+                             customdata=std, hovertemplate=f"x = %{{x:.3f}}<br>{name} %{{y:.3f}}{_fmt_unit(unit)} (model disagreement ± %{{customdata:.3f}})<extra></extra>"),
                   secondary_y=secondary_y)
 
 
@@ -273,10 +295,13 @@ def line_scan_figure(
     end: str,
     gap: TargetInfo | None = TargetInfo.of(BANDGAP_PBE),
     pce: TargetInfo | None = TargetInfo.of(PCE),
+    level: float | None = None,
 ) -> go.Figure:
-    """Band gap (left axis) and PCE (right axis) along a line scan, with ±1 sd ensemble bands.
+    """Band gap (left axis) and PCE (right axis) along a line scan, with uncertainty bands.
 
-    ``scan``: :func:`nestedae_core.predict.line_scan` output (``x``, ``<col>_mean``/``_std``, ``in_domain``).
+    ``scan``: :func:`nestedae_core.predict.line_scan` output (``x``, ``<col>_mean``/``_std``, ``in_domain``,
+    and ``<col>_lower``/``_upper`` when the model is calibrated: then the band is that interval, at ``level``;
+    otherwise ± 1 sd of the fold models, labelled model disagreement).
     Points outside the training domain are marked with open grey circles.
     """
     fig = make_subplots(specs=[[{"secondary_y": True}]])
@@ -286,7 +311,11 @@ def line_scan_figure(
             continue
         mean = scan[f"{t.column}_mean"].to_numpy(dtype=float)
         std = scan[f"{t.column}_std"].to_numpy(dtype=float)
-        _band(fig, x, mean, std, color, t.label, secondary_y=sec, unit=t.unit)
+        lower = upper = None
+        if f"{t.column}_lower" in scan and f"{t.column}_upper" in scan and scan[f"{t.column}_lower"].notna().all():
+            lower = scan[f"{t.column}_lower"].to_numpy(dtype=float)
+            upper = scan[f"{t.column}_upper"].to_numpy(dtype=float)
+        _band(fig, x, mean, std, color, t.label, secondary_y=sec, unit=t.unit, lower=lower, upper=upper, level=level)
         if "in_domain" in scan and (~scan["in_domain"].astype(bool)).any():
             out = ~scan["in_domain"].astype(bool).to_numpy()
             fig.add_trace(go.Scatter(x=x[out], y=mean[out], mode="markers", name="outside training domain",
@@ -300,16 +329,18 @@ def line_scan_figure(
     return fig
 
 
-def pce_vs_gap_figure(points: pd.DataFrame, *, gap_range: tuple[float, float] | None = None) -> go.Figure:
+def pce_vs_gap_figure(points: pd.DataFrame, *, gap_range: tuple[float, float] | None = None, gap_label: str = "band gap",
+                      sq_name: str = "Shockley–Queisser limit") -> go.Figure:
     """Predicted PCE against predicted band gap (both with ±1 sd error bars) under the Shockley–Queisser limit.
 
-    ``points``: columns ``label``, ``gap``, ``gap_std``, ``pce``, ``pce_std`` (eV and %).
+    ``points``: columns ``label``, ``gap``, ``gap_std``, ``pce``, ``pce_std`` (eV and %); ``gap_label``
+    names the gap (e.g. ``band gap (measured)``); ``sq_name`` the limit's curve (say at which gap it is drawn).
     """
     fig = go.Figure()
     gaps = pd.to_numeric(points.get("gap", pd.Series(dtype=float)), errors="coerce").dropna()
     lo, hi = gap_range or ((float(gaps.min()) - 0.3, float(gaps.max()) + 0.3) if len(gaps) else (1.0, 2.5))
     grid = np.linspace(max(lo, 0.5), max(hi, lo + 0.2), 200)
-    fig.add_trace(go.Scatter(x=grid, y=sq_limit(grid)["pce_percent"], mode="lines", name="Shockley–Queisser limit",
+    fig.add_trace(go.Scatter(x=grid, y=sq_limit(grid)["pce_percent"], mode="lines", name=sq_name,
                              line=dict(color=_SQ, width=2.5), hovertemplate="gap %{x:.3f} eV<br>limit %{y:.1f} %<extra></extra>"))
     names = _short_labels(points) if len(points) else []
     for i, row in enumerate(points.itertuples(index=False)):
@@ -318,9 +349,10 @@ def pce_vs_gap_figure(points: pd.DataFrame, *, gap_range: tuple[float, float] | 
             x=[row.gap], y=[row.pce], mode="markers", name=names[i], marker=dict(size=12, color=color, line=dict(width=1, color="white")),
             error_x=dict(type="data", array=[row.gap_std], visible=True, color=color),
             error_y=dict(type="data", array=[row.pce_std], visible=True, color=color),
-            hovertemplate=f"{row.label}<br>band gap %{{x:.3f}} ± {row.gap_std:.3f} eV<br>PCE %{{y:.2f}} ± {row.pce_std:.2f} %<extra></extra>",
+            hovertemplate=f"{row.label}<br>{gap_label} %{{x:.3f}} ± {row.gap_std:.3f} eV<br>PCE %{{y:.2f}} ± {row.pce_std:.2f} %"
+                          "<br>(± model disagreement)<extra></extra>",
         ))
-    fig.update_xaxes(title_text="predicted band gap (eV)")
+    fig.update_xaxes(title_text=f"predicted {gap_label} (eV)")
     fig.update_yaxes(title_text="predicted PCE (%)", rangemode="tozero")
     style(fig, height=400)
     fig.update_layout(legend=dict(orientation="h", y=-0.22, x=0))
@@ -332,13 +364,13 @@ def _short_labels(table: pd.DataFrame) -> list[str]:
     return [t if len(t) <= 24 else t[:23] + "…" for t in table[col].astype(str)]
 
 
-def prediction_bars_figure(table: pd.DataFrame, *, gap_unit: str = "eV", pce_unit: str = "%") -> go.Figure:
-    """Side-by-side predictions: band gap and PCE bars with ±1 sd error bars, one bar per entry.
+def prediction_bars_figure(table: pd.DataFrame, *, gap_unit: str = "eV", pce_unit: str = "%", gap_label: str = "band gap") -> go.Figure:
+    """Side-by-side predictions: band gap and PCE bars with ±1 sd error bars (model disagreement), one bar per entry.
 
     ``table``: columns ``label`` (full, for hovers), optionally ``short`` (tick labels), ``gap``,
-    ``gap_std``, ``pce``, ``pce_std`` (NaN where not predicted).
+    ``gap_std``, ``pce``, ``pce_std`` (NaN where not predicted); ``gap_label`` names the gap (``band gap (PBE)``).
     """
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["band gap", "PCE"], horizontal_spacing=0.2)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[gap_label, "PCE"], horizontal_spacing=0.2)
     ticks = _short_labels(table)
     colors = [FOLD_COLORS[i % len(FOLD_COLORS)] for i in range(len(ticks))]
     for c, (col, unit) in enumerate((("gap", gap_unit), ("pce", pce_unit)), start=1):
@@ -346,7 +378,7 @@ def prediction_bars_figure(table: pd.DataFrame, *, gap_unit: str = "eV", pce_uni
                              error_y=dict(type="data", array=table[f"{col}_std"], visible=True),
                              customdata=np.stack([table[f"{col}_std"].to_numpy(dtype=float), table["label"].astype(str).to_numpy()], axis=1),
                              hovertemplate=f"%{{customdata[1]}}<br>%{{y:.3f}} ± %{{customdata[0]:.3f}} {unit}<extra></extra>"), row=1, col=c)
-        fig.update_yaxes(title_text=f"predicted {'band gap' if col == 'gap' else 'PCE'} ({unit})", row=1, col=c)
+        fig.update_yaxes(title_text=f"predicted {gap_label if col == 'gap' else 'PCE'} ({unit})", row=1, col=c)
         fig.update_xaxes(title_text="entry (see the table)", tickangle=-25, row=1, col=c)
     style(fig, height=400)
     return fig
@@ -378,7 +410,7 @@ def screen_scatter_figure(
     fig.add_trace(go.Scattergl(
         x=d[xm], y=d[ym], mode="markers", name="candidates",
         marker=dict(size=6, color=color, colorscale="Viridis", showscale=color is not None, opacity=0.75,
-                    colorbar=dict(title=f"{y.label} sd ({y.unit})" if y.unit else f"{y.label} sd")),
+                    colorbar=dict(title=f"{y.label} model disagreement ({y.unit})" if y.unit else f"{y.label} model disagreement")),
         text=d["formula"],
         customdata=np.stack([d[ys] if ys in d else np.zeros(len(d)), d.get("tolerance_factor", pd.Series(np.nan, index=d.index))], axis=1),
         hovertemplate=(f"%{{text}}<br>{x.label} %{{x:.3f}}{_fmt_unit(x.unit)}<br>{y.label} %{{y:.2f}} ± %{{customdata[0]:.2f}}{_fmt_unit(y.unit)}"
@@ -388,10 +420,11 @@ def screen_scatter_figure(
     fig.add_trace(go.Scatter(x=t[xm], y=t[ym], mode="markers", name=f"top {len(t)}",
                              marker=dict(size=13, symbol="star", color="#E45756", line=dict(width=1, color="white")),
                              text=t["formula"], hovertemplate="%{text}<extra>top</extra>"))
-    if sq_curve and x.column == BANDGAP_PBE and y.unit == "%":
+    if sq_curve and x.unit == "eV" and y.unit == "%":
         lo, hi = float(d[xm].min()), float(d[xm].max())
         grid = np.linspace(max(lo - 0.05, 0.5), hi + 0.05, 120)
-        fig.add_trace(go.Scatter(x=grid, y=sq_limit(grid)["pce_percent"], mode="lines", name="Shockley–Queisser limit",
+        name = "Shockley–Queisser limit" + (f" (drawn at the {x.fidelity} gap: no measured gap)" if x.fidelity not in (None, "measured") else "")
+        fig.add_trace(go.Scatter(x=grid, y=sq_limit(grid)["pce_percent"], mode="lines", name=name,
                                  line=dict(color=_SQ, width=2), hoverinfo="skip"))
     fig.update_xaxes(title_text=x.title("predicted"))
     fig.update_yaxes(title_text=y.title("predicted"))

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
@@ -24,7 +25,8 @@ import streamlit as st
 from nestedae_core import store
 from nestedae_core.errors import BundleError
 from nestedae_core.train.jobs import JobManager
-from nestedae_core.model import NestedAE
+from nestedae_core.model import ChainSpec, NestedAE
+from nestedae_core.errors import ConfigError
 from nestedae_core.vocabulary import BANDGAP_PBE
 
 __all__ = [
@@ -177,9 +179,27 @@ def active_model() -> NestedAE:
     return load_model(active_model_path())
 
 
-def _target_label(target: str) -> tuple[str, str]:
+@st.cache_data(show_spinner=False, max_entries=64)
+def _bundle_target_names(path: str, stamp: int) -> dict[str, tuple[str, str]]:
+    """``stage/column`` -> (name with its band-gap fidelity, unit) from a bundle's config; {} when unreadable."""
+    from app.quantities import target_name
+
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+        spec = ChainSpec.model_validate(cfg["spec"])
+    except (OSError, KeyError, ValueError, ConfigError):
+        return {}
+    return {f"{s.name}/{t.column}": (target_name(s, t), t.unit) for s in spec.stages for t in s.targets}
+
+
+def _target_label(key: str, info: store.BundleInfo) -> tuple[str, str]:
+    """Name and unit of a headline metric ``stage/column`` of a bundle (the band gap with its fidelity)."""
     from app.figures import COLUMN_INFO
 
+    names = _bundle_target_names(str(info.path), _stamp(info.path))
+    if key in names:
+        return names[key]
+    target = key.split("/", 1)[1]
     short = {BANDGAP_PBE: "band gap"}
     label, unit = COLUMN_INFO.get(target, (target, ""))
     return short.get(target, label), unit
@@ -188,7 +208,7 @@ def _target_label(target: str) -> tuple[str, str]:
 def _label(info: store.BundleInfo) -> str:
     bits = []
     for key, mae in info.headline.items():
-        name, unit = _target_label(key.split("/", 1)[1])
+        name, unit = _target_label(key, info)
         bits.append(f"{name} {mae:.3g}{(' ' + unit) if unit else ''}")
     tag = "default" if info.builtin else info.preset
     return f"{info.name} ({tag}; MAE {', '.join(bits)})" if bits else f"{info.name} ({tag})"
@@ -232,7 +252,7 @@ def bundles_frame(options: list[store.BundleInfo] | None = None) -> pd.DataFrame
     for b in options if options is not None else model_options():
         row = {"model": b.name, "preset": b.preset, "created": b.created, "default": b.builtin}
         for k, v in b.headline.items():
-            name, unit = _target_label(k.split("/", 1)[1])
+            name, unit = _target_label(k, b)
             row[f"MAE {name}" + (f" ({unit})" if unit else "")] = v
         row["path"] = str(b.path)
         rows.append(row)

@@ -25,7 +25,7 @@ import streamlit as st
 
 from app import explain_state as es
 from app import figures_explain as fx
-from app import ui
+from app import quantities, ui
 from nestedae_core import explain
 from nestedae_core.query import composition_problem
 from nestedae_core.vocabulary import DESCRIPTOR_UNITS
@@ -66,6 +66,7 @@ class Choice:
     label: str
     stage: int
     output: str  # target column, or "latents"
+    name: str  # the output's name, a band gap with its fidelity (e.g. "band gap (PBE)")
     inputs: str  # "stage" or "chain"
     unit: str
     comparison: str | None  # kind of explainer_comparison, or None
@@ -96,14 +97,15 @@ def _choices() -> list[Choice]:
     for i, st_spec in enumerate(model.spec.stages):
         for j, t in enumerate(st_spec.targets):
             unit = t.unit or ""
-            name = f"{t.label or t.column} ({unit or 'dimensionless'})"
+            out_name = quantities.target_name(st_spec, t)
+            name = f"{out_name} ({unit or 'dimensionless'})"
             kind = "bandgap" if i == 0 and j == 0 else ("pce" if i == last and j == 0 and i > 0 else None)
-            out.append(Choice(f"{name} ← stage {i + 1} inputs: {_inputs_text(i, 'stage')}", i, t.column, "stage", unit, kind))
+            out.append(Choice(f"{name} ← stage {i + 1} inputs: {_inputs_text(i, 'stage')}", i, t.column, out_name, "stage", unit, kind))
             if i > 0:
-                out.append(Choice(f"{name} ← whole chain: {_inputs_text(i, 'chain')}", i, t.column, "chain", unit,
+                out.append(Choice(f"{name} ← whole chain: {_inputs_text(i, 'chain')}", i, t.column, out_name, "chain", unit,
                                   "chain" if i == last and j == 0 else None))
         out.append(Choice(f"stage-{i + 1} latents ({st_spec.name}.z1 … z{st_spec.latent_dim}, dimensionless) ← {_inputs_text(i, 'stage')}",
-                          i, "latents", "stage", "", None))
+                          i, "latents", "latents", "stage", "", None))
     # the end-to-end PCE first after the band gap: it is what most people ask for
     return out
 
@@ -195,7 +197,7 @@ def local_view(choice: Choice, member: int | None, latent: str | None) -> None:
         att = _local(choice, method, member, latent)
         unit = att.unit
         pred, base = float(att.predictions[0]), float(att.base_values[0])
-        out_name = latent or att.label
+        out_name = latent or choice.name
         cols = st.columns(4)
         cols[0].metric(f"{out_name}: prediction", _num(pred, unit), help="Ensemble mean of the fold models" if member is None else f"Fold model {member + 1}")
         cols[1].metric("base value (background average)", _num(base, unit))
@@ -240,7 +242,7 @@ def global_view(choice: Choice, member: int | None, latent: str | None) -> None:
             att = es.global_latent_attributions(key, choice.stage, choice.inputs, method, int(member or 0), n)[latent]
         else:
             att = es.global_attribution(key, choice.stage, choice.output, choice.inputs, method, member, n)
-        out_name = latent or att.label
+        out_name = latent or choice.name
         unit = att.unit or "dimensionless"
         src = (f"a random sample (seed 0) of {att.n_rows} rows of `{rows.source}`" if rows.from_dataset
                else f"the model's {att.n_rows} stored background rows")

@@ -84,12 +84,12 @@ with st.expander("How to cite the data"):
 # ---------------------------------------------------------------------- model summary
 def render_model_summary() -> None:
     """The active model (the shipped default unless another was chosen on Train) and its CV metrics."""
-    from app import model_state
+    from app import model_state, quantities
 
     st.subheader("Active model")
     with ui.user_errors("Choose another model on the Train page, or reinstall to restore the shipped default."):
         model = model_state.active_model()
-        summary = model.summary()
+        summary = quantities.model_summary(model)
         frame = pd.DataFrame({"item": [str(k) for k in summary], "value": [str(v) for v in summary.values()]})
         ui.table_with_download(frame, "model_summary")
         st.caption(

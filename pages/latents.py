@@ -21,10 +21,11 @@ import streamlit as st
 
 from app import explain_state as es
 from app import figures_explain as fx
-from app import ui
+from app import quantities, ui
 from app.figures import COLUMN_INFO, axis_title
 from nestedae_core.data.synthetic import DEVICE_TARGET, MATERIAL_TARGET, TRUTH_PREFIX
 from nestedae_core.explain.rows import StageRows
+from nestedae_core.model.config import target_fidelity
 from nestedae_core.query import composition_problem
 from nestedae_core.vocabulary import BANDGAP_PBE, DECOMPOSITION, DESCRIPTOR_UNITS, IONS, MEASURED_BANDGAP, PCE, SITE_OF_ION
 
@@ -47,16 +48,26 @@ stage_labels = [f"Stage {i + 1}: {s.name} ({s.latent_dim} latents)" for i, s in 
 
 
 def _target_title(column: str) -> str:
+    """A target's name with its band-gap fidelity and unit, e.g. ``band gap (PBE) (eV)``; other columns by their label."""
     for s in model.spec.stages:
         for t in s.targets:
             if t.column == column:
-                return f"{t.label or t.column} ({t.unit or 'dimensionless'})"
+                return f"{quantities.target_name(s, t)} ({t.unit or 'dimensionless'})"
     return axis_title(column) if column in COLUMN_INFO else fx.feature_label(column)
 
 
+def _fidelity(column: str) -> str | None:
+    return next((target_fidelity(s, t) for s in model.spec.stages for t in s.targets if t.column == column), None)
+
+
 def _measured(column: str) -> str:
+    """The data value of a column: ``measured …``, or ``DFT band gap (PBE) (eV)`` for a computed gap."""
     title = _target_title(column)
-    return title if title.startswith("measured") else f"measured {title}"
+    if title.startswith("measured") or "(measured)" in title or title.startswith("DFT"):
+        return title
+    if _fidelity(column) in ("PBE", "HSE"):
+        return f"DFT {title}"
+    return title if "(DFT)" in title else f"measured {title}"
 
 
 def colour_options(stage: int, rows: StageRows) -> dict[str, tuple[pd.Series, bool]]:
@@ -208,7 +219,7 @@ def traversal_view(stage: int, rows: StageRows) -> None:
         current = c3.select_slider(f"{latent} value (dimensionless)", values, value=values[nearest], key=k_slider,
                                    format_func=lambda v: f"{v:+.2f}")
         i = values.index(current)
-        targets = [(t.column, t.label or t.column, t.unit) for t in model.spec.stages[stage].targets]
+        targets = [(t.column, quantities.target_name(model.spec.stages[stage], t), t.unit) for t in model.spec.stages[stage].targets]
         cont = model.input_names(stage)[: p.layout.n_continuous]
         spread = {c: float(trav[c].max() - trav[c].min()) / (float(rows.frame[c].std()) if c in rows.frame and float(rows.frame[c].std()) > 0 else 1.0)
                   for c in cont if c in trav}

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from app import figures_model as fm
-from app import model_state, ui
+from app import model_state, quantities, ui
 from nestedae_core import data, store
 from nestedae_core.errors import ConfigError, DataError
 from nestedae_core.model import ChainSpec, available_devices
@@ -95,7 +95,7 @@ def stage_form(p: str, s, index: int) -> dict:
         + (f"stage {index} latents + " if s.upstream else "")
         + f"{len(s.numeric_inputs)} numeric, {len(s.categorical_inputs)} categorical"
         + (f" ({', '.join(s.categorical_inputs)})" if s.categorical_inputs else "")
-        + f" · targets: {', '.join(t.display for t in s.targets)}"
+        + " · targets: " + ", ".join(quantities.target_name(s, t) + (f" ({t.unit})" if t.unit else "") for t in s.targets)
     )
     c1, c2, c3, c4 = st.columns(4)
     v: dict = {}
@@ -265,8 +265,11 @@ else:
                 part = table[(table["stage"] == t.stage) & (table["target"] == t.label)].drop(columns=["stage", "target", "unit"])
                 u = t.unit or "dimensionless"
                 part = part.rename(columns={"MAE": f"MAE ({u})", "MAE sd": f"MAE sd ({u})", "RMSE": f"RMSE ({u})", "R²": "R² (dimensionless)", "n": "rows (count)"})
-                ui.table_with_download(part, f"{job.name}-{t.stage}-{t.column}-fold-metrics", key=k("dl-metrics", job.id, t.stage, t.column), label="CSV",
-                                       column_config={c: st.column_config.NumberColumn(c, format="%.4g") for c in part.columns if "(" in c and "count" not in c})
+                shown = part.assign(**{f"MAE sd ({u})": [f"{v:.4g}" if pd.notna(v) else "—" for v in part[f"MAE sd ({u})"]]})  # per fold: no sd
+                ui.table_with_download(shown, f"{job.name}-{t.stage}-{t.column}-fold-metrics", key=k("dl-metrics", job.id, t.stage, t.column), label="CSV",
+                                       download=part,
+                                       column_config={c: st.column_config.NumberColumn(c, format="%.4g") for c in part.columns
+                                                      if "(" in c and "count" not in c and not c.startswith("MAE sd")})
         ui.plot(fm.fold_metrics_figure(result.metrics, targets), key=k("folds", job.id))
         st.markdown("**Out-of-fold predictions** (every row predicted by the fold model that did not train on it)")
         ui.plot(fm.parity_figure(result.oof, targets), key=k("parity", job.id))
@@ -316,5 +319,5 @@ if options:
 with ui.user_errors():
     if chosen is not None:
         model = model_state.active_model()
-        summary = model.summary()
+        summary = quantities.model_summary(model)
         st.caption(" · ".join(f"{key}: {value}" for key, value in summary.items()))

@@ -42,8 +42,9 @@ def test_explain_shows_numbers_with_units(app_env):
     at = open_app("pages/explain.py")
     _no_errors(at)
     m = _metrics(at)
-    assert m["band gap: prediction"].endswith(" eV") and m["base value (background average)"].endswith(" eV")
-    pred = float(m["band gap: prediction"].split()[0])
+    assert m["band gap (PBE): prediction"].endswith(" eV") and m["base value (background average)"].endswith(" eV")
+    pred = float(m["band gap (PBE): prediction"].split()[0])
+    assert at.selectbox(key="explain.output").value.startswith("band gap (PBE) (eV) ← stage 1 inputs")  # the fidelity is named
     base = float(m["base value (background average)"].split()[0])
     total = float(m["sum of attributions"].split()[0])
     assert pred == pytest.approx(base + total, abs=2e-3)  # additivity, as shown
@@ -124,7 +125,8 @@ def test_latents_views(app_env):
     assert n_plots(at) == 1
     assert any("red star is **MAPbI3**" in c.value for c in at.caption)
     colours = at.selectbox(key="latents.colour").options
-    assert any(c.startswith("predicted band gap (eV)") for c in colours)
+    assert any(c.startswith("predicted band gap (PBE) (eV)") for c in colours)
+    assert "DFT band gap (PBE) (eV)" in colours and not any(c.startswith("measured band gap (PBE)") for c in colours)
     assert any("fraction of the X site" in c for c in colours)
     at.radio(key="latents.view").set_value("Correlations").run()
     _no_errors(at)
@@ -138,7 +140,7 @@ def test_latents_views(app_env):
     assert "**Rule.**" in texts(at)
     at.radio(key="latents.view").set_value("Traversal").run()
     _no_errors(at)
-    assert next(v for k, v in _metrics(at).items() if k.startswith("predicted band gap")).endswith(" eV")
+    assert next(v for k, v in _metrics(at).items() if k.startswith("predicted band gap (PBE)")).endswith(" eV")
     # stage 2: ETL/HTL colours and the device stack in the traversal
     stage2 = at.radio(key="latents.stage").options[1]
     at.radio(key="latents.stage").set_value(stage2)

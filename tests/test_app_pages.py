@@ -103,7 +103,7 @@ def test_home_shows_the_active_model_and_its_metrics(no_data_env):
     table = at.dataframe[-1].value
     items = dict(zip(table["item"], table["value"]))
     assert items["preset"] == "paper" and items["ensemble members"] == "5"
-    assert items["materials: band gap MAE"].endswith("eV")
+    assert items["materials: band gap (PBE) MAE"].endswith("eV")  # the paper's band gap is DFT-PBE
     assert items["devices: PCE MAE"].endswith("%")
 
 

@@ -32,6 +32,9 @@ def test_explain_json_adds_up(bundle, capsys) -> None:
         total = part["base"] + sum(part["attributions"].values())
         assert abs(total - part["prediction"]) <= 1e-3 * scales[key]
     assert list(js["pce"]["attributions"]).count("ETL_stack_sequence") == 1
+    # the band gap says which one it is: the paper chain's is DFT-PBE, and it has no measured stage
+    assert js["bandgap"]["fidelity"] == "PBE" and js["bandgap"]["label"] == "band gap (PBE)"
+    assert js["pce"]["fidelity"] is None and js["pce"]["label"] == "PCE" and js["bandgap_measured"] is None
     assert js["pce"]["data"]["ETL_stack_sequence"] == "SnO2-np" and js["pce"]["data"]["HTL_stack_sequence"] == "PTAA"
     model = load_bundle(bundle)
     q = query_frame(model, ["MAPbI3"], categorical={"ETL_stack_sequence": "SnO2-np", "HTL_stack_sequence": "PTAA"})
@@ -43,6 +46,7 @@ def test_explain_text_lists_top_attributions(bundle, capsys) -> None:
     assert main(["explain", "FAPbI3", "--model", str(bundle), "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert "band gap" in out and "PCE" in out and "base value" in out and "prediction" in out
+    assert "band gap (PBE) (Gap), w.r.t. its 15 inputs" in out
     assert "default: most common in the training data" in out
     blocks = [b for b in out.split("\n\n") if "attribution" in b]
     assert len(blocks) == 2

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from ..errors import NestedAEError
@@ -23,6 +23,26 @@ def print_table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextI
 def print_json(obj: Any) -> None:
     """Print JSON (indent 2) to stdout."""
     sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False, default=float) + "\n")
+
+
+def named(label: str, fidelity: str | None) -> str:
+    """A target's label with its band-gap fidelity: ``named("band gap", "PBE") == "band gap (PBE)"``.
+
+    Unchanged for a target that is not a band gap (``fidelity`` None) or whose label names it already.
+    """
+    if not fidelity or fidelity.lower() in label.lower():
+        return label
+    return f"{label} ({fidelity})"
+
+
+def uncertainty_text(entry: Mapping[str, Any], digits: int = 3) -> str:
+    """``90 % interval 1.520–1.660`` for a calibrated prediction, else ``± 0.022 (model disagreement)``.
+
+    ``entry``: a target of :attr:`nestedae_core.predict.QueryResult.targets` (no unit in the text).
+    """
+    if entry["lower"] is not None and entry["upper"] is not None:
+        return f"{100 * entry['level']:.0f} % interval {entry['lower']:.{digits}f}–{entry['upper']:.{digits}f}"
+    return f"± {entry['disagreement']:.{digits}f} (model disagreement)"
 
 
 def load_model(path: str | None):  # type: ignore[no-untyped-def]
@@ -58,4 +78,4 @@ class ProgressBar:
             self._bar.close()
 
 
-__all__ = ["print_table", "print_json", "load_model", "ProgressBar", "NestedAEError"]
+__all__ = ["print_table", "print_json", "named", "uncertainty_text", "load_model", "ProgressBar", "NestedAEError"]

@@ -1,0 +1,78 @@
+"""app/quantities.py: band gaps named by fidelity, intervals and model disagreement as text."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import quantities as q
+from nestedae_core.model.config import StageSpec, TargetSpec
+from nestedae_core.model.presets import preset
+
+
+def entry(lower=None, upper=None, **kw):
+    base = {"mean": 1.59, "std": 0.022, "disagreement": 0.022, "unit": "eV", "label": "band gap", "stage": "film",
+            "lower": lower, "upper": upper, "level": 0.9, "fidelity": "measured"}
+    return {**base, **kw}
+
+
+@pytest.mark.parametrize("label, fidelity, expected", [
+    ("band gap", "PBE", "band gap (PBE)"),
+    ("band gap", "measured", "band gap (measured)"),
+    ("band gap", "HSE", "band gap (HSE)"),
+    ("band gap (HSE06)", "HSE", "band gap (HSE06)"),
+    ("measured band gap", "measured", "measured band gap"),
+    ("PCE", None, "PCE"),
+])
+def test_named(label, fidelity, expected):
+    assert q.named(label, fidelity) == expected
+
+
+def _stage(dataset: str, column: str, label: str = "band gap") -> StageSpec:
+    return StageSpec(name="s", dataset=dataset, numeric_inputs=["a"], targets=[TargetSpec(column=column, label=label, unit="eV")])
+
+
+def test_target_name_from_explicit_or_inferred_fidelity():
+    paper = preset("paper")
+    assert [q.target_name(s, t) for s in paper.stages for t in s.targets] == ["band gap (PBE)", "PCE"]
+    hse = _stage("mhp-hse", "Gap")
+    assert q.target_name(hse, hse.targets[0]) == "band gap (HSE)"
+    film = _stage("psc-gaps", "Perovskite_band_gap", label="")
+    assert q.target_name(film, film.targets[0]) == "Perovskite_band_gap (measured)"
+    explicit = StageSpec(name="s", dataset="x", numeric_inputs=["a"],
+                         targets=[TargetSpec(column="g", label="band gap", unit="eV", fidelity="HSE")])
+    assert q.target_name(explicit, explicit.targets[0]) == "band gap (HSE)"
+
+
+def test_estimate_is_the_interval_when_calibrated():
+    assert q.estimate(entry(1.52, 1.66)) == "1.590 eV (90 % interval 1.520–1.660)"
+    assert q.estimate(entry(1.52, 1.66), 2) == "1.59 eV (90 % interval 1.52–1.66)"
+    assert q.interval_text(entry(1.52, 1.66, level=0.8)) == "80 % interval 1.520–1.660"
+    assert q.has_interval(entry(1.52, 1.66)) and not q.has_interval(entry())
+
+
+def test_estimate_without_calibration_is_the_disagreement():
+    assert q.estimate(entry()) == "1.590 ± 0.022 eV"
+    assert q.interval_text(entry()) == ""
+    assert q.disagreement(entry(std=0.05, disagreement=0.05)) == "model disagreement ± 0.050 eV"
+    assert q.estimate(entry(unit="", mean=0.8, std=0.01)) == "0.800 ± 0.010"
+    assert "not an error bar" in q.DISAGREEMENT_NOTE
+
+
+def test_round_fraction_removes_float_noise():
+    xs = np.linspace(0.0, 1.0, 21)
+    assert any(len(repr(float(x))) > 6 for x in xs)  # noise there before
+    assert [repr(float(x)) for x in q.round_fraction(xs)][:4] == ["0.0", "0.05", "0.1", "0.15"]
+    assert q.round_fraction(0.30000000000000004) == 0.3
+
+
+def test_model_summary_names_the_gap():
+    spec = preset("paper")
+
+    class Fake:
+        def __init__(self) -> None:
+            self.spec = spec
+
+        def summary(self) -> dict[str, str]:
+            return {"name": "m", "materials: band gap MAE": "0.150 ± 0.010 eV", "devices: PCE MAE": "2.6 %"}
+
+    assert q.model_summary(Fake()) == {"name": "m", "materials: band gap (PBE) MAE": "0.150 ± 0.010 eV", "devices: PCE MAE": "2.6 %"}
