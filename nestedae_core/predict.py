@@ -1,8 +1,11 @@
 """Chain predictions for compositions: single queries, line scans and screening.
 
 All functions take a trained :class:`~nestedae_core.model.NestedAE` and return
-ensemble means and standard deviations in the targets' units (band gap in eV,
-PCE in %), with an in-domain flag per row.
+ensemble means in the targets' units (band gap in eV, PCE in %), the CV+
+prediction interval at a stated level (default 90 %; absent for a model without
+calibration, e.g. one fitted on all rows), the model disagreement (the standard
+deviation of the fold models, ``std``) and an in-domain flag per row. Band gaps
+name their fidelity (measured, PBE, HSE; see :func:`bandgaps`).
 """
 from __future__ import annotations
 
@@ -17,13 +20,17 @@ from .chemistry.composition import Composition, composition_grid, mix, parse_for
 from .errors import InputError
 from .chemistry.features import featurize_fractions
 from .model.chain import NestedAE
+from .model.config import target_fidelity
+from .model.intervals import DEFAULT_LEVEL
 from .query import Query, QueryLike, query_frame, resolve_categorical
-from .vocabulary import BANDGAP_PBE, ETL, HTL, JSON_NAMES, PCE
+from .vocabulary import ETL, FIDELITIES, HTL, JSON_NAMES, PCE
 
 __all__ = [
-    "BANDGAP_COLUMN",
     "PCE_COLUMN",
     "QueryResult",
+    "bandgaps",
+    "screening_gap_column",
+    "SCREENING_FIDELITIES",
     "predict_composition",
     "predict_table",
     "line_scan",
@@ -31,8 +38,7 @@ __all__ = [
     "grid_formulas",
 ]
 
-#: Target columns with a conventional JSON name.
-BANDGAP_COLUMN = BANDGAP_PBE
+#: The PCE target column.
 PCE_COLUMN = PCE
 
 
@@ -40,15 +46,26 @@ def _json_name(column: str, unit: str) -> str:
     return JSON_NAMES.get(column, column if not unit else f"{column}_{unit.replace('/', '_per_').replace('%', 'percent')}")
 
 
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
 @dataclass
 class QueryResult:
     """Prediction of the chain for one composition (and device stack).
 
-    ``targets``: column -> dict(mean, std, unit, label, stage); ``in_domain``:
-    True when every stage's query lies inside its training domain;
-    ``stage_in_domain``: per stage; ``latents``: stage -> ensemble-mean latents;
-    ``categorical``: the categorical inputs used (e.g. ETL/HTL) and
-    ``defaulted``: those that were not given and took the most common value.
+    ``targets``: column -> dict with ``mean`` (the prediction), ``lower``/``upper``
+    (the prediction interval at ``level``, in the target's unit; None without
+    calibration or when the calibration is too small for the level), ``level``,
+    ``std`` and ``disagreement`` (both the ensemble spread: model disagreement,
+    not an error bar), ``unit``, ``label``, ``stage`` and ``fidelity`` ("measured",
+    "PBE", "HSE" for a band gap, else None). ``in_domain``: True when every
+    stage's query lies inside its training domain; ``stage_in_domain``: per stage;
+    ``domain_stage``: the first stage where the query leaves its training data
+    (None when inside); ``domain_message``: one sentence saying which stage and
+    why ("" when inside); ``latents``: stage -> ensemble-mean latents;
+    ``categorical``: the categorical inputs used (e.g. ETL/HTL) and ``defaulted``:
+    those that were not given and took the most common value.
     """
 
     formula: str
@@ -59,17 +76,23 @@ class QueryResult:
     latents: dict[str, list[float]]
     categorical: dict[str, str]
     defaulted: list[str] = field(default_factory=list)
+    domain_stage: str | None = None
+    domain_message: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """JSON object: ``formula``, one key per target (``bandgap_eV``, ``pce_percent`` ...)
-        with ``mean`` and ``std``, ``in_domain``, ``stage_in_domain``, ``etl``/``htl`` or
-        ``categorical``, ``defaulted`` and ``latents``."""
+        with ``mean``, ``std``, ``disagreement``, ``lower``, ``upper``, ``level``, ``unit`` and
+        ``fidelity``; ``in_domain``, ``stage_in_domain``, ``domain_distance``, ``domain_stage``,
+        ``domain_message``, ``etl``/``htl`` or ``categorical``, ``defaulted`` and ``latents``."""
         out: dict[str, Any] = {"formula": self.formula}
+        keys = ("mean", "std", "disagreement", "lower", "upper", "level", "unit", "fidelity")
         for col, t in self.targets.items():
-            out[_json_name(col, t["unit"])] = {"mean": t["mean"], "std": t["std"], "unit": t["unit"]}
+            out[_json_name(col, t["unit"])] = {k: t[k] for k in keys}
         out["in_domain"] = bool(self.in_domain)
         out["stage_in_domain"] = {k: bool(v) for k, v in self.stage_in_domain.items()}
         out["domain_distance"] = self.domain_distance
+        out["domain_stage"] = self.domain_stage
+        out["domain_message"] = self.domain_message
         if ETL in self.categorical:
             out["etl"] = self.categorical[ETL]
         if HTL in self.categorical:
@@ -80,6 +103,16 @@ class QueryResult:
         return out
 
 
+def bandgaps(result: QueryResult) -> dict[str, dict[str, Any]]:
+    """The band gaps of a query by fidelity: ``"measured"``, ``"PBE"``, ``"HSE"`` -> its target entry plus ``column``.
+
+    Only fidelities the model predicts are present, in that order; entries have
+    the keys of :attr:`QueryResult.targets` (values in eV).
+    """
+    found = {t["fidelity"]: {**t, "column": col} for col, t in result.targets.items() if t.get("fidelity") in FIDELITIES}
+    return {f: found[f] for f in FIDELITIES if f in found}
+
+
 def predict_composition(
     model: NestedAE,
     composition: QueryLike,
@@ -88,33 +121,42 @@ def predict_composition(
     htl: str | None = None,
     categorical: dict[str, str] | None = None,
     numeric: dict[str, float] | None = None,
+    level: float = DEFAULT_LEVEL,
 ) -> QueryResult:
     """Predict every stage of the chain for one query (formula, Composition, site fractions or :class:`Query`).
 
     ``etl``/``htl`` given here replace the query's own; stacks not given default to
     the most common ones in the training data (reported in ``defaulted``); an
-    unknown stack raises :class:`InputError` listing the known ones.
+    unknown stack raises :class:`InputError` listing the known ones. ``level``:
+    the level of the prediction intervals (0.9: 90 %).
     """
     query = Query.of(composition, etl=etl, htl=htl)
     comp = query.composition
     cats, defaulted = resolve_categorical(model, query.etl, query.htl, {**dict(query.categorical), **(categorical or {})})
     numeric = {**dict(query.numeric), **(numeric or {})} or None
     frame = query_frame(model, [comp], categorical=cats, numeric=numeric)
-    preds = model.predict(frame)
+    preds = model.predict(frame, level=level)
     targets: dict[str, dict[str, Any]] = {}
     for i, st in enumerate(model.spec.stages):
         if st.name not in preds:
             continue
         sp = preds[st.name]
+        mean, std = sp.mean, sp.std
         for j, t in enumerate(st.targets):
             targets[t.column] = {
-                "mean": float(sp.mean[0, j]),
-                "std": float(sp.std[0, j]),
+                "mean": float(mean[0, j]),
+                "std": float(std[0, j]),
+                "disagreement": float(std[0, j]),
+                "lower": None if sp.lower is None else _finite_or_none(sp.lower[0, j]),
+                "upper": None if sp.upper is None else _finite_or_none(sp.upper[0, j]),
+                "level": sp.level,
                 "unit": t.unit,
                 "label": t.label or t.column,
                 "stage": st.name,
+                "fidelity": target_fidelity(st, t),
             }
     stage_dom = {k: bool(v.in_domain[0]) for k, v in preds.items()}
+    first_out = next((k for k, ok in stage_dom.items() if not ok), None)
     return QueryResult(
         formula=comp.formula,
         targets=targets,
@@ -124,13 +166,17 @@ def predict_composition(
         latents={k: v.latents.mean(axis=0)[0].tolist() for k, v in preds.items()},
         categorical=cats,
         defaulted=defaulted,
+        domain_stage=first_out,
+        domain_message="" if first_out is None else preds[first_out].domain_reason[0],
     )
 
 
-def predict_table(model: NestedAE, frame: pd.DataFrame) -> pd.DataFrame:
-    """Predictions for a raw-input table: ``<stage>.<target>_mean``/``_std``, ``<stage>.in_domain``."""
+def predict_table(model: NestedAE, frame: pd.DataFrame, *, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    """Predictions for a raw-input table: ``<stage>.<target>_mean``/``_std`` (and ``_lower``/``_upper``,
+    the prediction interval at ``level``, when the model is calibrated), ``<stage>.in_domain``,
+    ``<stage>.domain_distance``."""
     out = pd.DataFrame(index=frame.index)
-    for name, sp in model.predict(frame).items():
+    for name, sp in model.predict(frame, level=level).items():
         f = sp.frame()
         f.index = frame.index
         for c in f.columns:
@@ -138,17 +184,22 @@ def predict_table(model: NestedAE, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _stage_target_frame(model: NestedAE, frame: pd.DataFrame) -> pd.DataFrame:
-    res = predict_table(model, frame)
+def _stage_target_frame(model: NestedAE, frame: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+    """Per target ``_mean``/``_std`` (``_lower``/``_upper`` with intervals), then ``in_domain`` and
+    ``domain_stage`` (the first stage whose domain the row leaves, "" when inside)."""
+    res = predict_table(model, frame, level=level)
     cols = {}
     for st in model.spec.stages:
         for t in st.targets:
             key = f"{st.name}.{t.column}"
-            if f"{key}_mean" in res:
-                cols[f"{t.column}_mean"] = res[f"{key}_mean"]
-                cols[f"{t.column}_std"] = res[f"{key}_std"]
-    dom = [c for c in res.columns if c.endswith(".in_domain")]
-    cols["in_domain"] = res[dom].all(axis=1) if dom else True
+            for part in ("mean", "std", "lower", "upper"):
+                if f"{key}_{part}" in res:
+                    cols[f"{t.column}_{part}"] = res[f"{key}_{part}"]
+    names = [st.name for st in model.spec.stages if f"{st.name}.in_domain" in res]
+    inside = res[[f"{n}.in_domain" for n in names]].to_numpy(dtype=bool) if names else np.ones((len(res), 0), dtype=bool)
+    cols["in_domain"] = pd.Series(inside.all(axis=1), index=frame.index)
+    first_out = np.where(inside.all(axis=1), "", np.array(names, dtype=object)[np.argmin(inside, axis=1)] if names else "")
+    cols["domain_stage"] = pd.Series(first_out, index=frame.index, dtype=object)
     return pd.DataFrame(cols, index=frame.index)
 
 
@@ -160,11 +211,14 @@ def line_scan(
     *,
     etl: str | None = None,
     htl: str | None = None,
+    level: float = DEFAULT_LEVEL,
 ) -> pd.DataFrame:
     """Predictions along the straight line between two compositions.
 
     Returns one row per x in [0, 1] (``x`` = share of ``end``): ``x``, ``formula``,
-    ``<target>_mean``/``_std`` for every target, ``in_domain``.
+    ``<target>_mean``/``_std`` for every target (``_lower``/``_upper``: the
+    prediction interval at ``level`` when the model is calibrated), ``in_domain``
+    and ``domain_stage``.
     """
     if not 2 <= steps <= 1001:
         raise InputError("steps must be between 2 and 1001")
@@ -174,10 +228,29 @@ def line_scan(
     comps = [mix([(a, 1 - x), (b, x)]) if 0 < x < 1 else (a if x == 0 else b) for x in xs]
     cats, _ = resolve_categorical(model, etl, htl, None)
     frame = query_frame(model, comps, categorical=cats)
-    res = _stage_target_frame(model, frame)
+    res = _stage_target_frame(model, frame, level)
     res.insert(0, "formula", frame["formula"].to_numpy())
     res.insert(0, "x", xs)
     return res.reset_index(drop=True)
+
+
+#: Order in which :func:`screening_gap_column` picks the band gap of the screening window.
+SCREENING_FIDELITIES = ("measured", "HSE", "PBE")
+
+
+def screening_gap_column(model: NestedAE) -> tuple[str, str] | None:
+    """The band gap the screening window applies to: ``(column, fidelity)``, or None when the model predicts no band gap.
+
+    The measured-scale gap when the model has one; otherwise a DFT gap, HSE06
+    (closer to measured gaps) before PBE.
+    """
+    found: dict[str, str] = {}
+    for st in model.spec.stages:
+        for t in st.targets:
+            f = target_fidelity(st, t)
+            if f is not None and f not in found:
+                found[f] = t.column
+    return next(((found[f], f) for f in SCREENING_FIDELITIES if f in found), None)
 
 
 def screen(
@@ -193,15 +266,27 @@ def screen(
     tolerance_window: tuple[float, float] | None = None,
     rank_by: str | None = None,
     max_candidates: int = 200_000,
+    level: float = DEFAULT_LEVEL,
 ) -> pd.DataFrame:
     """Enumerate compositions on a simplex grid, predict, filter and rank them.
 
     ``step`` is the grid step of each site's fractions (e.g. 0.1). Candidates are
     kept when their predicted band gap (eV) lies in ``bandgap_window`` and their
-    tolerance factor in ``tolerance_window``; they are sorted by the mean of
-    ``rank_by`` (default: the last stage's first target, e.g. PCE), descending.
+    tolerance factor in ``tolerance_window``. The band gap is the measured-scale
+    one when the model predicts it, else a DFT gap (see
+    :func:`screening_gap_column`); its column and fidelity are in
+    ``result.attrs["bandgap_column"]`` / ``["bandgap_fidelity"]``.
+
+    Ranking: by the mean of ``rank_by`` (default: the last stage's first target,
+    e.g. PCE), descending, **in-domain candidates first**: every candidate inside
+    every stage's training domain comes before any candidate outside one, so an
+    out-of-domain extrapolation never tops the ranking (select
+    ``result[result.in_domain]`` for the ranking proper, the rest are shown apart).
+
     Columns: ``formula``, the 14 site fractions, ``tolerance_factor``,
-    ``octahedral_factor``, ``<target>_mean``/``_std``, ``in_domain``.
+    ``octahedral_factor``, ``<target>_mean``/``_std`` (``_lower``/``_upper``: the
+    prediction interval at ``level`` when the model is calibrated), ``in_domain``,
+    ``domain_stage``.
     """
     from .chemistry.composition import IONS
 
@@ -214,11 +299,12 @@ def screen(
     cats, _ = resolve_categorical(model, etl, htl, None)
     for c, v in cats.items():
         frame[c] = v
-    res = _stage_target_frame(model, frame)
+    res = _stage_target_frame(model, frame, level)
     out = pd.concat([frame[["formula", *IONS, "tolerance_factor", "octahedral_factor"]], res], axis=1)
-    if bandgap_window is not None and f"{BANDGAP_COLUMN}_mean" in out:
+    gap = screening_gap_column(model)
+    if bandgap_window is not None and gap is not None and f"{gap[0]}_mean" in out:
         lo, hi = bandgap_window
-        out = out[(out[f"{BANDGAP_COLUMN}_mean"] >= lo) & (out[f"{BANDGAP_COLUMN}_mean"] <= hi)]
+        out = out[(out[f"{gap[0]}_mean"] >= lo) & (out[f"{gap[0]}_mean"] <= hi)]
     if tolerance_window is not None:
         lo, hi = tolerance_window
         out = out[(out["tolerance_factor"] >= lo) & (out["tolerance_factor"] <= hi)]
@@ -228,7 +314,11 @@ def screen(
     key = f"{rank_by}_mean"
     if key not in out:
         raise InputError(f"cannot rank by '{rank_by}'; this model predicts: {', '.join(c[:-5] for c in out.columns if c.endswith('_mean'))}")
-    return out.sort_values(key, ascending=False, kind="stable").reset_index(drop=True)
+    ranked = out.sort_values(key, ascending=False, kind="stable")
+    ranked = pd.concat([ranked[ranked["in_domain"]], ranked[~ranked["in_domain"]]]).reset_index(drop=True)
+    ranked.attrs["bandgap_column"] = gap[0] if gap else None
+    ranked.attrs["bandgap_fidelity"] = gap[1] if gap else None
+    return ranked
 
 
 def grid_formulas(fractions: np.ndarray, digits: int = 4) -> list[str]:

@@ -10,6 +10,9 @@ A bundle directory holds:
 * ``metrics.json``: cross-validation metrics per stage, target and fold;
 * ``record.json``: the run record (seed, versions, device, dataset checksums, time, folds);
 * ``oof.csv``: out-of-fold predictions (no target values: the datasets stay unshipped);
+* ``calibration.json``: the out-of-fold absolute residuals per stage and target, with
+  their fold ids (the CV+ prediction intervals, :mod:`nestedae_core.model.intervals`);
+  bundles written before it, and models fitted on all rows, have none and give no intervals;
 * ``manifest.json``: SHA-256 of every other file, checked on load (tampering or
   corruption is an error).
 
@@ -40,6 +43,7 @@ from . import __version__
 from .model.config import ChainSpec, config_error_message
 from .errors import BundleError
 from .model.chain import DomainModel, NestedAE, StagePreprocessing
+from .model.intervals import TargetCalibration, calibration_from_json, calibration_to_json
 from .model.nn import StageNet
 
 __all__ = [
@@ -65,6 +69,8 @@ DEFAULT_BUNDLE_NAME = "paper-default"
 MODELS_DIR_ENV = "NESTEDAE_MODELS_DIR"
 
 _FILES = ("config.json", "weights.safetensors", "preprocessing.json", "metrics.json", "record.json", "oof.csv")
+#: Files a bundle may lack (older bundles); checked against the manifest when it lists them.
+_OPTIONAL_FILES = ("calibration.json",)
 
 
 def _sha256(path: Path) -> str:
@@ -126,7 +132,11 @@ def save_bundle(result_or_model: Any, path: str | os.PathLike[str], *, oof: dict
             keep.insert(0, "stage", stage)
             frames.append(keep)
         (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["stage", "row", "fold"])).to_csv(tmp / "oof.csv", index=False)
-        manifest = {name: _sha256(tmp / name) for name in _FILES}
+        written = list(_FILES)
+        if model.calibration:
+            _write_json(tmp / "calibration.json", calibration_to_json(model.calibration))
+            written.append("calibration.json")
+        manifest = {name: _sha256(tmp / name) for name in written}
         _write_json(tmp / "manifest.json", {"format": BUNDLE_FORMAT, "sha256": manifest})
         if target.exists():
             old = target.with_name(f".{target.name}.old")
@@ -167,7 +177,7 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
     if not isinstance(manifest, dict) or "sha256" not in manifest:
         raise BundleError(f"{root}/manifest.json is malformed; the bundle is corrupt")
     if verify:
-        for name in _FILES:
+        for name in (*_FILES, *(n for n in _OPTIONAL_FILES if n in manifest["sha256"])):
             f = root / name
             if not f.is_file():
                 raise BundleError(f"bundle file {name} is missing in {root}; the bundle is incomplete")
@@ -201,7 +211,7 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
     members = preps[0].cont_mean.shape[0]
     nets = []
     for i, (st, p) in enumerate(zip(spec.stages, preps)):
-        net = StageNet(st, p.layout, members)
+        net = StageNet(st, p.layout, members).set_target_standardisation(p.target_mean, p.target_scale)
         prefix = f"stage{i}."
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
@@ -212,7 +222,13 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
         nets.append(net.eval())
     metrics = _read_json(root / "metrics.json")
     record = _read_json(root / "record.json")
-    model = NestedAE(spec=spec, nets=nets, prep=preps, domains=domains, backgrounds=backgrounds, background_weights=bweights, metrics=metrics, record=record)
+    calibration: dict[str, dict[str, TargetCalibration]] = {}
+    if (root / "calibration.json").is_file() and "calibration.json" in manifest["sha256"]:
+        try:
+            calibration = calibration_from_json(_read_json(root / "calibration.json"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BundleError(f"bundle {root}: calibration.json is malformed ({type(exc).__name__}: {exc})") from None
+    model = NestedAE(spec=spec, nets=nets, prep=preps, domains=domains, backgrounds=backgrounds, background_weights=bweights, metrics=metrics, record=record, calibration=calibration)
     model.record["name"] = root.name  # the saved name (the preset's name is in spec.name)
     model.record["bundle_path"] = str(root)
     return model.to(device)

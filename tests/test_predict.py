@@ -60,8 +60,12 @@ def test_screen_filters_and_ranks(model) -> None:
     df = screen(model, ["MA", "FA", "Cs"], ["Pb"], ["I", "Br"], 0.1, bandgap_window=(1.4, 2.0))
     assert len(df) > 0
     assert df["Gap_mean"].between(1.4, 2.0).all()
-    pce = df["JV_reverse_scan_PCE_mean"].to_numpy()
-    assert np.all(np.diff(pce) <= 1e-12)
+    inside = df["in_domain"].to_numpy(dtype=bool)
+    assert not np.any(np.diff(inside.astype(int)) > 0)  # in-domain candidates first, then the rest
+    for part in (df[inside], df[~inside]):  # each part ranked by PCE
+        pce = part["JV_reverse_scan_PCE_mean"].to_numpy()
+        assert np.all(np.diff(pce) <= 1e-12)
+    assert df.attrs["bandgap_column"] == "Gap" and df.attrs["bandgap_fidelity"] == "PBE"  # this model has no measured gap
     assert np.allclose(df[["MA", "FA", "Cs"]].sum(axis=1), 1.0)
     with pytest.raises(InputError, match="cannot rank by 'nope'"):
         screen(model, ["MA"], ["Pb"], ["I"], 0.5, rank_by="nope")

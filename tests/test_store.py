@@ -36,9 +36,49 @@ def test_round_trip_gives_identical_predictions(bundle) -> None:
 def test_bundle_has_no_pickle_and_no_target_values(bundle) -> None:
     _, path = bundle
     names = sorted(p.name for p in path.iterdir())
-    assert names == sorted(["config.json", "weights.safetensors", "preprocessing.json", "metrics.json", "record.json", "oof.csv", "manifest.json"])
+    assert names == sorted(["config.json", "weights.safetensors", "preprocessing.json", "metrics.json", "record.json", "oof.csv", "calibration.json", "manifest.json"])
     header = (path / "oof.csv").read_text().splitlines()[0]
     assert "_pred" in header and "_true" not in header
+    # the calibration holds residuals sorted by fold and size: they cannot be paired with the rows of oof.csv
+    cal = json.loads((path / "calibration.json").read_text())
+    assert cal["method"] == "CV+"
+    for targets in cal["stages"].values():
+        for c in targets.values():
+            pairs = list(zip(c["fold"], c["residual"]))
+            assert pairs == sorted(pairs) and len(pairs) > 10
+
+
+def test_intervals_survive_the_round_trip_and_old_bundles_have_none(bundle, tmp_path) -> None:
+    r, path = bundle
+    loaded = store.load_bundle(path)
+    frame = r.tables["devices"].head(15)
+    for level in (0.9, 0.5):
+        a, b = r.model.predict(frame, level=level), loaded.predict(frame, level=level)
+        for k in a:
+            assert a[k].lower is not None and a[k].level == level
+            assert np.allclose(a[k].lower, b[k].lower, atol=1e-5) and np.allclose(a[k].upper, b[k].upper, atol=1e-5)
+    assert loaded.has_intervals and "CV+" in loaded.summary()["prediction intervals"]
+    # a bundle written before calibration.json existed: no file, no manifest entry
+    old = _copy(path, tmp_path)
+    (old / "calibration.json").unlink()
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["sha256"]["calibration.json"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    plain = store.load_bundle(old)
+    assert not plain.has_intervals and plain.calibration == {}
+    sp = plain.predict(frame)["devices"]
+    assert sp.lower is None and sp.upper is None
+    assert np.allclose(sp.members, loaded.predict(frame)["devices"].members)
+    assert "none" in plain.summary()["prediction intervals"]
+    # a listed calibration that was changed is caught like any other file
+    bad = tmp_path / "bad"
+    shutil.copytree(path, bad)
+    cal = json.loads((bad / "calibration.json").read_text())
+    first = next(iter(next(iter(cal["stages"].values())).values()))
+    first["residual"][0] += 1.0
+    (bad / "calibration.json").write_text(json.dumps(cal))
+    with pytest.raises(BundleError, match="calibration.json in .* does not match its checksum"):
+        store.load_bundle(bad)
 
 
 def _copy(path, tmp_path):

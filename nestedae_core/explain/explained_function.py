@@ -17,8 +17,9 @@ Every explanation is a plain callable ``f(X) -> outputs`` over a matrix ``X`` of
   themselves (the member's, or the ensemble mean).
 
 ``f`` runs the network's own modules, the forward pass of the predictions
-(:meth:`StageNet.encode <nestedae_core.model.nn.StageNet.encode>` and
-:meth:`~nestedae_core.model.nn.StageNet.predict_from_latent`), in evaluation
+(:meth:`StageNet.encode <nestedae_core.model.nn.StageNet.encode>`,
+:meth:`~nestedae_core.model.nn.StageNet.predict_from_latent` and
+:meth:`~nestedae_core.model.nn.StageNet.target_units`), in evaluation
 mode (no dropout), on the explained fold model (``members`` slice) or all of
 them. It builds the stage's design input itself, differentiably: raw continuous
 values standardised with the stage's
@@ -81,7 +82,6 @@ class _StageRunner:
             return torch.as_tensor(a[members], dtype=dtype, device=self.device)[:, None, :]
 
         self.cont_mean, self.cont_scale = per_member(p.cont_mean), per_member(p.cont_scale)
-        self.target_mean, self.target_scale = per_member(p.target_mean), per_member(p.target_scale)
         # row c of an identity matrix is the one-hot vector of category c
         self.one_hot = [torch.eye(n, dtype=dtype, device=self.device) for n in self.n_categories]
 
@@ -107,8 +107,8 @@ class _StageRunner:
         return self.net.encode(self.design(up, num, cats), self.members)
 
     def targets(self, z: torch.Tensor) -> torch.Tensor:
-        """Target predictions (Ms, n, T) in the targets' units."""
-        return self.net.predict_from_latent(z, self.members) * self.target_scale + self.target_mean
+        """Target predictions (Ms, n, T) in the targets' units (the network's own link: bounds built in)."""
+        return self.net.target_units(self.net.predict_from_latent(z, self.members), self.members)
 
 
 class ExplainedFunction:

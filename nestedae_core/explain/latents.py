@@ -320,8 +320,7 @@ def latent_traversal(
     Z[member, :, k] = vals
     zt = torch.as_tensor(Z, dtype=torch.float32, device=model.device)
     cont, logits = net.decode(zt)
-    y = net.predict_from_latent(zt).double().cpu().numpy()[member]
-    y = y * p.target_scale[member] + p.target_mean[member]
+    y = net.target_units(net.predict_from_latent(zt).double()).cpu().numpy()[member]
     out = pd.DataFrame({"value": vals})
     for j, name in enumerate(model.latent_names(i)):
         out[name] = Z[member, :, j]

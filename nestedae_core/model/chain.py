@@ -28,6 +28,7 @@ from .config import ChainSpec
 from ..errors import InputError, SchemaError
 from .devices import resolve_device
 from .domain import DomainModel
+from .intervals import DEFAULT_LEVEL, TargetCalibration, check_level, clip_to_bounds, cv_plus_interval
 from .nn import StageNet
 from .preprocessing import StagePreprocessing, as_float_array
 
@@ -40,9 +41,16 @@ logger = logging.getLogger(__name__)
 class StagePrediction:
     """Ensemble predictions of one stage for ``n`` rows.
 
-    ``members``: (members, n, n_targets) in target units; ``mean``/``std``: (n, n_targets),
-    mean and standard deviation over members (the uncertainty); ``latents``:
-    (members, n, latent_dim); ``domain_distance``/``in_domain``: (n,).
+    ``members``: (members, n, n_targets) in target units; ``mean``: (n, n_targets),
+    the mean over members (the prediction); ``std`` = ``disagreement``: the
+    standard deviation over members (model disagreement, not an interval);
+    ``lower``/``upper``: (n, n_targets) the CV+ prediction interval at ``level``
+    (e.g. 0.9 for 90 %) in target units, clipped to each target's physical range,
+    or None when the model has no calibration (fitted on all rows, or an older
+    bundle); ``latents``: (members, n, latent_dim); ``domain_distance``/
+    ``in_domain``: (n,); ``domain_reason``: per row, "" inside the domain, else a
+    sentence naming the stage, the distance, the threshold and the nearest
+    training row.
     """
 
     stage: str
@@ -51,6 +59,10 @@ class StagePrediction:
     latents: np.ndarray
     domain_distance: np.ndarray
     in_domain: np.ndarray
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+    level: float = DEFAULT_LEVEL
+    domain_reason: list[str] = field(default_factory=list)
 
     @property
     def mean(self) -> np.ndarray:
@@ -60,12 +72,21 @@ class StagePrediction:
     def std(self) -> np.ndarray:
         return self.members.std(axis=0, ddof=1) if self.members.shape[0] > 1 else np.zeros(self.members.shape[1:])
 
+    @property
+    def disagreement(self) -> np.ndarray:
+        """The ensemble spread (``std``): how much the fold models disagree, in target units."""
+        return self.std
+
     def frame(self) -> pd.DataFrame:
-        """Mean and std of each target as columns ``<target>_mean``, ``<target>_std``, plus ``in_domain``."""
+        """Columns ``<target>_mean``, ``<target>_std`` (and ``<target>_lower``/``_upper`` with intervals), ``in_domain``, ``domain_distance``."""
         cols: dict[str, Any] = {}
+        mean, std = self.mean, self.std
         for j, t in enumerate(self.targets):
-            cols[f"{t}_mean"] = self.mean[:, j]
-            cols[f"{t}_std"] = self.std[:, j]
+            cols[f"{t}_mean"] = mean[:, j]
+            cols[f"{t}_std"] = std[:, j]
+            if self.lower is not None and self.upper is not None:
+                cols[f"{t}_lower"] = self.lower[:, j]
+                cols[f"{t}_upper"] = self.upper[:, j]
         cols["in_domain"] = self.in_domain
         cols["domain_distance"] = self.domain_distance
         return pd.DataFrame(cols)
@@ -76,7 +97,10 @@ class NestedAE:
     """A trained NestedAE chain (an ensemble of ``members`` fold models).
 
     Build one with :func:`nestedae_core.train.cross_validate`, save and load it
-    with :mod:`nestedae_core.store`.
+    with :mod:`nestedae_core.store`. ``calibration[stage][target]``: the
+    out-of-fold absolute residuals (and their folds) behind the CV+ prediction
+    intervals (:mod:`.intervals`); empty for a model fitted on all rows, which
+    therefore has no intervals.
     """
 
     spec: ChainSpec
@@ -87,6 +111,7 @@ class NestedAE:
     background_weights: list[np.ndarray] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, dict[str, TargetCalibration]] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     # ---------------------------------------------------------------- structure
@@ -95,6 +120,11 @@ class NestedAE:
     def members(self) -> int:
         """Number of ensemble members (= folds)."""
         return self.nets[0].members if self.nets else self.spec.folds
+
+    @property
+    def has_intervals(self) -> bool:
+        """Whether predictions come with prediction intervals (the model holds out-of-fold residuals)."""
+        return any(self.calibration.values())
 
     @property
     def stage_names(self) -> list[str]:
@@ -173,16 +203,44 @@ class NestedAE:
         return net.encode(self.design_tensor(i, frame)).double().cpu().numpy()
 
     @torch.no_grad()
-    def predict_stage(self, stage: int | str, frame: pd.DataFrame) -> StagePrediction:
-        """Ensemble predictions of one stage for the rows of ``frame`` (raw columns)."""
+    def predict_stage(self, stage: int | str, frame: pd.DataFrame, *, level: float = DEFAULT_LEVEL) -> StagePrediction:
+        """Ensemble predictions of one stage for the rows of ``frame`` (raw columns).
+
+        Targets are in their units, with their physical bounds built in (see
+        :class:`~nestedae_core.model.nn.StageNet`); ``level`` (0 < level < 1) is the
+        level of the prediction intervals (present when the model is calibrated).
+        """
+        level = check_level(level)
         i = self.stage_index(stage)
-        p, net = self.prep[i], self.nets[i].eval()
+        st, net = self.spec.stages[i], self.nets[i].eval()
         x = self.design_tensor(i, frame)
         z = net.encode(x)
-        y = net.predict_from_latent(z).double().cpu().numpy()
-        y = y * p.target_scale[:, None, :] + p.target_mean[:, None, :]
-        dist = self.domains[i].distance(self.domain_values(i, frame, x))
-        return StagePrediction(self.spec.stages[i].name, p.target_columns, y, z.double().cpu().numpy(), dist, dist <= self.domains[i].threshold)
+        y = net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
+        lower, upper = self.intervals(i, y, level)
+        dom = self.domains[i]
+        dist, nearest = dom.nearest(self.domain_values(i, frame, x))
+        reasons = [dom.reason(st.name, float(d), int(k)) for d, k in zip(dist, nearest)]
+        return StagePrediction(st.name, st.target_columns, y, z.double().cpu().numpy(), dist, dist <= dom.threshold, lower, upper, level, reasons)
+
+    def intervals(self, stage: int | str, members: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """CV+ prediction intervals (lower, upper), each (n, n_targets) in target units, from every member's predictions.
+
+        ``members``: (members, n, n_targets) in target units. Each target's
+        interval is clipped to its physical range; a target without calibration
+        gets NaN; (None, None) when the stage has no calibration at all.
+        """
+        i = self.stage_index(stage)
+        st = self.spec.stages[i]
+        cal = self.calibration.get(st.name, {})
+        if not cal:
+            return None, None
+        n = members.shape[1]
+        lower, upper = np.full((n, len(st.targets)), np.nan), np.full((n, len(st.targets)), np.nan)
+        for j, t in enumerate(st.targets):
+            if t.column in cal:
+                lo, hi = cv_plus_interval(members[:, :, j], cal[t.column], level)
+                lower[:, j], upper[:, j] = clip_to_bounds(lo, hi, t.bounds)
+        return lower, upper
 
     def domain_values(self, stage: int, frame: pd.DataFrame, x: torch.Tensor | None = None) -> np.ndarray:
         """Values in the domain model's space: ensemble-mean upstream latents and numeric inputs (raw units)."""
@@ -193,12 +251,13 @@ class NestedAE:
         cont = cont * p.cont_scale[:, None, :] + p.cont_mean[:, None, :]
         return cont.mean(axis=0)
 
-    def predict(self, frame: pd.DataFrame) -> dict[str, StagePrediction]:
-        """Predictions of every stage whose raw inputs are all in ``frame``."""
+    def predict(self, frame: pd.DataFrame, *, level: float = DEFAULT_LEVEL) -> dict[str, StagePrediction]:
+        """Predictions of every stage whose raw inputs are all in ``frame``, with intervals at ``level``."""
+        level = check_level(level)
         out = {}
         for i, name in enumerate(self.stage_names):
             if all(c in frame.columns for c in self.raw_columns(i)):
-                out[name] = self.predict_stage(i, frame)
+                out[name] = self.predict_stage(i, frame, level=level)
         if not out:
             raise SchemaError(f"the table has none of the input sets of this model; stage 1 needs {', '.join(self.raw_columns(0))}")
         return out
@@ -227,6 +286,12 @@ class NestedAE:
             out["split"] = "none: every member trained on all rows (no validation metrics)"
         else:
             out["split"] = f"{self.spec.folds}-fold {self.spec.split}"
+        if self.has_intervals:
+            out["prediction intervals"] = "CV+ conformal, from the out-of-fold residuals"
+        elif self.record.get("fit", {}).get("rows") == "all":
+            out["prediction intervals"] = "none: fitted on all rows, so there are no out-of-fold residuals to calibrate them"
+        else:
+            out["prediction intervals"] = "none: this bundle holds no out-of-fold residuals"
         for st in self.spec.stages:
             for t in st.targets:
                 m = self.metrics.get(st.name, {}).get(t.column, {})

@@ -20,12 +20,21 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import Activation, StageSpec
 
-__all__ = ["EnsembleLinear", "EnsembleMLP", "StageNet", "StageLayout", "make_activation"]
+__all__ = ["EnsembleLinear", "EnsembleMLP", "StageNet", "StageLayout", "make_activation", "POSITIVE_SHARPNESS", "FRACTION_MEAN_RANGE"]
+
+#: A "positive" head's softplus has slope ``POSITIVE_SHARPNESS / scale`` (scale: the target's
+#: training standard deviation): the identity, to 0.005 scale, from half a standard deviation
+#: above zero; it bends only near zero.
+POSITIVE_SHARPNESS = 10.0
+#: A "fraction" head's training mean is clipped to this range before its logistic is built.
+FRACTION_MEAN_RANGE = (0.01, 0.99)
 
 #: A selection of ensemble members: a slice of member indices, or None for all of them.
 Members = slice | None
@@ -147,11 +156,29 @@ class StageNet(nn.Module):
     encoder: input -> latent (``latent_activation``); heads: latent -> each target;
     decoder: latent -> continuous inputs; one categorical decoder per categorical
     input: latent -> logits over its categories.
+
+    Targets in their units. Each head's raw output ``h`` is a standardised value;
+    the target is ``link(h * scale + mean)`` with the member's training mean and
+    standard deviation of the target (:meth:`set_target_standardisation`) and the
+    target's ``bounds`` (:class:`~nestedae_core.model.config.TargetSpec`):
+
+    * ``real``: the identity (the prediction is ``h * scale + mean``);
+    * ``positive``: a softplus of slope ``beta = POSITIVE_SHARPNESS / scale``,
+      ``log(1 + exp(beta u)) / beta``: never negative, the identity inside the data;
+    * ``fraction``: a logistic linearised at the training mean ``m``,
+      ``sigmoid(logit(m) + (u - m) / (m (1 - m)))``: in (0, 1], slope 1 at the mean.
+
+    :meth:`target_units` applies it (predictions, explanations),
+    :meth:`standardised_targets` gives ``(link(...) - mean) / scale``, what the
+    training loss compares with the standardised target (``h`` itself for a real
+    target). The mean and scale are buffers that are not saved with the weights:
+    they come from the stage's :class:`~nestedae_core.model.preprocessing.StagePreprocessing`.
     """
 
     def __init__(self, spec: StageSpec, layout: StageLayout, members: int) -> None:
         super().__init__()
         self.spec, self.layout, self.members = spec, layout, members
+        self.bounds: tuple[str, ...] = tuple(t.bounds for t in spec.targets)
         self.encoder = EnsembleMLP(members, layout.width, spec.encoder_hidden, spec.latent_dim, spec.activation, spec.latent_activation)
         self.heads = nn.ModuleList(
             EnsembleMLP(members, spec.latent_dim, spec.head_hidden, 1, "relu" if spec.activation == "identity" else spec.activation, dropout=spec.head_dropout)
@@ -163,6 +190,21 @@ class StageNet(nn.Module):
         self.cat_decoders = nn.ModuleList(
             EnsembleMLP(members, spec.latent_dim, spec.decoder_hidden, len(cats), spec.activation) for cats in layout.categories
         )
+        T = len(spec.targets)
+        # float64, in the targets' units; not part of the state dict (bundles keep them in preprocessing.json)
+        self.register_buffer("target_mean", torch.zeros(members, 1, T, dtype=torch.float64), persistent=False)
+        self.register_buffer("target_scale", torch.ones(members, 1, T, dtype=torch.float64), persistent=False)
+
+    def set_target_standardisation(self, mean: np.ndarray, scale: np.ndarray) -> "StageNet":
+        """Set each member's target mean and standard deviation, (members, n_targets) in target units; returns self."""
+        shape = (self.members, len(self.bounds))
+        mean, scale = np.asarray(mean, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+        if mean.shape != shape or scale.shape != shape:
+            raise ValueError(f"target mean/scale must have shape {shape}, got {mean.shape} and {scale.shape}")
+        dev, dt = self.target_mean.device, self.target_mean.dtype
+        self.target_mean = torch.as_tensor(mean, dtype=dt, device=dev)[:, None, :].clone()
+        self.target_scale = torch.as_tensor(scale, dtype=dt, device=dev)[:, None, :].clone()
+        return self
 
     def encode(self, x: torch.Tensor, members: Members = None) -> torch.Tensor:
         """(members, rows, width) -> latents (members, rows, latent_dim).
@@ -172,8 +214,48 @@ class StageNet(nn.Module):
         return self.encoder(x, members)
 
     def predict_from_latent(self, z: torch.Tensor, members: Members = None) -> torch.Tensor:
-        """Latents -> standardised target predictions (members, rows, n_targets); ``members`` as in :meth:`encode`."""
+        """Latents -> the heads' raw (standardised) outputs ``h`` (members, rows, n_targets); ``members`` as in :meth:`encode`.
+
+        For a ``real`` target, ``h`` is the standardised prediction; for every
+        target, :meth:`target_units` turns ``h`` into the prediction in its units.
+        """
         return torch.cat([h(z, members) for h in self.heads], dim=-1)
+
+    def _standardisation(self, members: Members, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, scale = self.target_mean, self.target_scale
+        if members is not None:
+            mean, scale = mean[members], scale[members]
+        return mean.to(dtype), scale.to(dtype)
+
+    def target_units(self, h: torch.Tensor, members: Members = None) -> torch.Tensor:
+        """Raw head outputs ``h`` (members, rows, n_targets) -> predictions in the targets' units, in ``h``'s dtype.
+
+        ``link(h * scale + mean)`` per target (see the class docstring); pass
+        ``h.double()`` for float64 predictions. ``members`` as in :meth:`encode`.
+        """
+        mean, scale = self._standardisation(members, h.dtype)
+        u = h * scale + mean
+        if all(b == "real" for b in self.bounds):
+            return u
+        cols = []
+        for j, kind in enumerate(self.bounds):
+            uj, mj, sj = u[..., j : j + 1], mean[..., j : j + 1], scale[..., j : j + 1]
+            if kind == "positive":
+                beta = POSITIVE_SHARPNESS / sj
+                uj = F.softplus(uj * beta) / beta
+            elif kind == "fraction":
+                m = mj.clamp(*FRACTION_MEAN_RANGE)
+                logit = torch.log(m) - torch.log1p(-m)
+                uj = torch.sigmoid(logit + (uj - m) / (m * (1 - m))).clamp_min(torch.finfo(h.dtype).tiny)
+            cols.append(uj)
+        return torch.cat(cols, dim=-1)
+
+    def standardised_targets(self, h: torch.Tensor, members: Members = None) -> torch.Tensor:
+        """Raw head outputs -> standardised predictions ``(target_units(h) - mean) / scale`` (``h`` itself when every target is real)."""
+        if all(b == "real" for b in self.bounds):
+            return h
+        mean, scale = self._standardisation(members, h.dtype)
+        return (self.target_units(h, members) - mean) / scale
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         """Latents -> (continuous reconstruction, list of categorical logits)."""
@@ -181,10 +263,10 @@ class StageNet(nn.Module):
         return cont, [d(z) for d in self.cat_decoders]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
-        """Returns (latents, target predictions, continuous reconstruction, categorical logits)."""
+        """Returns (latents, standardised target predictions (bounds applied), continuous reconstruction, categorical logits)."""
         z = self.encode(x)
         cont, cats = self.decode(z)
-        return z, self.predict_from_latent(z), cont, cats
+        return z, self.standardised_targets(self.predict_from_latent(z)), cont, cats
 
     def l1_penalty(self) -> torch.Tensor:
         """Mean |weight| of the encoder's affine layers, per member: shape (members,)."""

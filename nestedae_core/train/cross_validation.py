@@ -4,8 +4,11 @@
 on k folds at once (the k fold models are the members of one batched network,
 see :mod:`nestedae_core.model.nn`) and returns a :class:`TrainResult`: the trained
 :class:`~nestedae_core.model.NestedAE` (its members are the fold models: an
-ensemble whose mean is the prediction and whose spread is the uncertainty),
-per-fold metrics (MAE, RMSE, R²) and out-of-fold predictions.
+ensemble whose mean is the prediction and whose spread is the model
+disagreement), per-fold metrics (MAE, RMSE, R²) and out-of-fold predictions.
+The out-of-fold absolute residuals of every target, with their fold ids, become
+the model's ``calibration``: its CV+ prediction intervals
+(:mod:`nestedae_core.model.intervals`).
 
 * Folds come from :func:`~.folds.make_folds` with the chain's seed.
 * Member ``m`` of stage ``k`` is trained on the rows outside fold ``m`` of stage
@@ -29,19 +32,15 @@ import pandas as pd
 
 from ..model.chain import NestedAE
 from ..model.config import ChainSpec, StageSpec
-from ..vocabulary import DEVICE_COMPOSITION, FORMULA
+from ..model.intervals import TargetCalibration
 from .folds import make_folds
 from .metrics import regression_metrics, summarize_folds
 from .progress import ProgressCallback
-from .stages import TrainedStage, run_training
+from .stages import TrainedStage, row_names, run_training
 
 __all__ = ["TrainResult", "cross_validate"]
 
 logger = logging.getLogger(__name__)
-
-#: Columns that name a row in the out-of-fold table, first found wins.
-_ROW_LABEL_COLUMNS = (FORMULA, DEVICE_COMPOSITION, "formula", "material_id")
-
 
 @dataclass
 class TrainResult:
@@ -103,6 +102,10 @@ def cross_validate(
     for stage in trained.stages:
         name = stage.spec.name
         oof[name], metrics[name] = _out_of_fold(stage, folds[name])
+        model.calibration[name] = {
+            t: TargetCalibration.from_out_of_fold(folds[name], oof[name][f"{t}_true"].to_numpy(), oof[name][f"{t}_pred"].to_numpy())
+            for t in stage.spec.target_columns
+        }
         logger.info("stage %s trained in %.1f s: %s", name, stage.seconds, {t: round(v["mae"], 4) for t, v in metrics[name].items()})
     seconds = {s.spec.name: s.seconds for s in trained.stages}
     model.metrics = metrics
@@ -116,7 +119,7 @@ def _out_of_fold(stage: TrainedStage, folds: np.ndarray) -> tuple[pd.DataFrame, 
     n = len(stage.table)
     pred = stage.predictions[folds, np.arange(n)]  # (n, T)
     yraw = stage.targets
-    oof = pd.DataFrame({"row": np.arange(n), "fold": folds, "label": _row_labels(stage.table, stage.spec).to_numpy()})
+    oof = pd.DataFrame({"row": np.arange(n), "fold": folds, "label": row_names(stage.table, stage.spec.categorical_inputs).to_numpy()})
     metrics: dict[str, Any] = {}
     for j, t in enumerate(stage.spec.target_columns):
         oof[f"{t}_true"] = yraw[:, j]
@@ -129,14 +132,3 @@ def _out_of_fold(stage: TrainedStage, folds: np.ndarray) -> tuple[pd.DataFrame, 
             per_fold.append(fm)
         metrics[t] = summarize_folds(per_fold)
     return oof, metrics
-
-
-def _row_labels(table: pd.DataFrame, spec: StageSpec) -> pd.Series:
-    """A readable name per row: its formula or composition, with its categorical inputs."""
-    for c in _ROW_LABEL_COLUMNS:
-        if c in table.columns:
-            base = table[c].astype(str)
-            if spec.categorical_inputs:
-                base = base + " | " + table[spec.categorical_inputs].astype(str).agg(" | ".join, axis=1)
-            return base
-    return pd.Series([f"row {i}" for i in range(len(table))])

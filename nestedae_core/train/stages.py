@@ -45,6 +45,7 @@ from .background import BACKGROUND_ROWS, kmeans_background
 from .loop import EpochReport, fit_stage
 from .losses import StageData, distinct_rows
 from .progress import ProgressCallback, ProgressEvent
+from ..vocabulary import COMPOSITION_KEY, DEVICE_COMPOSITION, FORMULA
 from .record import dataset_checksum, run_record
 
 __all__ = [
@@ -54,12 +55,17 @@ __all__ = [
     "add_domain_and_background",
     "early_stopping_masks",
     "predict_rows",
+    "row_names",
+    "ROW_NAME_COLUMNS",
     "run_training",
     "stage_data",
     "stage_network",
     "stage_preprocessing",
     "train_chain",
 ]
+
+#: Columns that name a row (its formula or composition), first found wins.
+ROW_NAME_COLUMNS = (FORMULA, DEVICE_COMPOSITION, COMPOSITION_KEY, "formula", "material_id")
 
 #: ``member_rows(stage_index, stage_spec, table)`` -> (members, rows) bool: the rows each member trains on.
 MemberRows = Callable[[int, StageSpec, pd.DataFrame], np.ndarray]
@@ -138,9 +144,9 @@ def stage_preprocessing(spec: StageSpec, table: pd.DataFrame, upstream: np.ndarr
 
 
 def stage_network(spec: StageSpec, prep: StagePreprocessing, members: int, seed: int, device: torch.device) -> StageNet:
-    """The untrained network of all members of a stage, its weights drawn from ``seed``."""
+    """The untrained network of all members of a stage, its weights drawn from ``seed``, its target standardisation from ``prep``."""
     torch.manual_seed(seed)
-    return StageNet(spec, prep.layout, members).to(device)
+    return StageNet(spec, prep.layout, members).set_target_standardisation(prep.target_mean, prep.target_scale).to(device)
 
 
 def stage_data(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor) -> StageData:
@@ -182,18 +188,31 @@ def early_stopping_masks(rows: np.ndarray, spec: StageSpec, seed: int) -> tuple[
     return train_mask, val_mask
 
 
+def row_names(table: pd.DataFrame, categorical: list[str] | None = None) -> pd.Series:
+    """A readable name per row: its formula or composition (first of :data:`ROW_NAME_COLUMNS` present),
+    followed by its ``categorical`` values (``" | "``-separated); ``row <i>`` (1-based) when none is present."""
+    for c in ROW_NAME_COLUMNS:
+        if c in table.columns:
+            base = table[c].astype(str).reset_index(drop=True)
+            if categorical:
+                base = base + " | " + table[categorical].astype(str).agg(" | ".join, axis=1).reset_index(drop=True)
+            return base
+    return pd.Series([f"row {i + 1}" for i in range(len(table))])
+
+
 @torch.no_grad()
 def predict_rows(net: StageNet, prep: StagePreprocessing, x: torch.Tensor) -> np.ndarray:
-    """Every member's predictions (members, n, targets) in target units, from the design tensor ``x``."""
+    """Every member's predictions (members, n, targets) in target units (bounds built in), from the design tensor ``x``."""
     z = net.encode(x)
-    return net.predict_from_latent(z).double().cpu().numpy() * prep.target_scale[:, None, :] + prep.target_mean[:, None, :]
+    return net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
 
 
 def add_domain_and_background(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor) -> None:
-    """Fit stage ``index``'s applicability domain and attribution background on its table; append both to ``model``."""
+    """Fit stage ``index``'s applicability domain (its training rows, named by :func:`row_names`) and
+    attribution background on its table; append both to ``model``."""
     spec, seed = model.spec.stages[index], model.spec.seed
     dom_cols = (model.latent_names(index - 1) if spec.upstream else []) + list(spec.numeric_inputs)
-    model.domains.append(DomainModel.fit(dom_cols, model.domain_values(index, table, x), seed=seed))
+    model.domains.append(DomainModel.fit(dom_cols, model.domain_values(index, table, x), row_names(table).tolist()))
     raw_cols = model.raw_columns(index)
     # categorical inputs of this stage and of every upstream stage whose raw inputs it carries
     raw_cat = [c for c in raw_cols if any(c in p.categorical_columns for p in model.prep[: index + 1])]
