@@ -2,8 +2,11 @@
 
 Choose the ions allowed on each site and the grid step; every composition on
 that grid is predicted by the active model (:func:`nestedae_core.predict.screen`),
-filtered by the band-gap and tolerance-factor windows and ranked. The result
-stays in the session until the next run; the table downloads as CSV.
+filtered by the band-gap and tolerance-factor windows and ranked. The band-gap
+window is meant for the measured-scale gap; a model without one filters on its
+DFT gap, and the page says so. Candidates inside the training domain are
+ranked; those outside it are listed apart, never in the ranking. The result
+stays in the session until the next run; the tables download as CSV.
 """
 from __future__ import annotations
 
@@ -13,12 +16,12 @@ import pandas as pd
 import streamlit as st
 
 from app import figures_model as fm
-from app import model_state, ui
+from app import model_state, quantities, ui
 from nestedae_core import predict
 from nestedae_core.chemistry.composition import grid_size
 from nestedae_core.chemistry.features import TOLERANCE_RANGE
 from nestedae_core.query import composition_problem
-from nestedae_core.vocabulary import BANDGAP_PBE, ETL, HTL, IONS, PCE, SITE_IONS
+from nestedae_core.vocabulary import ETL, HTL, IONS, PCE, SITE_IONS
 
 #: Grid divisions offered (step = 1/n).
 DIVISIONS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 50]
@@ -43,6 +46,8 @@ if (problem := composition_problem(model)) is not None:
     st.stop()
 targets = fm.target_infos(model)
 by_col = {t.column: t for t in targets}
+#: the gap of the window: the measured-scale one, else the model's DFT gap (said so)
+gap_t = next((t for f in ("measured", "PBE", "HSE") for t in targets if t.fidelity == f), None)
 cat_cols = [c for p in model.prep for c in p.categorical_columns]
 has_stack = ETL in cat_cols and HTL in cat_cols
 
@@ -66,8 +71,12 @@ with st.container(border=True):
         etls, htls = model.categories(ETL), model.categories(HTL)
         etl = d1.selectbox("ETL", etls, etls.index(model.default_category(ETL)), key="screen.etl")
         htl = d2.selectbox("HTL", htls, htls.index(model.default_category(HTL)), key="screen.htl")
-    gap_window = d3.slider("Band-gap window (eV)", 0.5, 3.5, (1.2, 1.8), 0.05, key="screen.gap",
-                           disabled=BANDGAP_PBE not in by_col)
+    gap_window = d3.slider(f"Band-gap window, {'measured' if gap_t is None else gap_t.fidelity} gap (eV)", 0.5, 3.5, (1.2, 1.8), 0.05,
+                           key="screen.gap", disabled=gap_t is None,
+                           help="Applied to the measured-scale band gap, the one a solar cell's absorber has.")
+    if gap_t is not None and gap_t.fidelity != "measured":
+        d3.caption(f"On the {gap_t.fidelity} gap: {quantities.NO_MEASURED_GAP}. DFT gaps sit off measured ones, "
+                   "so this window is not the measured 1.2–1.8 eV.")
     tol_window = d4.slider("Tolerance-factor window (dimensionless)", 0.6, 1.2, (float(TOLERANCE_RANGE[0]), float(TOLERANCE_RANGE[1])), 0.01,
                            key="screen.tol")
     r1, r2 = st.columns([2, 6], vertical_alignment="bottom")
@@ -88,7 +97,7 @@ if run:
         with st.spinner(f"Predicting {count:,} candidates…"):
             t0 = time.perf_counter()
             ranked = predict.screen(model, a_ions, b_ions, x_ions, 1.0 / n, etl=etl, htl=htl,
-                                    bandgap_window=gap_window if BANDGAP_PBE in by_col else None,
+                                    bandgap_window=gap_window if gap_t is not None else None,
                                     tolerance_window=tol_window, rank_by=rank_by, max_candidates=MAX_CANDIDATES)
             seconds = time.perf_counter() - t0
         st.session_state[K_RESULT] = {"ranked": ranked, "seconds": seconds, "count": count, "params": params}
@@ -106,21 +115,30 @@ if p["model"] != str(model_state.active_model_path()):
 st.success(
     f"Screened **{res['count']:,}** candidates in **{res['seconds']:.2f} s** "
     f"({1000 * res['seconds'] / max(res['count'], 1):.3f} ms per candidate); **{len(ranked):,}** pass the windows "
-    f"(band gap {p['gap'][0]:.2f}–{p['gap'][1]:.2f} eV, tolerance factor {p['tol'][0]:.2f}–{p['tol'][1]:.2f}).",
+    f"({gap_t.label if gap_t is not None else 'band gap'} {p['gap'][0]:.2f}–{p['gap'][1]:.2f} eV, "
+    f"tolerance factor {p['tol'][0]:.2f}–{p['tol'][1]:.2f}).",
     icon=":material/timer:",
 )
-if has_stack:
-    st.caption(f"Device stack: ETL {p['etl']}, HTL {p['htl']}. Uncertainty: ± 1 sd over the {model.members} fold models.")
+calibrated = any(f"{t.column}_lower" in ranked for t in targets)
+st.caption((f"Device stack: ETL {p['etl']}, HTL {p['htl']}. " if has_stack else "")
+           + ("Uncertainty: prediction intervals (columns *lower*/*upper*); model disagreement: ± 1 sd over the "
+              f"{model.members} fold models." if calibrated else
+              f"Model disagreement: ± 1 sd over the {model.members} fold models; {quantities.DISAGREEMENT_NOTE}."))
 
 
-def display_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Ranked candidates with readable, unit-bearing column names (site fractions last)."""
-    out = pd.DataFrame({"rank": range(1, len(df) + 1), "formula": df["formula"].to_numpy()})
+def display_table(df: pd.DataFrame, *, ranked: bool = True) -> pd.DataFrame:
+    """Candidates with readable, fidelity- and unit-bearing column names (site fractions last); ``rank`` when ranked."""
+    out = pd.DataFrame({"formula": df["formula"].to_numpy()})
+    if ranked:
+        out.insert(0, "rank", range(1, len(df) + 1))
     for t in targets:
         if f"{t.column}_mean" in df:
             u = t.unit or "dimensionless"
             out[f"{t.label} ({u})"] = df[f"{t.column}_mean"].to_numpy()
-            out[f"{t.label} sd ({u})"] = df[f"{t.column}_std"].to_numpy()
+            if f"{t.column}_lower" in df and f"{t.column}_upper" in df:
+                out[f"{t.label} interval lower ({u})"] = df[f"{t.column}_lower"].to_numpy()
+                out[f"{t.label} interval upper ({u})"] = df[f"{t.column}_upper"].to_numpy()
+            out[f"{t.label} model disagreement ({u})"] = df[f"{t.column}_std"].to_numpy()
     out["tolerance factor (dimensionless)"] = df["tolerance_factor"].to_numpy()
     out["octahedral factor (dimensionless)"] = df["octahedral_factor"].to_numpy()
     out["in training domain"] = df["in_domain"].to_numpy()
@@ -133,16 +151,27 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
 if ranked.empty:
     st.info("No candidate passes the windows: widen the band-gap or tolerance-factor window.")
     st.stop()
-table = display_table(ranked)
-ood = int((~ranked["in_domain"].astype(bool)).sum())
-if ood:
-    st.warning(f"{ood:,} of the {len(ranked):,} candidates lie outside the training domain: their predictions are extrapolations "
-               "(column *in training domain*).", icon=":material/warning:")
+inside = ranked[ranked["in_domain"].astype(bool)].reset_index(drop=True)
+outside = ranked[~ranked["in_domain"].astype(bool)].reset_index(drop=True)
 rank_t = by_col.get(p["rank"], targets[-1])
-st.subheader(f"Ranked by predicted {rank_t.label}")
-ui.table_with_download(table.head(SHOW_ROWS), "screening-candidates", key="screen.dl", download=table,
-                       caption=f"Showing the best {min(SHOW_ROWS, len(table)):,} of {len(table):,}; the CSV holds all of them.",
-                       column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in table.columns if "(" in c})
-x_t = by_col.get(BANDGAP_PBE, targets[0])
-y_t = by_col.get(PCE, rank_t)
-ui.plot(fm.screen_scatter_figure(ranked, x=x_t, y=y_t, top=10), key="screen.scatter")
+number = {c: st.column_config.NumberColumn(c, format="%.3f") for c in display_table(ranked.head(1)).columns if "(" in c}
+st.subheader(f"Ranked by predicted {rank_t.label}: inside the training domain")
+if inside.empty:
+    st.info("No candidate inside the training domain passes the windows; those outside it are listed below.", icon=":material/info:")
+else:
+    table = display_table(inside)
+    ui.table_with_download(table.head(SHOW_ROWS), "screening-candidates", key="screen.dl", download=table,
+                           caption=f"Showing the best {min(SHOW_ROWS, len(table)):,} of {len(table):,} in-domain candidates; "
+                                   "the CSV holds all of them.",
+                           column_config=number)
+    x_t = gap_t or targets[0]
+    y_t = by_col.get(PCE, rank_t)
+    ui.plot(fm.screen_scatter_figure(inside, x=x_t, y=y_t, top=10), key="screen.scatter")
+if len(outside):
+    st.warning(f"{len(outside):,} of the {len(ranked):,} candidates lie outside the training domain: their predictions are "
+               "extrapolations, so they are listed apart and never ranked with the others.", icon=":material/warning:")
+    with st.expander(f"Outside the training domain ({len(outside):,} candidates, not ranked)"):
+        far = display_table(outside, ranked=False)
+        ui.table_with_download(far.head(SHOW_ROWS), "screening-candidates-outside-domain", key="screen.dl_outside", download=far,
+                               caption=f"Showing {min(SHOW_ROWS, len(far)):,} of {len(far):,}; the CSV holds all of them.",
+                               column_config=number)

@@ -40,7 +40,8 @@ def test_model_options_list_default_first(app_env, default_model):
     assert opts[0].builtin and opts[0].path.resolve() == default_model.resolve()
     frame = model_state.bundles_frame(opts)
     assert list(frame["default"]) == [True]
-    assert any(c.startswith("MAE band gap (eV)") for c in frame.columns)
+    assert any(c.startswith("MAE band gap (PBE) (eV)") for c in frame.columns)  # the paper's band gap is DFT-PBE
+    assert "band gap (PBE)" in model_state._label(opts[0])
 
 
 # --------------------------------------------------------------------------- pages render
@@ -167,16 +168,38 @@ def test_screen_runs_and_times(app_env):
     assert "Screened **726** candidates in **" in done and " s**" in done and "ms per candidate" in done
     table = at.dataframe[0].value
     assert len(table) > 0 and table["rank"].iloc[0] == 1
-    assert "PCE (%)" in table.columns and "PCE sd (%)" in table.columns and "band gap (eV)" in table.columns
-    assert table["PCE (%)"].is_monotonic_decreasing
+    # the window's gap is named: the measured-scale one, else the DFT gap said to be one
+    gap = next(c for c in ("band gap (measured) (eV)", "band gap (PBE) (eV)") if c in table.columns)
+    assert "PCE (%)" in table.columns and "PCE model disagreement (%)" in table.columns and gap in table.columns
+    assert at.slider(key="screen.gap").label.startswith(f"Band-gap window, {gap.split('(')[1].split(')')[0]} gap")
+    assert table["PCE (%)"].is_monotonic_decreasing and table["in training domain"].all()
     assert n_plots(at) == 1
-    assert len(at.get("download_button")) == 1
+    assert len(at.get("download_button")) == 1 + (len(at.dataframe) > 1)  # in-domain table, and the out-of-domain one apart
     # a narrow window filters
     at.slider(key="screen.gap").set_value((1.6, 1.7))
     at.button(key="screen.run").click().run()
     filtered = at.dataframe[0].value
     assert len(filtered) < len(table)
-    assert filtered["band gap (eV)"].between(1.6, 1.7).all()
+    assert filtered[gap].between(1.6, 1.7).all()
+
+
+def test_screen_lists_out_of_domain_candidates_apart(app_env):
+    at = open_app("pages/screen.py")
+    at.multiselect(key="screen.a").set_value(["K", "MA"])
+    at.multiselect(key="screen.b").set_value(["Ba", "Pb"])
+    at.multiselect(key="screen.x").set_value(["Cl", "I"])
+    at.select_slider(key="screen.n").set_value(4)
+    at.slider(key="screen.gap").set_value((0.5, 3.5))
+    at.slider(key="screen.tol").set_value((0.6, 1.2)).run()
+    at.button(key="screen.run").click().run()
+    assert not at.exception, exceptions(at)
+    assert len(at.dataframe) == 2, texts(at)  # ranked in-domain candidates, and the out-of-domain ones apart
+    ranked, outside = at.dataframe[0].value, at.dataframe[1].value
+    assert ranked["in training domain"].all() and list(ranked["rank"]) == list(range(1, len(ranked) + 1))
+    assert (~outside["in training domain"]).all() and "rank" not in outside.columns
+    assert not set(ranked["formula"]) & set(outside["formula"])
+    assert any("never ranked with the others" in w.value for w in at.warning)
+    assert any(e.label.startswith("Outside the training domain") for e in at.expander)
 
 
 def test_screen_too_many_candidates_is_refused(app_env):
@@ -298,6 +321,8 @@ def test_tiny_training_run_saved_and_made_active(app_env):
     assert n_plots(at) == 4  # loss curves, fold MAE, parity, residuals
     fold_tables = [d.value for d in at.dataframe if "MAE (a.u.)" in d.value.columns]
     assert len(fold_tables) == 2 and list(fold_tables[0]["fold"])[-1] == "mean ± sd"
+    sd = list(fold_tables[0]["MAE sd (a.u.)"])
+    assert sd[:-1] == ["—"] * (len(sd) - 1) and float(sd[-1]) >= 0  # a single fold has no sd: a dash, never "None"
     # save (made active by default) and find it in the model list
     at.button(key=f"train.save_btn.{job_id}").click().run()
     assert not at.exception, exceptions(at)
