@@ -59,6 +59,20 @@ def test_list_all_missing(capsys):
     row = next(line for line in lines if line.startswith("psc-devices "))
     assert "2018" in row and "missing" in row and "Jacobsson" in row
     assert "nestedae data fetch mhp-pbe" in out and data.DATA_DIR_ENV in out
+    gaps = next(line for line in lines if line.startswith("psc-gaps "))
+    assert "151" in gaps and "derived from psc-devices (missing)" in gaps and "Jacobsson et al. 2022" in gaps
+    dft = next(line for line in lines if line.startswith("mhp-dft "))
+    assert "568" in dft and "derived from mhp-pbe, mhp-hse" in dft and "Mannodi-Kanakkithodi" in dft
+    assert "nestedae data fetch psc-gaps" in out
+
+
+def test_list_shows_derived_datasets_with_real_data(capsys, monkeypatch, data_dir):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
+    rc, out, _ = run(capsys, "data", "list")
+    assert rc == 0
+    gaps = next(line for line in out.splitlines() if line.startswith("psc-gaps "))
+    assert gaps.split()[:5] == ["psc-gaps", "151", "derived", "from", "psc-devices"]
+    assert "(missing)" not in gaps and "Jacobsson et al. 2022; Thota et al. 2024" in gaps
 
 
 def test_list_json_with_real_data(capsys, monkeypatch, data_dir):
@@ -70,6 +84,15 @@ def test_list_json_with_real_data(capsys, monkeypatch, data_dir):
     pbe = rows["mhp-pbe"]
     assert pbe["available"] is True and pbe["path"] == str(data_dir / "PBE_data.csv")
     assert pbe["rows"] == 570 and pbe["doi"] == "10.1039/D1EE02971A" and pbe["url"].endswith("PBE_data.csv")
+    assert pbe["kind"] == "file" and pbe["derived_from"] == []
+    gaps = rows["psc-gaps"]
+    assert gaps["kind"] == "derived" and gaps["available"] is True and gaps["path"] is None
+    assert gaps["derived_from"] == [{"name": "psc-devices", "filename": "PSC_efficiencies_dataset.csv"}]
+    assert gaps["rows"] == 151 and "Jacobsson" in gaps["citation"] and gaps["short_citation"].startswith("Jacobsson")
+    assert "derived at load time from psc-devices" in gaps["message"]
+    dft = rows["mhp-dft"]
+    assert [s["filename"] for s in dft["derived_from"]] == ["PBE_data.csv", "HSE_data.csv"]
+    assert dft["rows"] == 568 and dft["doi"] == "10.1039/D1EE02971A"
 
 
 def test_list_shows_bad_file(capsys, tmp_path, monkeypatch):
@@ -113,6 +136,15 @@ def test_path_unknown_and_generated(capsys):
     assert rc == 2 and "known datasets" in err and len(error_lines(err)) == 1
     rc, _, err = run(capsys, "data", "path", "synthetic")
     assert rc == 2 and "generated" in err and len(error_lines(err)) == 1
+
+
+def test_path_of_a_derived_dataset_says_it_is_derived(capsys, monkeypatch, data_dir):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
+    rc, out, err = run(capsys, "data", "path", "psc-gaps")
+    assert rc == 2 and out == ""
+    (line,) = error_lines(err)
+    assert "derived at load time from psc-devices (PSC_efficiencies_dataset.csv)" in line
+    assert "nestedae data path psc-devices" in line
 
 
 def test_path_missing_in_subprocess_has_no_traceback(tmp_path):
@@ -179,6 +211,23 @@ def test_fetch_synthetic_says_nothing_to_do(capsys):
     assert rc == 0 and "nothing to download" in out
 
 
+def test_fetch_derived_fetches_its_sources(capsys, tmp_path, monkeypatch):
+    pbe = serve(monkeypatch, tmp_path / "pbe", "mhp-pbe", b"a,b\n1,2\n")
+    hse = serve(monkeypatch, tmp_path / "hse", "mhp-hse", b"a,b\n3,4\n")
+    rc, out, _ = run(capsys, "data", "fetch", "mhp-dft")
+    assert rc == 0
+    assert (tmp_path / "cache" / pbe.filename).is_file() and (tmp_path / "cache" / hse.filename).is_file()
+    assert "mhp-pbe: saved" in out and "mhp-hse: saved" in out
+    assert "mhp-dft: derived at load time from mhp-pbe (PBE_data.csv) and mhp-hse (HSE_data.csv)" in out
+    rc, out, _ = run(capsys, "data", "fetch", "mhp-dft")
+    assert rc == 0 and out.count("already present and verified") == 2
+
+
+def test_fetch_derived_offline_exit_2(capsys):
+    rc, _, err = run(capsys, "data", "fetch", "psc-gaps")
+    assert rc == 2 and data.REGISTRY["psc-devices"].url in err
+
+
 def test_fetch_all_reports_each_failure(capsys, tmp_path, monkeypatch):
     served = {}
     for i, name in enumerate(n for n, info in data.REGISTRY.items() if info.kind == "file"):
@@ -193,6 +242,7 @@ def test_fetch_all_reports_each_failure(capsys, tmp_path, monkeypatch):
             assert (tmp_path / "cache" / info.filename).is_file()
             assert f"{name}: saved" in out
     assert not (tmp_path / "cache" / "Elem_prop.xlsx").exists()
+    assert "psc-gaps" not in out and "mhp-dft" not in out  # derived: their sources were fetched above
 
 
 def test_fetch_with_bad_data_dir_copy_is_refused(capsys, tmp_path, monkeypatch):

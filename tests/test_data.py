@@ -60,16 +60,27 @@ def fake_dataset(monkeypatch, tmp_path, name: str = "mhp-pbe", columns=("a", "b"
 
 
 def test_registry_has_documented_datasets():
-    assert list(data.REGISTRY) == ["mhp-pbe-paper", "mhp-pbe", "mhp-hse", "psc-devices", "elem-prop", "synthetic"]
+    assert list(data.REGISTRY) == [
+        "mhp-pbe-paper", "mhp-pbe", "mhp-hse", "mhp-dft", "psc-devices", "psc-gaps", "elem-prop", "synthetic",
+    ]
     for name, info in data.REGISTRY.items():
         assert info.name == name
-        assert info.kind in ("file", "generated")
+        assert info.kind in ("file", "generated", "derived")
         assert info.citation and info.license and info.title
         if info.kind == "file":
             assert len(info.sha256) == 64 and set(info.sha256) <= set("0123456789abcdef")
             assert info.url.startswith("https://raw.githubusercontent.com/") and info.url.endswith(info.filename)
             assert info.rows and info.rows > 0
             assert info.doi.startswith("10.")
+            assert info.sources == ()
+        if info.kind == "derived":
+            assert not info.filename and not info.url and not info.sha256
+            assert info.sources and all(data.REGISTRY[s].kind == "file" for s in info.sources)
+            assert info.rows and info.doi.startswith("10.") and info.targets
+    assert data.REGISTRY["psc-gaps"].sources == ("psc-devices",)
+    assert data.REGISTRY["mhp-dft"].sources == ("mhp-pbe", "mhp-hse")
+    assert data.short_citation("psc-gaps") == "Jacobsson et al. 2022; Thota et al. 2024"
+    assert data.short_citation("mhp-dft") == "Mannodi-Kanakkithodi & Chan 2022"
     assert data.REGISTRY["synthetic"].kind == "generated"
     assert data.REGISTRY["mhp-pbe"].targets["Gap"] == "eV"
     assert data.REGISTRY["psc-devices"].targets["JV_reverse_scan_PCE"] == "%"
@@ -128,6 +139,16 @@ def test_citation_text():
     text = data.citation_text("psc-devices")
     assert "10.1038/s41560-021-00941-3" in text and "CC BY 4.0" in text
     assert data.REGISTRY["psc-devices"].url in text
+
+
+def test_citation_text_of_derived_datasets_names_the_source_files():
+    gaps = data.citation_text("psc-gaps")
+    assert "Jacobsson" in gaps and "10.1039/D3MH01484C" in gaps
+    assert "derived at load time from psc-devices (PSC_efficiencies_dataset.csv)" in gaps
+    assert data.REGISTRY["psc-devices"].url in gaps and data.REGISTRY["psc-devices"].sha256 in gaps
+    dft = data.citation_text("mhp-dft")
+    assert "Mannodi-Kanakkithodi" in dft and "PBE_data.csv" in dft and "HSE_data.csv" in dft
+    assert data.derived_from_text("mhp-pbe") == ""
     with pytest.raises(DataError):
         data.citation_text("nope")
 
@@ -423,6 +444,41 @@ def test_real_psc_devices_has_canonical_x_weight(monkeypatch, data_dir):
     assert df["Perovskite_band_gap"].notna().sum() == 1429
 
 
+def test_real_device_table_carries_fractions_and_phase(monkeypatch, data_dir):
+    from nestedae_core.chemistry.composition import parse_formula
+    from nestedae_core.vocabulary import DEVICE_COMPOSITION, IONS, PHASE
+
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
+    raw = data.load("psc-devices", download=False)
+    table = data.load_dataset_table("psc-devices", download=False)
+    assert len(table) == len(raw) and list(table.columns[: raw.shape[1]]) == list(raw.columns)
+    pd.testing.assert_frame_equal(table[raw.columns], raw)  # no column of the file changes
+    assert set(IONS) | {PHASE} <= set(table.columns)
+    assert (table[PHASE] == "Cubic").all()
+    first = table.iloc[0]
+    expected = parse_formula(first[DEVICE_COMPOSITION]).fraction_vector()
+    assert first[list(IONS)].to_numpy(dtype=float) == pytest.approx(expected)
+    assert table[list(IONS)].notna().all(axis=1).all()  # every composition of the file parses
+    for site in ("A", "B"):
+        from nestedae_core.vocabulary import SITE_IONS
+
+        assert table[list(SITE_IONS[site])].sum(axis=1).to_numpy() == pytest.approx(1.0, abs=0.02)
+
+
+def test_device_table_fractions_are_nan_where_the_composition_does_not_parse(tmp_path, monkeypatch):
+    from nestedae_core.vocabulary import DEVICE_COMPOSITION, IONS, PHASE
+
+    columns = data.REGISTRY["psc-devices"].required_columns
+    frame = pd.DataFrame({c: [1.0, 2.0] for c in columns})
+    frame[DEVICE_COMPOSITION] = ["MAPbI3", "(PEA)2PbI4 not a perovskite"]
+    path = tmp_path / data.REGISTRY["psc-devices"].filename
+    frame.to_csv(path, index=False)
+    table = data.load_dataset_table("psc-devices", tmp_path)
+    assert table.loc[0, "MA"] == 1.0 and table.loc[0, "I"] == 1.0
+    assert table.loc[1, list(IONS)].isna().all()
+    assert (table[PHASE] == "Cubic").all()
+
+
 def test_real_phase_columns_are_one_hot(monkeypatch, data_dir):
     monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
     df = data.load("mhp-pbe", download=False)
@@ -448,6 +504,10 @@ def test_dataset_status_missing_never_raises():
             assert not s.available and s.path is None
             assert f"nestedae data fetch {s.name}" in s.message and data.DATA_DIR_ENV in s.message
             assert s.rows == data.REGISTRY[s.name].rows and s.url and s.citation
+        if data.REGISTRY[s.name].kind == "derived":
+            assert not s.available and s.path is None and s.derived_from == data.REGISTRY[s.name].sources
+            assert f"nestedae data fetch {s.name}" in s.message and data.DATA_DIR_ENV in s.message
+            assert all(source in s.message for source in s.derived_from)
     (only,) = data.dataset_status("mhp-hse")
     assert only.name == "mhp-hse" and not only.available
 
@@ -462,6 +522,42 @@ def test_dataset_status_bad_and_good_files(tmp_path, monkeypatch):
     bad.write_bytes(source.read_bytes())
     (status,) = data.dataset_status("mhp-pbe")
     assert status.available and status.path == bad and data.DATA_DIR_ENV in status.message
+
+
+def test_derived_status_follows_its_sources(tmp_path, monkeypatch):
+    info, source = fake_dataset(monkeypatch, tmp_path, "psc-devices")
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(env_dir))
+    (status,) = data.dataset_status("psc-gaps")
+    assert not status.available and "psc-devices" in status.message
+    (env_dir / info.filename).write_bytes(b"not the pinned file")
+    (status,) = data.dataset_status("psc-gaps")
+    assert not status.available and "SHA-256" in status.message  # why the source is not usable
+    (env_dir / info.filename).write_bytes(source.read_bytes())
+    (status,) = data.dataset_status("psc-gaps")
+    assert status.available and status.path is None and status.derived_from == ("psc-devices",)
+    assert "derived at load time from psc-devices (PSC_efficiencies_dataset.csv)" in status.message
+
+
+def test_dataset_stamp(tmp_path, monkeypatch):
+    assert data.dataset_stamp("synthetic") == "generated"
+    assert data.dataset_stamp("psc-devices") == "missing"
+    assert data.dataset_stamp("mhp-dft") == "missing|missing"
+    info, source = fake_dataset(monkeypatch, tmp_path, "psc-devices")
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(source.parent))
+    stamp = data.dataset_stamp("psc-devices")
+    assert stamp.startswith(str(source.resolve())) and data.dataset_stamp("psc-gaps") == stamp
+    os.utime(source, ns=(1, 1))
+    assert data.dataset_stamp("psc-gaps") != stamp
+
+
+def test_derived_datasets_have_no_file_and_nothing_to_download(tmp_path, monkeypatch):
+    assert data.locate("psc-gaps") is None and data.locate("mhp-dft") is None
+    with pytest.raises(DataError, match="derived at load time.*psc-devices"):
+        data.fetch("psc-gaps")
+    with pytest.raises(DataMissingError, match="'psc-gaps' is derived from psc-devices.*nestedae data fetch psc-devices"):
+        data.load("psc-gaps", download=False)
 
 
 def test_dataset_status_never_downloads(monkeypatch):

@@ -1,10 +1,12 @@
 """``nestedae data``: list, fetch and locate the reference datasets.
 
 - ``nestedae data list [--json]``: every dataset, its rows, where it was found
-  (or how to get it) and whom to cite.
+  (or how to get it; derived datasets: from which files) and whom to cite.
 - ``nestedae data fetch [NAME | --all] [--force]``: download into the cache and
-  verify the SHA-256 (a progress bar goes to stderr).
-- ``nestedae data path NAME``: print the file's path (exit 2 when missing).
+  verify the SHA-256 (a progress bar goes to stderr); for a derived dataset,
+  its sources.
+- ``nestedae data path NAME``: print the file's path (exit 2 when missing, or
+  when the dataset is generated or derived and has no file of its own).
 """
 from __future__ import annotations
 
@@ -53,6 +55,8 @@ def _no_action(parser: argparse.ArgumentParser) -> int:
 
 
 def _location(status: data.DatasetStatus) -> str:
+    if status.derived_from:
+        return "derived from " + ", ".join(status.derived_from) + ("" if status.available else " (missing)")
     if status.available:
         return str(status.path) if status.path is not None else "generated"
     if status.path is not None:
@@ -82,6 +86,10 @@ def cmd_list(args: argparse.Namespace) -> int:
                     "short_citation": data.short_citation(s.name),
                     "doi": info.doi or None,
                     "license": info.license,
+                    "kind": info.kind,
+                    "derived_from": [
+                        {"name": source, "filename": data.dataset_info(source).filename} for source in info.sources
+                    ],
                 }
             )
         print(json.dumps(rows, indent=2))
@@ -126,6 +134,11 @@ def _fetch_one(name: str, *, force: bool, timeout: float) -> None:
     if info.kind == "generated":
         print(f"{name}: generated on demand by nestedae_core.data.synthetic, nothing to download")
         return
+    if info.kind == "derived":
+        for source in info.sources:
+            _fetch_one(source, force=force, timeout=timeout)
+        print(f"{name}: {data.derived_from_text(name)}; its source(s) are ready")
+        return
     if not force:
         ready = _ready_copy(name)
         if ready is not None:
@@ -162,7 +175,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         return 0
     failed = 0
     for name, info in data.REGISTRY.items():
-        if info.kind == "generated":
+        if info.kind != "file":  # generated, or derived from files fetched here anyway
             continue
         try:
             _fetch_one(name, force=args.force, timeout=args.timeout)
@@ -177,6 +190,11 @@ def cmd_path(args: argparse.Namespace) -> int:
     info = data.dataset_info(args.name)
     if info.kind == "generated":
         raise DataError(f"dataset '{info.name}' is generated on demand and has no file; load it with nestedae_core.data.load('{info.name}')")
+    if info.kind == "derived":
+        raise DataError(
+            f"dataset '{info.name}' has no file: it is {data.derived_from_text(info.name)} "
+            f"(`nestedae data path {info.sources[0]}` gives a source's path)"
+        )
     found = data.locate(info.name)
     if found is None:
         raise DataMissingError(data.missing_message(info))

@@ -5,6 +5,8 @@
   download cache) and its check against the pinned SHA-256.
 * :mod:`.download`: fetching a pinned file into the cache.
 * :mod:`.loading`: a dataset as a DataFrame, with schema checks.
+* :mod:`.derived`: datasets computed at load time from the files (``psc-gaps``, ``mhp-dft``).
+* :mod:`.quality`: devices whose values cannot be physical, and the rule training applies to them.
 * :mod:`.status`: where each dataset stands on this machine.
 * :mod:`.tables`: datasets as the tables the chain's stages train on.
 * :mod:`.synthetic`: a generated two-scale data set with known ground truth.
@@ -30,9 +32,10 @@ from .registry import (
     DatasetInfo,
     citation_text,
     dataset_info,
+    derived_from_text,
     short_citation,
 )
-from .status import DatasetStatus, dataset_status
+from .status import DatasetStatus, dataset_stamp, dataset_status
 from .tables import check_stage_table, load_chain_tables, load_dataset_table, load_stage_table
 
 __all__ = [
@@ -50,7 +53,9 @@ __all__ = [
     "candidate_paths",
     "citation_text",
     "dataset_info",
+    "dataset_stamp",
     "dataset_status",
+    "derived_from_text",
     "fetch",
     "file_sha256",
     "load",

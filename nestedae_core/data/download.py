@@ -46,11 +46,16 @@ def fetch(
 
     Raises:
         DataMissingError: the address cannot be reached (offline, HTTP error, timeout).
-        DataError: generated dataset, downloaded bytes fail the checksum, cache not writable.
+        DataError: generated or derived dataset, downloaded bytes fail the checksum, cache not writable.
     """
     info = dataset_info(name)
     if info.kind == "generated":
         raise DataError(f"dataset '{name}' is generated on demand and has nothing to download; use load('{name}')")
+    if info.kind == "derived":
+        raise DataError(
+            f"dataset '{name}' is derived at load time and has no file of its own; fetch its source(s) "
+            f"{', '.join(info.sources)} (load('{name}') downloads them when needed)"
+        )
     folder = cache_dir()
     target = folder / info.filename
     if not force and target.is_file():

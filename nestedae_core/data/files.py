@@ -190,7 +190,7 @@ def locate(name: str, path: str | os.PathLike[str] | None = None) -> Path | None
     Lookup order: explicit ``path`` (a file, or a folder holding the file; not
     hash-checked), then ``$NESTEDAE_DATA_DIR/<filename>``, then
     ``cache_dir()/<filename>``. Returns ``None`` when the file is nowhere (and
-    always for generated datasets).
+    always for generated and derived datasets, which have no file of their own).
 
     Raises:
         DataError: unknown name, or a file in the data folder / cache whose
@@ -198,7 +198,7 @@ def locate(name: str, path: str | os.PathLike[str] | None = None) -> Path | None
         DataMissingError: an explicit ``path`` that does not exist or lacks the file.
     """
     info = dataset_info(name)
-    if info.kind == "generated":
+    if info.kind != "file":
         return None
     if path is not None:
         return _explicit_file(info, path)

@@ -1,9 +1,10 @@
 """The dataset registry: what each dataset is, where it is published and whom to cite.
 
 Every dataset the project uses is a public file pinned to a commit and a SHA-256
-(see :data:`REGISTRY`); nothing is shipped with the package. Where a file is
-looked for and how it is checked is in :mod:`.files`, downloading in
-:mod:`.download`, reading in :mod:`.loading`.
+(see :data:`REGISTRY`), or is derived from such files by code at load time
+(``kind="derived"``, :mod:`.derived`), or generated (``synthetic``); nothing is
+shipped with the package. Where a file is looked for and how it is checked is in
+:mod:`.files`, downloading in :mod:`.download`, reading in :mod:`.loading`.
 """
 from __future__ import annotations
 
@@ -12,18 +13,24 @@ from difflib import get_close_matches
 
 from ..errors import DataError
 from ..vocabulary import (
+    BANDGAP_HSE,
     BANDGAP_PBE,
+    BANDGAP_PBE_DFT,
+    COMPOSITION_KEY,
     DECOMPOSITION,
     DESCRIPTORS,
     DEVICE_COMPOSITION,
     ETL,
     FF,
     FORMULA,
+    GAP_DEVICES,
+    GAP_SPREAD,
     HTL,
     JSC,
     MEASURED_BANDGAP,
     PAPER_DESCRIPTORS,
     PCE,
+    PHASE,
     PHASE_COLUMNS,
     SITE_FRACTION_COLUMNS,
     VOC,
@@ -39,6 +46,7 @@ __all__ = [
     "DEVICE_FILE_SPELLINGS",
     "citation_text",
     "dataset_info",
+    "derived_from_text",
     "short_citation",
 ]
 
@@ -54,18 +62,22 @@ class DatasetInfo:
 
     Attributes:
         name: registry key, e.g. ``"mhp-pbe"``.
-        filename: file name on disk (empty for generated datasets).
-        url: pinned download address (empty for generated datasets).
-        sha256: expected SHA-256 of the file, lower-case hex (empty if generated).
-        rows: number of data rows of the pinned file (``None`` if generated).
+        filename: file name on disk (empty for generated and derived datasets).
+        url: pinned download address (empty for generated and derived datasets).
+        sha256: expected SHA-256 of the file, lower-case hex (empty if generated or derived).
+        rows: number of data rows of the pinned file, or of the table derived
+            from the pinned sources (``None`` if generated).
         title: one-line human title.
         description: what the table holds.
         citation: full reference(s) to cite when the data is shown or used.
         doi: DOI of the primary reference (without ``https://doi.org/``).
         license: license of the data, as far as the source states it.
         required_columns: columns that :func:`load` checks for.
-        kind: ``"file"`` (downloaded / located on disk) or ``"generated"``.
+        kind: ``"file"`` (downloaded / located on disk), ``"derived"`` (computed
+            at load time from the datasets in ``sources``, see :mod:`.derived`)
+            or ``"generated"``.
         targets: target column -> unit, e.g. ``{"Gap": "eV"}``.
+        sources: for a derived dataset, the registry datasets it is computed from.
     """
 
     name: str
@@ -81,6 +93,7 @@ class DatasetInfo:
     required_columns: tuple[str, ...]
     kind: str = "file"
     targets: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+    sources: tuple[str, ...] = ()
 
 
 _MANNODI = (
@@ -102,6 +115,8 @@ _SHORT_CITATION: dict[str, str] = {
     "mhp-pbe": "Mannodi-Kanakkithodi & Chan 2022",
     "mhp-hse": "Mannodi-Kanakkithodi & Chan 2022",
     "psc-devices": "Jacobsson et al. 2022; Thota et al. 2024",
+    "psc-gaps": "Jacobsson et al. 2022; Thota et al. 2024",
+    "mhp-dft": "Mannodi-Kanakkithodi & Chan 2022",
     "elem-prop": "Mannodi-Kanakkithodi & Chan 2022",
     "synthetic": "NestedAE Studio (generated)",
 }
@@ -179,6 +194,28 @@ REGISTRY: dict[str, DatasetInfo] = {
             targets=dict(_MHP_TARGETS),
         ),
         DatasetInfo(
+            name="mhp-dft",
+            filename="",
+            url="",
+            sha256="",
+            rows=568,
+            title="Halide perovskite alloys, PBE and HSE06 band gaps merged (derived)",
+            description=(
+                "Derived at load time from mhp-pbe and mhp-hse: one row per formula and phase with the PBE band "
+                "gap Gap_PBE and the HSE06 band gap Gap_HSE (eV; empty where that functional was not computed: "
+                "345 rows have both, 223 PBE only), the phase as one column (Cubic/Tetra/Ortho/Hex), the 14 site "
+                "fractions and the site descriptors and factors recomputed from the fractions by our featurizer. "
+                "A formula and phase listed twice in one file (two structures) gets the mean of its gaps."
+            ),
+            citation=_MANNODI,
+            doi="10.1039/D1EE02971A",
+            license="derived from files whose data repository states no license; cite the paper",
+            required_columns=(FORMULA, PHASE, BANDGAP_PBE_DFT, BANDGAP_HSE) + SITE_FRACTION_COLUMNS + DESCRIPTORS,
+            kind="derived",
+            targets={BANDGAP_PBE_DFT: "eV", BANDGAP_HSE: "eV"},
+            sources=("mhp-pbe", "mhp-hse"),
+        ),
+        DatasetInfo(
             name="psc-devices",
             filename="PSC_efficiencies_dataset.csv",
             url=f"{_NESTEDAE_RAW}/59781bf4421d0fe57acdfaf61650abecea20fb6a/datasets/PSC_efficiencies/PSC_efficiencies_dataset.csv",
@@ -215,6 +252,31 @@ REGISTRY: dict[str, DatasetInfo] = {
                 JSC: "mA/cm2",
                 FF: "fraction",
             },
+        ),
+        DatasetInfo(
+            name="psc-gaps",
+            filename="",
+            url="",
+            sha256="",
+            rows=151,
+            title="Measured band gaps per composition, from the solar-cell devices (derived)",
+            description=(
+                "Derived at load time from psc-devices: one row per composition among the 1429 devices that report "
+                "a measured band gap (compositions parsed and grouped by their site fractions, so one composition "
+                "written two ways is one row): the median measured gap Perovskite_band_gap (eV), its standard "
+                "deviation over the devices gap_sd (eV; 0 for one device), the number of devices n_devices, the "
+                "14 site fractions, the site descriptors and factors of our featurizer, and phase = Cubic (assumed: "
+                "absorbers taken in their cubic or pseudo-cubic phase)."
+            ),
+            citation=f"{_JACOBSSON}; {_NESTEDAE}",
+            doi="10.1038/s41560-021-00941-3",
+            license="derived from CC BY 4.0 data (Perovskite Database) curated by the NestedAE authors (MIT)",
+            required_columns=(COMPOSITION_KEY, FORMULA, MEASURED_BANDGAP, GAP_SPREAD, GAP_DEVICES, PHASE)
+            + SITE_FRACTION_COLUMNS
+            + DESCRIPTORS,
+            kind="derived",
+            targets={MEASURED_BANDGAP: "eV"},
+            sources=("psc-devices",),
         ),
         DatasetInfo(
             name="elem-prop",
@@ -269,12 +331,27 @@ def dataset_info(name: str) -> DatasetInfo:
         ) from None
 
 
+def derived_from_text(name: str) -> str:
+    """For a derived dataset, what it is computed from, e.g. 'derived at load time from psc-devices
+    (PSC_efficiencies_dataset.csv)'; an empty string for other datasets."""
+    info = dataset_info(name)
+    if info.kind != "derived":
+        return ""
+    parts = [f"{source} ({dataset_info(source).filename})" for source in info.sources]
+    return "derived at load time from " + " and ".join(parts)
+
+
 def citation_text(name: str) -> str:
     """Text to show wherever dataset ``name`` is shown: what it is, what to cite, source and license."""
     info = dataset_info(name)
     lines = [f"{info.title}.", f"Please cite: {info.citation}."]
     if info.url:
         lines.append(f"Source: {info.url} (SHA-256 {info.sha256}).")
+    if info.kind == "derived":
+        pinned = "; ".join(
+            f"{dataset_info(source).url} (SHA-256 {dataset_info(source).sha256})" for source in info.sources
+        )
+        lines.append(f"Source: {derived_from_text(name)} by nestedae_core.data.derived; files: {pinned}.")
     lines.append(f"License: {info.license}.")
     return "\n".join(lines)
 

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
-from .files import candidate_paths, fix_hint, verify_file
-from .registry import DATA_DIR_ENV, REGISTRY, DatasetInfo, dataset_info
+from .files import candidate_paths, fix_hint, locate, verify_file
+from .registry import DATA_DIR_ENV, REGISTRY, DatasetInfo, dataset_info, derived_from_text
 
-__all__ = ["DatasetStatus", "dataset_status"]
+__all__ = ["DatasetStatus", "dataset_stamp", "dataset_status"]
 
 
 @dataclass
@@ -17,7 +17,8 @@ class DatasetStatus:
 
     ``rows`` is the registry's row count of the pinned file (``None`` for
     generated data); ``message`` says where the file was found, or why it is
-    not available and how to fix that.
+    not available and how to fix that. A derived dataset has no ``path``; it is
+    available when all its sources are, and ``derived_from`` names them.
     """
 
     name: str
@@ -28,6 +29,7 @@ class DatasetStatus:
     citation: str
     url: str
     message: str
+    derived_from: tuple[str, ...] = ()
 
 
 def _status_of(info: DatasetInfo) -> DatasetStatus:
@@ -38,6 +40,20 @@ def _status_of(info: DatasetInfo) -> DatasetStatus:
 
     if info.kind == "generated":
         return make(None, True, "generated on demand by nestedae_core.data.synthetic")
+    if info.kind == "derived":
+        sources = [_status_of(dataset_info(source)) for source in info.sources]
+        missing = [source for source in sources if not source.available]
+        if missing:
+            bad = [f"{source.name}: {source.message}" for source in missing if source.path is not None]
+            names = ", ".join(source.name for source in missing)
+            message = (
+                f"{derived_from_text(info.name)}; missing source(s) {names}: set {DATA_DIR_ENV} to a folder "
+                f"holding them or run `nestedae data fetch {info.name}`" + "".join(f"; {b}" for b in bad)
+            )
+        else:
+            message = f"{derived_from_text(info.name)} (sources found)"
+        return DatasetStatus(info.name, info.title, info.rows, None, not missing, info.citation, info.url,
+                             message, derived_from=info.sources)
     for origin, candidate in candidate_paths(info):
         if not candidate.is_file():
             continue
@@ -64,6 +80,28 @@ def dataset_status(name: str | None = None) -> list[DatasetStatus]:
         except OSError as exc:  # e.g. an unreadable data folder
             out.append(
                 DatasetStatus(info.name, info.title, info.rows, None, False, info.citation, info.url,
-                              f"cannot check: {exc.strerror or exc}")
+                              f"cannot check: {exc.strerror or exc}", derived_from=info.sources)
             )
     return out
+
+
+def dataset_stamp(name: str) -> str:
+    """A string that changes whenever what :func:`nestedae_core.data.load` would return for ``name`` changes.
+
+    ``"<resolved path>@<mtime ns>"`` of a file dataset, the stamps of the
+    source files joined by ``"|"`` for a derived one, ``"generated"`` for
+    generated data, ``"missing"`` when a file is not on this machine. For
+    caches keyed by dataset (the dashboard's); never downloads.
+
+    Raises:
+        DataError: unknown name, or a file that fails its checksum.
+    """
+    info = dataset_info(name)
+    if info.kind == "generated":
+        return "generated"
+    if info.kind == "derived":
+        return "|".join(dataset_stamp(source) for source in info.sources)
+    path = locate(name)
+    if path is None:
+        return "missing"
+    return f"{path.resolve()}@{path.stat().st_mtime_ns}"
