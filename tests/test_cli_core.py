@@ -7,10 +7,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from nestedae_core.cli import main
+from nestedae_core.cli.predict_cmd import prediction_json
+
+#: the keys of every predicted quantity in `nestedae predict --json`
+ENTRY_KEYS = {"mean", "std", "lower", "upper", "level", "unit", "fidelity"}
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +45,17 @@ def test_train_prints_a_summary_and_saves_a_bundle(training_run) -> None:
 def test_predict_json_keys(trained, capsys) -> None:
     assert main(["predict", "MAPbI3", "--model", str(trained), "--json", "--htl", "PTAA"]) == 0
     js = json.loads(capsys.readouterr().out)
-    assert set(js["bandgap_eV"]) >= {"mean", "std"} and set(js["pce_percent"]) >= {"mean", "std"}
+    # bandgap_eV is the measured-scale gap: the paper chain has none and says so; its DFT gap is bandgap_pbe_eV
+    assert js["bandgap_eV"] is None and js["bandgap_note"] == "this model has no measured-gap stage; see bandgap_pbe_eV"
+    assert set(js["bandgap_pbe_eV"]) == ENTRY_KEYS and set(js["pce_percent"]) == ENTRY_KEYS
+    assert js["bandgap_pbe_eV"]["fidelity"] == "PBE" and js["bandgap_pbe_eV"]["unit"] == "eV" and js["bandgap_hse_eV"] is None
+    assert js["pce_percent"]["fidelity"] is None and js["pce_percent"]["level"] == pytest.approx(0.9)
+    for part in (js["bandgap_pbe_eV"], js["pce_percent"]):
+        if part["lower"] is not None:
+            assert part["lower"] <= part["mean"] <= part["upper"]
+    assert not [k for k in js if k.startswith("Gap")]  # no gap under a column name
     assert isinstance(js["in_domain"], bool) and js["htl"] == "PTAA" and js["etl"] == "TiO2-c | TiO2-mp"
+    assert js["domain_stage"] is None if js["in_domain"] else js["domain_message"]
 
 
 def test_predict_text_says_which_defaults_were_used(trained, capsys) -> None:
@@ -49,12 +63,52 @@ def test_predict_text_says_which_defaults_were_used(trained, capsys) -> None:
     out = capsys.readouterr().out
     assert "band gap" in out and "eV" in out and "%" in out
     assert "default: most common in the training data" in out
+    assert "band gap (PBE)" in out and "model disagreement" in out  # the fidelity is named; the spread is disagreement
+    assert "note: this model has no measured-gap stage; its band gap is PBE" in out
 
 
 def test_predict_with_the_shipped_model(capsys) -> None:
     assert main(["predict", "MAPbI3", "--json"]) == 0
     js = json.loads(capsys.readouterr().out)
     assert js["formula"] == "MAPbI3" and js["in_domain"] is True
+    gaps = [js[k] for k in ("bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_eV") if js[k] is not None]
+    assert gaps and all(set(g) == ENTRY_KEYS and g["unit"] == "eV" for g in gaps)
+    assert (js["bandgap_eV"] is None) == ("bandgap_note" in js)
+
+
+def _result(targets: dict, in_domain: bool = True):
+    """A stand-in QueryResult of the contract (only what the JSON reads)."""
+    return SimpleNamespace(formula="MAPbI3", targets=targets, in_domain=in_domain, stage_in_domain={"film": in_domain},
+                           domain_distance={"film": 0.5}, domain_stage=None if in_domain else "film",
+                           domain_message="" if in_domain else "outside the training data of stage 'film': distance 3 > 1",
+                           categorical={"ETL_stack_sequence": "SnO2-np"}, defaulted=[], latents={"film": [0.1]})
+
+
+def _target(mean, fidelity, unit="eV", lower=None, upper=None, label="band gap", stage="film"):
+    return {"mean": mean, "std": 0.02, "disagreement": 0.02, "lower": lower, "upper": upper, "level": 0.9, "unit": unit,
+            "label": label, "stage": stage, "fidelity": fidelity}
+
+
+def test_prediction_json_of_a_measured_model_with_intervals() -> None:
+    res = _result({"Gap_PBE": _target(1.82, "PBE", label="band gap (PBE)", stage="dft"),
+                   "Gap_HSE": _target(1.71, "HSE", label="band gap (HSE06)", stage="dft"),
+                   "Perovskite_band_gap": _target(1.59, "measured", lower=1.52, upper=1.66, label="band gap (measured)"),
+                   "JV_reverse_scan_PCE": _target(17.1, None, unit="%", lower=12.0, upper=21.0, label="PCE", stage="device"),
+                   "JV_reverse_scan_Voc": _target(1.05, None, unit="V", label="Voc", stage="device")}, in_domain=False)
+    js = prediction_json(res)
+    assert list(js)[:4] == ["formula", "bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_eV"] and "bandgap_note" not in js
+    assert js["bandgap_eV"] == {"mean": 1.59, "std": 0.02, "lower": 1.52, "upper": 1.66, "level": 0.9, "unit": "eV", "fidelity": "measured"}
+    assert js["bandgap_pbe_eV"]["mean"] == 1.82 and js["bandgap_hse_eV"]["mean"] == 1.71 and js["bandgap_hse_eV"]["fidelity"] == "HSE"
+    assert js["pce_percent"]["lower"] == 12.0 and set(js["JV_reverse_scan_Voc_V"]) == ENTRY_KEYS
+    assert not {"Gap_PBE_eV", "Gap_HSE_eV", "Perovskite_band_gap_eV"} & set(js)  # each gap once, under its fidelity's key
+    assert js["domain_stage"] == "film" and "stage 'film'" in js["domain_message"] and js["etl"] == "SnO2-np"
+    json.dumps(js, allow_nan=False)
+
+
+def test_prediction_json_without_a_measured_gap_says_so() -> None:
+    js = prediction_json(_result({"Gap": _target(1.82, "PBE", stage="materials")}))
+    assert js["bandgap_eV"] is None and js["bandgap_note"] == "this model has no measured-gap stage; see bandgap_pbe_eV"
+    assert js["bandgap_pbe_eV"]["mean"] == 1.82 and js["bandgap_pbe_eV"]["lower"] is None and js["bandgap_hse_eV"] is None
 
 
 @pytest.mark.parametrize(
