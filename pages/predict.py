@@ -1,13 +1,17 @@
-"""Predict: composition + device stack -> band gap -> PCE, with ensemble uncertainty.
+"""Predict: composition + device stack -> band gaps -> PCE, with prediction intervals.
 
 * One query: the session's composition (shared with Compose, via
   :mod:`app.state`) or a formula typed here, an ETL and an HTL; every target
-  with its ensemble mean ± sd and unit, an out-of-domain warning, and a flag
-  when the PCE exceeds the Shockley–Queisser limit at the predicted band gap.
+  with its unit and uncertainty (the prediction interval when the model is
+  calibrated, else ± the fold models' disagreement, said so), every band gap
+  named by its fidelity (measured, PBE, HSE), the domain message when the query
+  leaves the training data, and a flag when the PCE exceeds the
+  Shockley–Queisser limit at the measured-scale band gap (at the PBE gap,
+  labelled so, for a model without a measured stage).
 * Side by side: up to five compositions / device stacks (table, bars with
   error bars, PCE against band gap under the SQ limit).
 * Line scan between two end members (MAPbI3 -> MAPbBr3, FAPbI3 -> CsPbI3, or
-  any two formulas): band gap and PCE with ±1 sd bands.
+  any two formulas): band gap and PCE with interval (or disagreement) bands.
 * The measured devices of ``psc-devices`` nearest to the composition (distance
   in the standardised 15 site descriptors), with their stacks and measured PCE.
 """
@@ -17,14 +21,14 @@ import pandas as pd
 import streamlit as st
 
 from app import figures_model as fm
-from app import model_state, state, ui
+from app import model_state, quantities, state, ui
 from nestedae_core import predict
 from nestedae_core.chemistry.composition import Composition, parse_formula
 from nestedae_core.chemistry.physics import sq_limit
 from nestedae_core.data.lookup import DISTANCE, SAME_COMPOSITION, SAME_STACK
 from nestedae_core.errors import CompositionError, NestedAEError
 from nestedae_core.query import composition_problem
-from nestedae_core.vocabulary import BANDGAP_PBE, DEVICE_COMPOSITION, ETL, HTL, MEASURED_BANDGAP, PCE, display, label
+from nestedae_core.vocabulary import DEVICE_COMPOSITION, ETL, HTL, MEASURED_BANDGAP, PCE, display, label
 
 DEFAULT_FORMULA = "MAPbI3"
 MAX_COMPARE = 5
@@ -57,8 +61,9 @@ NEAREST_COLUMNS = {
 }
 
 st.title("Predict")
-st.caption("Composition and device stack → band gap → power conversion efficiency, with the spread of the "
-           "fold ensemble as uncertainty (± 1 standard deviation).")
+st.caption("Composition and device stack → band gap → power conversion efficiency. Every band gap says which it is: "
+           "**measured** (what a film or device shows), **PBE** or **HSE** (DFT). The uncertainty is the prediction "
+           "interval when the model is calibrated; otherwise ± is the disagreement of the fold models, not an error bar.")
 
 picker_col, info_col = st.columns([2, 3], vertical_alignment="bottom")
 with picker_col:
@@ -70,8 +75,12 @@ if model is None:
     st.stop()
 targets = fm.target_infos(model)
 target_cols = {t.column for t in targets}
+#: the band gap the SQ limit, the plots and the scan use: the measured-scale one, else a DFT gap (labelled so),
+#: as the screening window does (:func:`nestedae_core.predict.screening_gap_column`)
+_sq_gap = predict.screening_gap_column(model)
+sq_gap_t = next((t for t in targets if _sq_gap is not None and t.column == _sq_gap[0]), None)
 with info_col:
-    st.caption(" · ".join(f"{k}: {v}" for k, v in model.summary().items() if k in ("name", "stages", "split") or "MAE" in k))
+    st.caption(" · ".join(f"{k}: {v}" for k, v in quantities.model_summary(model).items() if k in ("name", "stages", "split") or "MAE" in k))
 
 if (problem := composition_problem(model)) is not None:  # does the model take compositions at all?
     st.info(f"The active model ({model.spec.name}) cannot predict from a composition: {problem}. "
@@ -82,9 +91,15 @@ cat_cols = [c for p in model.prep for c in p.categorical_columns]
 has_stack = ETL in cat_cols and HTL in cat_cols
 
 
-def fmt(value: float, std: float, unit: str, digits: int = 3) -> str:
-    """``1.753 ± 0.022 eV``."""
-    return f"{value:.{digits}f} ± {std:.{digits}f}{(' ' + unit) if unit else ''}"
+def digits_of(unit: str) -> int:
+    return 2 if unit == "%" else 3
+
+
+def sq_names(fidelity: str | None) -> tuple[str, str]:
+    """(metric label, table column) of the SQ limit at a gap of this fidelity."""
+    if fidelity == "measured":
+        return "Shockley–Queisser limit at the measured gap", "SQ limit (%)"
+    return f"Shockley–Queisser limit at the {fidelity} gap (no measured gap)", f"SQ limit at the {fidelity} gap (%)"
 
 
 # ---------------------------------------------------------------------- composition and stack
@@ -134,31 +149,47 @@ with ui.user_errors():
     query = predict.predict_composition(model, shared, etl=etl, htl=htl)
 
 if query is not None:
-    cols = st.columns(max(1, len(query.targets)) + (1 if BANDGAP_PBE in query.targets and PCE in query.targets else 0))
+    gaps = predict.bandgaps(query)
+    sq_gap = query.targets[sq_gap_t.column] if sq_gap_t is not None and sq_gap_t.column in query.targets else None
+    show_sq = sq_gap is not None and PCE in query.targets and sq_gap["mean"] > 0
+    cols = st.columns(max(1, len(query.targets)) + (1 if show_sq else 0))
     for col, (c, t) in zip(cols, query.targets.items()):
-        col.metric(f"{t['label']} ({t['stage']})", fmt(t["mean"], t["std"], t["unit"], 3 if t["unit"] != "%" else 2))
+        col.metric(f"{quantities.named(t['label'], t['fidelity'])} ({t['stage']})", quantities.estimate(t, digits_of(t["unit"])))
+        col.caption(quantities.disagreement(t, digits_of(t["unit"])))
     limit = None
-    if BANDGAP_PBE in query.targets and PCE in query.targets:
-        gap = query.targets[BANDGAP_PBE]["mean"]
-        if gap > 0:
-            limit = sq_limit(gap)["pce_percent"]
-            cols[-1].metric("Shockley–Queisser limit at this gap", f"{limit:.1f} %",
-                            help="Radiative limit of a single-junction cell at the predicted band gap "
-                                 "(5778 K blackbody sun scaled to 1000 W/m², cell at 300 K).")
-    st.caption(f"Mean ± 1 sd over the {model.members} fold models of the ensemble, for **{query.formula}**"
-               + (f" with ETL **{query.categorical.get(ETL)}** and HTL **{query.categorical.get(HTL)}**." if has_stack else "."))
+    if show_sq:
+        limit = sq_limit(sq_gap["mean"])["pce_percent"]
+        sq_label, _ = sq_names(sq_gap["fidelity"])
+        cols[-1].metric(sq_label, f"{limit:.1f} %",
+                        help="Detailed-balance limit of a single-junction cell at the predicted band gap, under the "
+                             "AM1.5G reference spectrum (ASTM G-173), cell at 300 K. It belongs to the measured-scale gap.")
+        if sq_gap["fidelity"] != "measured":
+            cols[-1].caption(f"At the {sq_gap['fidelity']} gap, for orientation only: the limit belongs to the measured-scale gap, "
+                             "which this model does not predict.")
+    missing = [f for f in ("measured", "PBE", "HSE") if f not in gaps]
+    if gaps and missing:
+        have = ", ".join(quantities.named("band gap", f) for f in gaps)
+        st.caption(f"Band gaps of this model: {have}. "
+                   + ("The measured-scale band gap needs the measured model: " + quantities.NO_MEASURED_GAP + ". "
+                      if "measured" in missing else "")
+                   + (f"Not predicted here: {', '.join(f for f in missing if f != 'measured')} gap." if [f for f in missing if f != "measured"] else ""))
+    calibrated = any(quantities.has_interval(t) for t in query.targets.values())
+    st.caption(f"Predictions for **{query.formula}**"
+               + (f" with ETL **{query.categorical.get(ETL)}** and HTL **{query.categorical.get(HTL)}**" if has_stack else "")
+               + f": the mean over the {model.members} fold models of the ensemble. "
+               + ("Uncertainty: prediction intervals from the model's calibration on out-of-fold residuals; model "
+                  f"disagreement: the spread (1 sd) of the {model.members} fold models." if calibrated else
+                  f"Uncertainty: {quantities.DISAGREEMENT_NOTE}."))
     if not query.in_domain:
         outside = [s for s, ok in query.stage_in_domain.items() if not ok]
         st.warning(
-            f"**Outside the training domain** of stage(s) {', '.join(outside)} "
-            f"(distance {', '.join(f'{query.domain_distance[s]:.2f}' for s in outside)} in standardised units, "
-            "beyond what the training data covers): the model extrapolates here, trust the numbers less "
-            "than the ± suggests.", icon=":material/warning:")
+            f"**Outside the training domain** of stage(s) {', '.join(outside)}: {query.domain_message.rstrip('.')}. "
+            "The model extrapolates here: trust the numbers less than the uncertainty suggests.", icon=":material/warning:")
     if limit is not None and query.targets[PCE]["mean"] > limit:
         st.error(
             f"**Above the Shockley–Queisser limit:** the predicted PCE {query.targets[PCE]['mean']:.2f} % exceeds the "
-            f"radiative limit of {limit:.1f} % at the predicted band gap {query.targets[BANDGAP_PBE]['mean']:.3f} eV. "
-            "No single-junction cell can do this; the prediction is unphysical here.", icon=":material/report:")
+            f"radiative limit of {limit:.1f} % at the predicted {quantities.named('band gap', sq_gap['fidelity'])} "
+            f"{sq_gap['mean']:.3f} eV. No single-junction cell can do this; the prediction is unphysical here.", icon=":material/report:")
     if query.defaulted:
         st.caption("Not given, so the most common training value was used: " + ", ".join(f"{c} = {query.categorical[c]}" for c in query.defaulted))
 
@@ -228,18 +259,23 @@ def compare_table(rows: pd.DataFrame) -> pd.DataFrame:
         item["_ok"] = True
         item["formula"] = q.formula
         for c, t in q.targets.items():
-            short = "band gap" if c == BANDGAP_PBE else t["label"]
-            u = t["unit"]
-            item[f"{short} ({u})" if u else short] = t["mean"]
-            item[f"{short} sd ({u})" if u else f"{short} sd"] = t["std"]
-        if BANDGAP_PBE in q.targets and PCE in q.targets and q.targets[BANDGAP_PBE]["mean"] > 0:
-            lim = sq_limit(q.targets[BANDGAP_PBE]["mean"])["pce_percent"]
-            item["SQ limit (%)"] = lim
-            item["gap"], item["gap_std"] = q.targets[BANDGAP_PBE]["mean"], q.targets[BANDGAP_PBE]["std"]
-            item["pce"], item["pce_std"] = q.targets[PCE]["mean"], q.targets[PCE]["std"]
+            name = quantities.named(t["label"], t["fidelity"])
+            u = f" ({t['unit']})" if t["unit"] else ""
+            item[f"{name}{u}"] = t["mean"]
+            if quantities.has_interval(t):
+                item[f"{name} {quantities.level_text(t['level'])} lower{u}"] = t["lower"]
+                item[f"{name} {quantities.level_text(t['level'])} upper{u}"] = t["upper"]
+            item[f"{name} model disagreement{u}"] = t["disagreement"]
+        gap = q.targets[sq_gap_t.column] if sq_gap_t is not None and sq_gap_t.column in q.targets else None
+        if gap is not None and PCE in q.targets and gap["mean"] > 0:
+            lim = sq_limit(gap["mean"])["pce_percent"]
+            item[sq_names(gap["fidelity"])[1]] = lim
+            item["gap"], item["gap_std"] = gap["mean"], gap["disagreement"]
+            item["pce"], item["pce_std"] = q.targets[PCE]["mean"], q.targets[PCE]["disagreement"]
+            item["_limit"] = lim
         item["in domain"] = q.in_domain
-        item["note"] = "" if q.in_domain else "outside the training domain"
-        if "SQ limit (%)" in item and item["pce"] > item["SQ limit (%)"]:
+        item["note"] = "" if q.in_domain else f"outside the training domain ({q.domain_message})"
+        if "_limit" in item and item["pce"] > item["_limit"]:
             item["note"] = (item["note"] + "; " if item["note"] else "") + "PCE above the SQ limit"
         out.append(item)
     return pd.DataFrame(out)
@@ -251,7 +287,7 @@ table = compare_table(edited)
 if table.empty:
     st.info("Add at least one composition to the table.")
 else:
-    shown = table.drop(columns=[c for c in ("gap", "gap_std", "pce", "pce_std", "_ok", "short", "label") if c in table.columns])
+    shown = table.drop(columns=[c for c in ("gap", "gap_std", "pce", "pce_std", "_ok", "_limit", "short", "label") if c in table.columns])
     shown.insert(0, "#", range(1, len(shown) + 1))
     ui.table_with_download(shown, "predictions-side-by-side", key="predict.dl-compare",
                            column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in shown.columns if "(" in c})
@@ -259,15 +295,31 @@ else:
     plotted = table.dropna(subset=["gap"]) if "gap" in table else table.iloc[0:0]
     if len(plotted):
         left, right = st.columns(2)
+        gap_label = sq_gap_t.label if sq_gap_t is not None else "band gap"
+        sq_name = "Shockley–Queisser limit" + ("" if sq_gap_t is None or sq_gap_t.fidelity == "measured"
+                                               else f" (drawn at the {sq_gap_t.fidelity} gap: no measured gap)")
         with left:
-            ui.plot(fm.prediction_bars_figure(plotted), key="predict.bars")
+            ui.plot(fm.prediction_bars_figure(plotted, gap_label=gap_label), key="predict.bars")
         with right:
-            ui.plot(fm.pce_vs_gap_figure(plotted), key="predict.sq")
+            ui.plot(fm.pce_vs_gap_figure(plotted, gap_label=gap_label, sq_name=sq_name), key="predict.sq")
+        st.caption("Error bars: model disagreement (± 1 sd of the fold models)"
+                   + ("." if sq_gap_t is None or sq_gap_t.fidelity == "measured" else f"; {quantities.NO_MEASURED_GAP}."))
     for r in failed.itertuples(index=False):
         st.error(f"Row '{r.formula}': {r.note}", icon=":material/error:")
 
 
 # ---------------------------------------------------------------------- line scan
+def scan_table(scan: pd.DataFrame, end: str) -> pd.DataFrame:
+    """The line scan with readable, fidelity- and unit-bearing column names; x rounded (no float noise)."""
+    names = {"x": f"x (fraction of {end})"}
+    for t in targets:
+        u = f" ({t.unit})" if t.unit else ""
+        names.update({f"{t.column}_mean": f"{t.label}{u}", f"{t.column}_std": f"{t.label} model disagreement{u}",
+                      f"{t.column}_lower": f"{t.label} interval lower{u}", f"{t.column}_upper": f"{t.label} interval upper{u}"})
+    out = scan.assign(x=quantities.round_fraction(scan["x"]))
+    return out.rename(columns=names)
+
+
 st.subheader("Line scan between two end members")
 s1, s2, s3, s4 = st.columns([2, 2, 2, 1])
 choice = s1.selectbox("End members", list(SCANS), key="predict.scan_choice")
@@ -278,16 +330,16 @@ steps = s4.number_input("Points (count)", 3, 201, 21, key="predict.scan_steps")
 with ui.user_errors():
     start_c, end_c = parse_formula(start_text), parse_formula(end_text)
     scan = predict.line_scan(model, start_c, end_c, int(steps), etl=etl, htl=htl)
-    gap_t = next((t for t in targets if t.column == BANDGAP_PBE), None)
     pce_t = next((t for t in targets if t.column == PCE), None)
-    ui.plot(fm.line_scan_figure(scan, start=start_c.formula, end=end_c.formula, gap=gap_t, pce=pce_t), key="predict.scan")
-    if has_stack:
-        st.caption(f"Device stack for the scan: ETL {etl}, HTL {htl}. Shaded bands: ± 1 sd over the ensemble; "
-                   "open circles: outside the training domain.")
-    nice = scan.rename(columns={c: c.replace(f"{BANDGAP_PBE}_", "band gap ").replace(f"{PCE}_", "PCE ") for c in scan.columns})
-    nice = nice.rename(columns={c: f"{c} (eV)" for c in nice.columns if c.startswith("band gap")})
-    nice = nice.rename(columns={c: f"{c} (%)" for c in nice.columns if c.startswith("PCE")})
-    nice = nice.rename(columns={"x": f"x (fraction of {end_c.formula})"})
+    level = None  # the interval's level, when the scan carries intervals
+    if query is not None and any(c.endswith("_lower") for c in scan.columns):
+        level = next((t["level"] for t in query.targets.values() if quantities.has_interval(t)), None)
+    ui.plot(fm.line_scan_figure(scan, start=start_c.formula, end=end_c.formula, gap=sq_gap_t, pce=pce_t, level=level), key="predict.scan")
+    band = (f"Shaded bands: {quantities.level_text(level)} prediction intervals" if level is not None
+            else "Shaded bands: ± 1 sd over the ensemble (model disagreement, not an error bar)")
+    st.caption((f"Device stack for the scan: ETL {etl}, HTL {htl}. " if has_stack else "")
+               + f"{band}; open circles: outside the training domain.")
+    nice = scan_table(scan, end_c.formula)
     with st.expander("Line-scan table"):
         ui.table_with_download(nice, f"line-scan-{start_c.formula}-{end_c.formula}", key="predict.dl-scan")
 

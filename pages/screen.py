@@ -46,8 +46,9 @@ if (problem := composition_problem(model)) is not None:
     st.stop()
 targets = fm.target_infos(model)
 by_col = {t.column: t for t in targets}
-#: the gap of the window: the measured-scale one, else the model's DFT gap (said so)
-gap_t = next((t for f in ("measured", "PBE", "HSE") for t in targets if t.fidelity == f), None)
+#: the gap of the window (:func:`nestedae_core.predict.screening_gap_column`): the measured-scale one, else a DFT gap (said so)
+_gap = predict.screening_gap_column(model)
+gap_t = next((t for t in targets if _gap is not None and t.column == _gap[0]), None)
 cat_cols = [c for p in model.prep for c in p.categorical_columns]
 has_stack = ETL in cat_cols and HTL in cat_cols
 

@@ -65,18 +65,62 @@ def test_train_page_lists_devices(app_env):
 def test_predict_shows_numbers_with_units(app_env):
     at = open_app("pages/predict.py")
     metrics = {m.label: m.value for m in at.metric}
-    gap = next(v for k, v in metrics.items() if k.startswith("band gap"))
+    assert all(k.startswith("band gap (") for k in metrics if k.startswith("band gap"))  # never a bare "band gap"
+    gap = next(v for k, v in metrics.items() if k.startswith("band gap (PBE)"))
     pce = next(v for k, v in metrics.items() if k.startswith("PCE"))
-    assert gap.endswith(" eV") and " ± " in gap
-    assert pce.endswith(" %") and " ± " in pce
+    # the uncertainty: the prediction interval when calibrated, else ± (model disagreement, said so)
+    assert (gap.endswith(" eV") and " ± " in gap) or (" eV (90 % interval " in gap and gap.endswith(")"))
+    assert (pce.endswith(" %") and " ± " in pce) or (" % (90 % interval " in pce and pce.endswith(")"))
+    assert any(c.value.startswith("model disagreement ± ") for c in at.caption)
     assert any("Shockley–Queisser" in k and v.endswith(" %") for k, v in metrics.items())
     assert 1 <= n_plots(at) <= 8
     assert "MAPbI3" in texts(at)
+    if not any(k.startswith("band gap (measured)") for k in metrics):  # e.g. the paper model: PBE only, and it says so
+        sq = next(k for k in metrics if "Shockley–Queisser" in k)
+        assert sq == "Shockley–Queisser limit at the PBE gap (no measured gap)"
+        assert "The measured-scale band gap needs the measured model" in texts(at)
     # side-by-side table with unit-bearing columns and a download
-    table = next(d.value for d in at.dataframe if "band gap (eV)" in d.value.columns)
-    assert {"band gap (eV)", "PCE (%)", "SQ limit (%)"} <= set(table.columns)
+    table = next(d.value for d in at.dataframe if "band gap (PBE) (eV)" in d.value.columns)
+    assert {"band gap (PBE) (eV)", "band gap (PBE) model disagreement (eV)", "PCE (%)"} <= set(table.columns)
+    assert any(c.startswith("SQ limit") and c.endswith("(%)") for c in table.columns)
+    assert not [c for c in table.columns if c.startswith("band gap") and not c.startswith("band gap (")]
     assert len(table) >= 2
     assert len(at.get("download_button")) >= 2
+    # the line-scan table: fidelity-named columns and x without float noise
+    scan = next(d.value for d in at.dataframe if any(c.startswith("x (fraction of") for c in d.value.columns))
+    x = scan[next(c for c in scan.columns if c.startswith("x (fraction of"))]
+    assert [repr(float(v)) for v in x][:4] == ["0.0", "0.05", "0.1", "0.15"] and "band gap (PBE) (eV)" in scan.columns
+
+
+@pytest.fixture
+def calibrated_env(tiny_paper, app_env, tmp_path, monkeypatch):
+    """The tiny paper chain (cross-validated, so calibrated) saved and made the default model."""
+    assert tiny_paper.model.calibration, "cross-validation stores the out-of-fold calibration"
+    path = store.save_bundle(tiny_paper, tmp_path / "calibrated")
+    monkeypatch.setenv(model_state.DEFAULT_MODEL_ENV, str(path))
+    return path
+
+
+def test_predict_and_screen_show_the_interval_of_a_calibrated_model(calibrated_env):
+    at = open_app("pages/predict.py")
+    assert not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    gap = metrics["band gap (PBE) (materials)"]
+    assert " eV (90 % interval " in gap and "±" not in gap
+    lo, hi = (float(v) for v in gap.split("interval ")[1].rstrip(")").split("–"))
+    assert lo <= float(gap.split()[0]) <= hi
+    assert any(c.value.startswith("model disagreement ± ") for c in at.caption)  # still there, in smaller print
+    assert "Uncertainty: prediction intervals" in texts(at)
+    table = next(d.value for d in at.dataframe if "band gap (PBE) (eV)" in d.value.columns)
+    assert {"band gap (PBE) 90 % lower (eV)", "band gap (PBE) 90 % upper (eV)", "PCE 90 % lower (%)"} <= set(table.columns)
+    at.switch_page("pages/screen.py").run()
+    at.select_slider(key="screen.n").set_value(4)
+    at.slider(key="screen.gap").set_value((0.5, 3.5)).run()
+    at.button(key="screen.run").click().run()
+    assert not at.exception, exceptions(at)
+    ranked = at.dataframe[0].value
+    assert {"PCE interval lower (%)", "PCE interval upper (%)", "PCE model disagreement (%)"} <= set(ranked.columns)
+    assert (ranked["PCE interval lower (%)"] <= ranked["PCE (%)"]).all()
 
 
 def test_predict_invalid_formula_is_a_specific_message(app_env):
@@ -97,6 +141,7 @@ def test_predict_out_of_domain_warning(app_env):
     assert not at.exception, exceptions(at)
     warning = " ".join(w.value for w in at.warning)
     assert "Outside the training domain" in warning and "devices" in warning
+    assert "outside the training data of stage" in warning  # the library's domain message: which stage and why
 
 
 def test_predict_flags_pce_above_the_sq_limit(app_env, monkeypatch):
@@ -113,7 +158,7 @@ def test_predict_flags_pce_above_the_sq_limit(app_env, monkeypatch):
     at = open_app("pages/predict.py")
     errors = " ".join(e.value for e in at.error)
     assert "Above the Shockley–Queisser limit" in errors and "1.0 %" in errors
-    table = next(d.value for d in at.dataframe if "band gap (eV)" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "band gap (PBE) (eV)" in d.value.columns)
     assert table["note"].str.contains("PCE above the SQ limit").all()
 
 
@@ -344,7 +389,7 @@ def test_tiny_training_run_saved_and_made_active(app_env):
     default = at.selectbox(key="predict.model_picker").options[0]
     at.selectbox(key="predict.model_picker").set_value(default).run()
     assert not at.exception, exceptions(at)
-    assert any(m.label.startswith("band gap") for m in at.metric)
+    assert any(m.label.startswith("band gap (") for m in at.metric)
 
 
 def test_invalid_training_settings_are_messages(app_env):
