@@ -8,19 +8,29 @@ import streamlit as st
 
 from app import figures, state, ui
 from nestedae_core import data
+from nestedae_core.data import quality
 from nestedae_core.vocabulary import (
+    BANDGAP_HSE,
     BANDGAP_PBE,
+    BANDGAP_PBE_DFT,
     DECOMPOSITION,
     DEVICE_COMPOSITION,
     DEVICE_OCTAHEDRAL_FACTOR,
     DEVICE_TARGETS,
     DEVICE_TOLERANCE_FACTOR,
     ETL,
+    FF,
+    GAP_DEVICES,
+    GAP_SPREAD,
     HTL,
+    JSC,
     MEASURED_BANDGAP,
+    PCE,
     SITE_IONS,
     SLME,
     SUBSTRATE,
+    VOC,
+    display,
     label,
 )
 
@@ -40,9 +50,54 @@ _COLUMN_LABELS = {DEVICE_COMPOSITION: label(DEVICE_COMPOSITION), ETL: label(ETL)
 def _targets(name: str) -> tuple[str, ...]:
     if name == "psc-devices":
         return _DEVICE_TARGETS
+    if name == "psc-gaps":
+        return (MEASURED_BANDGAP, GAP_SPREAD, GAP_DEVICES)
+    if name == "mhp-dft":
+        return (BANDGAP_PBE_DFT, BANDGAP_HSE)
     if name.startswith("mhp-"):
         return _ALLOY_TARGETS
     return ()
+
+
+def _gap_as_text(values: pd.Series) -> pd.Series:
+    """Measured band gaps as text for display: 4 significant digits, blank where none is reported (not "None")."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers.map(lambda v: "" if pd.isna(v) else f"{v:.4g}").astype(str)
+
+
+def _gap_column_config(config: dict, column: str = MEASURED_BANDGAP) -> dict:
+    """``config`` with the band-gap column shown as text (see :func:`_gap_as_text`)."""
+    return {**config, column: st.column_config.TextColumn(display(column))}
+
+
+_FLAGGED_COLUMNS = (DEVICE_COMPOSITION, ETL, HTL, MEASURED_BANDGAP, PCE, VOC, JSC, FF)
+_SQ_LIMIT_COLUMN = "Shockley–Queisser PCE limit (%)"
+
+
+def data_quality_section(devices: pd.DataFrame) -> None:
+    """Devices whose values cannot be physical (over the whole table, not the filtered view) and the training rule."""
+    flags = quality.device_flags(devices)
+    counts = quality.flag_counts(flags)
+    n_gap = int(pd.to_numeric(devices[MEASURED_BANDGAP], errors="coerce").notna().sum())
+    st.markdown(
+        f"**Data quality.** Of all {len(devices):,} devices, **{counts['any']} devices** have values that cannot "
+        f"be physical: {counts[quality.FF_ABOVE_1]} report a fill factor above 1, and "
+        f"{counts[quality.PCE_ABOVE_SQ]} a PCE above the Shockley–Queisser limit at their measured band gap "
+        f"(checked for the {n_gap:,} devices that report a gap; the limit is computed for the AM1.5G spectrum, "
+        "cell at 300 K)."
+    )
+    hit = flags[list(quality.FLAG_COLUMNS)].any(axis=1)
+    if hit.any():
+        shown = devices.loc[hit, [c for c in _FLAGGED_COLUMNS if c in devices.columns]].copy()
+        shown.insert(4, _SQ_LIMIT_COLUMN, quality.sq_pce_limit(devices).loc[hit].round(1))
+        shown[MEASURED_BANDGAP] = _gap_as_text(shown[MEASURED_BANDGAP])
+        shown["reason"] = flags.loc[hit, quality.REASON]
+        config = _gap_column_config(ui.unit_column_config(shown.columns, _COLUMN_LABELS))
+        ui.table_with_download(shown, "psc-devices-flagged", column_config=config,
+                               caption=f"{len(shown)} flagged devices with the reason")
+    else:
+        st.success("No device is flagged.", icon=":material/check_circle:")
+    st.info(f"**Rule applied in training.** {quality.TRAINING_RULE}", icon=":material/rule:")
 
 
 st.title("Data")
@@ -143,16 +198,19 @@ def dataset_view(name: str) -> None:
         if formula_col:
             tab_names.append("Composition coverage")
         if name == "psc-devices":
-            tab_names.append("Devices")
+            tab_names += ["Devices", "Data quality"]
         tabs = dict(zip(tab_names, st.tabs(tab_names)))
 
         with tabs["Table"]:
             shown = view
+            config = ui.unit_column_config(shown.columns, _COLUMN_LABELS)
             if name == "psc-devices":
-                shown = view.loc[:, [c for c in _DEVICE_COLUMNS if c in view.columns]]
+                shown = view.loc[:, [c for c in _DEVICE_COLUMNS if c in view.columns]].copy()
+                shown[MEASURED_BANDGAP] = _gap_as_text(shown[MEASURED_BANDGAP])
+                config = _gap_column_config(ui.unit_column_config(shown.columns, _COLUMN_LABELS))
                 st.caption("The table shows the main columns; the CSV download below holds all columns.")
             ui.table_with_download(shown, f"{name}-filtered", download=view, height=420,
-                                   column_config=ui.unit_column_config(shown.columns, _COLUMN_LABELS),
+                                   column_config=config,
                                    caption=f"{len(view):,} rows; the CSV holds all {view.shape[1]} columns")
 
         if "Distributions" in tabs:
@@ -186,10 +244,9 @@ def dataset_view(name: str) -> None:
                 n_gap = int(pd.to_numeric(view[MEASURED_BANDGAP], errors="coerce").notna().sum())
                 st.markdown(
                     f"**Device results against the measured band gap** ({n_gap:,} of {len(view):,} devices "
-                    "report one). The red line is the Shockley–Queisser detailed-balance limit "
-                    "(5778 K blackbody sun scaled to 1000 W/m², cell at 300 K). With this approximate sun the "
-                    "limit lies about 3 points below the tabulated AM1.5G limit (33.7 % at 1.34 eV), mostly "
-                    "through a Jsc about 10 % too low, so some measured Jsc values sit above the red line."
+                    "report one). The red line is the Shockley–Queisser detailed-balance limit for the "
+                    "AM1.5G reference spectrum (ASTM G-173, 1000 W/m²), cell at 300 K: at most 33.7 % at "
+                    "1.34 eV. A PCE above its line would not be physical at the reported gap (see Data quality)."
                 )
                 ui.plot(figures.device_vs_bandgap_figure(view), key=f"data-{name}-sq")
                 left, right = st.columns(2)
@@ -201,6 +258,10 @@ def dataset_view(name: str) -> None:
                     st.markdown("**Hole transport layers (HTL)**")
                     ui.plot(figures.stack_breakdown_figure(view, HTL, label=_STACKS[HTL]),
                             key=f"data-{name}-htl")
+
+        if "Data quality" in tabs:
+            with tabs["Data quality"]:
+                data_quality_section(df)
 
 
 dataset_view(name)
