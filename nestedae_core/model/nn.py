@@ -27,14 +27,28 @@ from torch import nn
 
 from .config import Activation, StageSpec
 
-__all__ = ["EnsembleLinear", "EnsembleMLP", "StageNet", "StageLayout", "make_activation", "POSITIVE_SHARPNESS", "FRACTION_MEAN_RANGE"]
+__all__ = ["EnsembleLinear", "EnsembleMLP", "StageNet", "StageLayout", "make_activation", "POSITIVE_SHARPNESS"]
 
-#: A "positive" head's softplus has slope ``POSITIVE_SHARPNESS / scale`` (scale: the target's
-#: training standard deviation): the identity, to 0.005 scale, from half a standard deviation
-#: above zero; it bends only near zero.
+#: Bounded heads bend with sharpness ``beta = POSITIVE_SHARPNESS / scale`` (scale: the target's
+#: training standard deviation): a "positive" head's softplus differs from the identity by
+#: less than 5e-6 scale from one standard deviation above zero, and only bends near zero;
+#: a "fraction" head likewise near 0 and 1.
 POSITIVE_SHARPNESS = 10.0
-#: A "fraction" head's training mean is clipped to this range before its logistic is built.
-FRACTION_MEAN_RANGE = (0.01, 0.99)
+
+
+def _soft_unit_interval(u: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """``softplus_beta(u) - softplus_beta(u - 1)``: in (0, 1], the identity away from 0 and 1.
+
+    Written as ``1 + softplus_beta(-u) - softplus_beta(1 - u)`` above 1/2, so it
+    neither cancels nor leaves [0, 1] for large ``u``; clamped to the smallest
+    positive number where it underflows (``u`` far below 0).
+    """
+    def sp(v: torch.Tensor) -> torch.Tensor:
+        return F.softplus(v * beta) / beta
+
+    low = sp(u) - sp(u - 1)
+    high = 1 + sp(-u) - sp(1 - u)
+    return torch.where(u < 0.5, low, high).clamp(torch.finfo(u.dtype).tiny, 1.0)
 
 #: A selection of ensemble members: a slice of member indices, or None for all of them.
 Members = slice | None
@@ -165,8 +179,8 @@ class StageNet(nn.Module):
     * ``real``: the identity (the prediction is ``h * scale + mean``);
     * ``positive``: a softplus of slope ``beta = POSITIVE_SHARPNESS / scale``,
       ``log(1 + exp(beta u)) / beta``: never negative, the identity inside the data;
-    * ``fraction``: a logistic linearised at the training mean ``m``,
-      ``sigmoid(logit(m) + (u - m) / (m (1 - m)))``: in (0, 1], slope 1 at the mean.
+    * ``fraction``: a smooth clamp to the unit interval with the same slope,
+      ``softplus_beta(u) - softplus_beta(u - 1)``: in (0, 1], the identity inside the data.
 
     :meth:`target_units` applies it (predictions, explanations),
     :meth:`standardised_targets` gives ``(link(...) - mean) / scale``, what the
@@ -244,9 +258,7 @@ class StageNet(nn.Module):
                 beta = POSITIVE_SHARPNESS / sj
                 uj = F.softplus(uj * beta) / beta
             elif kind == "fraction":
-                m = mj.clamp(*FRACTION_MEAN_RANGE)
-                logit = torch.log(m) - torch.log1p(-m)
-                uj = torch.sigmoid(logit + (uj - m) / (m * (1 - m))).clamp_min(torch.finfo(h.dtype).tiny)
+                uj = _soft_unit_interval(uj, POSITIVE_SHARPNESS / sj)
             cols.append(uj)
         return torch.cat(cols, dim=-1)
 
