@@ -35,6 +35,7 @@ from .registry import (
     derived_from_text,
     short_citation,
 )
+from .quality import device_flags, mask_unphysical
 from .status import DatasetStatus, dataset_stamp, dataset_status
 from .tables import check_stage_table, load_chain_tables, load_dataset_table, load_stage_table
 
@@ -56,6 +57,8 @@ __all__ = [
     "dataset_stamp",
     "dataset_status",
     "derived_from_text",
+    "device_flags",
+    "mask_unphysical",
     "fetch",
     "file_sha256",
     "load",

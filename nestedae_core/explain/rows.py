@@ -89,9 +89,11 @@ def _dataset_rows(model: NestedAE, stage: int, table: pd.DataFrame, site_fractio
         raise DataError(f"dataset '{name}' lacks the model's input column(s) {', '.join(missing)}")
     frame = table.copy()
     formula = lookup.formula_column(name)
-    if not all(ion in frame.columns for ion in IONS) and formula is not None and formula in frame.columns:
-        fractions = site_fractions if site_fractions is not None else lookup.site_fractions(frame, formula)
-        frame = frame.join(fractions.loc[:, list(IONS)], how="left")
+    if site_fractions is not None:  # the caller's fractions take the place of any the table carries
+        frame = frame.drop(columns=[ion for ion in IONS if ion in frame.columns])
+        frame = frame.join(site_fractions.loc[:, list(IONS)], how="left")
+    elif not all(ion in frame.columns for ion in IONS) and formula is not None and formula in frame.columns:
+        frame = frame.join(lookup.site_fractions(frame, formula).loc[:, list(IONS)], how="left")
     frame = frame.dropna(subset=cols)
     for p in model.prep[: stage + 1]:
         for col, cats in zip(p.categorical_columns, p.categories):
