@@ -35,6 +35,7 @@ __all__ = [
     "disagreement",
     "round_fraction",
     "model_summary",
+    "interval_columns",
 ]
 
 #: How each fidelity is written next to a band gap.
@@ -97,6 +98,12 @@ def estimate(entry: Mapping[str, Any], digits: int = 3) -> str:
 def disagreement(entry: Mapping[str, Any], digits: int = 3) -> str:
     """``model disagreement ± 0.022 eV`` (the fold models' standard deviation)."""
     return f"model disagreement ± {entry['disagreement']:.{digits}f}{_unit(entry['unit'])}"
+
+
+def interval_columns(name: str, unit: str, level: float) -> tuple[str, str]:
+    """Table headers of an interval's bounds: ``("PCE 90 % interval lower (%)", "PCE 90 % interval upper (%)")``."""
+    u = f" ({unit})" if unit else ""
+    return f"{name} {level_text(level)} interval lower{u}", f"{name} {level_text(level)} interval upper{u}"
 
 
 def round_fraction(values: Any, digits: int = 6) -> Any:

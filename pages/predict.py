@@ -27,10 +27,13 @@ from nestedae_core.chemistry.composition import Composition, parse_formula
 from nestedae_core.chemistry.physics import sq_limit
 from nestedae_core.data.lookup import DISTANCE, SAME_COMPOSITION, SAME_STACK
 from nestedae_core.errors import CompositionError, NestedAEError
+from nestedae_core.model.intervals import DEFAULT_LEVEL
 from nestedae_core.query import composition_problem
 from nestedae_core.vocabulary import DEVICE_COMPOSITION, ETL, HTL, MEASURED_BANDGAP, PCE, display, label
 
 DEFAULT_FORMULA = "MAPbI3"
+#: level of the prediction intervals shown
+LEVEL = DEFAULT_LEVEL
 MAX_COMPARE = 5
 SCANS = {
     "MAPbI3 → MAPbBr3 (iodide → bromide)": ("MAPbI3", "MAPbBr3"),
@@ -263,8 +266,8 @@ def compare_table(rows: pd.DataFrame) -> pd.DataFrame:
             u = f" ({t['unit']})" if t["unit"] else ""
             item[f"{name}{u}"] = t["mean"]
             if quantities.has_interval(t):
-                item[f"{name} {quantities.level_text(t['level'])} lower{u}"] = t["lower"]
-                item[f"{name} {quantities.level_text(t['level'])} upper{u}"] = t["upper"]
+                lower, upper = quantities.interval_columns(name, t["unit"], t["level"])
+                item[lower], item[upper] = t["lower"], t["upper"]
             item[f"{name} model disagreement{u}"] = t["disagreement"]
         gap = q.targets[sq_gap_t.column] if sq_gap_t is not None and sq_gap_t.column in q.targets else None
         if gap is not None and PCE in q.targets and gap["mean"] > 0:
@@ -314,8 +317,9 @@ def scan_table(scan: pd.DataFrame, end: str) -> pd.DataFrame:
     names = {"x": f"x (fraction of {end})"}
     for t in targets:
         u = f" ({t.unit})" if t.unit else ""
+        lower, upper = quantities.interval_columns(t.label, t.unit, LEVEL)
         names.update({f"{t.column}_mean": f"{t.label}{u}", f"{t.column}_std": f"{t.label} model disagreement{u}",
-                      f"{t.column}_lower": f"{t.label} interval lower{u}", f"{t.column}_upper": f"{t.label} interval upper{u}"})
+                      f"{t.column}_lower": lower, f"{t.column}_upper": upper})
     out = scan.assign(x=quantities.round_fraction(scan["x"]))
     return out.rename(columns=names)
 
@@ -329,11 +333,9 @@ end_text = s3.text_input("End (x = 1)", ends[1] if ends else "MAPbBr3", key=f"pr
 steps = s4.number_input("Points (count)", 3, 201, 21, key="predict.scan_steps")
 with ui.user_errors():
     start_c, end_c = parse_formula(start_text), parse_formula(end_text)
-    scan = predict.line_scan(model, start_c, end_c, int(steps), etl=etl, htl=htl)
+    scan = predict.line_scan(model, start_c, end_c, int(steps), etl=etl, htl=htl, level=LEVEL)
     pce_t = next((t for t in targets if t.column == PCE), None)
-    level = None  # the interval's level, when the scan carries intervals
-    if query is not None and any(c.endswith("_lower") for c in scan.columns):
-        level = next((t["level"] for t in query.targets.values() if quantities.has_interval(t)), None)
+    level = LEVEL if any(c.endswith("_lower") for c in scan.columns) else None  # when the scan carries intervals
     ui.plot(fm.line_scan_figure(scan, start=start_c.formula, end=end_c.formula, gap=sq_gap_t, pce=pce_t, level=level), key="predict.scan")
     band = (f"Shaded bands: {quantities.level_text(level)} prediction intervals" if level is not None
             else "Shaded bands: ± 1 sd over the ensemble (model disagreement, not an error bar)")

@@ -20,12 +20,15 @@ from app import model_state, quantities, ui
 from nestedae_core import predict
 from nestedae_core.chemistry.composition import grid_size
 from nestedae_core.chemistry.features import TOLERANCE_RANGE
+from nestedae_core.model.intervals import DEFAULT_LEVEL
 from nestedae_core.query import composition_problem
 from nestedae_core.vocabulary import ETL, HTL, IONS, PCE, SITE_IONS
 
 #: Grid divisions offered (step = 1/n).
 DIVISIONS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 50]
 MAX_CANDIDATES = 200_000
+#: level of the prediction intervals shown
+LEVEL = DEFAULT_LEVEL
 SHOW_ROWS = 300
 K_RESULT = "screen.result"
 K_RATE = "screen.seconds_per_candidate"
@@ -99,7 +102,7 @@ if run:
             t0 = time.perf_counter()
             ranked = predict.screen(model, a_ions, b_ions, x_ions, 1.0 / n, etl=etl, htl=htl,
                                     bandgap_window=gap_window if gap_t is not None else None,
-                                    tolerance_window=tol_window, rank_by=rank_by, max_candidates=MAX_CANDIDATES)
+                                    tolerance_window=tol_window, rank_by=rank_by, max_candidates=MAX_CANDIDATES, level=LEVEL)
             seconds = time.perf_counter() - t0
         st.session_state[K_RESULT] = {"ranked": ranked, "seconds": seconds, "count": count, "params": params}
         st.session_state[K_RATE] = seconds / max(count, 1)
@@ -137,8 +140,9 @@ def display_table(df: pd.DataFrame, *, ranked: bool = True) -> pd.DataFrame:
             u = t.unit or "dimensionless"
             out[f"{t.label} ({u})"] = df[f"{t.column}_mean"].to_numpy()
             if f"{t.column}_lower" in df and f"{t.column}_upper" in df:
-                out[f"{t.label} interval lower ({u})"] = df[f"{t.column}_lower"].to_numpy()
-                out[f"{t.label} interval upper ({u})"] = df[f"{t.column}_upper"].to_numpy()
+                lower, upper = quantities.interval_columns(t.label, u, LEVEL)
+                out[lower] = df[f"{t.column}_lower"].to_numpy()
+                out[upper] = df[f"{t.column}_upper"].to_numpy()
             out[f"{t.label} model disagreement ({u})"] = df[f"{t.column}_std"].to_numpy()
     out["tolerance factor (dimensionless)"] = df["tolerance_factor"].to_numpy()
     out["octahedral factor (dimensionless)"] = df["octahedral_factor"].to_numpy()

@@ -112,15 +112,18 @@ def test_predict_and_screen_show_the_interval_of_a_calibrated_model(calibrated_e
     assert any(c.value.startswith("model disagreement ± ") for c in at.caption)  # still there, in smaller print
     assert "Uncertainty: prediction intervals" in texts(at)
     table = next(d.value for d in at.dataframe if "band gap (PBE) (eV)" in d.value.columns)
-    assert {"band gap (PBE) 90 % lower (eV)", "band gap (PBE) 90 % upper (eV)", "PCE 90 % lower (%)"} <= set(table.columns)
+    assert {"band gap (PBE) 90 % interval lower (eV)", "band gap (PBE) 90 % interval upper (eV)", "PCE 90 % interval lower (%)"} <= set(table.columns)
+    scan = next(d.value for d in at.dataframe if any(c.startswith("x (fraction of") for c in d.value.columns))
+    assert (scan["band gap (PBE) 90 % interval lower (eV)"] <= scan["band gap (PBE) (eV)"]).all()
+    assert "90 % prediction intervals" in texts(at)  # the scan's bands
     at.switch_page("pages/screen.py").run()
     at.select_slider(key="screen.n").set_value(4)
     at.slider(key="screen.gap").set_value((0.5, 3.5)).run()
     at.button(key="screen.run").click().run()
     assert not at.exception, exceptions(at)
     ranked = at.dataframe[0].value
-    assert {"PCE interval lower (%)", "PCE interval upper (%)", "PCE model disagreement (%)"} <= set(ranked.columns)
-    assert (ranked["PCE interval lower (%)"] <= ranked["PCE (%)"]).all()
+    assert {"PCE 90 % interval lower (%)", "PCE 90 % interval upper (%)", "PCE model disagreement (%)"} <= set(ranked.columns)
+    assert (ranked["PCE 90 % interval lower (%)"] <= ranked["PCE (%)"]).all()
 
 
 def test_predict_invalid_formula_is_a_specific_message(app_env):

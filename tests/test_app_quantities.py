@@ -58,6 +58,11 @@ def test_estimate_without_calibration_is_the_disagreement():
     assert "not an error bar" in q.DISAGREEMENT_NOTE
 
 
+def test_interval_columns():
+    assert q.interval_columns("PCE", "%", 0.9) == ("PCE 90 % interval lower (%)", "PCE 90 % interval upper (%)")
+    assert q.interval_columns("FF", "", 0.8) == ("FF 80 % interval lower", "FF 80 % interval upper")
+
+
 def test_round_fraction_removes_float_noise():
     xs = np.linspace(0.0, 1.0, 21)
     assert any(len(repr(float(x))) > 6 for x in xs)  # noise there before

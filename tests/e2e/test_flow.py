@@ -7,8 +7,9 @@ Streamlit session) shared by the steps, in order:
 
 1. Compose: type the triple-cation formula; its canonical formula, structural
    factors and site descriptors (with units) show.
-2. Predict: the composition chosen on Compose is used; band gap (eV) and PCE
-   (%) with their ensemble spread show; changing the ETL updates the stack.
+2. Predict: the composition chosen on Compose is used; the band gap, named by
+   its fidelity (eV), and PCE (%) with their uncertainty show; changing the ETL
+   updates the stack.
 3. Explain: SHAP attributions of the band gap (waterfall metrics, caption,
    table) and of the PCE along the whole chain.
 4. Train: a tiny run (2 folds, 1 epoch per stage), watched until it finishes,
@@ -141,8 +142,9 @@ def set_number(page, label: str, value: int) -> None:
 
 # --------------------------------------------------------------------------- steps
 
-GAP_VALUE = r"\d\.\d{3} ± \d\.\d{3} eV"  # Predict's metrics: mean ± sd over the fold models
-PCE_VALUE = r"\d{1,2}\.\d{2} ± \d{1,2}\.\d{2} %"
+# Predict's metrics: the mean with its prediction interval, or ± the fold models' disagreement without calibration
+GAP_VALUE = r"\d\.\d{3} (± \d\.\d{3} eV|eV \(90 % interval \d\.\d{3}–\d\.\d{3}\))"
+PCE_VALUE = r"\d{1,2}\.\d{2} (± \d{1,2}\.\d{2} %|% \(90 % interval \d{1,2}\.\d{2}–\d{1,2}\.\d{2}\))"
 
 
 def test_1_compose(flow):
@@ -179,7 +181,8 @@ def test_2_predict(flow):
     assert 0.5 < float(gap.split()[0]) < 4.0
     assert 0.0 < float(pce.split()[0]) < 35.0
     flow.gap = gap.split()[0]
-    wait_text(page, "Shockley–Queisser limit at this gap")
+    wait_text(page, "Shockley–Queisser limit at the")  # at the measured gap, or at the PBE gap said so
+    wait_text(page, "band gap (PBE) (")  # the band gap names its fidelity (and its stage)
     wait_text(page, f"for {TRIPLE} with ETL")
     # another electron transport layer: the stack (and the PCE) follow, the band gap stays
     choose_option(page, "Electron transport layer (ETL)", NEW_ETL)
@@ -197,11 +200,11 @@ def test_3_explain(flow):
     goto_page(page, "Explain", timeout_ms=EXPLAIN_TIMEOUT_MS)
     assert page.get_by_label("Composition (formula)", exact=True).input_value() == TRIPLE
     # local view of the first output (the band gap), permutation explainer
-    wait_text(page, "band gap: prediction", timeout_ms=EXPLAIN_TIMEOUT_MS)
+    wait_text(page, "band gap (PBE): prediction", timeout_ms=EXPLAIN_TIMEOUT_MS)
     # the same ensemble mean as on Predict
     wait_metric(page, re.escape(flow.gap) + " eV" if flow.gap else r"\d\.\d{3} eV", timeout_ms=EXPLAIN_TIMEOUT_MS)
     wait_text(page, "base value (background average)")
-    wait_text(page, "Why band gap =")  # the waterfall's title
+    wait_text(page, "Why band gap (PBE) =")  # the waterfall's title
     wait_pattern(page, rf"For {re.escape(TRIPLE)}, the model gives \d\.\d{{3}} eV\..*largest single contribution")
     wait_text(page, "15 rows")  # one attribution per stage-1 descriptor
     assert_no_exception(page)
@@ -240,7 +243,7 @@ def test_4_train_save_activate(flow):
     assert "Finished in" in status, f"the training run did not finish: {status}"
     wait_text(page, "Cross-validation results")
     wait_text(page, "2-fold random split")
-    wait_text(page, "band gap (materials)")
+    wait_text(page, "band gap (PBE) (materials)")
     wait_text(page, "PCE (devices)")
     page.get_by_text("3 rows ×").nth(1).wait_for(state="visible")  # per target: fold 1, fold 2, mean ± sd
     wait_text(page, "Out-of-fold predictions")
