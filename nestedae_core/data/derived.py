@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..chemistry.composition import parse_formula
-from ..chemistry.features import FEATURE_COLUMNS, featurize_fractions, featurize_table
+from ..chemistry.features import featurize_fractions, featurize_table
 from ..errors import DataError
 from ..vocabulary import (
     BANDGAP_HSE,
