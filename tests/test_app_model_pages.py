@@ -60,6 +60,7 @@ def test_train_page_lists_devices(app_env):
     assert "Devices detected on this server" in texts(at) and "cpu" in texts(at)
     assert at.selectbox(key="train.paper.device").options[0] == "auto (best available)"
     assert "No runs yet" in texts(at)
+    assert "targets: band gap (PBE) (eV)" in texts(at)  # the paper preset's band gap is named by its fidelity
 
 
 def test_predict_shows_numbers_with_units(app_env):
@@ -124,6 +125,41 @@ def test_predict_and_screen_show_the_interval_of_a_calibrated_model(calibrated_e
     ranked = at.dataframe[0].value
     assert {"PCE 90 % interval lower (%)", "PCE 90 % interval upper (%)", "PCE model disagreement (%)"} <= set(ranked.columns)
     assert (ranked["PCE 90 % interval lower (%)"] <= ranked["PCE (%)"]).all()
+
+
+@pytest.fixture(scope="module")
+def measured_bundle(data_dir, tmp_path_factory):
+    """A tiny chain of the measured preset (DFT -> measured film gap -> device), cross-validated and saved."""
+    from nestedae_core.model.presets import PRESETS, preset
+    from nestedae_core.train import cross_validate
+
+    if "measured" not in PRESETS:
+        pytest.skip("no measured preset in this checkout")
+    result = cross_validate(preset("measured", epochs=10, folds=3), device="cpu")
+    return store.save_bundle(result, tmp_path_factory.mktemp("measured") / "measured-tiny")
+
+
+def test_predict_and_screen_use_the_measured_gap_of_a_measured_model(measured_bundle, app_env, monkeypatch):
+    monkeypatch.setenv(model_state.DEFAULT_MODEL_ENV, str(measured_bundle))
+    at = open_app("pages/predict.py")
+    assert not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    gaps = [k for k in metrics if k.startswith("band gap")]
+    assert [g.split(" (")[1] for g in gaps] == ["PBE)", "HSE06)", "measured)"]  # all three, each named
+    assert all(" eV (90 % interval " in metrics[g] for g in gaps)
+    assert "Shockley–Queisser limit at the measured gap" in metrics
+    assert "needs the measured model" not in texts(at)
+    table = next(d.value for d in at.dataframe if "band gap (measured) (eV)" in d.value.columns)
+    assert "SQ limit (%)" in table.columns
+    at.switch_page("pages/screen.py").run()
+    assert at.slider(key="screen.gap").label == "Band-gap window, measured gap (eV)"
+    at.select_slider(key="screen.n").set_value(4)
+    at.slider(key="screen.gap").set_value((1.5, 1.7)).run()
+    at.button(key="screen.run").click().run()
+    assert not at.exception, exceptions(at)
+    ranked = at.dataframe[0].value
+    if "rank" in ranked.columns:  # some candidate passes inside the domain
+        assert ranked["band gap (measured) (eV)"].between(1.5, 1.7).all()
 
 
 def test_predict_invalid_formula_is_a_specific_message(app_env):
