@@ -15,8 +15,9 @@ is anything :meth:`nestedae_core.query.Query.of` accepts (a formula, a
 :class:`~nestedae_core.chemistry.composition.Composition`, a mapping of site
 fractions, a :class:`~nestedae_core.query.Query`), and :meth:`predict` and
 :meth:`explain` take the same queries. Units: band gaps in eV, PCE in %, Voc V,
-Jsc mA/cm2, FF a fraction; uncertainties (``_std``) are the spread of the
-ensemble members in the same unit.
+Jsc mA/cm2, FF a fraction; ``_lower``/``_upper`` are the 90 % prediction
+interval (cross-validated models only) and ``_std`` the spread of the ensemble
+members (model disagreement), in the same unit.
 """
 from __future__ import annotations
 
@@ -184,7 +185,9 @@ class NestedAEModel:
 
         Columns: ``formula``, the categorical inputs used (e.g. ``ETL_stack_sequence``),
         then for every target ``<column>_mean`` and ``<column>_std`` (the ensemble
-        mean and spread, in the target's unit), ``in_domain`` (every stage's query
+        mean and spread, i.e. model disagreement, in the target's unit) and, for a
+        cross-validated model, ``<column>_lower``/``<column>_upper`` (the 90 % CV+
+        prediction interval; absent after ``fit``), ``in_domain`` (every stage's query
         inside its training domain) and ``<stage>.in_domain``. The target columns
         are listed in :meth:`targets`.
         """
@@ -200,6 +203,9 @@ class NestedAEModel:
             for j, t in enumerate(st.targets):
                 out[f"{t.column}_mean"] = sp.mean[:, j]
                 out[f"{t.column}_std"] = sp.std[:, j]
+                if sp.lower is not None and sp.upper is not None:
+                    out[f"{t.column}_lower"] = sp.lower[:, j]
+                    out[f"{t.column}_upper"] = sp.upper[:, j]
         out["in_domain"] = np.logical_and.reduce([preds[n].in_domain for n in preds])
         for name, sp in preds.items():
             out[f"{name}.in_domain"] = sp.in_domain

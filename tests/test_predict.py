@@ -1,11 +1,20 @@
 """Chain predictions: single queries, JSON, domain flags, line scans, screening."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from types import SimpleNamespace
+
+from nestedae_core.data.tables import load_chain_tables
 from nestedae_core.errors import CompositionError, InputError
-from nestedae_core.predict import line_scan, predict_composition, screen
+from nestedae_core.estimator import NestedAEModel
+from nestedae_core.model.config import ChainSpec, StageSpec, TargetSpec
+from nestedae_core.model.presets import preset
+from nestedae_core.predict import bandgaps, line_scan, predict_composition, screen, screening_gap_column
+from nestedae_core.train import cross_validate
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +31,49 @@ def test_query_json_has_the_documented_keys(model) -> None:
     assert js["defaulted"] == ["HTL_stack_sequence"]
     assert len(js["latents"]["materials"]) == 12
     assert js["bandgap_eV"]["std"] > 0
+    for key in ("bandgap_eV", "pce_percent"):
+        entry = js[key]
+        assert set(entry) >= {"mean", "std", "disagreement", "lower", "upper", "level", "unit", "fidelity"}
+        assert entry["lower"] < entry["mean"] < entry["upper"] and entry["level"] == 0.9
+        assert entry["disagreement"] == entry["std"]
+        assert entry["upper"] - entry["lower"] > 4 * entry["std"]  # the interval is the error, not the ensemble spread
+    assert js["bandgap_eV"]["fidelity"] == "PBE" and js["pce_percent"]["fidelity"] is None
+    assert js["domain_stage"] is None and js["domain_message"] == ""
+    json.dumps(js)  # plain JSON
+
+
+def test_query_targets_carry_intervals_levels_and_fidelities(model) -> None:
+    res = predict_composition(model, "MAPbI3", level=0.5)
+    wide = predict_composition(model, "MAPbI3", level=0.95)
+    for col, t in res.targets.items():
+        assert set(t) >= {"mean", "std", "lower", "upper", "level", "fidelity", "disagreement", "unit", "label", "stage"}
+        assert t["level"] == 0.5 and wide.targets[col]["level"] == 0.95
+        assert t["mean"] == wide.targets[col]["mean"]
+        assert wide.targets[col]["lower"] < t["lower"] < t["upper"] < wide.targets[col]["upper"]
+    assert res.targets["Gap"]["fidelity"] == "PBE" and res.targets["JV_reverse_scan_PCE"]["fidelity"] is None
+    with pytest.raises(InputError, match="level"):
+        predict_composition(model, "MAPbI3", level=1.0)
+
+
+def test_bandgaps_by_fidelity(model) -> None:
+    res = predict_composition(model, "MAPbI3")
+    gaps = bandgaps(res)
+    assert list(gaps) == ["PBE"]
+    assert gaps["PBE"]["column"] == "Gap" and gaps["PBE"]["mean"] == res.targets["Gap"]["mean"]
+    assert gaps["PBE"]["lower"] == res.targets["Gap"]["lower"]
+    res.targets["Gap_HSE"] = {**res.targets["Gap"], "fidelity": "HSE", "mean": 2.0}
+    res.targets["Perovskite_band_gap"] = {**res.targets["Gap"], "fidelity": "measured", "mean": 1.6}
+    gaps = bandgaps(res)
+    assert list(gaps) == ["measured", "PBE", "HSE"]
+    assert gaps["measured"]["column"] == "Perovskite_band_gap" and gaps["HSE"]["mean"] == 2.0
+
+
+def test_the_estimator_reports_the_interval(model) -> None:
+    got = NestedAEModel.from_model(model).predict(["MAPbI3", "FAPbI3"])
+    ref = predict_composition(model, "FAPbI3")
+    for col, t in ref.targets.items():
+        assert got.loc[1, f"{col}_lower"] == pytest.approx(t["lower"], abs=1e-4)
+        assert got.loc[1, f"{col}_upper"] == pytest.approx(t["upper"], abs=1e-4)
 
 
 def test_unknown_stack_lists_the_known_ones(model) -> None:
@@ -69,3 +121,47 @@ def test_screen_filters_and_ranks(model) -> None:
     assert np.allclose(df[["MA", "FA", "Cs"]].sum(axis=1), 1.0)
     with pytest.raises(InputError, match="cannot rank by 'nope'"):
         screen(model, ["MA"], ["Pb"], ["I"], 0.5, rank_by="nope")
+
+
+def test_screening_never_ranks_an_out_of_domain_candidate_above_an_in_domain_one(model) -> None:
+    df = screen(model, ["MA", "FA", "Cs", "K", "Rb"], ["Pb", "Sn", "Ge"], ["I", "Br", "Cl"], 0.5)
+    inside = df["in_domain"].to_numpy(dtype=bool)
+    assert inside.any() and (~inside).any()
+    pce = df["JV_reverse_scan_PCE_mean"].to_numpy()
+    # the test can fail: some out-of-domain candidates predict a higher PCE than some in-domain ones
+    assert pce[~inside].max() > pce[inside].min()
+    last_inside = np.flatnonzero(inside).max()
+    assert inside[: last_inside + 1].all()  # every in-domain candidate before every out-of-domain one
+    assert (df.loc[~inside, "domain_stage"] != "").all() and (df.loc[inside, "domain_stage"] == "").all()
+    assert {"JV_reverse_scan_PCE_lower", "JV_reverse_scan_PCE_upper", "Gap_lower"} <= set(df.columns)
+
+
+def _spec_with_gaps(*gaps: tuple[str, str | None]) -> ChainSpec:
+    stage = StageSpec(name="dft", dataset="mhp-dft", numeric_inputs=["a"], targets=[TargetSpec(column=c, fidelity=f) for c, f in gaps])
+    return ChainSpec(stages=[stage])
+
+
+def test_the_screening_gap_is_the_measured_one_when_there_is_one() -> None:
+    def gap(*targets: tuple[str, str | None]) -> tuple[str, str] | None:
+        return screening_gap_column(SimpleNamespace(spec=_spec_with_gaps(*targets)))  # type: ignore[arg-type]
+
+    assert gap(("Gap_PBE", "PBE"), ("Gap_HSE", "HSE"), ("Perovskite_band_gap", None)) == ("Perovskite_band_gap", "measured")
+    assert gap(("Gap_PBE", "PBE"), ("Gap_HSE", "HSE")) == ("Gap_HSE", "HSE")
+    assert gap(("Gap_PBE", "PBE")) == ("Gap_PBE", "PBE")
+    assert gap(("y", None)) is None
+    assert screening_gap_column(SimpleNamespace(spec=preset("paper"))) == ("Gap", "PBE")  # type: ignore[arg-type]  # inferred: an mhp-* dataset
+
+
+def test_screening_window_applies_to_the_measured_gap(data_dir) -> None:
+    """A chain whose first stage predicts a PBE gap and a (made-up) measured-scale gap: the window filters the latter."""
+    spec = preset("paper", epochs=20, folds=2).with_updates(stages={"materials": {"targets": [
+        {"column": "Gap", "label": "band gap (PBE)", "unit": "eV", "fidelity": "PBE"},
+        {"column": "Perovskite_band_gap", "label": "band gap (measured)", "unit": "eV"},
+    ]}})
+    tables = load_chain_tables(spec)
+    tables["materials"] = tables["materials"].assign(Perovskite_band_gap=lambda t: 0.5 * t["Gap"] + 0.8)
+    chain = cross_validate(spec, tables, device="cpu").model
+    df = screen(chain, ["MA", "FA", "Cs"], ["Pb", "Sn"], ["I", "Br"], 0.25, bandgap_window=(1.5, 1.65))
+    assert df.attrs["bandgap_column"] == "Perovskite_band_gap" and df.attrs["bandgap_fidelity"] == "measured"
+    assert len(df) > 0 and df["Perovskite_band_gap_mean"].between(1.5, 1.65).all()
+    assert not df["Gap_mean"].between(1.5, 1.65).all()  # the PBE gap was not the filter
