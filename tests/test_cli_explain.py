@@ -100,3 +100,28 @@ def test_explain_with_the_shipped_model(capsys) -> None:
     js = json.loads(capsys.readouterr().out)
     part = js["pce"]
     assert np.isclose(part["base"] + sum(part["attributions"].values()), part["prediction"], atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def measured_bundle(data_dir, tmp_path_factory):
+    """A tiny chain of the measured preset (DFT -> measured film gap -> device), saved."""
+    from nestedae_core.model.presets import PRESETS, preset
+    from nestedae_core.train import cross_validate
+
+    if "measured" not in PRESETS:
+        pytest.skip("no measured preset in this checkout")
+    result = cross_validate(preset("measured", epochs=5, folds=2), device="cpu")
+    return save_bundle(result, tmp_path_factory.mktemp("explain") / "measured")
+
+
+def test_explain_names_every_gap_of_a_measured_model(measured_bundle, capsys) -> None:
+    assert main(["explain", "MAPbI3", "--model", str(measured_bundle), "--json", "--method", "gradient"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["bandgap"]["fidelity"] == "PBE" and js["bandgap"]["label"] == "band gap (PBE)"
+    part = js["bandgap_measured"]
+    assert part["fidelity"] == "measured" and part["label"] == "band gap (measured)" and part["unit"] == "eV"
+    assert part["inputs"] == "chain" and js["pce"]["fidelity"] is None
+    assert abs(part["base"] + sum(part["attributions"].values()) - part["prediction"]) <= 2e-2
+    assert main(["explain", "MAPbI3", "--model", str(measured_bundle), "--top", "2", "--method", "gradient"]) == 0
+    out = capsys.readouterr().out
+    assert "band gap (PBE) (Gap_PBE)" in out and "band gap (measured) (Perovskite_band_gap), end to end" in out
