@@ -127,3 +127,18 @@ def test_data_page_shows_missing_measured_gaps_as_blank(data_dir, monkeypatch):
     assert not gaps.astype(str).isin(["None", "nan", "NaN", "<NA>"]).any()
     assert set(gaps[gaps != ""].astype(float).round(2)) <= set(
         data.load("psc-devices", download=False)[MEASURED_BANDGAP].dropna().round(2))
+
+
+def test_every_chain_trains_on_the_cleaned_device_table(data_dir):
+    """The training rule is applied where stage tables are built: the 4 devices with FF > 1 lose their FF only."""
+    from nestedae_core.data import load_dataset_table
+
+    raw = data.load("psc-devices")
+    table = load_dataset_table("psc-devices")
+    flagged = pd.to_numeric(raw[FF], errors="coerce") > 1
+    assert int(flagged.sum()) == 4
+    assert table.loc[flagged, FF].isna().all() and not (table[FF] > 1).any()
+    kept = ~flagged
+    pd.testing.assert_series_equal(table.loc[kept, FF], pd.to_numeric(raw.loc[kept, FF]), check_names=False)
+    for col in (PCE, VOC, JSC):  # no device is above its Shockley-Queisser limit: nothing else is masked
+        pd.testing.assert_series_equal(table[col], pd.to_numeric(raw[col]), check_names=False)

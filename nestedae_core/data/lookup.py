@@ -56,7 +56,7 @@ def formula_column(dataset: str) -> str | None:
     """The column naming each row's composition in registry dataset ``dataset`` (``None`` if it has none)."""
     if dataset == "psc-devices":
         return DEVICE_COMPOSITION
-    if dataset.startswith("mhp-"):
+    if dataset.startswith("mhp-") or dataset == "psc-gaps":
         return FORMULA
     return None
 

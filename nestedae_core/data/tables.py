@@ -22,6 +22,7 @@ from ..errors import DataError, SchemaError
 from ..model.config import ChainSpec, StageSpec
 from ..vocabulary import DEVICE_COMPOSITION, IONS, PHASE, PHASE_COLUMNS
 from .derived import ASSUMED_FILM_PHASE, phase_column
+from .quality import mask_unphysical
 from .loading import load
 from .registry import dataset_info
 
@@ -52,8 +53,11 @@ def load_dataset_table(name: str, data_dir: str | os.PathLike[str] | None = None
     its source files; otherwise the lookup of :func:`nestedae_core.data.locate`
     applies). The alloy tables with phase one-hot columns gain ``phase``; the
     device table (``psc-devices``) gains the 14 site fractions parsed from its
-    compositions (NaN where one does not parse) and ``phase`` = ``"Cubic"``;
-    no column of the file changes.
+    compositions (NaN where one does not parse) and ``phase`` = ``"Cubic"``, and
+    physically impossible outcomes are masked by the training rule of
+    :mod:`nestedae_core.data.quality` (FF > 1: that FF is NaN; PCE above the
+    Shockley-Queisser limit at the measured gap: PCE, Voc, Jsc and FF are NaN),
+    so every chain trains on the same cleaned device table; no other value changes.
     """
     if name in ("synthetic", SYNTHETIC_DEVICES):
         from .synthetic import generate
@@ -70,7 +74,7 @@ def load_dataset_table(name: str, data_dir: str | os.PathLike[str] | None = None
             path = candidate if os.path.exists(candidate) else None
     df = load(name, path, download=download)
     if info.name == "psc-devices":
-        return _with_device_fractions(df)
+        return mask_unphysical(_with_device_fractions(df))
     if PHASE not in df.columns and any(c in df.columns for c in PHASE_COLUMNS):
         df[PHASE] = phase_column(df)
     return df
