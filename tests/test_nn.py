@@ -47,3 +47,20 @@ def test_a_member_slice_runs_only_those_members() -> None:
             assert torch.allclose(zs, z[sel], atol=1e-6)
             assert torch.allclose(net.predict_from_latent(zs, members=sel), y[sel], atol=1e-6)
     assert torch.equal(net.encode(x), z)  # None: every member, as before
+
+
+def test_target_standardisation_is_not_part_of_the_saved_weights() -> None:
+    """Bundles keep the target mean/scale in preprocessing.json: the state dict is what it always was."""
+    import numpy as np
+    import pytest
+
+    spec = StageSpec(name="s", dataset="d", numeric_inputs=["a"], targets=[TargetSpec(column="y", bounds="positive"), TargetSpec(column="f", bounds="fraction")], latent_dim=2)
+    net = StageNet(spec, StageLayout(0, 1, ()), members=2)
+    assert not any("target" in k for k in net.state_dict())
+    assert net.bounds == ("positive", "fraction")
+    net.set_target_standardisation(np.array([[1.0, 0.5], [2.0, 0.6]]), np.array([[0.1, 0.1], [0.2, 0.1]]))
+    assert net.target_mean.shape == (2, 1, 2) and net.target_mean.dtype == torch.float64
+    again = StageNet(spec, StageLayout(0, 1, ()), members=2)
+    again.load_state_dict(net.state_dict(), strict=True)
+    with pytest.raises(ValueError, match="shape"):
+        net.set_target_standardisation(np.zeros((3, 2)), np.ones((3, 2)))

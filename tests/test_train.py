@@ -154,6 +154,10 @@ def test_extra_heads_with_missing_targets_and_extra_inputs() -> None:
     assert set(dev) == {"JV_reverse_scan_PCE", "JV_reverse_scan_Voc", "JV_reverse_scan_Jsc", "JV_reverse_scan_FF"}
     # Voc is missing for some devices: those rows are masked, not dropped
     assert dev["JV_reverse_scan_Voc"]["n"] < dev["JV_reverse_scan_PCE"]["n"] == len(r.tables["devices"])
+    # the interval calibration holds one out-of-fold residual per present target value, with its fold
+    cal = r.model.calibration["devices"]
+    assert {t: len(c) for t, c in cal.items()} == {t: v["n"] for t, v in dev.items()}
+    assert set(np.unique(cal["JV_reverse_scan_Voc"].fold)) == {0, 1}
     assert "Decomp" in r.metrics["materials"]
     ext = cross_validate(preset("pbe-extended", epochs=3, folds=2), device="cpu")
     assert ext.model.input_names(0)[-1] == "phase"
@@ -192,6 +196,7 @@ def test_fit_trains_every_member_on_every_row(monkeypatch: pytest.MonkeyPatch) -
     assert np.isfinite(pred.members).all() and (pred.std > 0).all()  # members differ by their random draws
     assert len(model.domains) == len(model.backgrounds) == 2
     assert model.metrics == {}  # nothing held out: no validation metrics
+    assert model.calibration == {} and pred.lower is None  # ... and no out-of-fold residuals: no intervals
     assert model.record["fit"] == {"rows": "all", "members": 3}
     fit_y1 = model.record["training_metrics"]["materials"]["y1"]
     assert fit_y1["n"] == len(y1) and np.isfinite(fit_y1["mae"])

@@ -5,15 +5,17 @@
 * :mod:`.nn`: ensemble-batched layers and :class:`StageNet` (one stage's network).
 * :mod:`.preprocessing`: a stage's fitted standardisation and one-hot encoding.
 * :mod:`.domain`: a stage's applicability domain.
+* :mod:`.intervals`: CV+ prediction intervals from out-of-fold residuals.
 * :mod:`.chain`: :class:`NestedAE`, the trained chain, and its predictions.
 * :mod:`.devices`: compute devices (CPU, CUDA, MPS).
 """
 from __future__ import annotations
 
 from .chain import NestedAE, StagePrediction
-from .config import ChainSpec, StageSpec, TargetSpec, load_chain_spec
+from .config import ChainSpec, StageSpec, TargetSpec, load_chain_spec, target_fidelity
 from .devices import available_devices, resolve_device
 from .domain import DomainModel
+from .intervals import DEFAULT_LEVEL, TargetCalibration
 from .preprocessing import StagePreprocessing
 from .presets import PRESETS, preset
 
@@ -24,6 +26,9 @@ __all__ = [
     "StageSpec",
     "TargetSpec",
     "load_chain_spec",
+    "target_fidelity",
+    "DEFAULT_LEVEL",
+    "TargetCalibration",
     "available_devices",
     "resolve_device",
     "DomainModel",
