@@ -138,3 +138,20 @@ def test_bounded_heads_still_converge(bounded) -> None:
         baseline = np.mean(np.abs(y - np.median(y)))  # predicting the median
         assert np.mean(np.abs(y - pred)) < 0.5 * baseline, t
     assert bounded.metrics["devices"]["pce"]["r2"] > 0.8 and bounded.metrics["devices"]["ff"]["r2"] > 0.8
+
+
+def test_explanations_run_the_same_bounded_heads(bounded) -> None:
+    """The explained function goes through StageNet's own link: its outputs are the predictions, bounds included."""
+    from nestedae_core.explain.explained_function import ExplainedFunction
+    from nestedae_core.explain.settings import ExplainSettings
+
+    model = bounded.model
+    frame = _random_inputs(40, 10.0, 4)
+    expected = model.predict(frame)["devices"]
+    for dtype in ("float32", "float64"):
+        f = ExplainedFunction(model, 1, "chain", [("target", 0), ("target", 1)], None, ExplainSettings(dtype=dtype))
+        X, _, _ = f.encode_frames(frame, model.backgrounds[1])
+        out = f(X)
+        assert out.shape == (40, 2)
+        assert np.allclose(out, expected.mean, rtol=1e-4, atol=1e-4)
+        assert (out[:, 0] >= 0).all() and (out[:, 1] > 0).all() and (out[:, 1] <= 1).all()
