@@ -20,7 +20,8 @@ For each stage, in chain order:
 6. :func:`~.loop.fit_stage`: fit all members at once;
 7. :func:`predict_rows`: every member's predictions on every row (for metrics);
 8. :func:`add_domain_and_background`: the applicability domain and the
-   attribution background, both k-means summaries of the stage's table.
+   attribution background: the stage's distinct training rows (with a
+   leave-one-out nearest-neighbour threshold) and a k-means summary of its table.
 
 Member ``m`` of stage ``k`` uses the latents of member ``m`` of stage ``k-1``.
 Seeds are fixed: on a CPU the same seed gives identical results.
