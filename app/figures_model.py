@@ -43,6 +43,7 @@ __all__ = [
     "benchmark_bars_figure",
     "benchmark_folds_figure",
     "split_comparison_figure",
+    "paired_differences_figure",
 ]
 
 FOLD_COLORS = qualitative.Plotly
@@ -439,7 +440,8 @@ def screen_scatter_figure(
 def benchmark_frames(bench: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Summary and per-fold tables of a benchmark (the JSON shape of ``nestedae_core.benchmark``).
 
-    Summary columns: task, dataset, target, unit, model, MAE, MAE sd, RMSE, R², seconds, folds.
+    Summary columns: task, dataset, target, unit, model, MAE, MAE sd, RMSE, R², seconds, folds and
+    "MAE paper batches" (the NestedAE paper's batch-averaged scoring of the same predictions; NaN when absent).
     Per-fold columns: task, unit, model, fold (1-based), n, MAE, RMSE, R².
     """
     rows, frows = [], []
@@ -449,11 +451,12 @@ def benchmark_frames(bench: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFra
             folds = m.get("folds") or []
             rows.append({"task": task, "dataset": info.get("dataset", ""), "target": info.get("target", ""), "unit": unit, "model": model,
                          "MAE": m.get("mae", np.nan), "MAE sd": m.get("mae_std", np.nan), "RMSE": m.get("rmse", np.nan),
-                         "R²": m.get("r2", np.nan), "seconds": m.get("seconds", np.nan), "folds": len(folds)})
+                         "R²": m.get("r2", np.nan), "seconds": m.get("seconds", np.nan), "folds": len(folds),
+                         "MAE paper batches": m.get("mae_paper_batches", np.nan)})
             for f in folds:
                 frows.append({"task": task, "unit": unit, "model": model, "fold": int(f.get("fold", 0)) + 1, "n": f.get("n"),
                               "MAE": f.get("mae", np.nan), "RMSE": f.get("rmse", np.nan), "R²": f.get("r2", np.nan)})
-    summary = pd.DataFrame(rows, columns=["task", "dataset", "target", "unit", "model", "MAE", "MAE sd", "RMSE", "R²", "seconds", "folds"])
+    summary = pd.DataFrame(rows, columns=["task", "dataset", "target", "unit", "model", "MAE", "MAE sd", "RMSE", "R²", "seconds", "folds", "MAE paper batches"])
     per_fold = pd.DataFrame(frows, columns=["task", "unit", "model", "fold", "n", "MAE", "RMSE", "R²"])
     return summary, per_fold
 
@@ -505,3 +508,26 @@ def split_comparison_figure(summaries: Mapping[str, pd.DataFrame], *, unit: str,
     style(fig, height=360, title=title)
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.1, x=0))
     return fig
+
+
+def paired_differences_figure(comparison: Mapping[str, Any], *, unit: str, title: str | None = None) -> go.Figure:
+    """Per-fold MAE difference, NestedAE minus the baseline (``PairedComparison.as_dict()``), with their mean.
+
+    Bars below zero (NestedAE better on that fold) in NestedAE's colour, above zero in grey.
+    """
+    folds = [int(f) + 1 for f in comparison.get("folds", [])]
+    diffs = list(comparison.get("differences", []))
+    model, baseline = comparison.get("model", "nestedae"), comparison.get("baseline", "baseline")
+    fig = go.Figure(go.Bar(
+        x=folds, y=diffs, name="difference on the fold", marker_color=[_OURS if d < 0 else _OTHER for d in diffs],
+        hovertemplate=f"fold %{{x}}: {model} − {baseline} = %{{y:+.4g}}{_fmt_unit(unit)}<extra></extra>",
+    ))
+    if diffs:
+        mean = float(comparison.get("mean_difference", np.mean(diffs)))
+        fig.add_hline(y=0.0, line=dict(color="#444", width=1))
+        fig.add_hline(y=mean, line=dict(color="#E45756", dash="dash"), annotation_text=f"mean {mean:+.3g}", annotation_position="top left")
+    else:
+        fig.add_annotation(text="no shared fold to compare", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(title_text="validation fold (identical for both models)", dtick=1)
+    fig.update_yaxes(title_text=f"MAE difference, {model} − {baseline} ({unit or 'dimensionless'})")
+    return style(fig, height=320, title=title)

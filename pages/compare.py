@@ -1,18 +1,23 @@
 """Compare: NestedAE against standard regressors on identical cross-validation folds.
 
 Reads the benchmark reports shipped with nestedae_core
-(:func:`nestedae_core.benchmark.shipped_benchmark_paths`, one per split) or a
-report uploaded here (written by ``nestedae benchmark accuracy --json FILE``).
-For each task: a table, MAE bars with fold error bars, the MAE of every model
-on each fold, and, when both splits are present, how much a random split
-flatters each model (leakage).
+(:func:`nestedae_core.benchmark.shipped_benchmark_paths`: one report holding both
+splits, or one per split) or reports uploaded here (written by ``nestedae
+benchmark accuracy --json FILE``). The grouped split, the honest estimate for a
+new composition or recipe, comes first. For each task: a table, MAE bars with
+fold error bars, the MAE of every model on each fold, a paired per-fold
+comparison of NestedAE with the best baseline (whose verdict follows
+:data:`nestedae_core.benchmark.VERDICT_RULE`), and, when both splits are present,
+how much a random split flatters each model (leakage).
 """
 from __future__ import annotations
 
 import importlib
 import json
+import math
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from app import figures_model as fm
@@ -20,18 +25,25 @@ from app import ui
 from nestedae_core.errors import DataError, NestedAEError
 
 K_UPLOAD = "compare.upload"
+SPLIT_NAMES = {"grouped": "grouped folds", "random": "random folds"}
 
 st.title("Compare")
 st.caption("NestedAE against standard regressors, every model trained and validated on the identical folds.")
 
 
+def _bench() -> Any:
+    return importlib.import_module("nestedae_core.benchmark")  # looked up on every run: tests patch it
+
+
 def shipped_reports() -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Shipped benchmark reports by split, and messages for those that could not be read."""
-    bench = importlib.import_module("nestedae_core.benchmark")  # looked up on every run: tests substitute it
-    reports, problems = {}, []
-    for split, path in bench.shipped_benchmark_paths().items():
+    """Shipped benchmark reports by split (the first file holding a split wins), and messages for unreadable ones."""
+    bench = _bench()
+    reports: dict[str, dict[str, Any]] = {}
+    problems = []
+    for path in bench.shipped_benchmark_paths().values():
         try:
-            reports[split] = dict(bench.load_benchmark(path))
+            for split, rep in bench.split_reports(dict(bench.load_benchmark(path))).items():
+                reports.setdefault(split, rep)
         except NestedAEError as exc:
             problems.append(str(exc))
     return reports, problems
@@ -48,29 +60,35 @@ def read_upload(raw: bytes) -> dict[str, Any]:
     return obj
 
 
+def _num(x: float, fmt: str) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else format(x, fmt)
+
+
 reports, problems = shipped_reports()
 for msg in problems:
     st.warning(msg, icon=":material/warning:")
 with st.expander("Load a benchmark report of your own", expanded=not reports):
-    st.markdown("Run `nestedae benchmark accuracy --split grouped --json report.json` (and `--split random`) and upload the files. "
-                "Each replaces the shipped report of its split for this session.")
-    uploads = st.file_uploader("Benchmark reports (JSON; one per split)", type=["json"], key=K_UPLOAD, accept_multiple_files=True)
+    st.markdown("Run `nestedae benchmark accuracy --json report.json` (both splits in one report; `--split grouped` or "
+                "`--split random` for one) and upload the file. Each split it holds replaces the shipped one for this session.")
+    uploads = st.file_uploader("Benchmark reports (JSON)", type=["json"], key=K_UPLOAD, accept_multiple_files=True)
     for upload in uploads or []:
         with ui.user_errors("Upload the JSON file written by `nestedae benchmark accuracy --json FILE`."):
-            rep = read_upload(upload.getvalue())
-            reports[str(rep.get("split", "uploaded"))] = rep
-            st.success(f"Loaded {upload.name}: a {rep.get('split', '?')}-split report with {len(rep['tasks'])} task(s).")
+            held = _bench().split_reports(read_upload(upload.getvalue()))
+            reports.update(held)
+            st.success(f"Loaded {upload.name}: {' and '.join(f'a {s}-split report' for s in held)} with "
+                       f"{len(next(iter(held.values()))['tasks'])} task(s).")
 
 if not reports:
     st.info("No benchmark report is available: the package ships none yet. Run "
-            "`nestedae benchmark accuracy --json report.json` (add `--split grouped` for grouped folds) and upload it above.",
+            "`nestedae benchmark accuracy --json report.json` (grouped and random folds) and upload it above.",
             icon=":material/compare_arrows:")
     st.stop()
 
-splits = [s for s in ("random", "grouped") if s in reports] + [s for s in reports if s not in ("random", "grouped")]
+splits = [s for s in ("grouped", "random") if s in reports] + [s for s in reports if s not in ("grouped", "random")]
 c1, c2 = st.columns([1, 2])
-split = c1.radio("Split", splits, horizontal=True, key="compare.split",
-                 format_func=lambda s: {"random": "random folds", "grouped": "grouped folds"}.get(s, s))
+split = c1.radio("Split", splits, horizontal=True, key="compare.split", format_func=lambda s: SPLIT_NAMES.get(s, s),
+                 help="Grouped folds keep every row of a formula, composition or recipe in one fold: the honest estimate "
+                      "for a new one, and the headline figure. Random folds are shown beside them.")
 report = reports[split]
 summary, per_fold = fm.benchmark_frames(report)
 if summary.empty:
@@ -90,22 +108,24 @@ st.markdown(
     f"The folds are **identical for every model**: the same fold ids (from the same splitter and seed) for NestedAE and "
     f"each baseline, so the differences below come from the models, not from luckier folds."
 )
+for note in info.get("notes", []):
+    st.caption(f"Note: {note}")
 
 s = summary[summary["task"] == task].sort_values("MAE")
 f = per_fold[per_fold["task"] == task]
-table = s[["model", "MAE", "MAE sd", "RMSE", "R²", "seconds", "folds"]].rename(columns={
+columns = ["model", "MAE", "MAE sd", "RMSE", "R²", "seconds", "folds"]
+paper_scored = s["MAE paper batches"].notna().any()
+if paper_scored:
+    columns.insert(3, "MAE paper batches")
+table = s[columns].rename(columns={
     "MAE": f"MAE ({u})", "MAE sd": f"MAE sd over folds ({u})", "RMSE": f"RMSE ({u})", "R²": "R² (dimensionless)",
-    "seconds": "training time (s)", "folds": "folds (count)"})
+    "seconds": "training time (s)", "folds": "folds (count)", "MAE paper batches": f"MAE, paper's batch scoring ({u})"})
 ui.table_with_download(table, f"benchmark-{split}-{task}", key="compare.dl",
                        column_config={c: st.column_config.NumberColumn(c, format="%.4g") for c in table.columns if "(" in c and "count" not in c})
-if "nestedae" in set(s["model"]):
-    ours = s[s["model"] == "nestedae"].iloc[0]
-    others = s[s["model"] != "nestedae"]
-    if len(others):
-        best = others.iloc[0]
-        verdict = "better than" if ours["MAE"] < best["MAE"] else "worse than"
-        st.caption(f"NestedAE: MAE {ours['MAE']:.4g} ± {ours['MAE sd']:.2g} {unit}, {verdict} the best baseline "
-                   f"({best['model']}, {best['MAE']:.4g} ± {best['MAE sd']:.2g} {unit}).")
+if paper_scored:
+    st.caption("MAE is the mean over folds of each fold's MAE over its rows. The NestedAE paper scored differently: the MAE "
+               "of each validation batch of 100 rows, averaged, so a short last batch of 3 rows counts as much as a full "
+               "one. Its column scores the very same predictions that way; compare figures only within one column.")
 left, right = st.columns(2)
 with left:
     ui.plot(fm.benchmark_bars_figure(s, unit=unit, title="MAE, mean ± sd over folds"), key="compare.bars")
@@ -114,6 +134,46 @@ with right:
 with st.expander("Per-fold table"):
     fold_table = f.drop(columns=["task", "unit"]).rename(columns={"MAE": f"MAE ({u})", "RMSE": f"RMSE ({u})", "R²": "R² (dimensionless)", "n": "rows (count)"})
     ui.table_with_download(fold_table, f"benchmark-{split}-{task}-folds", key="compare.dl-folds")
+
+# ---------------------------------------------------------------------- paired verdict
+st.subheader("NestedAE against the best baseline, fold by fold")
+bench = _bench()
+models = info.get("models") or {}
+comparison = None
+if "nestedae" not in models:
+    st.caption("This task has no NestedAE result, so there is nothing to compare.")
+else:
+    with ui.user_errors():
+        comparison = bench.paired_comparison(models)
+if comparison is not None:
+    c = comparison
+    k = len(c.folds)
+    st.markdown(f"**Rule.** {bench.VERDICT_RULE} Each fold's difference is NestedAE's MAE minus that of the best baseline "
+                f"(lowest mean MAE: **{c.baseline}**) on the same fold; negative means NestedAE is better there.")
+    m1, m2, m3 = st.columns(3)
+    m1.metric(f"Mean difference ({u})", _num(c.mean_difference, "+.4g"), help=f"sd over folds {_num(c.sd_difference, '.3g')} {unit}")
+    m2.metric("Folds where NestedAE is lower", f"{c.wins} of {k}")
+    m3.metric("Paired t-test p (two-sided)", _num(c.p_value, ".3g"))
+    size = f"{abs(c.mean_difference):.3g} {unit}".rstrip()
+    if c.verdict == "better":
+        st.success(f"NestedAE is better than {c.baseline} on these {SPLIT_NAMES.get(split, split)}: {size} lower MAE on average, "
+                   f"lower on {c.wins} of {k} folds (p = {_num(c.p_value, '.3g')}).", icon=":material/check_circle:")
+    elif c.verdict == "worse":
+        st.warning(f"NestedAE is worse than {c.baseline} on these {SPLIT_NAMES.get(split, split)}: {size} higher MAE on average, "
+                   f"higher on {c.losses} of {k} folds (p = {_num(c.p_value, '.3g')}).", icon=":material/trending_down:")
+    else:
+        lead = "lower" if c.mean_difference < 0 else "higher"
+        st.info(f"No winner: NestedAE's mean MAE is {size} {lead} than {c.baseline}'s, but it is lower on only {c.wins} of "
+                f"{k} folds and the paired t-test gives p = {_num(c.p_value, '.3g')}; the difference does not hold across folds.",
+                icon=":material/balance:")
+    pl, pr = st.columns([3, 2])
+    with pl:
+        ui.plot(fm.paired_differences_figure(c.as_dict(), unit=unit, title=f"nestedae − {c.baseline}, per fold"), key="compare.paired")
+    with pr:
+        pairs = pd.DataFrame({"fold": [x + 1 for x in c.folds], f"nestedae MAE ({u})": c.model_mae,
+                              f"{c.baseline} MAE ({u})": c.baseline_mae, f"difference ({u})": c.differences})
+        ui.table_with_download(pairs, f"benchmark-{split}-{task}-paired", key="compare.dl-paired",
+                               column_config={col: st.column_config.NumberColumn(col, format="%.4g") for col in pairs.columns if "(" in col})
 
 # ---------------------------------------------------------------------- leakage
 st.subheader("Random or grouped folds: leakage")
@@ -136,9 +196,9 @@ st.markdown(
 )
 other = "grouped" if split == "random" else "random"
 if other in reports and task in reports[other].get("tasks", {}):
-    both = {sp: fm.benchmark_frames(reports[sp])[0] for sp in ("random", "grouped")}
+    both = {sp: fm.benchmark_frames(reports[sp])[0] for sp in ("grouped", "random")}
     both = {sp: d[d["task"] == task] for sp, d in both.items()}
-    ui.plot(fm.split_comparison_figure(both, unit=unit, title=f"{task}: MAE under random vs grouped folds"), key="compare.splits")
+    ui.plot(fm.split_comparison_figure(both, unit=unit, title=f"{task}: MAE under grouped vs random folds"), key="compare.splits")
     gap = both["random"][["model", "MAE"]].merge(both["grouped"][["model", "MAE"]], on="model", suffixes=(" random", " grouped"))
     gap["increase (%)"] = 100.0 * (gap["MAE grouped"] / gap["MAE random"] - 1.0)
     gap = gap.rename(columns={"MAE random": f"MAE random ({u})", "MAE grouped": f"MAE grouped ({u})"}).sort_values(f"MAE grouped ({u})")

@@ -244,3 +244,16 @@ def test_loss_curves_of_a_one_epoch_run_are_visible() -> None:
     df = pd.DataFrame({"stage": ["materials"], "series": ["mean"], "epoch": [1], "loss": [0.8]})
     fig = loss_curves_figure(df, stages=["materials"])
     assert fig.data[0].mode == "lines+markers"
+
+
+def test_paired_differences_figure() -> None:
+    from nestedae_core.benchmark import paired_comparison
+
+    models = bench()["tasks"]["pce-devices"]["models"]
+    fig = fm.paired_differences_figure(paired_comparison(models).as_dict(), unit="%")
+    assert_units(fig)
+    assert list(fig.data[0].x) == [1, 2, 3] and list(fig.data[0].y) == pytest.approx([-0.2, -0.2, -0.2])
+    assert set(fig.data[0].marker.color) == {"#4C78A8"}  # every fold below zero: NestedAE's colour
+    assert "nestedae − rf" in fig.layout.yaxis.title.text
+    empty = fm.paired_differences_figure({"folds": [], "differences": []}, unit="%")
+    assert empty.layout.annotations[0].text == "no shared fold to compare"

@@ -9,15 +9,12 @@ tests/conftest.py). Saved models go to a temporary ``NESTEDAE_MODELS_DIR``.
 from __future__ import annotations
 
 import json
-import sys
 import time
-import types
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import nestedae_core
 from app import model_state
 from app_driver import exceptions, n_plots, open_app, texts
 from nestedae_core import store
@@ -304,6 +301,10 @@ def _report(split: str, scale: float) -> dict:
         folds = [{"fold": i, "n": 20, "mae": mae * (1 + 0.05 * i), "rmse": mae * 1.3, "r2": 0.8} for i in range(3)]
         return {"mae": mae * 1.05, "mae_std": mae * 0.05, "rmse": mae * 1.3, "r2": 0.8, "seconds": 1.5, "folds": folds}
 
+    def mixed(maes: list[float]) -> dict:  # lower on average than the baseline, but not on every fold
+        folds = [{"fold": i, "n": 20, "mae": m, "rmse": m * 1.3, "r2": 0.5} for i, m in enumerate(maes)]
+        return {"mae": sum(maes) / len(maes), "mae_std": 0.02, "rmse": 0.1, "r2": 0.5, "seconds": 1.0, "folds": folds}
+
     return {
         "split": split, "folds": 3, "seed": 0, "created": "2026-01-01T00:00:00+00:00",
         "tasks": {
@@ -313,52 +314,82 @@ def _report(split: str, scale: float) -> dict:
                             "models": {"nestedae": model(2.4 * scale), "random_forest": model(2.6 * scale), "mean": model(3.8)}},
             "bandgap-paper": {"dataset": "mhp-pbe-paper", "target": "Gap", "unit": "eV", "n": 60, "description": "band gap",
                               "models": {"nestedae": model(0.17 * scale), "ridge": model(0.3)}},
+            "voc-devices": {"dataset": "psc-devices", "target": "JV_reverse_scan_Voc", "unit": "V", "n": 60, "description": "Voc",
+                            "groups": ["Perovskite_composition_long_form", "ETL_stack_sequence", "HTL_stack_sequence"],
+                            "models": {"nestedae": mixed([0.05, 0.09, 0.06]), "ridge": mixed([0.07, 0.07, 0.07])}},
         },
     }
 
 
 @pytest.fixture
 def fake_benchmark(tmp_path, monkeypatch):
-    """A stand-in nestedae_core.benchmark whose shipped reports are small JSON files in tmp_path."""
+    """The shipped reports replaced by small JSON files in tmp_path (one per split, random first on disk)."""
+    from nestedae_core import benchmark
+
     paths = {}
     for split, scale in (("random", 1.0), ("grouped", 1.3)):
         p = tmp_path / f"accuracy-{split}.json"
         p.write_text(json.dumps(_report(split, scale)), encoding="utf-8")
         paths[split] = p
-    fake = types.ModuleType("nestedae_core.benchmark")
-    fake.shipped_benchmark_paths = lambda: dict(paths)
-    fake.load_benchmark = lambda path: json.loads(Path(path).read_text(encoding="utf-8"))
-    monkeypatch.setattr(nestedae_core, "benchmark", fake, raising=False)
-    monkeypatch.setitem(sys.modules, "nestedae_core.benchmark", fake)
+    monkeypatch.setattr(benchmark, "shipped_benchmark_paths", lambda: dict(paths))
     return paths
 
 
 def test_compare_page_from_reports(app_env, fake_benchmark):
     at = open_app("pages/compare.py")
-    assert at.radio(key="compare.split").options == ["random folds", "grouped folds"]
+    assert at.radio(key="compare.split").options == ["grouped folds", "random folds"]  # the honest split first
     all_text = texts(at)
-    assert "Random split, 3 folds, seed 0" in all_text
+    assert "Grouped split, 3 folds, seed 0" in all_text
     assert "identical for every model" in all_text
     assert "leakage" in all_text.lower()
     table = at.dataframe[0].value
     assert list(table["model"]) == ["nestedae", "random_forest", "mean"]  # best first
     assert "MAE (%)" in table.columns and "MAE sd over folds (%)" in table.columns
-    assert n_plots(at) == 3  # bars, per-fold lines, random vs grouped
-    assert "better than the best baseline (random_forest" in all_text
+    assert n_plots(at) == 4  # bars, per-fold lines, paired differences, grouped vs random
+    # lower on every fold: better, with the rule stated
+    assert "every fold" in all_text and "p < 0.05" in all_text
+    assert any("NestedAE is better than random_forest" in s.value for s in at.success)
+    paired = next(d.value for d in at.dataframe if "difference (%)" in d.value.columns)
+    assert list(paired["fold"]) == [1, 2, 3] and (paired["difference (%)"] < 0).all()
     gap = at.dataframe[-1].value
     assert "increase (%)" in gap.columns and (gap["increase (%)"].loc[gap["model"] == "nestedae"] > 0).all()
-    at.radio(key="compare.split").set_value("grouped").run()
-    assert "Grouped split" in texts(at)
+    at.radio(key="compare.split").set_value("random").run()
+    assert "Random split" in texts(at)
     at.selectbox(key="compare.task").set_value("bandgap-paper").run()
     assert not at.exception
     assert "MAE (eV)" in at.dataframe[0].value.columns
 
 
+def test_compare_page_names_no_winner_when_folds_disagree(app_env, fake_benchmark):
+    at = open_app("pages/compare.py")
+    at.selectbox(key="compare.task").set_value("voc-devices").run()
+    assert not at.exception
+    assert not at.success and any("No winner" in i.value and "does not hold across folds" in i.value for i in at.info)
+    assert "better than" not in texts(at)
+
+
+def test_compare_page_reads_a_two_split_report_and_the_papers_scoring(app_env, tmp_path, monkeypatch):
+    from nestedae_core import benchmark
+
+    both = _report("grouped", 1.3)
+    for m in both["tasks"]["pce-devices"]["models"].values():
+        m["mae_paper_batches"] = m["mae"] * 0.9
+    both["other_splits"] = {"random": _report("random", 1.0)}
+    p = tmp_path / "accuracy.json"
+    p.write_text(json.dumps(both), encoding="utf-8")
+    monkeypatch.setattr(benchmark, "shipped_benchmark_paths", lambda: {"accuracy": p})
+    at = open_app("pages/compare.py")
+    assert at.radio(key="compare.split").options == ["grouped folds", "random folds"]
+    assert "MAE, paper's batch scoring (%)" in at.dataframe[0].value.columns
+    assert "short last batch" in texts(at)
+    at.radio(key="compare.split").set_value("random").run()
+    assert "MAE, paper's batch scoring (%)" not in at.dataframe[0].value.columns
+
+
 def test_compare_page_without_reports(app_env, monkeypatch):
-    fake = types.ModuleType("nestedae_core.benchmark")
-    fake.shipped_benchmark_paths = lambda: {}
-    fake.load_benchmark = lambda path: {}
-    monkeypatch.setitem(sys.modules, "nestedae_core.benchmark", fake)
+    from nestedae_core import benchmark
+
+    monkeypatch.setattr(benchmark, "shipped_benchmark_paths", lambda: {})
     at = open_app("pages/compare.py")
     assert any("No benchmark report is available" in i.value for i in at.info)
     assert not at.error
