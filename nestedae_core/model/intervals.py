@@ -105,60 +105,61 @@ def cv_plus_ranks(n: int, level: float) -> tuple[int, int]:
     return max(lo, 0), min(hi, n + 1)
 
 
-def _kth_smallest_shifted(shift: np.ndarray, sorted_values: list[np.ndarray], k: int, sign: float) -> np.ndarray:
-    """The ``k``-th smallest (1-based) of the union over members ``m`` of ``shift[m] + sign * sorted_values[m]``, per query.
+def _kth_smallest_plus(shift: np.ndarray, sorted_values: list[np.ndarray], k: int) -> np.ndarray:
+    """The ``k``-th smallest (1-based) of the union over members ``m`` of ``shift[m] + sorted_values[m]``, per query.
 
     ``shift``: (members, q); ``sorted_values[m]``: member ``m``'s residuals, sorted
-    ascending (``n`` in all). Bisection on the value with exact counts
-    (``searchsorted``) inside a bracket from the members' own quantiles at rank
-    fraction ``k / n``, to 1e-10 of the largest residual, then snapped to the
-    nearest candidate value (exact unless two candidates lie closer than that).
+    ascending (``n`` in all, ``k <= n``). Exact: a search on the value with exact
+    counts (``searchsorted`` per member), starting from a bracket given by the
+    members' own quantiles at rank fraction ``k / n`` and alternating
+    interpolation and bisection steps, until the count at one end of the bracket
+    pins the ``k``-th value to the candidate next to it (or the bracket is
+    narrower than 1e-12 of the largest residual: tied candidates).
     """
     q = shift.shape[1]
-    members = [(m, v) for m, v in enumerate(sorted_values) if len(v)]
+    members = [(shift[m], v) for m, v in enumerate(sorted_values) if len(v)]
     n = sum(len(v) for _, v in members)
     p = k / n
-
-    def member_value(m: int, v: np.ndarray, rank: int) -> np.ndarray:  # rank-th smallest (1-based) of member m's candidates
-        r = v[rank - 1] if sign > 0 else v[len(v) - rank]
-        return shift[m] + sign * r
-
-    # count(hi) >= sum_m ceil(p n_m) >= k; count(t) < k for every t < lo
-    hi = np.max([member_value(m, v, min(len(v), max(1, math.ceil(p * len(v) - 1e-9)))) for m, v in members], axis=0)
-    floor_ranks = [(m, v, math.floor(p * len(v) + 1e-9)) for m, v in members]
-    lows = [member_value(m, v, r) for m, v, r in floor_ranks if r >= 1]
     scale = max(float(max(v[-1] for _, v in members)), 1e-12)
-    lo = (np.min(lows, axis=0) if len(lows) == len(members) else shift.min(axis=0) - scale) - 1e-9 * scale - 1e-300
 
     def count(t: np.ndarray) -> np.ndarray:  # number of candidate values <= t
         c = np.zeros(q, dtype=np.int64)
-        for m, v in members:
-            if sign > 0:  # shift + r <= t  <=>  r <= t - shift
-                c += np.searchsorted(v, t - shift[m], side="right")
-            else:  # shift - r <= t  <=>  r >= shift - t
-                c += len(v) - np.searchsorted(v, shift[m] - t, side="left")
+        for sh, v in members:
+            c += np.searchsorted(v, t - sh, side="right")
         return c
 
-    tol = 1e-10 * scale
-    for _ in range(200):
-        if np.all(hi - lo <= tol):
+    # count(hi) >= sum_m ceil(p n_m) >= k; below every member's floor(p n_m)-th value the count is < k
+    hi = np.max([sh + v[min(len(v), max(1, math.ceil(p * len(v) - 1e-9))) - 1] for sh, v in members], axis=0)
+    floors = [(sh, v, math.floor(p * len(v) + 1e-9)) for sh, v in members]
+    if all(r >= 1 for _, _, r in floors):
+        lo = np.min([sh + v[r - 1] for sh, v, r in floors], axis=0) - 1e-9 * scale
+    else:
+        lo = np.min([sh + v[0] for sh, v in members], axis=0) - scale
+    c_lo, c_hi = count(lo), count(hi)
+    tol = 1e-12 * scale
+    for step in range(400):
+        done = (c_lo == k - 1) | (c_hi == k) | (hi - lo <= tol)
+        if done.all():
             break
-        mid = 0.5 * (lo + hi)
-        enough = count(mid) >= k
-        hi = np.where(enough, mid, hi)
-        lo = np.where(enough, lo, mid)
-    # snap to the candidate value nearest to hi (the k-th smallest, up to the tolerance)
-    best = hi.copy()
-    gap = np.full(q, np.inf)
-    for m, v in members:
-        at = np.searchsorted(v, sign * (hi - shift[m]))
-        for idx in (at - 1, at):
-            ok = (idx >= 0) & (idx < len(v))
-            cand = shift[m] + sign * v[np.clip(idx, 0, len(v) - 1)]
-            d = np.where(ok, np.abs(cand - hi), np.inf)
-            closer = d < gap
-            best, gap = np.where(closer, cand, best), np.where(closer, d, gap)
-    return best
+        if step % 2 == 0:  # interpolate the count linearly between the ends
+            frac = (k - 0.5 - c_lo) / np.maximum(c_hi - c_lo, 1)
+            t = lo + (hi - lo) * np.clip(frac, 0.01, 0.99)
+        else:
+            t = 0.5 * (lo + hi)
+        c = count(t)
+        enough = (c >= k) & ~done
+        below = (c < k) & ~done
+        hi, c_hi = np.where(enough, t, hi), np.where(enough, c, c_hi)
+        lo, c_lo = np.where(below, t, lo), np.where(below, c, c_lo)
+    # the smallest candidate above lo, or (where count(hi) == k) the largest candidate at or below hi
+    above_lo = np.full(q, np.inf)
+    upto_hi = np.full(q, -np.inf)
+    for sh, v in members:
+        i = np.searchsorted(v, lo - sh, side="right")
+        above_lo = np.minimum(above_lo, np.where(i < len(v), sh + v[np.minimum(i, len(v) - 1)], np.inf))
+        j = np.searchsorted(v, hi - sh, side="right") - 1
+        upto_hi = np.maximum(upto_hi, np.where(j >= 0, sh + v[np.maximum(j, 0)], -np.inf))
+    return np.where((c_hi == k) & (c_lo != k - 1), upto_hi, above_lo)
 
 
 def cv_plus_interval(member_predictions: np.ndarray, calibration: TargetCalibration, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
@@ -180,8 +181,9 @@ def cv_plus_interval(member_predictions: np.ndarray, calibration: TargetCalibrat
     k_lo, k_hi = cv_plus_ranks(n, level)
     by_member = [np.sort(calibration.residual[calibration.fold == m]) for m in range(mu.shape[0])]
     q = mu.shape[1]
-    lower = np.full(q, -np.inf) if k_lo < 1 else _kth_smallest_shifted(mu, by_member, k_lo, -1.0)
-    upper = np.full(q, np.inf) if k_hi > n else _kth_smallest_shifted(mu, by_member, k_hi, +1.0)
+    # the k-th smallest of mu - r is minus the (n + 1 - k)-th smallest of -mu + r
+    lower = np.full(q, -np.inf) if k_lo < 1 else -_kth_smallest_plus(-mu, by_member, n + 1 - k_lo)
+    upper = np.full(q, np.inf) if k_hi > n else _kth_smallest_plus(mu, by_member, k_hi)
     return lower, upper
 
 
