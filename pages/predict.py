@@ -156,7 +156,7 @@ if query is not None:
     sq_gap = query.targets[sq_gap_t.column] if sq_gap_t is not None and sq_gap_t.column in query.targets else None
     show_sq = sq_gap is not None and PCE in query.targets and sq_gap["mean"] > 0
     cols = st.columns(max(1, len(query.targets)) + (1 if show_sq else 0))
-    for col, (c, t) in zip(cols, query.targets.items()):
+    for col, t in zip(cols, query.targets.values()):
         col.metric(f"{quantities.named(t['label'], t['fidelity'])} ({t['stage']})", quantities.estimate(t, digits_of(t["unit"])))
         col.caption(quantities.disagreement(t, digits_of(t["unit"])))
     limit = None
@@ -171,11 +171,12 @@ if query is not None:
                              "which this model does not predict.")
     missing = [f for f in ("measured", "PBE", "HSE") if f not in gaps]
     if gaps and missing:
-        have = ", ".join(quantities.named("band gap", f) for f in gaps)
-        st.caption(f"Band gaps of this model: {have}. "
-                   + ("The measured-scale band gap needs the measured model: " + quantities.NO_MEASURED_GAP + ". "
-                      if "measured" in missing else "")
-                   + (f"Not predicted here: {', '.join(f for f in missing if f != 'measured')} gap." if [f for f in missing if f != "measured"] else ""))
+        notes = [f"Band gaps of this model: {', '.join(quantities.named('band gap', f) for f in gaps)}."]
+        if "measured" in missing:
+            notes.append(f"The measured-scale band gap needs the measured model: {quantities.NO_MEASURED_GAP}.")
+        if others := [f for f in missing if f != "measured"]:
+            notes.append(f"Not predicted here: the {' and '.join(others)} gap.")
+        st.caption(" ".join(notes))
     calibrated = any(quantities.has_interval(t) for t in query.targets.values())
     st.caption(f"Predictions for **{query.formula}**"
                + (f" with ETL **{query.categorical.get(ETL)}** and HTL **{query.categorical.get(HTL)}**" if has_stack else "")
