@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nestedae_core.model.config import target_fidelity
+from nestedae_core.model.config import StageSpec, TargetSpec, target_fidelity
+from nestedae_core.vocabulary import BANDGAP_HSE, BANDGAP_PBE_DFT
 
 __all__ = [
     "GAP_WORDS",
@@ -36,6 +37,7 @@ __all__ = [
     "round_fraction",
     "model_summary",
     "interval_columns",
+    "column_fidelity",
 ]
 
 #: How each fidelity is written next to a band gap.
@@ -65,6 +67,15 @@ def named(label: str, fidelity: str | None) -> str:
 def target_name(stage: Any, target: Any) -> str:
     """The name of a :class:`TargetSpec` of a :class:`StageSpec`, with its fidelity when it is a band gap."""
     return named(target.label or target.column, target_fidelity(stage, target))
+
+
+def column_fidelity(dataset: str, column: str) -> str | None:
+    """The band-gap fidelity of a dataset column (e.g. a benchmark task's target), or None when it is no band gap."""
+    explicit = {BANDGAP_PBE_DFT: "PBE", BANDGAP_HSE: "HSE"}
+    if column in explicit:
+        return explicit[column]
+    stage = StageSpec(name="column", dataset=dataset or "?", numeric_inputs=["_"], targets=[TargetSpec(column=column)])
+    return target_fidelity(stage, stage.targets[0])
 
 
 def has_interval(entry: Mapping[str, Any]) -> bool:

@@ -21,7 +21,7 @@ import pandas as pd
 import streamlit as st
 
 from app import figures_model as fm
-from app import ui
+from app import quantities, ui
 from nestedae_core.errors import DataError, NestedAEError
 
 K_UPLOAD = "compare.upload"
@@ -104,7 +104,9 @@ u = unit or "dimensionless"
 groups = info.get("groups") or []
 st.markdown(
     f"**{split.capitalize()} split, {report.get('folds', '?')} folds, seed {report.get('seed', '?')}** · dataset `{info.get('dataset', '?')}` "
-    f"({info.get('n', '?')} rows) · target {info.get('target', '?')} ({u}) · report created {report.get('created', '?')}.  \n"
+    f"({info.get('n', '?')} rows) · target {info.get('target', '?')}"
+    + (f", {quantities.named('band gap', fid)}" if (fid := quantities.column_fidelity(info.get("dataset", ""), info.get("target", ""))) else "")
+    + f" ({u}) · report created {report.get('created', '?')}.  \n"
     f"The folds are **identical for every model**: the same fold ids (from the same splitter and seed) for NestedAE and "
     f"each baseline, so the differences below come from the models, not from luckier folds."
 )

@@ -358,6 +358,7 @@ def test_compare_page_from_reports(app_env, fake_benchmark):
     at.selectbox(key="compare.task").set_value("bandgap-paper").run()
     assert not at.exception
     assert "MAE (eV)" in at.dataframe[0].value.columns
+    assert "target Gap, band gap (PBE) (eV)" in texts(at)  # the band gap names its fidelity
 
 
 def test_compare_page_names_no_winner_when_folds_disagree(app_env, fake_benchmark):

@@ -58,6 +58,13 @@ def test_estimate_without_calibration_is_the_disagreement():
     assert "not an error bar" in q.DISAGREEMENT_NOTE
 
 
+def test_column_fidelity():
+    assert q.column_fidelity("mhp-pbe-paper", "Gap") == "PBE" and q.column_fidelity("mhp-hse", "Gap") == "HSE"
+    assert q.column_fidelity("psc-gaps", "Perovskite_band_gap") == "measured"
+    assert q.column_fidelity("mhp-dft", "Gap_PBE") == "PBE" and q.column_fidelity("mhp-dft", "Gap_HSE") == "HSE"
+    assert q.column_fidelity("psc-devices", "JV_reverse_scan_PCE") is None
+
+
 def test_interval_columns():
     assert q.interval_columns("PCE", "%", 0.9) == ("PCE 90 % interval lower (%)", "PCE 90 % interval upper (%)")
     assert q.interval_columns("FF", "", 0.8) == ("FF 80 % interval lower", "FF 80 % interval upper")
