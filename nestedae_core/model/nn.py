@@ -253,7 +253,7 @@ class StageNet(nn.Module):
             return u
         cols = []
         for j, kind in enumerate(self.bounds):
-            uj, mj, sj = u[..., j : j + 1], mean[..., j : j + 1], scale[..., j : j + 1]
+            uj, sj = u[..., j : j + 1], scale[..., j : j + 1]
             if kind == "positive":
                 beta = POSITIVE_SHARPNESS / sj
                 uj = F.softplus(uj * beta) / beta
