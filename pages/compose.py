@@ -21,6 +21,7 @@ from nestedae_core.vocabulary import (
     DESCRIPTOR_LABELS,
     DESCRIPTOR_UNITS,
     FACTOR_COLUMNS,
+    MEASURED_BANDGAP,
     PAPER_DESCRIPTORS,
     PCE,
     SITE_IONS,
@@ -289,8 +290,10 @@ def _in_the_data(comp: Composition) -> None:
             rows = state.dataset_matches("psc-devices", comp)
             if len(rows):
                 pce = rows[PCE].median()
+                gap = pd.to_numeric(rows[MEASURED_BANDGAP], errors="coerce").median()
                 notes.append(f"**{len(rows)}** solar cells in psc-devices with this absorber (every site "
-                             f"fraction within ±0.005), median PCE **{pce:.1f} %**")
+                             f"fraction within ±0.005), median PCE **{pce:.1f} %**"
+                             + (f", median measured band gap **{gap:.2f} eV**" if pd.notna(gap) else ""))
             else:
                 notes.append("no solar cell of psc-devices has exactly this absorber")
     if notes:

@@ -175,6 +175,8 @@ def test_compose_default_is_mapbi3(data_dir):
     values = descriptor_values(at)
     assert values["A_IE"] == pytest.approx(926.3)
     assert "984" in texts(at)  # MAPbI3 devices in psc-devices
+    # both band gaps of the data, each named: DFT-PBE and measured on devices
+    assert "DFT (PBE) band gap in mhp-pbe-paper" in texts(at) and "median measured band gap **1.6" in texts(at)
     assert n_plots(at) <= 8
 
 
