@@ -104,7 +104,7 @@ def _default_info() -> store.BundleInfo | None:
     if not path.is_dir():
         return None
     if path.resolve() == store.default_bundle_path().resolve():
-        found = [b for b in store.list_bundles(path.parent / "__no_such_dir__") if b.builtin]
+        found = [b for b in store.list_bundles(path.parent / "__no_such_dir__") if b.builtin and b.path.resolve() == path.resolve()]
     else:
         found = [b for b in store.list_bundles(path.parent, include_default=False) if b.path.name == path.name]
     if not found:
@@ -114,13 +114,13 @@ def _default_info() -> store.BundleInfo | None:
 
 
 def model_options() -> list[store.BundleInfo]:
-    """The default model (first, ``builtin=True``) and the saved bundles of :func:`store.models_dir`."""
+    """The default model (first, ``builtin=True``), the other shipped models and the saved bundles of :func:`store.models_dir`."""
     out: list[store.BundleInfo] = []
     default = _default_info()
     if default is not None:
         out.append(default)
     seen = {default.path.resolve()} if default is not None else set()
-    for b in store.list_bundles(include_default=False):
+    for b in store.list_bundles():
         if b.path.resolve() not in seen:
             out.append(b)
     return out

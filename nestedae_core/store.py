@@ -49,6 +49,8 @@ from .model.nn import StageNet
 __all__ = [
     "BUNDLE_FORMAT",
     "DEFAULT_BUNDLE_NAME",
+    "SHIPPED_BUNDLE_NAMES",
+    "shipped_bundle_path",
     "MODELS_DIR_ENV",
     "save_bundle",
     "load_bundle",
@@ -64,7 +66,10 @@ logger = logging.getLogger(__name__)
 #: Version of the on-disk layout; bumped on incompatible changes.
 BUNDLE_FORMAT = 1
 #: Name of the bundle shipped inside the package.
-DEFAULT_BUNDLE_NAME = "paper-default"
+DEFAULT_BUNDLE_NAME = "measured-default"
+#: Bundles shipped inside the package, the default first: the measured-scale chain
+#: (``nestedae train --preset measured``) and the NestedAE paper's chain (``--preset paper``).
+SHIPPED_BUNDLE_NAMES: tuple[str, ...] = (DEFAULT_BUNDLE_NAME, "paper-default")
 #: Environment variable naming the folder where user-trained bundles are kept.
 MODELS_DIR_ENV = "NESTEDAE_MODELS_DIR"
 
@@ -234,16 +239,23 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
     return model.to(device)
 
 
+def shipped_bundle_path(name: str) -> Path:
+    """Path of a bundle shipped inside the package (one of :data:`SHIPPED_BUNDLE_NAMES`)."""
+    if name not in SHIPPED_BUNDLE_NAMES:
+        raise BundleError(f"no shipped model '{name}'; shipped: {', '.join(SHIPPED_BUNDLE_NAMES)}")
+    return Path(str(resources.files("nestedae_core") / "bundles" / name))
+
+
 def default_bundle_path() -> Path:
-    """Path of the bundle shipped inside the package (trained by ``nestedae train --preset paper``)."""
-    return Path(str(resources.files("nestedae_core") / "bundles" / DEFAULT_BUNDLE_NAME))
+    """Path of the default bundle shipped inside the package (trained by ``nestedae train --preset measured``)."""
+    return shipped_bundle_path(DEFAULT_BUNDLE_NAME)
 
 
 def load_default_bundle(device: str = "cpu") -> NestedAE:
     """Load the shipped default model."""
     path = default_bundle_path()
     if not path.is_dir():
-        raise BundleError(f"the default model bundle is missing from the installation ({path}); reinstall nestedae-core or train one with `nestedae train --preset paper --out DIR`")
+        raise BundleError(f"the default model bundle is missing from the installation ({path}); reinstall nestedae-core or train one with `nestedae train --preset measured --out DIR`")
     return load_bundle(path, device=device)
 
 
@@ -269,11 +281,12 @@ class BundleInfo:
 
 
 def list_bundles(directory: str | os.PathLike[str] | None = None, *, include_default: bool = True) -> list[BundleInfo]:
-    """Bundles in ``directory`` (default :func:`models_dir`) plus the shipped default; unreadable ones are skipped."""
+    """Bundles in ``directory`` (default :func:`models_dir`) plus the shipped ones (the default first,
+    ``builtin=True``); unreadable ones are skipped."""
     out: list[BundleInfo] = []
     roots: list[tuple[Path, bool]] = []
-    if include_default and default_bundle_path().is_dir():
-        roots.append((default_bundle_path(), True))
+    if include_default:
+        roots += [(shipped_bundle_path(n), True) for n in SHIPPED_BUNDLE_NAMES if shipped_bundle_path(n).is_dir()]
     d = Path(directory) if directory is not None else models_dir()
     if d.is_dir():
         roots += [(p, False) for p in sorted(d.iterdir()) if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file()]

@@ -46,10 +46,16 @@ def uncertainty_text(entry: Mapping[str, Any], digits: int = 3) -> str:
 
 
 def load_model(path: str | None):  # type: ignore[no-untyped-def]
-    """Load the bundle at ``path`` or the shipped default model."""
-    from ..store import load_bundle, load_default_bundle
+    """Load the bundle at ``path`` (a folder, or the name of a shipped model such as ``paper-default``), or the default model."""
+    from pathlib import Path
 
-    return load_bundle(path) if path else load_default_bundle()
+    from ..store import SHIPPED_BUNDLE_NAMES, load_bundle, load_default_bundle, shipped_bundle_path
+
+    if not path:
+        return load_default_bundle()
+    if path in SHIPPED_BUNDLE_NAMES and not Path(path).exists():
+        return load_bundle(shipped_bundle_path(path))
+    return load_bundle(path)
 
 
 class ProgressBar:

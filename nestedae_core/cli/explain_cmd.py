@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("formula", help="composition, e.g. MAPbI3 or Cs0.05FA0.79MA0.16PbBr0.51I2.49")
     p.add_argument("--etl", help="ETL stack (default: the most common in the training data)")
     p.add_argument("--htl", help="HTL stack (default: the most common in the training data)")
-    p.add_argument("--model", help="model bundle directory (default: the shipped model)")
+    p.add_argument("--model", help="model bundle directory, or a shipped model: measured-default (the default) or paper-default")
     p.add_argument("--json", action="store_true", help="print JSON (all attributions)")
     p.add_argument("--top", type=_positive_int, default=8, metavar="K", help="attributions to list per output (default 8)")
     p.add_argument("--method", choices=METHOD_CHOICES, default="auto", help="explainer (default auto: see nestedae_core.explain)")

@@ -77,9 +77,9 @@ def validate_model_name(name: str) -> str:
     """Return ``name`` stripped if it can name a saved model, else raise :class:`InputError`.
 
     A name is 1 to 64 letters, digits, ``-``, ``_`` or ``.``, starts with a letter
-    or digit and is not the name of the shipped default bundle.
+    or digit and is not the name of a shipped bundle.
     """
-    from ..store import DEFAULT_BUNDLE_NAME
+    from ..store import SHIPPED_BUNDLE_NAMES
 
     text = (name or "").strip()
     if not text:
@@ -88,8 +88,8 @@ def validate_model_name(name: str) -> str:
         bad = sorted({c for c in text if not (c.isascii() and (c.isalnum() or c in "-_."))})
         what = f"it contains {' '.join(repr(c) for c in bad)}" if bad else "it must start with a letter or digit, be at most 64 characters and not contain '..'"
         raise InputError(f"model name '{text}' is not allowed: {what}; use letters, digits, '-', '_' and '.' only")
-    if text.lower() == DEFAULT_BUNDLE_NAME.lower():
-        raise InputError(f"'{text}' is the name of the built-in default model; choose another name")
+    if text.lower() in {n.lower() for n in SHIPPED_BUNDLE_NAMES}:
+        raise InputError(f"'{text}' is the name of a built-in model; choose another name")
     return text
 
 
