@@ -247,10 +247,12 @@ def model_picker(*, key: str = "nae.model.picker", label: str = "Model", contain
 
 
 def bundles_frame(options: list[store.BundleInfo] | None = None) -> pd.DataFrame:
-    """Table of the models: name, preset, created, one MAE column per stage/target, default flag, path."""
+    """Table of the models: name, preset, created, one MAE column per stage/target, default and shipped flags, path."""
     rows = []
+    default = default_model_path().resolve()
     for b in options if options is not None else model_options():
-        row = {"model": b.name, "preset": b.preset, "created": b.created, "default": b.builtin}
+        row = {"model": b.name, "preset": b.preset, "created": b.created, "default": b.path.resolve() == default,
+               "shipped": b.path.parent.resolve() == store.default_bundle_path().parent.resolve()}
         for k, v in b.headline.items():
             name, unit = _target_label(k, b)
             row[f"MAE {name}" + (f" ({unit})" if unit else "")] = v

@@ -36,7 +36,7 @@ from .model.chain import NestedAE
 from .model.config import ChainSpec, config_error_message
 from .model.presets import preset
 from .query import Query, QueryLike, query_frame
-from .store import load_bundle, load_default_bundle, save_bundle
+from .store import SHIPPED_BUNDLE_NAMES, load_bundle, load_default_bundle, save_bundle, shipped_bundle_path
 from . import train
 from .train import TrainResult
 
@@ -268,8 +268,13 @@ class NestedAEModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> "NestedAEModel":
-        """A fitted estimator from a bundle folder, or the shipped default model when ``path`` is None."""
-        model = load_bundle(path, device=device) if path is not None else load_default_bundle(device=device)
+        """A fitted estimator from a bundle folder or the name of a shipped model (``measured-default``,
+        ``paper-default``); the shipped default model when ``path`` is None."""
+        if path is None:
+            return cls.from_model(load_default_bundle(device=device))
+        if str(path) in SHIPPED_BUNDLE_NAMES and not Path(path).exists():
+            path = shipped_bundle_path(str(path))
+        model = load_bundle(path, device=device)
         return cls.from_model(model)
 
     @classmethod

@@ -36,7 +36,8 @@ def test_model_options_list_default_first(app_env, default_model):
     opts = model_state.model_options()
     assert opts[0].builtin and opts[0].path.resolve() == default_model.resolve()
     frame = model_state.bundles_frame(opts)
-    assert list(frame["default"]) == [True]
+    assert list(frame["default"]) == [True, False]  # the default model, then the other shipped one
+    assert list(frame["model"]) == ["measured-default", "paper-default"] and frame["shipped"].all()
     assert any(c.startswith("MAE band gap (PBE) (eV)") for c in frame.columns)  # the paper's band gap is DFT-PBE
     assert "band gap (PBE)" in model_state._label(opts[0])
 

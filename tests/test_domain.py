@@ -6,7 +6,7 @@ import pytest
 
 from nestedae_core.model.domain import DomainModel, nearest_points
 from nestedae_core.predict import line_scan, predict_composition
-from nestedae_core.store import load_default_bundle
+from nestedae_core.store import load_bundle, shipped_bundle_path
 
 
 def _cloud(seed: int = 0, n: int = 300, d: int = 4) -> np.ndarray:
@@ -108,7 +108,7 @@ def test_query_results_name_the_first_stage_and_why(tiny_paper) -> None:
 
 
 def test_the_shipped_bundle_keeps_its_kmeans_domains() -> None:
-    model = load_default_bundle()
+    model = load_bundle(shipped_bundle_path("paper-default"))
     assert [d.rule for d in model.domains] == ["kmeans", "kmeans"]
     assert predict_composition(model, "MAPbI3").in_domain
     res = predict_composition(model, "KCaCl3")

@@ -18,7 +18,7 @@ from nestedae_core.explain import explain_stage_output
 from nestedae_core.model.presets import preset
 from nestedae_core.predict import predict_composition
 from nestedae_core.query import query_frame
-from nestedae_core.vocabulary import BANDGAP_PBE, ETL, HTL, PCE
+from nestedae_core.vocabulary import BANDGAP_HSE, BANDGAP_PBE_DFT, ETL, HTL, MEASURED_BANDGAP, PCE
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TRIPLE = "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
@@ -39,7 +39,8 @@ def test_readme_notebook_lines_run_and_show_prediction_and_attributions() -> Non
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     text = out.getvalue()
-    assert f"{BANDGAP_PBE}_mean" in text and f"{BANDGAP_PBE}_std" in text and f"{PCE}_mean" in text
+    for col in (MEASURED_BANDGAP, BANDGAP_PBE_DFT, BANDGAP_HSE, PCE):
+        assert f"{col}_mean" in text and f"{col}_lower" in text and f"{col}_upper" in text
     # the attribution table: five features with signed values in the output's unit
     assert text.count("%") >= 5
     model = namespace["model"]
@@ -78,7 +79,7 @@ def test_many_queries_one_row_each_with_their_own_stacks(shipped: NestedAEModel)
 def test_explain_defaults_to_the_last_target_over_the_whole_chain(shipped: NestedAEModel) -> None:
     att = shipped.explain("MAPbI3", etl="SnO2-np", htl="PTAA", method="permutation")
     frame = query_frame(shipped.fitted, ["MAPbI3"], categorical={ETL: "SnO2-np", HTL: "PTAA"})
-    ref = explain_stage_output(shipped.fitted, 1, PCE, frame, inputs="chain", method="permutation")
+    ref = explain_stage_output(shipped.fitted, len(shipped.fitted.stage_names) - 1, PCE, frame, inputs="chain", method="permutation")
     assert att.output == PCE and att.unit == "%"
     np.testing.assert_allclose(att.values, ref.values)
     assert ETL in att.feature_names and "A_ion_rad" in att.feature_names
@@ -88,11 +89,11 @@ def test_explain_defaults_to_the_last_target_over_the_whole_chain(shipped: Neste
 
 
 def test_explain_by_label_or_column_and_unknown_output(shipped: NestedAEModel) -> None:
-    by_label = shipped.explain("MAPbI3", "band gap", method="permutation")
-    by_column = shipped.explain("MAPbI3", BANDGAP_PBE, method="permutation")
-    assert by_label.output == by_column.output == BANDGAP_PBE and by_label.unit == "eV"
+    by_label = shipped.explain("MAPbI3", "band gap (measured)", method="permutation")
+    by_column = shipped.explain("MAPbI3", MEASURED_BANDGAP, method="permutation")
+    assert by_label.output == by_column.output == MEASURED_BANDGAP and by_label.unit == "eV"
     np.testing.assert_allclose(by_label.values, by_column.values)
-    with pytest.raises(InputError, match="no output 'efficiency'.*Gap"):
+    with pytest.raises(InputError, match="no output 'efficiency'.*Perovskite_band_gap"):
         shipped.explain("MAPbI3", "efficiency")
 
 
@@ -150,3 +151,12 @@ def test_fit_uses_all_rows_and_save_load_round_trip(tmp_path: Path) -> None:
     a = est.fitted.predict(frame)["devices"].mean
     b = again.fitted.predict(frame)["devices"].mean
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_load_a_shipped_model_by_name() -> None:
+    paper = NestedAEModel.load("paper-default")
+    assert paper.fitted.spec.name == "paper" and paper.fitted.stage_names == ["materials", "devices"]
+    got = paper.predict("MAPbI3")
+    assert f"{PCE}_mean" in got and "Gap_mean" in got
+    with pytest.raises(BundleError):
+        NestedAEModel.load("no-such-model")

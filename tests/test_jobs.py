@@ -184,7 +184,7 @@ def test_save_finished_job(manager, models):
     with pytest.raises(BundleError, match="already exists"):
         manager.save(job)
     assert manager.save(job.id, "tiny-save", overwrite=True) == path
-    with pytest.raises(InputError, match="built-in default"):
+    with pytest.raises(InputError, match="built-in model"):
         manager.save(job, store.DEFAULT_BUNDLE_NAME)
     with pytest.raises(InputError, match="not allowed"):
         manager.save(job, "../outside")

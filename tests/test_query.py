@@ -6,13 +6,13 @@ import pytest
 from nestedae_core.chemistry.composition import Composition, parse_formula
 from nestedae_core.errors import CompositionError, InputError
 from nestedae_core.query import Query, composition_problem, query_frame, resolve_categorical
-from nestedae_core.store import load_default_bundle
+from nestedae_core.store import load_bundle, shipped_bundle_path
 from nestedae_core.vocabulary import ETL, HTL, PAPER_DESCRIPTORS
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    return load_default_bundle()
+    return load_bundle(shipped_bundle_path("paper-default"))  # ETL and HTL are its only categorical inputs
 
 
 def test_query_of_accepts_formula_composition_fractions_and_query() -> None:

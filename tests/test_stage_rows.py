@@ -26,9 +26,9 @@ from nestedae_core.vocabulary import (
 @pytest.fixture(scope="module")
 def model():  # type: ignore[no-untyped-def]
     """The shipped paper chain (stage 0: mhp-pbe-paper, stage 1: psc-devices)."""
-    if not store.default_bundle_path().is_dir():
+    if not store.shipped_bundle_path("paper-default").is_dir():
         pytest.skip("the shipped model bundle is missing")
-    return store.load_default_bundle()
+    return store.load_bundle(store.shipped_bundle_path("paper-default"))  # the two-stage paper chain
 
 
 @pytest.fixture(scope="module")

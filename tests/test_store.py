@@ -157,8 +157,18 @@ def test_list_bundles_finds_user_models(bundle, tmp_path, monkeypatch) -> None:
 
 def test_default_bundle_ships_and_loads() -> None:
     model = store.load_default_bundle()
-    assert model.spec.name == "paper"
+    assert model.spec.name == "measured" and model.stage_names == ["dft", "film", "device"]
     assert model.members == 5
+    from nestedae_core.predict import predict_composition
+
+    res = predict_composition(model, "MAPbI3")
+    assert 1.5 < res.targets["Perovskite_band_gap"]["mean"] < 1.7  # measured: 1.60 eV
+    assert res.targets["Perovskite_band_gap"]["lower"] < res.targets["Perovskite_band_gap"]["mean"] < res.targets["Perovskite_band_gap"]["upper"]
+
+
+def test_paper_bundle_still_ships_and_loads() -> None:
+    model = store.load_bundle(store.shipped_bundle_path("paper-default"))
+    assert model.spec.name == "paper" and model.members == 5
     from nestedae_core.predict import predict_composition
 
     res = predict_composition(model, "MAPbI3")
