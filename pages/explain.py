@@ -271,9 +271,16 @@ def fidelity_view(choice: Choice) -> None:
                 "PCE along the whole chain). Choose one of those outputs above.", icon=":material/info:")
         return
     notes = explain.EXPLAINER_NOTES
-    methods = st.multiselect("Explainers to compare", ["exact", "permutation", "gradient", "kernel"],
-                             default=["exact", "permutation", "gradient"], key="explain.cmp_methods",
+    n_inputs = len(model.raw_columns(choice.stage)) if choice.inputs == "chain" else len(model.input_names(choice.stage))
+    exact_ok = 2 ** n_inputs <= explain.ExplainSettings().exact_max_rows  # the exact explainer enumerates every coalition
+    offered = ["exact", "permutation", "gradient", "kernel"] if exact_ok else ["permutation", "gradient", "kernel"]
+    if any(m not in offered for m in st.session_state.get("explain.cmp_methods", [])):
+        st.session_state.pop("explain.cmp_methods")
+    methods = st.multiselect("Explainers to compare", offered,
+                             default=[m for m in ("exact", "permutation", "gradient") if m in offered], key="explain.cmp_methods",
                              help="; ".join(f"{k}: {v}" for k, v in notes.items()))
+    if not exact_ok:
+        st.caption(f"The exact explainer is not offered here: {n_inputs} inputs need 2^{n_inputs} coalitions per background row.")
     run_key = (key, query.formula, _stack(choice), choice.comparison, tuple(methods))
     ss = st.session_state
     if st.button("Run the comparison", icon=":material/play_arrow:", key="explain.cmp_run", disabled=not methods):

@@ -27,6 +27,20 @@ def _metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+@pytest.fixture
+def paper_default(app_env, monkeypatch):
+    """The shipped paper-default bundle as the app's default model (the tests below check the paper chain:
+    15 descriptors -> 12 latents -> band gap (PBE), then PCE)."""
+    from app import model_state
+    from nestedae_core import store
+
+    path = store.shipped_bundle_path("paper-default") if hasattr(store, "shipped_bundle_path") else store.default_bundle_path()
+    if not path.is_dir():
+        pytest.skip("no shipped paper-default bundle")
+    monkeypatch.setenv(model_state.DEFAULT_MODEL_ENV, str(path))
+    return path
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_on_default_model(app_env, page):
     at = open_app(page)
@@ -38,7 +52,7 @@ def test_page_renders_on_default_model(app_env, page):
 # --------------------------------------------------------------------------- Explain
 
 
-def test_explain_shows_numbers_with_units(app_env):
+def test_explain_shows_numbers_with_units(paper_default):
     at = open_app("pages/explain.py")
     _no_errors(at)
     m = _metrics(at)
@@ -64,7 +78,7 @@ def test_explain_shows_numbers_with_units(app_env):
     assert {"ETL stack", "HTL stack", "X-site ionic radius (Å)"} <= names
 
 
-def test_explain_global_view_and_latents(app_env, data_dir):
+def test_explain_global_view_and_latents(paper_default, data_dir):
     at = open_app("pages/explain.py")
     at.radio(key="explain.view").set_value("Global: over many rows").run()
     at.select_slider(key="explain.global_n").set_value(50).run()
@@ -82,7 +96,7 @@ def test_explain_global_view_and_latents(app_env, data_dir):
 
 
 @pytest.mark.slow
-def test_explain_fidelity_panel(app_env):
+def test_explain_fidelity_panel(paper_default):
     at = open_app("pages/explain.py")
     at.radio(key="explain.view").set_value("Fidelity: compare explainers").run()
     assert n_plots(at) == 0 and "Press the button" in texts(at)
@@ -93,6 +107,21 @@ def test_explain_fidelity_panel(app_env):
     table = at.dataframe[0].value
     assert list(table["explainer"]) == ["exact", "permutation"]
     assert "additivity error (eV)" in table.columns and (table["additivity error (eV)"] < 1e-3).all()
+
+
+def test_explain_on_the_default_model_names_its_gaps(app_env):
+    """Whatever the default model, its band gaps are named; the explainer comparison offers what can run."""
+    at = open_app("pages/explain.py")
+    _no_errors(at)
+    gaps = [o for o in at.selectbox(key="explain.output").options if o.startswith("band gap")]
+    assert gaps and all(o.startswith(("band gap (PBE)", "band gap (HSE", "band gap (measured)")) for o in gaps)
+    assert any(k.startswith("band gap (") and k.endswith("): prediction") for k in _metrics(at))
+    at.radio(key="explain.view").set_value("Fidelity: compare explainers").run()
+    _no_errors(at)
+    offered = at.multiselect(key="explain.cmp_methods").options
+    assert {"permutation", "gradient"} <= set(offered)
+    if "exact" not in offered:
+        assert "The exact explainer is not offered here" in texts(at)
 
 
 def test_explain_invalid_formula_is_a_specific_message(app_env):
@@ -119,7 +148,7 @@ def test_explain_follows_the_shared_composition(app_env):
 # --------------------------------------------------------------------------- Latents
 
 
-def test_latents_views(app_env):
+def test_latents_views(paper_default):
     at = open_app("pages/latents.py")
     _no_errors(at)
     assert n_plots(at) == 1

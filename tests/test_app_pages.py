@@ -97,7 +97,11 @@ def test_home_without_data(no_data_env):
     assert "missing" in warning
 
 
-def test_home_shows_the_active_model_and_its_metrics(no_data_env):
+def test_home_shows_the_active_model_and_its_metrics(no_data_env, monkeypatch):
+    from nestedae_core import store
+
+    paper = store.shipped_bundle_path("paper-default") if hasattr(store, "shipped_bundle_path") else store.default_bundle_path()
+    monkeypatch.setenv("NESTEDAE_DEFAULT_MODEL", str(paper))  # the paper chain: materials -> devices
     at = open_app()
     assert not at.exception
     table = at.dataframe[-1].value
@@ -105,6 +109,14 @@ def test_home_shows_the_active_model_and_its_metrics(no_data_env):
     assert items["preset"] == "paper" and items["ensemble members"] == "5"
     assert items["materials: band gap (PBE) MAE"].endswith("eV")  # the paper's band gap is DFT-PBE
     assert items["devices: PCE MAE"].endswith("%")
+
+
+def test_home_names_every_band_gap_of_the_default_model(no_data_env):
+    at = open_app()
+    assert not at.exception
+    table = at.dataframe[-1].value
+    gaps = [k for k in table["item"] if "band gap" in k]
+    assert gaps and all(k.split(": ", 1)[1].startswith(("band gap (PBE)", "band gap (HSE", "band gap (measured)")) for k in gaps)
 
 
 def test_home_with_a_broken_default_model_shows_a_message(no_data_env, monkeypatch, tmp_path):
