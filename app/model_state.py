@@ -210,7 +210,10 @@ def _label(info: store.BundleInfo) -> str:
     for key, mae in info.headline.items():
         name, unit = _target_label(key, info)
         bits.append(f"{name} {mae:.3g}{(' ' + unit) if unit else ''}")
-    tag = "default" if info.builtin else info.preset
+    if info.path.resolve() == default_model_path().resolve():
+        tag = "default"
+    else:
+        tag = f"{info.preset}, shipped" if info.builtin else info.preset
     return f"{info.name} ({tag}; MAE {', '.join(bits)})" if bits else f"{info.name} ({tag})"
 
 

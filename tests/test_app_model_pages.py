@@ -177,7 +177,7 @@ def test_predict_out_of_domain_warning(app_env):
     at.text_input(key="predict.formula").input("KBaCl3").run()  # no device was ever made of it
     assert not at.exception, exceptions(at)
     warning = " ".join(w.value for w in at.warning)
-    assert "Outside the training domain" in warning and "devices" in warning
+    assert "Outside the training domain" in warning and "device" in warning  # the device stage ('devices' in the paper chain)
     assert "outside the training data of stage" in warning  # the library's domain message: which stage and why
 
 
@@ -447,7 +447,8 @@ def test_tiny_training_run_saved_and_made_active(app_env):
     assert (saved / "manifest.json").is_file()
     assert any("Saved model `tiny-ui-run`" in s.value for s in at.success)
     picker = at.selectbox(key="train.model_picker")
-    assert picker.options[1].startswith("tiny-ui-run (synthetic")
+    assert [o for o in picker.options[1:] if o.startswith("tiny-ui-run (synthetic")]  # after the default (and the other shipped model)
+    assert picker.options[0].split(" (")[1].startswith("default;") and all("(default;" not in o for o in picker.options[1:])
     assert picker.value == str(saved)  # the active model
     assert "tiny-ui-run" in set(at.dataframe[-1].value["model"])
     # saving again under the same name is refused with a message
