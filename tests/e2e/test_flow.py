@@ -73,13 +73,21 @@ class Flow:
 
 @pytest.fixture(scope="module")
 def flow(browser, data_dir, tmp_path_factory) -> Iterator[Flow]:
-    """Own server (models in a temporary folder), one page (one session) for every step."""
+    """Own server (models in a temporary folder), one page (one session) for every step.
+
+    The server's default model is the shipped paper-default: the journey checks the paper chain
+    (15 descriptors -> band gap (PBE); 17 chain inputs -> PCE).
+    """
+    from nestedae_core import store
+
     server_dir = tmp_path_factory.mktemp("flow-server")
     models_dir = server_dir / "models"
     models_dir.mkdir()
     shots = Path(os.environ.get("NESTEDAE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("flow-shots"))
     shots.mkdir(parents=True, exist_ok=True)
-    with running_app(server_dir, data_dir, NESTEDAE_MODELS_DIR=str(models_dir)) as url, new_page(browser, url) as page:
+    paper = store.shipped_bundle_path("paper-default")
+    with running_app(server_dir, data_dir, NESTEDAE_MODELS_DIR=str(models_dir), NESTEDAE_DEFAULT_MODEL=str(paper)) as url, \
+            new_page(browser, url) as page:
         yield Flow(page, shots, models_dir)
 
 
