@@ -120,12 +120,10 @@ def _dataset_stamp(name: str) -> str:
     if name.startswith("synthetic"):
         return "generated"
     try:
-        path = data.locate(name)
-    except NestedAEError:  # an unknown name: the loader reports it
+        stamp = data.dataset_stamp(name)  # a derived dataset: the stamps of its source files
+    except NestedAEError:  # an unknown name or a bad file: the loader reports it
         return "?"
-    if path is None:
-        return "missing"
-    return f"{path.resolve()}@{path.stat().st_mtime_ns}"
+    return "missing" if "missing" in stamp.split("|") else stamp
 
 
 @st.cache_data(show_spinner="Loading the stage's data…", max_entries=16)

@@ -126,7 +126,7 @@ def set_value(key: str, value: Any) -> None:
 # --------------------------------------------------------------------------- datasets
 
 #: Datasets that hold tabular data worth browsing (generated data lives on the Learn page).
-_BROWSABLE = ("mhp-pbe-paper", "mhp-pbe", "mhp-hse", "psc-devices", "elem-prop")
+_BROWSABLE = ("mhp-pbe-paper", "mhp-pbe", "mhp-hse", "mhp-dft", "psc-devices", "psc-gaps", "elem-prop")
 
 
 def available_datasets(names: tuple[str, ...] | list[str] | None = None) -> list[str]:
@@ -138,14 +138,17 @@ def available_datasets(names: tuple[str, ...] | list[str] | None = None) -> list
     return [s.name for s in data.dataset_status() if s.available and s.name in wanted]
 
 
-def _file_key(name: str) -> tuple[str, int]:
-    path = data.locate(name)
-    if path is None:
+def _file_key(name: str) -> str:
+    """Cache key of dataset ``name``: its file's (or, when derived, its source files') path and modification time."""
+    stamp = data.dataset_stamp(name)
+    if "missing" in stamp.split("|"):
+        info = data.dataset_info(name)
+        files = ", ".join(data.dataset_info(s).filename for s in info.sources) if info.kind == "derived" else info.filename
         raise DataMissingError(
             f"dataset '{name}' is not available on this machine: run `nestedae data fetch {name}` "
-            f"or set {data.DATA_DIR_ENV} to a folder holding {data.dataset_info(name).filename}"
+            f"or set {data.DATA_DIR_ENV} to a folder holding {files}"
         )
-    return str(path.resolve()), path.stat().st_mtime_ns
+    return stamp
 
 
 def load_dataset(name: str) -> pd.DataFrame:
@@ -155,12 +158,11 @@ def load_dataset(name: str) -> pd.DataFrame:
         DataMissingError: the dataset is not on this machine (the message says how to get it).
         DataError: the file fails its checksum or cannot be read.
     """
-    where, mtime = _file_key(name)
-    return _load_cached_keyed(name, where, mtime)
+    return _load_cached_keyed(name, _file_key(name))
 
 
 @st.cache_data(show_spinner="Loading dataset…", max_entries=16)
-def _load_cached_keyed(name: str, where: str, mtime: int) -> pd.DataFrame:
+def _load_cached_keyed(name: str, stamp: str) -> pd.DataFrame:
     return data.load(name, download=False)
 
 
@@ -173,12 +175,11 @@ def dataset_formula_counts(name: str) -> dict[str, int]:
     """Distinct formulas of dataset ``name`` -> number of rows, most frequent first (ties alphabetical)."""
     if formula_column(name) is None:
         return {}
-    where, mtime = _file_key(name)
-    return dict(_formulas_cached(name, where, mtime))
+    return dict(_formulas_cached(name, _file_key(name)))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _formulas_cached(name: str, where: str, mtime: int) -> list[tuple[str, int]]:
+def _formulas_cached(name: str, stamp: str) -> list[tuple[str, int]]:
     df = data.load(name, download=False)
     counts = df[formula_column(name)].dropna().astype(str).value_counts()
     return sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))
@@ -195,12 +196,11 @@ def dataset_site_fractions(name: str) -> pd.DataFrame:
     See :func:`nestedae_core.data.lookup.site_fractions` (device formulas are
     parsed; rows that do not parse are NaN). Index aligned with :func:`load_dataset`.
     """
-    where, mtime = _file_key(name)
-    return _fractions_cached(name, where, mtime)
+    return _fractions_cached(name, _file_key(name))
 
 
 @st.cache_data(show_spinner="Reading compositions…", max_entries=16)
-def _fractions_cached(name: str, where: str, mtime: int) -> pd.DataFrame:
+def _fractions_cached(name: str, stamp: str) -> pd.DataFrame:
     return lookup.site_fractions(data.load(name, download=False), lookup.formula_column(name))
 
 

@@ -42,6 +42,16 @@ __all__ = [
 PCE_COLUMN = PCE
 
 
+#: JSON key of the band gap at each fidelity.
+GAP_JSON_KEYS: dict[str, str] = {"measured": "bandgap_eV", "PBE": "bandgap_pbe_eV", "HSE": "bandgap_hse_eV"}
+#: ``bandgap_note`` of a model without a measured-scale band gap.
+NO_MEASURED_GAP_NOTE = "this model has no measured-gap stage; see bandgap_pbe_eV"
+
+
+def _json_entry(t: dict[str, Any]) -> dict[str, Any]:
+    return {k: t[k] for k in ("mean", "std", "lower", "upper", "level", "unit", "fidelity")}
+
+
 def _json_name(column: str, unit: str) -> str:
     return JSON_NAMES.get(column, column if not unit else f"{column}_{unit.replace('/', '_per_').replace('%', 'percent')}")
 
@@ -80,14 +90,28 @@ class QueryResult:
     domain_message: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """JSON object: ``formula``, one key per target (``bandgap_eV``, ``pce_percent`` ...)
-        with ``mean``, ``std``, ``disagreement``, ``lower``, ``upper``, ``level``, ``unit`` and
-        ``fidelity``; ``in_domain``, ``stage_in_domain``, ``domain_distance``, ``domain_stage``,
-        ``domain_message``, ``etl``/``htl`` or ``categorical``, ``defaulted`` and ``latents``."""
+        """JSON object (what ``nestedae predict --json`` prints).
+
+        ``formula``; ``bandgap_eV``: the measured-scale band gap, or null with
+        ``bandgap_note`` when the model has no measured stage; ``bandgap_pbe_eV``
+        and ``bandgap_hse_eV`` (null when absent); one key per other target
+        (``pce_percent``, ``JV_reverse_scan_Voc_V`` ...). Each target is ``{mean,
+        std, lower, upper, level, unit, fidelity}`` (``std``: the fold models'
+        disagreement; ``lower``/``upper``: the prediction interval at ``level``,
+        null without calibration). Then ``in_domain``, ``stage_in_domain``,
+        ``domain_distance``, ``domain_stage``, ``domain_message``, ``etl``/``htl``,
+        ``categorical``, ``defaulted`` and ``latents``.
+        """
+        gaps = bandgaps(self)
         out: dict[str, Any] = {"formula": self.formula}
-        keys = ("mean", "std", "disagreement", "lower", "upper", "level", "unit", "fidelity")
-        for col, t in self.targets.items():
-            out[_json_name(col, t["unit"])] = {k: t[k] for k in keys}
+        for fidelity, key in GAP_JSON_KEYS.items():
+            out[key] = _json_entry(gaps[fidelity]) if fidelity in gaps else None
+            if fidelity == "measured" and fidelity not in gaps:
+                out["bandgap_note"] = NO_MEASURED_GAP_NOTE
+        gap_columns = {e["column"] for e in gaps.values()}
+        for column, t in self.targets.items():
+            if column not in gap_columns:
+                out[_json_name(column, t["unit"])] = _json_entry(t)
         out["in_domain"] = bool(self.in_domain)
         out["stage_in_domain"] = {k: bool(v) for k, v in self.stage_in_domain.items()}
         out["domain_distance"] = self.domain_distance

@@ -7,12 +7,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from nestedae_core.cli import main
-from nestedae_core.cli.predict_cmd import prediction_json
 
 #: the keys of every predicted quantity in `nestedae predict --json`
 ENTRY_KEYS = {"mean", "std", "lower", "upper", "level", "unit", "fidelity"}
@@ -77,11 +75,13 @@ def test_predict_with_the_shipped_model(capsys) -> None:
 
 
 def _result(targets: dict, in_domain: bool = True):
-    """A stand-in QueryResult of the contract (only what the JSON reads)."""
-    return SimpleNamespace(formula="MAPbI3", targets=targets, in_domain=in_domain, stage_in_domain={"film": in_domain},
-                           domain_distance={"film": 0.5}, domain_stage=None if in_domain else "film",
-                           domain_message="" if in_domain else "outside the training data of stage 'film': distance 3 > 1",
-                           categorical={"ETL_stack_sequence": "SnO2-np"}, defaulted=[], latents={"film": [0.1]})
+    """A QueryResult made by hand (no model needed)."""
+    from nestedae_core.predict import QueryResult
+
+    return QueryResult(formula="MAPbI3", targets=targets, in_domain=in_domain, stage_in_domain={"film": in_domain},
+                       domain_distance={"film": 0.5}, latents={"film": [0.1]}, categorical={"ETL_stack_sequence": "SnO2-np"},
+                       defaulted=[], domain_stage=None if in_domain else "film",
+                       domain_message="" if in_domain else "outside the training data of stage 'film': distance 3 > 1")
 
 
 def _target(mean, fidelity, unit="eV", lower=None, upper=None, label="band gap", stage="film"):
@@ -95,7 +95,7 @@ def test_prediction_json_of_a_measured_model_with_intervals() -> None:
                    "Perovskite_band_gap": _target(1.59, "measured", lower=1.52, upper=1.66, label="band gap (measured)"),
                    "JV_reverse_scan_PCE": _target(17.1, None, unit="%", lower=12.0, upper=21.0, label="PCE", stage="device"),
                    "JV_reverse_scan_Voc": _target(1.05, None, unit="V", label="Voc", stage="device")}, in_domain=False)
-    js = prediction_json(res)
+    js = res.to_json()
     assert list(js)[:4] == ["formula", "bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_eV"] and "bandgap_note" not in js
     assert js["bandgap_eV"] == {"mean": 1.59, "std": 0.02, "lower": 1.52, "upper": 1.66, "level": 0.9, "unit": "eV", "fidelity": "measured"}
     assert js["bandgap_pbe_eV"]["mean"] == 1.82 and js["bandgap_hse_eV"]["mean"] == 1.71 and js["bandgap_hse_eV"]["fidelity"] == "HSE"
@@ -106,7 +106,7 @@ def test_prediction_json_of_a_measured_model_with_intervals() -> None:
 
 
 def test_prediction_json_without_a_measured_gap_says_so() -> None:
-    js = prediction_json(_result({"Gap": _target(1.82, "PBE", stage="materials")}))
+    js = _result({"Gap": _target(1.82, "PBE", stage="materials")}).to_json()
     assert js["bandgap_eV"] is None and js["bandgap_note"] == "this model has no measured-gap stage; see bandgap_pbe_eV"
     assert js["bandgap_pbe_eV"]["mean"] == 1.82 and js["bandgap_pbe_eV"]["lower"] is None and js["bandgap_hse_eV"] is None
 

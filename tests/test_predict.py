@@ -25,19 +25,19 @@ def model(tiny_paper):
 def test_query_json_has_the_documented_keys(model) -> None:
     res = predict_composition(model, "Cs0.05FA0.79MA0.16PbBr0.51I2.49", etl="SnO2-np")
     js = res.to_json()
-    assert set(js["bandgap_eV"]) >= {"mean", "std"} and set(js["pce_percent"]) >= {"mean", "std"}
+    assert js["bandgap_eV"] is None and "no measured-gap stage" in js["bandgap_note"]  # the paper chain's gap is PBE
+    assert set(js["bandgap_pbe_eV"]) >= {"mean", "std"} and set(js["pce_percent"]) >= {"mean", "std"}
     assert isinstance(js["in_domain"], bool)
     assert js["etl"] == "SnO2-np" and js["htl"] == "Spiro-MeOTAD"
     assert js["defaulted"] == ["HTL_stack_sequence"]
     assert len(js["latents"]["materials"]) == 12
-    assert js["bandgap_eV"]["std"] > 0
-    for key in ("bandgap_eV", "pce_percent"):
+    assert js["bandgap_pbe_eV"]["std"] > 0 and js["bandgap_hse_eV"] is None
+    for key in ("bandgap_pbe_eV", "pce_percent"):
         entry = js[key]
-        assert set(entry) >= {"mean", "std", "disagreement", "lower", "upper", "level", "unit", "fidelity"}
+        assert set(entry) == {"mean", "std", "lower", "upper", "level", "unit", "fidelity"}
         assert entry["lower"] < entry["mean"] < entry["upper"] and entry["level"] == 0.9
-        assert entry["disagreement"] == entry["std"]
         assert entry["upper"] - entry["lower"] > 4 * entry["std"]  # the interval is the error, not the ensemble spread
-    assert js["bandgap_eV"]["fidelity"] == "PBE" and js["pce_percent"]["fidelity"] is None
+    assert js["bandgap_pbe_eV"]["fidelity"] == "PBE" and js["pce_percent"]["fidelity"] is None
     assert js["domain_stage"] is None and js["domain_message"] == ""
     json.dumps(js)  # plain JSON
 

@@ -16,16 +16,9 @@ prediction interval at ``level``, null without calibration). Then ``in_domain``,
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from ..vocabulary import ETL, HTL, JSON_NAMES
+from .. import predict
 from ._common import load_model, named, print_json, print_table, uncertainty_text
-
-#: JSON key of the band gap at each fidelity.
-GAP_KEYS: dict[str, str] = {"measured": "bandgap_eV", "PBE": "bandgap_pbe_eV", "HSE": "bandgap_hse_eV"}
-#: ``bandgap_note`` of a model without a measured-scale band gap.
-NO_MEASURED_GAP_NOTE = "this model has no measured-gap stage; see bandgap_pbe_eV"
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("predict", help="predict band gaps -> PCE for a composition",
@@ -39,52 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def _json_key(column: str, unit: str) -> str:
-    """JSON name of a target that is not a band gap: conventional (``pce_percent``) or ``<column>_<unit>``."""
-    return JSON_NAMES.get(column) or (column if not unit else f"{column}_{unit.replace('/', '_per_').replace('%', 'percent')}")
-
-
-def _entry(t: dict[str, Any]) -> dict[str, Any]:
-    return {"mean": t["mean"], "std": t["std"], "lower": t["lower"], "upper": t["upper"], "level": t["level"],
-            "unit": t["unit"], "fidelity": t["fidelity"]}
-
-
-def prediction_json(res: Any) -> dict[str, Any]:
-    """The JSON object of one :class:`~nestedae_core.predict.QueryResult` (keys in the module docstring)."""
-    from ..predict import bandgaps
-
-    gaps = bandgaps(res)
-    out: dict[str, Any] = {"formula": res.formula}
-    for fidelity, key in GAP_KEYS.items():
-        out[key] = _entry(gaps[fidelity]) if fidelity in gaps else None
-        if fidelity == "measured" and fidelity not in gaps:
-            out["bandgap_note"] = NO_MEASURED_GAP_NOTE
-    gap_columns = {e["column"] for e in gaps.values()}
-    for column, t in res.targets.items():
-        if column not in gap_columns:
-            out[_json_key(column, t["unit"])] = _entry(t)
-    out["in_domain"] = bool(res.in_domain)
-    out["stage_in_domain"] = {k: bool(v) for k, v in res.stage_in_domain.items()}
-    out["domain_distance"] = res.domain_distance
-    out["domain_stage"] = res.domain_stage
-    out["domain_message"] = res.domain_message
-    if ETL in res.categorical:
-        out["etl"] = res.categorical[ETL]
-    if HTL in res.categorical:
-        out["htl"] = res.categorical[HTL]
-    out["categorical"] = res.categorical
-    out["defaulted"] = res.defaulted
-    out["latents"] = res.latents
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from ..predict import bandgaps, predict_composition
 
     model = load_model(args.model)
     res = predict_composition(model, args.formula, etl=args.etl, htl=args.htl)
     if args.json:
-        print_json(prediction_json(res))
+        print_json(res.to_json())
         return 0
     print(f"composition: {res.formula}")
     for col, val in res.categorical.items():
@@ -98,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     print_table(rows, ["stage", "property", "mean", "uncertainty", "model disagreement (sd)", "unit"])
     gaps = bandgaps(res)
     if gaps and "measured" not in gaps:
-        print(f"note: {NO_MEASURED_GAP_NOTE.replace('see bandgap_pbe_eV', 'its band gap is ' + ' and '.join(gaps))} "
+        print(f"note: {predict.NO_MEASURED_GAP_NOTE.replace('see bandgap_pbe_eV', 'its band gap is ' + ' and '.join(gaps))} "
               "(a DFT gap, not what a film or device shows)")
     if not any(t["lower"] is not None for t in res.targets.values()):
         print(f"note: this model has no calibrated prediction interval; ± is the disagreement of its {model.members} "
