@@ -255,12 +255,7 @@ class Composition:
             ion = str(key)
             if ion not in SITE_OF_ION:
                 raise CompositionError(f"unknown ion {ion!r} in fractions: known ions are {_KNOWN_LIST}")
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                raise CompositionError(f"fraction of {ion} is {raw!r}, expected a number") from None
-            if not math.isfinite(value) or value < 0:
-                raise CompositionError(f"fraction of {ion} is {value!r}, expected a finite number >= 0")
+            value = _non_negative(raw, f"fraction of {ion}")
             if value > 0:
                 amounts[ion] = amounts.get(ion, 0.0) + value
         x_sum = sum(v for ion, v in amounts.items() if SITE_OF_ION[ion] == "X")
@@ -274,6 +269,17 @@ class Composition:
         return _build(amounts, renormalize=renormalize, tolerance=tolerance, source="fractions")
 
 
+def _non_negative(raw: Any, what: str) -> float:
+    """``raw`` as a finite float >= 0 (CompositionError naming ``what`` otherwise)."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise CompositionError(f"{what} is {raw!r}, expected a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise CompositionError(f"{what} is {value!r}, expected a finite number >= 0")
+    return value
+
+
 def _canonical_site(site: str, given: Mapping[str, float]) -> IonAmounts:
     """Validate one site of a directly constructed Composition and scale it exactly."""
     if not hasattr(given, "items"):
@@ -285,12 +291,7 @@ def _canonical_site(site: str, given: Mapping[str, float]) -> IonAmounts:
             raise CompositionError(f"unknown ion {ion!r} on the {site} site: known ions are {_KNOWN_LIST}")
         if SITE_OF_ION[ion] != site:
             raise CompositionError(f"{ion} is {_site_name(SITE_OF_ION[ion])} ion, not {_site_name(site)} ion: move it to the {SITE_OF_ION[ion]} site")
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            raise CompositionError(f"amount of {ion} is {raw!r}, expected a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise CompositionError(f"amount of {ion} is {value!r}, expected a finite number >= 0")
+        value = _non_negative(raw, f"amount of {ion}")
         if value > 0:
             values[ion] = values.get(ion, 0.0) + value
     nominal = SITE_TOTALS[site]
