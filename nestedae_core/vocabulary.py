@@ -8,6 +8,8 @@ the Pauling scale, band gaps eV, Voc V, Jsc mA/cm2, FF a fraction, PCE %.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "A_SITE_IONS",
     "B_SITE_IONS",
@@ -17,6 +19,9 @@ __all__ = [
     "SITE_IONS",
     "SITE_TOTALS",
     "SITE_FRACTION_COLUMNS",
+    "SITE_FRACTION_UNIT",
+    "SITE_FRACTION_LABELS",
+    "PHASE_LABEL",
     "PROPERTY_KEYS",
     "PROPERTY_UNITS",
     "PROPERTY_LABELS",
@@ -57,6 +62,7 @@ __all__ = [
     "label",
     "unit",
     "display",
+    "input_groups",
 ]
 
 # --------------------------------------------------------------------------- ions and sites
@@ -81,6 +87,10 @@ SITE_IONS: dict[str, tuple[str, ...]] = {"A": A_SITE_IONS, "B": B_SITE_IONS, "X"
 SITE_TOTALS: dict[str, float] = {"A": 1.0, "B": 1.0, "X": 3.0}
 #: The 14 site-fraction columns of the alloy tables: one per ion, named by the ion.
 SITE_FRACTION_COLUMNS: tuple[str, ...] = IONS
+#: Unit of a site fraction (moles of the ion per mole of its site; X amounts are divided by 3).
+SITE_FRACTION_UNIT = "mol/mol"
+#: Readable name of each site-fraction column, e.g. ``"Sn fraction of the B site"``.
+SITE_FRACTION_LABELS: dict[str, str] = {ion: f"{ion} fraction of the {SITE_OF_ION[ion]} site" for ion in IONS}
 
 # --------------------------------------------------------------------------- ion properties and descriptors
 
@@ -158,6 +168,8 @@ BANDGAP_PBE_DFT = "Gap_PBE"
 BANDGAP_HSE = "Gap_HSE"
 #: Crystal phase as one categorical column (Cubic, Tetra, Ortho, Hex).
 PHASE = "phase"
+#: Readable name of the ``phase`` input (a category: cubic, tetragonal, orthorhombic, hexagonal; no unit).
+PHASE_LABEL = "crystal phase"
 #: The fidelities a band gap can have: measured on films/devices, DFT-PBE, DFT-HSE06.
 FIDELITIES: tuple[str, ...] = ("measured", "PBE", "HSE")
 #: Key of a composition in derived tables (its canonical formula).
@@ -246,3 +258,23 @@ def display(column: str) -> str:
     """Label with its unit, e.g. ``PCE (%)``."""
     u = unit(column)
     return f"{label(column)} ({u})" if u else label(column)
+
+
+def input_groups(columns: Sequence[str]) -> list[tuple[str, int]]:
+    """Input columns summarised by kind, in first-seen order: ``[("site descriptors", 15), ("site fractions", 14), ...]``.
+
+    Site descriptors and factors count together, site fractions together; any
+    other column is its own group, named by :func:`label` (``phase``: crystal phase).
+    """
+    counts: dict[str, int] = {}
+    for column in columns:
+        if column in DESCRIPTOR_UNITS:
+            name = "site descriptors"
+        elif column in SITE_FRACTION_COLUMNS:
+            name = "site fractions"
+        elif column == PHASE:
+            name = PHASE_LABEL
+        else:
+            name = label(column)
+        counts[name] = counts.get(name, 0) + 1
+    return list(counts.items())

@@ -111,6 +111,39 @@ def test_home_shows_the_active_model_and_its_metrics(no_data_env, monkeypatch):
     assert items["devices: PCE MAE"].endswith("%")
 
 
+def _chain_texts(at: AppTest) -> str:
+    import json
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return " | ".join(a.get("text", "") for a in spec["layout"]["annotations"])
+
+
+def test_home_chain_diagram_follows_the_measured_default_model(no_data_env):
+    at = open_app()
+    assert not at.exception
+    diagram = _chain_texts(at)
+    for word in ("Stage 1: dft", "Stage 2: film", "Stage 3: device", "site descriptors (15)", "site fractions (14)",
+                 "crystal phase", "Latents z₁</b><br>(16)", "latents z₁ of dft (16)", "band gap (PBE) (eV)",
+                 "band gap (HSE06) (eV)", "band gap (measured) (eV)", "PCE (%)", "Voc (V)", "ETL stack", "HTL stack"):
+        assert word in diagram, word
+    assert "Latents z₁</b><br>(12)" not in diagram and "Band gap</b><br>(eV)" not in diagram
+    assert "predicts the DFT **band gap**" not in texts(at)
+    assert "3 stage(s)" in texts(at) and "band gap (measured)" in texts(at)
+
+
+def test_home_chain_diagram_follows_the_paper_model(no_data_env, monkeypatch):
+    from nestedae_core import store
+
+    monkeypatch.setenv("NESTEDAE_DEFAULT_MODEL", str(store.shipped_bundle_path("paper-default")))
+    at = open_app()
+    assert not at.exception
+    diagram = _chain_texts(at)
+    for word in ("Stage 1: materials", "Stage 2: devices", "site descriptors (15)", "Latents z₁</b><br>(12)",
+                 "band gap (PBE) (eV)", "latents z₁ of materials (12)", "PCE (%)", "ETL stack"):
+        assert word in diagram, word
+    assert "site fractions" not in diagram and "Stage 3" not in diagram
+
+
 def test_home_names_every_band_gap_of_the_default_model(no_data_env):
     at = open_app()
     assert not at.exception
