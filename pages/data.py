@@ -32,6 +32,7 @@ from nestedae_core.vocabulary import (
     VOC,
     display,
     label,
+    unit,
 )
 
 # What to show per dataset: formula column, target columns (COLUMN_INFO gives labels/units),
@@ -57,6 +58,18 @@ def _targets(name: str) -> tuple[str, ...]:
     if name.startswith("mhp-"):
         return _ALLOY_TARGETS
     return ()
+
+
+def _column_info(name: str) -> dict[str, tuple[str, str]]:
+    """Label and unit of each column of dataset ``name`` the page titles: every band gap names its kind
+    (PBE, HSE06, measured); columns the charts do not know take the vocabulary's label and unit."""
+    info = {**figures.COLUMN_INFO, GAP_SPREAD: (label(GAP_SPREAD), unit(GAP_SPREAD)),
+            GAP_DEVICES: (label(GAP_DEVICES), "count")}
+    info[BANDGAP_PBE_DFT] = ("PBE band gap", unit(BANDGAP_PBE_DFT))
+    info[BANDGAP_HSE] = ("HSE06 band gap", unit(BANDGAP_HSE))
+    if name.startswith("mhp-"):  # the alloy tables' Gap is PBE, except in mhp-hse
+        info[BANDGAP_PBE] = ("HSE06 band gap" if name.startswith("mhp-hse") else "PBE band gap", unit(BANDGAP_PBE))
+    return info
 
 
 def _gap_as_text(values: pd.Series) -> pd.Series:
@@ -136,13 +149,13 @@ if missing_now:
                + " (see Home for how to fetch them).")
 
 
-def _range_slider(df: pd.DataFrame, column: str, key: str) -> tuple[tuple[float, float], tuple[float, float]] | None:
+def _range_slider(df: pd.DataFrame, column: str, key: str, title: str) -> tuple[tuple[float, float], tuple[float, float]] | None:
     values = pd.to_numeric(df[column], errors="coerce").dropna()
     if values.empty or values.min() == values.max():
         return None
     lo, hi = float(values.min()), float(values.max())
     step = 10.0 ** (math.floor(math.log10(hi - lo)) - 2)
-    chosen = st.slider(figures.axis_title(column), min_value=lo, max_value=hi, value=(lo, hi),
+    chosen = st.slider(title, min_value=lo, max_value=hi, value=(lo, hi),
                        step=step, key=key)
     return (float(chosen[0]), float(chosen[1])), (lo, hi)
 
@@ -163,6 +176,7 @@ def dataset_view(name: str) -> None:
     with ui.user_errors():
         df = state.load_dataset(name)
         targets = [c for c in _targets(name) if c in df.columns]
+        info = _column_info(name)
         formula_col = state.formula_column(name)
 
         with st.expander("Filters", expanded=True, icon=":material/filter_alt:"):
@@ -174,7 +188,8 @@ def dataset_view(name: str) -> None:
             slider_cols = st.columns(min(len(targets), 3) or 1)
             for i, column in enumerate(targets):
                 with slider_cols[i % len(slider_cols)]:
-                    picked = _range_slider(df, column, key=f"data.{name}.range.{column}")
+                    picked = _range_slider(df, column, key=f"data.{name}.range.{column}",
+                                           title=figures.axis_title(column, info))
                 if picked is not None:
                     ranges[column], full[column] = picked
             categories = {}
@@ -203,7 +218,7 @@ def dataset_view(name: str) -> None:
 
         with tabs["Table"]:
             shown = view
-            config = ui.unit_column_config(shown.columns, _COLUMN_LABELS)
+            config = ui.unit_column_config(shown.columns, _COLUMN_LABELS, info)
             if name == "psc-devices":
                 shown = view.loc[:, [c for c in _DEVICE_COLUMNS if c in view.columns]].copy()
                 shown[MEASURED_BANDGAP] = _gap_as_text(shown[MEASURED_BANDGAP])
@@ -215,9 +230,10 @@ def dataset_view(name: str) -> None:
 
         if "Distributions" in tabs:
             with tabs["Distributions"]:
-                ui.plot(figures.target_histograms_figure(view, targets), key=f"data-{name}-hist")
-                summary = view[targets].describe().T.reset_index(names="column")
-                summary.insert(1, "unit", [figures.COLUMN_INFO.get(c, (c, ""))[1] for c in targets])
+                ui.plot(figures.target_histograms_figure(view, targets, info=info), key=f"data-{name}-hist")
+                summary = view[targets].describe().T.reset_index(drop=True)
+                summary.insert(0, "quantity", [info.get(c, (label(c), ""))[0] for c in targets])
+                summary.insert(1, "unit", [info.get(c, ("", unit(c)))[1] or "dimensionless" for c in targets])
                 ui.table_with_download(summary, f"{name}-summary")
 
         if "Composition coverage" in tabs:

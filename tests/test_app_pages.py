@@ -197,6 +197,28 @@ def test_data_page_every_dataset_renders(data_dir):
         assert n_plots(at) <= 8
 
 
+def test_data_page_titles_gaps_by_kind_and_never_says_au(data_dir):
+    import json
+
+    at = open_app("pages/data.py")
+    at.selectbox(key="data.dataset").set_value("psc-gaps").run()
+    assert not at.exception
+    sliders = [s.label for s in at.slider]
+    assert "measured band gap spread (eV)" in sliders and "devices (count)" in sliders
+    assert not any("a.u." in s for s in sliders)
+    summaries = [d.value for d in at.dataframe if "quantity" in d.value.columns]
+    assert summaries and set(summaries[0]["quantity"]) == {"measured band gap", "measured band gap spread", "devices"}
+    at.selectbox(key="data.dataset").set_value("mhp-dft").run()
+    assert not at.exception
+    headers = {k: v.get("label") for k, v in json.loads(at.dataframe[0].proto.columns).items()}
+    assert headers["Gap_PBE"] == "PBE band gap (eV)" and headers["Gap_HSE"] == "HSE06 band gap (eV)"
+    summary = next(d.value for d in at.dataframe if "quantity" in d.value.columns)
+    assert list(summary["quantity"]) == ["PBE band gap", "HSE06 band gap"] and "Gap_PBE" not in summary.to_string()
+    at.selectbox(key="data.dataset").set_value("psc-devices").run()
+    summary = next(d.value for d in at.dataframe if "quantity" in d.value.columns)
+    assert "PCE" in set(summary["quantity"]) and "JV_reverse_scan_PCE" not in summary.to_string()
+
+
 def test_data_page_without_data(no_data_env):
     at = open_app("pages/data.py")
     info = " ".join(i.value for i in at.info)
