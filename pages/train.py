@@ -36,6 +36,8 @@ ACTIVATIONS = ["relu", "tanh", "gelu", "silu", "elu", "sigmoid", "identity"]
 #: At most this many queued or running jobs per session.
 MAX_ACTIVE_PER_SESSION = 3
 
+#: The preset of the shipped default model, listed first and preselected.
+DEFAULT_PRESET = "measured"
 K_PRESET = "train.preset"
 K_SELECTED = "train.selected_job"
 K_SEEN = "train.seen.{}"
@@ -154,8 +156,10 @@ mine = manager.jobs(owner)
 active_mine = [j for j in mine if j.is_active]
 with st.expander("Configure a training run", expanded=not mine, icon=":material/tune:"):
     names = [n for n in PRESET_HELP if n in PRESETS] + [n for n in PRESETS if n not in PRESET_HELP]
-    p = st.selectbox("Datasets and starting configuration (preset)", names, key=K_PRESET,
-                     format_func=lambda n: f"{n}: {PRESET_HELP.get(n, '')}")
+    if DEFAULT_PRESET in names:  # the shipped default's preset first
+        names = [DEFAULT_PRESET] + [n for n in names if n != DEFAULT_PRESET]
+    p = st.selectbox("Datasets and starting configuration (preset)", names, key=K_PRESET, index=0,
+                     format_func=lambda n: f"{n}: {PRESET_HELP.get(n) or preset(n).description}")
     base = preset(p)
     for note in dataset_notes(base):
         st.warning(f"Dataset missing: {note}", icon=":material/cloud_download:")
@@ -315,7 +319,10 @@ st.caption(f"Saved models live in `{store.models_dir()}`. The active model is us
 chosen = model_state.model_picker(key="train.model_picker", label="Active model")
 options = model_state.model_options()
 if options:
-    ui.table_with_download(model_state.bundles_frame(options), "saved-models", key=k("dl-models"))
+    models = model_state.bundles_frame(options)
+    for column in [c for c in models.columns if c.startswith("MAE ")]:  # a model without this target: "—", not None
+        models[column] = [f"{v:.4g}" if pd.notna(v) else "—" for v in models[column]]
+    ui.table_with_download(models, "saved-models", key=k("dl-models"))
 with ui.user_errors():
     if chosen is not None:
         model = model_state.active_model()

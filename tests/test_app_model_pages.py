@@ -53,8 +53,20 @@ def test_page_renders_on_default_model(app_env, page):
     assert n_plots(at) <= 8
 
 
+def test_train_page_offers_the_measured_preset_first_with_its_description(app_env):
+    at = open_app("pages/train.py")
+    box = at.selectbox(key="train.preset")
+    assert box.options[0].startswith("measured: DFT band gaps (PBE, HSE06)") and box.value == "measured"
+    assert all(not o.endswith(": ") for o in box.options)  # every preset has a description
+    assert at.radio(key="train.measured.split").value == "grouped"
+    models = next(d.value for d in at.dataframe if "path" in d.value.columns)
+    cells = models[[c for c in models.columns if c.startswith("MAE ")]].astype(str).to_numpy().ravel()
+    assert "—" in cells and not any(c in ("None", "nan", "") for c in cells)
+
+
 def test_train_page_lists_devices(app_env):
     at = open_app("pages/train.py")
+    at.selectbox(key="train.preset").set_value("paper").run()
     assert "Devices detected on this server" in texts(at) and "cpu" in texts(at)
     assert at.selectbox(key="train.paper.device").options[0] == "auto (best available)"
     assert "No runs yet" in texts(at)
@@ -104,7 +116,7 @@ def test_predict_and_screen_show_the_interval_of_a_calibrated_model(calibrated_e
     at = open_app("pages/predict.py")
     assert not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
-    gap = metrics["band gap (PBE) (materials)"]
+    gap = metrics["band gap (PBE) · materials stage"]
     assert " eV (90 % interval " in gap and "±" not in gap
     lo, hi = (float(v) for v in gap.split("interval ")[1].rstrip(")").split("–"))
     assert lo <= float(gap.split()[0]) <= hi
@@ -143,7 +155,7 @@ def test_predict_and_screen_use_the_measured_gap_of_a_measured_model(measured_bu
     assert not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
     gaps = [k for k in metrics if k.startswith("band gap")]
-    assert [g.split(" (")[1] for g in gaps] == ["PBE)", "HSE06)", "measured)"]  # all three, each named
+    assert [g.split(" · ")[0].split(" (")[1] for g in gaps] == ["PBE)", "HSE06)", "measured)"]  # all three, each named
     assert all(" eV (90 % interval " in metrics[g] for g in gaps)
     assert "Shockley–Queisser limit at the measured gap" in metrics
     assert "needs the measured model" not in texts(at)
@@ -490,3 +502,30 @@ def test_device_stack_is_shared_by_predict_and_explain_and_survives_page_switche
     assert not at.exception, exceptions(at)
     etl_boxes = [b for b in at.selectbox if b.label.startswith("Electron transport layer")]
     assert etl_boxes and etl_boxes[0].value == "SnO2-c"
+
+
+def test_predict_tiles_name_the_stage_readably_and_intervals_drive_the_error_bars(measured_bundle, app_env, monkeypatch):
+    """Walkthrough fixes: ' · film stage' (not '(film)'), intervals as the side-by-side error bars, blank missing gaps."""
+    monkeypatch.setenv(model_state.DEFAULT_MODEL_ENV, str(measured_bundle))
+    at = open_app("pages/predict.py")
+    assert not at.exception, exceptions(at)
+    tiles = [m.label for m in at.metric if "Shockley" not in m.label]
+    assert tiles and all(k.endswith(" stage") and " · " in k for k in tiles)
+    assert not any(k.endswith(")") for k in tiles)  # no doubled brackets
+    assert "Error bars: 90 % prediction intervals" in texts(at) and "Error bars: model disagreement" not in texts(at)
+
+
+def test_predict_nearest_devices_show_blanks_for_missing_gaps(app_env, data_dir):
+    at = open_app("pages/predict.py")
+    near = at.dataframe[-1].value
+    gaps = near["measured band gap (eV)"]
+    assert gaps.map(lambda v: isinstance(v, str)).all() and "None" not in set(gaps) and "nan" not in set(gaps)
+
+
+def test_predict_out_of_domain_gives_every_stage_its_reason(app_env):
+    at = open_app("pages/predict.py")
+    at.text_input(key="predict.formula").input("KBaCl3").run()
+    warning = " ".join(w.value for w in at.warning)
+    stages = warning.split("stage(s) ")[1].split(".")[0].split(", ")
+    assert stages and all(f"- **{s}**: " in warning for s in stages)
+    assert warning.count("outside the training data of stage") == len(stages)
