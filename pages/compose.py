@@ -9,6 +9,8 @@ exact). The chosen composition is stored with :func:`app.state.set_composition`
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import streamlit as st
 
@@ -19,6 +21,7 @@ from nestedae_core.errors import CompositionError
 from nestedae_core.vocabulary import (
     BANDGAP_PBE,
     DESCRIPTOR_LABELS,
+    DESCRIPTORS,
     DESCRIPTOR_UNITS,
     FACTOR_COLUMNS,
     MEASURED_BANDGAP,
@@ -26,6 +29,7 @@ from nestedae_core.vocabulary import (
     PCE,
     SITE_IONS,
     SITE_TOTALS,
+    input_groups,
 )
 
 DEFAULT_FORMULA = "MAPbI3"
@@ -211,16 +215,28 @@ def _verdicts(t: float, mu: float) -> list[tuple[bool, str]]:
     return out
 
 
-def descriptor_table(comp: Composition) -> pd.DataFrame:
-    """Descriptors and factors of ``comp`` with labels and units (from nestedae_core.chemistry.features)."""
+def _first_stage_inputs() -> tuple[str, list[str]]:
+    """Name and input columns of the active model's first stage (the paper's 15 descriptors when no model loads)."""
+    from app import model_state
+
+    try:
+        stage = model_state.active_model().spec.stages[0]
+    except Exception:  # noqa: BLE001 - Home and Train say why the model does not load
+        return "NestedAE stage 1", list(PAPER_DESCRIPTORS)
+    return f"stage '{stage.name}' of the active model", stage.numeric_inputs + stage.categorical_inputs
+
+
+def descriptor_table(comp: Composition, model_inputs: Sequence[str] = PAPER_DESCRIPTORS) -> pd.DataFrame:
+    """Descriptors and factors of ``comp`` with labels and units (from nestedae_core.chemistry.features);
+    ``model input`` marks those among ``model_inputs``."""
     values = featurize(comp)
-    paper = set(PAPER_DESCRIPTORS)
+    inputs = set(model_inputs)
     return pd.DataFrame({
         "descriptor": list(values),
         "meaning": [DESCRIPTOR_LABELS[k] for k in values],
         "value": [round(v, 6) for v in values.values()],
         "unit": [DESCRIPTOR_UNITS[k] or "dimensionless" for k in values],
-        "NestedAE input": [k in paper for k in values],
+        "model input": [k in inputs for k in values],
     })
 
 
@@ -228,12 +244,17 @@ def descriptor_table(comp: Composition) -> pd.DataFrame:
 def descriptors_section(comp: Composition) -> None:
     """The descriptor table; its toggle reruns only this part."""
     st.subheader("Site descriptors")
-    all_rows = st.toggle("Show all 36 descriptors (off: the 15 NestedAE stage-1 inputs and the two factors)",
-                         key="compose.all_descriptors")
-    table = descriptor_table(comp)
+    stage, inputs = _first_stage_inputs()
+    groups = input_groups(inputs)
+    n_desc = dict(groups).get("site descriptors", 0)
+    all_rows = st.toggle(f"Show all {len(DESCRIPTORS)} descriptors (off: the {n_desc} descriptors {stage} reads, "
+                         "and the two factors)", key="compose.all_descriptors")
+    table = descriptor_table(comp, inputs)
     if not all_rows:
-        table = table[table["NestedAE input"] | table["descriptor"].isin(FACTOR_COLUMNS)]
-    st.caption("Composition-weighted ion properties: A and B sites weighted by amount per formula unit, "
+        table = table[table["model input"] | table["descriptor"].isin(FACTOR_COLUMNS)]
+    st.caption(f"Inputs of {stage}: " + ", ".join(f"{n} {name}" if n > 1 else name for name, n in groups)
+               + ". *model input* marks the descriptors among them. "
+               "Composition-weighted ion properties: A and B sites weighted by amount per formula unit, "
                "the X site by its fraction (Br0.51I2.49 → 0.17 Br + 0.83 I).")
     ui.table_with_download(
         table, f"descriptors-{comp.formula}",

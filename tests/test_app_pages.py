@@ -270,6 +270,15 @@ def test_compose_all_descriptors_toggle(no_data_env):
     assert len(at.dataframe[0].value) == 38
 
 
+def test_compose_descriptors_describe_the_active_models_first_stage(no_data_env):
+    at = open_app("pages/compose.py")
+    toggle = at.toggle(key="compose.all_descriptors").label
+    assert "36 descriptors" in toggle and "stage 'dft' of the active model" in toggle and "NestedAE stage-1" not in toggle
+    assert "15 site descriptors, 14 site fractions, crystal phase" in texts(at)
+    table = at.dataframe[0].value
+    assert "model input" in table.columns and int(table["model input"].sum()) == 15
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [
