@@ -29,6 +29,7 @@ from nestedae_core.vocabulary import BANDGAP_PBE, PCE
 __all__ = [
     "TargetInfo",
     "target_infos",
+    "has_intervals",
     "events_frame",
     "loss_curves_figure",
     "fold_metrics_frame",
@@ -332,10 +333,12 @@ def line_scan_figure(
 
 def pce_vs_gap_figure(points: pd.DataFrame, *, gap_range: tuple[float, float] | None = None, gap_label: str = "band gap",
                       sq_name: str = "Shockley–Queisser limit") -> go.Figure:
-    """Predicted PCE against predicted band gap (both with ±1 sd error bars) under the Shockley–Queisser limit.
+    """Predicted PCE against predicted band gap, with error bars, under the Shockley–Queisser limit.
 
     ``points``: columns ``label``, ``gap``, ``gap_std``, ``pce``, ``pce_std`` (eV and %); ``gap_label``
     names the gap (e.g. ``band gap (measured)``); ``sq_name`` the limit's curve (say at which gap it is drawn).
+    With interval bounds (``gap_lower`` … ``pce_upper``, see :func:`has_intervals`) the error bars are the
+    prediction intervals; otherwise ± 1 sd of the fold models (model disagreement).
     """
     fig = go.Figure()
     gaps = pd.to_numeric(points.get("gap", pd.Series(dtype=float)), errors="coerce").dropna()
@@ -344,14 +347,22 @@ def pce_vs_gap_figure(points: pd.DataFrame, *, gap_range: tuple[float, float] | 
     fig.add_trace(go.Scatter(x=grid, y=sq_limit(grid)["pce_percent"], mode="lines", name=sq_name,
                              line=dict(color=_SQ, width=2.5), hovertemplate="gap %{x:.3f} eV<br>limit %{y:.1f} %<extra></extra>"))
     names = _short_labels(points) if len(points) else []
+    intervals = has_intervals(points)
+    gap_up, gap_down = _error_bars(points, "gap", intervals) if len(points) else ([], [])
+    pce_up, pce_down = _error_bars(points, "pce", intervals) if len(points) else ([], [])
     for i, row in enumerate(points.itertuples(index=False)):
         color = FOLD_COLORS[i % len(FOLD_COLORS)]
+        if intervals:
+            hover = (f"{row.label}<br>{gap_label} %{{x:.3f}} eV (interval {row.gap_lower:.3f}–{row.gap_upper:.3f})"
+                     f"<br>PCE %{{y:.2f}} % (interval {row.pce_lower:.2f}–{row.pce_upper:.2f})<extra></extra>")
+        else:
+            hover = (f"{row.label}<br>{gap_label} %{{x:.3f}} ± {row.gap_std:.3f} eV<br>PCE %{{y:.2f}} ± {row.pce_std:.2f} %"
+                     "<br>(± model disagreement)<extra></extra>")
         fig.add_trace(go.Scatter(
             x=[row.gap], y=[row.pce], mode="markers", name=names[i], marker=dict(size=12, color=color, line=dict(width=1, color="white")),
-            error_x=dict(type="data", array=[row.gap_std], visible=True, color=color),
-            error_y=dict(type="data", array=[row.pce_std], visible=True, color=color),
-            hovertemplate=f"{row.label}<br>{gap_label} %{{x:.3f}} ± {row.gap_std:.3f} eV<br>PCE %{{y:.2f}} ± {row.pce_std:.2f} %"
-                          "<br>(± model disagreement)<extra></extra>",
+            error_x=dict(type="data", array=[gap_up[i]], arrayminus=[gap_down[i]], symmetric=not intervals, visible=True, color=color),
+            error_y=dict(type="data", array=[pce_up[i]], arrayminus=[pce_down[i]], symmetric=not intervals, visible=True, color=color),
+            hovertemplate=hover,
         ))
     fig.update_xaxes(title_text=f"predicted {gap_label} (eV)")
     fig.update_yaxes(title_text="predicted PCE (%)", rangemode="tozero")
@@ -360,25 +371,51 @@ def pce_vs_gap_figure(points: pd.DataFrame, *, gap_range: tuple[float, float] | 
     return fig
 
 
+def has_intervals(table: pd.DataFrame) -> bool:
+    """True when every plotted row of ``table`` carries interval bounds (``gap_lower`` … ``pce_upper``, not NaN)."""
+    cols = ["gap_lower", "gap_upper", "pce_lower", "pce_upper"]
+    return len(table) > 0 and all(c in table for c in cols) and bool(table[cols].notna().all().all())
+
+
+def _error_bars(table: pd.DataFrame, col: str, intervals: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(above, below) the mean: to the interval bounds when ``intervals``, else ± the model disagreement (1 sd)."""
+    mean = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=float)
+    if intervals:
+        return (table[f"{col}_upper"].to_numpy(dtype=float) - mean, mean - table[f"{col}_lower"].to_numpy(dtype=float))
+    sd = table[f"{col}_std"].to_numpy(dtype=float)
+    return sd, sd
+
+
 def _short_labels(table: pd.DataFrame) -> list[str]:
     col = "short" if "short" in table else "label"
     return [t if len(t) <= 24 else t[:23] + "…" for t in table[col].astype(str)]
 
 
 def prediction_bars_figure(table: pd.DataFrame, *, gap_unit: str = "eV", pce_unit: str = "%", gap_label: str = "band gap") -> go.Figure:
-    """Side-by-side predictions: band gap and PCE bars with ±1 sd error bars (model disagreement), one bar per entry.
+    """Side-by-side predictions: band gap and PCE bars with error bars, one bar per entry.
 
     ``table``: columns ``label`` (full, for hovers), optionally ``short`` (tick labels), ``gap``,
     ``gap_std``, ``pce``, ``pce_std`` (NaN where not predicted); ``gap_label`` names the gap (``band gap (PBE)``).
+    With ``gap_lower``/``gap_upper``/``pce_lower``/``pce_upper`` (a calibrated model, see :func:`has_intervals`)
+    the error bars are the prediction intervals; otherwise ± 1 sd of the fold models (model disagreement).
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=[gap_label, "PCE"], horizontal_spacing=0.2)
     ticks = _short_labels(table)
     colors = [FOLD_COLORS[i % len(FOLD_COLORS)] for i in range(len(ticks))]
+    intervals = has_intervals(table)
     for c, (col, unit) in enumerate((("gap", gap_unit), ("pce", pce_unit)), start=1):
+        above, below = _error_bars(table, col, intervals)
+        if intervals:
+            extra = np.stack([table[f"{col}_lower"].to_numpy(dtype=float), table[f"{col}_upper"].to_numpy(dtype=float)], axis=1)
+            hover = f"%{{customdata[1]}}<br>%{{y:.3f}} {unit}<br>interval %{{customdata[2]:.3f}}–%{{customdata[3]:.3f}} {unit}<extra></extra>"
+        else:
+            extra = np.empty((len(table), 0))
+            hover = f"%{{customdata[1]}}<br>%{{y:.3f}} ± %{{customdata[0]:.3f}} {unit}<extra></extra>"
+        custom = np.concatenate([np.stack([table[f"{col}_std"].to_numpy(dtype=float), table["label"].astype(str).to_numpy()], axis=1),
+                                 extra.astype(object)], axis=1)
         fig.add_trace(go.Bar(x=ticks, y=table[col], marker_color=colors, showlegend=False,
-                             error_y=dict(type="data", array=table[f"{col}_std"], visible=True),
-                             customdata=np.stack([table[f"{col}_std"].to_numpy(dtype=float), table["label"].astype(str).to_numpy()], axis=1),
-                             hovertemplate=f"%{{customdata[1]}}<br>%{{y:.3f}} ± %{{customdata[0]:.3f}} {unit}<extra></extra>"), row=1, col=c)
+                             error_y=dict(type="data", array=above, arrayminus=below, symmetric=not intervals, visible=True),
+                             customdata=custom, hovertemplate=hover), row=1, col=c)
         fig.update_yaxes(title_text=f"predicted {gap_label if col == 'gap' else 'PCE'} ({unit})", row=1, col=c)
         fig.update_xaxes(title_text="entry (see the table)", tickangle=-25, row=1, col=c)
     style(fig, height=400)

@@ -28,13 +28,22 @@ from nestedae_core.chemistry.physics import sq_limit
 from nestedae_core.data.lookup import DISTANCE, SAME_COMPOSITION, SAME_STACK
 from nestedae_core.errors import CompositionError, NestedAEError
 from nestedae_core.model.intervals import DEFAULT_LEVEL
-from nestedae_core.query import composition_problem
+from nestedae_core.query import composition_problem, query_frame
 from nestedae_core.vocabulary import DEVICE_COMPOSITION, ETL, HTL, MEASURED_BANDGAP, PCE, display, label
 
 DEFAULT_FORMULA = "MAPbI3"
 #: level of the prediction intervals shown
 LEVEL = DEFAULT_LEVEL
 MAX_COMPARE = 5
+#: result tiles per row (more truncates their labels and values at 1400 px)
+TILES_PER_ROW = 4
+#: lets a result tile wrap its label and value instead of cutting them off with "…"
+TILE_CSS = """<style>
+.st-key-predict-tiles [data-testid="stMetricValue"], .st-key-predict-tiles [data-testid="stMetricValue"] *,
+.st-key-predict-tiles [data-testid="stMetricLabel"], .st-key-predict-tiles [data-testid="stMetricLabel"] * {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }
+.st-key-predict-tiles [data-testid="stMetricValue"] { font-size: 1.5rem; line-height: 1.25; }
+</style>"""
 SCANS = {
     "MAPbI3 → MAPbBr3 (iodide → bromide)": ("MAPbI3", "MAPbBr3"),
     "FAPbI3 → CsPbI3 (FA → Cs)": ("FAPbI3", "CsPbI3"),
@@ -98,6 +107,34 @@ def digits_of(unit: str) -> int:
     return 2 if unit == "%" else 3
 
 
+def tile_label(t: dict) -> str:
+    """A result tile's label: ``band gap (measured) · film stage``."""
+    return f"{quantities.named(t['label'], t['fidelity'])} · {t['stage']} stage"
+
+
+def tile_rows(entries: list) -> list[list]:
+    """Band gaps (and the SQ limit at one) in the first row(s), the other outcomes in the next, at most
+    :data:`TILES_PER_ROW` a row."""
+    rows = []
+    first = [e for e in entries if e.get("fidelity") or e.get("sq")]
+    for group in (first, [e for e in entries if e not in first]):
+        rows += [group[i:i + TILES_PER_ROW] for i in range(0, len(group), TILES_PER_ROW)]
+    return rows
+
+
+def stage_domain_reasons(comp: Composition, categorical: dict) -> dict[str, str]:
+    """Stage -> why the query is outside its training domain, for every flagged stage (the library's sentence)."""
+    preds = model.predict(query_frame(model, [comp], categorical=dict(categorical)), level=LEVEL)
+    return {name: str(p.domain_reason[0]) for name, p in preds.items() if not bool(p.in_domain[0])}
+
+
+def gap_extrapolated(stage_in_domain: dict[str, bool], gap_stage: str) -> list[str]:
+    """The flagged stages at or before ``gap_stage``: the gap the SQ limit uses is extrapolated when any."""
+    order = [s.name for s in model.spec.stages]
+    upto = order[: order.index(gap_stage) + 1] if gap_stage in order else order
+    return [s for s in upto if not stage_in_domain.get(s, True)]
+
+
 def sq_names(fidelity: str | None) -> tuple[str, str]:
     """(metric label, table column) of the SQ limit at a gap of this fidelity."""
     if fidelity == "measured":
@@ -155,20 +192,28 @@ if query is not None:
     gaps = predict.bandgaps(query)
     sq_gap = query.targets[sq_gap_t.column] if sq_gap_t is not None and sq_gap_t.column in query.targets else None
     show_sq = sq_gap is not None and PCE in query.targets and sq_gap["mean"] > 0
-    cols = st.columns(max(1, len(query.targets)) + (1 if show_sq else 0))
-    for col, t in zip(cols, query.targets.values()):
-        col.metric(f"{quantities.named(t['label'], t['fidelity'])} ({t['stage']})", quantities.estimate(t, digits_of(t["unit"])))
-        col.caption(quantities.disagreement(t, digits_of(t["unit"])))
+    st.html(TILE_CSS)
+    tiles = st.container(key="predict-tiles")
+    entries = list(query.targets.values()) + ([{"sq": True}] if show_sq else [])
     limit = None
-    if show_sq:
-        limit = sq_limit(sq_gap["mean"])["pce_percent"]
-        sq_label, _ = sq_names(sq_gap["fidelity"])
-        cols[-1].metric(sq_label, f"{limit:.1f} %",
-                        help="Detailed-balance limit of a single-junction cell at the predicted band gap, under the "
-                             "AM1.5G reference spectrum (ASTM G-173), cell at 300 K. It belongs to the measured-scale gap.")
-        if sq_gap["fidelity"] != "measured":
-            cols[-1].caption(f"At the {sq_gap['fidelity']} gap, for orientation only: the limit belongs to the measured-scale gap, "
-                             "which this model does not predict.")
+    for row in tile_rows(entries):
+        cols = tiles.columns(TILES_PER_ROW)
+        for col, t in zip(cols, row):
+            if t.get("sq"):
+                limit = sq_limit(sq_gap["mean"])["pce_percent"]
+                sq_label, _ = sq_names(sq_gap["fidelity"])
+                col.metric(sq_label, f"{limit:.1f} %",
+                           help="Detailed-balance limit of a single-junction cell at the predicted band gap, under the "
+                                "AM1.5G reference spectrum (ASTM G-173), cell at 300 K. It belongs to the measured-scale gap.")
+                if sq_gap["fidelity"] != "measured":
+                    col.caption(f"At the {sq_gap['fidelity']} gap, for orientation only: the limit belongs to the measured-scale gap, "
+                                "which this model does not predict.")
+                if flagged := gap_extrapolated(query.stage_in_domain, sq_gap["stage"]):
+                    col.caption(f":orange[**Extrapolated gap:**] the query is outside the training domain of stage(s) "
+                                f"{', '.join(flagged)}, so the gap, and this limit at it, are extrapolated.")
+                continue
+            col.metric(tile_label(t), quantities.estimate(t, digits_of(t["unit"])))
+            col.caption(quantities.disagreement(t, digits_of(t["unit"])))
     missing = [f for f in ("measured", "PBE", "HSE") if f not in gaps]
     if gaps and missing:
         notes = [f"Band gaps of this model: {', '.join(quantities.named('band gap', f) for f in gaps)}."]
@@ -186,9 +231,11 @@ if query is not None:
                   f"Uncertainty: {quantities.DISAGREEMENT_NOTE}."))
     if not query.in_domain:
         outside = [s for s, ok in query.stage_in_domain.items() if not ok]
+        reasons = stage_domain_reasons(shared, query.categorical) or {outside[0]: query.domain_message}
         st.warning(
-            f"**Outside the training domain** of stage(s) {', '.join(outside)}: {query.domain_message.rstrip('.')}. "
-            "The model extrapolates here: trust the numbers less than the uncertainty suggests.", icon=":material/warning:")
+            f"**Outside the training domain** of stage(s) {', '.join(outside)}. "
+            "The model extrapolates here: trust the numbers less than the uncertainty suggests.\n\n"
+            + "\n".join(f"- **{name}**: {reason.rstrip('.')}." for name, reason in reasons.items()), icon=":material/warning:")
     if limit is not None and query.targets[PCE]["mean"] > limit:
         st.error(
             f"**Above the Shockley–Queisser limit:** the predicted PCE {query.targets[PCE]['mean']:.2f} % exceeds the "
@@ -276,6 +323,9 @@ def compare_table(rows: pd.DataFrame) -> pd.DataFrame:
             item[sq_names(gap["fidelity"])[1]] = lim
             item["gap"], item["gap_std"] = gap["mean"], gap["disagreement"]
             item["pce"], item["pce_std"] = q.targets[PCE]["mean"], q.targets[PCE]["disagreement"]
+            if quantities.has_interval(gap) and quantities.has_interval(q.targets[PCE]):
+                item["gap_lower"], item["gap_upper"] = gap["lower"], gap["upper"]
+                item["pce_lower"], item["pce_upper"] = q.targets[PCE]["lower"], q.targets[PCE]["upper"]
             item["_limit"] = lim
         item["in domain"] = q.in_domain
         item["note"] = "" if q.in_domain else f"outside the training domain ({q.domain_message})"
@@ -291,7 +341,8 @@ table = compare_table(edited)
 if table.empty:
     st.info("Add at least one composition to the table.")
 else:
-    shown = table.drop(columns=[c for c in ("gap", "gap_std", "pce", "pce_std", "_ok", "_limit", "short", "label") if c in table.columns])
+    shown = table.drop(columns=[c for c in ("gap", "gap_std", "pce", "pce_std", "gap_lower", "gap_upper", "pce_lower", "pce_upper",
+                                            "_ok", "_limit", "short", "label") if c in table.columns])
     shown.insert(0, "#", range(1, len(shown) + 1))
     ui.table_with_download(shown, "predictions-side-by-side", key="predict.dl-compare",
                            column_config={c: st.column_config.NumberColumn(c, format="%.3f") for c in shown.columns if "(" in c})
@@ -306,7 +357,10 @@ else:
             ui.plot(fm.prediction_bars_figure(plotted, gap_label=gap_label), key="predict.bars")
         with right:
             ui.plot(fm.pce_vs_gap_figure(plotted, gap_label=gap_label, sq_name=sq_name), key="predict.sq")
-        st.caption("Error bars: model disagreement (± 1 sd of the fold models)"
+        bars = (f"Error bars: {quantities.level_text(LEVEL)} prediction intervals (the model's calibration on out-of-fold residuals)"
+                if fm.has_intervals(plotted) else
+                "Error bars: model disagreement (± 1 sd of the fold models; this model has no calibrated prediction interval)")
+        st.caption(bars
                    + ("." if sq_gap_t is None or sq_gap_t.fidelity == "measured" else f"; {quantities.NO_MEASURED_GAP}."))
     for r in failed.itertuples(index=False):
         st.error(f"Row '{r.formula}': {r.note}", icon=":material/error:")
@@ -363,5 +417,9 @@ else:
             st.caption(f"{'Devices with the same composition come first' if exact else 'No device has exactly this composition; the nearest ones by site descriptors'} "
                        f"(distance = Euclidean, over the 15 site descriptors standardised on the device data). "
                        f"Source: psc-devices (Jacobsson et al. 2022).")
-            ui.table_with_download(near, "nearest-devices", key="predict.dl-near",
+            gap_col = NEAREST_COLUMNS[MEASURED_BANDGAP]
+            shown_near = near.copy()
+            if gap_col in shown_near:  # a blank, not "None", for a device that reports no band gap; the CSV stays numeric
+                shown_near[gap_col] = [f"{v:g}" if pd.notna(v) else "" for v in pd.to_numeric(near[gap_col], errors="coerce")]
+            ui.table_with_download(shown_near, "nearest-devices", key="predict.dl-near", download=near,
                                    column_config={DISTANCE_LABEL: st.column_config.NumberColumn(format="%.3f")})

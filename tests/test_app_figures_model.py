@@ -257,3 +257,14 @@ def test_paired_differences_figure() -> None:
     assert "nestedae − rf" in fig.layout.yaxis.title.text
     empty = fm.paired_differences_figure({"folds": [], "differences": []}, unit="%")
     assert empty.layout.annotations[0].text == "no shared fold to compare"
+
+
+def test_side_by_side_error_bars_are_the_intervals_when_calibrated():
+    pts = pd.DataFrame({"label": ["MAPbI3"], "gap": [1.6], "gap_std": [0.02], "pce": [15.0], "pce_std": [0.5],
+                        "gap_lower": [1.5], "gap_upper": [1.75], "pce_lower": [12.0], "pce_upper": [16.0]})
+    assert fm.has_intervals(pts) and not fm.has_intervals(pts.drop(columns=["pce_upper"]))
+    bars = fm.prediction_bars_figure(pts)
+    assert list(bars.data[0].error_y.array) == pytest.approx([0.15]) and list(bars.data[0].error_y.arrayminus) == pytest.approx([0.1])
+    assert list(bars.data[1].error_y.array) == pytest.approx([1.0]) and list(bars.data[1].error_y.arrayminus) == pytest.approx([3.0])
+    sc = fm.pce_vs_gap_figure(pts)
+    assert sc.data[1].error_y.array[0] == pytest.approx(1.0) and sc.data[1].error_y.arrayminus[0] == pytest.approx(3.0)
