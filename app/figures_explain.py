@@ -34,7 +34,17 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from app.figures import style
-from nestedae_core.vocabulary import DESCRIPTOR_LABELS, DESCRIPTOR_UNITS, ETL, HTL, label
+from nestedae_core.vocabulary import (
+    DESCRIPTOR_LABELS,
+    DESCRIPTOR_UNITS,
+    ETL,
+    HTL,
+    PHASE,
+    PHASE_LABEL,
+    SITE_FRACTION_LABELS,
+    SITE_FRACTION_UNIT,
+    label,
+)
 
 __all__ = [
     "AttributionView",
@@ -64,7 +74,7 @@ _HIGHLIGHT = "#E45756"
 _GREY = "#9DA5AE"
 CATEGORY_COLORS = qualitative.Plotly + qualitative.D3
 #: Label of each categorical input (the synthetic devices' ``stack`` keeps its name).
-_CATEGORY_LABELS = {ETL: label(ETL), HTL: label(HTL), "stack": "stack"}
+_CATEGORY_LABELS = {ETL: label(ETL), HTL: label(HTL), "stack": "stack", PHASE: PHASE_LABEL}
 
 
 # --------------------------------------------------------------------------- attribution data
@@ -115,11 +125,14 @@ def as_view(att: Any, *, output: str | None = None, unit: str | None = None) -> 
 
 
 def feature_unit(name: str, units: Mapping[str, str] | None = None) -> str:
-    """Unit of an input feature: given ``units``, site descriptors' units, ``dimensionless`` for latents, ``category`` for stacks."""
+    """Unit of an input feature: given ``units``, site descriptors' units, ``mol/mol`` for site fractions,
+    ``dimensionless`` for latents, ``category`` for stacks and the crystal phase."""
     if units and name in units:
         return units[name]
     if name in DESCRIPTOR_UNITS:
         return DESCRIPTOR_UNITS[name] or "dimensionless"
+    if name in SITE_FRACTION_LABELS:
+        return SITE_FRACTION_UNIT
     if ".z" in name or name.startswith("z") and name[1:].isdigit() or name.startswith("PC") and name[2:].isdigit():
         return "dimensionless"
     if name in _CATEGORY_LABELS:
@@ -128,8 +141,9 @@ def feature_unit(name: str, units: Mapping[str, str] | None = None) -> str:
 
 
 def feature_label(name: str, units: Mapping[str, str] | None = None, *, with_unit: bool = True) -> str:
-    """Readable label of a feature: ``B-site ionic radius (Å)``, ``materials.z3``, ``ETL stack``."""
-    text = DESCRIPTOR_LABELS.get(name) or _CATEGORY_LABELS.get(name) or name
+    """Readable label of a feature: ``B-site ionic radius (Å)``, ``Sn fraction of the B site (mol/mol)``,
+    ``materials.z3``, ``ETL stack``, ``crystal phase``."""
+    text = DESCRIPTOR_LABELS.get(name) or SITE_FRACTION_LABELS.get(name) or _CATEGORY_LABELS.get(name) or name
     if not with_unit:
         return text
     unit = feature_unit(name, units)

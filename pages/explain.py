@@ -189,9 +189,24 @@ def _local(choice: Choice, method: str, member: int | None, latent: str | None) 
     return es.local_attribution(key, query.formula, _stack(choice), choice.stage, choice.output, choice.inputs, method, member)
 
 
+def _n_inputs(choice: Choice) -> int:
+    """How many inputs the explainer varies: the raw columns along the whole chain, else the stage's own inputs."""
+    return len(model.raw_columns(choice.stage)) if choice.inputs == "chain" else len(model.input_names(choice.stage))
+
+
+def _exact_ok(choice: Choice) -> bool:
+    """True when the exact explainer can run: it enumerates every coalition, 2^inputs of them per background row."""
+    return 2 ** _n_inputs(choice) <= explain.ExplainSettings().exact_max_rows
+
+
 def local_view(choice: Choice, member: int | None, latent: str | None) -> None:
     m1, m2 = st.columns([2, 1])
-    method = m1.radio("Explainer", list(LOCAL_METHODS), format_func=LOCAL_METHODS.get, horizontal=True, key="explain.local_method")
+    offered = [m for m in LOCAL_METHODS if m != "exact" or _exact_ok(choice)]
+    if st.session_state.get("explain.local_method") not in (None, *offered):
+        st.session_state.pop("explain.local_method")
+    method = m1.radio("Explainer", offered, format_func=LOCAL_METHODS.get, horizontal=True, key="explain.local_method",
+                      help=None if "exact" in offered else
+                      f"The exact explainer is not offered here: {_n_inputs(choice)} inputs need 2^{_n_inputs(choice)} coalitions per background row.")
     top = m2.slider("Features shown (count)", 5, 20, 10, key="explain.local_top")
     with ui.user_errors():
         att = _local(choice, method, member, latent)
@@ -271,8 +286,8 @@ def fidelity_view(choice: Choice) -> None:
                 "PCE along the whole chain). Choose one of those outputs above.", icon=":material/info:")
         return
     notes = explain.EXPLAINER_NOTES
-    n_inputs = len(model.raw_columns(choice.stage)) if choice.inputs == "chain" else len(model.input_names(choice.stage))
-    exact_ok = 2 ** n_inputs <= explain.ExplainSettings().exact_max_rows  # the exact explainer enumerates every coalition
+    n_inputs = _n_inputs(choice)
+    exact_ok = _exact_ok(choice)
     offered = ["exact", "permutation", "gradient", "kernel"] if exact_ok else ["permutation", "gradient", "kernel"]
     if any(m not in offered for m in st.session_state.get("explain.cmp_methods", [])):
         st.session_state.pop("explain.cmp_methods")
@@ -286,8 +301,9 @@ def fidelity_view(choice: Choice) -> None:
     if st.button("Run the comparison", icon=":material/play_arrow:", key="explain.cmp_run", disabled=not methods):
         ss["explain.cmp_requested"] = run_key
     if ss.get("explain.cmp_requested") != run_key:
-        st.caption("The exact explainer enumerates every coalition of inputs: a few seconds for the 15 descriptors, "
-                   "more for the whole chain. Press the button to run it.")
+        st.caption((f"The exact explainer enumerates every coalition of the {n_inputs} inputs (2^{n_inputs} per background row): "
+                    "it may take a few seconds. " if exact_ok else "")
+                   + "Press the button to run the comparison.")
         return
     with ui.user_errors():
         table = es.comparison(key, query.formula, _stack(choice), choice.comparison, tuple(methods), None)
@@ -297,9 +313,12 @@ def fidelity_view(choice: Choice) -> None:
             columns={"base": f"base ({unit})", "prediction": f"prediction ({unit})", "additivity_error": f"additivity error ({unit})",
                      "max_abs_diff_vs_exact": f"max |difference| vs exact ({unit})", "seconds": "time (s)",
                      "background_size": "background rows (count)", "is_exact": "exact Shapley values"})
+        diff_col = f"max |difference| vs exact ({unit})"
+        # as text, so that a missing value (no exact run, or the exact row itself) shows "—" rather than "None"
+        summary[diff_col] = [f"{v:.1e}" if pd.notna(v) else "—" for v in summary[diff_col]]
         sci = st.column_config.NumberColumn(format="%.1e")
         ui.table_with_download(summary, f"explainer-comparison-{choice.comparison}-{query.formula}", key="explain.dl_cmp",
-                               download=table, column_config={f"additivity error ({unit})": sci, f"max |difference| vs exact ({unit})": sci,
+                               download=table, column_config={f"additivity error ({unit})": sci,
                                                               "time (s)": st.column_config.NumberColumn(format="%.3f")})
         st.caption(
             "Every explainer starts from the same background and ends at the same prediction; they differ in how they "

@@ -27,7 +27,7 @@ from nestedae_core.data.synthetic import DEVICE_TARGET, MATERIAL_TARGET, TRUTH_P
 from nestedae_core.explain.rows import StageRows
 from nestedae_core.model.config import target_fidelity
 from nestedae_core.query import composition_problem
-from nestedae_core.vocabulary import BANDGAP_PBE, DECOMPOSITION, DESCRIPTOR_UNITS, IONS, MEASURED_BANDGAP, PCE, SITE_OF_ION
+from nestedae_core.vocabulary import BANDGAP_PBE, DECOMPOSITION, DESCRIPTOR_UNITS, IONS, MEASURED_BANDGAP, PCE
 
 VIEWS = ["Map", "Correlations", "Traversal", "Active latents"]
 NO_COLOUR = "(none)"
@@ -90,8 +90,7 @@ def colour_options(stage: int, rows: StageRows) -> dict[str, tuple[pd.Series, bo
             out[fx.feature_label(c, with_unit=False)] = (frame[c].astype(str), True)
     for ion in IONS:
         if ion in frame.columns and pd.to_numeric(frame[ion], errors="coerce").fillna(0).abs().sum() > 0:
-            site = SITE_OF_ION.get(ion, "")
-            out[f"{ion} fraction of the {site} site (dimensionless)"] = (frame[ion], False)
+            out[fx.feature_label(ion)] = (frame[ion], False)
     for c in model.prep[stage].numeric_columns:
         out[fx.feature_label(c, {k: v for k, v in DESCRIPTOR_UNITS.items() if v})] = (frame[c], False)
     return out

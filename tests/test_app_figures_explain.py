@@ -231,3 +231,9 @@ def test_factor_recovery_and_credit_split_figures():
     split = pd.DataFrame({"model": ["a", "b"], "feature": ["x0", "x_dup"], "mean |SHAP| (a.u.)": [0.4, 0.1]})
     fig = fx.credit_split_figure(split, unit="a.u.")
     assert list(fig.data[0].y) == [0.4, 0.1] and fig.layout.yaxis.title.text == "mean |SHAP value| (a.u.)"
+
+
+def test_site_fractions_and_phase_are_labelled():
+    assert fx.feature_label("Sn") == "Sn fraction of the B site (mol/mol)" and fx.feature_unit("I") == "mol/mol"
+    assert fx.feature_label("MA", with_unit=False) == "MA fraction of the A site"
+    assert fx.feature_label("phase") == "crystal phase" and fx.feature_unit("phase") == "category"

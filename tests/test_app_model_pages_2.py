@@ -107,6 +107,8 @@ def test_explain_fidelity_panel(paper_default):
     table = at.dataframe[0].value
     assert list(table["explainer"]) == ["exact", "permutation"]
     assert "additivity error (eV)" in table.columns and (table["additivity error (eV)"] < 1e-3).all()
+    diff = table["max |difference| vs exact (eV)"]
+    assert not diff.isna().any() and "None" not in set(diff.astype(str))  # a blank or "—", never "None"
 
 
 def test_explain_on_the_default_model_names_its_gaps(app_env):
@@ -254,3 +256,14 @@ def test_learn_correlated_pair_splits_credit(app_env):
     assert "x_dup" in set(split["feature"])
     assert split["mean |SHAP| (a.u.)"].gt(0).all()
     assert n_plots(at) <= 8
+
+
+def test_explain_local_offers_exact_only_where_the_fidelity_view_does(app_env):
+    at = open_app("pages/explain.py")
+    _no_errors(at)
+    local = at.radio(key="explain.local_method").options
+    at.radio(key="explain.view").set_value("Fidelity: compare explainers").run()
+    offered = at.multiselect(key="explain.cmp_methods").options
+    assert ("exact" in local) == ("exact" in offered)
+    if "exact" not in offered:  # no caption promising what is not offered
+        assert "a few seconds for the 15 descriptors" not in texts(at) and "Press the button" in texts(at)
