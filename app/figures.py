@@ -1,4 +1,4 @@
-"""Plotly figure builders of the Home, Data and Compose pages.
+"""Plotly figure builders of the Data and Compose pages.
 
 Plain functions: data in, :class:`plotly.graph_objects.Figure` out, no Streamlit,
 every axis titled with its unit. Science comes from nestedae_core (e.g. the
@@ -41,7 +41,6 @@ __all__ = [
     "SITE_COLORS",
     "axis_title",
     "style",
-    "chain_diagram_figure",
     "target_histograms_figure",
     "x_site_ternary_figure",
     "site_occupancy_figure",
@@ -88,76 +87,6 @@ def style(fig: go.Figure, *, height: int | None = None, title: str | None = None
         **({"height": height} if height else {}),
         **({"title": dict(text=title, x=0.0, xanchor="left")} if title else {}),
     )
-    return fig
-
-
-# --------------------------------------------------------------------------- Home
-
-
-def chain_diagram_figure() -> go.Figure:
-    """The NestedAE chain drawn with shapes and arrows.
-
-    Stage 1: composition -> site descriptors -> stage-1 encoder -> latents ->
-    band-gap head (and a decoder back to the descriptors). Stage 2: stage-1
-    latents + ETL/HTL one-hot -> stage-2 encoder -> latents -> PCE head (and
-    decoders back to both inputs).
-    """
-    fig = go.Figure()
-    boxes = {
-        # key: (x0, x1, y0, y1, text, fill)
-        "comp": (0.0, 1.5, 3.2, 4.2, "<b>Composition</b><br>MAPbI<sub>3</sub>, Cs<sub>0.05</sub>FA…", "#EEF2F7"),
-        "desc": (2.0, 3.7, 3.2, 4.2, "<b>Site descriptors</b><br>15 (A, B, X: radius,<br>weight, EA, IE, χ)", "#EEF2F7"),
-        "enc1": (4.2, 5.6, 3.2, 4.2, "<b>Stage-1<br>encoder</b>", SITE_COLORS["A"]),
-        "lat1": (6.1, 7.5, 3.2, 4.2, "<b>Latents z₁</b><br>(12)", "#D5E3F0"),
-        "gap": (8.0, 9.6, 3.2, 4.2, "<b>Band gap</b><br>(eV)", "#FBE3D0"),
-        "dev": (2.0, 3.7, 0.6, 1.6, "<b>Device stack</b><br>ETL (7), HTL (4)<br>one-hot", "#EEF2F7"),
-        "enc2": (4.2, 5.6, 0.6, 1.6, "<b>Stage-2<br>encoder</b>", SITE_COLORS["B"]),
-        "lat2": (6.1, 7.5, 0.6, 1.6, "<b>Latents z₂</b><br>(2–18)", "#FBE3D0"),
-        "pce": (8.0, 9.6, 0.6, 1.6, "<b>PCE</b><br>(%)", "#FBE3D0"),
-    }
-    dark = {"enc1", "enc2"}
-    for key, (x0, x1, y0, y1, text, fill) in boxes.items():
-        fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, fillcolor=fill,
-                      line=dict(color="#5A6B7B", width=1.2), layer="below")
-        fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=text, showarrow=False,
-                           font=dict(size=12, color="white" if key in dark else "#1F2A36"))
-
-    def arrow(x0: float, y0: float, x1: float, y1: float, *, dash: bool = False, text: str = "") -> None:
-        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
-                           showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=1.6,
-                           arrowcolor="#8A97A6" if dash else "#33414F", text="")
-        if text:
-            fig.add_annotation(x=(x0 + x1) / 2, y=(y0 + y1) / 2, text=text, showarrow=False,
-                               font=dict(size=10, color="#6B7785"), yshift=9)
-
-    arrow(1.5, 3.7, 2.0, 3.7)
-    arrow(3.7, 3.7, 4.2, 3.7)
-    arrow(5.6, 3.7, 6.1, 3.7)
-    arrow(7.5, 3.7, 8.0, 3.7, text="head")
-    arrow(6.8, 3.2, 5.25, 1.6)
-    fig.add_annotation(x=6.15, y=2.4, text="latents of<br>the absorber", showarrow=False, xanchor="left",
-                       font=dict(size=10, color="#6B7785"))
-    arrow(3.7, 1.1, 4.2, 1.1)
-    arrow(5.6, 1.1, 6.1, 1.1)
-    arrow(7.5, 1.1, 8.0, 1.1, text="head")
-    # decoders (reconstruction): grey elbow arrows from the latents back to the inputs
-    grey = dict(color="#8A97A6", width=1.4, dash="dot")
-    fig.add_shape(type="path", path="M 6.8 4.2 L 6.8 4.5 L 2.85 4.5", line=grey)
-    arrow(2.85, 4.5, 2.85, 4.2, dash=True)
-    fig.add_annotation(x=4.8, y=4.5, text="decoder: reconstruct the descriptors", showarrow=False,
-                       font=dict(size=10, color="#6B7785"), yshift=9)
-    fig.add_shape(type="path", path="M 6.8 0.6 L 6.8 0.3 L 2.85 0.3", line=grey)
-    arrow(2.85, 0.3, 2.85, 0.6, dash=True)
-    fig.add_annotation(x=4.8, y=0.3, text="decoders: reconstruct z₁ and ETL/HTL", showarrow=False,
-                       font=dict(size=10, color="#6B7785"), yshift=-9)
-    fig.add_annotation(x=-0.05, y=4.75, text="<b>Stage 1 · atomic scale</b>", showarrow=False, xanchor="left",
-                       font=dict(size=12, color=SITE_COLORS["A"]))
-    fig.add_annotation(x=-0.05, y=2.0, text="<b>Stage 2 · device scale</b>", showarrow=False, xanchor="left",
-                       font=dict(size=12, color=SITE_COLORS["B"]))
-    fig.update_xaxes(visible=False, range=[-0.1, 9.7], fixedrange=True)
-    fig.update_yaxes(visible=False, range=[0.0, 4.95], fixedrange=True)
-    style(fig, height=350)
-    fig.update_layout(margin=dict(l=5, r=5, t=5, b=5), showlegend=False, dragmode=False)
     return fig
 
 

@@ -56,22 +56,6 @@ def test_every_unit_in_column_info_is_nonempty():
     assert all(unit for _, unit in figures.COLUMN_INFO.values())
 
 
-# --------------------------------------------------------------------------- Home
-
-
-def test_chain_diagram_has_every_block():
-    fig = figures.chain_diagram_figure()
-    texts = " ".join(a.text or "" for a in fig.layout.annotations)
-    for word in ("Composition", "Site descriptors", "Stage-1", "Latents z₁", "Band gap", "ETL", "Stage-2", "PCE",
-                 "decoder"):
-        assert word in texts
-    rects = [s for s in fig.layout.shapes if s.type == "rect"]
-    assert len(rects) == 9
-    arrows = [a for a in fig.layout.annotations if a.showarrow]
-    assert len(arrows) >= 9
-    assert len(fig.data) == 0  # a drawing, no data traces
-
-
 # --------------------------------------------------------------------------- Data
 
 
