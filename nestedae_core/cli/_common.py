@@ -1,9 +1,10 @@
 """Helpers shared by the CLI sub-commands (formatting, progress bars, model loading)."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from ..errors import NestedAEError
@@ -18,6 +19,21 @@ def print_table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextI
         out.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
         if j == 0:
             out.write("  ".join("-" * w for w in widths) + "\n")
+
+
+def whole_number(minimum: int, what: str = "number", why: str = "") -> Callable[[str], int]:
+    """An argparse ``type`` accepting whole numbers >= ``minimum``; errors name ``what`` (and ``why`` it must be so)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} '{text}': give a whole number of at least {minimum}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"invalid {what} {value}: {why or f'it must be at least {minimum}'}")
+        return value
+
+    return parse
 
 
 def print_json(obj: Any) -> None:
@@ -84,4 +100,4 @@ class ProgressBar:
             self._bar.close()
 
 
-__all__ = ["print_table", "print_json", "named", "uncertainty_text", "load_model", "ProgressBar", "NestedAEError"]
+__all__ = ["print_table", "print_json", "whole_number", "named", "uncertainty_text", "load_model", "ProgressBar", "NestedAEError"]

@@ -6,7 +6,7 @@ import math
 import sys
 from typing import Any
 
-from ._common import print_json, print_table
+from ._common import print_json, print_table, whole_number
 
 
 def _level(text: str) -> float:
@@ -19,24 +19,8 @@ def _level(text: str) -> float:
     return value
 
 
-def _folds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid fold count '{text}': give a whole number of at least 2") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"invalid fold count {value}: at least 2 folds are needed")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number '{text}': give a whole number of at least 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid number {value}: it must be at least 1")
-    return value
+_folds = whole_number(2, "fold count", "at least 2 folds are needed")
+_positive = whole_number(1)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import load_model, named, print_json, print_table
+from ._common import load_model, named, print_json, print_table, whole_number
 
 METHOD_CHOICES = ("auto", "exact", "permutation", "kernel", "gradient")
 
@@ -37,19 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--htl", help="HTL stack (default: the most common in the training data)")
     p.add_argument("--model", help="model bundle directory, or a shipped model: measured-default (the default) or paper-default")
     p.add_argument("--json", action="store_true", help="print JSON (all attributions)")
-    p.add_argument("--top", type=_positive_int, default=8, metavar="K", help="attributions to list per output (default 8)")
+    p.add_argument("--top", type=whole_number(1, "attribution count", "give a positive integer"), default=8, metavar="K", help="attributions to list per output (default 8)")
     p.add_argument("--method", choices=METHOD_CHOICES, default="auto", help="explainer (default auto: see nestedae_core.explain)")
     p.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def _fmt(v: Any) -> str:
