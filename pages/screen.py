@@ -130,12 +130,36 @@ st.caption((f"Device stack: ETL {p['etl']}, HTL {p['htl']}. " if has_stack else 
               f"Model disagreement: ± 1 sd over the {model.members} fold models; {quantities.DISAGREEMENT_NOTE}."))
 
 
+#: the column that names, per out-of-domain candidate, the first stage whose training data it leaves
+STAGE_COLUMN = "first stage outside its training data"
+_stage_names = [st.name for st in model.spec.stages]
+
+
+def _stage_text(name: str) -> str:
+    """``"film (stage 2 of 3)"`` for a stage name; "" stays "" (inside every stage's domain)."""
+    if not name:
+        return ""
+    if name not in _stage_names:
+        return str(name)
+    return f"{name} (stage {_stage_names.index(name) + 1} of {len(_stage_names)})"
+
+
+def display_order(rank_column: str) -> list[fm.TargetInfo]:
+    """Targets in display order: the ranking target, the window's band gap, then the others in chain order."""
+    first = list(dict.fromkeys(c for c in (rank_column, gap_t.column if gap_t is not None else None) if c in by_col))
+    return [by_col[c] for c in first] + [t for t in targets if t.column not in first]
+
+
 def display_table(df: pd.DataFrame, *, ranked: bool = True) -> pd.DataFrame:
-    """Candidates with readable, fidelity- and unit-bearing column names (site fractions last); ``rank`` when ranked."""
+    """Candidates with readable, fidelity- and unit-bearing column names; ``rank`` when ranked.
+
+    Order: formula, the ranking target with its interval, the window's band gap with its interval, the
+    other targets, the descriptors, the stage that leaves the training domain (out-of-domain rows only),
+    the site fractions last."""
     out = pd.DataFrame({"formula": df["formula"].to_numpy()})
     if ranked:
         out.insert(0, "rank", range(1, len(df) + 1))
-    for t in targets:
+    for t in display_order(p["rank"]):
         if f"{t.column}_mean" in df:
             u = t.unit or "dimensionless"
             out[f"{t.label} ({u})"] = df[f"{t.column}_mean"].to_numpy()
@@ -147,6 +171,8 @@ def display_table(df: pd.DataFrame, *, ranked: bool = True) -> pd.DataFrame:
     out["tolerance factor (dimensionless)"] = df["tolerance_factor"].to_numpy()
     out["octahedral factor (dimensionless)"] = df["octahedral_factor"].to_numpy()
     out["in training domain"] = df["in_domain"].to_numpy()
+    if not ranked and "domain_stage" in df:
+        out[STAGE_COLUMN] = [_stage_text(s) for s in df["domain_stage"]]
     for ion in IONS:
         if ion in df and (df[ion] > 0).any():
             out[f"{ion} (site fraction)"] = df[ion].to_numpy()

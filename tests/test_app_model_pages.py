@@ -296,6 +296,38 @@ def test_screen_lists_out_of_domain_candidates_apart(app_env):
     assert any(e.label.startswith("Outside the training domain") for e in at.expander)
 
 
+def test_screen_table_leads_with_the_ranking_target_then_the_window_gap(app_env):
+    at = open_app("pages/screen.py")
+    at.select_slider(key="screen.n").set_value(4)
+    at.slider(key="screen.gap").set_value((0.5, 3.5)).run()
+    at.button(key="screen.run").click().run()
+    assert not at.exception, exceptions(at)
+    gap = at.slider(key="screen.gap").label.split("window, ")[1].split(" gap")[0]  # the window's fidelity
+    cols = list(at.dataframe[0].value.columns)
+    assert cols[:3] == ["rank", "formula", "PCE (%)"], cols
+    pce = [c for c in cols if c.startswith("PCE ")]
+    gaps = [c for c in cols if c.startswith(f"band gap ({gap})")]
+    assert cols[2:2 + len(pce)] == pce  # PCE with its interval and disagreement together
+    assert cols[2 + len(pce)] == f"band gap ({gap}) (eV)" and cols[2 + len(pce):2 + len(pce) + len(gaps)] == gaps
+    assert cols.index("tolerance factor (dimensionless)") > max(cols.index(c) for c in cols if c.endswith("(eV)") or c.endswith("(%)"))
+
+
+def test_screen_names_the_stage_that_leaves_the_training_domain(app_env):
+    at = open_app("pages/screen.py")
+    at.multiselect(key="screen.a").set_value(["K", "MA"])
+    at.multiselect(key="screen.b").set_value(["Ba", "Pb"])
+    at.multiselect(key="screen.x").set_value(["Cl", "I"])
+    at.select_slider(key="screen.n").set_value(4)
+    at.slider(key="screen.gap").set_value((0.5, 3.5))
+    at.slider(key="screen.tol").set_value((0.6, 1.2)).run()
+    at.button(key="screen.run").click().run()
+    assert not at.exception, exceptions(at)
+    ranked, outside = at.dataframe[0].value, at.dataframe[1].value
+    assert "first stage outside its training data" not in ranked.columns
+    stages = outside["first stage outside its training data"]
+    assert len(stages) and stages.str.fullmatch(r"\w+ \(stage \d of \d\)").all(), list(stages)
+
+
 def test_screen_too_many_candidates_is_refused(app_env):
     at = open_app("pages/screen.py")
     at.multiselect(key="screen.a").set_value(["K", "Rb", "Cs", "MA", "FA"])
