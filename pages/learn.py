@@ -134,6 +134,16 @@ def _shap(job_id: str, noise: float, seed: int, pair: bool, _model: NestedAE) ->
 
 
 SWEEP_SIZES = [1, 2, 3, 4, 5, 6]
+#: A validation MAE above this many times the generator's noise sd means the model is far from what the data allow.
+UNDER_TRAINED_FACTOR = 3.0
+
+
+def _under_trained(mae: float, noise_sd: float) -> bool:
+    """True when a validation MAE (a.u.) is far above the data's noise sd (a.u.): the model has not learnt yet.
+
+    With no noise (sd 0) there is no floor to compare against, so nothing is called under-trained.
+    """
+    return noise_sd > 0 and mae > UNDER_TRAINED_FACTOR * noise_sd
 
 
 def _sweep_jobs(noise: float, seed: int, epochs: int) -> list[tuple[latents.SweepRun, Job]]:
@@ -150,17 +160,23 @@ def _sweep_jobs(noise: float, seed: int, epochs: int) -> list[tuple[latents.Swee
     return out
 
 
-def _show_sweep(sweep: pd.DataFrame, true_size: int) -> None:
-    """The latent-size sweep's figure, reading and table."""
+def _show_sweep(sweep: pd.DataFrame, true_size: int, noise_sd: float) -> None:
+    """The latent-size sweep's figure, reading and table (no reading when even its best model is under-trained)."""
     ui.plot(fx.latent_size_sweep_figure(sweep, unit=UNIT, target_label="y1", true_size=true_size,
                                         title="Validation error against the latent size"), key="learn.sweep_fig")
     by_size = sweep.groupby("latent_size")["val_mae"].mean()
     sd = float(sweep["val_mae_std"].mean())
     best = int(by_size.idxmin())
     enough = int(by_size.index[by_size <= by_size.min() + sd][0])
-    st.caption(f"Lowest validation MAE at latent size {best}; from size {enough} on, the error is within one "
-               f"fold standard deviation ({sd:.3f} {UNIT}) of that minimum. The truth has {true_size} factors: "
-               "latents beyond what the data needs add capacity, not information.")
+    if _under_trained(float(by_size.min()), noise_sd):
+        st.warning(f"Even the best latent size reaches only {by_size.min():.3f} {UNIT}, more than "
+                   f"{UNDER_TRAINED_FACTOR:g}× the noise sd ({noise_sd:g} {UNIT}): these models are under-trained, so the "
+                   "sweep cannot tell how many latents the data need. Train with more epochs and run it again.",
+                   icon=":material/hourglass_empty:")
+    else:
+        st.caption(f"Lowest validation MAE at latent size {best}; from size {enough} on, the error is within one "
+                   f"fold standard deviation ({sd:.3f} {UNIT}) of that minimum. The truth has {true_size} factors: "
+                   "latents beyond what the data needs add capacity, not information.")
     shown = sweep.rename(columns={"latent_size": "latent size (count)", "val_mae": f"validation MAE ({UNIT})",
                                   "val_mae_std": f"MAE sd over folds ({UNIT})", "n_active": "active latents (count)",
                                   "seconds": "training time (s)"})
@@ -243,6 +259,14 @@ cols[1].metric("y2 validation MAE (stage 2)", f"{m['devices']['y2']['mae']:.3f} 
 cols[2].metric("noise floor (MAE)", f"{0.7979 * trained.noise:.3f} {UNIT}",
                help="Gaussian noise of sd σ has a mean absolute value of σ·√(2/π) ≈ 0.80 σ: no model can do better on average.")
 cols[3].metric("training time", f"{seconds:.1f} s")
+noise_sd = float(tdata.config.noise)
+y1_mae = float(m["materials"]["y1"]["mae"])
+under_trained = _under_trained(y1_mae, noise_sd)  # stage 1 is what steps 3-4 and the sweep read
+if under_trained:
+    st.warning(f"**The model is under-trained.** Its y1 validation MAE ({y1_mae:.3f} {UNIT}) is more than "
+               f"{UNDER_TRAINED_FACTOR:g}× the data's noise sd ({noise_sd:g} {UNIT}): after {trained.epochs} epochs it has "
+               "not yet learnt the structure, so the latents, attributions and sweep below describe an unfinished model. "
+               "Train with more epochs (e.g. 300).", icon=":material/hourglass_empty:")
 targets = fm.target_infos(model)
 ui.plot(fm.parity_figure(result.oof, targets), key="learn.parity")
 st.caption("Out-of-fold predictions against the truth: each point was predicted by the fold model that did not see it. "
@@ -292,7 +316,7 @@ with ui.user_errors():
             finished = [_wait_for(job, f"Latent size {run.size} of {SWEEP_SIZES[-1]}") for run, job in runs]
             if all(finished):
                 _show_sweep(pd.DataFrame([row for run, job in runs for row in latents.latent_sweep_rows(run, job.result, job.elapsed_s)]),
-                            truth.n_factors)
+                            truth.n_factors, tdata.config.noise)
 
 # ---------------------------------------------------------------------- 4
 st.header("4 · What SHAP says")
@@ -319,9 +343,12 @@ with ui.user_errors():
     noise_feats = truth.irrelevant_material_features
     st.caption(
         f"Red bars: features the equations use; blue: the rest. Mean |SHAP| over {att1.n_rows} rows, in {UNIT} "
-        f"The relevant features take {100 * share1:.0f} % of the credit for y1. The noise features "
-        f"({noise_feats[0]}…{noise_feats[-1]}) get small but non-zero values: that is the model's overfitting, not structure. "
-        "For y2, d0, d1 and the stack act directly; the material features act only through the latents, and the chain "
+        f"The relevant features take {100 * share1:.0f} % of the credit for y1. "
+        + ("The model is under-trained (see step 2), so these bars show an unfinished model, not what it would learn. "
+           if under_trained else
+           f"The noise features ({noise_feats[0]}…{noise_feats[-1]}) get small but non-zero values: that is the "
+           "model's overfitting, not structure. ")
+        + "For y2, d0, d1 and the stack act directly; the material features act only through the latents, and the chain "
         "explanation hands their credit back to them.")
 
 # ---------------------------------------------------------------------- 5

@@ -245,6 +245,25 @@ def test_learn_trains_and_counts_active_latents(app_env):
     assert any("settings changed" in w.value for w in at.warning)
 
 
+def test_learn_warns_when_the_model_is_under_trained(app_env):
+    at = open_app("pages/learn.py")
+    at.number_input(key="learn.epochs").set_value(5)  # y1 MAE far above 3x the noise sd (0.05)
+    at.button(key="learn.train").click().run()
+    _no_errors(at)
+    assert any("under-trained" in w.value and "more epochs" in w.value for w in at.warning)
+    assert "that is the model's overfitting" not in texts(at)
+    at.button(key="learn.sweep").click().run()
+    _no_errors(at)
+    assert any("sweep cannot tell" in w.value for w in at.warning)
+    assert "latents beyond what the data needs" not in texts(at)
+    # with more noise the same short training is within 3x the noise sd: no warning, the overfitting reading stays
+    at.select_slider(key="learn.noise").set_value(0.2).run()
+    at.button(key="learn.train").click().run()
+    _no_errors(at)
+    assert not any("under-trained" in w.value for w in at.warning)
+    assert "that is the model's overfitting" in texts(at)
+
+
 @pytest.mark.slow
 def test_learn_correlated_pair_splits_credit(app_env):
     at = open_app("pages/learn.py")
