@@ -60,6 +60,23 @@ def read_upload(raw: bytes) -> dict[str, Any]:
     return obj
 
 
+def _splits_coincide(grouped: dict[str, Any], random: dict[str, Any]) -> bool:
+    """True when every model of a task has the same fold-by-fold MAEs under both splits (to rounding).
+
+    That happens when no group repeats in the task's rows: the grouped folds are then the random folds.
+    """
+    shared = set(grouped) & set(random)
+    if not shared:
+        return False
+    for name in shared:
+        a = [fold.get("mae") for fold in grouped[name].get("folds") or []]
+        b = [fold.get("mae") for fold in random[name].get("folds") or []]
+        if not a or len(a) != len(b) or not all(
+                x is not None and y is not None and math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) for x, y in zip(a, b)):
+            return False
+    return True
+
+
 def _num(x: float, fmt: str) -> str:
     return "n/a" if x is None or not math.isfinite(x) else format(x, fmt)
 
@@ -188,16 +205,28 @@ else:
     same = (f"rows that share {' + '.join(f'`{g}`' for g in groups) or 'a formula'} (e.g. one formula computed in "
             "several phases), which end up in both the training and the validation folds")
     new_thing = "a new composition"
-st.markdown(
-    f"A **random** split deals rows into folds at random. Here that separates {same}. A model can then score well by "
-    f"*remembering* those rows rather than by generalising: this is **leakage**, and it makes the error look smaller "
-    f"than it will be for {new_thing}.  \n"
-    f"A **grouped** split keeps every row of a group in a single fold, so each validation fold holds only groups the "
-    f"model has never seen: its error is the honest estimate for {new_thing}. The gap between the two splits shows "
-    f"how much each model relies on memorising; when every group holds a single row, the two splits are equally honest."
-)
 other = "grouped" if split == "random" else "random"
-if other in reports and task in reports[other].get("tasks", {}):
+has_other = other in reports and task in reports[other].get("tasks", {})
+coincide = (has_other and {"grouped", "random"} <= set(reports)
+            and _splits_coincide(reports["grouped"]["tasks"][task].get("models") or {},
+                                 reports["random"]["tasks"][task].get("models") or {}))
+group_names = " + ".join(f"`{g}`" for g in groups) or "group"
+if coincide:
+    st.markdown(
+        f"Here the two splits **coincide**: every model has the same MAE on every fold under grouped and random folds, "
+        f"because no {group_names} value repeats in this task's rows (each group holds a single row). A random split "
+        f"then separates nothing that belongs together, so there is no leakage to measure and both figures are the "
+        f"honest estimate for {new_thing}.")
+else:
+    st.markdown(
+        f"A **random** split deals rows into folds at random. Here that separates {same}. A model can then score well by "
+        f"*remembering* those rows rather than by generalising: this is **leakage**, and it makes the error look smaller "
+        f"than it will be for {new_thing}.  \n"
+        f"A **grouped** split keeps every row of a group in a single fold, so each validation fold holds only groups the "
+        f"model has never seen: its error is the honest estimate for {new_thing}. The gap between the two splits shows "
+        f"how much each model relies on memorising; when every group holds a single row, the two splits are equally honest."
+    )
+if has_other:
     both = {sp: fm.benchmark_frames(reports[sp])[0] for sp in ("grouped", "random")}
     both = {sp: d[d["task"] == task] for sp, d in both.items()}
     ui.plot(fm.split_comparison_figure(both, unit=unit, title=f"{task}: MAE under grouped vs random folds"), key="compare.splits")

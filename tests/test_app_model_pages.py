@@ -432,6 +432,29 @@ def test_compare_page_reads_a_two_split_report_and_the_papers_scoring(app_env, t
     assert "MAE, paper's batch scoring (%)" not in at.dataframe[0].value.columns
 
 
+def test_compare_page_says_when_the_two_splits_coincide(app_env, tmp_path, monkeypatch):
+    from nestedae_core import benchmark
+
+    paths = {}
+    for split in ("random", "grouped"):  # the same results under both splits: no group repeats
+        p = tmp_path / f"accuracy-{split}.json"
+        p.write_text(json.dumps(_report(split, 1.0)), encoding="utf-8")
+        paths[split] = p
+    monkeypatch.setattr(benchmark, "shipped_benchmark_paths", lambda: dict(paths))
+    at = open_app("pages/compare.py")
+    at.selectbox(key="compare.task").set_value("bandgap-paper").run()
+    assert not at.exception
+    assert "the two splits **coincide**" in texts(at) and "no group value repeats" in texts(at)
+    assert "several phases" not in texts(at) and "this is **leakage**" not in texts(at)
+
+
+def test_compare_page_names_leakage_when_the_splits_differ(app_env, fake_benchmark):
+    at = open_app("pages/compare.py")
+    at.selectbox(key="compare.task").set_value("bandgap-paper").run()
+    assert not at.exception
+    assert "this is **leakage**" in texts(at) and "coincide" not in texts(at)
+
+
 def test_compare_page_without_reports(app_env, monkeypatch):
     from nestedae_core import benchmark
 
