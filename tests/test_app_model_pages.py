@@ -277,7 +277,8 @@ def test_screen_runs_and_times(app_env):
     assert filtered[gap].between(1.6, 1.7).all()
 
 
-def test_screen_lists_out_of_domain_candidates_apart(app_env):
+def _screen_with_out_of_domain_candidates():
+    """Screen run over K/MA, Ba/Pb, Cl/I: a grid where part of the candidates leave the training domain."""
     at = open_app("pages/screen.py")
     at.multiselect(key="screen.a").set_value(["K", "MA"])
     at.multiselect(key="screen.b").set_value(["Ba", "Pb"])
@@ -286,6 +287,11 @@ def test_screen_lists_out_of_domain_candidates_apart(app_env):
     at.slider(key="screen.gap").set_value((0.5, 3.5))
     at.slider(key="screen.tol").set_value((0.6, 1.2)).run()
     at.button(key="screen.run").click().run()
+    return at
+
+
+def test_screen_lists_out_of_domain_candidates_apart(app_env):
+    at = _screen_with_out_of_domain_candidates()
     assert not at.exception, exceptions(at)
     assert len(at.dataframe) == 2, texts(at)  # ranked in-domain candidates, and the out-of-domain ones apart
     ranked, outside = at.dataframe[0].value, at.dataframe[1].value
@@ -313,14 +319,7 @@ def test_screen_table_leads_with_the_ranking_target_then_the_window_gap(app_env)
 
 
 def test_screen_names_the_stage_that_leaves_the_training_domain(app_env):
-    at = open_app("pages/screen.py")
-    at.multiselect(key="screen.a").set_value(["K", "MA"])
-    at.multiselect(key="screen.b").set_value(["Ba", "Pb"])
-    at.multiselect(key="screen.x").set_value(["Cl", "I"])
-    at.select_slider(key="screen.n").set_value(4)
-    at.slider(key="screen.gap").set_value((0.5, 3.5))
-    at.slider(key="screen.tol").set_value((0.6, 1.2)).run()
-    at.button(key="screen.run").click().run()
+    at = _screen_with_out_of_domain_candidates()
     assert not at.exception, exceptions(at)
     ranked, outside = at.dataframe[0].value, at.dataframe[1].value
     assert "first stage outside its training data" not in ranked.columns
