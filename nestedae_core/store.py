@@ -16,17 +16,24 @@ A bundle directory holds:
 * ``manifest.json``: SHA-256 of every other file, checked on load (tampering or
   corruption is an error).
 
-Saving writes to a temporary directory next to the target and renames it into
-place, so a bundle is never half-written.
+Saving writes to a hidden temporary directory next to the target and renames it into
+place, so a bundle is never half-written; :func:`clean_stale_temp` removes the ones
+killed saves left. A bundle holds no symbolic links; its numbers are finite.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import math
+import re
+import secrets
 import shutil
-import tempfile
+import socket
+import stat
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -41,7 +48,8 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .model.config import ChainSpec, config_error_message
-from .errors import BundleError
+from .errors import BundleError, ConfigError
+from .io_safe import os_error_message
 from .model.chain import DomainModel, NestedAE, StagePreprocessing
 from .model.intervals import TargetCalibration, calibration_from_json, calibration_to_json
 from .model.nn import StageNet
@@ -59,6 +67,8 @@ __all__ = [
     "models_dir",
     "list_bundles",
     "BundleInfo",
+    "bundle_info",
+    "clean_stale_temp",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,44 +100,147 @@ def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=1, allow_nan=True), encoding="utf-8")
 
 
-def save_bundle(result_or_model: Any, path: str | os.PathLike[str], *, oof: dict[str, pd.DataFrame] | None = None, overwrite: bool = True) -> Path:
+# --------------------------------------------------------------------------- saving
+
+#: Suffixes of the hidden folders a save works in: ``.<name>.<host>-<pid>.<token>.saving``
+#: (being written) and ``.<name>.<host>-<pid>.<token>.old`` (a replaced bundle being removed).
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.(?P<token>[0-9a-f]+)\.(?P<kind>saving|old)$")
+#: Hidden folders of older versions (``tempfile.mkdtemp`` names and the fixed ``.old``).
+_LEGACY_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<token>[A-Za-z0-9_]{8}|old)$")
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _temp_name(name: str, kind: str) -> str:
+    return f".{name}.{_host_tag()}-{os.getpid()}.{secrets.token_hex(6)}.{kind}"
+
+
+def _target_state(target: Path) -> str:
+    """``missing``, ``empty`` (an empty folder), ``bundle``, ``link``, ``file`` (not a folder) or ``other`` (a non-empty folder that is no bundle)."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return "missing"
+    if stat.S_ISLNK(st.st_mode):
+        return "link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "file"
+    entries = os.listdir(target)
+    if not entries:
+        return "empty"
+    return "bundle" if "manifest.json" in entries or "config.json" in entries else "other"
+
+
+def _refuse_target(target: Path, overwrite: bool) -> None:
+    state = _target_state(target)
+    if state == "link":
+        raise BundleError(f"{target} is a symbolic link; refusing to replace it: save the model under a new name or into a real folder")
+    if state == "file":
+        raise BundleError(f"{target} exists and is not a folder; refusing to replace it: choose another name")
+    if state == "other":
+        raise BundleError(f"{target} is a folder that is not a model bundle; refusing to replace it: choose a new or empty folder")
+    if state == "bundle" and not overwrite:
+        raise BundleError(f"a model bundle named '{target.name}' already exists in {target.parent}; choose another name or allow overwriting (--overwrite)")
+
+
+def _check_finite_weights(tensors: dict[str, torch.Tensor]) -> None:
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise BundleError(f"the model's weights hold NaN or infinite values ({', '.join(bad[:3])}); training diverged: re-train with a smaller learning rate")
+
+
+def _check_finite_tree(obj: Any, what: str) -> None:
+    todo = [obj]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise BundleError(f"the model's {what} holds NaN or infinite values; re-train the model")
+        if isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+
+
+def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Rename the finished ``tmp`` folder to ``target``; never replaces what :func:`_refuse_target` protects.
+
+    Without ``overwrite`` this relies on rename semantics: renaming a folder onto a
+    non-empty folder fails, so of two concurrent saves of one name exactly one wins.
+    """
+    for _ in range(20):
+        _refuse_target(target, overwrite)
+        old: Path | None = None
+        if overwrite and _target_state(target) == "bundle":
+            old = target.with_name(_temp_name(target.name, "old"))
+            try:
+                os.rename(target, old)
+            except FileNotFoundError:  # another save moved it away meanwhile
+                old = None
+        try:
+            os.rename(tmp, target)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise
+            if not overwrite:  # someone else saved this name first
+                raise BundleError(f"a model bundle named '{target.name}' was saved in {target.parent} by another process just now; choose another name or allow overwriting") from None
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    raise BundleError(f"could not save {target}: other saves of the same name keep replacing it; try again")
+
+
+def save_bundle(result_or_model: Any, path: str | os.PathLike[str], *, oof: dict[str, pd.DataFrame] | None = None, overwrite: bool = False) -> Path:
     """Save a trained chain (a :class:`NestedAE` or a ``TrainResult``) as a bundle directory.
 
     Out-of-fold predictions are taken from a ``TrainResult`` (or ``oof``); their
-    ``*_true`` columns are dropped. The write is atomic: a temporary directory
-    beside ``path`` is renamed into place. Returns the bundle path.
+    ``*_true`` columns are dropped. The write is atomic: a hidden temporary folder
+    ``.<name>.<host>-<pid>.<token>.saving`` beside ``path`` is renamed into place.
+
+    ``path`` may be missing or an empty folder. An existing bundle is replaced only
+    with ``overwrite=True``; a folder that is not a bundle, a file, a device or a
+    symbolic link is never replaced. Two concurrent saves of one name without
+    ``overwrite``: exactly one succeeds. Every failure (including disk full or a
+    read-only location) is a :class:`BundleError` with a one-line message; nothing
+    is left half-written. Returns the bundle path.
     """
     model: NestedAE = getattr(result_or_model, "model", result_or_model)
     if oof is None:
         oof = getattr(result_or_model, "oof", None)
     target = Path(path)
-    if target.exists() and not overwrite:
-        raise BundleError(f"{target} already exists; choose another name or allow overwriting")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    if not target.name or target.name.startswith(".") or target.name in ("..",):
+        raise BundleError(f"invalid bundle name '{target.name}': it must not be empty or start with '.'")
+    _refuse_target(target, overwrite)
+    tensors: dict[str, torch.Tensor] = {}
+    for i, net in enumerate(model.nets):
+        for k, v in net.state_dict().items():
+            tensors[f"stage{i}.{k}"] = v.detach().to("cpu", torch.float32).contiguous()
+    _check_finite_weights(tensors)
+    prep = {
+        "stages": [
+            {
+                "preprocessing": p.to_json(),
+                "domain": d.to_json(),
+                "background": {
+                    "columns": list(bg.columns),
+                    "rows": bg.astype(object).where(bg.notna(), None).values.tolist(),
+                    "weights": w.tolist(),
+                },
+            }
+            for p, d, bg, w in zip(model.prep, model.domains, model.backgrounds, model.background_weights)
+        ]
+    }
+    _check_finite_tree(prep, "preprocessing")
+    tmp: Path | None = None
     try:
-        os.chmod(tmp, 0o755)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(_temp_name(target.name, "saving"))
+        os.mkdir(tmp, 0o755)
         spec_json = json.loads(model.spec.model_dump_json())
         _write_json(tmp / "config.json", {"format": BUNDLE_FORMAT, "nestedae_core": __version__, "spec": spec_json})
-        tensors: dict[str, torch.Tensor] = {}
-        for i, net in enumerate(model.nets):
-            for k, v in net.state_dict().items():
-                tensors[f"stage{i}.{k}"] = v.detach().to("cpu", torch.float32).contiguous()
         save_file(tensors, str(tmp / "weights.safetensors"), metadata={"format": str(BUNDLE_FORMAT)})
-        prep = {
-            "stages": [
-                {
-                    "preprocessing": p.to_json(),
-                    "domain": d.to_json(),
-                    "background": {
-                        "columns": list(bg.columns),
-                        "rows": bg.astype(object).where(bg.notna(), None).values.tolist(),
-                        "weights": w.tolist(),
-                    },
-                }
-                for p, d, bg, w in zip(model.prep, model.domains, model.backgrounds, model.background_weights)
-            ]
-        }
         _write_json(tmp / "preprocessing.json", prep)
         _write_json(tmp / "metrics.json", model.metrics)
         _write_json(tmp / "record.json", model.record)
@@ -143,69 +256,209 @@ def save_bundle(result_or_model: Any, path: str | os.PathLike[str], *, oof: dict
             written.append("calibration.json")
         manifest = {name: _sha256(tmp / name) for name in written}
         _write_json(tmp / "manifest.json", {"format": BUNDLE_FORMAT, "sha256": manifest})
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        for name in (*written, "manifest.json"):  # on disk before the rename makes it visible
+            with open(tmp / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        _publish(tmp, target, overwrite)
+        tmp = None
+    except OSError as exc:
+        raise BundleError(f"cannot save the model: {os_error_message(exc, target)}") from None
+    except SafetensorError as exc:
+        raise BundleError(f"cannot save the model to {target}: {exc}") from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     logger.info("saved bundle %s", target)
     return target
 
 
-def _read_json(path: Path) -> Any:
+def clean_stale_temp(directory: str | os.PathLike[str] | None = None, *, max_age_s: float = 3600.0) -> list[Path]:
+    """Remove the hidden temporary folders that killed or failed saves left in ``directory``.
+
+    ``directory`` defaults to :func:`models_dir`. A folder ``.<name>.<host>-<pid>.<token>.saving``
+    (or ``.old``) is removed when its process is gone (same host), or when it is older
+    than ``max_age_s`` seconds (a save takes seconds; other hosts' pids cannot be checked);
+    a save in progress is left alone. Hidden folders of older versions are removed when
+    older than ``max_age_s``. Only folders holding nothing but bundle files are touched
+    (never ``.git`` or other hidden folders). Returns the removed paths.
+    """
+    d = Path(directory) if directory is not None else models_dir()
+    removed: list[Path] = []
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        entries = list(os.scandir(d))
+    except OSError:
+        return removed
+    now, host = time.time(), _host_tag()
+    allowed = {*_FILES, *_OPTIONAL_FILES, "manifest.json"}
+    for e in entries:
+        if not e.name.startswith(".") or not e.is_dir(follow_symlinks=False):
+            continue
+        m, legacy = _TEMP_RE.match(e.name), _LEGACY_TEMP_RE.match(e.name)
+        if not m and not legacy:
+            continue
+        try:
+            if not set(os.listdir(e.path)) <= allowed:
+                continue
+            age = now - e.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        stale = age > max_age_s
+        if m and not stale and m["host"] == host:
+            stale = not _pid_alive(int(m["pid"]))
+        if stale:
+            shutil.rmtree(e.path, ignore_errors=True)
+            if not os.path.lexists(e.path):
+                removed.append(Path(e.path))
+                logger.info("removed the temporary folder of an interrupted save: %s", e.path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- loading
+
+#: Largest bundle JSON file read (bytes); the shipped ones are well below 10 MB.
+_MAX_JSON_BYTES = 200_000_000
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not allowed")
+
+
+def _read_json(path: Path, *, finite: bool = False) -> Any:
+    """A bundle JSON file; ``finite``: NaN, Infinity and out-of-range numbers are errors."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+        if finite:
+            return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+        return json.loads(text)
     except FileNotFoundError:
         raise BundleError(f"bundle file {path.name} is missing in {path.parent}; the bundle is incomplete, re-save or re-train it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BundleError(f"bundle file {path} is not UTF-8 text; the bundle is corrupt") from None
+    except json.JSONDecodeError as exc:
         raise BundleError(f"bundle file {path} is not valid JSON ({exc}); the bundle is corrupt") from None
+    except ValueError as exc:
+        raise BundleError(f"bundle file {path} holds NaN or infinite values ({exc}); the bundle is corrupt, re-train it") from None
+    except RecursionError:
+        raise BundleError(f"bundle file {path} is nested too deeply; the bundle is corrupt") from None
+
+
+def _check_files(root: Path) -> dict[str, str]:
+    """Layout checks shared by loading and listing; returns the manifest's ``{file: sha256}``.
+
+    The bundle folder must hold no symbolic link, and its files must be regular files.
+    """
+    try:
+        st = os.stat(root)
+    except OSError:
+        raise BundleError(f"no model bundle at {root} (expected a directory with config.json, weights.safetensors, ...)") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise BundleError(f"no model bundle at {root} (expected a directory with config.json, weights.safetensors, ...)")
+    try:
+        entries = list(os.scandir(root))
+    except OSError as exc:
+        raise BundleError(f"cannot read the bundle folder {root}: {exc.strerror or exc}") from None
+    for e in entries:
+        if e.is_symlink():
+            raise BundleError(f"bundle {root}: {e.name} is a symbolic link; bundles may hold only regular files (copy the file in instead)")
+    if not (root / "manifest.json").exists():
+        if not any(e.name in _FILES for e in entries):
+            raise BundleError(f"{root} is not a model bundle (no manifest.json, config.json, ...)")
+    names = {e.name: e for e in entries}
+    for name in (*_FILES, *_OPTIONAL_FILES, "manifest.json"):
+        e = names.get(name)
+        if e is not None and not e.is_file(follow_symlinks=False):
+            raise BundleError(f"bundle {root}: {name} is not a regular file; the bundle is corrupt")
+    manifest = _read_json(root / "manifest.json")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("sha256"), dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest["sha256"].items()):
+        raise BundleError(f"{root}/manifest.json is malformed (expected an object with a 'sha256' table of file checksums); the bundle is corrupt")
+    missing = [n for n in _FILES if n not in names]
+    if missing:
+        raise BundleError(f"bundle file {missing[0]} is missing in {root}; the bundle is incomplete, re-save or re-train it")
+    return manifest["sha256"]
+
+
+def _read_spec(root: Path) -> tuple[dict[str, Any], ChainSpec]:
+    cfg = _read_json(root / "config.json")
+    fmt = cfg.get("format") if isinstance(cfg, dict) else None
+    if not isinstance(cfg, dict):
+        raise BundleError(f"bundle {root}: config.json must hold an object, not {type(cfg).__name__}; the bundle is corrupt")
+    if fmt != BUNDLE_FORMAT:
+        raise BundleError(f"bundle {root} has format {fmt!r}, this nestedae_core {__version__} reads format {BUNDLE_FORMAT}; re-train the model with this version")
+    try:
+        spec = ChainSpec.model_validate(cfg["spec"])
+    except (ValidationError, KeyError, TypeError, ConfigError) as exc:
+        msg = config_error_message(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise BundleError(f"bundle {root} has an invalid configuration: {msg}") from None
+    return cfg, spec
+
+
+def _headline(root: Path, metrics: Any) -> dict[str, float]:
+    """``stage/target -> MAE`` of a bundle's metrics.json; BundleError when it is malformed."""
+    if not isinstance(metrics, dict):
+        raise BundleError(f"bundle {root}: metrics.json must hold an object (stage -> target -> metrics), not {type(metrics).__name__}")
+    out: dict[str, float] = {}
+    for s, tv in metrics.items():
+        if not isinstance(tv, dict):
+            raise BundleError(f"bundle {root}: metrics.json entry '{s}' must be an object of targets")
+        for t, v in tv.items():
+            if not isinstance(v, dict):
+                raise BundleError(f"bundle {root}: metrics.json entry '{s}/{t}' must be an object of metrics")
+            if "mae" in v:
+                mae = v["mae"]
+                if isinstance(mae, bool) or not isinstance(mae, (int, float)):
+                    raise BundleError(f"bundle {root}: metrics.json MAE of '{s}/{t}' is not a number ({str(mae)[:40]!r})")
+                out[f"{s}/{t}"] = float(mae)
+    return out
 
 
 def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bool = True) -> NestedAE:
     """Load a bundle directory into a :class:`NestedAE` (weights via safetensors, no pickle).
 
     Checks the manifest's SHA-256 of every file (``verify``), the format version,
-    the configuration and the weight shapes; any problem raises :class:`BundleError`
-    with what is wrong and what to do.
+    the configuration and the weight shapes, and refuses symbolic links in the bundle
+    and NaN or infinite values in its preprocessing and weights; any problem raises
+    :class:`BundleError` with what is wrong and what to do.
     """
     root = Path(path)
-    if not root.is_dir():
-        raise BundleError(f"no model bundle at {root} (expected a directory with config.json, weights.safetensors, ...)")
-    manifest = _read_json(root / "manifest.json")
-    if not isinstance(manifest, dict) or "sha256" not in manifest:
-        raise BundleError(f"{root}/manifest.json is malformed; the bundle is corrupt")
+    sums = _check_files(root)
     if verify:
-        for name in (*_FILES, *(n for n in _OPTIONAL_FILES if n in manifest["sha256"])):
+        for name in (*_FILES, *(n for n in _OPTIONAL_FILES if n in sums)):
             f = root / name
             if not f.is_file():
                 raise BundleError(f"bundle file {name} is missing in {root}; the bundle is incomplete")
-            expected = manifest["sha256"].get(name)
-            if expected != _sha256(f):
+            if sums.get(name) != _sha256(f):
                 raise BundleError(f"bundle file {name} in {root} does not match its checksum: the bundle was modified or is corrupt; re-train or restore it")
-    cfg = _read_json(root / "config.json")
-    fmt = cfg.get("format") if isinstance(cfg, dict) else None
-    if fmt != BUNDLE_FORMAT:
-        raise BundleError(f"bundle {root} has format {fmt!r}, this nestedae_core {__version__} reads format {BUNDLE_FORMAT}; re-train the model with this version")
-    try:
-        spec = ChainSpec.model_validate(cfg["spec"])
-    except (ValidationError, KeyError, TypeError) as exc:
-        msg = config_error_message(exc) if isinstance(exc, ValidationError) else str(exc)
-        raise BundleError(f"bundle {root} has an invalid configuration: {msg}") from None
-    prep_json = _read_json(root / "preprocessing.json")
+    cfg, spec = _read_spec(root)
+    prep_json = _read_json(root / "preprocessing.json", finite=True)
     try:
         stages = prep_json["stages"]
         preps = [StagePreprocessing.from_json(s["preprocessing"]) for s in stages]
         domains = [DomainModel.from_json(s["domain"]) for s in stages]
         backgrounds = [pd.DataFrame(s["background"]["rows"], columns=s["background"]["columns"]) for s in stages]
         bweights = [np.asarray(s["background"]["weights"], dtype=np.float64) for s in stages]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise BundleError(f"bundle {root}: preprocessing.json is malformed ({type(exc).__name__}: {exc})") from None
     if len(preps) != len(spec.stages):
         raise BundleError(f"bundle {root}: {len(preps)} preprocessing entries for {len(spec.stages)} stages")
@@ -213,24 +466,33 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
         tensors = load_file(str(root / "weights.safetensors"))
     except (SafetensorError, OSError, RuntimeError) as exc:
         raise BundleError(f"bundle {root}: cannot read weights.safetensors ({exc}); the bundle is corrupt") from None
+    try:
+        _check_finite_weights(tensors)
+    except BundleError:
+        raise BundleError(f"bundle {root}: weights.safetensors holds NaN or infinite values; the bundle is corrupt, re-train it") from None
+    if not preps:
+        raise BundleError(f"bundle {root}: preprocessing.json lists no stages; the bundle is corrupt")
     members = preps[0].cont_mean.shape[0]
     nets = []
     for i, (st, p) in enumerate(zip(spec.stages, preps)):
-        net = StageNet(st, p.layout, members).set_target_standardisation(p.target_mean, p.target_scale)
         prefix = f"stage{i}."
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:
+            net = StageNet(st, p.layout, members).set_target_standardisation(p.target_mean, p.target_scale)
             net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
+        except (RuntimeError, ValueError, IndexError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise BundleError(f"bundle {root}: weights of stage '{st.name}' do not fit its configuration ({first})") from None
         nets.append(net.eval())
     metrics = _read_json(root / "metrics.json")
+    _headline(root, metrics)
     record = _read_json(root / "record.json")
+    if not isinstance(record, dict):
+        raise BundleError(f"bundle {root}: record.json must hold an object, not {type(record).__name__}; the bundle is corrupt")
     calibration: dict[str, dict[str, TargetCalibration]] = {}
-    if (root / "calibration.json").is_file() and "calibration.json" in manifest["sha256"]:
+    if (root / "calibration.json").is_file() and "calibration.json" in sums:
         try:
-            calibration = calibration_from_json(_read_json(root / "calibration.json"))
+            calibration = calibration_from_json(_read_json(root / "calibration.json", finite=True))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"bundle {root}: calibration.json is malformed ({type(exc).__name__}: {exc})") from None
     model = NestedAE(spec=spec, nets=nets, prep=preps, domains=domains, backgrounds=backgrounds, background_weights=bweights, metrics=metrics, record=record, calibration=calibration)
@@ -270,7 +532,11 @@ def models_dir() -> Path:
 
 @dataclass(frozen=True)
 class BundleInfo:
-    """A bundle found on disk: name, path, preset, creation time and headline metrics."""
+    """A bundle found on disk: name, path, preset, creation time and headline metrics (MAE per ``stage/target``).
+
+    ``broken`` is None for a readable bundle, else the reason it cannot be used (one
+    line); a broken entry has ``preset`` ``"?"`` and no headline.
+    """
 
     name: str
     path: Path
@@ -278,26 +544,53 @@ class BundleInfo:
     created: str
     headline: dict[str, float]
     builtin: bool
+    broken: str | None = None
+
+
+def bundle_info(path: str | os.PathLike[str], *, builtin: bool = False) -> BundleInfo:
+    """Describe the bundle folder at ``path`` without loading its weights; never raises.
+
+    Checks the layout (no symbolic links, regular files, a well-formed manifest), the
+    configuration and metrics.json; a problem gives ``broken`` (the reason). Checksums
+    are verified only when the model is loaded (:func:`load_bundle`).
+    """
+    p = Path(path)
+    try:
+        if os.path.islink(p):
+            raise BundleError(f"{p} is a symbolic link; keep saved models as real folders in the models folder")
+        _check_files(p)
+        cfg, spec = _read_spec(p)
+        headline = _headline(p, _read_json(p / "metrics.json"))
+        record = _read_json(p / "record.json")
+        if not isinstance(record, dict):
+            raise BundleError(f"bundle {p}: record.json must hold an object, not {type(record).__name__}")
+        return BundleInfo(p.name, p, spec.name, str(record.get("created", "")), headline, builtin)
+    except BundleError as exc:
+        reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a listing must survive any malformed folder
+        reason = f"bundle {p} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    logger.warning("broken bundle %s: %s", p, reason)
+    return BundleInfo(p.name, p, "?", "", {}, builtin, reason)
 
 
 def list_bundles(directory: str | os.PathLike[str] | None = None, *, include_default: bool = True) -> list[BundleInfo]:
-    """Bundles in ``directory`` (default :func:`models_dir`) plus the shipped ones (the default first,
-    ``builtin=True``); unreadable ones are skipped."""
+    """The shipped bundles (the default first, ``builtin=True``) then every folder of ``directory``
+    (default :func:`models_dir`), sorted by name; hidden folders (temporary ones of saves) are skipped.
+
+    Never raises for a malformed folder: it is listed with ``broken`` set to the reason.
+    """
     out: list[BundleInfo] = []
-    roots: list[tuple[Path, bool]] = []
     if include_default:
-        roots += [(shipped_bundle_path(n), True) for n in SHIPPED_BUNDLE_NAMES if shipped_bundle_path(n).is_dir()]
+        out += [bundle_info(shipped_bundle_path(n), builtin=True) for n in SHIPPED_BUNDLE_NAMES if shipped_bundle_path(n).is_dir()]
     d = Path(directory) if directory is not None else models_dir()
-    if d.is_dir():
-        roots += [(p, False) for p in sorted(d.iterdir()) if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file()]
-    for p, builtin in roots:
-        try:
-            cfg = json.loads((p / "config.json").read_text(encoding="utf-8"))
-            metrics = json.loads((p / "metrics.json").read_text(encoding="utf-8"))
-            record = json.loads((p / "record.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            logger.warning("skipping unreadable bundle %s", p)
+    try:
+        entries = sorted(d.iterdir()) if d.is_dir() else []
+    except OSError as exc:
+        logger.warning("cannot list the models folder %s: %s", d, exc)
+        entries = []
+    for p in entries:
+        if p.name.startswith("."):
             continue
-        headline = {f"{s}/{t}": float(v["mae"]) for s, tv in metrics.items() for t, v in tv.items() if "mae" in v}
-        out.append(BundleInfo(p.name, p, cfg.get("spec", {}).get("name", "?"), str(record.get("created", "")), headline, builtin))
+        if p.is_dir() or p.is_symlink():
+            out.append(bundle_info(p))
     return out

@@ -130,7 +130,7 @@ def test_save_is_atomic(bundle, tmp_path, monkeypatch) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "save_file", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(BundleError, match="cannot save the model: .*disk full"):
         store.save_bundle(r, tmp_path / "m")
     assert not (tmp_path / "m").exists()
     assert list(tmp_path.iterdir()) == []  # no temporary directory left behind
@@ -140,10 +140,12 @@ def test_overwrite_replaces_a_bundle_whole(bundle, tmp_path) -> None:
     r, _ = bundle
     p = store.save_bundle(r, tmp_path / "m")
     (p / "stray.txt").write_text("x")
-    store.save_bundle(r, tmp_path / "m")
-    assert not (tmp_path / "m" / "stray.txt").exists()
     with pytest.raises(BundleError, match="already exists"):
-        store.save_bundle(r, tmp_path / "m", overwrite=False)
+        store.save_bundle(r, tmp_path / "m")  # overwrite=False is the default
+    assert (tmp_path / "m" / "stray.txt").exists()
+    store.save_bundle(r, tmp_path / "m", overwrite=True)
+    assert not (tmp_path / "m" / "stray.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary or old folder left
 
 
 def test_list_bundles_finds_user_models(bundle, tmp_path, monkeypatch) -> None:

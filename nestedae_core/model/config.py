@@ -219,6 +219,30 @@ def config_error_message(exc: ValidationError) -> str:
     return "invalid configuration: " + "; ".join(parts)
 
 
+#: Largest config file read (bytes); a chain spec is a few kB.
+MAX_CONFIG_BYTES = 1_000_000
+#: Deepest nesting of tables/lists accepted in a config file.
+MAX_CONFIG_DEPTH = 32
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of dicts/lists (iterative: a deep document cannot exhaust the stack)."""
+    deepest, todo = 0, [(obj, 1)]
+    while todo:
+        item, d = todo.pop()
+        if isinstance(item, dict):
+            items = list(item.values())
+        elif isinstance(item, list):
+            items = item
+        else:
+            continue
+        deepest = max(deepest, d)
+        if d > MAX_CONFIG_DEPTH:
+            return d
+        todo.extend((v, d + 1) for v in items)
+    return deepest
+
+
 def load_chain_spec(path: str | Path, base: ChainSpec | None = None) -> ChainSpec:
     """Read a chain spec from a ``.json`` or ``.toml`` file.
 
@@ -227,14 +251,35 @@ def load_chain_spec(path: str | Path, base: ChainSpec | None = None) -> ChainSpe
     ``base``'s stages by position. Raises :class:`ConfigError` on any problem.
     """
     p = Path(path)
+    kind = "TOML" if p.suffix.lower() == ".toml" else "JSON"
     try:
-        raw = p.read_text(encoding="utf-8")
+        if not p.is_file():
+            what = "does not exist" if not p.exists() else "is not a regular file"
+            raise ConfigError(f"config file {p} {what}; give a JSON or TOML file")
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {p} is {size / 1e6:.1f} MB; a chain spec is a few kB (limit {MAX_CONFIG_BYTES // 1_000_000} MB): check the file name")
+        with open(p, "rb") as fh:
+            blob = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
+    if len(blob) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {p} is larger than {MAX_CONFIG_BYTES // 1_000_000} MB; a chain spec is a few kB: check the file name")
     try:
-        data = tomllib.loads(raw) if p.suffix.lower() == ".toml" else json.loads(raw)
+        raw = blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8 {kind}") from None
+    if "\x00" in raw:
+        raise ConfigError(f"config file {p} is binary, not {kind} text")
+    try:
+        data = tomllib.loads(raw) if kind == "TOML" else json.loads(raw)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"config file {p} is not valid {'TOML' if p.suffix.lower() == '.toml' else 'JSON'}: {exc}") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config file {p} is not valid {kind}: {first}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {p} is nested too deeply to be a chain spec") from None
+    if _depth(data) > MAX_CONFIG_DEPTH:
+        raise ConfigError(f"config file {p} is nested more than {MAX_CONFIG_DEPTH} levels deep; a chain spec needs a few")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a table/object at the top level")
     if base is not None:
