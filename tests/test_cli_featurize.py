@@ -77,7 +77,8 @@ def test_bad_formula_exit_2(capsys: pytest.CaptureFixture[str], formula: str, fr
         (["featurize", "MAPbI3", "--csv", "x.csv"], "not allowed with"),
         (["featurize", "--csv", "x.csv"], "--csv needs --formula-column and --out"),
         (["featurize", "--csv", "x.csv", "--formula-column", "f", "--out", "o.csv", "--json"], "--json applies to a single FORMULA"),
-        (["featurize", "MAPbI3", "--out", "o.csv"], "--out only apply with --csv"),
+        (["featurize", "MAPbI3", "--out", "o.csv"], "--out only applies with --csv"),
+        (["featurize", "MAPbI3", "--out", "o.csv", "--formula-column", "f"], "--formula-column and --out only apply with --csv"),
     ],
 )
 def test_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str) -> None:

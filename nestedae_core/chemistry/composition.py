@@ -15,8 +15,12 @@ literature::
     Cs0.05FA0.79MA0.16PbBr0.51I2.49                 compact decimals
     Cs0.05(FA0.83MA0.17)0.95Pb(I0.83Br0.17)3        nested groups with multipliers
     (FAPbI3)0.85(MAPbBr3)0.15                       weighted end members
+    MAPbI₃  MAPbI³  MAPbI٣  ＭＡＰｂＩ３              unicode digits (decimal, sub-/superscript)
 
-and rejects everything else with a one-line
+Any Unicode decimal digit (Arabic-Indic, full-width, ...) and the sub- and
+superscript digits are read as the digits they are, and full-width ASCII forms
+as their ASCII letters and signs; other number characters (``½``, ``①``) and
+other characters are rejected. It rejects everything else with a one-line
 :class:`~nestedae_core.errors.CompositionError` that names the offending token.
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ import itertools
 import logging
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -47,6 +52,7 @@ __all__ = [
     "MAX_GRID_ROWS",
     "IonAmounts",
     "Composition",
+    "SiteTotalError",
     "parse_formula",
     "mix",
     "composition_grid",
@@ -55,8 +61,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Longest formula string :func:`parse_formula` accepts (characters).
-MAX_FORMULA_LENGTH: int = 200
+#: Longest formula string :func:`parse_formula` accepts (characters); every
+#: canonical :attr:`Composition.formula` (at most 14 ions with 12 decimals) fits.
+MAX_FORMULA_LENGTH: int = 256
 #: Largest grid :func:`composition_grid` builds (rows).
 MAX_GRID_ROWS: int = 2_000_000
 
@@ -66,6 +73,11 @@ _INDEX = {ion: i for i, ion in enumerate(IONS)}
 # Amounts are rounded to this many decimals so that float noise from arithmetic
 # (0.83 * 0.95 = 0.7884999999999999) does not break equality or hashing.
 _DECIMALS = 12
+# A site whose total is this close to the nominal one (relative) is not scaled:
+# canonical amounts (rounded to _DECIMALS) sum to the nominal total only to about
+# 1e-12, and scaling them again could flip their last digit, so that a
+# composition would not survive its own formula or to_dict().
+_EXACT = 1e-9
 # Spelled-out molecular cations accepted as aliases of MA and FA.
 _ALIASES: tuple[tuple[str, str], ...] = (
     ("CH3NH3", "MA"),
@@ -74,6 +86,7 @@ _ALIASES: tuple[tuple[str, str], ...] = (
 )
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 _CLOSERS = {v: k for k, v in _OPENERS.items()}
+_DIGITS = frozenset("0123456789")
 _NUMBER_RUN = re.compile(r"[0-9.]+")
 _NUMBER_OK = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+")
 _UNKNOWN_WORD = re.compile(r"[A-Z]{2,}(?=[A-Z][a-z]|[^A-Za-z]|$)|[A-Z][a-z]*|[A-Z]+")
@@ -83,6 +96,8 @@ def _fmt(value: float, digits: int = 4) -> str:
     """Format a positive number with ``digits`` significant digits, no exponent, no trailing zeros."""
     if value == 0 or not math.isfinite(value):
         return repr(float(value))
+    if abs(value) >= 1e15:  # only in messages (amounts in formulas are at most 3): 1e+240, not 240 digits
+        return f"{value:.{digits}g}"
     decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
     text = f"{value:.{decimals}f}"
     if "." in text:
@@ -97,6 +112,35 @@ def _site_name(site: str) -> str:
 
 def _canon(value: float) -> float:
     return round(float(value), _DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+class SiteTotalError(CompositionError):
+    """A site's amounts do not add up to its nominal total (A 1, B 1, X 3 per formula unit).
+
+    The message is worded for the Python API ("pass renormalize=True"); the
+    attributes carry the problem so that a command line or a dashboard can word
+    its own remedy (a ``--renormalize`` flag, a check box).
+
+    Attributes:
+        site: "A", "B" or "X".
+        total: the sum of the site's amounts as given (per formula unit).
+        expected: the nominal total of the site (per formula unit).
+        allowed: the accepted deviation from ``expected`` (per formula unit).
+        source: what was being read, e.g. the formula in quotes.
+    """
+
+    def __init__(self, message: str, *, site: str, total: float, expected: float, allowed: float, source: str) -> None:
+        super().__init__(message)
+        self.site = site
+        self.total = total
+        self.expected = expected
+        self.allowed = allowed
+        self.source = source
+
+    def describe(self) -> str:
+        """The problem without a remedy, e.g. ``X-site amounts sum to 2.5 in 'MAPbI2.5', expected 3 ± 0.06``."""
+        return (f"{self.site}-site amounts sum to {_fmt(self.total)} in {self.source}, "
+                f"expected {_fmt(self.expected)} ± {_fmt(self.allowed)}")
 
 
 class IonAmounts(Mapping[str, float]):
@@ -187,16 +231,26 @@ class Composition:
         Perovskite Database convention); amounts with 4 significant digits,
         trailing zeros stripped, a coefficient of 1 omitted. When 4 digits would
         not parse back to exactly this composition (e.g. after renormalising
-        0.33 + 0.33 + 0.33), as many more digits as needed are used.
+        0.33 + 0.33 + 0.33), as many more digits as needed are used, up to the
+        12 decimals the amounts are stored with (which always parse back).
         """
-        for digits in range(4, 18):
+        for digits in range(4, 14):
             text = self._format(digits)
             try:
                 if parse_formula(text) == self:
                     return text
             except CompositionError:  # pragma: no cover - defensive
                 continue
-        return self._format(17)  # pragma: no cover - 17 digits always round-trip
+        return self._format_exact()
+
+    def _format_exact(self) -> str:
+        """The formula with every amount to :data:`_DECIMALS` decimals: exactly the stored amounts."""
+        parts: list[str] = []
+        for mapping in (self.a, self.b, self.x):
+            for ion in sorted(mapping):
+                text = f"{mapping[ion]:.{_DECIMALS}f}".rstrip("0").rstrip(".")
+                parts.append(ion if text == "1" else ion + text)
+        return "".join(parts)
 
     def _format(self, digits: int) -> str:
         parts: list[str] = []
@@ -303,7 +357,7 @@ def _canonical_site(site: str, given: Mapping[str, float]) -> IonAmounts:
             f"{site}-site amounts sum to {_fmt(total)}, expected {_fmt(nominal)}: "
             "use Composition.from_fractions(..., renormalize=True) to scale them"
         )
-    scale = nominal / total
+    scale = 1.0 if abs(total - nominal) <= _EXACT * nominal else nominal / total
     items = ((ion, _canon(v * scale)) for ion, v in values.items())
     return IonAmounts((ion, v) for ion, v in items if v > 0)
 
@@ -326,12 +380,15 @@ def _build(amounts: Mapping[str, float], *, renormalize: bool, tolerance: float,
             raise CompositionError(f"no {site}-site ion in {source}: add one of {', '.join(SITE_IONS[site])}")
         allowed = tolerance * nominal
         if not renormalize and abs(total - nominal) > allowed + 1e-12:
-            raise CompositionError(
+            raise SiteTotalError(
                 f"{site}-site amounts sum to {_fmt(total)} in {source}, expected {_fmt(nominal)} ± {_fmt(allowed)}: "
-                "fix the amounts or pass renormalize=True to scale each site"
+                "fix the amounts or pass renormalize=True to scale each site",
+                site=site, total=total, expected=nominal, allowed=allowed, source=source,
             )
-        if abs(total - nominal) > 1e-9:
-            logger.debug("%s: scaling %s site from %g to %g", source, site, total, nominal)
+        if abs(total - nominal) <= _EXACT * nominal:
+            scaled[site] = dict(values)
+            continue
+        logger.debug("%s: scaling %s site from %g to %g", source, site, total, nominal)
         scaled[site] = {ion: v * nominal / total for ion, v in values.items()}
     return Composition(a=scaled["A"], b=scaled["B"], x=scaled["X"])
 
@@ -344,8 +401,50 @@ class _Token(NamedTuple):
     value: float = 0.0
 
 
+def _fold_character(ch: str) -> str:
+    """``ch`` read as the ASCII character it stands for, or ``ch`` itself.
+
+    Decimal digits of any script (category Nd: Arabic-Indic, full-width,
+    mathematical, ...) become their value, sub- and superscript digits (``₃``,
+    ``³``) the digit, the Arabic decimal separator ``٫`` a ``.``, and full-width
+    ASCII forms (``Ｍ``, ``（``, ``．``) their ASCII character. One character always stays one character, so that
+    positions in messages point at what the user typed.
+    """
+    if ch.isascii():
+        return ch
+    if ch == "\u066b":  # ARABIC DECIMAL SEPARATOR, the decimal point of Arabic-Indic digits
+        return "."
+    value = unicodedata.decimal(ch, None)
+    if value is not None:
+        return str(value)
+    folded = unicodedata.normalize("NFKC", ch)
+    if len(folded) == 1 and folded.isascii() and folded.isprintable():
+        tag = unicodedata.decomposition(ch).split(" ", 1)[0]
+        if tag in ("<super>", "<sub>") and folded in _DIGITS:
+            return folded
+        if tag == "<wide>":
+            return folded
+    return ch
+
+
+def _fold_text(text: str) -> str:
+    """:func:`_fold_character` applied to every character of ``text`` (same length)."""
+    return text if text.isascii() else "".join(_fold_character(ch) for ch in text)
+
+
+def _describe_character(ch: str) -> str:
+    """``'x'``, or for a character outside ASCII ``'½' (U+00BD VULGAR FRACTION ONE HALF)``."""
+    if ch.isascii():
+        return repr(ch)
+    return f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')})"
+
+
 def _tokenize(text: str, shown: str) -> list[_Token]:
-    """Split a formula into ion, number and bracket tokens; whitespace and "_" only separate."""
+    """Split a formula into ion, number and bracket tokens; whitespace and "_" only separate.
+
+    ``text`` holds only what :func:`_fold_text` made of the user's text; any
+    character left outside ASCII (other than whitespace) is rejected.
+    """
     tokens: list[_Token] = []
     i, n = 0, len(text)
     while i < n:
@@ -357,13 +456,15 @@ def _tokenize(text: str, shown: str) -> list[_Token]:
             raise CompositionError(f"additives are not supported: remove {text[i:].strip()!r} from {shown!r}")
         if ch == "-":
             rest = text[i + 1 :].lstrip()
-            if rest[:1].isdigit() or rest[:1] == ".":
-                match = _NUMBER_RUN.match(rest)
-                number = match.group(0) if match else rest[:1]
-                raise CompositionError(f"negative amount '-{number}' at position {i} in {shown!r}: amounts must be positive")
-            if rest[:1].islower():
+            number = _NUMBER_RUN.match(rest)
+            if number is not None:
                 raise CompositionError(
-                    f"symbolic amount {'-' + re.match(r'[a-z]+', rest).group(0)!r} at position {i} in {shown!r} is not supported: "
+                    f"negative amount '-{number.group(0)}' at position {i} in {shown!r}: amounts must be positive"
+                )
+            word = re.match(r"[a-z]+", rest)
+            if word is not None:
+                raise CompositionError(
+                    f"symbolic amount {'-' + word.group(0)!r} at position {i} in {shown!r} is not supported: "
                     "give numbers, e.g. MAPb(I0.8Br0.2)3, or use mix() for line scans"
                 )
             raise CompositionError(f"additives are not supported: remove {text[i:].strip()!r} from {shown!r}")
@@ -375,27 +476,28 @@ def _tokenize(text: str, shown: str) -> list[_Token]:
             tokens.append(_Token("close", ch, i))
             i += 1
             continue
-        if ch.isdigit() or ch == ".":
+        if ch in _DIGITS or ch == ".":
             run = _NUMBER_RUN.match(text, i)
-            assert run is not None
-            number = run.group(0)
-            end = run.end()
-            if not _NUMBER_OK.fullmatch(number) or (end < n and text[end].islower()):
-                bad = number + (re.match(r"[a-z]*", text[end:]).group(0) if end < n else "")  # type: ignore[union-attr]
-                raise CompositionError(f"garbled number {bad!r} at position {i} in {shown!r}: write amounts like 0.5 or 2.49")
+            number = run.group(0) if run is not None else ch
+            end = i + len(number)
+            trailing = re.match(r"[a-z]*", text[end:]).group(0)  # type: ignore[union-attr]
+            if not _NUMBER_OK.fullmatch(number) or trailing:
+                raise CompositionError(
+                    f"garbled number {number + trailing!r} at position {i} in {shown!r}: write amounts like 0.5 or 2.49"
+                )
             value = float(number)
             if value == 0:
                 raise CompositionError(f"zero amount {number!r} at position {i} in {shown!r}: leave the ion out instead")
             tokens.append(_Token("num", number, i, value))
             i = end
             continue
-        if ch.isupper():
+        if "A" <= ch <= "Z":
             two = text[i : i + 2]
             if two in ("MA", "FA"):
                 tokens.append(_Token("ion", two, i))
                 i += 2
                 continue
-            if len(two) == 2 and two[1].islower():
+            if len(two) == 2 and "a" <= two[1] <= "z":
                 if two in SITE_OF_ION:
                     tokens.append(_Token("ion", two, i))
                     i += 2
@@ -407,14 +509,19 @@ def _tokenize(text: str, shown: str) -> list[_Token]:
             word = _UNKNOWN_WORD.match(text, i)
             name = word.group(0) if word else ch
             raise CompositionError(f"unknown species {name!r} at position {i} in {shown!r}: known ions are {_KNOWN_LIST}")
-        if ch.islower():
-            word = re.match(r"[a-z]+", text[i:])
-            name = word.group(0) if word else ch
+        if "a" <= ch <= "z":
+            name = re.match(r"[a-z]+", text[i:]).group(0)  # type: ignore[union-attr]
             raise CompositionError(
                 f"unexpected {name!r} at position {i} in {shown!r}: ion symbols are case-sensitive ({_KNOWN_LIST})"
             )
+        if unicodedata.category(ch).startswith("N"):
+            raise CompositionError(
+                f"unsupported number character {_describe_character(ch)} at position {i} in {shown!r}: "
+                "write amounts with digits and a '.' decimal point, e.g. 0.5 or 2.49"
+            )
         raise CompositionError(
-            f"unexpected character {ch!r} at position {i} in {shown!r}: use ion symbols, amounts, parentheses and '_' only"
+            f"unexpected character {_describe_character(ch)} at position {i} in {shown!r}: "
+            "use ion symbols, amounts, parentheses and '_' only"
         )
     return tokens
 
@@ -484,7 +591,7 @@ def parse_formula(text: str, *, renormalize: bool = False, tolerance: float = 0.
         raise CompositionError(
             f"formula is {len(shown)} characters long, the limit is {MAX_FORMULA_LENGTH}: shorten it or pass site fractions instead"
         )
-    work = shown
+    work = _fold_text(shown)
     for alias, ion in _ALIASES:
         work = work.replace(alias, ion)
     tokens = _tokenize(work, shown)

@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any, NoReturn
 
 import pandas as pd
 
-from ..chemistry.composition import SITE_IONS, parse_formula
-from ..errors import DataError
+from ..chemistry.composition import SITE_IONS, Composition, SiteTotalError, parse_formula
+from ..errors import CompositionError, DataError
+from ..io_safe import atomic_open
 from ..chemistry.features import (
     DESCRIPTOR_LABELS,
     DESCRIPTOR_UNITS,
@@ -80,7 +78,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         return _run_csv(args)
     stray = [flag for flag, value in (("--formula-column", args.formula_column), ("--out", args.out)) if value]
     if stray:
-        _usage(parser, f"{' and '.join(stray)} only apply with --csv")
+        _usage(parser, f"{' and '.join(stray)} {'only apply' if len(stray) > 1 else 'only applies'} with --csv")
     return _run_formula(args)
 
 
@@ -90,8 +88,16 @@ def _usage(parser: argparse.ArgumentParser | None, message: str) -> NoReturn:
     raise SystemExit(f"nestedae featurize: error: {message}")
 
 
+def _parse(text: str, args: argparse.Namespace) -> Composition:
+    """``parse_formula`` with the command line's wording of a site-total problem (``--renormalize``)."""
+    try:
+        return parse_formula(text, renormalize=args.renormalize, tolerance=args.tolerance)
+    except SiteTotalError as exc:
+        raise CompositionError(f"{exc.describe()}: fix the amounts, or add --renormalize to scale each site") from None
+
+
 def _run_formula(args: argparse.Namespace) -> int:
-    comp = parse_formula(args.formula, renormalize=args.renormalize, tolerance=args.tolerance)
+    comp = _parse(args.formula, args)
     features = featurize(comp)
     if args.json:
         payload = {
@@ -151,22 +157,9 @@ def _read_csv(path: str) -> pd.DataFrame:
 
 
 def _write_atomically(table: pd.DataFrame, out: str) -> None:
-    target = Path(out)
-    directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            table.to_csv(handle, index=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write ``table`` as CSV to ``out`` via a temp file beside it and a rename (OutputError if impossible)."""
+    with atomic_open(out, "w", newline="") as handle:
+        table.to_csv(handle, index=False)
 
 
 def _run_csv(args: argparse.Namespace) -> int:
