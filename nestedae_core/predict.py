@@ -36,6 +36,8 @@ __all__ = [
     "line_scan",
     "screen",
     "grid_formulas",
+    "model_provenance",
+    "target_name",
 ]
 
 #: The PCE target column.
@@ -54,6 +56,46 @@ def _json_entry(t: dict[str, Any]) -> dict[str, Any]:
 
 def _json_name(column: str, unit: str) -> str:
     return JSON_NAMES.get(column, column if not unit else f"{column}_{unit.replace('/', '_per_').replace('%', 'percent')}")
+
+
+def target_name(stage: Any, target: Any) -> str:
+    """The name of a target in batch outputs: quantity, fidelity and unit, e.g. ``bandgap_measured_eV``,
+    ``bandgap_pbe_eV``, ``bandgap_hse_eV``, ``pce_percent``, ``JV_reverse_scan_Voc_V``.
+
+    Band gaps are ``bandgap_<fidelity>_<unit>``; every other target takes its
+    ``nestedae predict --json`` key (``<column>_<unit>``, ``%`` spelt ``percent``).
+    ``stage``/``target``: a :class:`~nestedae_core.model.config.StageSpec` and one of its targets.
+    """
+    fidelity = target_fidelity(stage, target)
+    if fidelity:
+        unit = (target.unit or "eV").replace("/", "_per_")
+        return f"bandgap_{fidelity.lower()}_{unit}"
+    return _json_name(target.column, target.unit)
+
+
+def model_provenance(model: NestedAE) -> dict[str, Any]:
+    """Which model produced an output: ``name`` (the bundle's folder name, or the preset's name for a
+    model not loaded from a bundle), ``bundle_sha256`` (SHA-256 of the bundle's ``manifest.json``, which
+    lists the SHA-256 of every other file; None for an unsaved model), ``bundle_path`` and ``version``
+    (the nestedae_core package version).
+
+    Every JSON, CSV and HTML output of the CLI and the dashboard names it.
+    """
+    import hashlib
+    from pathlib import Path
+
+    from . import __version__
+
+    record = getattr(model, "record", None) or {}
+    path = record.get("bundle_path")
+    digest = None
+    if path:
+        try:
+            digest = hashlib.sha256((Path(path) / "manifest.json").read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+    name = record.get("name") or getattr(model.spec, "name", None) or "unsaved model"
+    return {"name": str(name), "bundle_sha256": digest, "bundle_path": str(path) if path else None, "version": __version__}
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -75,7 +117,8 @@ class QueryResult:
     (None when inside); ``domain_message``: one sentence saying which stage and
     why ("" when inside); ``latents``: stage -> ensemble-mean latents;
     ``categorical``: the categorical inputs used (e.g. ETL/HTL) and ``defaulted``:
-    those that were not given and took the most common value.
+    those that were not given and took the most common value; ``model``: the
+    model's provenance (:func:`model_provenance`).
     """
 
     formula: str
@@ -88,6 +131,7 @@ class QueryResult:
     defaulted: list[str] = field(default_factory=list)
     domain_stage: str | None = None
     domain_message: str = ""
+    model: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON object (what ``nestedae predict --json`` prints).
@@ -100,7 +144,8 @@ class QueryResult:
         disagreement; ``lower``/``upper``: the prediction interval at ``level``,
         null without calibration). Then ``in_domain``, ``stage_in_domain``,
         ``domain_distance``, ``domain_stage``, ``domain_message``, ``etl``/``htl``,
-        ``categorical``, ``defaulted`` and ``latents``.
+        ``categorical``, ``defaulted``, ``latents`` and ``model`` (``name``,
+        ``bundle_sha256``, ``bundle_path``, ``version``: see :func:`model_provenance`).
         """
         gaps = bandgaps(self)
         out: dict[str, Any] = {"formula": self.formula}
@@ -124,6 +169,7 @@ class QueryResult:
         out["categorical"] = self.categorical
         out["defaulted"] = self.defaulted
         out["latents"] = self.latents
+        out["model"] = self.model
         return out
 
 
@@ -192,6 +238,7 @@ def predict_composition(
         defaulted=defaulted,
         domain_stage=first_out,
         domain_message="" if first_out is None else preds[first_out].domain_reason[0],
+        model=model_provenance(model),
     )
 
 
@@ -248,7 +295,7 @@ def line_scan(
         raise InputError("steps must be between 2 and 1001")
     a = start if isinstance(start, Composition) else parse_formula(start)
     b = end if isinstance(end, Composition) else parse_formula(end)
-    xs = np.linspace(0.0, 1.0, steps)
+    xs = np.round(np.linspace(0.0, 1.0, steps), 12)  # 0.15, not 0.15000000000000002 (1/6 stays 0.166666666667)
     comps = [mix([(a, 1 - x), (b, x)]) if 0 < x < 1 else (a if x == 0 else b) for x in xs]
     cats, _ = resolve_categorical(model, etl, htl, None)
     frame = query_frame(model, comps, categorical=cats)

@@ -11,7 +11,14 @@ the output's unit. ``base + sum(attributions) = prediction``.
 JSON: ``bandgap`` (first stage), ``bandgap_measured`` (null without a measured
 stage after the first) and ``pce`` (null for a one-stage model); each with the
 attribution's keys plus ``fidelity`` (measured, PBE, HSE or null) and a
-``label`` that names it.
+``label`` that names it; ``model``: the model's provenance (``name``,
+``bundle_sha256`` of its manifest.json, ``bundle_path``, ``version``).
+
+Batch (``--csv IN --out OUT``): the attributions of every row, ``--format long``
+(one line per row, output and feature) or ``wide`` (one line per row); columns
+in :func:`nestedae_core.batch.explain_rows`. Exit codes as ``nestedae predict
+--csv``. ``--report FILE.html``: a self-contained HTML report of the prediction
+and its attributions.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import argparse
 from typing import Any
 
 from ._common import load_model, named, print_json, print_table, whole_number
+from .predict_cmd import add_batch_arguments, check_batch_arguments, finish_batch
 
 METHOD_CHOICES = ("auto", "exact", "permutation", "kernel", "gradient")
 
@@ -32,13 +40,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "of a composition with SHAP values of the ensemble-mean prediction. base + sum(attributions) = prediction."
         ),
     )
-    p.add_argument("formula", help="composition, e.g. MAPbI3 or Cs0.05FA0.79MA0.16PbBr0.51I2.49")
+    p.add_argument("formula", nargs="?", help="composition, e.g. MAPbI3 or Cs0.05FA0.79MA0.16PbBr0.51I2.49 (or use --csv)")
     p.add_argument("--etl", help="ETL stack (default: the most common in the training data)")
     p.add_argument("--htl", help="HTL stack (default: the most common in the training data)")
-    p.add_argument("--model", help="model bundle directory, or a shipped model: measured-default (the default) or paper-default")
+    p.add_argument("--model", help="a saved model's name, a model bundle directory, or a shipped model: measured-default (the default) or paper-default")
     p.add_argument("--json", action="store_true", help="print JSON (all attributions)")
     p.add_argument("--top", type=whole_number(1, "attribution count", "give a positive integer"), default=8, metavar="K", help="attributions to list per output (default 8)")
     p.add_argument("--method", choices=METHOD_CHOICES, default="auto", help="explainer (default auto: see nestedae_core.explain)")
+    p.add_argument("--report", metavar="FILE.html", help="also write a self-contained HTML report (prediction, attributions, model)")
+    add_batch_arguments(p, "explained")
+    p.add_argument("--format", choices=("long", "wide"), default="long",
+                   help="batch output: long (a line per row, output and feature; the default) or wide (a line per row)")
     p.set_defaults(func=run)
 
 
@@ -54,31 +66,28 @@ def _fidelity(model: Any, stage: str, output: str) -> str | None:
     return next((target_fidelity(st, t) for t in st.targets if t.column == output), None)
 
 
-def _measured_gap(model: Any) -> tuple[int, str] | None:
-    """(stage index, column) of a measured-scale band gap after the first stage, else None."""
-    from ..model.config import target_fidelity
-
-    for i, st in enumerate(model.spec.stages[1:], start=1):
-        for t in st.targets:
-            if target_fidelity(st, t) == "measured":
-                return i, t.column
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..batch import explain_outputs
     from ..chemistry.composition import parse_formula
-    from ..explain import explain_bandgap, explain_chain, explain_stage_output
+    from ..predict import model_provenance
     from ..query import query_frame, resolve_categorical
 
+    batch = check_batch_arguments(args, ("--etl", "--htl", "--json", "--report"))
     model = load_model(args.model)
+    if batch:
+        from ..batch import BatchColumns, explain_csv
+
+        cols = BatchColumns(args.formula_column, args.etl_column, args.htl_column)
+        return finish_batch(explain_csv(model, args.csv, args.out, cols, fmt=args.format, method=args.method), args.out, "explained")
     comp = parse_formula(args.formula)
     cats, defaulted = resolve_categorical(model, args.etl, args.htl, None)
     frame = query_frame(model, [comp], categorical=cats)
-    results = {"bandgap": explain_bandgap(model, frame, method=args.method)}
-    if (measured := _measured_gap(model)) is not None:
-        results["bandgap_measured"] = explain_stage_output(model, measured[0], measured[1], frame, inputs="chain", method=args.method)
-    if len(model.spec.stages) > 1:
-        results["pce"] = explain_chain(model, frame, method=args.method)
+    results = explain_outputs(model, frame, method=args.method)
+    if args.report:
+        from ..predict import predict_composition
+        from .predict_cmd import write_prediction_report
+
+        write_prediction_report(model, predict_composition(model, comp, etl=args.etl, htl=args.htl), args.report, attributions=results)
     fidelity = {key: _fidelity(model, att.stage, att.output) for key, att in results.items()}
     if args.json:
         out: dict[str, Any] = {"formula": comp.formula, "categorical": cats, "defaulted": defaulted}
@@ -86,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             out[key] = {**att.to_json(0), "label": named(att.label, fidelity[key]), "fidelity": fidelity[key]}
         for key in ("bandgap_measured", "pce"):
             out.setdefault(key, None)
+        out["model"] = model_provenance(model)
         print_json(out)
         return 0
     print(f"composition: {comp.formula}")

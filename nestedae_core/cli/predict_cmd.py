@@ -11,11 +11,25 @@ target (``pce_percent`` ...); each target is ``{mean, std, lower, upper, level,
 unit, fidelity}`` (``std``: model disagreement; ``lower``/``upper``: the
 prediction interval at ``level``, null without calibration). Then ``in_domain``,
 ``stage_in_domain``, ``domain_distance``, ``domain_stage``, ``domain_message``,
-``etl``/``htl``, ``categorical``, ``defaulted`` and ``latents``.
+``etl``/``htl``, ``categorical``, ``defaulted``, ``latents`` and ``model`` (the
+model's provenance: ``name``, ``bundle_sha256`` of its manifest.json,
+``bundle_path``, ``version``).
+
+Batch (``--csv IN --out OUT``): one row per query, columns described in
+:mod:`nestedae_core.batch` (every target as ``<name>_mean``/``_std``/``_lower``/
+``_upper`` with its fidelity and unit in the name, the domain flag and stage, an
+``error`` column, and the model's provenance in ``model_name``/``model_sha256``/
+``nestedae_version``). Exit code 0 when at least one row was predicted (failed
+rows are counted in one line on stderr), 1 when every row failed, 2 for an
+error that stops the run (missing column, unreadable input, unwritable output).
+
+``--report FILE.html``: a self-contained HTML report of the prediction (chain,
+intervals, domain, attributions, provenance; :mod:`nestedae_core.report`).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .. import predict
 from ._common import load_model, named, print_json, print_table, uncertainty_text
@@ -24,19 +38,69 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("predict", help="predict band gaps -> PCE for a composition",
                        description="Predict every stage of the chain (band gaps in eV, named measured/PBE/HSE, then PCE in %) "
                                    "with the prediction interval (or, without calibration, the fold models' disagreement).")
-    p.add_argument("formula", help="composition, e.g. MAPbI3 or Cs0.05FA0.79MA0.16PbBr0.51I2.49")
+    p.add_argument("formula", nargs="?", help="composition, e.g. MAPbI3 or Cs0.05FA0.79MA0.16PbBr0.51I2.49 (or use --csv)")
     p.add_argument("--etl", help="ETL stack (default: the most common in the training data)")
     p.add_argument("--htl", help="HTL stack (default: the most common in the training data)")
-    p.add_argument("--model", help="model bundle directory, or a shipped model: measured-default (the default) or paper-default")
+    p.add_argument("--model", help="a saved model's name, a model bundle directory, or a shipped model: measured-default (the default) or paper-default")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--report", metavar="FILE.html", help="also write a self-contained HTML report (chain, intervals, attributions, model)")
+    add_batch_arguments(p, "predicted")
     p.set_defaults(func=run)
+
+
+def add_batch_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """The batch options shared by predict and explain."""
+    g = p.add_argument_group("batch (a CSV of queries in, a CSV out)")
+    g.add_argument("--csv", metavar="IN", help=f"CSV with one query per row; every row is {what} into --out")
+    g.add_argument("--formula-column", metavar="COL", default="formula", help="column of IN holding the formula (default: formula)")
+    g.add_argument("--etl-column", metavar="COL", help="column of IN holding the ETL stack (blank cells: the most common stack)")
+    g.add_argument("--htl-column", metavar="COL", help="column of IN holding the HTL stack (blank cells: the most common stack)")
+    g.add_argument("--out", metavar="OUT", help="output CSV (written only when complete)")
+
+
+def check_batch_arguments(args: argparse.Namespace, single_only: tuple[str, ...]) -> bool:
+    """True for a batch run; raises InputError for a mix of single-query and batch options."""
+    from ..errors import InputError
+
+    if args.csv is None:
+        if args.out is not None:
+            raise InputError("--out applies only with --csv; give --csv IN or drop --out")
+        if args.formula is None:
+            raise InputError("give a formula (e.g. MAPbI3) or --csv IN --out OUT")
+        if args.etl_column or args.htl_column:
+            raise InputError("--etl-column and --htl-column apply only with --csv; use --etl/--htl for one formula")
+        return False
+    if args.formula is not None:
+        raise InputError("give either a formula or --csv, not both")
+    if args.out is None:
+        raise InputError("--csv needs --out OUT, the output CSV")
+    used = [o for o in single_only if getattr(args, o.lstrip("-").replace("-", "_"), None)]
+    if used:
+        raise InputError(f"{', '.join(used)} apply only to a single formula; in a batch use --etl-column/--htl-column and the output CSV")
+    return True
+
+
+def finish_batch(summary, out: str, verb: str) -> int:  # type: ignore[no-untyped-def]
+    """Report a batch run: stdout one line, stderr one line when rows failed; the exit code (0, or 1 when every row failed)."""
+    print(f"{verb} {summary.succeeded} of {summary.rows} rows into {out}")
+    if summary.failed:
+        print(f"nestedae: {summary.message()}", file=sys.stderr)
+    return 1 if summary.rows and summary.succeeded == 0 else 0
 
 
 def run(args: argparse.Namespace) -> int:
     from ..predict import bandgaps, predict_composition
 
+    batch = check_batch_arguments(args, ("--etl", "--htl", "--json", "--report"))
     model = load_model(args.model)
+    if batch:
+        from ..batch import BatchColumns, predict_csv
+
+        cols = BatchColumns(args.formula_column, args.etl_column, args.htl_column)
+        return finish_batch(predict_csv(model, args.csv, args.out, cols), args.out, "predicted")
     res = predict_composition(model, args.formula, etl=args.etl, htl=args.htl)
+    if args.report:
+        write_prediction_report(model, res, args.report)
     if args.json:
         print_json(res.to_json())
         return 0
@@ -65,3 +129,16 @@ def run(args: argparse.Namespace) -> int:
     for stage, z in res.latents.items():
         print(f"{stage} latents: " + " ".join(f"{v:+.3f}" for v in z))
     return 0
+
+
+def write_prediction_report(model, res, path: str, attributions=None) -> None:  # type: ignore[no-untyped-def]
+    """Write the HTML report of a prediction (with the attributions of the band gaps and PCE unless given)."""
+    from ..batch import explain_outputs
+    from ..query import query_frame
+    from ..report import prediction_report, write_report
+
+    if attributions is None:
+        frame = query_frame(model, [res.formula], categorical=res.categorical)
+        attributions = explain_outputs(model, frame)
+    write_report(path, prediction_report(res, attributions=attributions))
+    print(f"report written to {path}", file=sys.stderr)
