@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..model.config import ChainSpec, StageSpec
 from .settings import ENV_NAMES, JobSettings
+
+if TYPE_CHECKING:
+    from ..model.config import ChainSpec, StageSpec
 
 __all__ = [
     "LimitError",
@@ -44,7 +47,7 @@ def _mlp(sizes: Sequence[int]) -> int:
     return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def _stage_parameters(stage: StageSpec, upstream_latent: int) -> int:
+def _stage_parameters(stage: "StageSpec", upstream_latent: int) -> int:
     n_cont = len(stage.numeric_inputs) + (upstream_latent if stage.upstream else 0)
     width = n_cont + CATEGORY_WIDTH_ESTIMATE * len(stage.categorical_inputs)
     total = _mlp([width, *stage.encoder_hidden, stage.latent_dim])
@@ -55,7 +58,7 @@ def _stage_parameters(stage: StageSpec, upstream_latent: int) -> int:
     return total
 
 
-def estimate_parameters(spec: ChainSpec, members: int | None = None) -> int:
+def estimate_parameters(spec: "ChainSpec", members: int | None = None) -> int:
     """Trainable parameters of the chain's networks for ``members`` ensemble members (default: ``spec.folds``).
 
     Exact for numeric inputs; each categorical input counts as
@@ -70,7 +73,7 @@ def estimate_parameters(spec: ChainSpec, members: int | None = None) -> int:
     return total * m
 
 
-def epoch_folds(spec: ChainSpec) -> int:
+def epoch_folds(spec: "ChainSpec") -> int:
     """The sum of the stages' epochs times the folds (count): how much training a cross-validation asks for."""
     return sum(int(s.epochs) for s in spec.stages) * int(spec.folds)
 
@@ -82,7 +85,7 @@ def check_read_only(settings: JobSettings, what: str = "training") -> None:
                          _var("read_only"), True)
 
 
-def check_chain(spec: ChainSpec, settings: JobSettings, *, runs: int = 1) -> None:
+def check_chain(spec: "ChainSpec", settings: JobSettings, *, runs: int = 1) -> None:
     """Refuse a chain larger than ``max_parameters`` or longer than ``max_epoch_folds`` (``runs`` trainings of it)."""
     n = estimate_parameters(spec)
     if n > settings.max_parameters:

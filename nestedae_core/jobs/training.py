@@ -26,16 +26,18 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..model.config import ChainSpec
 from .jobstore import JobRecord
 from .kinds import JobContext, register_kind
 from .limits import check_chain
 from .settings import JobSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..model.config import ChainSpec
 
 __all__ = [
     "train_payload",
@@ -68,16 +70,18 @@ def synthetic_tables(config: Any = None, *, stages: dict[str, str] | None = None
     return {stage: {"synthetic": base, "table": table} for stage, table in mapping.items()}
 
 
-def train_payload(spec: ChainSpec, *, tables: dict[str, dict[str, Any]] | None = None, data_dir: str | None = None,
+def train_payload(spec: "ChainSpec", *, tables: dict[str, dict[str, Any]] | None = None, data_dir: str | None = None,
                   device: str = "auto") -> dict[str, Any]:
     """The JSON payload of a ``train`` job (see the module docstring for ``tables``)."""
+    from ..model.config import ChainSpec
+
     if not isinstance(spec, ChainSpec):
         raise InputError(f"train_payload expects a ChainSpec, got {type(spec).__name__}")
     return {"spec": json.loads(spec.to_json()), "tables": tables, "data_dir": None if data_dir is None else str(data_dir),
             "device": str(device or "auto")}
 
 
-def latent_sweep_payload(spec: ChainSpec, sizes: list[int], *, seeds: list[int] | None = None, stage: int = 0,
+def latent_sweep_payload(spec: "ChainSpec", sizes: list[int], *, seeds: list[int] | None = None, stage: int = 0,
                          epochs: int | None = None, folds: int | None = None, tables: dict[str, dict[str, Any]] | None = None,
                          data_dir: str | None = None, device: str = "auto") -> dict[str, Any]:
     """The JSON payload of a ``latent_sweep`` job: stage ``stage`` of ``spec`` trained once per size and seed."""
@@ -87,14 +91,18 @@ def latent_sweep_payload(spec: ChainSpec, sizes: list[int], *, seeds: list[int] 
     return out
 
 
-def payload_spec(payload: dict[str, Any]) -> ChainSpec:
+def payload_spec(payload: dict[str, Any]) -> "ChainSpec":
     """The ChainSpec of a training payload (ConfigError when invalid)."""
+    from ..model.config import ChainSpec
+
     if not isinstance(payload.get("spec"), dict):
         raise InputError("a training job's payload needs its chain configuration under 'spec'")
     return ChainSpec.from_json(json.dumps(payload["spec"]))
 
 
-def _load_tables(payload: dict[str, Any], names: list[str]) -> dict[str, pd.DataFrame] | None:
+def _load_tables(payload: dict[str, Any], names: list[str]) -> "dict[str, pd.DataFrame] | None":
+    import pandas as pd
+
     sources = payload.get("tables")
     if not sources:
         return None
@@ -124,7 +132,9 @@ def _load_tables(payload: dict[str, Any], names: list[str]) -> dict[str, pd.Data
     return out or None
 
 
-def _write_oof(oof: dict[str, pd.DataFrame], path: Path) -> None:
+def _write_oof(oof: "dict[str, pd.DataFrame]", path: Path) -> None:
+    import pandas as pd
+
     frames = [df.assign(stage=stage)[["stage", *df.columns]] for stage, df in oof.items()]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["stage"])
     tmp = path.with_name(f".{path.name}.tmp")
@@ -224,7 +234,7 @@ class TrainOutput:
 
     model: Any
     metrics: dict[str, Any]
-    oof: dict[str, pd.DataFrame]
+    oof: "dict[str, pd.DataFrame]"
     record: dict[str, Any]
     seconds: dict[str, float]
 
@@ -236,6 +246,8 @@ def train_output(rec: JobRecord) -> TrainOutput:
         InputError: the job is not a finished ``train`` job or its files are gone.
         BundleError: the staged bundle is corrupt.
     """
+    import pandas as pd
+
     from .. import store
 
     if rec.kind != "train" or rec.status != "done" or not isinstance(rec.result, dict):
