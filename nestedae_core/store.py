@@ -61,6 +61,7 @@ __all__ = [
     "shipped_bundle_path",
     "MODELS_DIR_ENV",
     "save_bundle",
+    "check_save_target",
     "load_bundle",
     "default_bundle_path",
     "load_default_bundle",
@@ -145,6 +146,25 @@ def _refuse_target(target: Path, overwrite: bool) -> None:
         raise BundleError(f"a model bundle named '{target.name}' already exists in {target.parent}; choose another name or allow overwriting (--overwrite)")
 
 
+def check_save_target(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Raise :class:`BundleError` unless :func:`save_bundle` may write to ``path`` (check it before a long training).
+
+    Allowed: a missing path, an empty folder, or (with ``overwrite``) an existing bundle.
+    Refused: a folder that is not a bundle, a file, a device, a fifo, a symbolic link, an
+    invalid name, and the bundles shipped with the package.
+    """
+    target = Path(path)
+    if not target.name or target.name.startswith(".") or target.name in ("..",):
+        raise BundleError(f"invalid bundle name '{target.name}': it must not be empty or start with '.'")
+    try:
+        shipped = {shipped_bundle_path(n).resolve() for n in SHIPPED_BUNDLE_NAMES}
+        if target.resolve() in shipped:
+            raise BundleError(f"{target} is a model shipped with nestedae_core; save under another name")
+    except OSError:
+        pass
+    _refuse_target(target, overwrite)
+
+
 def _check_finite_weights(tensors: dict[str, torch.Tensor]) -> None:
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
@@ -210,9 +230,7 @@ def save_bundle(result_or_model: Any, path: str | os.PathLike[str], *, oof: dict
     if oof is None:
         oof = getattr(result_or_model, "oof", None)
     target = Path(path)
-    if not target.name or target.name.startswith(".") or target.name in ("..",):
-        raise BundleError(f"invalid bundle name '{target.name}': it must not be empty or start with '.'")
-    _refuse_target(target, overwrite)
+    check_save_target(target, overwrite=overwrite)
     tensors: dict[str, torch.Tensor] = {}
     for i, net in enumerate(model.nets):
         for k, v in net.state_dict().items():

@@ -55,9 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from ._common import check_common_args
+
+        check_common_args(args)
         return int(args.func(args) or 0)
     except NestedAEError as exc:
-        print(f"nestedae: error: {exc}", file=sys.stderr)
+        print("nestedae: error: " + " ".join(str(exc).split()), file=sys.stderr)  # one line, always
         return 2
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         print(f"nestedae: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
@@ -71,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:  # disk full, read-only, ... outside nestedae_core.io_safe
+        from ..io_safe import os_error_message
+
+        print(f"nestedae: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

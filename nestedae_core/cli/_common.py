@@ -61,17 +61,91 @@ def uncertainty_text(entry: Mapping[str, Any], digits: int = 3) -> str:
     return f"± {entry['disagreement']:.{digits}f} (model disagreement)"
 
 
-def load_model(path: str | None):  # type: ignore[no-untyped-def]
-    """Load the bundle at ``path`` (a folder, or the name of a shipped model such as ``paper-default``), or the default model."""
+def load_model(ref: str | None):  # type: ignore[no-untyped-def]
+    """The model ``--model NAME|DIR`` names; the default model when ``ref`` is empty.
+
+    ``ref`` is, in this order: an existing bundle folder; the name of a shipped model
+    (``measured-default``, ``paper-default``); the name of a model saved in
+    :func:`nestedae_core.store.models_dir` (the Train page or ``nestedae train --out``).
+    An unknown name raises :class:`~nestedae_core.errors.BundleError` listing the names that exist.
+    """
+    import os
     from pathlib import Path
 
-    from ..store import SHIPPED_BUNDLE_NAMES, load_bundle, load_default_bundle, shipped_bundle_path
+    from ..errors import BundleError
+    from ..store import SHIPPED_BUNDLE_NAMES, list_bundles, load_bundle, load_default_bundle, models_dir, shipped_bundle_path
 
-    if not path:
+    if not ref:
         return load_default_bundle()
-    if path in SHIPPED_BUNDLE_NAMES and not Path(path).exists():
-        return load_bundle(shipped_bundle_path(path))
-    return load_bundle(path)
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return load_bundle(path)
+    looks_like_path = os.sep in ref or (os.altsep is not None and os.altsep in ref) or ref.startswith((".", "~"))
+    if not looks_like_path:
+        if ref in SHIPPED_BUNDLE_NAMES:
+            return load_bundle(shipped_bundle_path(ref))
+        saved = models_dir() / ref
+        if saved.is_dir():
+            return load_bundle(saved)
+    if path.exists():
+        raise BundleError(f"--model {ref} is not a folder; give a model bundle folder or a model name")
+    saved_names = [b.name + (" (broken)" if b.broken else "") for b in list_bundles(include_default=False)]
+    names = [*SHIPPED_BUNDLE_NAMES, *saved_names]
+    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+    if looks_like_path:
+        raise BundleError(f"no model bundle at {ref}; give an existing bundle folder or one of the models: {shown}")
+    raise BundleError(f"no model named '{ref}' (neither shipped nor saved in {models_dir()}); models: {shown}")
+
+
+def check_data_dir(value: str | None) -> None:
+    """Refuse a ``--data-dir`` that is not an existing folder (it would otherwise be ignored silently)."""
+    if value is None:
+        return
+    import os
+
+    from ..errors import DataError
+
+    if not value.strip():
+        raise DataError("--data-dir is empty; give the folder holding the dataset files")
+    if not os.path.isdir(value):
+        what = "is not a folder" if os.path.exists(value) else "does not exist"
+        raise DataError(f"--data-dir {value} {what}; give the folder holding the dataset files (or drop --data-dir)")
+
+
+def check_common_args(args: argparse.Namespace) -> None:
+    """Checks of arguments several commands share, run before the command: ``--data-dir``."""
+    check_data_dir(getattr(args, "data_dir", None))
+
+
+def check_output_file(path: str | None, flag: str = "--json") -> None:
+    """Before a long run: refuse an output path that cannot be written (special file, missing or read-only folder).
+
+    The write itself goes through :mod:`nestedae_core.io_safe` (disk full is reported then).
+    """
+    if not path:
+        return
+    import os
+    from pathlib import Path
+
+    from ..io_safe import OutputError, refuse_special
+
+    p = Path(path)
+    try:
+        refuse_special(p)
+    except OutputError as exc:
+        raise OutputError(f"{flag}: {exc}") from None
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{flag}: cannot write {p}: the folder {folder} does not exist; create it first or choose another location")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{flag}: cannot write {p}: no permission to write in {folder}; choose a folder you can write to")
+
+
+def write_json_file(obj: Any, path: str, *, indent: int = 1) -> None:
+    """Write JSON to ``path`` atomically (temp file + rename, :mod:`nestedae_core.io_safe`); NaN is written as ``NaN``."""
+    from ..io_safe import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=indent, default=float) + "\n")
 
 
 class ProgressBar:
@@ -100,4 +174,17 @@ class ProgressBar:
             self._bar.close()
 
 
-__all__ = ["print_table", "print_json", "whole_number", "named", "uncertainty_text", "load_model", "ProgressBar", "NestedAEError"]
+__all__ = [
+    "print_table",
+    "print_json",
+    "whole_number",
+    "named",
+    "uncertainty_text",
+    "load_model",
+    "check_data_dir",
+    "check_common_args",
+    "check_output_file",
+    "write_json_file",
+    "ProgressBar",
+    "NestedAEError",
+]

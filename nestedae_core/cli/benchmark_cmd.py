@@ -6,7 +6,7 @@ import math
 import sys
 from typing import Any
 
-from ._common import print_json, print_table, whole_number
+from ._common import check_output_file, print_json, print_table, whole_number, write_json_file
 
 
 def _level(text: str) -> float:
@@ -106,7 +106,7 @@ def _print_split(report: dict[str, Any]) -> None:
 
 
 def run_accuracy(args: argparse.Namespace) -> int:
-    from ..benchmark import accuracy_benchmark, split_reports, write_json_atomic
+    from ..benchmark import accuracy_benchmark, split_reports
     from ..errors import ConfigError
 
     tasks = args.task
@@ -115,6 +115,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
         if args.dataset not in mapping:
             raise ConfigError(f"--dataset must be one of {', '.join(mapping)}")
         tasks = [mapping[args.dataset], "pce-devices"] if not tasks else tasks
+    check_output_file(args.json)  # before the run: a bad path fails at once
     report = accuracy_benchmark(
         tasks,
         split=args.split,
@@ -127,7 +128,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
         progress=_say,
     )
     if args.json:
-        write_json_atomic(report, args.json)
+        write_json_file(report, args.json)
     for split, sub in split_reports(report).items():
         if len(split_reports(report)) > 1:
             print(f"\n=== {split} folds{' (headline)' if split == 'grouped' else ' (beside it: rows of a group may sit in both training and validation)'} ===")
@@ -138,11 +139,12 @@ def run_accuracy(args: argparse.Namespace) -> int:
 
 
 def run_calibration(args: argparse.Namespace) -> int:
-    from ..benchmark import calibration_benchmark, write_json_atomic
+    from ..benchmark import calibration_benchmark
 
+    check_output_file(args.json)  # before the run: a bad path fails at once
     report = calibration_benchmark(args.preset, folds=args.folds, level=args.level, seed=args.seed, epochs=args.epochs,
                                    data_dir=args.data_dir, device=args.device, progress=_say)
-    write_json_atomic(report, args.json)
+    write_json_file(report, args.json)
     level = report["level"]
     print(f"\n{report['preset']}: {100 * level:g} % prediction intervals, {report['folds']} outer grouped folds (seed {report['seed']})")
     target = report.get("coverage_target")
@@ -160,11 +162,12 @@ def run_calibration(args: argparse.Namespace) -> int:
 
 
 def run_paper_score(args: argparse.Namespace) -> int:
-    from ..benchmark import bundle_paper_scoring, write_json_atomic
+    from ..benchmark import bundle_paper_scoring
 
+    check_output_file(args.json)  # before the run: a bad path fails at once
     r = bundle_paper_scoring(args.bundle, batch=args.batch, data_dir=args.data_dir)
     if args.json:
-        write_json_atomic(r, args.json)
+        write_json_file(r, args.json)
     print(f"{r['bundle']}: out-of-fold {r['target']} of stage '{r['stage']}' ({r['n']} rows, {r['folds']}-fold {r['split']})")
     rows = [["MAE over rows (ours)", f"{r['mae_rows']:.4f}", " ".join(f"{x:.3f}" for x in r["fold_mae_rows"])],
             [f"paper's scoring (batches of {r['batch']})", f"{r['mae_paper_batches']:.4f}", " ".join(f"{x:.3f}" for x in r["fold_mae_paper_batches"])]]
@@ -176,10 +179,11 @@ def run_paper_score(args: argparse.Namespace) -> int:
 
 
 def run_speed(args: argparse.Namespace) -> int:
-    from ..benchmark import speed_benchmark, write_json_atomic
+    from ..benchmark import speed_benchmark
 
+    check_output_file(args.json)  # before the run: a bad path fails at once
     report = speed_benchmark(data_dir=args.data_dir, device=args.device, epochs=args.epochs)
     if args.json:
-        write_json_atomic(report, args.json)
+        write_json_file(report, args.json)
     print_json(report)
     return 0

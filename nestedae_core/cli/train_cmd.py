@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--data-dir", help="folder holding the dataset files (default: $NESTEDAE_DATA_DIR, then the cache)")
-    p.add_argument("--out", required=True, help="directory to write the model bundle to")
+    p.add_argument("--out", required=True, help="directory to write the model bundle to: a new or empty folder, or an existing bundle with --overwrite (any other folder is refused)")
+    p.add_argument("--overwrite", action="store_true", help="replace the model bundle at --out (never a folder that is not a bundle)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model.config import load_chain_spec
     from ..errors import ConfigError
     from ..model.presets import preset
-    from ..store import save_bundle
+    from ..store import check_save_target, save_bundle
     from ..train.cross_validation import cross_validate
 
     if args.epochs is not None and args.epochs < 1:
@@ -36,14 +37,13 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         spec = load_chain_spec(args.config, base=spec)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
+    check_save_target(out, overwrite=args.overwrite)  # before training: refuse at once, not after minutes
     bar = ProgressBar(disable=args.no_progress)
     try:
         result = cross_validate(spec, data_dir=args.data_dir, device=args.device, callback=bar)
     finally:
         bar.close()
-    save_bundle(result, out)
+    save_bundle(result, out, overwrite=args.overwrite)
     rows = []
     for st in spec.stages:
         for t in st.targets:
