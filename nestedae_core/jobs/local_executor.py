@@ -87,7 +87,7 @@ class LocalProcessExecutor:
                 logger.warning("worker of job %s did not stop in %.0f s; killing it", job_id, timeout)
                 proc.kill()
                 proc.join(5)
-            self._settle(db_path, job_id, proc.exitcode)
+            self._settle(db_path, job_id, proc.exitcode, shutting_down=True)
         with self._lock:
             self._running.clear()
 
@@ -104,8 +104,12 @@ class LocalProcessExecutor:
             return {j: p.pid for j, (p, _) in self._running.items() if p.pid is not None}
 
     # ------------------------------------------------------------------ internals
-    def _settle(self, db_path: str, job_id: str, exitcode: int | None) -> None:
-        """A worker ended: if its job is still queued or running, it died without a word."""
+    def _settle(self, db_path: str, job_id: str, exitcode: int | None, *, shutting_down: bool = False) -> None:
+        """A worker ended: if its job is still queued or running, it died without a word.
+
+        During a shutdown a job still queued stays queued (the next start runs it) and a
+        running one becomes ``interrupted``; otherwise the job ``failed``.
+        """
         try:
             store = JobStore(db_path)
             rec = store.get(job_id)
@@ -113,6 +117,10 @@ class LocalProcessExecutor:
             logger.exception("cannot read job %s after its worker ended", job_id)
             return
         if rec is None or not rec.is_active:
+            return
+        if shutting_down:
+            if rec.status == "running":
+                store.finish(job_id, "interrupted", error=f"interrupted: the server shut down (at {100 * rec.fraction:.0f} %)")
             return
         if exitcode is not None and exitcode < 0:
             what = f"was killed by signal {-exitcode}" + (" (perhaps out of memory)" if -exitcode == signal.SIGKILL else "")

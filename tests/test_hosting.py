@@ -1,0 +1,131 @@
+"""Jobs in real worker processes (spawned): a tiny synthetic chain trained end to end with progress events,
+cancelling a running job, a worker killed under the server, and start-up recovery of a store left behind."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from nestedae_core import store as bundles
+from nestedae_core.jobs import JobManager, load_settings, progress_events, synthetic_tables, train_output, train_payload
+from nestedae_core.jobs.local_executor import LocalProcessExecutor
+from nestedae_core.model.presets import preset
+
+WAIT = 240  # s: spawning a worker imports torch (seconds on a busy CI machine)
+
+
+def tiny_payload(epochs: int = 4) -> dict:
+    return train_payload(preset("synthetic", epochs=epochs, folds=2), tables=synthetic_tables(n_materials=60, n_devices=120),
+                         device="cpu")
+
+
+@pytest.fixture
+def manager(tmp_path):
+    m = JobManager(tmp_path / "jobs.sqlite", settings=load_settings({}, max_jobs_per_owner=5, max_epoch_folds=100_000),
+                   models_dir=tmp_path / "models")
+    yield m
+    m.shutdown()
+
+
+def _wait_for(predicate, timeout: float = WAIT, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.slow
+def test_worker_process_trains_a_tiny_chain_with_progress_and_it_can_be_saved(manager, tmp_path):
+    job_id = manager.submit("train", tiny_payload(), owner="alice", name="tiny")
+    rec = manager.wait(job_id, WAIT)
+    assert rec.status == "done", rec.error
+    host, _, pid = rec.worker.rpartition(":")
+    assert host == socket.gethostname() and int(pid) != os.getpid()  # trained in another process
+    events = progress_events(manager.events(job_id))
+    assert {e.stage for e in events} == {"materials", "devices"} and events[-1].fraction == pytest.approx(1.0)
+    assert len(events[-1].member_losses) == 2
+    out = train_output(rec)
+    assert set(out.metrics) == {"materials", "devices"} and "y2_pred" in out.oof["devices"]
+    path = manager.save(job_id, "tiny", owner="alice")
+    assert bundles.load_bundle(path).spec.stages[0].epochs == 4
+
+
+@pytest.mark.slow
+def test_cancel_a_running_worker_job(manager):
+    job_id = manager.submit("train", tiny_payload(epochs=20_000), owner="alice", name="long")
+    _wait_for(lambda: (manager.get(job_id).fraction > 0) or None)
+    assert manager.get(job_id).status == "running"
+    assert manager.cancel(job_id, "alice")
+    rec = manager.wait(job_id, 60)
+    assert rec.status == "cancelled" and rec.last_event is not None and 0 < rec.fraction < 1
+    assert not manager.cancel(job_id, "alice")  # already finished
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_job_and_the_next_one_runs(manager):
+    first = manager.submit("train", tiny_payload(epochs=20_000), owner="alice", name="victim")
+    second = manager.submit("train", tiny_payload(), owner="alice", name="next")
+    _wait_for(lambda: (manager.get(first).fraction > 0) or None)
+    assert manager.get(second).status == "queued" and manager.get(second).queue_position == 1  # one worker at a time
+    os.kill(manager.executor.worker_pids()[first], signal.SIGKILL)
+    rec = manager.wait(first, 60)
+    assert rec.status == "failed" and "killed by signal 9" in rec.error
+    assert manager.wait(second, WAIT).status == "done"
+
+
+def test_recovery_interrupts_orphaned_running_jobs_requeues_queued_ones_and_cleans(tmp_path):
+    class Recorder:
+        def __init__(self):
+            self.submitted = []
+
+        def submit(self, db, job_id):
+            self.submitted.append(job_id)
+
+        def shutdown(self):
+            pass
+
+    settings = load_settings({}, max_jobs_per_owner=5)
+    models = tmp_path / "models"
+    m1 = JobManager(tmp_path / "jobs.sqlite", settings=settings, executor=Recorder(), models_dir=models)
+    running = m1.submit("train", tiny_payload(), owner="a", name="was-running")
+    queued = m1.submit("train", tiny_payload(), owner="a", name="was-queued")
+    s = m1.store
+    assert s.mark_running(running, f"{socket.gethostname()}:999999999")  # a process that does not exist
+    s.add_events(running, [{"stage": "materials", "fraction": 0.4}], 0.4)
+    (Path(m1.get(running).work_dir) / ".bundle.tmp").mkdir()
+    stray = m1.work_root / "0123456789ab"
+    stray.mkdir()
+    models.mkdir()
+    host = bundles._host_tag() if hasattr(bundles, "_host_tag") else "0" * 8
+    killed_save = models / f".tiny.{host}-999999999.abcdef012345.saving"  # store.save_bundle's temp folder of a dead process
+    killed_save.mkdir()
+    (killed_save / "config.json").write_text("{}")
+    killed_delete = models / ".old-model.deleting-0123abcd"
+    killed_delete.mkdir()
+
+    recorder = Recorder()
+    m2 = JobManager(tmp_path / "jobs.sqlite", settings=settings, executor=recorder, models_dir=models)  # the restart
+    rec = m2.get(running)
+    assert rec.status == "interrupted" and "40 %" in rec.error and rec.last_event["fraction"] == 0.4
+    assert recorder.submitted == [queued] and m2.get(queued).status == "queued"
+    assert not Path(rec.work_dir).exists() and not stray.exists()
+    assert Path(m2.get(queued).work_dir).is_dir()
+    assert not killed_delete.exists()
+    if hasattr(bundles, "clean_stale_temp"):
+        assert not killed_save.exists()
+    assert set(m2.last_recovery.interrupted) == {running}
+
+
+def test_local_executor_runs_at_most_max_running(tmp_path):
+    ex = LocalProcessExecutor(max_running=2)
+    assert ex.max_running == 2 and ex.running == []
+    ex.shutdown()
+    with pytest.raises(RuntimeError):
+        ex.submit(str(tmp_path / "j.sqlite"), "x")
