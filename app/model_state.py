@@ -43,6 +43,7 @@ __all__ = [
     "load_model",
     "model_picker",
     "bundles_frame",
+    "broken_frame",
 ]
 
 logger = logging.getLogger(__name__)
@@ -103,18 +104,24 @@ def _default_info() -> store.BundleInfo | None:
     path = default_model_path()
     if not path.is_dir():
         return None
-    if path.resolve() == store.default_bundle_path().resolve():
-        found = [b for b in store.list_bundles(path.parent / "__no_such_dir__") if b.builtin and b.path.resolve() == path.resolve()]
-    else:
-        found = [b for b in store.list_bundles(path.parent, include_default=False) if b.path.name == path.name]
-    if not found:
-        return None
-    b = found[0]
-    return store.BundleInfo(b.name, b.path, b.preset, b.created, b.headline, True)
+    b = store.bundle_info(path, builtin=True)
+    return store.BundleInfo(b.name, b.path, b.preset, b.created, b.headline, True, b.broken)
+
+
+@st.cache_resource(show_spinner=False)
+def _clean_stale_temp_once(directory: str) -> tuple[str, ...]:
+    """Remove the temporary folders of killed saves in ``directory``, once per server process."""
+    return tuple(str(p) for p in store.clean_stale_temp(directory))
 
 
 def model_options() -> list[store.BundleInfo]:
-    """The default model (first, ``builtin=True``), the other shipped models and the saved bundles of :func:`store.models_dir`."""
+    """The default model (first, ``builtin=True``), the other shipped models and every folder of :func:`store.models_dir`.
+
+    A folder that cannot be used is listed too, with ``broken`` giving the reason (never an
+    exception). The first call per server removes the temporary folders killed saves left
+    (:func:`nestedae_core.store.clean_stale_temp`).
+    """
+    _clean_stale_temp_once(str(store.models_dir()))
     out: list[store.BundleInfo] = []
     default = _default_info()
     if default is not None:
@@ -206,6 +213,8 @@ def _target_label(key: str, info: store.BundleInfo) -> tuple[str, str]:
 
 
 def _label(info: store.BundleInfo) -> str:
+    if info.broken:
+        return f"{info.name} (cannot be used)"
     bits = []
     for key, mae in info.headline.items():
         name, unit = _target_label(key, info)
@@ -217,18 +226,28 @@ def _label(info: store.BundleInfo) -> str:
     return f"{info.name} ({tag}; MAE {', '.join(bits)})" if bits else f"{info.name} ({tag})"
 
 
-def model_picker(*, key: str = "nae.model.picker", label: str = "Model", container=None, help: str | None = None) -> store.BundleInfo | None:
-    """Select box of :func:`model_options`; the choice becomes the active model. Returns the chosen entry.
+def broken_frame(options: list[store.BundleInfo]) -> pd.DataFrame:
+    """Table of the models that cannot be used: name, folder and the reason (plain text, for ``st.dataframe``)."""
+    return pd.DataFrame([{"model": b.name, "problem": b.broken, "path": str(b.path)} for b in options if b.broken])
 
-    Shows an info message (and returns None) when no model exists yet.
+
+def model_picker(*, key: str = "nae.model.picker", label: str = "Model", container=None, help: str | None = None) -> store.BundleInfo | None:
+    """Select box of the usable :func:`model_options`; the choice becomes the active model. Returns the chosen entry.
+
+    Models that cannot be used (``broken``) are not offered; a note and a table below
+    the box say which and why. Shows an info message (and returns None) when no usable
+    model exists yet.
     """
     where = container if container is not None else st
-    options = model_options()
+    everything = model_options()
+    options = [o for o in everything if not o.broken]
+    broken = broken_frame(everything)
     if not options:
         where.info(
             "No model yet: the default bundle is missing and none is saved. Train one on the Train page.",
             icon=":material/model_training:",
         )
+        _show_broken(where, broken, key)
         return None
     paths = [str(o.path) for o in options]
     current = str(active_model_path())
@@ -246,19 +265,35 @@ def model_picker(*, key: str = "nae.model.picker", label: str = "Model", contain
     if choice != current:
         set_active_model(None if options[paths.index(choice)].builtin else choice)
     st.session_state[f"{key}.seen"] = str(active_model_path())
+    _show_broken(where, broken, key)
     return options[paths.index(choice)]
 
 
+def _show_broken(where, broken: pd.DataFrame, key: str) -> None:  # type: ignore[no-untyped-def]
+    if broken.empty:
+        return
+    n = len(broken)
+    with where.expander(f"{n} saved model{'s' if n > 1 else ''} cannot be used", icon=":material/warning:"):
+        st.caption("These folders of the models folder are not readable model bundles; re-train and save them, or remove them.")
+        st.dataframe(broken, hide_index=True, key=f"{key}.broken")
+
+
 def bundles_frame(options: list[store.BundleInfo] | None = None) -> pd.DataFrame:
-    """Table of the models: name, preset, created, one MAE column per stage/target, default and shipped flags, path."""
+    """Table of the models: name, preset, created, one MAE column per stage/target, default and shipped flags, path.
+
+    When a model cannot be used, a ``problem`` column gives the reason.
+    """
     rows = []
     default = default_model_path().resolve()
-    for b in options if options is not None else model_options():
+    opts = options if options is not None else model_options()
+    for b in opts:
         row = {"model": b.name, "preset": b.preset, "created": b.created, "default": b.path.resolve() == default,
                "shipped": b.path.parent.resolve() == store.default_bundle_path().parent.resolve()}
         for k, v in b.headline.items():
             name, unit = _target_label(k, b)
             row[f"MAE {name}" + (f" ({unit})" if unit else "")] = v
+        if any(o.broken for o in opts):
+            row["problem"] = b.broken or ""
         row["path"] = str(b.path)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -394,3 +394,64 @@ def test_killed_save_is_cleaned(tiny_paper, tmp_path):
     assert [x.name for x in store.list_bundles(models, include_default=False)] == []
     assert [x.name for x in store.clean_stale_temp(models)] == left
     assert list(models.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- the dashboard
+
+
+def _fill_with_broken_folders(models, good):
+    """The models folder of a careless visitor: malformed bundles beside a good one, and a killed save."""
+    models.mkdir(parents=True, exist_ok=True)
+    cases = {
+        "metrics-list": ("metrics.json", "[]"),
+        "metrics-binary": ("metrics.json", None),
+        "config-list": ("config.json", "[1]"),
+        "mae-text": ("metrics.json", '{"materials": {"Gap": {"mae": "low"}}}'),
+        "manifest-string": ("manifest.json", '"x"'),
+    }
+    for name, (file, text) in cases.items():
+        b = _copy(good, models / name)
+        if text is None:
+            (b / file).write_bytes(b"\x89PNG\x00\xff\xfe")
+        elif file == "manifest.json":
+            (b / file).write_text(text)
+        else:
+            _rewrite(b, file, text)
+    partial = _copy(good, models / "missing-files")
+    (partial / "weights.safetensors").unlink()
+    (partial / "record.json").unlink()
+    (models / "[click](evil.example)").mkdir()  # a folder name is user text: never Markdown
+    _copy(good, models / "good")
+    p = multiprocessing.get_context("fork").Process(target=lambda: None)
+    p.start()
+    p.join()
+    stale = models / f".good.{store._host_tag()}-{p.pid}.abcdef.saving"
+    stale.mkdir()
+    (stale / "config.json").write_text("{}")
+    return stale
+
+
+@pytest.mark.parametrize("page", ["pages/predict.py", "pages/train.py", "pages/explain.py", "pages/screen.py", "pages/latents.py"])
+def test_pages_keep_working_with_broken_models(app_env, saved, page):
+    from app import model_state
+    from tests.app_driver import exceptions, open_app
+
+    stale = _fill_with_broken_folders(app_env, saved)
+    at = open_app(page)
+    assert not at.exception, exceptions(at)
+    assert not stale.exists()  # the app cleaned the killed save at start
+    labels = [e.label for e in at.expander]
+    assert any("7 saved models cannot be used" in label for label in labels), labels
+    tables = [df.value for df in at.dataframe if "problem" in getattr(df.value, "columns", [])]
+    assert tables, "no table of the unusable models"
+    problems = dict(zip(tables[0]["model"], tables[0]["problem"]))
+    assert "metrics.json must hold an object" in problems["metrics-list"]
+    assert "not UTF-8" in problems["metrics-binary"]
+    assert "MAE of 'materials/Gap' is not a number" in problems["mae-text"]
+    assert "missing" in problems["missing-files"]
+    boxes = [sb for sb in at.selectbox if sb.key and sb.key.endswith("model_picker")]
+    assert boxes
+    offered = [str(o) for o in boxes[0].options]
+    assert any("good" in o for o in offered) and not any("metrics-list" in o for o in offered)
+    assert "evil.example" not in "".join(str(m.value) for m in at.markdown)
+    assert sum(1 for o in model_state.model_options() if o.broken) == 7
