@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "data_cmd",
     "featurize_cmd",
     "train_cmd",
+    "sweep_cmd",
     "predict_cmd",
     "explain_cmd",
     "benchmark_cmd",

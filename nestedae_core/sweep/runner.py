@@ -1,0 +1,485 @@
+"""Run a sweep: ask Optuna for trials, run each as a job, tell Optuna the results.
+
+A :class:`Sweep` is an Optuna study (in an RDB storage: by default the job
+store's SQLite file, or any SQLAlchemy URL such as PostgreSQL for workers on
+several machines) plus the :class:`~nestedae_core.jobs.JobManager` that runs
+its trials as ordinary ``sweep-trial`` jobs, so the manager's limits, progress
+events and cancelling apply to every trial.
+
+:meth:`Sweep.step` does one round of bookkeeping and returns at once: it tells
+the study the result of every trial whose job finished, then asks for new
+trials and submits them while fewer than ``parallel`` of its trials run and
+fewer than ``n_trials`` were started. Every piece of state lives in the study
+(the sweep's configuration as a study attribute, each trial's job id as a
+trial attribute) and in the job store, so a sweep survives its orchestrator:
+:meth:`Sweep.open` picks a study up again (from another process, after a
+restart) and the next :meth:`step` carries on. :meth:`run` steps until done
+(the ``nestedae sweep`` command); the dashboard steps on each rerun.
+
+Trials are comparable: every one is cross-validated on the same grouped folds
+(the sweep's ``fold_seed``), whatever training seed it samples; the value is
+the mean validation-fold MAE of the objective's target (its unit), minimised.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ConfigError, InputError, NestedAEError
+from ..model.config import ChainSpec, config_error_message
+from .objective import Objective
+from .space import SearchSpace, default_space
+from .trial import TRIAL_KIND, trial_payload
+
+__all__ = [
+    "MAX_TRIALS",
+    "SweepConfig",
+    "Sweep",
+    "default_storage_url",
+    "open_storage",
+    "list_sweeps",
+    "STUDY_NAME_PATTERN",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Most trials one sweep may ask for.
+MAX_TRIALS = 500
+#: Allowed study names: letters, digits and ``-_.``; 1 to 64 characters.
+STUDY_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_CONFIG_ATTR = "nestedae_sweep"
+_CANCEL_ATTR = "nestedae_cancelled"
+_JOB_ATTR = "job_id"
+
+
+class SweepConfig(BaseModel):
+    """What a sweep trains and how (stored with the study, so a resumed sweep is the same sweep).
+
+    ``preset``: the base chain (``epochs``/``folds`` override it; the split is
+    always grouped); ``space``: the search space (None: :func:`default_space`);
+    ``stage``/``target``: the objective (default: the last stage's first target);
+    ``fold_seed``: seed of the folds shared by every trial; ``parallel``: trials run
+    at once; ``sampler_seed``: seed of Optuna's TPE sampler.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str
+    n_trials: int = Field(ge=1, le=MAX_TRIALS)
+    epochs: int | None = Field(default=None, ge=1, le=100_000)
+    folds: int | None = Field(default=None, ge=2, le=20)
+    fold_seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    stage: str | None = None
+    target: str | None = None
+    space: SearchSpace | None = None
+    parallel: int = Field(default=2, ge=1, le=64)
+    sampler_seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    device: str = "cpu"
+    data_dir: str | None = None
+
+    def base_spec(self) -> ChainSpec:
+        """The preset's chain with the overrides, grouped split, seed = ``fold_seed``."""
+        from ..model.presets import preset
+
+        return preset(self.preset, epochs=self.epochs, folds=self.folds, split="grouped", seed=self.fold_seed)
+
+    def search_space(self) -> SearchSpace:
+        """The search space in use (the given one, else the default of the base chain)."""
+        return self.space if self.space is not None else default_space(self.base_spec())
+
+    def objective(self) -> Objective:
+        """The objective on the base chain."""
+        return Objective.for_spec(self.base_spec(), self.stage, self.target)
+
+
+def default_storage_url() -> str:
+    """``sqlite:///<job store file>``: the study lives beside the jobs by default."""
+    from ..jobs.settings import job_store_path
+
+    return f"sqlite:///{Path(job_store_path()).resolve()}"
+
+
+def _safe_url(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL that does not parse is shown cut short
+        return url.split("@")[-1][:120]
+
+
+def open_storage(url: str | None = None) -> Any:
+    """An Optuna RDB storage for ``url`` (default :func:`default_storage_url`).
+
+    Raises:
+        InputError: the URL is malformed, its database driver is missing or it
+            cannot be opened (the message hides any password).
+    """
+    import optuna
+
+    text = (url or "").strip() or default_storage_url()
+    shown = _safe_url(text)
+    if "://" not in text:
+        raise InputError(f"storage '{shown}' is not a database URL; use sqlite:///PATH or postgresql://USER@HOST/DB")
+    kwargs: dict[str, Any] = {}
+    if text.startswith("sqlite:"):
+        path = text.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            parent = Path(path).expanduser().parent
+            if not parent.is_dir():
+                raise InputError(f"storage '{shown}': folder {parent} does not exist; create it or give another --storage")
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
+    try:
+        return optuna.storages.RDBStorage(text, **kwargs)
+    except ModuleNotFoundError as exc:
+        raise InputError(f"storage '{shown}' needs the database driver '{exc.name}'; install it (e.g. pip install psycopg2-binary for PostgreSQL)") from None
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy and Optuna raise many kinds; all are one user message
+        reason = " ".join(str(exc).split())[:200]
+        if "DB access module" in reason:
+            raise InputError(f"storage '{shown}' needs its database driver, which is not installed (for PostgreSQL: pip install psycopg2-binary)") from None
+        raise InputError(f"cannot open the sweep storage '{shown}': {reason}; use sqlite:///PATH or postgresql://USER@HOST/DB") from None
+
+
+def validate_study_name(name: str) -> str:
+    """``name`` stripped if it can name a study, else :class:`InputError`."""
+    text = (name or "").strip()
+    if not STUDY_NAME_PATTERN.fullmatch(text):
+        raise InputError(f"study name '{text}' is not allowed; use 1 to 64 letters, digits, '-', '_' and '.', starting with a letter or digit")
+    return text
+
+
+def list_sweeps(storage: str | None = None, owner: str | None = None) -> list[dict[str, Any]]:
+    """Sweeps in ``storage`` (newest first): name, preset, owner, trials asked, trials complete, best value."""
+    import optuna
+
+    st = open_storage(storage)
+    out = []
+    for s in optuna.get_all_study_summaries(st, include_best_trial=True):
+        attrs = s.user_attrs or {}
+        cfg = attrs.get(_CONFIG_ATTR)
+        if not isinstance(cfg, dict):
+            continue
+        if owner is not None and attrs.get("owner") != owner:
+            continue
+        out.append({
+            "study": s.study_name,
+            "preset": cfg.get("preset", ""),
+            "owner": attrs.get("owner", ""),
+            "n_trials": cfg.get("n_trials"),
+            "trials": s.n_trials,
+            "best": None if s.best_trial is None else s.best_trial.value,
+            "started": s.datetime_start.isoformat(timespec="seconds") if s.datetime_start else "",
+            "cancelled": bool(attrs.get(_CANCEL_ATTR)),
+        })
+    out.sort(key=lambda r: r["started"], reverse=True)
+    return out
+
+
+class Sweep:
+    """A running (or finished) sweep: an Optuna study whose trials are jobs of a manager.
+
+    Create with :meth:`create` or :meth:`open`; advance with :meth:`step` or :meth:`run`.
+    """
+
+    def __init__(self, study: Any, config: SweepConfig, manager: Any, owner: str) -> None:
+        self.study = study
+        self.config = config
+        self.manager = manager
+        self.owner = str(owner)
+        self.space = config.search_space()
+        self.base = config.base_spec()
+        self.objective = config.objective()
+        self.last_refusal: str | None = None
+
+    # ------------------------------------------------------------------ creating
+    @classmethod
+    def create(cls, config: SweepConfig, manager: Any, *, owner: str, study_name: str | None = None, storage: str | None = None) -> "Sweep":
+        """Start a new sweep; refuses one that could not run (limits, unknown preset or stage, bad space).
+
+        Raises:
+            ConfigError: unknown preset, stage or target, or a space that does not fit the chain.
+            InputError: the largest trial would break a job limit (named with its value),
+                the study exists already, or the storage cannot be opened.
+        """
+        import optuna
+
+        if not str(owner or "").strip():
+            raise InputError("a sweep needs an owner (e.g. the session id)")
+        name = validate_study_name(study_name or f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        base = config.base_spec()
+        space = config.search_space()
+        space.check(base)
+        config.objective()
+        check_limits(manager, space.largest(base), config.n_trials)
+        storage_obj = open_storage(storage)
+        try:
+            study = optuna.create_study(study_name=name, storage=storage_obj, direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.sampler_seed))
+        except optuna.exceptions.DuplicatedStudyError:
+            raise InputError(f"a sweep named '{name}' exists already; resume it (nestedae sweep --study {name}) or choose another name") from None
+        study.set_user_attr(_CONFIG_ATTR, json.loads(config.model_dump_json()))
+        study.set_user_attr("owner", str(owner))
+        study.set_user_attr("objective", config.objective().label(base))
+        logger.info("sweep %s created: %s, %d trials", name, config.preset, config.n_trials)
+        return cls(study, config, manager, owner)
+
+    @classmethod
+    def open(cls, study_name: str, manager: Any, *, owner: str, storage: str | None = None, n_trials: int | None = None) -> "Sweep":
+        """Pick up an existing sweep (e.g. after a restart); ``n_trials`` raises or lowers its total.
+
+        Raises:
+            InputError: no such sweep in the storage, or the storage cannot be opened.
+        """
+        import optuna
+
+        name = validate_study_name(study_name)
+        storage_obj = open_storage(storage)
+        try:
+            study = optuna.load_study(study_name=name, storage=storage_obj)
+        except KeyError:
+            raise InputError(f"no sweep named '{name}' in {_safe_url(storage or default_storage_url())}") from None
+        raw = study.user_attrs.get(_CONFIG_ATTR)
+        try:
+            config = SweepConfig.model_validate(raw)
+        except ValidationError as exc:
+            raise InputError(f"study '{name}' is not a nestedae sweep ({config_error_message(exc)})") from None
+        if n_trials is not None and n_trials != config.n_trials:
+            config = config.model_copy(update={"n_trials": int(n_trials)})
+            SweepConfig.model_validate(config.model_dump())
+            study.set_user_attr(_CONFIG_ATTR, json.loads(config.model_dump_json()))
+        study.sampler = optuna.samplers.TPESampler(seed=config.sampler_seed + len(study.trials))
+        sweep = cls(study, config, manager, owner)
+        check_limits(manager, sweep.space.largest(sweep.base), config.n_trials)
+        return sweep
+
+    @property
+    def name(self) -> str:
+        """The study's name."""
+        return str(self.study.study_name)
+
+    # ------------------------------------------------------------------ stepping
+    def _trials(self) -> list[Any]:
+        return list(self.study.get_trials(deepcopy=False))
+
+    @property
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` was called (by any process)."""
+        return bool(self.study.user_attrs.get(_CANCEL_ATTR))
+
+    def step(self) -> bool:
+        """Tell finished trials, start new ones as slots allow; True once the sweep is over.
+
+        Never blocks on training. A trial the manager refuses for a transient limit
+        (queue full, too many jobs) is not started; :attr:`last_refusal` says why and
+        a later step tries again.
+        """
+        from optuna.trial import TrialState
+
+        running = 0
+        launched = 0
+        for t in self._trials():
+            job_id = t.user_attrs.get(_JOB_ATTR)
+            if job_id:
+                launched += 1
+            if t.state != TrialState.RUNNING:
+                continue
+            if not job_id:  # asked but never submitted (its orchestrator died in between)
+                self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+                continue
+            info = job_info(self.manager, job_id)
+            if info["status"] == "done":
+                value = info.get("value")
+                if value is None or not math.isfinite(float(value)):
+                    self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+                else:
+                    self.study.tell(t.number, float(value), skip_if_finished=True)
+            elif info["status"] in ("failed", "cancelled", "interrupted", "unknown"):
+                self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+            else:
+                running += 1
+        if self.cancelled:
+            return running == 0
+        self.last_refusal = None
+        while launched < self.config.n_trials and running < self.config.parallel:
+            trial = self.study.ask()
+            values = self.space.suggest(trial)
+            try:
+                spec = self.space.apply(self.base, values)
+            except ConfigError as exc:
+                trial.set_user_attr("error", str(exc))
+                self.study.tell(trial, state=TrialState.FAIL)
+                launched += 1
+                continue
+            trial.set_user_attr("seed", int(spec.seed))
+            trial.set_user_attr("fold_seed", int(self.config.fold_seed))
+            payload = trial_payload(
+                spec, fold_seed=self.config.fold_seed, stage=self.objective.stage, target=self.objective.target,
+                study=self.name, trial_number=trial.number, params=values, data_dir=self.config.data_dir, device=self.config.device,
+            )
+            try:
+                job_id = submit_trial(self.manager, payload, owner=self.owner, name=f"{self.name[:54]}-t{trial.number}")
+            except InputError as exc:
+                self.last_refusal = str(exc)
+                trial.set_user_attr("error", f"not started: {exc}")
+                self.study.tell(trial, state=TrialState.FAIL)
+                logger.info("sweep %s: trial refused (%s)", self.name, exc)
+                break
+            trial.set_user_attr(_JOB_ATTR, job_id)
+            launched += 1
+            running += 1
+        return running == 0 and launched >= self.config.n_trials
+
+    def run(self, *, poll_s: float = 0.5, timeout: float | None = None, on_step: Callable[["Sweep"], None] | None = None) -> bool:
+        """Step until the sweep is over (True) or ``timeout`` seconds pass (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        refusals = 0
+        while True:
+            done = self.step()
+            if on_step is not None:
+                on_step(self)
+            if done:
+                return True
+            if self.last_refusal and not self._any_running():
+                refusals += 1
+                if refusals >= 3:
+                    raise InputError(f"sweep {self.name} cannot start its trials: {self.last_refusal}")
+            else:
+                refusals = 0
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(poll_s)
+
+    def _any_running(self) -> bool:
+        from optuna.trial import TrialState
+
+        return any(t.state == TrialState.RUNNING for t in self._trials())
+
+    def cancel(self) -> int:
+        """Stop the sweep: no new trials; running trial jobs are cancelled. Returns how many were asked to stop."""
+        from optuna.trial import TrialState
+
+        self.study.set_user_attr(_CANCEL_ATTR, True)
+        n = 0
+        for t in self._trials():
+            job_id = t.user_attrs.get(_JOB_ATTR)
+            if t.state == TrialState.RUNNING and job_id:
+                if cancel_job(self.manager, job_id, self.owner):
+                    n += 1
+        return n
+
+    # ------------------------------------------------------------------ results
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per trial: number, state, value, job status and progress, seed, parameters."""
+        rows = []
+        for t in self._trials():
+            job_id = t.user_attrs.get(_JOB_ATTR)
+            info = job_info(self.manager, job_id) if job_id else {"status": "", "progress": None}
+            rows.append({
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                "value": t.value if t.values else None,
+                "job": job_id or "",
+                "job_status": info["status"],
+                "progress_percent": info.get("progress"),
+                "seed": t.user_attrs.get("seed"),
+                "error": t.user_attrs.get("error") or info.get("error") or "",
+                "params": dict(t.params),
+            })
+        return rows
+
+    def best(self) -> dict[str, Any] | None:
+        """The best complete trial (lowest value) as a row, or None before the first completes."""
+        from optuna.trial import TrialState
+
+        done = [t for t in self._trials() if t.state == TrialState.COMPLETE and t.value is not None]
+        if not done:
+            return None
+        b = min(done, key=lambda t: (t.value, t.number))
+        return {"trial": b.number, "value": b.value, "job": b.user_attrs.get(_JOB_ATTR, ""), "seed": b.user_attrs.get("seed"), "params": dict(b.params)}
+
+    def counts(self) -> dict[str, int]:
+        """Trials per state (complete, fail, running) and how many the sweep asks for."""
+        out = {"complete": 0, "fail": 0, "running": 0, "n_trials": self.config.n_trials}
+        for t in self._trials():
+            key = t.state.name.lower()
+            if key in out:
+                out[key] += 1
+        return out
+
+    def save_best(self, name: str, *, overwrite: bool = False) -> Path:
+        """Save the best trial's trained model as ``name`` in the models folder (its staged bundle promoted).
+
+        Raises:
+            InputError: no trial has completed yet, or the name is not allowed.
+            BundleError: a model of that name exists (and ``overwrite`` is false).
+        """
+        best = self.best()
+        if best is None or not best["job"]:
+            raise InputError(f"sweep {self.name} has no finished trial yet; wait for one to complete")
+        return save_job_model(self.manager, best["job"], name, owner=self.owner, overwrite=overwrite)
+
+
+# ---------------------------------------------------------------------- the job manager's side
+
+
+def submit_trial(manager: Any, payload: dict[str, Any], *, owner: str, name: str) -> str:
+    """Submit a ``sweep-trial`` job; returns its id (limits refuse with :class:`InputError`)."""
+    return str(manager.submit(TRIAL_KIND, payload, owner=owner, name=name))
+
+
+def job_manager_for_cli() -> Any:
+    """A :class:`~nestedae_core.jobs.JobManager` on the configured job store and executor."""
+    from ..jobs import JobManager
+
+    return JobManager()
+
+
+def job_info(manager: Any, job_id: str) -> dict[str, Any]:
+    """Status (``queued``/``running``/``done``/``failed``/``cancelled``/``interrupted``/``unknown``), progress, value, error of a job."""
+    job = manager.get(job_id)
+    if job is None:
+        return {"status": "unknown", "progress": None, "error": "job not found in the job store"}
+    result = job.result or {}
+    value = result.get("value") if isinstance(result, dict) else None
+    progress = 1.0 if job.status == "done" else job.fraction
+    return {
+        "status": str(job.status),
+        "progress": None if progress is None else round(100.0 * float(progress), 1),
+        "value": value,
+        "error": getattr(job, "error", None) or "",
+    }
+
+
+def cancel_job(manager: Any, job_id: str, owner: str) -> bool:
+    """Ask a job to stop; False when it had finished."""
+    try:
+        return bool(manager.cancel(job_id, owner))
+    except NestedAEError:
+        return False
+
+
+def save_job_model(manager: Any, job_id: str, name: str, *, owner: str, overwrite: bool = False) -> Path:
+    """Promote a finished trial job's staged bundle to a saved model."""
+    return Path(manager.save(job_id, name, owner=owner, overwrite=overwrite))
+
+
+def check_limits(manager: Any, largest: ChainSpec, n_trials: int) -> None:
+    """Refuse a sweep the server would not run: read-only mode, or a largest trial over the size limits.
+
+    Raises :class:`~nestedae_core.jobs.LimitError` naming the limit's setting and its value.
+    """
+    from ..jobs.limits import LimitError, check_chain, check_read_only
+
+    check_read_only(manager.settings, "training (and sweeps)")
+    try:
+        check_chain(largest, manager.settings)
+    except LimitError as exc:
+        reason = str(exc).removeprefix("refused: ")
+        raise LimitError(f"refused: in the sweep's largest trial {reason}; or narrow the search space", exc.setting, exc.value) from None
