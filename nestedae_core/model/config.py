@@ -254,8 +254,8 @@ def load_chain_spec(path: str | Path, base: ChainSpec | None = None) -> ChainSpe
     kind = "TOML" if p.suffix.lower() == ".toml" else "JSON"
     try:
         if not p.is_file():
-            what = "does not exist" if not p.exists() else "is not a regular file"
-            raise ConfigError(f"config file {p} {what}; give a JSON or TOML file")
+            what = "it does not exist" if not p.exists() else "it is not a regular file"
+            raise ConfigError(f"cannot read config file {p}: {what}; give a JSON or TOML file")
         size = p.stat().st_size
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(f"config file {p} is {size / 1e6:.1f} MB; a chain spec is a few kB (limit {MAX_CONFIG_BYTES // 1_000_000} MB): check the file name")
