@@ -27,7 +27,7 @@ from torch import nn
 
 from .config import Activation, StageSpec
 
-__all__ = ["EnsembleLinear", "EnsembleMLP", "StageNet", "StageLayout", "make_activation", "POSITIVE_SHARPNESS"]
+__all__ = ["EnsembleDropout", "EnsembleLinear", "EnsembleMLP", "StageNet", "StageLayout", "make_activation", "POSITIVE_SHARPNESS"]
 
 #: Bounded heads bend with sharpness ``beta = POSITIVE_SHARPNESS / scale`` (scale: the target's
 #: training standard deviation): a "positive" head's softplus differs from the identity by
@@ -95,6 +95,37 @@ class EnsembleLinear(nn.Module):
         return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
 
 
+class EnsembleDropout(nn.Module):
+    """Dropout (zero each element with probability ``p``, scale the rest by ``1 / (1 - p)``) that draws
+    its mask cheaply: four 16-bit uniform integers per 64-bit random number.
+
+    ``p`` is rounded to a multiple of 1/65536 (0.1 becomes 0.100006). On a CPU this is
+    about 3x faster than :class:`torch.nn.Dropout`, whose Bernoulli draws were a third
+    of a training step of these small networks. The identity in ``eval()`` mode.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        # keep an element where its uniform 16-bit integer r in [-32768, 32767] is >= threshold
+        self.threshold = int(round(p * 65536)) - 32768
+        self.scale = 1.0 / (1.0 - p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with dropout applied (training mode) or unchanged (eval mode)."""
+        if not self.training or self.p == 0.0:
+            return x
+        n = x.numel()
+        bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), 2**63 - 1)
+        r = bits.view(torch.int16)[:n].view(x.shape)
+        return x * ((r >= self.threshold).to(x.dtype) * self.scale)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class EnsembleMLP(nn.Module):
     """Stack of :class:`EnsembleLinear` layers with activations (and dropout after hidden layers)."""
 
@@ -114,7 +145,7 @@ class EnsembleMLP(nn.Module):
         for h in hidden:
             layers += [EnsembleLinear(members, d, h), make_activation(activation)]
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(EnsembleDropout(dropout))
             d = h
         layers.append(EnsembleLinear(members, d, out_features))
         if out_activation != "identity":
@@ -233,7 +264,31 @@ class StageNet(nn.Module):
         For a ``real`` target, ``h`` is the standardised prediction; for every
         target, :meth:`target_units` turns ``h`` into the prediction in its units.
         """
+        if len(self.heads) > 1 and len(self.spec.head_hidden) == 1:
+            return self._fused_heads(z, members)
         return torch.cat([h(z, members) for h in self.heads], dim=-1)
+
+    def _fused_heads(self, z: torch.Tensor, members: Members) -> torch.Tensor:
+        """Every head (one hidden layer each) at once: the same function as running them one by one.
+
+        The hidden layers are concatenated into one wide layer and the output layers
+        into one block-diagonal layer: two batched products instead of two per head
+        (fewer, larger operations: the device stage's four heads train about 1.5x faster).
+        """
+        sel = slice(None) if members is None else members
+        layers = [h.linear_layers() for h in self.heads]
+        w1 = torch.cat([first.weight[sel] for first, _ in layers], dim=-1)  # (M, L, T*H)
+        b1 = torch.cat([first.bias[sel] for first, _ in layers], dim=-1)
+        modules = list(self.heads[0].net)  # [linear, activation, (dropout), linear]
+        hidden = modules[1](torch.baddbmm(b1, z, w1))
+        if isinstance(modules[2], EnsembleDropout):
+            hidden = modules[2](hidden)
+        T = len(layers)
+        w2 = torch.stack([last.weight[sel] for _, last in layers], dim=1)  # (M, T, H, 1)
+        eye = torch.eye(T, dtype=w2.dtype, device=w2.device)
+        w2 = (w2 * eye[None, :, None, :]).reshape(w2.shape[0], -1, T)  # block diagonal (M, T*H, T)
+        b2 = torch.cat([last.bias[sel] for _, last in layers], dim=-1)  # (M, 1, T)
+        return torch.baddbmm(b2, hidden, w2)
 
     def _standardisation(self, members: Members, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         mean, scale = self.target_mean, self.target_scale

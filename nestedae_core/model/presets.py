@@ -7,7 +7,8 @@
   + HTL -> 18 tanh latents -> PCE, decoders for the latents (MAE) and ETL/HTL
   (cross-entropy)). Our training recipe differs from the paper's (Adam 1e-3,
   batch 10, 1500 epochs): full-batch Adam with a cosine learning-rate decay from
-  1e-2, which reaches a lower error about 100x faster on a CPU.
+  2e-2 (1000 epochs for stage 1, 500 for stage 2), which reaches a lower error
+  about 300x faster on a CPU.
 * ``paper-exact``: the same architecture with the paper's own recipe (slow).
 * ``paper-jv``: ``paper`` plus heads for Voc, Jsc and FF in stage 2 and the
   decomposition energy in stage 1.
@@ -72,8 +73,10 @@ def _materials(**kw: object) -> StageSpec:
         head_hidden=[100],
         head_dropout=0.1,
         l1=1e-2,
-        epochs=3000,
-        lr=1e-2,
+        # 1000 full-batch epochs from lr 2e-2 (cosine): as accurate as 3000 from 1e-2 (0.1477 vs 0.1480 eV,
+        # 5-fold, seed 0; 0.1525 vs 0.1533 seed 1) in a third of the steps
+        epochs=1000,
+        lr=2e-2,
         schedule="cosine",
     )
     base.update(kw)
@@ -92,8 +95,9 @@ def _devices(**kw: object) -> StageSpec:
         head_hidden=[100],
         head_dropout=0.1,
         l1=1e-2,
-        epochs=1500,
-        lr=1e-2,
+        # 500 epochs from lr 2e-2: PCE 2.616 vs 2.626 % with 1500 from 1e-2 (random folds, seed 0), 2.780 vs 2.804 % grouped
+        epochs=500,
+        lr=2e-2,
         schedule="cosine",
     )
     base.update(kw)
@@ -143,6 +147,9 @@ def _pbe_extended() -> ChainSpec:
                 numeric_inputs=list(PAPER_DESCRIPTORS) + _FRACTIONS,
                 categorical_inputs=["phase"],
                 latent_dim=32,
+                # its own recipe, as measured in the README's accuracy table (not the paper preset's shorter one)
+                epochs=3000,
+                lr=1e-2,
             )
         ],
     )

@@ -19,7 +19,7 @@ import torch
 from ..errors import TrainingError
 from ..model.config import StageSpec
 from ..model.nn import StageNet
-from .losses import StageData, stage_losses
+from .losses import StageData, loss_weights, stage_losses
 from .progress import TrainingCancelled
 
 __all__ = ["EpochReport", "fit_stage"]
@@ -72,7 +72,9 @@ def fit_stage(
             sched.step()
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    w_full = train_mask / n_train.clamp_min(1)[:, None]
+    # full-batch weights do not change between steps: normalise them once
+    lw_full = loss_weights(spec, d, None, train_mask / n_train.clamp_min(1)[:, None]) if batch is None else None
+    lw_val = loss_weights(spec, d, None, val_mask / val_mask.sum(dim=1).clamp_min(1)[:, None]) if val_mask is not None else None
     train_rows = [torch.nonzero(train_mask[m].cpu()).flatten() for m in range(M)]
 
     best_val = torch.full((M,), float("inf"), device=dev)
@@ -80,13 +82,15 @@ def fit_stage(
     best_state = _snapshot(net) if val_mask is not None else None
     eval_every = max(1, spec.epochs // 200)
     report_every = max(1, spec.epochs // 100)
+    # the loss is read back (a device sync, on a GPU) only every few epochs
+    check_every = min(10, report_every)
     first_loss: float | None = None
     epoch = 0
 
+    net.train()
     for epoch in range(1, spec.epochs + 1):
-        net.train()
         if batch is None:
-            loss_m, _ = stage_losses(net, spec, d, None, w_full)
+            loss_m, _ = stage_losses(net, spec, d, lw_full)
             step(loss_m)
         else:
             perms = []
@@ -103,36 +107,38 @@ def fit_stage(
             for s in range(steps_per_epoch):
                 rows = idx[:, s * batch : (s + 1) * batch]
                 wv = val_[:, s * batch : (s + 1) * batch]
-                wb = wv / wv.sum(dim=1, keepdim=True).clamp_min(1)
-                loss_m, _ = stage_losses(net, spec, d, rows, wb)
+                loss_m, _ = stage_losses(net, spec, d, loss_weights(spec, d, rows, wv / wv.sum(dim=1, keepdim=True).clamp_min(1)))
                 step(loss_m)
                 loss_acc += loss_m.detach()
             loss_m = loss_acc / steps_per_epoch
         lm = loss_m.detach()
-        if not torch.isfinite(lm).all():
-            raise TrainingError(
-                f"stage '{spec.name}': the loss became non-finite at epoch {epoch}; lower the learning rate "
-                f"(now {spec.lr:g}) or check the inputs for extreme values"
-            )
-        mean_loss = float(lm.mean())
-        if first_loss is None:
-            first_loss = mean_loss
-        elif epoch > 10 and mean_loss > 100 * max(first_loss, 1e-3):
-            raise TrainingError(
-                f"stage '{spec.name}': the loss diverged (from {first_loss:.3g} to {mean_loss:.3g} at epoch {epoch}); "
-                f"lower the learning rate (now {spec.lr:g})"
-            )
+        evaluate = lw_val is not None and (epoch % eval_every == 0 or epoch == spec.epochs)
+        reporting = epoch % report_every == 0 or epoch == spec.epochs
+        if epoch == 1 or epoch % check_every == 0 or evaluate or reporting:
+            if not bool(torch.isfinite(lm).all()):
+                raise TrainingError(
+                    f"stage '{spec.name}': the loss became non-finite by epoch {epoch}; lower the learning rate "
+                    f"(now {spec.lr:g}) or check the inputs for extreme values"
+                )
+            mean_loss = float(lm.mean())
+            if first_loss is None:
+                first_loss = mean_loss
+            elif epoch > 10 and mean_loss > 100 * max(first_loss, 1e-3):
+                raise TrainingError(
+                    f"stage '{spec.name}': the loss diverged (from {first_loss:.3g} to {mean_loss:.3g} at epoch {epoch}); "
+                    f"lower the learning rate (now {spec.lr:g})"
+                )
         val_loss: float | None = None
-        if val_mask is not None and (epoch % eval_every == 0 or epoch == spec.epochs):
+        if evaluate:
+            assert lw_val is not None and best_state is not None
             net.eval()
             with torch.no_grad():
-                wv = val_mask / val_mask.sum(dim=1).clamp_min(1)[:, None]
-                _, vt = stage_losses(net, spec, d, None, wv)
+                _, vt = stage_losses(net, spec, d, lw_val)
+            net.train()
             improved = vt < best_val
-            if improved.any():
+            if bool(improved.any()):
                 best_val = torch.where(improved, vt, best_val)
                 best_epoch[improved.cpu()] = epoch
-                assert best_state is not None
                 for k, v in net.state_dict().items():
                     if v.dim() > 0 and v.shape[0] == M:
                         sel = improved.view(M, *([1] * (v.dim() - 1)))
@@ -142,7 +148,7 @@ def fit_stage(
                 report(epoch, lm, val_loss)
                 logger.info("stage %s: early stop at epoch %d", spec.name, epoch)
                 break
-        if epoch % report_every == 0 or epoch == spec.epochs:
+        if reporting:
             report(epoch, lm, val_loss)
         if should_stop is not None and should_stop():
             raise TrainingCancelled(f"training cancelled during stage '{spec.name}' at epoch {epoch}")

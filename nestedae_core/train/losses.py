@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..model.config import StageSpec
 from ..model.nn import StageNet
 
-__all__ = ["StageData", "distinct_rows", "elementwise_loss", "stage_losses"]
+__all__ = ["LossWeights", "StageData", "distinct_rows", "elementwise_loss", "loss_weights", "stage_losses"]
 
 
 @dataclass
@@ -60,44 +60,74 @@ def _noisy(net: StageNet, spec: StageSpec, x: torch.Tensor) -> torch.Tensor:
     return x + noise
 
 
-def stage_losses(net: StageNet, spec: StageSpec, d: StageData, rows: torch.Tensor | None, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-member total loss and per-member target loss.
+@dataclass
+class LossWeights:
+    """The row weights of one loss evaluation, normalised once (full-batch weights never change between steps).
 
-    ``rows``: (M, B) row indices of the batch (None: all rows); ``w``: (M, B) row
-    weights (0 for padding / rows not in the member's set).
+    ``rows``: (M, B) row indices of a mini-batch, or None for all rows; ``targets``:
+    (M, rows, T) weight of each row's target error (zero where the target is
+    missing), each target's weights summing to its ``TargetSpec.weight``; ``inputs``:
+    (M, network rows) weight of each row the network runs on (distinct inputs in a
+    full batch) in the reconstruction losses, summing to 1.
+    """
+
+    rows: torch.Tensor | None
+    targets: torch.Tensor
+    inputs: torch.Tensor
+
+
+def loss_weights(spec: StageSpec, d: StageData, rows: torch.Tensor | None, w: torch.Tensor) -> LossWeights:
+    """Normalised :class:`LossWeights` from raw row weights ``w`` (M, B) of the batch ``rows`` (None: all rows).
+
+    ``w`` is 0 for padding and for rows outside a member's set.
     """
     M = d.x.shape[0]
     if rows is None:
-        # full batch: run the net on the distinct inputs, spread predictions to rows,
-        # and weight each distinct input by the summed weight of its rows
-        x, y, ym = d.x, d.y, d.ymask
+        ym = d.ymask
+        # the network runs once per distinct input: its weight is the summed weight of its rows
+        w_in = torch.zeros(M, d.x.shape[1], device=w.device, dtype=w.dtype).index_add_(1, d.inverse, w)
+    else:
+        ar = torch.arange(M, device=d.x.device)[:, None]
+        ym = d.ymask[ar, rows]
+        w_in = w
+    wt = w[..., None] * ym
+    tweight = torch.tensor([t.weight for t in spec.targets], dtype=wt.dtype, device=wt.device)
+    wt = wt * (tweight / wt.sum(dim=1).clamp_min(1e-12))[:, None, :]
+    return LossWeights(rows=rows, targets=wt, inputs=w_in / w_in.sum(dim=1, keepdim=True).clamp_min(1e-12))
+
+
+def stage_losses(net: StageNet, spec: StageSpec, d: StageData, lw: LossWeights) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-member total loss and per-member target loss, with the weights ``lw`` (see :func:`loss_weights`)."""
+    M = d.x.shape[0]
+    rows = lw.rows
+    if rows is None:
+        # full batch: run the net on the distinct inputs and spread predictions to rows
+        x, y = d.x, d.y
         cats = [c.unsqueeze(0).expand(M, -1) for c in d.cat_idx]
         z, pred_u, cont, logits = net(_noisy(net, spec, x))
         pred = pred_u[:, d.inverse]
-        w_rows = w
-        w = torch.zeros(M, x.shape[1], device=x.device, dtype=w.dtype).index_add_(1, d.inverse, w)
     else:
         ar = torch.arange(M, device=d.x.device)[:, None]
         urows = d.inverse[rows]
-        x, y, ym = d.x[ar, urows], d.y[ar, rows], d.ymask[ar, rows]
+        x, y = d.x[ar, urows], d.y[ar, rows]
         cats = [c[urows] for c in d.cat_idx]
         z, pred, cont, logits = net(_noisy(net, spec, x))
-        w_rows = w
-    target_loss = torch.zeros(M, device=x.device)
-    for t, tspec in enumerate(spec.targets):
-        wt = w_rows * ym[..., t]
-        denom = wt.sum(dim=1).clamp_min(1e-12)
-        target_loss = target_loss + tspec.weight * (elementwise_loss(tspec.loss, pred[..., t], y[..., t]) * wt).sum(dim=1) / denom
-    wsum = w.sum(dim=1).clamp_min(1e-12)
+    kinds = {t.loss for t in spec.targets}
+    if len(kinds) == 1:
+        target_loss = (elementwise_loss(kinds.pop(), pred, y) * lw.targets).sum(dim=(1, 2))
+    else:
+        target_loss = sum(
+            (elementwise_loss(t.loss, pred[..., j], y[..., j]) * lw.targets[..., j]).sum(dim=1) for j, t in enumerate(spec.targets)
+        )
     total = target_loss
     n_cont = net.layout.n_continuous
     if cont is not None and spec.reconstruction_weight > 0:
         err = elementwise_loss(spec.reconstruction_loss, cont, x[..., :n_cont]).mean(dim=-1)
-        total = total + spec.reconstruction_weight * (err * w).sum(dim=1) / wsum
+        total = total + spec.reconstruction_weight * (err * lw.inputs).sum(dim=1)
     if logits and spec.categorical_weight > 0:
         for lg, ci in zip(logits, cats):
             ce = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), ci.reshape(-1), reduction="none").reshape(ci.shape)
-            total = total + spec.categorical_weight * (ce * w).sum(dim=1) / wsum
+            total = total + spec.categorical_weight * (ce * lw.inputs).sum(dim=1)
     if spec.l1 > 0:
         total = total + spec.l1 * net.l1_penalty()
     return total, target_loss
