@@ -363,6 +363,9 @@ def _no_constant(text: str) -> float:
 def _read_json(path: Path, *, finite: bool = False) -> Any:
     """A bundle JSON file; ``finite``: NaN, Infinity and out-of-range numbers are errors."""
     try:
+        size = os.stat(path).st_size
+        if size > _MAX_JSON_BYTES:
+            raise BundleError(f"bundle file {path} is {size / 1e6:.0f} MB, more than a bundle's JSON can be ({_MAX_JSON_BYTES // 1_000_000} MB); the bundle is corrupt")
         raw = path.read_bytes()
         text = raw.decode("utf-8")
         if finite:

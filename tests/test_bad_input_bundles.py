@@ -455,3 +455,12 @@ def test_pages_keep_working_with_broken_models(app_env, saved, page):
     assert any("good" in o for o in offered) and not any("metrics-list" in o for o in offered)
     assert "evil.example" not in "".join(str(m.value) for m in at.markdown)
     assert sum(1 for o in model_state.model_options() if o.broken) == 7
+
+
+def test_absurdly_large_json_is_refused_unread(saved, tmp_path):
+    b = _copy(saved, tmp_path / "b")
+    with open(b / "record.json", "r+b") as fh:
+        fh.truncate(store._MAX_JSON_BYTES + 1)  # sparse: only the size is looked at
+    assert "MB, more than a bundle's JSON can be" in store.bundle_info(b).broken
+    with pytest.raises(BundleError, match="more than a bundle's JSON can be"):
+        store.load_bundle(b, verify=False)
