@@ -19,6 +19,20 @@ def _level(text: str) -> float:
     return value
 
 
+def _device(text: str) -> str:
+    """``--device``: checked when parsed (one line naming the devices present), not after minutes of baselines."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    from ..errors import InputError
+    from ..model.devices import resolve_device
+
+    try:
+        resolve_device(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 _folds = whole_number(2, "fold count", "at least 2 folds are needed")
 _positive = whole_number(1)
 
@@ -38,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     acc.add_argument("--dataset", help="band-gap dataset: mhp-pbe-paper (task bandgap-paper) or mhp-pbe (task bandgap-pbe); PCE always runs unless --task is given")
     acc.add_argument("--model", action="append", help=f"restrict to model(s): {', '.join(MODELS)}")
     acc.add_argument("--epochs", type=_positive, help="override NestedAE epochs (quick runs)")
-    acc.add_argument("--device", default="auto")
+    acc.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     acc.add_argument("--data-dir")
     acc.add_argument("--json", metavar="FILE", help="write the report to FILE (atomically)")
     acc.set_defaults(func=run_accuracy)
@@ -52,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cal.add_argument("--level", type=_level, default=0.9, help="interval level, between 0 and 1 (default 0.9)")
     cal.add_argument("--seed", type=int, default=0)
     cal.add_argument("--epochs", type=_positive, help="override every stage's epochs (quick runs)")
-    cal.add_argument("--device", default="auto")
+    cal.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     cal.add_argument("--data-dir")
     cal.set_defaults(func=run_calibration)
     pap = bsub.add_parser("paper-score", help="a bundle's out-of-fold PCE scored as the NestedAE paper did, beside our row-weighted MAE",
@@ -64,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pap.add_argument("--json", metavar="FILE", help="write the result to FILE (atomically)")
     pap.set_defaults(func=run_paper_score)
     spd = bsub.add_parser("speed", help="seconds for 5-fold training of both stages and for 1000 chain predictions; peak memory")
-    spd.add_argument("--device", default="auto")
+    spd.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     spd.add_argument("--data-dir")
     spd.add_argument("--epochs", type=int, help="override epochs (default: the preset's)")
     spd.add_argument("--json", metavar="FILE", help="write the report to FILE (atomically)")
