@@ -247,10 +247,16 @@ def _swarm_offsets(x: np.ndarray, *, bins: int = 60, width: float = 0.38) -> np.
     return offsets / max(peak / 2, 1) * width
 
 
+#: Colour of categorical inputs' dots in the beeswarm (they have no low-to-high order).
+CATEGORY_GREY = "#8c8c8c"
+
+
 def beeswarm_figure(att: Any, *, top: int = 12, units: Mapping[str, str] | None = None, title: str | None = None,
                     max_points: int = 400) -> go.Figure:
     """SHAP value (x, output unit) of every row for each of the ``top`` features (y, most important on top),
-    coloured by the feature's value scaled to its own range (blue low -> red high; categories by code).
+    coloured by the feature's value scaled to its own range (blue low -> red high). Categorical inputs (ETL,
+    HTL stacks, phase) have no low or high: their dots are grey (second trace, named in the legend) and the
+    hover names the category.
 
     Hover: the row label (formula), the raw feature value with its unit, the SHAP value.
     """
@@ -261,19 +267,24 @@ def beeswarm_figure(att: Any, *, top: int = 12, units: Mapping[str, str] | None 
     order = np.argsort(-ma, kind="stable")[:top]
     scaled = _standardise_columns(view.data)
     xs, ys, cs, texts = [], [], [], []
+    cat_x, cat_y, cat_texts = [], [], []
     ticks = []
     for pos, j in enumerate(order[::-1]):
         name = view.feature_names[j]
         v = view.values[rows, j]
-        xs.append(v)
-        ys.append(pos + _swarm_offsets(v))
-        cs.append(scaled[rows, j])
         unit = feature_unit(name, units)
         disp = view.display[rows, j]
-        texts.extend(
-            f"{view.row_labels[r] if r < len(view.row_labels) else r}<br>{feature_label(name, units, with_unit=False)} = {format_value(d, unit)}"
-            for r, d in zip(rows, disp)
-        )
+        hover = [f"{view.row_labels[r] if r < len(view.row_labels) else r}<br>{feature_label(name, units, with_unit=False)} = {format_value(d, unit)}"
+                 for r, d in zip(rows, disp)]
+        if name in view.categorical:  # no order among categories: grey, not on the low-to-high scale
+            cat_x.append(v)
+            cat_y.append(pos + _swarm_offsets(v))
+            cat_texts.extend(hover)
+        else:
+            xs.append(v)
+            ys.append(pos + _swarm_offsets(v))
+            cs.append(scaled[rows, j])
+            texts.extend(hover)
         ticks.append(feature_label(name, units))
     x = np.concatenate(xs) if xs else np.zeros(0)
     y = np.concatenate(ys) if ys else np.zeros(0)
@@ -284,14 +295,20 @@ def beeswarm_figure(att: Any, *, top: int = 12, units: Mapping[str, str] | None 
                     line=dict(width=0),
                     colorbar=dict(title=dict(text="feature value<br>(scaled: low → high)", side="right"),
                                   tickvals=[0, 0.5, 1], ticktext=["low", "mid", "high"], thickness=12)),
-        hovertemplate=f"%{{text}}<br>SHAP %{{x:.4g}} {view.unit}<extra></extra>",
+        hovertemplate=f"%{{text}}<br>SHAP %{{x:.4g}} {view.unit}<extra></extra>", name="numeric input", showlegend=False,
     ))
+    if cat_x:
+        fig.add_trace(go.Scatter(
+            x=np.concatenate(cat_x), y=np.concatenate(cat_y), mode="markers", text=cat_texts, name="categorical input (no low/high)",
+            marker=dict(size=6, color=CATEGORY_GREY, opacity=0.85, line=dict(width=0)), showlegend=True,
+            hovertemplate=f"%{{text}}<br>SHAP %{{x:.4g}} {view.unit}<extra></extra>",
+        ))
     fig.add_vline(x=0, line=dict(color="#555", width=1))
     fig.update_yaxes(tickvals=list(range(len(ticks))), ticktext=ticks, title_text="input feature (unit)", automargin=True,
                      range=[-0.7, max(len(ticks), 1) - 0.3], zeroline=False, showgrid=False)
     fig.update_xaxes(title_text=f"SHAP value: effect on {_output_title(view)} ({_unit_text(view.unit)})")
     style(fig, height=max(300, 34 * len(ticks) + 120), title=title)
-    fig.update_layout(showlegend=False)
+    fig.update_layout(showlegend=bool(cat_x), legend=dict(orientation="h", y=-0.25, x=0))
     return fig
 
 

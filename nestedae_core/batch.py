@@ -69,6 +69,7 @@ __all__ = [
     "predict_csv",
     "predict_rows",
     "read_table",
+    "read_small_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ DEFAULT_EXPLAIN_CHUNK_ROWS = 200
 PROVENANCE_COLUMNS = ("model_name", "model_sha256", "nestedae_version")
 #: ``long``: one line per (row, output, feature); ``wide``: one line per row.
 ExplainFormat = Literal["long", "wide"]
+#: Parsed formulas remembered across chunks (repeated formulas are parsed once); cleared when full.
+_CACHE_SIZE = 2048
 #: The most row errors kept in a :class:`BatchSummary`.
 _KEPT_ERRORS = 5
 
@@ -169,6 +172,39 @@ def read_table(source: Any, columns: BatchColumns, *, chunk_rows: int = DEFAULT_
         raise InputError("the input CSV is not UTF-8 text; save it as CSV UTF-8 and try again") from None
 
 
+def read_small_table(data: bytes | str, *, max_rows: int = 5000) -> pd.DataFrame:
+    """A whole table from CSV text or bytes (an upload, or cells pasted from a spreadsheet: tab-separated), every cell as text.
+
+    The same reading rules as :func:`read_table`. Raises :class:`InputError`
+    for an empty or unreadable table, and for more than ``max_rows`` rows (the
+    message points to ``nestedae predict --csv`` for big files).
+    """
+    import io
+
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InputError("the table is not UTF-8 text; save it as CSV UTF-8 and try again") from None
+    text = data.lstrip("\ufeff")
+    if not text.strip():
+        raise InputError("the table is empty; give a header line naming the columns, then one row per query")
+    header = text.lstrip().splitlines()[0]
+    sep = "\t" if "\t" in header and "," not in header else ("," if "," in header else ("\t" if "\t" in header else ","))
+    try:
+        table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, nrows=max_rows + 1)
+    except pd.errors.EmptyDataError:
+        raise InputError("the table is empty; give a header line naming the columns, then one row per query") from None
+    except pd.errors.ParserError as exc:
+        raise InputError(f"the table is not readable as CSV: {str(exc).splitlines()[0]}") from None
+    if len(table) > max_rows:
+        raise InputError(f"the table has more than {max_rows} rows; split it, or use `nestedae predict --csv IN --out OUT` for big files")
+    if table.empty:
+        raise InputError("the table has a header but no rows; add one row per query")
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
 # --------------------------------------------------------------------------- rows -> queries
 
 
@@ -206,8 +242,9 @@ def _parse_rows(model: NestedAE, chunk: pd.DataFrame, columns: BatchColumns, cac
                 comp = parse_formula(text)
             except NestedAEError as exc:
                 comp = exc
-            if len(cache) < 100_000:
-                cache[text] = comp
+            if len(cache) >= _CACHE_SIZE:  # bounded: a file of unique formulas must not grow memory with its rows
+                cache.clear()
+            cache[text] = comp
         if isinstance(comp, Exception):
             errors[i] = f"column '{columns.formula}': {comp}"
             continue

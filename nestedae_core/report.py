@@ -167,7 +167,7 @@ def _targets_figure(targets: Mapping[str, Mapping[str, Any]]) -> Any:
         fig.add_trace(go.Scatter(x=[t["label"]], y=[mean], mode="markers", marker=dict(size=11, color=_PALETTE[k % len(_PALETTE)]),
                                  error_y=dict(type="data", array=[plus], arrayminus=[minus], visible=True, width=8), showlegend=False,
                                  hovertemplate=f"%{{y:.4g}} {t['unit']}<br>{what}<extra></extra>"), row=r, col=c)
-        fig.update_yaxes(title_text=t["unit"] or "value", row=r, col=c)
+        fig.update_yaxes(title_text=t["unit"] or "dimensionless", row=r, col=c)
         fig.update_xaxes(showticklabels=False, row=r, col=c)
     return _style(fig, height=300 * rows)
 

@@ -182,3 +182,17 @@ def test_builders_on_the_device_table(data_dir):
     assert sum(ternary.data[0].customdata) == len(df)
     etl = figures.stack_breakdown_figure(df, "ETL_stack_sequence")
     assert len(etl.data[0].y) == 7 and sum(etl.data[0].x) == len(df)
+
+
+def test_figure_downloads_name_the_figure_and_offer_png_or_svg():
+    import plotly.graph_objects as go
+
+    from app import figure_export
+
+    fig = go.Figure(layout=dict(title="Why <b>band gap (PBE)</b> = 1.77 eV for MAPbI3"))
+    cfg = figure_export.chart_config(fig, "explain.waterfall", "svg")
+    assert cfg["displaylogo"] is False
+    assert cfg["toImageButtonOptions"] == {"format": "svg", "filename": "explain-waterfall-Why-band-gap-PBE-1.77-eV-for-MAPbI3"}
+    png = figure_export.chart_config(go.Figure(), "predict.bars", "png")["toImageButtonOptions"]
+    assert png == {"format": "png", "filename": "predict-bars", "scale": 2}
+    assert figure_export.chart_config(go.Figure())["toImageButtonOptions"]["filename"] == "nestedae-figure"

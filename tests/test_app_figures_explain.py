@@ -95,6 +95,20 @@ def test_beeswarm_points_colours_and_axes(linear_att):
     assert list(fig.layout.yaxis.ticktext)[-1] == "A-site ionic radius (Å)"
 
 
+def test_beeswarm_draws_categorical_inputs_grey(linear_att):
+    import dataclasses
+
+    att = dataclasses.replace(linear_att, feature_names=["A_ion_rad", "ETL_stack_sequence", "x2", "x3"],
+                              categories={"ETL_stack_sequence": ["SnO2-c", "TiO2-c"]},
+                              data=np.c_[linear_att.data[:, 0], (linear_att.data[:, 1] > 0).astype(float), linear_att.data[:, 2:]])
+    fig = fx.beeswarm_figure(att, top=4)
+    numeric, cats = fig.data[0], fig.data[1]
+    assert len(numeric.x) == 3 * att.n_rows and len(cats.x) == att.n_rows  # the stack's dots are not on the colour scale
+    assert cats.marker.color == fx.CATEGORY_GREY and "no low/high" in cats.name and fig.layout.showlegend
+    assert any("ETL stack = SnO2-c" in t or "ETL stack = TiO2-c" in t for t in cats.text)
+    assert not fx.beeswarm_figure(linear_att, top=3).layout.showlegend  # no categorical input: no legend
+
+
 def test_waterfall_goes_from_base_to_prediction(linear_att):
     row = 3
     frame = fx.waterfall_frame(linear_att, row, top=2)
@@ -129,7 +143,7 @@ def test_categorical_inputs_show_category_names(tiny):
     stack = frame[frame["step"] == "stack"]
     assert stack["input value"].iloc[0] in data.devices["stack"].unique()
     fig = fx.beeswarm_figure(att)
-    assert any(c in t for t in fig.data[0].text for c in ("layer_A", "layer_B", "layer_C"))
+    assert any(c in t for t in fig.data[1].text for c in ("layer_A", "layer_B", "layer_C"))  # the categorical trace
 
 
 def test_explainer_comparison_panel(tiny):
