@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -116,8 +117,12 @@ def _safe_url(url: str) -> str:
         return url.split("@")[-1][:120]
 
 
+_STORAGES: dict[str, Any] = {}
+_STORAGES_LOCK = threading.Lock()
+
+
 def open_storage(url: str | None = None) -> Any:
-    """An Optuna RDB storage for ``url`` (default :func:`default_storage_url`).
+    """An Optuna RDB storage for ``url`` (default :func:`default_storage_url`), shared per URL in this process.
 
     Raises:
         InputError: the URL is malformed, its database driver is missing or it
@@ -126,6 +131,10 @@ def open_storage(url: str | None = None) -> Any:
     import optuna
 
     text = (url or "").strip() or default_storage_url()
+    with _STORAGES_LOCK:
+        cached = _STORAGES.get(text)
+    if cached is not None:
+        return cached
     shown = _safe_url(text)
     if "://" not in text:
         raise InputError(f"storage '{shown}' is not a database URL; use sqlite:///PATH or postgresql://USER@HOST/DB")
@@ -138,7 +147,7 @@ def open_storage(url: str | None = None) -> Any:
                 raise InputError(f"storage '{shown}': folder {parent} does not exist; create it or give another --storage")
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
     try:
-        return optuna.storages.RDBStorage(text, **kwargs)
+        storage = optuna.storages.RDBStorage(text, **kwargs)
     except ModuleNotFoundError as exc:
         raise InputError(f"storage '{shown}' needs the database driver '{exc.name}'; install it (e.g. pip install psycopg2-binary for PostgreSQL)") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy and Optuna raise many kinds; all are one user message
@@ -146,6 +155,8 @@ def open_storage(url: str | None = None) -> Any:
         if "DB access module" in reason:
             raise InputError(f"storage '{shown}' needs its database driver, which is not installed (for PostgreSQL: pip install psycopg2-binary)") from None
         raise InputError(f"cannot open the sweep storage '{shown}': {reason}; use sqlite:///PATH or postgresql://USER@HOST/DB") from None
+    with _STORAGES_LOCK:
+        return _STORAGES.setdefault(text, storage)
 
 
 def validate_study_name(name: str) -> str:
@@ -403,6 +414,17 @@ class Sweep:
             return None
         b = min(done, key=lambda t: (t.value, t.number))
         return {"trial": b.number, "value": b.value, "job": b.user_attrs.get(_JOB_ATTR, ""), "seed": b.user_attrs.get("seed"), "params": dict(b.params)}
+
+    def state(self) -> str:
+        """``running`` (trials to run or running), ``finished``, ``stopping`` (cancelled, trials still stopping) or ``cancelled``."""
+        from optuna.trial import TrialState
+
+        trials = self._trials()
+        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+        if self.cancelled:
+            return "stopping" if running else "cancelled"
+        launched = sum(1 for t in trials if t.user_attrs.get(_JOB_ATTR))
+        return "finished" if running == 0 and launched >= self.config.n_trials else "running"
 
     def counts(self) -> dict[str, int]:
         """Trials per state (complete, fail, running) and how many the sweep asks for."""
