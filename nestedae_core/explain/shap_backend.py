@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .permutation import permutation_shapley
 from .settings import ExplainSettings
 
 __all__ = ["shap_values", "warm_up"]
@@ -29,13 +30,13 @@ def shap_values(
     """Run a shap explainer of ``f`` at the rows ``X`` (n, F) with the (unweighted)
     ``background`` multiset: values (n, F, K), base values (n, K) (``f``'s unit) and
     details (evaluations per row, permutations)."""
-    import shap
-
     n, F = X.shape
     details: dict[str, Any] = {}
     state = np.random.get_state()
     try:
         if method == "exact":
+            import shap
+
             masker = shap.maskers.Independent(background, max_samples=len(background))
             varying = int((~np.isclose(X[:, None, :], background[None, :, :])).any(axis=(0, 1)).sum())
             details["evaluations_per_row"] = 2**varying
@@ -43,15 +44,15 @@ def shap_values(
             e = ex(X, max_evals=2**F + 1, silent=True)
             values, base = np.asarray(e.values), np.asarray(e.base_values)
         elif method == "permutation":
-            masker = shap.maskers.Independent(background, max_samples=len(background))
             perms = settings.permutations if n <= settings.many_rows else settings.permutations_many
             max_evals = perms * (2 * F + 1)
             details["permutations"] = perms
             details["evaluations_per_row"] = max_evals
-            ex = shap.explainers.Permutation(f, masker, seed=settings.seed)
-            e = ex(X, max_evals=max_evals, silent=True)
-            values, base = np.asarray(e.values), np.asarray(e.base_values)
+            # shap.PermutationExplainer's values, computed without its numba kernels (no compile per process)
+            values, base = permutation_shapley(f, X, background, max_evals=max_evals, seed=settings.seed)
         elif method == "kernel":
+            import shap
+
             np.random.seed(settings.seed)
             ke = shap.KernelExplainer(f, background)
             raw = ke.shap_values(X, nsamples=settings.kernel_samples, silent=True)
