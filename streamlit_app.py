@@ -3,6 +3,13 @@
 Run with ``streamlit run streamlit_app.py``. Page config is set once here; the
 page list lives in :mod:`app.navigation` (every page registered explicitly).
 Datasets are read from ``$NESTEDAE_DATA_DIR`` or the download cache.
+
+Who the user is (:func:`app.jobs_state.render_identity`: the signed-in user when
+login is configured in ``.streamlit/secrets.toml``, else a per-browser id kept in
+a cookie) is shown in the sidebar. After the page, the server's job manager is
+started once (:func:`app.jobs_state.startup`): its start-up recovery marks jobs a
+stopped server left running as interrupted, runs queued ones and removes the
+temporary folders of killed saves.
 """
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ _ROOT = Path(__file__).resolve().parent
 if str(_ROOT) not in sys.path:  # `app` is a plain folder next to this script
     sys.path.insert(0, str(_ROOT))
 
-from app import explain_state, state  # noqa: E402
+from app import explain_state, figure_export, jobs_state, state  # noqa: E402
 from app.navigation import build_navigation  # noqa: E402
 
 st.set_page_config(
@@ -32,4 +39,9 @@ st.set_page_config(
 page = build_navigation()
 state.sync_url()
 explain_state.warm_up()  # compile shap's kernels once per server, in the background
-page.run()
+figure_export.format_control()  # PNG or SVG from every figure's camera button
+jobs_state.render_identity()
+try:
+    page.run()
+finally:
+    jobs_state.startup()  # once per server (cached); after the page so that it never delays it

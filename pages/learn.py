@@ -2,10 +2,11 @@
 
 1. The generating equations (:func:`nestedae_core.data.synthetic.generate`) and which features matter.
 2. A small NestedAE trained on it (:func:`nestedae_core.train.cross_validate` with the
-   ``synthetic`` preset and the generated tables), run by the server-wide job manager
-   (:func:`app.model_state.get_job_manager`) like every training of the app; the page
-   shows the job's progress until it finishes. Jobs are filed under one owner for every
-   session, so a configuration trained once is reused by all (never mutate its result).
+   ``synthetic`` preset and the generated tables): a ``train`` job of the server's job
+   manager (:func:`app.jobs_state.get_manager`), run in a worker process like every
+   training of the app; the page shows a progress bar from the job's progress events
+   until it finishes. A configuration trained once (by anyone) is reused from the job
+   store (never mutate its result); the job itself is filed under the user who started it.
 3. What the latents recover: active latents against the true number of factors, and the
    latents against the hidden true factors (recovered up to an invertible mixing).
 4. What SHAP says: relevant against irrelevant features.
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import time
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -24,22 +27,20 @@ import streamlit as st
 from app import explain_state as es
 from app import figures_explain as fx
 from app import figures_model as fm
-from app import model_state
+from app import jobs_state
 from app import ui
 from nestedae_core import explain
 from nestedae_core.data import synthetic
 from nestedae_core.explain import latents
+from nestedae_core.jobs import JobRecord, latent_sweep_payload, synthetic_tables, train_payload
 from nestedae_core.model import NestedAE
 from nestedae_core.model import presets
 from nestedae_core.model.config import ChainSpec
-from nestedae_core.train.jobs import Job
 
 NOISES = [0.0, 0.02, 0.05, 0.1, 0.2]
 SAMPLE = 100  # rows explained for the global views
 UNIT = "a.u."
 K_TRAINED = "learn.trained"
-#: Owner of the Learn page's training jobs: shared by every session (a configuration is trained once).
-JOB_OWNER = "learn-page"
 
 
 @dataclass(frozen=True)
@@ -74,47 +75,52 @@ def _spec(data: synthetic.SyntheticData, epochs: int, seed: int) -> ChainSpec:
         stages=[{"numeric_inputs": synthetic.material_feature_names(data)}])
 
 
-def _job(cfg: Config, *, retry: bool = False) -> Job:
+def _tables(cfg_noise: float, cfg_seed: int, pair: bool, stages: dict[str, str] | None = None) -> dict:
+    """The generated tables as job payload sources (the worker regenerates them: the generator is deterministic)."""
+    return synthetic_tables(noise=cfg_noise, seed=cfg_seed, correlated_pair=pair, stages=stages)
+
+
+def _job(cfg: Config, *, retry: bool = False) -> JobRecord:
     """The training job of ``cfg`` (cross-validated, on the generated tables), submitted when there is none.
 
-    The latest job of that configuration is reused (by every session); with
-    ``retry``, a failed or cancelled one is replaced by a new job.
+    The latest queued, running or finished job of that configuration is reused (whoever
+    started it); with ``retry``, a failed, cancelled or interrupted one is replaced by a new job.
     """
-    manager = model_state.get_job_manager()
+    manager = jobs_state.get_manager()
     name = cfg.job_name()
-    for job in reversed(manager.jobs(JOB_OWNER)):
-        if job.name == name and (not retry or job.status in ("queued", "running", "done")):
-            return job
+    found = manager.find("train", name, statuses=("queued", "running", "done") if retry else
+                         ("queued", "running", "done", "failed", "cancelled", "interrupted"))
+    if found is not None:
+        return found
     data = _data(cfg.noise, cfg.seed, cfg.pair)
-    return manager.submit(_spec(data, cfg.epochs, cfg.seed), owner=JOB_OWNER, name=name, device="cpu",
-                          tables={"materials": data.materials, "devices": data.devices})
+    job_id = manager.submit("train", train_payload(_spec(data, cfg.epochs, cfg.seed), device="cpu",
+                                                   tables=_tables(cfg.noise, cfg.seed, cfg.pair)),
+                            owner=jobs_state.identity(), name=name)
+    return manager.get(job_id)
 
 
-def _progress_text(job: Job, what: str) -> str:
-    if job.status == "queued":
-        return f"{what}: queued at position {job.queue_position}; it starts when a training slot is free."
-    ev = job.last_event
-    if ev is None:
-        return f"{what}: starting…"
-    return (f"{what}: stage {ev.stage_index + 1}/{ev.n_stages} ({ev.stage}), epoch {ev.epoch}/{ev.epochs}, "
-            f"loss {ev.loss:.3g} · {job.elapsed_s:.0f} s")
-
-
-def _wait_for(job: Job, what: str) -> bool:
-    """Show the job's progress until it finishes; True when it is done, otherwise say why not."""
-    if job.is_active:
-        bar = st.progress(min(1.0, job.fraction), text=_progress_text(job, what))
-        while not job.wait(0.2):
-            bar.progress(min(1.0, job.fraction), text=_progress_text(job, what))
+def _wait_for(job: JobRecord, what: str) -> JobRecord | None:
+    """Show the job's progress bar until it finishes; the finished job when it is done, otherwise say why not (None)."""
+    manager = jobs_state.get_manager()
+    rec = manager.get(job.id) or job
+    if rec.is_active:
+        bar = st.progress(min(1.0, rec.fraction), text=f"{what}: {jobs_state.progress_text(rec)}")
+        while rec.is_active:
+            time.sleep(0.3)
+            rec = manager.get(job.id) or rec
+            bar.progress(min(1.0, rec.fraction), text=f"{what}: {jobs_state.progress_text(rec)}")
         bar.empty()
-    if job.status == "done":
-        return True
-    if job.status == "cancelled":
-        st.info(f"The training was cancelled ({job.error}). Press **Train** to run it again.", icon=":material/cancel:")
+    if rec.status == "done":
+        return rec
+    if rec.status == "cancelled":
+        st.info(f"The training was cancelled ({jobs_state.plain(rec.error or '')}). Press **Train** to run it again.", icon=":material/cancel:")
+    elif rec.status == "interrupted":
+        st.warning(f"The training was interrupted at {100 * rec.fraction:.0f} % (the server or its worker stopped). "
+                   "Press **Train** to run it again.", icon=":material/restart_alt:")
     else:
-        st.error(job.error or "training failed", icon=":material/error:")
+        st.error(jobs_state.plain(rec.error or "training failed"), icon=":material/error:")
         st.caption("Hint: try fewer epochs or another seed, then press **Train** again.")
-    return False
+    return None
 
 
 def _sample(frame: pd.DataFrame, n: int = SAMPLE) -> pd.DataFrame:
@@ -146,18 +152,17 @@ def _under_trained(mae: float, noise_sd: float) -> bool:
     return noise_sd > 0 and mae > UNDER_TRAINED_FACTOR * noise_sd
 
 
-def _sweep_jobs(noise: float, seed: int, epochs: int) -> list[tuple[latents.SweepRun, Job]]:
-    """One job per latent size (stage 1 alone, on the data without the correlated pair), reused by every session."""
-    manager = model_state.get_job_manager()
+def _sweep_job(noise: float, seed: int, epochs: int) -> JobRecord:
+    """One ``latent_sweep`` job (sizes 1-6, stage 1 alone, on the data without the correlated pair), reused by every session."""
+    manager = jobs_state.get_manager()
+    name = f"learn-sweep-n{noise:g}-s{seed}-e{epochs}"
+    found = manager.find("latent_sweep", name)
+    if found is not None:
+        return found
     data = _data(noise, seed, False)
-    out = []
-    for run in latents.latent_sweep_runs(_spec(data, epochs, seed), SWEEP_SIZES):
-        name = f"learn-sweep-n{noise:g}-s{seed}-e{epochs}-z{run.size}"
-        job = next((j for j in reversed(manager.jobs(JOB_OWNER)) if j.name == name and j.status in ("queued", "running", "done")), None)
-        if job is None:
-            job = manager.submit(run.spec, owner=JOB_OWNER, name=name, device="cpu", tables={"materials": data.materials})
-        out.append((run, job))
-    return out
+    payload = latent_sweep_payload(_spec(data, epochs, seed), SWEEP_SIZES, device="cpu",
+                                   tables=_tables(noise, seed, False, stages={"materials": "materials"}))
+    return manager.get(manager.submit("latent_sweep", payload, owner=jobs_state.identity(), name=name))
 
 
 def _show_sweep(sweep: pd.DataFrame, true_size: int, noise_sd: float) -> None:
@@ -197,7 +202,9 @@ with st.container(border=True):
     pair = c3.toggle("Add x_dup (copy of x0)", False, key="learn.pair",
                      help="x_dup = 0.98 x0 + noise (correlation ≈ 0.98): a feature no equation uses but that carries x0's information. See step 5.")
     epochs = int(c4.number_input("Epochs", 5, 1500, 300, step=50, key="learn.epochs",
-                                 help="Full-batch epochs per stage; 300 takes a few seconds per stage on a laptop CPU."))
+                                 help="Full-batch epochs per stage. Training runs in a worker process: with 300 epochs, "
+                                      "2 stages × 5 folds take about 15–30 s on a laptop CPU (longer while other "
+                                      "runs train); a progress bar shows how far it is."))
     run = c5.button("Train", type="primary", icon=":material/play_arrow:", key="learn.train")
 cfg = Config(float(noise), seed, bool(pair), epochs)
 
@@ -241,15 +248,18 @@ if run:
         ss[K_TRAINED] = cfg.key()
 trained = Config(*ss[K_TRAINED]) if ss.get(K_TRAINED) else None
 if trained is None:
-    st.info("Press **Train** above (a few seconds with 300 epochs). Steps 3–5 need the trained model.", icon=":material/model_training:")
+    st.info("Press **Train** above (about 15–30 s with 300 epochs; a progress bar shows how far it is). Steps 3–5 need the "
+            "trained model.", icon=":material/model_training:")
     st.stop()
 if trained.key() != cfg.key():
     st.warning(f"The settings changed; the results below are still those of the last run ({trained.text()}). Press **Train** "
                "to update them.", icon=":material/sync_problem:")
-job = _job(trained)
-if not _wait_for(job, f"Training 2 stages × 5 folds ({trained.text()})"):
+job = None
+with ui.user_errors():
+    job = _wait_for(_job(trained), f"Training 2 stages × 5 folds ({trained.text()})")
+if job is None:
     st.stop()
-result, seconds = job.result, job.elapsed_s
+result, seconds = jobs_state.train_output(job), job.elapsed_s
 tdata = _data(trained.noise, trained.seed, trained.pair)
 model = result.model
 m = result.metrics
@@ -312,11 +322,10 @@ with ui.user_errors():
         if st.button(f"Run the sweep: latent sizes 1–6, stage 1 only, {sweep_epochs} epochs", key="learn.sweep"):
             ss["learn.sweep_for"] = (trained.noise, trained.seed, sweep_epochs)
         if ss.get("learn.sweep_for") == (trained.noise, trained.seed, sweep_epochs):
-            runs = _sweep_jobs(trained.noise, trained.seed, sweep_epochs)
-            finished = [_wait_for(job, f"Latent size {run.size} of {SWEEP_SIZES[-1]}") for run, job in runs]
-            if all(finished):
-                _show_sweep(pd.DataFrame([row for run, job in runs for row in latents.latent_sweep_rows(run, job.result, job.elapsed_s)]),
-                            truth.n_factors, tdata.config.noise)
+            sweep_job = _wait_for(_sweep_job(trained.noise, trained.seed, sweep_epochs),
+                                  f"Latent-size sweep (6 runs × 5 folds, {sweep_epochs} epochs)")
+            if sweep_job is not None:
+                _show_sweep(pd.DataFrame(sweep_job.result["rows"]), truth.n_factors, tdata.config.noise)
 
 # ---------------------------------------------------------------------- 4
 st.header("4 · What SHAP says")
@@ -363,11 +372,12 @@ if not trained.pair:
     st.info("Turn on **Add x_dup** above and press **Train** to see the credit split between x0 and its copy.", icon=":material/lightbulb:")
 else:
     with ui.user_errors():
-        base_job = _job(Config(trained.noise, trained.seed, False, trained.epochs))
-        if not _wait_for(base_job, "Training the same model without x_dup for comparison"):
+        base_job = _wait_for(_job(Config(trained.noise, trained.seed, False, trained.epochs)),
+                             "Training the same model without x_dup for comparison")
+        if base_job is None:
             st.stop()
         with st.spinner("Computing its attributions…"):
-            base1, _ = _shap(base_job.id, trained.noise, trained.seed, False, base_job.result.model)
+            base1, _ = _shap(base_job.id, trained.noise, trained.seed, False, jobs_state.train_output(base_job).model)
         with_pair = att1.mean_abs()
         without = base1.mean_abs()
         split = pd.DataFrame({

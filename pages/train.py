@@ -1,12 +1,18 @@
-"""Train: configure a NestedAE chain, train it in the background, watch it, inspect and save the result.
+"""Train: configure a NestedAE chain, train it in a worker process, watch it, inspect, save and delete models.
 
-Training never runs in this script: the run is submitted to the server-wide
-job manager (:func:`app.model_state.get_job_manager`), which trains in a worker
-thread. A fragment polls the job every second (progress bar, live loss curves
-per stage and fold, queue position, cancel button) and reruns the page once
-the job finishes, to show per-fold metrics, out-of-fold parity and residual
-plots and the save form. Saved models can be made the active model of the
-session (used by Predict, Screen, Explain, Latents).
+Training never runs in this script nor in the server's threads: the run is a
+``train`` job of the server's job manager (:func:`app.jobs_state.get_manager`),
+run by a worker process and recorded in the durable job store. The runs listed
+are the user's (:func:`app.jobs_state.identity`), read from the store, so a reload
+or a server restart shows them again (a run the restart cut short is
+*interrupted*, with its progress so far). A fragment polls the selected run
+every second (progress bar, live loss curves per stage and fold, queue
+position, cancel button) and reruns the page once it finishes, to show per-fold
+metrics, out-of-fold parity and residual plots and the save form.
+
+Saved models have an owner: only the owner (or an admin) may overwrite or delete
+one; everyone may use it. The server's limits are shown, and a read-only demo
+server (``NESTEDAE_READ_ONLY=1``) says that training and saving are off.
 """
 from __future__ import annotations
 
@@ -17,12 +23,12 @@ import pandas as pd
 import streamlit as st
 
 from app import figures_model as fm
-from app import model_state, quantities, ui
+from app import jobs_state, model_state, quantities, ui
 from nestedae_core import data, store
 from nestedae_core.errors import ConfigError, DataError
+from nestedae_core.jobs import ACTIVE_STATUSES, PermissionRefused, payload_spec, train_payload
 from nestedae_core.model import ChainSpec, available_devices
 from nestedae_core.model.presets import PRESETS, preset
-from nestedae_core.train.jobs import ACTIVE_STATUSES
 
 #: Presets offered, with a one-line description.
 PRESET_HELP = {
@@ -33,8 +39,6 @@ PRESET_HELP = {
     "paper-exact": "Paper chain with the paper's own recipe (Adam 1e-3, small batches, 1500 epochs): slow",
 }
 ACTIVATIONS = ["relu", "tanh", "gelu", "silu", "elu", "sigmoid", "identity"]
-#: At most this many queued or running jobs per session.
-MAX_ACTIVE_PER_SESSION = 3
 
 #: The preset of the shipped default model, listed first and preselected.
 DEFAULT_PRESET = "measured"
@@ -71,9 +75,13 @@ st.caption(
     "Configure each stage of the chain, train it with k-fold cross-validation in the background "
     "(the k fold models become the ensemble), watch the losses, then save the model and make it active."
 )
-manager = model_state.get_job_manager()
-owner = model_state.session_owner()
+manager = jobs_state.get_manager()
+owner = jobs_state.identity()
+limits = manager.settings
 devices = available_devices()
+if limits.read_only:
+    st.info("**Read-only demo.** Training, saving and deleting models are switched off on this server; the saved "
+            "models and the runs below can be inspected, and the other pages work as usual.", icon=":material/visibility:")
 
 
 # ---------------------------------------------------------------------- configuration
@@ -152,8 +160,7 @@ def stage_update(s, v: dict) -> dict:
     }
 
 
-mine = manager.jobs(owner)
-active_mine = [j for j in mine if j.is_active]
+mine = manager.jobs(owner, kind="train")
 with st.expander("Configure a training run", expanded=not mine, icon=":material/tune:"):
     names = [n for n in PRESET_HELP if n in PRESETS] + [n for n in PRESETS if n not in PRESET_HELP]
     if DEFAULT_PRESET in names:  # the shipped default's preset first
@@ -184,83 +191,92 @@ with st.expander("Configure a training run", expanded=not mine, icon=":material/
         default_name = f"{p}-{dt.datetime.now():%Y%m%d-%H%M}"
         name = st.text_input("Run name (the default name of the saved model)", default_name, key=k(p, "name"),
                              help="Letters, digits, '-', '_' and '.' only.")
-        submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", key=k(p, "submit"))
+        submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", key=k(p, "submit"),
+                                          disabled=limits.read_only)
+    st.caption(jobs_state.limits_text(limits))
     if submitted:
-        with ui.user_errors():
-            if len(active_mine) >= MAX_ACTIVE_PER_SESSION:
-                raise ConfigError(f"you already have {len(active_mine)} runs queued or running; wait for one or cancel it first")
+        with ui.user_errors("Change the setting or wait as the message says, then press Train again."):
             spec = base.with_updates(folds=int(folds), split=split, seed=int(seed),
                                      stages=[stage_update(s, v) for s, v in zip(base.stages, raw)])
-            job = manager.submit(spec, owner=owner, name=name, device=device)
-            st.session_state[K_SELECTED] = job.id
-            st.toast(f"Run '{job.name}' {'started' if job.status == 'running' else 'queued'}", icon=":material/model_training:")
-            mine = manager.jobs(owner)
+            job_id = manager.submit("train", train_payload(spec, device=device), owner=owner, name=name)
+            st.session_state[K_SELECTED] = job_id
+            st.toast(f"Run '{name.strip()}' queued; it starts in a worker process", icon=":material/model_training:")
+            mine = manager.jobs(owner, kind="train")
 
 
 # ---------------------------------------------------------------------- runs
+STATUS_WORDS = {"queued": "queued", "running": "running", "done": "finished", "failed": "failed",
+                "cancelled": "cancelled", "interrupted": "interrupted"}
+
 st.subheader("Your runs")
 counts = manager.counts()
 st.caption(
-    f"Server: {counts['running']} running, {counts['queued']} queued (all users; at most {manager.max_concurrent} "
-    f"train{'s' if manager.max_concurrent == 1 else ''} at once, the others wait in order)."
+    f"Your runs and models are filed under {jobs_state.identity_label(owner)}. Server: {counts['running']} running, "
+    f"{counts['queued']} queued (all users; at most {limits.max_running} train{'s' if limits.max_running == 1 else ''} "
+    "at once, in worker processes; the others wait in order)."
 )
 if not mine:
-    st.info("No runs yet in this session. Configure one above and press **Train**. "
-            "The *synthetic* preset with a few hundred epochs trains in seconds.", icon=":material/model_training:")
+    st.info("No runs yet. Configure one above and press **Train**. "
+            "The *synthetic* preset with a few hundred epochs trains in under a minute.", icon=":material/model_training:")
 else:
     ids = [j.id for j in reversed(mine)]
     if st.session_state.get(K_SELECTED) not in ids:
         st.session_state[K_SELECTED] = ids[0]
     by_id = {j.id: j for j in mine}
     selected = st.selectbox("Run", ids, key=K_SELECTED,
-                            format_func=lambda i: f"{by_id[i].name} · {by_id[i].spec.name} · submitted {dt.datetime.fromtimestamp(by_id[i].submitted):%H:%M:%S}")
-    job = by_id[selected]
+                            format_func=lambda i: f"{by_id[i].name} · {payload_spec(by_id[i].payload).name} · "
+                                                  f"{STATUS_WORDS.get(by_id[i].status, by_id[i].status)} · "
+                                                  f"submitted {dt.datetime.fromtimestamp(by_id[i].submitted):%Y-%m-%d %H:%M:%S}")
+    job = manager.get(selected) or by_id[selected]
+    spec = payload_spec(job.payload)
     st.session_state[K_SEEN.format(job.id)] = job.status
 
     def live_panel(job_id: str) -> None:
-        """Status, progress, queue position, cancel button and loss curves of one job (polled)."""
+        """Status, progress, queue position, cancel button and loss curves of one run (polled)."""
         j = manager.get(job_id)
         if j is None:
             st.info("This run is no longer kept on the server.")
             return
         if st.session_state.get(K_SEEN.format(j.id)) != j.status:
             st.rerun()  # status changed (started, finished): redraw the whole page
-        ev = j.last_event
         if j.status == "queued":
             st.info(f"Queued: position **{j.queue_position}** in line; it starts when a training slot is free.",
                     icon=":material/hourglass_top:")
         elif j.status == "running":
-            text = "starting…"
-            if ev is not None:
-                val = f", validation {ev.val_loss:.4g}" if ev.val_loss is not None else ""
-                text = (f"stage {ev.stage_index + 1}/{ev.n_stages} ({ev.stage}), epoch {ev.epoch}/{ev.epochs}, "
-                        f"loss {ev.loss:.4g}{val} · {j.elapsed_s:.0f} s elapsed")
-            st.progress(min(1.0, j.fraction), text=text)
+            st.progress(min(1.0, j.fraction), text=jobs_state.progress_text(j))
         elif j.status == "done":
-            st.success(f"Finished in {j.elapsed_s:.1f} s on {j.result.model.record.get('device', j.device)}.", icon=":material/check_circle:")
+            device = (j.result or {}).get("record", {}).get("device", "")
+            st.success(f"Finished in {j.elapsed_s:.1f} s{f' on {device}' if device else ''}.", icon=":material/check_circle:")
         elif j.status == "cancelled":
-            st.info(f"Cancelled: {j.error}", icon=":material/cancel:")
+            st.info(f"Cancelled: {jobs_state.plain(j.error or '')}", icon=":material/cancel:")
+        elif j.status == "interrupted":
+            st.warning(f"Interrupted at {100 * j.fraction:.0f} %: the server or its worker stopped while this run trained. "
+                       "Its progress so far is shown below; press **Train** to run it again.", icon=":material/restart_alt:")
         else:
-            st.error(j.error or "training failed", icon=":material/error:")
+            st.error(jobs_state.plain(j.error or "training failed"), icon=":material/error:")
             st.caption("Hint: fix the setting named in the message (a smaller learning rate often helps) and train again.")
         if j.is_active:
             if st.button("Cancel run", key=k("cancel", j.id), icon=":material/stop:"):
-                j.cancel()
+                with ui.user_errors():
+                    manager.cancel(j.id, owner)
                 st.rerun()
-        events = j.events_since(0)
+        events = jobs_state.events(j.id)
         if events:
-            ui.plot(fm.loss_curves_figure(events, stages=[s.name for s in j.spec.stages]), key=k("loss", j.id))
+            ui.plot(fm.loss_curves_figure(events, stages=[s.name for s in spec.stages]), key=k("loss", j.id))
         elif j.status == "running":
             st.caption("Loss curves appear after the first epochs.")
 
     st.fragment(live_panel, run_every=1.0 if job.is_active else None)(job.id)
 
     # ------------------------------------------------------------------ results
-    if job.status == "done" and job.result is not None:
-        result = job.result
-        targets = fm.target_infos(job.spec)
+    result = None
+    if job.status == "done":
+        with ui.user_errors("Train the run again."):
+            result = jobs_state.train_output(job)
+    if result is not None:
+        targets = fm.target_infos(spec)
         st.subheader("Cross-validation results")
-        st.caption(f"{job.spec.folds}-fold {job.spec.split} split, seed {job.spec.seed}: each fold model is validated on rows it never saw.")
+        st.caption(f"{spec.folds}-fold {spec.split} split, seed {spec.seed}: each fold model is validated on rows it never saw.")
         table = fm.fold_metrics_frame(result.metrics, targets)
         cols = st.columns(len(targets))
         for col, t in zip(cols, targets):
@@ -278,31 +294,39 @@ else:
         st.markdown("**Out-of-fold predictions** (every row predicted by the fold model that did not train on it)")
         ui.plot(fm.parity_figure(result.oof, targets), key=k("parity", job.id))
         ui.plot(fm.residuals_figure(result.oof, targets), key=k("resid", job.id))
-        oof_all = pd.concat([d.assign(stage=s) for s, d in result.oof.items()], ignore_index=True)
+        oof_all = pd.concat([d.assign(stage=s) for s, d in result.oof.items()], ignore_index=True) if result.oof else pd.DataFrame()
         with st.expander("Out-of-fold predictions table"):
             ui.table_with_download(oof_all, f"{job.name}-oof", key=k("dl-oof", job.id))
         with st.expander("Run record (configuration, seed, versions, data checksums)"):
-            record = {"spec": json.loads(job.spec.to_json()), "record": result.model.record}
+            record = {"spec": json.loads(spec.to_json()), "record": result.record}
             st.json(record, expanded=1)
             st.download_button("Download run record (JSON)", json.dumps(record, indent=1, default=str), f"{job.name}-record.json",
                                "application/json", key=k("dl-record", job.id), on_click="ignore", icon=":material/download:")
 
         st.markdown("**Save this model**")
-        if job.saved_path is not None:
-            st.success(f"Saved as `{job.saved_path.name}` in `{job.saved_path.parent}`.", icon=":material/save:")
+        if job.saved_model:
+            st.success(f"Saved as `{job.saved_model}` in `{manager.models_dir}`.", icon=":material/save:")
         with st.form(k("save", job.id), border=True):
             c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
             save_name = c1.text_input("Model name", job.name, key=k("save_name", job.id), help="Letters, digits, '-', '_' and '.' only.")
-            overwrite = c2.checkbox("Overwrite", False, key=k("overwrite", job.id), help="Replace a saved model of the same name.")
+            overwrite = c2.checkbox("Overwrite", False, key=k("overwrite", job.id), help="Replace a saved model of yours with the same name.")
             make_active = c3.checkbox("Make active", True, key=k("make_active", job.id), help="Use it on Predict, Screen, Explain, Latents.")
-            do_save = st.form_submit_button("Save model", icon=":material/save:", key=k("save_btn", job.id))
+            do_save = st.form_submit_button("Save model", icon=":material/save:", key=k("save_btn", job.id), disabled=limits.read_only)
         if do_save:
-            with ui.user_errors("Choose another name, or tick Overwrite to replace your saved model."):
-                path = manager.save(job, save_name, overwrite=overwrite)
-                if make_active:
-                    model_state.set_active_model(path)
-                st.session_state[K_SAVED_MSG] = f"Saved model `{path.name}` to `{path.parent}`" + (" and made it active." if make_active else ".")
-                st.rerun()
+            refused = None
+            with ui.user_errors("Choose another name, or tick Overwrite to replace your own saved model."):
+                try:
+                    path = manager.save(job.id, save_name, owner=owner, overwrite=overwrite)
+                except PermissionRefused as exc:
+                    refused = str(exc)
+                else:
+                    if make_active:
+                        model_state.set_active_model(path)
+                    st.session_state[K_SAVED_MSG] = f"Saved model `{path.name}` to `{path.parent}`" + (" and made it active." if make_active else ".")
+                    st.rerun()
+            if refused:
+                st.error(jobs_state.plain(refused), icon=":material/lock:")
+                st.caption("Models belong to whoever saved them: you can use this one, not replace or delete it. Save under a new name.")
     elif job.status in ACTIVE_STATUSES:
         st.caption("Results (per-fold metrics, parity and residual plots) appear here when the run finishes.")
 
@@ -315,14 +339,41 @@ st.subheader("Models")
 msg = st.session_state.pop(K_SAVED_MSG, None)
 if msg:
     st.success(msg, icon=":material/save:")
-st.caption(f"Saved models live in `{store.models_dir()}`. The active model is used by Predict, Screen, Explain and Latents.")
+st.caption(f"Saved models live in `{store.models_dir()}`. The active model is used by Predict, Screen, Explain and Latents. "
+           "Everyone can use every model; only its owner (or an admin) can replace or delete it.")
 chosen = model_state.model_picker(key="train.model_picker", label="Active model")
 options = model_state.model_options()
 if options:
     models = model_state.bundles_frame(options)
     for column in [c for c in models.columns if c.startswith("MAE ")]:  # a model without this target: "—", not None
         models[column] = [f"{v:.4g}" if pd.notna(v) else "—" for v in models[column]]
+    owners = manager.store.model_owners()
+
+    def owner_word(info: store.BundleInfo) -> str:
+        if info.builtin or info.path.parent.resolve() != store.models_dir().resolve():
+            return "built-in"
+        who = owners.get(info.name)
+        if who is None:
+            return "no owner (saved outside the app)"
+        return "you" if who == owner else "another user"
+
+    models.insert(1, "owner", [owner_word(o) for o in options])
     ui.table_with_download(models, "saved-models", key=k("dl-models"))
+    deletable = [o.name for o in options if not o.builtin and o.path.parent.resolve() == store.models_dir().resolve()
+                 and manager.may_modify(o.name, owner) is None]
+    if deletable and not limits.read_only:
+        with st.expander("Delete one of your models", icon=":material/delete:"):
+            c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+            victim = c1.selectbox("Model", deletable, key=k("delete_name"))
+            sure = c2.checkbox("Yes, delete it for good", False, key=k("delete_sure"))
+            if c3.button("Delete", key=k("delete_btn"), icon=":material/delete:", disabled=not sure):
+                with ui.user_errors():
+                    path = manager.models_dir / victim
+                    if model_state.active_model_path().resolve() == path.resolve():
+                        model_state.set_active_model(None)
+                    manager.delete_model(victim, owner=owner)
+                    st.session_state[K_SAVED_MSG] = f"Deleted model `{victim}`."
+                    st.rerun()
 with ui.user_errors():
     if chosen is not None:
         model = model_state.active_model()

@@ -23,13 +23,14 @@ from nestedae_core import store
 # --------------------------------------------------------------------------- model_state (no page)
 
 
-def test_max_jobs_env(monkeypatch):
-    monkeypatch.delenv(model_state.MAX_JOBS_ENV, raising=False)
-    assert model_state.max_jobs() == 1
-    monkeypatch.setenv(model_state.MAX_JOBS_ENV, "3")
-    assert model_state.max_jobs() == 3
-    monkeypatch.setenv(model_state.MAX_JOBS_ENV, "many")
-    assert model_state.max_jobs() == 1
+def test_running_jobs_setting_reads_the_old_max_jobs_variable(monkeypatch):
+    from app import jobs_state
+
+    monkeypatch.delenv("NESTEDAE_MAX_RUNNING", raising=False)
+    monkeypatch.delenv("NESTEDAE_MAX_JOBS", raising=False)
+    assert jobs_state.settings().max_running == 1
+    monkeypatch.setenv("NESTEDAE_MAX_JOBS", "3")
+    assert jobs_state.settings().max_running == 3
 
 
 def test_model_options_list_default_first(app_env, default_model):
@@ -268,7 +269,9 @@ def test_screen_runs_and_times(app_env):
     assert at.slider(key="screen.gap").label.startswith(f"Band-gap window, {gap.split('(')[1].split(')')[0]} gap")
     assert table["PCE (%)"].is_monotonic_decreasing and table["in training domain"].all()
     assert n_plots(at) == 1
-    assert len(at.get("download_button")) == 1 + (len(at.dataframe) > 1)  # in-domain table, and the out-of-domain one apart
+    csv_buttons = [b for b in at.get("download_button") if b.key != "screen.report"]
+    assert len(csv_buttons) == 1 + (len(at.dataframe) > 1)  # in-domain table, and the out-of-domain one apart
+    assert at.get("download_button")[0].key == "screen.report"  # the shareable HTML report of the result
     # a narrow window filters
     at.slider(key="screen.gap").set_value((1.6, 1.7))
     at.button(key="screen.run").click().run()

@@ -228,18 +228,22 @@ def test_learn_trains_and_counts_active_latents(app_env):
     assert m["y1 validation MAE (stage 1)"].endswith(" a.u.")
     assert {"3 · What the latents recover", "4 · What SHAP says", "5 · Where attributions mislead"} <= {h.value for h in at.header}
     assert 5 <= n_plots(at) <= 8
-    # it trained through the server-wide job manager (as the Train page does)
-    from app import model_state
+    # it trained as a job of the server's job manager, in a worker process (as the Train page does)
+    import os
 
-    assert any(j.status == "done" and j.spec.stages[0].epochs == 5 for j in model_state.get_job_manager().jobs())
-    # the latent-size sweep trains one job per size, through the same job manager
+    from app import jobs_state
+
+    done = [j for j in jobs_state.get_manager().jobs(kind="train") if j.status == "done"]
+    assert any(j.payload["spec"]["stages"][0]["epochs"] == 5 for j in done)
+    assert all(int(j.worker.rpartition(":")[2]) != os.getpid() for j in done)
+    # the latent-size sweep is one job training one model per size, through the same job manager
     at.button(key="learn.sweep").click().run()
     _no_errors(at)
     sweep = next(d.value for d in at.dataframe if "latent size (count)" in d.value.columns)
     assert sorted(sweep["latent size (count)"]) == [1, 2, 3, 4, 5, 6]
     assert (sweep["validation MAE (a.u.)"] > 0).all()
-    sweep_jobs = [j for j in model_state.get_job_manager().jobs() if j.name.startswith("learn-sweep-") and j.status == "done"]
-    assert sorted(j.spec.stages[0].latent_dim for j in sweep_jobs) == [1, 2, 3, 4, 5, 6]
+    sweep_jobs = [j for j in jobs_state.get_manager().jobs(kind="latent_sweep") if j.status == "done"]
+    assert len(sweep_jobs) == 1 and sweep_jobs[0].payload["sizes"] == [1, 2, 3, 4, 5, 6]
     # changing a setting keeps the old results with a note
     at.select_slider(key="learn.noise").set_value(0.1).run()
     assert any("settings changed" in w.value for w in at.warning)

@@ -129,3 +129,100 @@ def test_local_executor_runs_at_most_max_running(tmp_path):
     ex.shutdown()
     with pytest.raises(RuntimeError):
         ex.submit(str(tmp_path / "j.sqlite"), "x")
+
+
+# --------------------------------------------------------------------------- the Train page on the store
+
+
+ALICE = "browser-" + "a" * 32
+BOB = "browser-" + "b" * 32
+
+
+def _open_train(who: str):
+    from streamlit.testing.v1 import AppTest
+
+    from app_driver import APPTEST_TIMEOUT, ENTRY, exceptions
+
+    at = AppTest.from_file(ENTRY, default_timeout=APPTEST_TIMEOUT)
+    at.session_state["nae.jobs.identity"] = who  # what the browser's cookie gives after a reload
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, exceptions(at)
+    return at
+
+
+@pytest.fixture
+def page_store(app_env):
+    """The app's job store (beside the test's models dir) with a finished run and an interrupted one of ALICE."""
+    from nestedae_core.jobs import JobStore, job_store_path, run_job
+
+    class Later:
+        def submit(self, db, job_id):
+            pass
+
+        def shutdown(self):
+            pass
+
+    m = JobManager(job_store_path(), settings=load_settings({}, max_jobs_per_owner=5), executor=Later())
+    done = m.submit("train", tiny_payload(3), owner=ALICE, name="alice-run")
+    run_job(str(m.db_path), done)
+    cut = m.submit("train", tiny_payload(3), owner=ALICE, name="alice-cut")
+    s = JobStore(m.db_path)
+    s.mark_running(cut, "elsewhere:1")
+    s.add_events(cut, [{"stage": "materials", "stage_index": 0, "n_stages": 2, "epoch": 1, "epochs": 3, "loss": 1.0,
+                        "member_losses": [1.0, 1.0], "val_loss": None, "fraction": 0.25, "elapsed_s": 0.1}], 0.25)
+    s.finish(cut, "interrupted", error="interrupted: the server stopped while it ran (at 25 %)")
+    return m, done, cut
+
+
+def test_a_reload_shows_the_users_runs_from_the_store_and_others_see_none(page_store):
+    from app_driver import texts
+
+    m, done, cut = page_store
+    at = _open_train(ALICE)
+    box = at.selectbox(key="train.selected_job")
+    assert box.value == cut and [o.split(" · ")[:3] for o in box.options] == [
+        ["alice-cut", "synthetic", "interrupted"], ["alice-run", "synthetic", "finished"]]  # latest first, with its status
+    assert any("Interrupted at 25 %" in w.value for w in at.warning)
+    box.set_value(done).run()
+    assert any("Finished in" in s.value for s in at.success)
+    assert any("Cross-validation results" in s.value for s in at.subheader)
+    sd = [d.value for d in at.dataframe if "MAE sd (a.u.)" in d.value.columns][0]["MAE sd (a.u.)"]
+    assert "None" not in set(sd) and list(sd)[0] == "—"
+    assert "Limits on this server" in texts(at)
+    other = _open_train(BOB)
+    assert "No runs yet" in texts(other)
+
+
+def test_saving_over_another_users_model_is_refused_and_own_models_can_be_deleted(page_store, app_env):
+    m, done, _ = page_store
+    bundles.save_bundle(train_output(m.get(done)).model, app_env / "taken")
+    m.store.set_model_owner("taken", BOB)
+    at = _open_train(ALICE)
+    at.selectbox(key="train.selected_job").set_value(done).run()
+    at.text_input(key=f"train.save_name.{done}").input("taken")
+    at.checkbox(key=f"train.overwrite.{done}").check()
+    at.button(key=f"train.save_btn.{done}").click().run()
+    assert any("belongs to another user" in e.value for e in at.error)
+    assert m.model_owner("taken") == BOB
+    models = at.dataframe[-1].value
+    assert dict(zip(models["model"], models["owner"]))["taken"] == "another user"
+    # her own model: saved, listed as hers, deletable; bob's is not offered for deletion
+    at.text_input(key=f"train.save_name.{done}").input("mine")
+    at.checkbox(key=f"train.overwrite.{done}").uncheck()
+    at.button(key=f"train.save_btn.{done}").click().run()
+    assert (app_env / "mine" / "manifest.json").is_file() and m.model_owner("mine") == ALICE
+    assert at.selectbox(key="train.delete_name").options == ["mine"]
+    at.checkbox(key="train.delete_sure").check().run()
+    at.button(key="train.delete_btn").click().run()
+    assert not (app_env / "mine").exists() and (app_env / "taken").is_dir()
+
+
+def test_read_only_mode_shows_a_banner_and_disables_training(app_env, monkeypatch):
+    from app_driver import texts
+
+    monkeypatch.setenv("NESTEDAE_READ_ONLY", "1")
+    at = _open_train(ALICE)
+    assert any("Read-only demo" in i.value for i in at.info)
+    assert at.button(key="train.measured.submit").disabled
+    assert "Limits on this server" in texts(at)

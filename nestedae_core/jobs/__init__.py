@@ -21,7 +21,15 @@ from .manager import Executor, JobManager, make_executor
 from .names import MODEL_NAME_PATTERN, validate_model_name
 from .ownership import PermissionRefused
 from .settings import JobSettings, job_store_path, load_settings
-from .training import TrainOutput, latent_sweep_payload, progress_events, synthetic_tables, train_output, train_payload
+from .training import (
+    TrainOutput,
+    latent_sweep_payload,
+    payload_spec,
+    progress_events,
+    synthetic_tables,
+    train_output,
+    train_payload,
+)
 from .worker import run_job
 
 __all__ = [
@@ -46,6 +54,7 @@ __all__ = [
     "latent_sweep_payload",
     "load_settings",
     "make_executor",
+    "payload_spec",
     "progress_events",
     "register_kind",
     "run_job",
