@@ -248,3 +248,25 @@ def test_cli_errors_are_one_line(jobs_env, capsys, argv, message):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "pw@" not in err
 
+
+
+def test_an_interrupted_trial_is_run_again_on_resume(jobs_env):
+    from nestedae_core.sweep import Sweep
+
+    class Idle:  # an executor that never runs its jobs: they stay queued until we interrupt them
+        def submit(self, db_path: str, job_id: str) -> None:
+            pass
+
+        def shutdown(self) -> None:
+            pass
+
+    first = jobs_env(executor=Idle())
+    sweep = Sweep.create(tiny_config(1), first, owner="erin", study_name="restart")
+    assert not sweep.step()
+    (row,) = sweep.rows()
+    assert first.store.finish(row["job"], "interrupted", error="interrupted: the server stopped", from_statuses=("queued", "running"))
+    again = Sweep.open("restart", jobs_env(), owner="erin")
+    assert again.state() == "running"
+    assert again.run(poll_s=0.1, timeout=300)
+    assert [r["state"] for r in again.rows()] == ["fail", "complete"]
+    assert again.rows()[0]["job_status"] == "interrupted"

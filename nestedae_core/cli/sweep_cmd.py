@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--save", metavar="NAME", help="save the best trial's model under this name in the models folder")
     p.add_argument("--json", metavar="FILE", help="write the trials and the best as JSON")
     p.add_argument("--owner", default="cli", help="owner of the trial jobs (default 'cli')")
-    p.add_argument("--timeout", type=whole_number(1, "--timeout"), help="stop waiting after this many seconds (the trials keep running; resume with --study)")
+    p.add_argument("--timeout", type=whole_number(1, "--timeout"), help="stop after this many seconds; trials still running are interrupted (on a Dask cluster they finish); resume with --study NAME")
     p.set_defaults(func=run)
 
 
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"best: trial {best['trial']}, {sweep.objective.label(sweep.base)} = {best['value']:.5g} (seed {best['seed']}, folds seed {sweep.config.fold_seed})")
         if not finished:
-            print(f"stopped waiting after {args.timeout} s; the trials keep running; resume with: nestedae sweep --study {sweep.name}")
+            print(f"stopped after {args.timeout} s; resume with: nestedae sweep --study {sweep.name}")
         saved = None
         if args.save:
             saved = sweep.save_best(args.save)

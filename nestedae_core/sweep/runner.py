@@ -297,10 +297,13 @@ class Sweep:
         launched = 0
         for t in self._trials():
             job_id = t.user_attrs.get(_JOB_ATTR)
+            if t.state != TrialState.RUNNING:
+                # a trial whose job was interrupted (server or CLI stopped) is run again by a new trial
+                if job_id and not (t.state == TrialState.FAIL and job_info(self.manager, job_id)["status"] == "interrupted"):
+                    launched += 1
+                continue
             if job_id:
                 launched += 1
-            if t.state != TrialState.RUNNING:
-                continue
             if not job_id:  # asked but never submitted (its orchestrator died in between)
                 self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
                 continue
@@ -313,6 +316,8 @@ class Sweep:
                     self.study.tell(t.number, float(value), skip_if_finished=True)
             elif info["status"] in ("failed", "cancelled", "interrupted", "unknown"):
                 self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+                if info["status"] == "interrupted":
+                    launched -= 1
             else:
                 running += 1
         if self.cancelled:
@@ -423,7 +428,10 @@ class Sweep:
         running = sum(1 for t in trials if t.state == TrialState.RUNNING)
         if self.cancelled:
             return "stopping" if running else "cancelled"
-        launched = sum(1 for t in trials if t.user_attrs.get(_JOB_ATTR))
+        launched = sum(
+            1 for t in trials if t.user_attrs.get(_JOB_ATTR)
+            and not (t.state == TrialState.FAIL and job_info(self.manager, t.user_attrs[_JOB_ATTR])["status"] == "interrupted")
+        )
         return "finished" if running == 0 and launched >= self.config.n_trials else "running"
 
     def counts(self) -> dict[str, int]:
