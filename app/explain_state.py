@@ -310,6 +310,7 @@ def composition_controls(prefix: str, model: NestedAE, *, default: str = "MAPbI3
     valid composition (``Query.error``)."""
     ss = st.session_state
     k_formula, k_error, k_seen = f"{prefix}.formula", f"{prefix}.formula_error", f"{prefix}.seen_formula"
+    state.stop_for_bad_url_formula()  # an unreadable ?formula=: its message, not results for the default
     shared = state.get_composition() or parse_formula(default)
 
     def on_formula() -> None:

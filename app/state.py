@@ -11,6 +11,11 @@ URL query parameter ``formula`` so that a view can be shared:
   reads ``?formula=`` once per session and stores it, then keeps the URL equal
   to the stored composition (page switches clear query parameters);
 * :func:`get_composition` / :func:`set_composition` read and write it.
+* An unreadable ``?formula=`` chooses nothing: :func:`url_formula_error` keeps
+  its error, the URL keeps the text as given (never silently another formula)
+  until a composition is chosen, and :func:`stop_for_bad_url_formula` shows the
+  message and a box to correct it on pages that need a composition, instead
+  of results for a default one.
 
 Cached data
 -----------
@@ -31,7 +36,8 @@ import pandas as pd
 import streamlit as st
 
 from nestedae_core import data
-from nestedae_core.chemistry.composition import Composition, parse_formula
+from app.ui import error_hint, escape_markdown
+from nestedae_core.chemistry.composition import Composition, SiteTotalError, parse_formula
 from nestedae_core.data import lookup
 from nestedae_core.errors import CompositionError, DataMissingError
 from nestedae_core.vocabulary import ETL, HTL
@@ -41,6 +47,10 @@ __all__ = [
     "get_composition",
     "set_composition",
     "url_formula_error",
+    "url_formula_text",
+    "composition_error_text",
+    "show_url_formula_error",
+    "stop_for_bad_url_formula",
     "sync_url",
     "get_value",
     "set_value",
@@ -61,6 +71,11 @@ FORMULA_PARAM = "formula"
 _COMPOSITION = "nae.composition"
 _URL_READ = "nae.url_read"
 _URL_ERROR = "nae.url_error"
+_URL_TEXT = "nae.url_text"
+_URL_FIX = "nae.url_fix"
+
+#: What the Compose page's check box is called (the dashboard's remedy for off site totals).
+SCALE_SITES_LABEL = "Scale each site to its nominal total"
 
 
 # --------------------------------------------------------------------------- composition
@@ -82,32 +97,94 @@ def set_composition(comp: Composition, *, update_url: bool = True) -> None:
         st.query_params[FORMULA_PARAM] = comp.formula
 
 
-def url_formula_error() -> str | None:
-    """The message of the :class:`CompositionError` raised by an unreadable ``?formula=``, if any."""
-    return st.session_state.get(_URL_ERROR)
+def url_formula_error() -> CompositionError | None:
+    """The :class:`CompositionError` raised by an unreadable ``?formula=``, while no composition has been chosen since."""
+    value = st.session_state.get(_URL_ERROR)
+    return value if isinstance(value, CompositionError) else None
+
+
+def url_formula_text() -> str:
+    """The formula text of the link this session was opened with (as given; empty when none)."""
+    return str(st.session_state.get(_URL_TEXT) or "")
+
+
+def composition_error_text(exc: CompositionError, *, here: bool = False) -> tuple[str, str]:
+    """(message, hint) for a formula the dashboard could not read, in the dashboard's words.
+
+    A site-total problem is described without the API's ``renormalize=True``;
+    its hint names the check box of the Compose page instead (``here``: the
+    page showing the message is Compose).
+    """
+    hint = error_hint(exc) or ""
+    if isinstance(exc, SiteTotalError):
+        where = "" if here else " on the Compose page"
+        return (f"{exc.describe()}.",
+                f"To accept site totals that are off and scale each site, tick '{SCALE_SITES_LABEL}'{where}. {hint}")
+    return str(exc), hint
+
+
+def show_url_formula_error(*, here: bool = False) -> None:
+    """Show why the formula of the link could not be read (the user's text shown as plain text)."""
+    exc = url_formula_error()
+    if exc is None:
+        return
+    message, hint = composition_error_text(exc, here=here)
+    st.error(escape_markdown(f"The formula in the link (?{FORMULA_PARAM}={url_formula_text()}) could not be read: {message}"),
+             icon=":material/link_off:")
+    st.caption(f"Hint: {hint} No results are shown until a composition is chosen.")
+
+
+def _on_url_fix() -> None:
+    text = st.session_state.get(_URL_FIX, "")
+    st.session_state[_URL_TEXT] = text
+    try:
+        set_composition(parse_formula(text))
+    except CompositionError as exc:
+        st.session_state[_URL_ERROR] = exc
+        if text and st.query_params.get(FORMULA_PARAM) != text:
+            st.query_params[FORMULA_PARAM] = text
+
+
+def stop_for_bad_url_formula() -> None:
+    """On a page that needs a composition: if ``?formula=`` could not be read and none was chosen
+    since, show the message and a box to correct the formula, then stop the page.
+
+    No results are computed for any other composition meanwhile.
+    """
+    if url_formula_error() is None or get_composition() is not None:
+        return
+    show_url_formula_error()
+    st.session_state.setdefault(_URL_FIX, url_formula_text())
+    st.text_input("Formula", key=_URL_FIX, on_change=_on_url_fix,
+                  help="Correct the formula and press Enter, or choose one on the Compose page.")
+    st.stop()
 
 
 def sync_url() -> None:
     """Read ``?formula=`` on the session's first run, then keep the URL equal to the stored composition.
 
     Call once per run from the entry script, before the page runs. An unreadable
-    formula in the URL is not an error: its message is kept for
-    :func:`url_formula_error` and the URL keeps what the user typed until a
-    valid composition is chosen.
+    formula in the URL is not an error of the app: it chooses no composition,
+    its error is kept for :func:`url_formula_error`, and the URL keeps the text
+    as given (also across page switches) until a valid composition is chosen.
     """
     ss = st.session_state
     if not ss.get(_URL_READ):
         ss[_URL_READ] = True
         text = st.query_params.get(FORMULA_PARAM)
         if text:
+            ss[_URL_TEXT] = text
             try:
                 ss[_COMPOSITION] = parse_formula(text)
             except CompositionError as exc:
-                ss[_URL_ERROR] = str(exc)
+                ss[_URL_ERROR] = exc
             return
     comp = get_composition()
-    if comp is not None and st.query_params.get(FORMULA_PARAM) != comp.formula:
-        st.query_params[FORMULA_PARAM] = comp.formula
+    if comp is not None:
+        if st.query_params.get(FORMULA_PARAM) != comp.formula:
+            st.query_params[FORMULA_PARAM] = comp.formula
+    elif url_formula_error() is not None and url_formula_text() and st.query_params.get(FORMULA_PARAM) != url_formula_text():
+        st.query_params[FORMULA_PARAM] = url_formula_text()
 
 
 # --------------------------------------------------------------------------- other values

@@ -3,6 +3,9 @@
 * :func:`user_errors` - ``with user_errors():`` shows any
   :class:`~nestedae_core.errors.NestedAEError` as ``st.error`` plus a hint,
   never a traceback (other exceptions are bugs and propagate).
+* :func:`escape_markdown` - text a user typed, uploaded or put in the URL (or a
+  library message quoting it) made safe to put in any Streamlit element that
+  renders Markdown: it shows as typed, never as a link, image, icon or format.
 * :func:`table_with_download` - ``st.dataframe`` plus a CSV download button.
 * :func:`plot` - ``st.plotly_chart`` with the app's defaults.
 * :func:`citation` / :func:`missing_dataset` - dataset citation and the
@@ -33,6 +36,7 @@ from nestedae_core.errors import (
 from nestedae_core.vocabulary import SITE_IONS
 
 __all__ = [
+    "escape_markdown",
     "ERROR_HINTS",
     "error_hint",
     "show_error",
@@ -46,6 +50,43 @@ __all__ = [
     "apply_filters",
     "csv_bytes",
 ]
+
+# Characters with a meaning anywhere in Streamlit's Markdown: links and images ([ ]), autolinks and
+# HTML (< >), emphasis and code (* _ ` ~; an underscore inside a word, as in ETL_stack, never is),
+# tables (|), LaTeX ($), entities (&), headings (#), colour and icon directives (:red[...]).
+_MD_ESCAPE = re.compile(r"[\\`*\[\]<>#|~$&]|:(?=\S)|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# Block markers at the start of a line (indentation is dropped: four spaces would make a code block).
+_MD_LINE_START = re.compile(r"^[ \t]*(?:([-+=])|(\d+)([.)]))?", re.MULTILINE)
+# GitHub-flavoured Markdown turns bare URLs, www. names and e-mail addresses into links, and
+# Streamlit turns :material/name: and :emoji: into icons, even when their characters are escaped;
+# an invisible word joiner (U+2060) inside the trigger stops them.
+_WORD_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"(?<=:/)(?=/)|(?<=www)(?=\.)|(?<=@)|(?<=:)(?=[A-Za-z0-9+_-])", re.IGNORECASE)
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` made inert for Streamlit Markdown (``st.markdown``, ``st.error``, captions, labels...).
+
+    Every character with a Markdown meaning is backslash-escaped, so that the
+    text shows exactly as given; bare URLs, ``www.`` names and e-mail
+    addresses get an invisible word joiner so that they are not turned into
+    links. Use it for anything a user typed, uploaded or put in the URL, and
+    for library messages that quote such text.
+    """
+    value = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    value = _AUTOLINK.sub(_WORD_JOINER, value)
+    value = _MD_ESCAPE.sub(lambda m: "\\" + m.group(0), value)
+    value = _MD_LINE_START.sub(_escape_line_start, value)
+    return value.replace("\n", "  \n")  # a line break, not a new paragraph
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    if match.group(1):
+        return "\\" + match.group(1)
+    if match.group(2):
+        return match.group(2) + "\\" + match.group(3)
+    return ""
+
 
 #: Default hint shown under an error, by error class (most specific first).
 ERROR_HINTS: list[tuple[type[NestedAEError], str]] = [
@@ -71,8 +112,12 @@ def error_hint(exc: BaseException) -> str | None:
 
 
 def show_error(exc: BaseException, hint: str | None = None) -> None:
-    """Show ``exc`` as ``st.error(str(exc))`` and a hint below it (``hint`` or the default for its class)."""
-    st.error(str(exc), icon=":material/error:")
+    """Show ``exc`` as an error box and a hint below it (``hint`` or the default for its class).
+
+    The message is shown as plain text (:func:`escape_markdown`): library
+    messages quote what the user typed. ``hint`` is the app's own Markdown.
+    """
+    st.error(escape_markdown(exc), icon=":material/error:")
     text = hint if hint is not None else error_hint(exc)
     if text:
         st.caption(f"Hint: {text}")
@@ -165,7 +210,9 @@ def unit_column_config(
 
 def plot(fig: Any, *, key: str | None = None) -> None:
     """Show a plotly figure at full width with the Streamlit theme."""
-    st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
+    from app.figure_export import chart_config  # the camera button's format (PNG/SVG) and a file name that says what it is
+
+    st.plotly_chart(fig, key=key, width="stretch", config=chart_config(fig, key))
 
 
 def citation(name: str) -> None:

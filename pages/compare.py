@@ -13,7 +13,6 @@ how much a random split flatters each model (leakage).
 from __future__ import annotations
 
 import importlib
-import json
 import math
 from typing import Any
 
@@ -22,7 +21,9 @@ import streamlit as st
 
 from app import figures_model as fm
 from app import quantities, ui
-from nestedae_core.errors import DataError, NestedAEError
+from app.ui import escape_markdown as esc
+from nestedae_core.benchmark.reports import parse_benchmark
+from nestedae_core.errors import NestedAEError
 
 K_UPLOAD = "compare.upload"
 SPLIT_NAMES = {"grouped": "grouped folds", "random": "random folds"}
@@ -49,15 +50,14 @@ def shipped_reports() -> tuple[dict[str, dict[str, Any]], list[str]]:
     return reports, problems
 
 
-def read_upload(raw: bytes) -> dict[str, Any]:
-    """A benchmark report from uploaded JSON bytes (DataError when it is not one)."""
-    try:
-        obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"the uploaded file is not JSON ({exc})") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("tasks"), dict):
-        raise DataError("the uploaded file is not an accuracy benchmark report (it has no 'tasks')")
-    return obj
+def read_upload(raw: bytes, name: str = "the uploaded file") -> dict[str, Any]:
+    """A benchmark report from uploaded JSON bytes (DataError naming the file and the field when it is not one)."""
+    return parse_benchmark(raw, f"the uploaded file {name!r}")
+
+
+def split_label(split: str) -> str:
+    """How a split is named on this page (a split name from an uploaded report is shown as plain text)."""
+    return SPLIT_NAMES.get(split, esc(split))
 
 
 def _splits_coincide(grouped: dict[str, Any], random: dict[str, Any]) -> bool:
@@ -83,17 +83,17 @@ def _num(x: float, fmt: str) -> str:
 
 reports, problems = shipped_reports()
 for msg in problems:
-    st.warning(msg, icon=":material/warning:")
+    st.warning(esc(msg), icon=":material/warning:")
 with st.expander("Load a benchmark report of your own", expanded=not reports):
     st.markdown("Run `nestedae benchmark accuracy --json report.json` (both splits in one report; `--split grouped` or "
                 "`--split random` for one) and upload the file. Each split it holds replaces the shipped one for this session.")
     uploads = st.file_uploader("Benchmark reports (JSON)", type=["json"], key=K_UPLOAD, accept_multiple_files=True)
     for upload in uploads or []:
         with ui.user_errors("Upload the JSON file written by `nestedae benchmark accuracy --json FILE`."):
-            held = _bench().split_reports(read_upload(upload.getvalue()))
+            held = _bench().split_reports(read_upload(upload.getvalue(), upload.name))
             reports.update(held)
-            st.success(f"Loaded {upload.name}: {' and '.join(f'a {s}-split report' for s in held)} with "
-                       f"{len(next(iter(held.values()))['tasks'])} task(s).")
+            st.success(esc(f"Loaded {upload.name}: {' and '.join(f'a {s}-split report' for s in held)} with "
+                           f"{len(next(iter(held.values()))['tasks'])} task(s)."))
 
 if not reports:
     st.info("No benchmark report is available: the package ships none yet. Run "
@@ -103,7 +103,7 @@ if not reports:
 
 splits = [s for s in ("grouped", "random") if s in reports] + [s for s in reports if s not in ("grouped", "random")]
 c1, c2 = st.columns([1, 2])
-split = c1.radio("Split", splits, horizontal=True, key="compare.split", format_func=lambda s: SPLIT_NAMES.get(s, s),
+split = c1.radio("Split", splits, horizontal=True, key="compare.split", format_func=split_label,
                  help="Grouped folds keep every row of a formula, composition or recipe in one fold: the honest estimate "
                       "for a new one, and the headline figure. Random folds are shown beside them.")
 report = reports[split]
@@ -120,15 +120,15 @@ unit = info.get("unit", "")
 u = unit or "dimensionless"
 groups = info.get("groups") or []
 st.markdown(
-    f"**{split.capitalize()} split, {report.get('folds', '?')} folds, seed {report.get('seed', '?')}** · dataset `{info.get('dataset', '?')}` "
-    f"({info.get('n', '?')} rows) · target {info.get('target', '?')}"
+    f"**{esc(split.capitalize())} split, {esc(report.get('folds', '?'))} folds, seed {esc(report.get('seed', '?'))}** · "
+    f"dataset {esc(info.get('dataset', '?'))} ({esc(info.get('n', '?'))} rows) · target {esc(info.get('target', '?'))}"
     + (f", {quantities.named('band gap', fid)}" if (fid := quantities.column_fidelity(info.get("dataset", ""), info.get("target", ""))) else "")
-    + f" ({u}) · report created {report.get('created', '?')}.  \n"
+    + f" ({esc(u)}) · report created {esc(report.get('created', '?'))}.  \n"
     f"The folds are **identical for every model**: the same fold ids (from the same splitter and seed) for NestedAE and "
     f"each baseline, so the differences below come from the models, not from luckier folds."
 )
 for note in info.get("notes", []):
-    st.caption(f"Note: {note}")
+    st.caption(f"Note: {esc(note)}")
 
 s = summary[summary["task"] == task].sort_values("MAE")
 f = per_fold[per_fold["task"] == task]
@@ -168,21 +168,22 @@ if comparison is not None:
     c = comparison
     k = len(c.folds)
     st.markdown(f"**Rule.** {bench.VERDICT_RULE} Each fold's difference is NestedAE's MAE minus that of the best baseline "
-                f"(lowest mean MAE: **{c.baseline}**) on the same fold; negative means NestedAE is better there.")
+                f"(lowest mean MAE: **{esc(c.baseline)}**) on the same fold; negative means NestedAE is better there.")
     m1, m2, m3 = st.columns(3)
-    m1.metric(f"Mean difference ({u})", _num(c.mean_difference, "+.4g"), help=f"sd over folds {_num(c.sd_difference, '.3g')} {unit}")
+    m1.metric(f"Mean difference ({esc(u)})", _num(c.mean_difference, "+.4g"), help=f"sd over folds {_num(c.sd_difference, '.3g')} {esc(unit)}")
     m2.metric("Folds where NestedAE is lower", f"{c.wins} of {k}")
     m3.metric("Paired t-test p (two-sided)", _num(c.p_value, ".3g"))
-    size = f"{abs(c.mean_difference):.3g} {unit}".rstrip()
+    size = esc(f"{abs(c.mean_difference):.3g} {unit}".rstrip())
+    baseline = esc(c.baseline)
     if c.verdict == "better":
-        st.success(f"NestedAE is better than {c.baseline} on these {SPLIT_NAMES.get(split, split)}: {size} lower MAE on average, "
+        st.success(f"NestedAE is better than {baseline} on these {split_label(split)}: {size} lower MAE on average, "
                    f"lower on {c.wins} of {k} folds (p = {_num(c.p_value, '.3g')}).", icon=":material/check_circle:")
     elif c.verdict == "worse":
-        st.warning(f"NestedAE is worse than {c.baseline} on these {SPLIT_NAMES.get(split, split)}: {size} higher MAE on average, "
+        st.warning(f"NestedAE is worse than {baseline} on these {split_label(split)}: {size} higher MAE on average, "
                    f"higher on {c.losses} of {k} folds (p = {_num(c.p_value, '.3g')}).", icon=":material/trending_down:")
     else:
         lead = "lower" if c.mean_difference < 0 else "higher"
-        st.info(f"No winner: NestedAE's mean MAE is {size} {lead} than {c.baseline}'s, but it is lower on only {c.wins} of "
+        st.info(f"No winner: NestedAE's mean MAE is {size} {lead} than {baseline}'s, but it is lower on only {c.wins} of "
                 f"{k} folds and the paired t-test gives p = {_num(c.p_value, '.3g')}; the difference does not hold across folds.",
                 icon=":material/balance:")
     pl, pr = st.columns([3, 2])
@@ -202,7 +203,7 @@ if device_groups:
             "popular recipes, which end up in both the training and the validation folds")
     new_thing = "a new recipe"
 else:
-    same = (f"rows that share {' + '.join(f'`{g}`' for g in groups) or 'a formula'} (e.g. one formula computed in "
+    same = (f"rows that share {' + '.join(f'*{esc(g)}*' for g in groups) or 'a formula'} (e.g. one formula computed in "
             "several phases), which end up in both the training and the validation folds")
     new_thing = "a new composition"
 other = "grouped" if split == "random" else "random"
@@ -210,7 +211,7 @@ has_other = other in reports and task in reports[other].get("tasks", {})
 coincide = (has_other and {"grouped", "random"} <= set(reports)
             and _splits_coincide(reports["grouped"]["tasks"][task].get("models") or {},
                                  reports["random"]["tasks"][task].get("models") or {}))
-group_names = " + ".join(f"`{g}`" for g in groups) or "group"
+group_names = " + ".join(f"*{esc(g)}*" for g in groups) or "group"
 if coincide:
     st.markdown(
         f"Here the two splits **coincide**: every model has the same MAE on every fold under grouped and random folds, "

@@ -115,7 +115,7 @@ def _on_formula() -> None:
     try:
         comp = parse_formula(text, renormalize=bool(ss.get(K_RENORM, False)))
     except CompositionError as exc:
-        ss[K_FORMULA_ERROR] = str(exc)
+        ss[K_FORMULA_ERROR] = exc
         return
     state.set_composition(comp)
     ss.pop(K_FORMULA_ERROR, None)
@@ -140,7 +140,7 @@ def _on_pick(name: str) -> None:
             _choose(parse_formula(text), text)
         except CompositionError as exc:
             ss[K_FORMULA] = text
-            ss[K_FORMULA_ERROR] = str(exc)
+            ss[K_FORMULA_ERROR] = exc
     ss[key] = None
 
 
@@ -240,6 +240,15 @@ def descriptor_table(comp: Composition, model_inputs: Sequence[str] = PAPER_DESC
     })
 
 
+def x_site_example(comp: Composition) -> str:
+    """How the X site of ``comp`` is weighted, e.g. ``Br0.51I2.49 → 0.17 Br + 0.83 I`` or ``I3 → 1 I``."""
+    fractions = comp.fractions()
+    ions = sorted(comp.x)
+    amounts = "".join(f"{ion}{comp.x[ion]:.4g}" for ion in ions)
+    weights = " + ".join(f"{fractions[ion]:.2g} {ion}" for ion in ions)
+    return f"{amounts} → {weights}"
+
+
 @st.fragment
 def descriptors_section(comp: Composition) -> None:
     """The descriptor table; its toggle reruns only this part."""
@@ -255,7 +264,7 @@ def descriptors_section(comp: Composition) -> None:
     st.caption(f"Inputs of {stage}: " + ", ".join(f"{n} {name}" if n > 1 else name for name, n in groups)
                + ". *model input* marks the descriptors among them. "
                "Composition-weighted ion properties: A and B sites weighted by amount per formula unit, "
-               "the X site by its fraction (Br0.51I2.49 → 0.17 Br + 0.83 I).")
+               f"the X site by its fraction ({x_site_example(comp)}).")
     ui.table_with_download(
         table, f"descriptors-{comp.formula}",
         key="compose.descriptors-download",
@@ -329,16 +338,18 @@ st.title("Compose")
 st.caption("Pick or build a halide perovskite ABX₃; the composition you choose here is used by the "
            "Predict, Explain and Latents pages and is kept in the page address (share the link).")
 
-url_error = state.url_formula_error()
-if url_error and state.get_composition() is None:
-    st.warning(f"The formula in the link could not be read: {url_error}. Showing {DEFAULT_FORMULA} instead.",
-               icon=":material/link_off:")
-
+ss = st.session_state
 composition = state.get_composition()
-if composition is None:
+url_error = state.url_formula_error()
+if composition is None and url_error is not None:
+    # The link's formula could not be read: choose nothing (no results for another formula) and let
+    # the user correct what the link said; the URL keeps it as given (app.state.sync_url).
+    ss.setdefault(K_FORMULA, state.url_formula_text())
+elif composition is None:
     composition = parse_formula(DEFAULT_FORMULA)
     state.set_composition(composition)
-_ensure_widgets(composition)
+if composition is not None:
+    _ensure_widgets(composition)
 
 top = st.columns([3, 2, 2])
 with top[0]:
@@ -350,7 +361,7 @@ with top[0]:
              "(Cs0.05FA0.79MA0.16PbBr0.51I2.49), nested groups (Cs0.05(FA0.83MA0.17)0.95Pb(I0.83Br0.17)3) "
              "or weighted end members ((FAPbI3)0.85(MAPbBr3)0.15). Press Enter to apply.",
     )
-    st.checkbox("Scale each site to its nominal total", key=K_RENORM, on_change=_on_formula,
+    st.checkbox(state.SCALE_SITES_LABEL, key=K_RENORM, on_change=_on_formula,
                 help="Accept formulas whose site totals are off (e.g. FA0.5PbI3) and scale each site "
                      "to A = 1, B = 1, X = 3.")
 with top[1]:
@@ -369,12 +380,15 @@ with top[2]:
                 on_change=_on_pick, args=(name,), placeholder=f"{len(counts)} formulas…", format_func=fmt,
             )
 
-formula_error = st.session_state.get(K_FORMULA_ERROR)
+formula_error = ss.get(K_FORMULA_ERROR)
+if isinstance(formula_error, CompositionError):  # the formula box holds text that does not parse
+    message, hint = state.composition_error_text(formula_error, here=True)
+    ui.show_error(CompositionError(message), hint=hint)
+elif composition is None:
+    state.show_url_formula_error(here=True)
+if composition is None:
+    st.stop()  # nothing chosen yet: no results for some other composition
 if formula_error:
-    hint = ui.error_hint(CompositionError(""))
-    if " sum to " in formula_error:
-        hint += " To accept site totals that are off, tick 'Scale each site to its nominal total'."
-    ui.show_error(CompositionError(formula_error), hint=hint)
     st.caption(f"Still showing the last valid composition, {composition.formula}.")
 
 _site_builder()

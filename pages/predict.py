@@ -144,6 +144,7 @@ def sq_names(fidelity: str | None) -> tuple[str, str]:
 
 # ---------------------------------------------------------------------- composition and stack
 def _shared() -> Composition:
+    state.stop_for_bad_url_formula()  # an unreadable ?formula=: its message, not results for MAPbI3
     return state.get_composition() or parse_formula(DEFAULT_FORMULA)
 
 

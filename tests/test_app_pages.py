@@ -396,9 +396,10 @@ def test_formula_query_param_round_trip(no_data_env):
     assert descriptor_values(again) == descriptor_values(at.switch_page("pages/compose.py").run())
 
 
-def test_bad_formula_in_url_is_a_warning(no_data_env):
+def test_bad_formula_in_url_is_a_message_and_no_results(no_data_env):
     at = open_app("pages/compose.py", query={"formula": "MAPbI3-DAP"})
     assert not at.exception
-    warning = " ".join(w.value for w in at.warning)
-    assert "could not be read" in warning and "additives are not supported" in warning
-    assert at.header[0].value == "MAPbI3"
+    error = " ".join(e.value for e in at.error)
+    assert "could not be read" in error and "additives are not supported" in error
+    assert not at.header  # no results for MAPbI3 in its place
+    assert at.query_params.get("formula") == "MAPbI3-DAP"
