@@ -50,6 +50,7 @@ PAGES: list[PageSpec] = [
     PageSpec("Data", ":material/table_chart:", "pages/data.py", "Start"),
     PageSpec("Compose", ":material/science:", "pages/compose.py", "Start"),
     PageSpec("Train", ":material/model_training:", "pages/train.py", "Model"),
+    PageSpec("Sweep", ":material/tune:", "pages/sweep.py", "Model"),
     PageSpec("Latents", ":material/scatter_plot:", "pages/latents.py", "Model"),
     PageSpec("Explain", ":material/insights:", "pages/explain.py", "Model"),
     PageSpec("Predict", ":material/online_prediction:", "pages/predict.py", "Use"),
