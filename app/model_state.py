@@ -1,9 +1,5 @@
-"""Models and training jobs in the dashboard: the shared job manager, the active model, a model picker.
+"""Models in the dashboard: the active model and a model picker (training jobs: :mod:`app.jobs_state`).
 
-* :func:`get_job_manager` - one :class:`nestedae_core.train.jobs.JobManager` for the
-  whole server (``st.cache_resource``), shared by every session; at most
-  ``$NESTEDAE_MAX_JOBS`` (default 1) trainings run at once, the rest queue.
-* :func:`session_owner` - the id under which this session's jobs are filed.
 * :func:`active_model` - the model chosen in this session (default: the shipped
   bundle, or ``$NESTEDAE_DEFAULT_MODEL`` when set), loaded once per bundle path
   and modification time with ``st.cache_resource`` and shared by all sessions:
@@ -16,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -24,17 +19,12 @@ import streamlit as st
 
 from nestedae_core import store
 from nestedae_core.errors import BundleError
-from nestedae_core.train.jobs import JobManager
 from nestedae_core.model import ChainSpec, NestedAE
 from nestedae_core.errors import ConfigError
 from nestedae_core.vocabulary import BANDGAP_PBE
 
 __all__ = [
-    "MAX_JOBS_ENV",
     "DEFAULT_MODEL_ENV",
-    "get_job_manager",
-    "max_jobs",
-    "session_owner",
     "default_model_path",
     "model_options",
     "active_model_path",
@@ -48,47 +38,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable: how many trainings may run at once on this server (default 1).
-MAX_JOBS_ENV = "NESTEDAE_MAX_JOBS"
 #: Environment variable: path of a bundle to use instead of the shipped default model.
 DEFAULT_MODEL_ENV = "NESTEDAE_DEFAULT_MODEL"
 
 _ACTIVE = "nae.model.active_path"
-_OWNER = "nae.model.owner"
-
-
-# --------------------------------------------------------------------------- jobs
-
-
-def max_jobs() -> int:
-    """``$NESTEDAE_MAX_JOBS`` as an int >= 1 (1 when unset or invalid)."""
-    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
-    if not raw:
-        return 1
-    try:
-        return max(1, int(raw))
-    except ValueError:
-        logger.warning("%s=%r is not an integer; using 1", MAX_JOBS_ENV, raw)
-        return 1
-
-
-@st.cache_resource(show_spinner=False)
-def _job_manager(max_concurrent: int) -> JobManager:
-    return JobManager(max_concurrent=max_concurrent)
-
-
-def get_job_manager() -> JobManager:
-    """The server-wide training job manager (thread-safe, shared by every session)."""
-    return _job_manager(max_jobs())
-
-
-def session_owner() -> str:
-    """A random id kept in this session's state: the owner of the jobs it submits."""
-    owner = st.session_state.get(_OWNER)
-    if not owner:
-        owner = uuid.uuid4().hex
-        st.session_state[_OWNER] = owner
-    return owner
 
 
 # --------------------------------------------------------------------------- models

@@ -1,4 +1,4 @@
-"""Training: cross-validation, the all-rows fit, and background jobs.
+"""Training: cross-validation and the all-rows fit (background jobs: :mod:`nestedae_core.jobs`).
 
 * :mod:`.cross_validation`: :func:`cross_validate` (k folds; the fold models form the ensemble).
 * :mod:`.fit_all`: :func:`fit` (every member trains on all rows).
@@ -10,7 +10,6 @@
 * :mod:`.background`: the attribution background (a k-means summary of a stage's inputs).
 * :mod:`.record`: the run record (versions, device, dataset checksums).
 * :mod:`.progress`: :class:`ProgressEvent`, :class:`TrainingCancelled`.
-* :mod:`.jobs`: a queue of training jobs with progress, cancellation and saving.
 """
 from __future__ import annotations
 
