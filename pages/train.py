@@ -24,6 +24,7 @@ import streamlit as st
 
 from app import figures_model as fm
 from app import jobs_state, model_state, quantities, ui
+from app.report_button import report_button
 from nestedae_core import data, store
 from nestedae_core.errors import ConfigError, DataError
 from nestedae_core.jobs import ACTIVE_STATUSES, PermissionRefused, payload_spec, train_payload
@@ -302,6 +303,17 @@ else:
             st.json(record, expanded=1)
             st.download_button("Download run record (JSON)", json.dumps(record, indent=1, default=str), f"{job.name}-record.json",
                                "application/json", key=k("dl-record", job.id), on_click="ignore", icon=":material/download:")
+
+        def make_report(job=job, result=result, spec=spec) -> str:
+            from nestedae_core.predict import model_provenance
+            from nestedae_core.report import training_report
+
+            settings = {"preset": spec.name, "folds": spec.folds, "split": spec.split, "seed": spec.seed,
+                        **{f"{s.name} epochs": s.epochs for s in spec.stages}, **{f"{s.name} latent size": s.latent_dim for s in spec.stages}}
+            return training_report(job.name, result.metrics, result.oof, provenance=model_provenance(result.model), settings=settings)
+
+        report_button(make_report, f"{job.name}-training-report", key=k("report", job.id),
+                      help="A single HTML file with this run's validation metrics and out-of-fold parity plots (works offline).")
 
         st.markdown("**Save this model**")
         if job.saved_model:

@@ -190,6 +190,8 @@ def test_a_reload_shows_the_users_runs_from_the_store_and_others_see_none(page_s
     sd = [d.value for d in at.dataframe if "MAE sd (a.u.)" in d.value.columns][0]["MAE sd (a.u.)"]
     assert "None" not in set(sd) and list(sd)[0] == "—"
     assert "Limits on this server" in texts(at)
+    report = at.get("download_button")
+    assert any("Download report" in str(getattr(b, "proto", b)) for b in report)
     other = _open_train(BOB)
     assert "No runs yet" in texts(other)
 
