@@ -26,8 +26,9 @@ import streamlit as st
 from app import explain_state as es
 from app import figures_explain as fx
 from app import quantities, ui
-from nestedae_core import explain
-from nestedae_core.query import composition_problem
+from app.report_button import report_button
+from nestedae_core import batch, explain, predict, report
+from nestedae_core.query import composition_problem, query_frame
 from nestedae_core.vocabulary import DESCRIPTOR_UNITS
 
 VIEWS = ["Local: this composition", "Global: over many rows", "Fidelity: compare explainers"]
@@ -41,6 +42,12 @@ GLOBAL_METHODS = {
     "gradient": "gradient (integrated gradients; faster)",
 }
 SAMPLE_SIZES = [50, 100, 200]
+#: Help of the base value (index: the explainer is exact).
+BASE_VALUE_HELP = (
+    "The model's average output over its stored background ({n} rows): where the waterfall starts.",
+    "The model's average output over a background of {n} rows: the exact explainer uses fewer rows than the others "
+    "(it evaluates every coalition of the inputs for each), so its base value differs slightly from theirs.",
+)
 
 es.warm_up()
 st.title("Explain")
@@ -215,10 +222,15 @@ def local_view(choice: Choice, member: int | None, latent: str | None) -> None:
         out_name = latent or choice.name
         cols = st.columns(4)
         cols[0].metric(f"{out_name}: prediction", _num(pred, unit), help="Ensemble mean of the fold models" if member is None else f"Fold model {member + 1}")
-        cols[1].metric("base value (background average)", _num(base, unit))
+        cols[1].metric("base value (background average)", _num(base, unit),
+                       help=BASE_VALUE_HELP[att.explainer == "exact"].format(n=att.background_size))
         cols[2].metric("sum of attributions", ("+" if pred - base >= 0 else "") + _num(pred - base, unit))
         cols[3].metric(f"explainer: {att.explainer}", f"{att.seconds * 1000:.0f} ms",
                        help=f"Additivity error {att.additivity_error():.2g} {unit}; background of {att.background_size} rows.")
+        if att.explainer == "exact":
+            st.caption(f"The exact explainer averages over a smaller background ({att.background_size} rows, to bound its "
+                       f"2^{_n_inputs(choice)} coalitions per row), so its base value differs slightly from the permutation "
+                       "and gradient explainers'; the prediction is the same. The Fidelity view compares them.")
         ui.plot(fx.waterfall_figure(att, top=top, units=UNITS,
                                     title=f"Why {out_name} = {_num(pred, unit)} for {query.formula}"), key="explain.waterfall")
         j = int(np.argmax(np.abs(att.values[0])))
@@ -244,6 +256,20 @@ def local_view(choice: Choice, member: int | None, latent: str | None) -> None:
             ui.table_with_download(_by_group(att), f"shap-local-groups-{out_name}-{query.formula}", key="explain.dl_groups", label="CSV",
                                    caption="Attributions summed by group: Shapley values add, so a site's total is as "
                                            "meaningful as the single values, and more robust to correlated descriptors.")
+
+        def _explain_report(att=att, method=method, name=out_name) -> str:  # type: ignore[no-untyped-def]
+            cats = dict(query.categorical)
+            res = predict.predict_composition(model, query.formula, categorical=cats)
+            frame = query_frame(model, [query.formula], categorical=cats)
+            atts = batch.explain_outputs(model, frame, method=method)
+            shown = {k: a for k, a in atts.items() if (a.stage, a.output, a.inputs) == (att.stage, att.output, att.inputs)}
+            if not shown:  # the output on screen (a latent, another target) first, then the standard ones
+                atts = {name: att, **atts}
+            return report.prediction_report(res, attributions=atts, title=f"Explanation for {query.formula}")
+
+        report_button(_explain_report, f"explanation-{query.formula}", key="explain.report",
+                      help="This composition's prediction with the attributions of the output shown here and of the band gaps "
+                           "and the PCE, and the model (name, checksum, version), as one HTML file. Interactive, works offline.")
 
 
 def global_view(choice: Choice, member: int | None, latent: str | None) -> None:
@@ -275,7 +301,8 @@ def global_view(choice: Choice, member: int | None, latent: str | None) -> None:
             f"Left: how much each input moves {out_name}, on average over the rows (mean |SHAP|, {unit}); "
             f"**{first['description']}** matters most ({first[f'mean |SHAP| ({unit})']:.3g} {unit if unit != 'dimensionless' else ''}). "
             "Right: one dot per row; its position is the input's effect on that row, its colour the input's value "
-            "(blue low, red high). Red dots on the right mean 'larger values raise the output'."
+            "(blue low, red high; grey: a categorical input such as the ETL or HTL stack, which has no low or high; "
+            "hover a dot for its stack). Red dots on the right mean 'larger values raise the output'."
         )
         ui.table_with_download(imp, f"shap-global-{out_name}", key="explain.dl_global")
 

@@ -22,7 +22,8 @@ import streamlit as st
 
 from app import figures_model as fm
 from app import model_state, quantities, state, ui
-from nestedae_core import predict
+from app.report_button import report_button
+from nestedae_core import batch, predict, report
 from nestedae_core.chemistry.composition import Composition, parse_formula
 from nestedae_core.chemistry.physics import sq_limit
 from nestedae_core.data.lookup import DISTANCE, SAME_COMPOSITION, SAME_STACK
@@ -245,6 +246,14 @@ if query is not None:
     if query.defaulted:
         st.caption("Not given, so the most common training value was used: " + ", ".join(f"{c} = {query.categorical[c]}" for c in query.defaulted))
 
+    def _prediction_report(q=query) -> str:  # type: ignore[no-untyped-def]
+        frame = query_frame(model, [q.formula], categorical=q.categorical)
+        return report.prediction_report(q, attributions=batch.explain_outputs(model, frame))
+
+    report_button(_prediction_report, f"prediction-{query.formula}", key="predict.report",
+                  help="This prediction as one HTML file: the chain with its intervals, the domain verdict, the attributions "
+                       "of the band gaps and the PCE, and the model (name, checksum, version). Interactive, works offline.")
+
 
 # ---------------------------------------------------------------------- side by side
 st.subheader(f"Side by side (up to {MAX_COMPARE})")
@@ -364,7 +373,60 @@ else:
         st.caption(bars
                    + ("." if sq_gap_t is None or sq_gap_t.fidelity == "measured" else f"; {quantities.NO_MEASURED_GAP}."))
     for r in failed.itertuples(index=False):
-        st.error(f"Row '{r.formula}': {r.note}", icon=":material/error:")
+        st.error(ui.escape_markdown(f"Row '{r.formula}': {r.note}"), icon=":material/error:")
+
+
+# ---------------------------------------------------------------------- many compositions (CSV)
+K_BATCH_TEXT = "predict.batch_text"
+BATCH_MAX_ROWS = 5000
+st.subheader("Many compositions (CSV)")
+st.caption(f"Upload a CSV, or paste a table (e.g. cells copied from a spreadsheet), with a header line and one composition per "
+           f"row, optionally with an ETL and an HTL column (a blank cell takes the most common stack). Up to {BATCH_MAX_ROWS:,} rows "
+           "here; for bigger files use `nestedae predict --csv IN --formula-column COL --out OUT`, which writes the same columns.")
+up_col, paste_col = st.columns(2)
+with up_col:
+    upload = st.file_uploader("CSV file", type=["csv", "tsv", "txt"], key="predict.batch_upload")
+with paste_col:
+    pasted = st.text_area("…or paste a table", key=K_BATCH_TEXT, height=120,
+                          placeholder="formula,etl,htl\nMAPbI3,SnO2-c,Spiro-MeOTAD\nFAPbI3,,")
+source = upload.getvalue() if upload is not None else (pasted if pasted.strip() else None)
+if source is not None:
+    btable = None
+    with ui.user_errors("The first line names the columns; separate cells by commas (or tabs, as a spreadsheet copies them)."):
+        btable = batch.read_small_table(source, max_rows=BATCH_MAX_ROWS)
+    if btable is not None:
+        names = list(btable.columns)
+        guess = next((c for c in names if c.strip().lower() in ("formula", "composition", "perovskite_composition_short_form")), names[0])
+        none = "(none: the most common stack)"
+
+        def _guess(word: str) -> str:
+            return next((c for c in names if word in c.lower()), none)
+
+        k1, k2, k3 = st.columns(3)
+        f_col = k1.selectbox("Formula column", names, index=names.index(guess), key="predict.batch_formula")
+        e_col = h_col = none
+        if has_stack:
+            e_col = k2.selectbox("ETL column", [none, *names], index=[none, *names].index(_guess("etl")), key="predict.batch_etl")
+            h_col = k3.selectbox("HTL column", [none, *names], index=[none, *names].index(_guess("htl")), key="predict.batch_htl")
+        bcols = batch.BatchColumns(f_col, None if e_col == none else e_col, None if h_col == none else h_col)
+        result = None
+        with ui.user_errors():
+            result = batch.predict_rows(model, btable, bcols, level=LEVEL)
+        if result is not None:
+            bad = result[result["error"] != ""]
+            ok_n = len(result) - len(bad)
+            if len(bad):
+                st.warning(f"{len(bad)} of {len(result)} rows could not be predicted; their `error` column says which column "
+                           "is wrong and why (rows are numbered from 1, the first row under the header).", icon=":material/warning:")
+                st.dataframe(bad[["row", "error"]], hide_index=True, key="predict.batch_errors")
+            outside = int((result["in_domain"] == False).sum())  # noqa: E712 (object column: True/False/None)
+            st.caption(f"{ok_n} of {len(result)} rows predicted; {outside} outside the training domain (see `domain_stage` and "
+                       "`domain_message`). Columns: every quantity with its fidelity and unit (`bandgap_measured_eV_mean`, "
+                       "`_std` = model disagreement, `_lower`/`_upper` = the prediction interval), then the model that produced them "
+                       "(`model_name`, `model_sha256`, `nestedae_version`).")
+            st.dataframe(result, hide_index=True, key="predict.batch_table")
+            st.download_button("Download the predictions (CSV)", ui.csv_bytes(result), file_name="predictions-batch.csv",
+                               mime="text/csv", key="predict.batch_dl", icon=":material/download:", on_click="ignore")
 
 
 # ---------------------------------------------------------------------- line scan

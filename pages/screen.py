@@ -17,7 +17,8 @@ import streamlit as st
 
 from app import figures_model as fm
 from app import model_state, quantities, ui
-from nestedae_core import predict
+from app.report_button import report_button
+from nestedae_core import predict, report
 from nestedae_core.chemistry.composition import grid_size
 from nestedae_core.chemistry.features import TOLERANCE_RANGE
 from nestedae_core.model.intervals import DEFAULT_LEVEL
@@ -104,7 +105,8 @@ if run:
                                     bandgap_window=gap_window if gap_t is not None else None,
                                     tolerance_window=tol_window, rank_by=rank_by, max_candidates=MAX_CANDIDATES, level=LEVEL)
             seconds = time.perf_counter() - t0
-        st.session_state[K_RESULT] = {"ranked": ranked, "seconds": seconds, "count": count, "params": params}
+        st.session_state[K_RESULT] = {"ranked": ranked, "seconds": seconds, "count": count, "params": params,
+                                      "provenance": predict.model_provenance(model)}
         st.session_state[K_RATE] = seconds / max(count, 1)
 
 # ---------------------------------------------------------------------- results
@@ -128,6 +130,20 @@ st.caption((f"Device stack: ETL {p['etl']}, HTL {p['htl']}. " if has_stack else 
            + ("Uncertainty: prediction intervals (columns *lower*/*upper*); model disagreement: ± 1 sd over the "
               f"{model.members} fold models." if calibrated else
               f"Model disagreement: ± 1 sd over the {model.members} fold models; {quantities.DISAGREEMENT_NOTE}."))
+
+
+def _screen_report(res=res, p=p) -> str:  # type: ignore[no-untyped-def]
+    settings = {"A-site ions": ", ".join(p["a"]), "B-site ions": ", ".join(p["b"]), "X-site ions": ", ".join(p["x"]),
+                "grid step (site fraction)": f"1/{p['n']}", "ETL": p["etl"], "HTL": p["htl"],
+                "band-gap window (eV)": f"{p['gap'][0]:.2f}–{p['gap'][1]:.2f}" + (f" ({gap_t.label})" if gap_t is not None else ""),
+                "tolerance-factor window": f"{p['tol'][0]:.2f}–{p['tol'][1]:.2f}", "ranked by": p["rank"],
+                "candidates on the grid": f"{res['count']:,}"}
+    return report.screening_report(res["ranked"], provenance=res.get("provenance") or predict.model_provenance(model), settings=settings)
+
+
+report_button(_screen_report, "screening-result", key="screen.report",
+              help="This screening result as one HTML file: its settings, the ranking (in-domain first), a scatter of the "
+                   "candidates and the model (name, checksum, version). Interactive, works offline.")
 
 
 #: the column that names, per out-of-domain candidate, the first stage whose training data it leaves

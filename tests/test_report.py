@@ -97,3 +97,13 @@ def test_cli_report_to_a_directory_fails_in_one_line(tmp_path: Path, capsys) -> 
     assert main(["predict", "MAPbI3", "--report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "directory" in err and len(err.splitlines()) == 1
+
+
+def test_training_report_of_a_real_run(tiny_synthetic) -> None:
+    res = tiny_synthetic
+    text = report.training_report("synthetic", res.metrics, res.oof, provenance=model_provenance(res.model),
+                                  settings={"preset": "synthetic", "epochs": 30})
+    n_targets = sum(len(s.targets) for s in res.model.spec.stages)
+    assert len(_figures(text)) == n_targets  # one parity plot per target
+    first = res.model.spec.stages[0]
+    assert f"{res.metrics[first.name][first.targets[0].column]['mae']:.4g}" in text
