@@ -1,0 +1,61 @@
+"""In a real browser: the per-browser identity survives a reload (cookie), so the Train page lists the
+same runs from the job store; another browser is another user and sees none."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from app_driver import goto_page, new_page, require_browser, running_app, wait_text
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    from app_driver import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_browser_identity_survives_a_reload_and_shows_the_runs_again(browser, data_dir, tmp_path):
+    from nestedae_core.jobs import JobManager, load_settings, run_job, synthetic_tables, train_payload
+    from nestedae_core.model.presets import preset
+
+    class Later:
+        def submit(self, db, job_id):
+            pass
+
+        def shutdown(self):
+            pass
+
+    with running_app(tmp_path, data_dir, NESTEDAE_MODELS_DIR=str(tmp_path / "models")) as url:
+        with new_page(browser, url) as page:
+            goto_page(page, "Train")
+            wait_text(page, "No runs yet")
+            cookie = {c["name"]: c["value"] for c in page.context.cookies()}.get("nestedae_browser")
+            assert cookie and re.fullmatch(r"[0-9a-f]{32}", cookie)
+            assert f"this browser (id {cookie[:6]}" in page.content()
+            # a finished run of this browser's user in the server's job store
+            m = JobManager(tmp_path / "jobs.sqlite", settings=load_settings({}), executor=Later(), models_dir=tmp_path / "models")
+            job = m.submit("train", train_payload(preset("synthetic", epochs=3, folds=2), device="cpu",
+                                                  tables=synthetic_tables(n_materials=60, n_devices=120)),
+                           owner=f"browser-{cookie}", name="before-reload")
+            run_job(str(m.db_path), job)
+            page.reload()
+            goto_page(page, "Train")
+            wait_text(page, "Cross-validation results")
+            assert "before-reload" in page.content() and f"this browser (id {cookie[:6]}" in page.content()
+        with new_page(browser, url) as other:  # another browser: another user
+            goto_page(other, "Train")
+            wait_text(other, "No runs yet")
+            assert {c["name"]: c["value"] for c in other.context.cookies()}.get("nestedae_browser") != cookie
