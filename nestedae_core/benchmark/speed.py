@@ -1,36 +1,90 @@
-"""Speed: seconds for 5-fold training of the ``paper`` chain and for predictions through it."""
+"""Speed: training both chains, predictions, cold commands and (optionally) the dashboard, in seconds.
+
+:func:`speed_benchmark` measures, on this machine and in one run:
+
+* 5-fold training of the ``paper`` and ``measured`` chains (wall and CPU seconds, per
+  stage, with the fold MAEs: a faster recipe must keep its accuracy);
+* ``n_predict`` compositions featurised and predicted through each trained chain;
+* cold commands, each a fresh Python process, run alternately ``repeats`` times:
+  ``import torch``, ``nestedae predict MAPbI3`` and ``nestedae explain MAPbI3``; the
+  report gives their medians and each command's excess over ``import torch`` (the
+  floor of any command that loads a model) and its ratio to it;
+* with ``dashboard=True`` (needs the ``playwright`` package and Chromium, and a
+  checkout with ``streamlit_app.py``): a fresh ``streamlit run`` server, the seconds
+  from its start to the first page settled (no script running), and every page's
+  seconds to settle once warm. Without them the report says why it was skipped.
+
+Times on a shared machine vary by 2x or more: compare figures measured side by side
+(``benchmarks/side_by_side_training.sh`` runs an older commit alternately).
+"""
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..model.presets import preset
-from ..train import cross_validate
 from .reports import created_now, machine_info, peak_rss_mib
 
-__all__ = ["speed_benchmark"]
+__all__ = ["cold_command_seconds", "dashboard_seconds", "speed_benchmark", "training_seconds"]
+
+logger = logging.getLogger(__name__)
+
+#: The ``nestedae`` command as a fresh Python process (the console script without its launcher).
+_CLI = "import sys; from nestedae_core.cli import main; sys.exit(main(sys.argv[1:]))"
+#: The cold commands timed by :func:`cold_command_seconds`, by name.
+COLD_COMMANDS: dict[str, list[str]] = {
+    "import_torch": ["-c", "import torch"],
+    "predict": ["-c", _CLI, "predict", "MAPbI3"],
+    "explain": ["-c", _CLI, "explain", "MAPbI3"],
+}
+#: The checkout's root (where ``streamlit_app.py`` lives, when the package is not installed from a wheel).
+_REPO = Path(__file__).resolve().parents[2]
 
 
-def speed_benchmark(*, data_dir: str | None = None, device: str = "auto", n_predict: int = 1000, repeats: int = 3, epochs: int | None = None) -> dict[str, Any]:
-    """Time 5-fold training of both stages of the ``paper`` chain and chain predictions.
+def training_seconds(preset_name: str, *, data_dir: str | None, device: str, epochs: int | None = None) -> dict[str, Any]:
+    """5-fold cross-validation of a preset: wall and CPU seconds (data loaded beforehand), per-stage seconds, MAEs.
 
-    Returns seconds for training (per stage and total, data already loaded),
-    seconds for predicting ``n_predict`` compositions through the chain (best of
-    ``repeats``, featurisation included) and the process's peak resident memory (MiB).
+    Returns also the trained :class:`~nestedae_core.model.NestedAE` under ``"_model"`` (not JSON; removed by the caller).
     """
-    import time
-
-    from ..chemistry.composition import IONS, Composition, composition_grid
     from ..data.tables import load_chain_tables
+    from ..model.presets import preset
+    from ..train import cross_validate
+
+    spec = preset(preset_name, epochs=epochs)
+    tables = load_chain_tables(spec, None, data_dir)
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = cross_validate(spec, tables, device=device)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "seconds_per_stage": {k: round(v, 2) for k, v in result.seconds.items()},
+        "epochs": {s.name: s.epochs for s in spec.stages},
+        "folds": spec.folds,
+        "split": spec.split,
+        "device": str(result.model.device),
+        "mae": {s: {t: round(v["mae"], 4) for t, v in m.items()} for s, m in result.metrics.items()},
+        "mae_sd": {s: {t: round(v["mae_std"], 4) for t, v in m.items()} for s, m in result.metrics.items()},
+        "_model": result.model,
+    }
+
+
+def _prediction_seconds(model: Any, n_predict: int, repeats: int) -> tuple[int, float]:
+    """Best of ``repeats`` seconds for featurising and predicting ``n_predict`` compositions through ``model``."""
+    from ..chemistry.composition import IONS, Composition, composition_grid
     from ..predict import predict_table
     from ..query import query_frame
 
-    spec = preset("paper", epochs=epochs)
-    tables = load_chain_tables(spec, None, data_dir)
-    t0 = time.perf_counter()
-    result = cross_validate(spec, tables, device=device)
-    train_s = time.perf_counter() - t0
     grid = composition_grid(["Cs", "MA", "FA"], ["Pb", "Sn"], ["I", "Br", "Cl"], 0.05)
     rng = np.random.default_rng(0)
     grid = grid[rng.choice(len(grid), size=min(n_predict, len(grid)), replace=len(grid) < n_predict)]
@@ -38,20 +92,198 @@ def speed_benchmark(*, data_dir: str | None = None, device: str = "auto", n_pred
     best = float("inf")
     for _ in range(repeats):
         t1 = time.perf_counter()
-        frame = query_frame(result.model, comps)
-        predict_table(result.model, frame)
+        predict_table(model, query_frame(model, comps))
         best = min(best, time.perf_counter() - t1)
-    return {
-        "kind": "speed",
-        "created": created_now(),
-        "machine": machine_info(),
-        "device": str(result.model.device),
-        "train_seconds_total": round(train_s, 2),
-        "train_seconds_per_stage": {k: round(v, 2) for k, v in result.seconds.items()},
-        "epochs": {s.name: s.epochs for s in spec.stages},
-        "folds": spec.folds,
-        "predict_n": len(comps),
-        "predict_seconds": round(best, 4),
-        "peak_rss_mib": round(peak_rss_mib(), 1),
-        "metrics": {s: {t: round(v["mae"], 4) for t, v in m.items()} for s, m in result.metrics.items()},
-    }
+    return len(comps), best
+
+
+def cold_command_seconds(*, repeats: int = 3, env: dict[str, str] | None = None, timeout_s: float = 300.0) -> dict[str, Any]:
+    """Seconds of each :data:`COLD_COMMANDS` entry as a fresh process, alternating, ``repeats`` rounds.
+
+    Returns per command its runs and median; for the commands other than
+    ``import_torch``, ``excess_over_import_torch_s`` (median of the per-round
+    differences) and ``ratio_to_import_torch`` (ratio of the medians). A command
+    that fails is reported with its exit code and last stderr line.
+    """
+    run_env = dict(os.environ if env is None else env)
+    runs: dict[str, list[float]] = {name: [] for name in COLD_COMMANDS}
+    failed: dict[str, str] = {}
+    for _ in range(repeats):
+        for name, args in COLD_COMMANDS.items():
+            if name in failed:
+                continue
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, *args], env=run_env, capture_output=True, text=True, timeout=timeout_s, cwd=tempfile.gettempdir())
+            elapsed = time.perf_counter() - t0
+            if proc.returncode != 0:
+                lines = proc.stderr.strip().splitlines()
+                failed[name] = f"exit code {proc.returncode}: {lines[-1] if lines else ''}"
+                continue
+            runs[name].append(round(elapsed, 3))
+    out: dict[str, Any] = {"repeats": repeats}
+    torch_runs = runs["import_torch"]
+    for name, values in runs.items():
+        entry: dict[str, Any] = {"runs": values, "median_s": round(statistics.median(values), 3) if values else None}
+        if name in failed:
+            entry["error"] = failed[name]
+        if name != "import_torch" and values and len(torch_runs) == len(values):
+            entry["excess_over_import_torch_s"] = round(statistics.median(v - t for v, t in zip(values, torch_runs)), 3)
+            entry["ratio_to_import_torch"] = round(statistics.median(values) / statistics.median(torch_runs), 2)
+        out[name] = entry
+    return out
+
+
+def dashboard_seconds(*, data_dir: str | None = None, chromium: str = "/usr/bin/chromium", timeout_s: float = 120.0) -> dict[str, Any]:
+    """The dashboard with a cold server: seconds to the first page settled, then every page once warm.
+
+    Starts ``streamlit run streamlit_app.py`` on a free port (models in a temporary
+    folder), opens it in headless Chromium and polls until the page shows its title
+    and no script runs (the status widget is gone for 0.25 s). Returns ``{"skipped": reason}`` when
+    playwright, Chromium or ``streamlit_app.py`` is missing. The server is always stopped.
+    """
+    app = _REPO / "streamlit_app.py"
+    if not app.is_file():
+        return {"skipped": f"no streamlit_app.py beside the package ({_REPO}): run from a checkout"}
+    if not Path(chromium).exists():
+        return {"skipped": f"{chromium} not found (apt-get install chromium)"}
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"skipped": "the playwright package is not installed (pip install playwright)"}
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    work = Path(tempfile.mkdtemp(prefix="nestedae-speed-"))
+    env = dict(os.environ, NESTEDAE_MODELS_DIR=str(work / "models"), PYTHONUNBUFFERED="1")
+    if data_dir:
+        env["NESTEDAE_DATA_DIR"] = data_dir
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true", "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    url = f"http://127.0.0.1:{port}"
+    report: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    with open(work / "streamlit.log", "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=_REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        while True:
+            if proc.poll() is not None:
+                return {"skipped": f"streamlit exited with {proc.returncode}"}
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.perf_counter() - t0 > timeout_s:
+                return {"skipped": f"streamlit not healthy after {timeout_s:.0f} s"}
+            time.sleep(0.05)
+        report["server_healthy_s"] = round(time.perf_counter() - t0, 2)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+                t1 = time.perf_counter()
+                page.goto(url)
+                _wait_settled(page, timeout_s)
+                now = time.perf_counter()
+                report["first_page_from_request_s"] = round(now - t1, 2)
+                report["first_page_from_server_start_s"] = round(now - t0, 2)
+                links = page.get_by_test_id("stSidebarNav").locator("a")
+                pages = {}
+                for i in range(links.count()):
+                    href = links.nth(i).get_attribute("href")
+                    if href and links.nth(i).is_visible():
+                        text = links.nth(i).inner_text().strip().splitlines()  # an icon's name, then the title
+                        pages.setdefault(href, text[-1].strip() if text else href)
+                warm: dict[str, float] = {}
+                for rounds in range(2):  # the first visit of a page imports its modules; the second is warm
+                    for href, title in pages.items():
+                        t2 = time.perf_counter()
+                        for _attempt in range(3):  # a rerun may replace the menu under the pointer
+                            try:
+                                page.get_by_test_id("stSidebarNav").locator(f'a[href="{href}"]').first.click(timeout=10_000)
+                                break
+                            except PlaywrightError:
+                                _wait_settled(page, timeout_s)
+                        _wait_settled(page, timeout_s)
+                        if rounds == 1:
+                            warm[title] = round(time.perf_counter() - t2, 2)
+                report["warm_page_s"] = warm
+                report["warm_page_max_s"] = max(warm.values()) if warm else None
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        shutil.rmtree(work, ignore_errors=True)
+    return report
+
+
+def _wait_settled(page: Any, timeout_s: float) -> None:
+    """Poll until the page shows its title and no script runs (status widget gone for 0.25 s)."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_s * 1000)
+    page.wait_for_selector("[data-testid='stMain'] h1", timeout=timeout_s * 1000)  # the page's title: its script has run
+    deadline = time.perf_counter() + timeout_s
+    time.sleep(0.1)  # a just-triggered run shows its status widget
+    quiet_since: float | None = None
+    while time.perf_counter() < deadline:
+        if page.locator("[data-testid='stStatusWidget']").count() == 0:
+            quiet_since = quiet_since or time.perf_counter()
+            if time.perf_counter() - quiet_since >= 0.25:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.05)
+
+
+def speed_benchmark(
+    *,
+    data_dir: str | None = None,
+    device: str = "auto",
+    n_predict: int = 1000,
+    repeats: int = 3,
+    epochs: int | None = None,
+    presets: tuple[str, ...] = ("paper", "measured"),
+    cold: bool = True,
+    dashboard: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every speed figure of this module's docstring in one report (seconds; memory in MiB).
+
+    ``repeats``: rounds of the cold commands and best-of count of the predictions;
+    ``epochs`` overrides every stage's epochs (quick runs); ``presets``: the chains trained.
+    """
+    say = progress or (lambda msg: None)
+    report: dict[str, Any] = {"kind": "speed", "created": created_now(), "machine": machine_info()}
+    try:
+        report["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on every platform
+        pass
+    report["training"] = {}
+    report["predict_throughput"] = {}
+    for name in presets:
+        say(f"5-fold training of the {name} chain")
+        tr = training_seconds(name, data_dir=data_dir, device=device, epochs=epochs)
+        model = tr.pop("_model")
+        report["training"][name] = tr
+        n, best = _prediction_seconds(model, n_predict, repeats)
+        report["predict_throughput"][name] = {"compositions": n, "seconds": round(best, 4)}
+    if cold:
+        say("cold commands (import torch, nestedae predict, nestedae explain)")
+        env = dict(os.environ)
+        if data_dir:
+            env["NESTEDAE_DATA_DIR"] = data_dir
+        report["cold"] = cold_command_seconds(repeats=repeats, env=env)
+    if dashboard:
+        say("the dashboard (cold server, then every page warm)")
+        report["dashboard"] = dashboard_seconds(data_dir=data_dir)
+    report["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    return report

@@ -77,10 +77,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pap.add_argument("--data-dir")
     pap.add_argument("--json", metavar="FILE", help="write the result to FILE (atomically)")
     pap.set_defaults(func=run_paper_score)
-    spd = bsub.add_parser("speed", help="seconds for 5-fold training of both stages and for 1000 chain predictions; peak memory")
+    spd = bsub.add_parser("speed", help="seconds: 5-fold training of both chains, predictions, cold predict/explain vs import torch, the dashboard",
+                          description="Speed figures measured on this machine in one run (see nestedae_core.benchmark.speed); "
+                                      "cold commands run as fresh processes, alternating with 'import torch'.")
     spd.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     spd.add_argument("--data-dir")
-    spd.add_argument("--epochs", type=int, help="override epochs (default: the preset's)")
+    spd.add_argument("--epochs", type=_positive, help="override every stage's epochs (quick runs; default: the presets')")
+    spd.add_argument("--preset", action="append", choices=["paper", "measured"], help="chain(s) to train (default both)")
+    spd.add_argument("--repeats", type=_positive, default=3, help="rounds of the cold commands, best-of count of predictions (default 3)")
+    spd.add_argument("--no-cold", action="store_true", help="skip the cold predict/explain commands")
+    spd.add_argument("--dashboard", action="store_true", help="also time the dashboard (cold server, every page warm; needs playwright and Chromium)")
     spd.add_argument("--json", metavar="FILE", help="write the report to FILE (atomically)")
     spd.set_defaults(func=run_speed)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
@@ -196,8 +202,48 @@ def run_speed(args: argparse.Namespace) -> int:
     from ..benchmark import speed_benchmark
 
     check_output_file(args.json)  # before the run: a bad path fails at once
-    report = speed_benchmark(data_dir=args.data_dir, device=args.device, epochs=args.epochs)
+    report = speed_benchmark(data_dir=args.data_dir, device=args.device, epochs=args.epochs, repeats=args.repeats,
+                             presets=tuple(args.preset or ("paper", "measured")), cold=not args.no_cold,
+                             dashboard=args.dashboard, progress=_say)
     if args.json:
         write_json_file(report, args.json)
-    print_json(report)
+    print_speed(report)
+    if args.json:
+        print(f"\nwrote {args.json}")
     return 0
+
+
+def print_speed(report: dict[str, Any]) -> None:
+    """The speed report as tables (seconds)."""
+    load = report.get("load_average")
+    print(f"speed on {report['machine']['platform']}, torch {report['machine']['torch']}" + (f", load average {load[0]}" if load else ""))
+    rows = []
+    for name, t in report.get("training", {}).items():
+        stages = ", ".join(f"{s} {v:.1f}" for s, v in t["seconds_per_stage"].items())
+        maes = "; ".join(f"{s}/{k} {v:.4g} ± {t['mae_sd'][s][k]:.2g}" for s, m in t["mae"].items() for k, v in m.items())
+        rows.append([f"5-fold training, {name} chain", f"{t['seconds']:.1f}", f"{t['cpu_seconds']:.1f}", stages, maes])
+    if rows:
+        print_table(rows, ["what", "seconds", "CPU seconds", "per stage", "MAE (mean ± sd over folds)"])
+    rows = [[f"{p['compositions']} compositions through the {name} chain", f"{p['seconds']:.3f}"] for name, p in report.get("predict_throughput", {}).items()]
+    if rows:
+        print()
+        print_table(rows, ["what", "seconds (best)"])
+    cold = report.get("cold")
+    if cold:
+        print()
+        rows = []
+        for name, label in (("import_torch", "python -c 'import torch'"), ("predict", "nestedae predict MAPbI3"), ("explain", "nestedae explain MAPbI3")):
+            c = cold[name]
+            rows.append([label, _num(c.get("median_s"), ".2f"), " ".join(f"{v:.2f}" for v in c["runs"]),
+                         _num(c.get("excess_over_import_torch_s"), "+.2f") if name != "import_torch" else "",
+                         _num(c.get("ratio_to_import_torch"), ".2f") if name != "import_torch" else "", c.get("error", "")])
+        print_table(rows, ["cold command (fresh process)", "median s", "runs", "over import torch (s)", "ratio to import torch", "error"])
+    dash = report.get("dashboard")
+    if dash:
+        print()
+        if "skipped" in dash:
+            print(f"dashboard: skipped: {dash['skipped']}")
+        else:
+            print(f"dashboard: server healthy after {dash['server_healthy_s']:.1f} s; first page settled {dash['first_page_from_request_s']:.1f} s "
+                  f"after the request ({dash['first_page_from_server_start_s']:.1f} s after the server start)")
+            print("warm pages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in dash["warm_page_s"].items()))
