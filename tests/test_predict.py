@@ -165,3 +165,11 @@ def test_screening_window_applies_to_the_measured_gap(data_dir) -> None:
     assert df.attrs["bandgap_column"] == "Perovskite_band_gap" and df.attrs["bandgap_fidelity"] == "measured"
     assert len(df) > 0 and df["Perovskite_band_gap_mean"].between(1.5, 1.65).all()
     assert not df["Gap_mean"].between(1.5, 1.65).all()  # the PBE gap was not the filter
+
+
+def test_line_scan_x_has_no_float_noise() -> None:
+    from nestedae_core import store
+
+    scan = line_scan(store.load_default_bundle(), "MAPbI3", "MAPbBr3", 21)
+    assert 0.15 in scan["x"].tolist() and 0.15000000000000002 not in scan["x"].tolist()
+    assert scan["x"].astype(str).str.len().max() <= 4  # 0.05, 0.1, 0.15 ... as written, not 0.15000000000000002

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import predict
 from ._common import load_model, named, print_json, print_table, uncertainty_text
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -89,6 +88,7 @@ def finish_batch(summary, out: str, verb: str) -> int:  # type: ignore[no-untype
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import predict
     from ..predict import bandgaps, predict_composition
 
     batch = check_batch_arguments(args, ("--etl", "--htl", "--json", "--report"))
