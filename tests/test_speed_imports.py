@@ -1,0 +1,46 @@
+"""Cold commands stay cheap: heavy packages are imported only where they are needed.
+
+Each check runs in a fresh Python process and asserts on ``sys.modules`` (what was
+imported), never on timings. shap (and its numba kernels), scikit-learn, scipy,
+Streamlit, plotly, Optuna and Dask cost seconds to import; a single prediction or
+explanation needs none of them.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("shap", "numba", "sklearn", "scipy", "streamlit", "plotly", "optuna", "dask", "distributed", "matplotlib")
+
+
+def _imported_after(code: str) -> set[str]:
+    """Top-level packages in ``sys.modules`` after running ``code`` in a fresh interpreter."""
+    probe = (
+        "import sys, io, contextlib, json\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        + "".join(f"    {line}\n" for line in code.splitlines())
+        + "sys.stdout.write(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_importing_the_package_and_its_command_imports_no_heavy_package() -> None:
+    mods = _imported_after("import nestedae_core, nestedae_core.cli\nfrom nestedae_core import NestedAEError")
+    assert not mods & {"torch", "pandas", *HEAVY}, sorted(mods & {"torch", "pandas", *HEAVY})
+
+
+@pytest.mark.parametrize("command", ["predict", "explain"])
+def test_a_cold_predict_or_explain_imports_none_of_the_heavy_packages(command: str) -> None:
+    mods = _imported_after(f"from nestedae_core.cli import main\nassert main(['{command}', 'MAPbI3']) == 0")
+    assert "torch" in mods  # the probe did run the command
+    assert not mods & set(HEAVY), sorted(mods & set(HEAVY))
+
+
+def test_the_notebook_front_door_predicts_without_the_heavy_packages() -> None:
+    mods = _imported_after("from nestedae_core import NestedAEModel\nNestedAEModel.load().predict('MAPbI3')")
+    assert not mods & set(HEAVY), sorted(mods & set(HEAVY))
