@@ -203,8 +203,8 @@ with st.container(border=True):
                      help="x_dup = 0.98 x0 + noise (correlation ≈ 0.98): a feature no equation uses but that carries x0's information. See step 5.")
     epochs = int(c4.number_input("Epochs", 5, 1500, 300, step=50, key="learn.epochs",
                                  help="Full-batch epochs per stage. Training runs in a worker process: with 300 epochs, "
-                                      "2 stages × 5 folds take about 15–30 s on a laptop CPU (longer while other "
-                                      "runs train); a progress bar shows how far it is."))
+                                      "2 stages × 5 folds take about 5–15 s on a laptop CPU (a few of them to start "
+                                      "the worker; longer while other runs train); a progress bar shows how far it is."))
     run = c5.button("Train", type="primary", icon=":material/play_arrow:", key="learn.train")
 cfg = Config(float(noise), seed, bool(pair), epochs)
 
@@ -248,8 +248,8 @@ if run:
         ss[K_TRAINED] = cfg.key()
 trained = Config(*ss[K_TRAINED]) if ss.get(K_TRAINED) else None
 if trained is None:
-    st.info("Press **Train** above (about 15–30 s with 300 epochs; a progress bar shows how far it is). Steps 3–5 need the "
-            "trained model.", icon=":material/model_training:")
+    st.info("Press **Train** above (about 5–15 s with 300 epochs, in a worker process; a progress bar shows how far it is). "
+            "Steps 3–5 need the trained model.", icon=":material/model_training:")
     st.stop()
 if trained.key() != cfg.key():
     st.warning(f"The settings changed; the results below are still those of the last run ({trained.text()}). Press **Train** "
