@@ -170,6 +170,9 @@ def read_table(source: Any, columns: BatchColumns, *, chunk_rows: int = DEFAULT_
         raise InputError(f"the input is not a readable CSV: {str(exc).splitlines()[0]}") from None
     except UnicodeDecodeError:
         raise InputError("the input CSV is not UTF-8 text; save it as CSV UTF-8 and try again") from None
+    except OSError as exc:  # the input, not the output: say so (an OSError here would read as a write failure)
+        where = exc.filename or source
+        raise InputError(f"cannot read the input {where}: {exc.strerror or exc}; check the path") from None
 
 
 def read_small_table(data: bytes | str, *, max_rows: int = 5000) -> pd.DataFrame:
@@ -429,7 +432,7 @@ def _stream(
             if "error" in res:
                 per_row = res.groupby("row", sort=False)["error"].first().reset_index()
                 summary._add(per_row)
-        if header is None:
+        if header is None or summary.rows == 0:
             raise InputError("the input CSV has a header but no rows; add one row per query")
     return summary
 

@@ -186,14 +186,18 @@ def test_cli_all_rows_bad_exits_1(tmp_path: Path, capsys) -> None:
     (["predict", "--csv", "{in}", "--out", "{out}", "--json"], "--json apply only to a single formula"),
     (["predict", "--csv", "{in}", "--out", "{tmp}"], "directory"),
     (["explain", "--csv", "{in}", "--out", "{out}", "--format", "tall"], "invalid choice"),
+    (["predict", "--csv", "{tmp}/missing.csv", "--out", "{out}"], "cannot read the input"),
+    (["predict", "--csv", "{header}", "--out", "{out}"], "a header but no rows"),
 ])
 def test_cli_batch_errors_are_one_line(argv, message, in_csv: Path, tmp_path: Path, capsys) -> None:
-    argv = [a.format(**{"in": in_csv, "out": tmp_path / "o.csv", "tmp": tmp_path}) for a in argv]
+    (tmp_path / "header.csv").write_text("formula,etl\n")
+    argv = [a.format(**{"in": in_csv, "out": tmp_path / "o.csv", "tmp": tmp_path, "header": tmp_path / "header.csv"}) for a in argv]
     with pytest.raises(SystemExit) if "tall" in argv else _nothing():
         assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "o.csv").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
 class _nothing:
