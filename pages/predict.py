@@ -424,7 +424,8 @@ if source is not None:
                        "`domain_message`). Columns: every quantity with its fidelity and unit (`bandgap_measured_eV_mean`, "
                        "`_std` = model disagreement, `_lower`/`_upper` = the prediction interval), then the model that produced them "
                        "(`model_name`, `model_sha256`, `nestedae_version`).")
-            st.dataframe(result, hide_index=True, key="predict.batch_table")
+            # the predicted rows (the failed ones are listed above; the CSV holds every row, with its error)
+            st.dataframe(result[result["error"] == ""] if ok_n else result, hide_index=True, key="predict.batch_table")
             st.download_button("Download the predictions (CSV)", ui.csv_bytes(result), file_name="predictions-batch.csv",
                                mime="text/csv", key="predict.batch_dl", icon=":material/download:", on_click="ignore")
 
