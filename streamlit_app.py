@@ -9,7 +9,8 @@ login is configured in ``.streamlit/secrets.toml``, else a per-browser id kept i
 a cookie) is shown in the sidebar. After the page, the server's job manager is
 started once (:func:`app.jobs_state.startup`): its start-up recovery marks jobs a
 stopped server left running as interrupted, runs queued ones and removes the
-temporary folders of killed saves.
+temporary folders of killed saves; then shap's exact explainer is compiled in a
+background thread (the default permutation explainer needs no compiling).
 """
 from __future__ import annotations
 
@@ -38,10 +39,10 @@ st.set_page_config(
 
 page = build_navigation()
 state.sync_url()
-explain_state.warm_up()  # compile shap's kernels once per server, in the background
 figure_export.format_control()  # PNG or SVG from every figure's camera button
 jobs_state.render_identity()
 try:
     page.run()
 finally:
     jobs_state.startup()  # once per server (cached); after the page so that it never delays it
+    explain_state.warm_up()  # shap's exact explainer compiled once per server, in the background, after the first page

@@ -44,3 +44,11 @@ def test_a_cold_predict_or_explain_imports_none_of_the_heavy_packages(command: s
 def test_the_notebook_front_door_predicts_without_the_heavy_packages() -> None:
     mods = _imported_after("from nestedae_core import NestedAEModel\nNestedAEModel.load().predict('MAPbI3')")
     assert not mods & set(HEAVY), sorted(mods & set(HEAVY))
+
+
+def test_the_warm_up_compiles_only_the_exact_explainer() -> None:
+    """The app's background warm-up imports shap (for the exact explainer) and returns its seconds."""
+    mods = _imported_after(
+        "from nestedae_core.explain.shap_backend import warm_up\nseconds = warm_up()\nassert seconds > 0"
+    )
+    assert "shap" in mods
