@@ -123,6 +123,37 @@ def test_recovery_interrupts_orphaned_running_jobs_requeues_queued_ones_and_clea
     assert set(m2.last_recovery.interrupted) == {running}
 
 
+@pytest.mark.slow
+def test_a_worker_never_runs_the_servers_main_script(tmp_path):
+    """Inside Streamlit, ``sys.modules['__main__']`` is the dashboard script: a worker must not import it again.
+
+    (multiprocessing's spawn did, and the script's start-up then tried to start workers inside the worker.)
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    marker = tmp_path / "script-ran-in-a-worker"
+    script = tmp_path / "dashboard_like.py"
+    script.write_text(f"open({str(marker)!r}, 'a').write('x')\n")
+    probe = textwrap.dedent(f"""
+        import sys, types
+        fake = types.ModuleType("__main__"); fake.__file__ = {str(script)!r}
+        sys.modules["__main__"] = fake  # what Streamlit's script runner does
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_hosting import tiny_payload
+        from nestedae_core.jobs import JobManager, load_settings
+        m = JobManager({str(tmp_path / "jobs.sqlite")!r}, settings=load_settings({{}}), models_dir={str(tmp_path / "models")!r})
+        rec = m.wait(m.submit("train", tiny_payload(epochs=2), owner="alice", name="t"), {WAIT})
+        m.shutdown()
+        print(rec.status, rec.error)
+    """)
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=WAIT + 60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[0] == "done", proc.stdout
+    assert not marker.exists()
+
+
 def test_local_executor_runs_at_most_max_running(tmp_path):
     ex = LocalProcessExecutor(max_running=2)
     assert ex.max_running == 2 and ex.running == []

@@ -1,8 +1,12 @@
 """Local worker processes: run jobs outside the web server, at most ``max_running`` at once.
 
-Each job runs in a fresh process started with multiprocessing's ``spawn``
-method (no state inherited from the server: no threads, no torch pools, no
-Streamlit), which calls :func:`nestedae_core.jobs.worker.run_job`. A small
+Each job runs in a fresh Python process (``python -m
+nestedae_core.jobs.local_executor DB JOB PARENT_PID``: no state inherited from
+the server, no threads, no torch pools, no Streamlit), which calls
+:func:`nestedae_core.jobs.worker.run_job`. Not multiprocessing's ``spawn``:
+it re-imports the parent's ``__main__`` in the child, and inside a Streamlit
+server ``__main__`` is the dashboard script, which would run again in every
+worker. A small
 dispatcher thread in the server starts the next queued job when a slot frees
 up and notices worker processes that died (killed, out of memory): their job
 becomes ``failed`` with the exit code.
@@ -16,11 +20,13 @@ where start-up recovery finds them.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from .jobstore import JobStore
@@ -41,6 +47,45 @@ def _worker_main(db_path: str, job_id: str, parent_pid: int) -> None:
     worker.run_job(db_path, job_id)
 
 
+class _WorkerProcess:
+    """A worker process (``subprocess.Popen`` of this module) with the few methods the executor uses."""
+
+    def __init__(self, db_path: str, job_id: str, parent_pid: int) -> None:
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[2])  # so that the child imports this very package
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+        self._popen = subprocess.Popen(
+            [sys.executable, "-m", "nestedae_core.jobs.local_executor", db_path, job_id, str(parent_pid)],
+            env=env, stdin=subprocess.DEVNULL, close_fds=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        """The exit code, negative for a signal (as ``multiprocessing`` reports it); None while running."""
+        return self._popen.poll()
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def terminate(self) -> None:
+        if self.is_alive():
+            self._popen.terminate()
+
+    def kill(self) -> None:
+        if self.is_alive():
+            self._popen.kill()
+
+
 class LocalProcessExecutor:
     """Runs jobs in spawned worker processes on this machine (the executor protocol: submit, shutdown).
 
@@ -52,7 +97,6 @@ class LocalProcessExecutor:
     def __init__(self, max_running: int = 1, *, poll_s: float = 0.2) -> None:
         self.max_running = max(1, int(max_running))
         self.poll_s = float(poll_s)
-        self._ctx = multiprocessing.get_context("spawn")
         self._queue: deque[tuple[str, str]] = deque()
         self._running: dict[str, tuple[Any, str]] = {}
         self._lock = threading.Condition()
@@ -142,10 +186,8 @@ class LocalProcessExecutor:
                         del self._running[job_id]
                 while self._queue and len(self._running) < self.max_running:
                     db_path, job_id = self._queue.popleft()
-                    proc = self._ctx.Process(target=_worker_main, args=(db_path, job_id, os.getpid()),
-                                             name=f"nestedae-job-{job_id}", daemon=True)
                     try:
-                        proc.start()
+                        proc = _WorkerProcess(db_path, job_id, os.getpid())
                     except Exception as exc:
                         logger.exception("cannot start a worker process for job %s", job_id)
                         JobStore(db_path).finish(job_id, "failed", error=f"cannot start a worker process ({exc})",
@@ -160,3 +202,7 @@ class LocalProcessExecutor:
                 if self._closed:
                     return
                 self._lock.wait(None if idle else self.poll_s)
+
+
+if __name__ == "__main__":  # a worker process: python -m nestedae_core.jobs.local_executor DB JOB PARENT_PID
+    _worker_main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
