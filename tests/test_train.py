@@ -122,7 +122,7 @@ def test_early_stopping_holds_out_rows_of_the_training_folds_only() -> None:
 def test_unknown_device_is_a_clear_error() -> None:
     from nestedae_core.errors import InputError
 
-    with pytest.raises(InputError, match="not available on this machine; available: .*cpu"):
+    with pytest.raises(InputError, match=r"device 'cuda:7' is not available on this machine.*; available: cpu"):
         cross_validate(preset("synthetic", epochs=2, folds=2), device="cuda:7")
 
 

@@ -1,30 +1,15 @@
 """In a real browser: the per-browser identity survives a reload (cookie), so the Train page lists the
-same runs from the job store; another browser is another user and sees none."""
+same runs from the job store; another browser is another user and sees none (the session's ``browser``
+fixture of tests/e2e/conftest.py: one sync Playwright per process)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from app_driver import goto_page, new_page, require_browser, running_app, wait_text
+from app_driver import goto_page, new_page, running_app, wait_text
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    from app_driver import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_browser_identity_survives_a_reload_and_shows_the_runs_again(browser, data_dir, tmp_path):
