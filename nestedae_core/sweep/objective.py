@@ -12,18 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..model.config import ChainSpec, StageSpec
-from ..model.intervals import TargetCalibration
-from ..train.cross_validation import TrainResult, _out_of_fold
-from ..train.folds import make_folds
+from ..model.config import ChainSpec
+from ..train.cross_validation import TrainResult, cross_validate
 from ..train.progress import ProgressCallback
-from ..train.stages import run_training
 
 __all__ = ["Objective", "cross_validate_on_folds"]
 
@@ -81,31 +76,5 @@ def cross_validate_on_folds(
     The weights, batches and early-stopping rows still follow ``spec.seed``. The
     returned model's record names both seeds (``seed``, ``fold_seed``).
     """
-    k = spec.folds
-    folds: dict[str, np.ndarray] = {}
-
-    def outside_own_fold(index: int, st: StageSpec, table: pd.DataFrame) -> np.ndarray:
-        folds[st.name] = make_folds(table, k, spec.split, st.group_columns, int(fold_seed))
-        return folds[st.name][None, :] != np.arange(k)[:, None]
-
-    trained = run_training(
-        spec, tables, data_dir=data_dir, device=device, download=False, threads=None,
-        members=k, member_rows=outside_own_fold, callback=callback, should_stop=should_stop,
-    )
-    model = trained.model
-    metrics: dict[str, dict[str, Any]] = {}
-    oof: dict[str, pd.DataFrame] = {}
-    for stage in trained.stages:
-        name = stage.spec.name
-        oof[name], metrics[name] = _out_of_fold(stage, folds[name])
-        model.calibration[name] = {
-            t: TargetCalibration.from_out_of_fold(folds[name], oof[name][f"{t}_true"].to_numpy(), oof[name][f"{t}_pred"].to_numpy())
-            for t in stage.spec.target_columns
-        }
-    seconds = {s.spec.name: s.seconds for s in trained.stages}
-    model.metrics = metrics
-    model.record["seconds"] = seconds
-    model.record["folds"] = {name: f.tolist() for name, f in folds.items()}
-    model.record["fold_seed"] = int(fold_seed)
-    model.record["seed"] = int(spec.seed)
-    return TrainResult(model=model, metrics=metrics, oof=oof, folds=folds, seconds=seconds, tables={s.spec.name: s.table for s in trained.stages})
+    return cross_validate(spec, tables, data_dir=data_dir, device=device, callback=callback,
+                          should_stop=should_stop, download=False, fold_seed=int(fold_seed))

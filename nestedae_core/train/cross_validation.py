@@ -71,6 +71,7 @@ def cross_validate(
     should_stop: Callable[[], bool] | None = None,
     download: bool = True,
     threads: int | None = None,
+    fold_seed: int | None = None,
 ) -> TrainResult:
     """Train a chain with k-fold cross-validation; the fold models form the ensemble.
 
@@ -84,12 +85,15 @@ def cross_validate(
         download: allow downloading missing datasets.
         threads: CPU threads for training (default 1 on a CPU device, which is the
             fastest for these small networks; see :mod:`nestedae_core.threads`).
+        fold_seed: seed of the folds (default ``spec.seed``); a sweep keeps it fixed
+            while the training seed varies, so that every trial sees the same folds.
+            When given, the model's record names it (``fold_seed``) beside ``seed``.
     """
     k = spec.folds
     folds: dict[str, np.ndarray] = {}
 
     def outside_own_fold(index: int, st: StageSpec, table: pd.DataFrame) -> np.ndarray:
-        folds[st.name] = make_folds(table, k, spec.split, st.group_columns, spec.seed)
+        folds[st.name] = make_folds(table, k, spec.split, st.group_columns, spec.seed if fold_seed is None else int(fold_seed))
         return folds[st.name][None, :] != np.arange(k)[:, None]
 
     trained = run_training(
@@ -111,6 +115,9 @@ def cross_validate(
     model.metrics = metrics
     model.record["seconds"] = seconds
     model.record["folds"] = {name: f.tolist() for name, f in folds.items()}
+    if fold_seed is not None:
+        model.record["fold_seed"] = int(fold_seed)
+        model.record["seed"] = int(spec.seed)
     return TrainResult(model=model, metrics=metrics, oof=oof, folds=folds, seconds=seconds, tables={s.spec.name: s.table for s in trained.stages})
 
 
