@@ -99,16 +99,16 @@ def _warm_up_thread() -> threading.Thread:
     return thread
 
 
-def _ready() -> None:
-    """Wait for the warm-up (compiling once is faster than two threads compiling side by side)."""
-    _warm_up_thread().join()
-
-
 def warm_up() -> None:
     """Start :func:`nestedae_core.explain.warm_up` once per server process, in a background thread.
 
     shap compiles its explainers (numba) on first use: several seconds on a
     busy 2-core machine. Doing it early keeps that out of the first real explanation.
+    Explanations never wait for it: the default permutation explainer needs no
+    numba, and an exact one that comes while the warm-up compiles waits only on
+    numba's own compile lock (then reuses the compiled kernels). Waiting here
+    held a session's script thread (and so every page it clicked) until the
+    compilation ended: minutes on a fresh, busy 2-core server.
     """
     _warm_up_thread()
 
@@ -164,7 +164,6 @@ def query_row(model: NestedAE, formula: str, categorical: tuple[tuple[str, str],
 def local_attribution(key: str, formula: str, categorical: tuple[tuple[str, str], ...], stage: int, output: str,
                       inputs: str, method: str, member: int | None) -> explain.Attribution:
     """Attribution of one output of ``stage`` for one composition (+ stack)."""
-    _ready()
     model = _model(key)
     frame = query_row(model, formula, categorical)
     return explain.explain_stage_output(model, stage, output, frame, inputs=inputs, method=method, member=member)  # type: ignore[arg-type]
@@ -174,7 +173,6 @@ def local_attribution(key: str, formula: str, categorical: tuple[tuple[str, str]
 def local_latent_attributions(key: str, formula: str, categorical: tuple[tuple[str, str], ...], stage: int, inputs: str,
                               method: str, member: int) -> dict[str, explain.Attribution]:
     """Every latent of ``stage`` for one composition, one explainer pass."""
-    _ready()
     model = _model(key)
     frame = query_row(model, formula, categorical)
     return explain.explain_latents(model, frame, stage, method=method, member=member, inputs=inputs)  # type: ignore[arg-type]
@@ -183,7 +181,6 @@ def local_latent_attributions(key: str, formula: str, categorical: tuple[tuple[s
 @st.cache_data(show_spinner="Computing attributions over the sample…", max_entries=64)
 def global_attribution(key: str, stage: int, output: str, inputs: str, method: str, member: int | None, n: int) -> explain.Attribution:
     """Attributions of one output over a seeded sample of at most ``n`` rows of the stage's data."""
-    _ready()
     model = _model(key)
     frame = stage_rows(key, stage).sample(n)
     return explain.explain_stage_output(model, stage, output, frame, inputs=inputs, method=method, member=member)  # type: ignore[arg-type]
@@ -192,7 +189,6 @@ def global_attribution(key: str, stage: int, output: str, inputs: str, method: s
 @st.cache_data(show_spinner="Computing latent attributions over the sample…", max_entries=32)
 def global_latent_attributions(key: str, stage: int, inputs: str, method: str, member: int, n: int) -> dict[str, explain.Attribution]:
     """Every latent of ``stage`` over a seeded sample of at most ``n`` rows."""
-    _ready()
     model = _model(key)
     frame = stage_rows(key, stage).sample(n)
     return explain.explain_latents(model, frame, stage, method=method, member=member, inputs=inputs)  # type: ignore[arg-type]
@@ -202,7 +198,6 @@ def global_latent_attributions(key: str, stage: int, inputs: str, method: str, m
 def comparison(key: str, formula: str, categorical: tuple[tuple[str, str], ...], kind: str, methods: tuple[str, ...],
                member: int | None) -> pd.DataFrame:
     """:func:`nestedae_core.explain.explainer_comparison` for one composition (+ stack)."""
-    _ready()
     model = _model(key)
     frame = query_row(model, formula, categorical)
     return explain.explainer_comparison(model, frame, kind=kind, methods=methods, member=member)  # type: ignore[arg-type]

@@ -78,6 +78,30 @@ def test_explain_shows_numbers_with_units(paper_default):
     assert {"ETL stack", "HTL stack", "X-site ionic radius (Å)"} <= names
 
 
+def test_an_explanation_never_waits_for_the_shap_warm_up(paper_default, monkeypatch):
+    """A hosted server compiles shap's exact explainer in a background thread after the first page; an
+    explanation (default: permutation, no numba) must not wait for it. Waiting held the session's script
+    thread, and so every page it then clicked, for minutes on a fresh, busy 2-core server (the load test)."""
+    import threading
+
+    from app import explain_state
+
+    release = threading.Event()
+    monkeypatch.setattr(explain_state.explain, "warm_up", lambda: release.wait(75))  # long enough to fail the 60-s run, short if it does
+    explain_state._warm_up_thread.clear()
+    explain_state.local_attribution.clear()  # an earlier test's cached explanation would skip the computation
+    try:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "streamlit_app.py"), default_timeout=60)
+        at.run()
+        assert explain_state._warm_up_thread().is_alive()  # the warm-up started and is still "compiling"
+        at.switch_page("pages/explain.py").run()
+        _no_errors(at)
+        assert any(k.startswith("band gap (PBE): prediction") for k in _metrics(at))
+    finally:
+        release.set()
+        explain_state._warm_up_thread.clear()
+
+
 def test_explain_global_view_and_latents(paper_default, data_dir):
     at = open_app("pages/explain.py")
     at.radio(key="explain.view").set_value("Global: over many rows").run()
