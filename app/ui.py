@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -175,7 +176,8 @@ def table_with_download(
     with cols[0]:
         st.download_button(
             label,
-            data=csv_bytes(df if download is None else download),
+            # made on click (Streamlit runs the callable then), not on every run of the page
+            data=functools.partial(csv_bytes, df if download is None else download),
             file_name=f"{slug}.csv",
             mime="text/csv",
             key=key or f"download-{slug}",

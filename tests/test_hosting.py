@@ -154,6 +154,18 @@ def test_a_worker_never_runs_the_servers_main_script(tmp_path):
     assert not marker.exists()
 
 
+def test_server_config_keeps_many_sessions_responsive():
+    """Two Streamlit defaults stalled a hosted server under load (benchmarks/load_test.py: sessions whose pages
+    never answered): a full garbage collection after every script run (holding the GIL long with torch, pandas
+    and shap loaded) and a source watcher that re-scans all of sys.modules for every session."""
+    import tomllib
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["runner"]["postScriptGC"] is False
+    assert config["server"]["fileWatcherType"] == "none"
+    assert config["server"]["runOnSave"] is False
+
+
 def test_local_executor_runs_at_most_max_running(tmp_path):
     ex = LocalProcessExecutor(max_running=2)
     assert ex.max_running == 2 and ex.running == []
