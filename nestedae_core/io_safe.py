@@ -9,7 +9,9 @@ destroys the file that was there before:
 * :func:`atomic_open` is a context manager for writers that stream (``df.to_csv(fh)``);
 * :func:`refuse_special` rejects a target that is a symlink, a device node, a fifo,
   a socket or a directory (renaming over those would replace or follow them);
-* :func:`os_error_message` turns an :class:`OSError` into one line that says what to do.
+* :func:`os_error_message` turns an :class:`OSError` into one line that says what to do;
+* :func:`refuse_input_as_output` rejects an output path that resolves to one of the inputs,
+  however it is spelled (relative, absolute, through a link, a hard link).
 
 The temp file is a hidden sibling ``.<name>.<random>.tmp`` in the target's folder
 (same file system, so :func:`os.replace` is atomic).
@@ -28,7 +30,7 @@ from typing import IO, Any
 
 from .errors import InputError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_open", "refuse_special", "os_error_message", "OutputError"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_open", "refuse_special", "refuse_input_as_output", "os_error_message", "OutputError"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,37 @@ def refuse_special(path: str | os.PathLike[str]) -> None:
     if not stat.S_ISREG(st.st_mode):
         kind = "a fifo" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) else "not a regular file"
         raise OutputError(f"refusing to write {p}: it is {kind}; give the path of a regular file")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same resolved path, or (both existing) the same inode."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):
+        pass
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_input_as_output(output: str | os.PathLike[str], *inputs: Any, flag: str = "the output") -> None:
+    """Raise :class:`OutputError` when ``output`` is the same file as one of ``inputs``.
+
+    ``inputs`` are paths or open file objects (their ``name`` is used when it is a
+    path; other objects are skipped). Any spelling counts: ``X``, ``./X``, ``/abs/X``,
+    a symbolic link to it or a hard link of it. Writing would replace the input
+    with the results, so the user's table would be lost.
+    """
+    out = Path(output)
+    for source in inputs:
+        name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
+        if not isinstance(name, (str, os.PathLike)) or not str(name):
+            continue
+        if _same_file(out, Path(name)):
+            raise OutputError(f"refusing to write {flag} {out}: it is the input file {name}, which would be lost; "
+                              "give the output another file name")
 
 
 def _remove_quietly(path: str) -> None:

@@ -70,6 +70,10 @@ __all__ = [
     "BundleInfo",
     "bundle_info",
     "clean_stale_temp",
+    "MANIFEST_KIND",
+    "bundle_files",
+    "foreign_entries",
+    "remove_bundle_folder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -118,40 +122,172 @@ def _temp_name(name: str, kind: str) -> str:
     return f".{name}.{_host_tag()}-{os.getpid()}.{secrets.token_hex(6)}.{kind}"
 
 
-def _target_state(target: Path) -> str:
-    """``missing``, ``empty`` (an empty folder), ``bundle``, ``link``, ``file`` (not a folder) or ``other`` (a non-empty folder that is no bundle)."""
+#: What a bundle's manifest says of itself (manifests written before it say only ``format`` and ``sha256``).
+MANIFEST_KIND = "nestedae-model-bundle"
+#: Largest manifest.json read when deciding whether a folder is a bundle (bytes).
+_MAX_MANIFEST_BYTES = 1_000_000
+
+
+def _read_manifest_names(dir_fd: int) -> set[str] | None:
+    """The manifest's listed names (see :func:`bundle_files`) read through an open folder descriptor, or None."""
+    try:
+        fd = os.open("manifest.json", os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_MANIFEST_BYTES:
+            return None
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1
+            manifest = json.loads(fh.read(_MAX_MANIFEST_BYTES + 1).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if not isinstance(manifest, dict) or manifest.get("kind", MANIFEST_KIND) != MANIFEST_KIND:
+        return None
+    sums, fmt = manifest.get("sha256"), manifest.get("format")
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or not isinstance(sums, dict):
+        return None
+    names = set(sums)
+    if not {"config.json", "weights.safetensors"} <= names:
+        return None
+    if not all(isinstance(n, str) and n and "/" not in n and "\\" not in n and n not in (".", "..") for n in names):
+        return None
+    return names | {"manifest.json"}
+
+
+def _inspect(folder: str | os.PathLike[str]) -> tuple[list[tuple[str, bool]], set[str] | None] | None:
+    """``(entries, listed)`` of ``folder`` read through one descriptor, so both describe the same folder even while
+    another process renames it: every entry with whether it is a regular file, and :func:`bundle_files`. None when
+    ``folder`` cannot be opened as a folder."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        with os.scandir(dir_fd) as it:
+            entries = [(e.name, e.is_file(follow_symlinks=False)) for e in it]
+        return sorted(entries), _read_manifest_names(dir_fd)
+    except OSError:
+        return None
+    finally:
+        os.close(dir_fd)
+
+
+def bundle_files(folder: str | os.PathLike[str]) -> set[str] | None:
+    """The file names that make up the bundle in ``folder``, or None when ``folder`` is no model bundle.
+
+    A folder is a model bundle only if its ``manifest.json`` says so: a JSON object with
+    the bundle ``format``, a ``sha256`` table that lists ``config.json`` and
+    ``weights.safetensors`` as plain file names, and (when present) ``kind`` equal to
+    :data:`MANIFEST_KIND`. The names returned are the manifest's files plus
+    ``manifest.json`` itself. A ``config.json`` alone never makes a folder a bundle.
+    """
+    found = _inspect(folder)
+    return None if found is None else found[1]
+
+
+def _foreign(entries: list[tuple[str, bool]], listed: set[str] | None) -> list[str]:
+    return [name for name, regular in entries if listed is None or name not in listed or not regular]
+
+
+def foreign_entries(folder: str | os.PathLike[str]) -> list[str]:
+    """Entries of the bundle folder ``folder`` that its manifest does not list (sorted; every entry when it is no bundle).
+
+    These are what a user put there (notes, data, sub-folders): replacing or deleting
+    the bundle must never remove them.
+    """
+    found = _inspect(folder)
+    return [] if found is None else _foreign(*found)
+
+
+def _named(entries: list[str], most: int = 5) -> str:
+    shown = ", ".join(entries[:most])
+    return shown + (f" and {len(entries) - most} more" if len(entries) > most else "")
+
+
+def _target_state(target: Path) -> tuple[str, list[str]]:
+    """The state of ``target`` and the entries that are not a bundle's own: ``missing``, ``empty`` (an empty folder),
+    ``bundle`` (a bundle holding only its own files), ``mixed`` (a bundle that also holds other files), ``link``,
+    ``file`` (not a folder) or ``other`` (a non-empty folder that is no bundle)."""
     try:
         st = os.lstat(target)
     except FileNotFoundError:
-        return "missing"
+        return "missing", []
     if stat.S_ISLNK(st.st_mode):
-        return "link"
+        return "link", []
     if not stat.S_ISDIR(st.st_mode):
-        return "file"
-    entries = os.listdir(target)
+        return "file", []
+    found = _inspect(target)
+    if found is None:  # moved away by a concurrent save just now
+        return ("missing", []) if not os.path.lexists(target) else ("other", [])
+    entries, listed = found
     if not entries:
-        return "empty"
-    return "bundle" if "manifest.json" in entries or "config.json" in entries else "other"
+        return "empty", []
+    if listed is None:
+        return "other", [n for n, _ in entries]
+    extra = _foreign(entries, listed)
+    return ("mixed" if extra else "bundle"), extra
 
 
 def _refuse_target(target: Path, overwrite: bool) -> None:
-    state = _target_state(target)
+    state, extra = _target_state(target)
     if state == "link":
         raise BundleError(f"{target} is a symbolic link; refusing to replace it: save the model under a new name or into a real folder")
     if state == "file":
         raise BundleError(f"{target} exists and is not a folder; refusing to replace it: choose another name")
     if state == "other":
-        raise BundleError(f"{target} is a folder that is not a model bundle; refusing to replace it: choose a new or empty folder")
-    if state == "bundle" and not overwrite:
+        raise BundleError(f"{target} is a folder that is not a model bundle (it has no nestedae manifest.json listing its files); "
+                          "refusing to write into it: choose a new or empty folder")
+    if state == "mixed" and overwrite:
+        raise BundleError(f"{target} is a model bundle that also holds files that are not part of it ({_named(extra)}); "
+                          "refusing to replace it, which would delete them: move them out first or choose another folder")
+    if state in ("bundle", "mixed") and not overwrite:
         raise BundleError(f"a model bundle named '{target.name}' already exists in {target.parent}; choose another name or allow overwriting (--overwrite)")
+
+
+def remove_bundle_folder(folder: str | os.PathLike[str]) -> list[str]:
+    """Remove the bundle files of ``folder`` (those its manifest lists), then the folder if that left it empty.
+
+    Never removes anything the manifest does not list. Returns the entries left behind
+    (empty when the folder is gone); a folder that is no bundle is removed only when empty.
+    """
+    found = _inspect(folder)
+    if found is None:
+        return []
+    entries, listed = found
+    regular = {name for name, is_file in entries if is_file}
+    for name in sorted((listed or set()) & regular, key=lambda n: n == "manifest.json"):  # the manifest last
+        p = os.path.join(folder, name)
+        if os.path.isfile(p) and not os.path.islink(p):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                logger.warning("cannot remove %s: %s", p, exc)
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        return []
+    except OSError:
+        left = sorted(os.listdir(folder))
+        logger.warning("kept %s: it holds files that are not part of the model bundle (%s)", folder, _named(left))
+        return left
+    return []
 
 
 def check_save_target(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
     """Raise :class:`BundleError` unless :func:`save_bundle` may write to ``path`` (check it before a long training).
 
-    Allowed: a missing path, an empty folder, or (with ``overwrite``) an existing bundle.
-    Refused: a folder that is not a bundle, a file, a device, a fifo, a symbolic link, an
-    invalid name, and the bundles shipped with the package.
+    Allowed: a missing path, an empty folder, or (with ``overwrite``) an existing bundle
+    that holds nothing but its own files (:func:`bundle_files`). Refused: a folder that is
+    not a bundle (a ``config.json`` alone does not make one), a bundle that also holds
+    other files (they are named), a file, a device, a fifo, a symbolic link, an invalid
+    name, and the bundles shipped with the package.
     """
     target = Path(path)
     if not target.name or target.name.startswith(".") or target.name in ("..",):
@@ -188,16 +324,23 @@ def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
 
     Without ``overwrite`` this relies on rename semantics: renaming a folder onto a
     non-empty folder fails, so of two concurrent saves of one name exactly one wins.
+    With ``overwrite`` the old bundle is moved aside, checked once more for files that
+    are not its own (put back and refused if any appeared), and only its own files are
+    removed.
     """
     for _ in range(20):
         _refuse_target(target, overwrite)
         old: Path | None = None
-        if overwrite and _target_state(target) == "bundle":
+        if overwrite and _target_state(target)[0] == "bundle":
             old = target.with_name(_temp_name(target.name, "old"))
             try:
                 os.rename(target, old)
             except FileNotFoundError:  # another save moved it away meanwhile
                 old = None
+            if old is not None and foreign_entries(old):  # a file appeared since the check: keep everything
+                os.rename(old, target)
+                old = None
+                continue
         try:
             os.rename(tmp, target)
             return
@@ -208,7 +351,7 @@ def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
                 raise BundleError(f"a model bundle named '{target.name}' was saved in {target.parent} by another process just now; choose another name or allow overwriting") from None
         finally:
             if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+                remove_bundle_folder(old)
     raise BundleError(f"could not save {target}: other saves of the same name keep replacing it; try again")
 
 
@@ -220,8 +363,9 @@ def save_bundle(result_or_model: Any, path: str | os.PathLike[str], *, oof: dict
     ``.<name>.<host>-<pid>.<token>.saving`` beside ``path`` is renamed into place.
 
     ``path`` may be missing or an empty folder. An existing bundle is replaced only
-    with ``overwrite=True``; a folder that is not a bundle, a file, a device or a
-    symbolic link is never replaced. Two concurrent saves of one name without
+    with ``overwrite=True`` and only when it holds nothing but the files its manifest
+    lists; a folder that is not a bundle, a file, a device or a symbolic link is never
+    replaced. Two concurrent saves of one name without
     ``overwrite``: exactly one succeeds. Every failure (including disk full or a
     read-only location) is a :class:`BundleError` with a one-line message; nothing
     is left half-written. Returns the bundle path.
@@ -273,7 +417,7 @@ def save_bundle(result_or_model: Any, path: str | os.PathLike[str], *, oof: dict
             _write_json(tmp / "calibration.json", calibration_to_json(model.calibration))
             written.append("calibration.json")
         manifest = {name: _sha256(tmp / name) for name in written}
-        _write_json(tmp / "manifest.json", {"format": BUNDLE_FORMAT, "sha256": manifest})
+        _write_json(tmp / "manifest.json", {"format": BUNDLE_FORMAT, "kind": MANIFEST_KIND, "sha256": manifest})
         for name in (*written, "manifest.json"):  # on disk before the rename makes it visible
             with open(tmp / name, "rb") as fh:
                 os.fsync(fh.fileno())

@@ -100,8 +100,9 @@ def test_recovery_interrupts_orphaned_running_jobs_requeues_queued_ones_and_clea
     assert s.mark_running(running, f"{socket.gethostname()}:999999999")  # a process that does not exist
     s.add_events(running, [{"stage": "materials", "fraction": 0.4}], 0.4)
     (Path(m1.get(running).work_dir) / ".bundle.tmp").mkdir()
-    stray = m1.work_root / "0123456789ab"
+    stray = m1.work_root / "0123456789ab"  # not a job of this store: never the job system's to remove
     stray.mkdir()
+    (stray / "data.csv").write_text("a,b\n")
     models.mkdir()
     host = bundles._host_tag() if hasattr(bundles, "_host_tag") else "0" * 8
     killed_save = models / f".tiny.{host}-999999999.abcdef012345.saving"  # store.save_bundle's temp folder of a dead process
@@ -115,7 +116,7 @@ def test_recovery_interrupts_orphaned_running_jobs_requeues_queued_ones_and_clea
     rec = m2.get(running)
     assert rec.status == "interrupted" and "40 %" in rec.error and rec.last_event["fraction"] == 0.4
     assert recorder.submitted == [queued] and m2.get(queued).status == "queued"
-    assert not Path(rec.work_dir).exists() and not stray.exists()
+    assert not Path(rec.work_dir).exists() and (stray / "data.csv").read_text() == "a,b\n"
     assert Path(m2.get(queued).work_dir).is_dir()
     assert not killed_delete.exists()
     if hasattr(bundles, "clean_stale_temp"):

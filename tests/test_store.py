@@ -143,8 +143,13 @@ def test_overwrite_replaces_a_bundle_whole(bundle, tmp_path) -> None:
     with pytest.raises(BundleError, match="already exists"):
         store.save_bundle(r, tmp_path / "m")  # overwrite=False is the default
     assert (tmp_path / "m" / "stray.txt").exists()
+    with pytest.raises(BundleError, match="stray.txt"):  # a file that is not the bundle's: never deleted
+        store.save_bundle(r, tmp_path / "m", overwrite=True)
+    assert (tmp_path / "m" / "stray.txt").read_text() == "x"
+    (p / "stray.txt").unlink()
+    old_weights = (p / "weights.safetensors").stat().st_ino
     store.save_bundle(r, tmp_path / "m", overwrite=True)
-    assert not (tmp_path / "m" / "stray.txt").exists()
+    assert (p / "weights.safetensors").stat().st_ino != old_weights  # replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary or old folder left
 
 

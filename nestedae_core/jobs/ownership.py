@@ -23,7 +23,6 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,8 +52,10 @@ def clean_deleting(models_dir: Path) -> list[Path]:
         return removed
     for e in entries:
         if _DELETING_RE.match(e.name) and e.is_dir(follow_symlinks=False):
-            shutil.rmtree(e.path, ignore_errors=True)
-            removed.append(Path(e.path))
+            from ..store import remove_bundle_folder
+
+            if not remove_bundle_folder(e.path):  # only the bundle's own files; anything else stays
+                removed.append(Path(e.path))
     return removed
 
 
@@ -179,11 +180,25 @@ def delete_model(store: JobStore, settings: JobSettings, name: str, *, identity:
         refusal = modify_refusal(store, settings, target, identity)
         if refusal:
             raise PermissionRefused(refusal)
+        from ..store import foreign_entries, remove_bundle_folder
+
+        extra = foreign_entries(target) if target.is_dir() and not target.is_symlink() else []
+        if extra:
+            shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+            raise BundleError(f"the folder of model '{clean}' also holds files that are not part of the model ({shown}); "
+                              "nothing was deleted: move them out first, or remove the folder by hand")
         trash = target.with_name(f".{clean}.{DELETING_TAG}-{uuid.uuid4().hex[:8]}")
         try:
             os.rename(target, trash)
         except OSError as exc:
             raise BundleError(f"cannot delete the model '{clean}': {exc.strerror or exc}") from None
         store.forget_model(clean)
-    shutil.rmtree(trash, ignore_errors=True)
+    if trash.is_dir() and not trash.is_symlink():
+        left = remove_bundle_folder(trash)
+        if left:  # a file appeared meanwhile: put the folder back with it
+            with contextlib.suppress(OSError):
+                os.rename(trash, target)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(trash)
     logger.info("model %s deleted by %s", clean, identity)

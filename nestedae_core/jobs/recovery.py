@@ -7,9 +7,14 @@ When a job manager starts on an existing store:
   keeping its last progress;
 * ``queued`` jobs are handed to the executor again (in submission order);
 * the work folders of jobs that did not finish well (interrupted, failed,
-  cancelled) or that are no longer in the store are removed, and so are the
-  hidden temporary folders of interrupted saves and deletes in the models dir
+  cancelled) are removed, and so are the hidden temporary folders of
+  interrupted saves and deletes in the models dir
   (:func:`nestedae_core.store.clean_stale_temp`).
+
+Only what the job system created and recorded is ever removed: a job's own work
+folder (``<work root>/<job id>``, the path the store records for it). Anything
+else in the work root, such as a user's files in a folder that happens to be
+named ``<store name>-work``, is left alone.
 """
 from __future__ import annotations
 
@@ -21,9 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .jobstore import JobStore
+from .jobstore import JobRecord, JobStore
 
-__all__ = ["RecoveryReport", "recover", "worker_alive"]
+__all__ = ["RecoveryReport", "recover", "worker_alive", "job_work_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,23 @@ def worker_alive(worker: str | None, heartbeat: float | None, stale_s: float) ->
     return time.time() - heartbeat < stale_s
 
 
+def job_work_dir(rec: JobRecord, work_root: Path) -> Path | None:
+    """The work folder the job system made for job ``rec`` (``<work_root>/<job id>``, as recorded), or None.
+
+    Only such a folder may ever be removed: a recorded path elsewhere (an edited store)
+    or anything else in ``work_root`` (a user's files) is never touched.
+    """
+    if not rec.work_dir:
+        return None
+    folder = Path(rec.work_dir)
+    try:
+        if folder.name != rec.id or folder.parent.resolve() != work_root.resolve() or folder.is_symlink():
+            return None
+    except (OSError, RuntimeError):
+        return None
+    return folder
+
+
 def recover(store: JobStore, work_root: Path, models_dir: Path | None, *, stale_s: float = 120.0) -> RecoveryReport:
     """Settle a store after a server stop (see the module docstring); returns what was done.
 
@@ -70,18 +92,18 @@ def recover(store: JobStore, work_root: Path, models_dir: Path | None, *, stale_
         if store.finish(rec.id, "interrupted", error=f"interrupted: the server stopped while it ran (at {pct})"):
             report.interrupted.append(rec.id)
     report.requeued = [r.id for r in store.list(statuses=("queued",))]
-    known = {r.id: r for r in store.list()}
-    if work_root.is_dir():
-        for entry in work_root.iterdir():
-            rec = known.get(entry.name)
-            if rec is None or rec.status in ("interrupted", "failed", "cancelled"):
-                shutil.rmtree(entry, ignore_errors=True)
-                report.removed.append(entry)
-            elif rec.status == "done":  # a staged bundle's leftover temp folders
-                for tmp in entry.glob(".*"):
-                    if tmp.is_dir():
-                        shutil.rmtree(tmp, ignore_errors=True)
-                        report.removed.append(tmp)
+    for rec in store.list(statuses=("interrupted", "failed", "cancelled", "done")):
+        folder = job_work_dir(rec, work_root)
+        if folder is None or not folder.is_dir():
+            continue
+        if rec.status != "done":
+            shutil.rmtree(folder, ignore_errors=True)
+            report.removed.append(folder)
+            continue
+        for tmp in folder.glob(".*"):  # a staged bundle's leftover temp folders
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+                report.removed.append(tmp)
     if models_dir is not None:
         from .. import store as bundles
         from .ownership import clean_deleting
