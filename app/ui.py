@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from nestedae_core import data
+from nestedae_core import csv_safe, data
 from nestedae_core.errors import (
     BundleError,
     CompositionError,
@@ -144,8 +144,8 @@ def user_errors(hint: str | None = None) -> Iterator[None]:
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
-    """``df`` as UTF-8 CSV bytes, without the index."""
-    return df.to_csv(index=False).encode("utf-8")
+    """``df`` as UTF-8 CSV bytes, without the index; text cells a spreadsheet would run as a formula get a ``'`` in front."""
+    return csv_safe.csv_bytes(df)
 
 
 def _slug(name: str) -> str:

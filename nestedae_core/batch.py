@@ -28,7 +28,9 @@ An input column whose name clashes with an output column is kept as
 rest are predicted. Files are read and written in chunks (``chunk_rows``), so
 memory stays bounded whatever the number of rows, and the output is written to
 a temp file renamed at the end (:mod:`nestedae_core.io_safe`): a failure leaves
-no partial file.
+no partial file. In the CSV written, a text cell a spreadsheet would run as a
+formula (``=``, ``+``, ``-``, ``@``...) gets a ``'`` in front; the input read is
+bounded in columns and line length (:mod:`nestedae_core.csv_safe`).
 
 Explanations (:func:`explain_csv`, :func:`explain_rows`) come ``long`` (one line
 per row, output and feature) or ``wide`` (one line per row, a column per output
@@ -147,14 +149,19 @@ def read_table(source: Any, columns: BatchColumns, *, chunk_rows: int = DEFAULT_
 
     Blank cells are empty strings (no value is turned into NaN: a formula ``NA``
     stays ``NA``). Raises :class:`InputError` when a column of ``columns`` is
-    missing (naming the columns the file has) or the file is not a readable CSV.
+    missing (naming the columns the file has), the file is not a readable CSV,
+    or its shape is out of bounds: the header is checked before pandas reads
+    anything (at most :data:`~nestedae_core.csv_safe.MAX_COLUMNS` columns) and
+    every line is at most :data:`~nestedae_core.csv_safe.MAX_LINE_BYTES` long.
     """
+    from .csv_safe import open_checked
+
     if chunk_rows < 1:
         raise InputError("chunk_rows must be at least 1")
     try:
-        reader = pd.read_csv(source, dtype=str, keep_default_na=False, chunksize=chunk_rows, skipinitialspace=False)
         first = True
-        with reader:
+        with open_checked(source) as stream, pd.read_csv(stream, dtype=str, keep_default_na=False, chunksize=chunk_rows,
+                                                         skipinitialspace=False) as reader:
             for chunk in reader:
                 if first:
                     _check_columns(chunk, columns)
@@ -175,15 +182,26 @@ def read_table(source: Any, columns: BatchColumns, *, chunk_rows: int = DEFAULT_
         raise InputError(f"cannot read the input {where}: {exc.strerror or exc}; check the path") from None
 
 
-def read_small_table(data: bytes | str, *, max_rows: int = 5000) -> pd.DataFrame:
+def read_small_table(data: bytes | str, *, max_rows: int = 5000, name: str = "the table") -> pd.DataFrame:
     """A whole table from CSV text or bytes (an upload, or cells pasted from a spreadsheet: tab-separated), every cell as text.
 
     The same reading rules as :func:`read_table`. Raises :class:`InputError`
-    for an empty or unreadable table, and for more than ``max_rows`` rows (the
-    message points to ``nestedae predict --csv`` for big files).
+    for an empty or unreadable table, for more than ``max_rows`` rows (the
+    message points to ``nestedae predict --csv`` for big files), and, before
+    the table is decoded or parsed, for a shape out of bounds (more than
+    :data:`~nestedae_core.csv_safe.MAX_COLUMNS` columns, a line longer than
+    :data:`~nestedae_core.csv_safe.MAX_LINE_BYTES`). ``name`` names the table in
+    the messages (e.g. the uploaded file's name).
     """
     import io
 
+    from .csv_safe import check_table_bytes
+
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    start = len(raw) - len(raw.lstrip())  # the header is the first line that is not blank
+    sep = check_table_bytes(raw[start:], name).separator  # by its shape, before reading it all
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8-sig")
@@ -192,8 +210,6 @@ def read_small_table(data: bytes | str, *, max_rows: int = 5000) -> pd.DataFrame
     text = data.lstrip("\ufeff")
     if not text.strip():
         raise InputError("the table is empty; give a header line naming the columns, then one row per query")
-    header = text.lstrip().splitlines()[0]
-    sep = "\t" if "\t" in header and "," not in header else ("," if "," in header else ("\t" if "\t" in header else ","))
     try:
         table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, nrows=max_rows + 1)
     except pd.errors.EmptyDataError:
@@ -416,8 +432,10 @@ def _stream(
     work: Callable[[pd.DataFrame, int], pd.DataFrame],
 ) -> BatchSummary:
     """Read ``source`` in chunks, apply ``work(chunk, first_row)``, write the results to ``out_path`` atomically."""
-    from .io_safe import atomic_open
+    from .csv_safe import write_csv
+    from .io_safe import atomic_open, refuse_input_as_output
 
+    refuse_input_as_output(out_path, source, flag="the output CSV")
     summary = BatchSummary(path=str(out_path))
     next_row = 1
     with atomic_open(out_path, "w", newline="") as fh:
@@ -428,7 +446,7 @@ def _stream(
             if header is None:
                 header = list(res.columns)
             res = res.reindex(columns=header)
-            res.to_csv(fh, index=False, header=fh.tell() == 0, lineterminator="\n")
+            write_csv(res, fh, index=False, header=fh.tell() == 0, lineterminator="\n")  # formula-like cells neutralized
             if "error" in res:
                 per_row = res.groupby("row", sort=False)["error"].first().reset_index()
                 summary._add(per_row)

@@ -393,7 +393,8 @@ source = upload.getvalue() if upload is not None else (pasted if pasted.strip() 
 if source is not None:
     btable = None
     with ui.user_errors("The first line names the columns; separate cells by commas (or tabs, as a spreadsheet copies them)."):
-        btable = batch.read_small_table(source, max_rows=BATCH_MAX_ROWS)
+        btable = batch.read_small_table(source, max_rows=BATCH_MAX_ROWS,  # refuses a table too wide by its header, unparsed
+                                        name=f"'{upload.name}'" if upload is not None else "the pasted table")
     if btable is not None:
         names = list(btable.columns)
         guess = next((c for c in names if c.strip().lower() in ("formula", "composition", "perovskite_composition_short_form")), names[0])

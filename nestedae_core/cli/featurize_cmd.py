@@ -5,7 +5,9 @@ Two modes::
     nestedae featurize "Cs0.05FA0.79MA0.16PbBr0.51I2.49" [--json] [--renormalize]
     nestedae featurize --csv IN.csv --formula-column COL --out OUT.csv [--renormalize]
 
-The CSV mode keeps every input column (as text, unchanged), adds the 14
+The CSV mode keeps every input column (as text; a cell a spreadsheet would
+run as a formula, starting with ``=``, ``+``, ``-`` or ``@``, gets a ``'`` in
+front, see :mod:`nestedae_core.csv_safe`), adds the 14
 fraction columns, the 36 descriptors, ``tolerance_factor``,
 ``octahedral_factor`` and ``error``, writes OUT atomically and reports
 "featurized N rows, M failed" on stderr. Rows that fail to parse carry their
@@ -24,7 +26,7 @@ import pandas as pd
 
 from ..chemistry.composition import SITE_IONS, Composition, SiteTotalError, parse_formula
 from ..errors import CompositionError, DataError
-from ..io_safe import atomic_open
+from ..io_safe import atomic_open, refuse_input_as_output
 from ..chemistry.features import (
     DESCRIPTOR_LABELS,
     DESCRIPTOR_UNITS,
@@ -145,8 +147,11 @@ def _format_text(formula: str, fractions: dict[str, float], features: dict[str, 
 
 
 def _read_csv(path: str) -> pd.DataFrame:
+    from ..csv_safe import open_checked
+
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        with open_checked(path) as stream:  # header width and line lengths bounded before and while pandas reads
+            return pd.read_csv(stream, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"input CSV {path} is empty: it needs a header row and a formula column") from None
     except pd.errors.ParserError as exc:
@@ -157,12 +162,18 @@ def _read_csv(path: str) -> pd.DataFrame:
 
 
 def _write_atomically(table: pd.DataFrame, out: str) -> None:
-    """Write ``table`` as CSV to ``out`` via a temp file beside it and a rename (OutputError if impossible)."""
+    """Write ``table`` as CSV to ``out`` via a temp file beside it and a rename (OutputError if impossible).
+
+    Text cells a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``...) get a ``'`` in front.
+    """
+    from ..csv_safe import write_csv
+
     with atomic_open(out, "w", newline="") as handle:
-        table.to_csv(handle, index=False)
+        write_csv(table, handle, index=False)
 
 
 def _run_csv(args: argparse.Namespace) -> int:
+    refuse_input_as_output(args.out, args.csv, flag="--out")  # before reading: the input must survive
     frame = _read_csv(args.csv)
     table, n_failed = featurize_table(frame, args.formula_column, renormalize=args.renormalize, tolerance=args.tolerance)
     _write_atomically(table, args.out)
