@@ -6,7 +6,11 @@
    manager (:func:`app.jobs_state.get_manager`), run in a worker process like every
    training of the app; the page shows a progress bar from the job's progress events
    until it finishes. A configuration trained once (by anyone) is reused from the job
-   store (never mutate its result); the job itself is filed under the user who started it.
+   store (never mutate its result): Learn submits its jobs *shared* and finds them by
+   their share key (a digest of kind and payload, :meth:`JobManager.find_shared`),
+   never by name, so no run a user names on Train can stand in for Learn's. A found
+   run whose results lack what this page reads is reported and trained again. The job
+   itself is filed under the user who started it.
 3. What the latents recover: active latents against the true number of factors, and the
    latents against the hidden true factors (recovered up to an invertible mixing).
 4. What SHAP says: relevant against irrelevant features.
@@ -31,6 +35,7 @@ from app import jobs_state
 from app import ui
 from nestedae_core import explain
 from nestedae_core.data import synthetic
+from nestedae_core.errors import NestedAEError
 from nestedae_core.explain import latents
 from nestedae_core.jobs import JobRecord, latent_sweep_payload, synthetic_tables, train_payload
 from nestedae_core.model import NestedAE
@@ -41,6 +46,7 @@ NOISES = [0.0, 0.02, 0.05, 0.1, 0.2]
 SAMPLE = 100  # rows explained for the global views
 UNIT = "a.u."
 K_TRAINED = "learn.trained"
+K_RETRAINED = "learn.retrained"  # ids of found jobs whose results were unusable (trained again once)
 
 
 @dataclass(frozen=True)
@@ -80,23 +86,82 @@ def _tables(cfg_noise: float, cfg_seed: int, pair: bool, stages: dict[str, str] 
     return synthetic_tables(noise=cfg_noise, seed=cfg_seed, correlated_pair=pair, stages=stages)
 
 
-def _job(cfg: Config, *, retry: bool = False) -> JobRecord:
+def _payload(cfg: Config) -> dict:
+    """The ``train`` payload of ``cfg``: the synthetic preset on the generated tables, on the CPU."""
+    data = _data(cfg.noise, cfg.seed, cfg.pair)
+    return train_payload(_spec(data, cfg.epochs, cfg.seed), device="cpu", tables=_tables(cfg.noise, cfg.seed, cfg.pair))
+
+
+def _job(cfg: Config, *, retry: bool = False, fresh: bool = False) -> JobRecord:
     """The training job of ``cfg`` (cross-validated, on the generated tables), submitted when there is none.
 
-    The latest queued, running or finished job of that configuration is reused (whoever
-    started it); with ``retry``, a failed, cancelled or interrupted one is replaced by a new job.
+    The latest queued, running or finished *shared* job of exactly this payload is reused (whoever
+    started it; found by its share key, never by name); with ``retry``, a failed, cancelled or
+    interrupted one is replaced by a new job; with ``fresh``, a new job is always submitted.
     """
     manager = jobs_state.get_manager()
-    name = cfg.job_name()
-    found = manager.find("train", name, statuses=("queued", "running", "done") if retry else
-                         ("queued", "running", "done", "failed", "cancelled", "interrupted"))
-    if found is not None:
-        return found
-    data = _data(cfg.noise, cfg.seed, cfg.pair)
-    job_id = manager.submit("train", train_payload(_spec(data, cfg.epochs, cfg.seed), device="cpu",
-                                                   tables=_tables(cfg.noise, cfg.seed, cfg.pair)),
-                            owner=jobs_state.identity(), name=name)
+    payload = _payload(cfg)
+    if not fresh:
+        found = manager.find_shared("train", payload, statuses=("queued", "running", "done") if retry else
+                                    ("queued", "running", "done", "failed", "cancelled", "interrupted"))
+        if found is not None:
+            return found
+    job_id = manager.submit("train", payload, owner=jobs_state.identity(), name=cfg.job_name(), shared=True)
     return manager.get(job_id)
+
+
+def _output_problem(result: object) -> str | None:
+    """What a found run's results lack that this page reads (None when they are complete)."""
+    metrics = getattr(result, "metrics", None)
+    for stage, target in (("materials", "y1"), ("devices", "y2")):
+        try:
+            float(metrics[stage][target]["mae"])  # type: ignore[index]
+        except (KeyError, TypeError, ValueError, IndexError):
+            return f"no validation MAE of {target} for stage '{stage}'"
+    model = getattr(result, "model", None)
+    try:
+        names = [s.name for s in model.spec.stages]  # type: ignore[union-attr]
+    except AttributeError:
+        return "no trained model"
+    if names[:2] != ["materials", "devices"]:
+        return f"stages {', '.join(names)} instead of materials and devices"
+    return None
+
+
+def _usable_output(job: JobRecord, cfg: Config, what: str) -> tuple[JobRecord, object] | None:
+    """``(job, its TrainOutput)`` when the run's results are what this page needs.
+
+    A found run whose results are unreadable or lack what the page reads is said so in one line and
+    trained again (once per run); None when no usable result can be shown now.
+    """
+    problem = None
+    try:
+        result = jobs_state.train_output(job)
+        problem = _output_problem(result)
+    except NestedAEError as exc:
+        result, problem = None, str(exc)
+    if problem is None:
+        return job, result
+    retrained = st.session_state.setdefault(K_RETRAINED, [])
+    st.warning(f"The stored run for these settings cannot be shown ({jobs_state.plain(problem)}); "
+               + ("training it again." if job.id not in retrained else "press **Train** to try again."),
+               icon=":material/sync_problem:")
+    if job.id in retrained:
+        return None
+    retrained.append(job.id)
+    fresh = _wait_for(_job(cfg, fresh=True), what)
+    if fresh is None:
+        return None
+    try:
+        result = jobs_state.train_output(fresh)
+        problem = _output_problem(result)
+    except NestedAEError as exc:
+        problem = str(exc)
+    if problem is not None:
+        st.error(f"Training again did not give usable results ({jobs_state.plain(problem)}). Press **Train** to try again.",
+                 icon=":material/error:")
+        return None
+    return fresh, result
 
 
 def _wait_for(job: JobRecord, what: str) -> JobRecord | None:
@@ -153,16 +218,29 @@ def _under_trained(mae: float, noise_sd: float) -> bool:
 
 
 def _sweep_job(noise: float, seed: int, epochs: int) -> JobRecord:
-    """One ``latent_sweep`` job (sizes 1-6, stage 1 alone, on the data without the correlated pair), reused by every session."""
+    """One shared ``latent_sweep`` job (sizes 1-6, stage 1 alone, on the data without the correlated pair), reused by
+    every session: found by its share key (kind and payload), never by name."""
     manager = jobs_state.get_manager()
-    name = f"learn-sweep-n{noise:g}-s{seed}-e{epochs}"
-    found = manager.find("latent_sweep", name)
-    if found is not None:
-        return found
     data = _data(noise, seed, False)
     payload = latent_sweep_payload(_spec(data, epochs, seed), SWEEP_SIZES, device="cpu",
                                    tables=_tables(noise, seed, False, stages={"materials": "materials"}))
-    return manager.get(manager.submit("latent_sweep", payload, owner=jobs_state.identity(), name=name))
+    found = manager.find_shared("latent_sweep", payload)
+    if found is not None:
+        return found
+    name = f"learn-sweep-n{noise:g}-s{seed}-e{epochs}"
+    return manager.get(manager.submit("latent_sweep", payload, owner=jobs_state.identity(), name=name, shared=True))
+
+
+def _sweep_rows(job: JobRecord) -> pd.DataFrame | None:
+    """The sweep job's result rows as a table; None (said in one line) when they lack the columns shown."""
+    rows = job.result.get("rows") if isinstance(job.result, dict) else None
+    frame = pd.DataFrame(rows) if isinstance(rows, list) and rows else None
+    needed = {"latent_size", "val_mae", "val_mae_std"}
+    if frame is None or not needed <= set(frame.columns):
+        st.warning("The stored latent-size sweep for these settings has no usable results. Turn to other settings "
+                   "and back, or ask the server's admin to clear it.", icon=":material/sync_problem:")
+        return None
+    return frame
 
 
 def _show_sweep(sweep: pd.DataFrame, true_size: int, noise_sd: float) -> None:
@@ -255,11 +333,16 @@ if trained.key() != cfg.key():
     st.warning(f"The settings changed; the results below are still those of the last run ({trained.text()}). Press **Train** "
                "to update them.", icon=":material/sync_problem:")
 job = None
+usable = None
 with ui.user_errors():
-    job = _wait_for(_job(trained), f"Training 2 stages × 5 folds ({trained.text()})")
-if job is None:
+    what = f"Training 2 stages × 5 folds ({trained.text()})"
+    job = _wait_for(_job(trained), what)
+    if job is not None:
+        usable = _usable_output(job, trained, what)
+if usable is None:
     st.stop()
-result, seconds = jobs_state.train_output(job), job.elapsed_s
+job, result = usable
+seconds = job.elapsed_s
 tdata = _data(trained.noise, trained.seed, trained.pair)
 model = result.model
 m = result.metrics
@@ -324,8 +407,9 @@ with ui.user_errors():
         if ss.get("learn.sweep_for") == (trained.noise, trained.seed, sweep_epochs):
             sweep_job = _wait_for(_sweep_job(trained.noise, trained.seed, sweep_epochs),
                                   f"Latent-size sweep (6 runs × 5 folds, {sweep_epochs} epochs)")
-            if sweep_job is not None:
-                _show_sweep(pd.DataFrame(sweep_job.result["rows"]), truth.n_factors, tdata.config.noise)
+            sweep_rows = _sweep_rows(sweep_job) if sweep_job is not None else None
+            if sweep_rows is not None:
+                _show_sweep(sweep_rows, truth.n_factors, tdata.config.noise)
 
 # ---------------------------------------------------------------------- 4
 st.header("4 · What SHAP says")
@@ -372,12 +456,15 @@ if not trained.pair:
     st.info("Turn on **Add x_dup** above and press **Train** to see the credit split between x0 and its copy.", icon=":material/lightbulb:")
 else:
     with ui.user_errors():
-        base_job = _wait_for(_job(Config(trained.noise, trained.seed, False, trained.epochs)),
-                             "Training the same model without x_dup for comparison")
-        if base_job is None:
+        base_cfg = Config(trained.noise, trained.seed, False, trained.epochs)
+        base_what = "Training the same model without x_dup for comparison"
+        base_job = _wait_for(_job(base_cfg), base_what)
+        base_usable = _usable_output(base_job, base_cfg, base_what) if base_job is not None else None
+        if base_usable is None:
             st.stop()
+        base_job, base_result = base_usable
         with st.spinner("Computing its attributions…"):
-            base1, _ = _shap(base_job.id, trained.noise, trained.seed, False, jobs_state.train_output(base_job).model)
+            base1, _ = _shap(base_job.id, trained.noise, trained.seed, False, base_result.model)
         with_pair = att1.mean_abs()
         without = base1.mean_abs()
         split = pd.DataFrame({

@@ -132,7 +132,8 @@ def test_job_runs_with_progress_result_and_work_dir(tmp_path):
     assert Path(rec.result["work_dir"], "out.txt").is_file() and Path(rec.work_dir) == m.work_root / job_id
     assert [e["step"] for e in m.events(job_id)] == [0, 1, 2] and rec.fraction == 1.0
     assert [j.id for j in m.jobs("alice")] == [job_id] and m.jobs("bob") == []
-    assert m.find("test-echo", "echo").id == job_id and m.find("test-echo", "other") is None
+    assert m.find("test-echo", "echo", owner="alice").id == job_id and m.find("test-echo", "other", owner="alice") is None
+    assert m.find("test-echo", "echo", owner="bob") is None  # a name never finds another user's job
 
 
 def test_errors_become_one_line_and_cancel(tmp_path):

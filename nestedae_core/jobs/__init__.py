@@ -1,7 +1,8 @@
 """Jobs: long computations (training, sweeps) run outside the web server, recorded in a durable store.
 
 * :mod:`.settings`: :class:`JobSettings` (limits, store location, executor, admins) from environment variables.
-* :mod:`.jobstore`: :class:`JobStore`, the SQLite store (jobs, progress events, model owners); :class:`JobRecord`.
+* :mod:`.jobstore`: :class:`JobStore`, the SQLite store (jobs, progress events, model owners); :class:`JobRecord`;
+  :class:`JobStoreError` (the store locked, damaged, read-only, on a full disk: one line naming the file and the remedy).
 * :mod:`.limits`: the limits checked at submission (:class:`LimitError` names the limit and its value).
 * :mod:`.kinds`: :func:`register_kind` and :class:`JobContext` (progress, should_stop, work_dir).
 * :mod:`.worker`: :func:`run_job`, the entry every executor calls.
@@ -11,10 +12,11 @@
 * :mod:`.recovery`: start-up recovery (interrupted jobs, queued jobs, temp folders).
 * :mod:`.training`: the ``train`` and ``latent_sweep`` kinds, their payloads and outputs.
 * :mod:`.names`: :func:`validate_model_name`.
+* :mod:`.identity`: signed per-browser identities (never admins) and the server secret that signs them.
 """
 from __future__ import annotations
 
-from .jobstore import ACTIVE_STATUSES, FINISHED_STATUSES, STATUSES, JobRecord, JobStore
+from .jobstore import ACTIVE_STATUSES, FINISHED_STATUSES, STATUSES, JobRecord, JobStore, JobStoreError
 from .kinds import JobContext, get_kind, kind_names, register_kind
 from .limits import LimitError, estimate_parameters, epoch_folds
 from .manager import Executor, JobManager, make_executor
@@ -42,6 +44,7 @@ __all__ = [
     "JobRecord",
     "JobSettings",
     "JobStore",
+    "JobStoreError",
     "LimitError",
     "MODEL_NAME_PATTERN",
     "PermissionRefused",

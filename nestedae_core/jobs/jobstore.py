@@ -11,7 +11,9 @@ Tables
   (progress in [0, 1]), ``last_event`` (JSON), ``result`` (JSON), ``error`` (one
   line), ``work_dir`` (the job's private folder), ``bundle`` (a staged model
   bundle), ``saved_model`` (the name it was saved under), ``worker`` (host:pid),
-  ``heartbeat``, ``submitted``/``started``/``finished`` (Unix time, s).
+  ``heartbeat``, ``submitted``/``started``/``finished`` (Unix time, s), ``share_key``
+  (set by :meth:`~nestedae_core.jobs.manager.JobManager.submit` for a job others may reuse:
+  a digest of its kind and payload, never a name; NULL for a user's own runs).
 * ``events``: progress events of a job (JSON), in order.
 * ``models``: saved model name -> owner (and the job that produced it).
 
@@ -25,13 +27,17 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sqlite3
+import stat
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from ..errors import NestedAEError
 
 __all__ = [
     "JobStatus",
@@ -40,6 +46,11 @@ __all__ = [
     "FINISHED_STATUSES",
     "JobRecord",
     "JobStore",
+    "JobStoreError",
+    "store_error",
+    "check_store_path",
+    "DEFAULT_TIMEOUT_S",
+    "LOST_AFTER_S",
 ]
 
 logger = logging.getLogger(__name__)
@@ -51,6 +62,147 @@ STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled",
 ACTIVE_STATUSES: frozenset[str] = frozenset({"queued", "running"})
 #: Statuses of a finished job.
 FINISHED_STATUSES: frozenset[str] = frozenset({"done", "failed", "cancelled", "interrupted"})
+
+#: Seconds an operation waits for another process's lock on the store before it gives up (``NESTEDAE_STORE_TIMEOUT``).
+DEFAULT_TIMEOUT_S = 5.0
+#: A running job whose worker sent no heartbeat for this long (s) is lost: cancelling it ends it at once.
+LOST_AFTER_S = 15.0
+
+
+class JobStoreError(NestedAEError):
+    """The job store's SQLite file cannot be used: locked, damaged, read-only, disk full, not a file.
+
+    The message names the file and what to do. ``cause`` is one of ``locked``,
+    ``corrupt``, ``not-a-store``, ``readonly``, ``full``, ``cannot-open``, ``io``
+    or ``other``; ``path`` is the store's file. The store is never replaced or
+    repaired automatically.
+    """
+
+    def __init__(self, message: str, *, path: str | Path, cause: str) -> None:
+        super().__init__(message)
+        self.path = Path(path)
+        self.cause = cause
+
+
+def _cause(exc: sqlite3.Error) -> str | None:
+    """What went wrong, from an SQLite error; None for a programming error (a bug, not a fault of the file)."""
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+        return None
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    text = str(exc).lower()
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in text or "table is locked" in text:
+        return "locked"
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return "corrupt"
+    if name.startswith("SQLITE_READONLY") or "readonly database" in text:
+        return "readonly"
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return "full"
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")) or "unable to open" in text:
+        return "cannot-open"
+    if name.startswith("SQLITE_IOERR") or "disk i/o error" in text:
+        return "io"
+    if "no such table" in text or "no such column" in text:
+        return "not-a-store"
+    return "other"
+
+
+def _disk_nearly_full(path: Path) -> bool:
+    import shutil
+
+    try:
+        return shutil.disk_usage(path.parent if str(path.parent) else ".").free < 1_000_000
+    except OSError:
+        return False
+
+
+def store_error(exc: BaseException, path: str | Path, *, timeout: float | None = None, what: str = "the job store",
+                setting: str = "NESTEDAE_JOB_STORE") -> JobStoreError | None:
+    """The :class:`JobStoreError` for an SQLite failure of the store ``path`` (one line naming the file and the remedy).
+
+    ``exc`` may be an :class:`sqlite3.Error` or any exception caused by one (SQLAlchemy
+    and Optuna wrap them); None when no SQLite error is behind it, or when it is a
+    programming error rather than a fault of the file. ``timeout``: how long the lock
+    was waited for (said in the message); ``what``: the file's role in the message;
+    ``setting``: the variable or option that chooses another file.
+    """
+    seen: set[int] = set()
+    found: sqlite3.Error | None = None
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, sqlite3.Error):
+            found = e
+            break
+        todo.extend([getattr(e, "orig", None), e.__cause__, e.__context__])
+    if found is None:
+        return None
+    cause = _cause(found)
+    if cause is None:
+        return None
+    p = Path(path)
+    if cause == "io" and _disk_nearly_full(p):
+        cause = "full"
+    reason = " ".join(str(found).split())[:160] or type(found).__name__
+    var = setting
+    if cause == "locked":
+        waited = f" (waited {timeout:g} s)" if timeout is not None else ""
+        msg = (f"{what} {p} is locked by another process{waited}; wait a moment and try again; if it stays locked, "
+               "stop the process that holds it (another server, a backup or an sqlite3 shell), or set NESTEDAE_STORE_TIMEOUT "
+               "to wait longer")
+    elif cause == "corrupt":
+        msg = (f"{what} {p} is damaged or is not an SQLite file ({reason}); it was left as it is: restore it from a "
+               f"backup, or move it aside (mv {p} {p}.broken) and restart to begin an empty store, or point {var} at another file")
+    elif cause == "not-a-store":
+        msg = (f"{p} is an SQLite file but not a nestedae store ({reason}); it was left as it is: point {var} at another "
+               "file (a new name is created empty)")
+    elif cause == "readonly":
+        msg = (f"cannot write {what} {p}: it is read-only; give the user running nestedae write permission on it and "
+               f"on its folder {p.parent} (SQLite writes {p.name}-wal and {p.name}-shm there), or point {var} at a writable file")
+    elif cause == "full":
+        msg = (f"cannot write {what} {p}: the disk is full; free some space there (old models, finished jobs) and try "
+               f"again, or point {var} at a file on another disk")
+    elif cause == "cannot-open":
+        msg = (f"cannot open {what} {p} ({reason}); {var} must be the path of a regular file in a folder you can "
+               "write to")
+    elif cause == "io":
+        msg = (f"cannot read or write {what} {p} ({reason}); check the disk it is on, or point {var} at a file on "
+               "a local disk")
+    else:
+        msg = f"{what} {p} failed ({reason}); if it persists, restore it from a backup or point {var} at another file"
+    return JobStoreError(msg, path=p, cause=cause)
+
+
+def check_store_path(path: str | Path) -> None:
+    """Refuse a job store path that is not (or cannot become) a regular file: a folder, a device such as
+    ``/dev/null``, a fifo, or a path under a file. A missing file is fine (it is created).
+
+    Raises:
+        JobStoreError: naming the path and what to give instead.
+    """
+    p = Path(path)
+    var = "NESTEDAE_JOB_STORE"
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise JobStoreError(f"cannot use {p} as the job store: a part of the path is a file, not a folder; point {var} "
+                            "at a file in an existing folder", path=p, cause="cannot-open") from None
+    except OSError as exc:
+        raise JobStoreError(f"cannot use {p} as the job store ({exc.strerror or exc}); point {var} at a regular file "
+                            "you can write to", path=p, cause="cannot-open") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise JobStoreError(f"cannot use {p} as the job store: it is a folder; point {var} at a file, e.g. {p / 'jobs.sqlite'}",
+                            path=p, cause="cannot-open")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a fifo" if stat.S_ISFIFO(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise JobStoreError(f"cannot use {p} as the job store: it is {kind}; point {var} at a regular file, e.g. "
+                            "~/.local/share/nestedae/jobs.sqlite", path=p, cause="cannot-open")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -73,7 +225,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     heartbeat REAL,
     submitted REAL NOT NULL,
     started REAL,
-    finished REAL
+    finished REAL,
+    share_key TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, submitted);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, submitted);
@@ -140,6 +293,7 @@ class JobRecord:
     finished: float | None
     module: str = ""
     queue_position: int | None = None
+    share_key: str | None = None
 
     @property
     def is_active(self) -> bool:
@@ -171,7 +325,8 @@ class JobRecord:
 
 
 _COLUMNS = ("id", "kind", "owner", "name", "payload", "status", "cancel_requested", "fraction", "last_event", "result",
-            "error", "work_dir", "bundle", "saved_model", "worker", "heartbeat", "submitted", "started", "finished", "module")
+            "error", "work_dir", "bundle", "saved_model", "worker", "heartbeat", "submitted", "started", "finished", "module",
+            "share_key")
 
 
 def _record(row: Sequence[Any], queue_position: int | None = None) -> JobRecord:
@@ -182,46 +337,101 @@ def _record(row: Sequence[Any], queue_position: int | None = None) -> JobRecord:
         last_event=_loads(d["last_event"]), result=_loads(d["result"]), error=d["error"], work_dir=d["work_dir"] or "",
         bundle=d["bundle"], saved_model=d["saved_model"], worker=d["worker"], heartbeat=d["heartbeat"],
         submitted=float(d["submitted"]), started=d["started"], finished=d["finished"], module=d["module"] or "",
-        queue_position=queue_position,
+        queue_position=queue_position, share_key=d["share_key"],
     )
 
 
 class JobStore:
     """The SQLite job store at ``path`` (created with its tables when missing).
 
+    Every SQLite failure (locked by another process, damaged, read-only, disk full,
+    not a file) becomes a :class:`JobStoreError` naming the file and what to do;
+    the file is never replaced or repaired.
+
     Args:
         path: the SQLite file (its folder is created).
-        timeout: seconds to wait for another writer's lock.
+        timeout: seconds to wait for another process's lock before giving up.
+        stale_s: when set, a ``running`` job whose worker sent no heartbeat for this
+            many seconds is lost: :meth:`reap_stale` ends it as ``interrupted`` (the
+            job manager calls it when it reads jobs). None: never.
+
+    Raises:
+        JobStoreError: the path is not a regular file, its folder cannot be made, or the file cannot be used.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, stale_s: float | None = None) -> None:
         self.path = Path(path)
         self.timeout = float(timeout)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.stale_s = None if stale_s is None else float(stale_s)
+        self._last_reap = 0.0
+        check_store_path(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from ..io_safe import os_error_message
+
+            raise JobStoreError(f"{os_error_message(exc, self.path.parent)} (the folder of the job store); point "
+                                "NESTEDAE_JOB_STORE at a file in a folder you can write to", path=self.path,
+                                cause="cannot-open") from None
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a store made by an older version up to date (adds the ``share_key`` column and its index)."""
+        with self._connect() as con:
+            columns = {str(r[1]) for r in con.execute("PRAGMA table_info(jobs)")}
+        if "share_key" not in columns:
+            with self.transaction() as con:  # checked again under the write lock: another process may have added it
+                if "share_key" not in {str(r[1]) for r in con.execute("PRAGMA table_info(jobs)")}:
+                    con.execute("ALTER TABLE jobs ADD COLUMN share_key TEXT")
+        with self._connect() as con:
+            con.execute("CREATE INDEX IF NOT EXISTS jobs_share_key ON jobs(kind, share_key, submitted)")
 
     # ------------------------------------------------------------------ connections
+    def _fault(self, exc: sqlite3.Error) -> JobStoreError | None:
+        err = store_error(exc, self.path, timeout=self.timeout)
+        if err is not None:
+            logger.info("job store %s: %s (%s)", self.path, exc, err.cause)
+        return err
+
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+        """A connection; any SQLite failure in the block (or in connecting) becomes a :class:`JobStoreError`."""
+        try:
+            con = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            err = self._fault(exc)
+            if err is None:
+                raise
+            raise err from None
         try:
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             yield con
+        except sqlite3.Error as exc:
+            err = self._fault(exc)
+            if err is None:
+                raise
+            raise err from None
         finally:
             con.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): committed when the block ends, rolled back on error."""
+        """A write transaction (``BEGIN IMMEDIATE``): committed when the block ends, rolled back on error.
+
+        Raises:
+            JobStoreError: the store is locked, damaged, read-only or its disk is full.
+        """
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (disk full, I/O error)
+                    con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
 
@@ -232,12 +442,12 @@ class JobStore:
         return uuid.uuid4().hex[:12]
 
     def insert(self, con: sqlite3.Connection, *, job_id: str, kind: str, owner: str, name: str, payload: dict[str, Any],
-               work_dir: str, module: str = "") -> None:
-        """Add a queued job (inside :meth:`transaction`, after the limit checks)."""
+               work_dir: str, module: str = "", share_key: str | None = None) -> None:
+        """Add a queued job (inside :meth:`transaction`, after the limit checks); ``share_key`` marks a reusable one."""
         con.execute(
-            "INSERT INTO jobs (id, kind, module, owner, name, payload, status, work_dir, submitted) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-            (job_id, kind, module, owner, name, _dumps(payload), work_dir, time.time()),
+            "INSERT INTO jobs (id, kind, module, owner, name, payload, status, work_dir, submitted, share_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            (job_id, kind, module, owner, name, _dumps(payload), work_dir, time.time(), share_key),
         )
 
     def counts(self, con: sqlite3.Connection | None = None, owner: str | None = None) -> dict[str, int]:
@@ -267,10 +477,10 @@ class JobStore:
         return _record(row, pos)
 
     def list(self, *, owner: str | None = None, kind: str | None = None, name: str | None = None,
-             statuses: Sequence[str] | None = None, limit: int | None = None) -> list[JobRecord]:
-        """Jobs in submission order (oldest first), filtered by owner, kind, name and statuses; the latest ``limit``."""
+             statuses: Sequence[str] | None = None, limit: int | None = None, share_key: str | None = None) -> list[JobRecord]:
+        """Jobs in submission order (oldest first), filtered by owner, kind, name, share key and statuses; the latest ``limit``."""
         where, args = [], []
-        for col, value in (("owner", owner), ("kind", kind), ("name", name)):
+        for col, value in (("owner", owner), ("kind", kind), ("name", name), ("share_key", share_key)):
             if value is not None:
                 where.append(f"{col} = ?")
                 args.append(value)
@@ -320,6 +530,45 @@ class JobStore:
         with self.transaction() as con:
             con.execute("UPDATE jobs SET heartbeat = ? WHERE id = ?", (time.time(), job_id))
 
+    def reap_stale(self, *, force: bool = False) -> list[str]:
+        """End the ``running`` jobs whose worker sent no heartbeat for ``stale_s`` seconds; returns their ids.
+
+        Such a job's worker is gone (killed, its machine lost, a Dask worker that
+        died): it becomes ``interrupted`` with its last progress kept, or
+        ``cancelled`` when its owner had asked it to stop, so it no longer counts
+        against the limits. Does nothing when ``stale_s`` is None. Looks at most
+        once a second unless ``force``. Workers send a heartbeat every few seconds
+        (:data:`nestedae_core.jobs.worker.HEARTBEAT_S`), so a live job is never ended.
+        """
+        if self.stale_s is None:
+            return []
+        now_m = time.monotonic()
+        if not force and now_m - self._last_reap < 1.0:
+            return []
+        self._last_reap = now_m
+        cutoff = time.time() - self.stale_s
+        stale_sql = "status = 'running' AND COALESCE(heartbeat, started, submitted) < ?"
+        with self._connect() as con:
+            found = con.execute(f"SELECT id FROM jobs WHERE {stale_sql} LIMIT 1", (cutoff,)).fetchone()
+        if found is None:
+            return []
+        with self.transaction() as con:
+            rows = con.execute(f"SELECT id, fraction, cancel_requested FROM jobs WHERE {stale_sql}", (cutoff,)).fetchall()
+            now = time.time()
+            for job_id, fraction, cancel in rows:
+                pct = f"{100 * float(fraction or 0):.0f} %"
+                if cancel:
+                    status, error = "cancelled", f"cancelled; its worker had stopped answering (at {pct})"
+                else:
+                    status, error = "interrupted", (f"interrupted: its worker stopped answering (no heartbeat for "
+                                                    f"{self.stale_s:g} s; killed or its machine lost) at {pct}; train again")
+                con.execute("UPDATE jobs SET status = ?, error = ?, finished = ? WHERE id = ? AND status = 'running'",
+                            (status, error, now, job_id))
+        ids = [str(r[0]) for r in rows]
+        if ids:
+            logger.warning("jobs without a heartbeat for %g s ended: %s", self.stale_s, ", ".join(ids))
+        return ids
+
     def finish(self, job_id: str, status: str, *, result: Any = None, error: str | None = None, bundle: str | None = None,
                from_statuses: Sequence[str] = ("running",)) -> bool:
         """Set a final status (done/failed/cancelled/interrupted) if the job is still in ``from_statuses``; True if set."""
@@ -334,16 +583,30 @@ class JobStore:
             return cur.rowcount == 1
 
     def request_cancel(self, job_id: str) -> str | None:
-        """Ask a job to stop: a queued one becomes ``cancelled`` at once, a running one gets the flag; returns the new status."""
+        """Ask a job to stop; returns its status after the request (None: no such job).
+
+        A queued job becomes ``cancelled`` at once. A running job gets the flag its
+        worker polls; when its worker is lost (no heartbeat for :data:`LOST_AFTER_S`
+        seconds: killed, or a Dask worker that died) nobody would read the flag, so
+        the job becomes ``cancelled`` at once too.
+        """
         with self.transaction() as con:
-            row = con.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = con.execute("SELECT status, COALESCE(heartbeat, started, submitted), fraction FROM jobs WHERE id = ?",
+                              (job_id,)).fetchone()
             if row is None:
                 return None
+            now = time.time()
             if row[0] == "queued":
                 con.execute("UPDATE jobs SET status = 'cancelled', cancel_requested = 1, error = 'cancelled before it started', "
-                            "finished = ? WHERE id = ?", (time.time(), job_id))
+                            "finished = ? WHERE id = ?", (now, job_id))
                 return "cancelled"
             if row[0] == "running":
+                lost_after = LOST_AFTER_S if self.stale_s is None else min(LOST_AFTER_S, self.stale_s)
+                if row[1] is not None and now - float(row[1]) > lost_after:
+                    con.execute("UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished = ?, error = ? "
+                                "WHERE id = ?", (now, f"cancelled; its worker had stopped answering (at "
+                                                      f"{100 * float(row[2] or 0):.0f} %)", job_id))
+                    return "cancelled"
                 con.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
             return str(row[0])
 

@@ -18,6 +18,7 @@ Example::
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -31,10 +32,10 @@ from .kinds import get_kind
 from .limits import check_counts, check_read_only
 from .names import validate_model_name
 from .ownership import delete_model, modify_refusal, save_staged
-from .recovery import RecoveryReport, recover
+from .recovery import RecoveryReport, job_work_dir, recover
 from .settings import JobSettings, job_store_path, load_settings
 
-__all__ = ["Executor", "JobManager", "make_executor"]
+__all__ = ["Executor", "JobManager", "make_executor", "share_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,26 @@ class Executor(Protocol):
     def shutdown(self) -> None: ...
 
 
+def share_key(kind: str, payload: dict[str, Any]) -> str:
+    """The key of a shared job: a digest of its kind and (JSON) payload, so equal work has one key and no name can alias it.
+
+    Raises:
+        InputError: the payload is not plain JSON data.
+    """
+    try:
+        canonical = json.dumps({"kind": str(kind), "payload": json.loads(json.dumps(payload, allow_nan=False))},
+                               sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"a job's payload must be plain JSON data ({exc})") from None
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def make_executor(settings: JobSettings) -> Executor:
     """The executor the settings ask for: Dask when ``dask_scheduler`` is set, else local worker processes."""
     if settings.dask_scheduler:
         from .dask_executor import DaskExecutor  # type: ignore[import-not-found]
 
-        return DaskExecutor(settings.dask_scheduler)
+        return DaskExecutor(settings.dask_scheduler, max_running=settings.max_running)
     from .local_executor import LocalProcessExecutor
 
     return LocalProcessExecutor(settings.max_running)
@@ -73,7 +88,7 @@ class JobManager:
                  executor: Executor | None = None, models_dir: str | Path | None = None, recover: bool = True) -> None:
         self.settings = settings if settings is not None else load_settings()
         self.db_path = Path(db_path) if db_path is not None else job_store_path(self.settings)
-        self.store = JobStore(self.db_path)
+        self.store = JobStore(self.db_path, timeout=self.settings.store_timeout, stale_s=self.settings.job_stale_s)
         self.work_root = self.db_path.with_name(self.db_path.stem + "-work")
         self._models_dir = Path(models_dir) if models_dir is not None else None
         self.executor: Executor = executor if executor is not None else make_executor(self.settings)
@@ -92,8 +107,12 @@ class JobManager:
         return store.models_dir()
 
     # ------------------------------------------------------------------ submit and query
-    def submit(self, kind: str, payload: dict[str, Any], *, owner: str, name: str) -> str:
+    def submit(self, kind: str, payload: dict[str, Any], *, owner: str, name: str, shared: bool = False) -> str:
         """Queue a job of ``kind`` with a JSON ``payload`` for ``owner``; returns its id at once.
+
+        ``shared``: other users may reuse the job's result; it gets the :func:`share_key` of its kind and
+        payload, by which :meth:`find_shared` finds it (its ``name`` is only a label, never a lookup key).
+        A user's own runs are not shared.
 
         Raises:
             LimitError: read-only mode, or a limit refuses it (the message names the limit and its value).
@@ -115,10 +134,12 @@ class JobManager:
             k.check(payload, self.settings)
         job_id = JobStore.new_id()
         work_dir = self.work_root / job_id
+        key = share_key(kind, payload) if shared else None
+        self.store.reap_stale(force=True)  # a job whose worker is gone no longer counts against the limits
         with self.store.transaction() as con:
             check_counts(con, owner, self.settings)
             self.store.insert(con, job_id=job_id, kind=kind, owner=owner, name=clean, payload=payload,
-                              work_dir=str(work_dir), module=k.module)
+                              work_dir=str(work_dir), module=k.module, share_key=key)
         work_dir.mkdir(parents=True, exist_ok=True)
         self._prune(owner)
         self.executor.submit(str(self.db_path), job_id)
@@ -127,15 +148,34 @@ class JobManager:
 
     def get(self, job_id: str) -> JobRecord | None:
         """The job ``job_id`` as stored now, or None."""
+        self.store.reap_stale()
         return self.store.get(job_id)
 
     def jobs(self, owner: str | None = None, *, kind: str | None = None) -> list[JobRecord]:
         """Jobs in submission order, all or those of ``owner`` (and ``kind``)."""
+        self.store.reap_stale()
         return self.store.list(owner=owner, kind=kind)
 
-    def find(self, kind: str, name: str, *, statuses: tuple[str, ...] = ("queued", "running", "done")) -> JobRecord | None:
-        """The latest job of ``kind`` named ``name`` in one of ``statuses`` (any owner), or None."""
-        found = self.store.list(kind=kind, name=name, statuses=statuses, limit=1)
+    def find(self, kind: str, name: str, *, owner: str,
+             statuses: tuple[str, ...] = ("queued", "running", "done")) -> JobRecord | None:
+        """The latest job of ``owner`` of ``kind`` named ``name`` in one of ``statuses``, or None.
+
+        Only ``owner``'s own jobs: names are chosen by users, so a name never finds another user's job
+        (a job meant for everyone is submitted ``shared`` and found with :meth:`find_shared`).
+        """
+        owner = str(owner or "").strip()
+        if not owner:
+            raise InputError("finding a job by name needs its owner (the user's identity)")
+        found = self.store.list(owner=owner, kind=kind, name=name, statuses=statuses, limit=1)
+        return found[-1] if found else None
+
+    def find_shared(self, kind: str, payload: dict[str, Any], *,
+                    statuses: tuple[str, ...] = ("queued", "running", "done")) -> JobRecord | None:
+        """The latest job submitted ``shared`` with this ``kind`` and ``payload`` (any owner), in one of ``statuses``, or None.
+
+        Matched by :func:`share_key` (a digest of kind and payload), never by name: no user-chosen name can alias it.
+        """
+        found = self.store.list(kind=kind, share_key=share_key(kind, payload), statuses=statuses, limit=1)
         return found[-1] if found else None
 
     def events(self, job_id: str, since: int = 0) -> list[dict[str, Any]]:
@@ -144,6 +184,7 @@ class JobManager:
 
     def counts(self) -> dict[str, int]:
         """Jobs per status, all owners."""
+        self.store.reap_stale()
         return self.store.counts()
 
     # ------------------------------------------------------------------ control
@@ -166,7 +207,7 @@ class JobManager:
         """Block until the job has finished or ``timeout`` seconds passed; returns it as stored then."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            rec = self.store.get(job_id)
+            rec = self.get(job_id)  # also ends the job if its worker is gone (no heartbeat)
             if rec is None:
                 raise InputError(f"no job '{job_id}'")
             if rec.status not in ACTIVE_STATUSES or (deadline is not None and time.monotonic() >= deadline):
@@ -227,5 +268,6 @@ class JobManager:
             return
         self.store.delete([r.id for r in old])
         for r in old:
-            if r.work_dir:
-                shutil.rmtree(r.work_dir, ignore_errors=True)
+            folder = job_work_dir(r, self.work_root)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)

@@ -22,6 +22,7 @@ the mean validation-fold MAE of the objective's target (its unit), minimised.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -30,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -48,6 +49,7 @@ __all__ = [
     "open_storage",
     "list_sweeps",
     "STUDY_NAME_PATTERN",
+    "storage_fault",
 ]
 
 logger = logging.getLogger(__name__)
@@ -117,6 +119,94 @@ def _safe_url(url: str) -> str:
         return url.split("@")[-1][:120]
 
 
+def _sqlite_path(url: str) -> str | None:
+    """The file of an ``sqlite:///PATH`` URL (None for another database or an in-memory one)."""
+    if not url.startswith("sqlite:"):
+        return None
+    path = url.split(":///", 1)[-1] if ":///" in url else ""
+    path = path.split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
+def storage_fault(exc: BaseException, url: str | None) -> NestedAEError | None:
+    """One-line error for a failure of the sweep storage ``url`` (default: the job store), or None if ``exc`` is not one.
+
+    An SQLite file that is locked, damaged, read-only or on a full disk gives a
+    :class:`~nestedae_core.jobs.jobstore.JobStoreError` naming the file and the
+    remedy; another database's failure an :class:`InputError` naming the URL
+    (password hidden).
+    """
+    if isinstance(exc, NestedAEError):
+        return None
+    import sqlite3
+
+    kinds: list[type[BaseException]] = [sqlite3.Error]
+    try:
+        import sqlalchemy.exc
+
+        kinds.append(sqlalchemy.exc.SQLAlchemyError)
+    except ImportError:  # pragma: no cover - optuna depends on SQLAlchemy
+        pass
+    try:
+        import optuna.exceptions
+
+        kinds.append(optuna.exceptions.StorageInternalError)
+    except ImportError:  # pragma: no cover
+        pass
+    if not isinstance(exc, tuple(kinds)):
+        return None
+    from ..jobs.jobstore import store_error
+    from ..jobs.settings import job_store_path
+
+    text = (url or "").strip() or default_storage_url()
+    path = _sqlite_path(text)
+    if path is not None:
+        default = not (url or "").strip()
+        if not default:
+            try:
+                default = Path(path).resolve() == Path(job_store_path()).resolve()
+            except (OSError, NestedAEError):
+                default = False
+        err = store_error(exc, path, timeout=_store_timeout(),
+                          what="the job store" if default else "the sweep storage",
+                          setting="NESTEDAE_JOB_STORE" if default else "--storage")
+        if err is not None:
+            return err
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200] or type(exc).__name__
+    return InputError(f"the sweep storage {_safe_url(text)} failed ({reason}); check that its database is reachable and "
+                      "try again, or give another --storage")
+
+
+def _store_timeout() -> float:
+    """Seconds to wait for the lock of an SQLite sweep storage (``NESTEDAE_STORE_TIMEOUT``, default 5)."""
+    from ..jobs.jobstore import DEFAULT_TIMEOUT_S
+    from ..jobs.settings import load_settings
+
+    try:
+        return float(load_settings().store_timeout)
+    except NestedAEError:
+        return DEFAULT_TIMEOUT_S
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _storage_guarded(fn: _F) -> _F:
+    """Turn a storage failure inside a :class:`Sweep` method into one line (:func:`storage_fault`)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: "Sweep", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except Exception as exc:
+            err = storage_fault(exc, self.storage_url)
+            if err is None:
+                raise
+            raise err from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 _STORAGES: dict[str, Any] = {}
 _STORAGES_LOCK = threading.Lock()
 
@@ -140,17 +230,30 @@ def open_storage(url: str | None = None) -> Any:
         raise InputError(f"storage '{shown}' is not a database URL; use sqlite:///PATH or postgresql://USER@HOST/DB")
     kwargs: dict[str, Any] = {}
     if text.startswith("sqlite:"):
-        path = text.split(":///", 1)[-1]
-        if path and path != ":memory:":
+        path = _sqlite_path(text)
+        if path is not None:
             parent = Path(path).expanduser().parent
             if not parent.is_dir():
                 raise InputError(f"storage '{shown}': folder {parent} does not exist; create it or give another --storage")
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
+            from ..jobs.jobstore import JobStoreError, check_store_path
+
+            try:
+                check_store_path(path)
+            except JobStoreError as exc:
+                if not (url or "").strip():  # the job store itself
+                    raise
+                raise JobStoreError(str(exc).replace("as the job store", "as the sweep storage")
+                                    .replace("point NESTEDAE_JOB_STORE at", "give --storage sqlite:///PATH of"),
+                                    path=exc.path, cause=exc.cause) from None
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": _store_timeout()}}
     try:
         storage = optuna.storages.RDBStorage(text, **kwargs)
     except ModuleNotFoundError as exc:
         raise InputError(f"storage '{shown}' needs the database driver '{exc.name}'; install it (e.g. pip install psycopg2-binary for PostgreSQL)") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy and Optuna raise many kinds; all are one user message
+        fault = storage_fault(exc, url)
+        if fault is not None and _sqlite_path(text) is not None and not isinstance(fault, InputError):
+            raise fault from None
         reason = " ".join(str(exc).split())[:200]
         if "DB access module" in reason:
             raise InputError(f"storage '{shown}' needs its database driver, which is not installed (for PostgreSQL: pip install psycopg2-binary)") from None
@@ -173,7 +276,14 @@ def list_sweeps(storage: str | None = None, owner: str | None = None) -> list[di
 
     st = open_storage(storage)
     out = []
-    for s in optuna.get_all_study_summaries(st, include_best_trial=True):
+    try:
+        summaries = optuna.get_all_study_summaries(st, include_best_trial=True)
+    except Exception as exc:
+        err = storage_fault(exc, storage)
+        if err is None:
+            raise
+        raise err from None
+    for s in summaries:
         attrs = s.user_attrs or {}
         cfg = attrs.get(_CONFIG_ATTR)
         if not isinstance(cfg, dict):
@@ -200,8 +310,9 @@ class Sweep:
     Create with :meth:`create` or :meth:`open`; advance with :meth:`step` or :meth:`run`.
     """
 
-    def __init__(self, study: Any, config: SweepConfig, manager: Any, owner: str) -> None:
+    def __init__(self, study: Any, config: SweepConfig, manager: Any, owner: str, *, storage_url: str | None = None) -> None:
         self.study = study
+        self.storage_url = storage_url
         self.config = config
         self.manager = manager
         self.owner = str(owner)
@@ -233,13 +344,18 @@ class Sweep:
         storage_obj = open_storage(storage)
         try:
             study = optuna.create_study(study_name=name, storage=storage_obj, direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.sampler_seed))
+            study.set_user_attr(_CONFIG_ATTR, json.loads(config.model_dump_json()))
+            study.set_user_attr("owner", str(owner))
+            study.set_user_attr("objective", config.objective().label(base))
         except optuna.exceptions.DuplicatedStudyError:
             raise InputError(f"a sweep named '{name}' exists already; resume it (nestedae sweep --study {name}) or choose another name") from None
-        study.set_user_attr(_CONFIG_ATTR, json.loads(config.model_dump_json()))
-        study.set_user_attr("owner", str(owner))
-        study.set_user_attr("objective", config.objective().label(base))
+        except Exception as exc:
+            err = storage_fault(exc, storage)
+            if err is None:
+                raise
+            raise err from None
         logger.info("sweep %s created: %s, %d trials", name, config.preset, config.n_trials)
-        return cls(study, config, manager, owner)
+        return cls(study, config, manager, owner, storage_url=storage)
 
     @classmethod
     def open(cls, study_name: str, manager: Any, *, owner: str, storage: str | None = None, n_trials: int | None = None) -> "Sweep":
@@ -251,22 +367,29 @@ class Sweep:
         import optuna
 
         name = validate_study_name(study_name)
+        if n_trials is not None and not 1 <= int(n_trials) <= MAX_TRIALS:
+            raise ConfigError(f"a sweep has 1 to {MAX_TRIALS} trials, not {n_trials}")
         storage_obj = open_storage(storage)
         try:
-            study = optuna.load_study(study_name=name, storage=storage_obj)
-        except KeyError:
-            raise InputError(f"no sweep named '{name}' in {_safe_url(storage or default_storage_url())}") from None
-        raw = study.user_attrs.get(_CONFIG_ATTR)
-        try:
-            config = SweepConfig.model_validate(raw)
-        except ValidationError as exc:
-            raise InputError(f"study '{name}' is not a nestedae sweep ({config_error_message(exc)})") from None
-        if n_trials is not None and n_trials != config.n_trials:
-            config = config.model_copy(update={"n_trials": int(n_trials)})
-            SweepConfig.model_validate(config.model_dump())
-            study.set_user_attr(_CONFIG_ATTR, json.loads(config.model_dump_json()))
-        study.sampler = optuna.samplers.TPESampler(seed=config.sampler_seed + len(study.trials))
-        sweep = cls(study, config, manager, owner)
+            try:
+                study = optuna.load_study(study_name=name, storage=storage_obj)
+            except KeyError:
+                raise InputError(f"no sweep named '{name}' in {_safe_url(storage or default_storage_url())}") from None
+            raw = study.user_attrs.get(_CONFIG_ATTR)
+            try:
+                config = SweepConfig.model_validate(raw)
+            except ValidationError as exc:
+                raise InputError(f"study '{name}' is not a nestedae sweep ({config_error_message(exc)})") from None
+            if n_trials is not None and n_trials != config.n_trials:
+                config = config.model_copy(update={"n_trials": int(n_trials)})
+                study.set_user_attr(_CONFIG_ATTR, json.loads(config.model_dump_json()))
+            study.sampler = optuna.samplers.TPESampler(seed=config.sampler_seed + len(study.trials))
+        except Exception as exc:
+            err = storage_fault(exc, storage)
+            if err is None:
+                raise
+            raise err from None
+        sweep = cls(study, config, manager, owner, storage_url=storage)
         check_limits(manager, sweep.space.largest(sweep.base), config.n_trials)
         return sweep
 
@@ -284,6 +407,7 @@ class Sweep:
         """True once :meth:`cancel` was called (by any process)."""
         return bool(self.study.user_attrs.get(_CANCEL_ATTR))
 
+    @_storage_guarded
     def step(self) -> bool:
         """Tell finished trials, start new ones as slots allow; True once the sweep is over.
 
@@ -352,6 +476,7 @@ class Sweep:
             running += 1
         return running == 0 and launched >= self.config.n_trials
 
+    @_storage_guarded
     def run(self, *, poll_s: float = 0.5, timeout: float | None = None, on_step: Callable[["Sweep"], None] | None = None) -> bool:
         """Step until the sweep is over (True) or ``timeout`` seconds pass (False)."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -377,10 +502,19 @@ class Sweep:
 
         return any(t.state == TrialState.RUNNING for t in self._trials())
 
+    @_storage_guarded
     def cancel(self) -> int:
-        """Stop the sweep: no new trials; running trial jobs are cancelled. Returns how many were asked to stop."""
+        """Stop the sweep: no new trials; running trial jobs are cancelled. Returns how many were asked to stop.
+
+        Raises:
+            InputError: the sweep belongs to another user (only its owner or an admin may cancel it).
+        """
         from optuna.trial import TrialState
 
+        started_by = self.study.user_attrs.get("owner")
+        settings = getattr(self.manager, "settings", None)
+        if started_by and started_by != self.owner and not (settings is not None and settings.is_admin(self.owner)):
+            raise InputError(f"sweep {self.name} belongs to another user; only its owner may cancel it")
         self.study.set_user_attr(_CANCEL_ATTR, True)
         n = 0
         for t in self._trials():
@@ -391,6 +525,7 @@ class Sweep:
         return n
 
     # ------------------------------------------------------------------ results
+    @_storage_guarded
     def rows(self) -> list[dict[str, Any]]:
         """One row per trial: number, state, value, job status and progress, seed, parameters."""
         rows = []
@@ -410,6 +545,7 @@ class Sweep:
             })
         return rows
 
+    @_storage_guarded
     def best(self) -> dict[str, Any] | None:
         """The best complete trial (lowest value) as a row, or None before the first completes."""
         from optuna.trial import TrialState
@@ -420,6 +556,7 @@ class Sweep:
         b = min(done, key=lambda t: (t.value, t.number))
         return {"trial": b.number, "value": b.value, "job": b.user_attrs.get(_JOB_ATTR, ""), "seed": b.user_attrs.get("seed"), "params": dict(b.params)}
 
+    @_storage_guarded
     def state(self) -> str:
         """``running`` (trials to run or running), ``finished``, ``stopping`` (cancelled, trials still stopping) or ``cancelled``."""
         from optuna.trial import TrialState
@@ -434,6 +571,7 @@ class Sweep:
         )
         return "finished" if running == 0 and launched >= self.config.n_trials else "running"
 
+    @_storage_guarded
     def counts(self) -> dict[str, int]:
         """Trials per state (complete, fail, running) and how many the sweep asks for."""
         out = {"complete": 0, "fail": 0, "running": 0, "n_trials": self.config.n_trials}
@@ -443,6 +581,7 @@ class Sweep:
                 out[key] += 1
         return out
 
+    @_storage_guarded
     def save_best(self, name: str, *, overwrite: bool = False) -> Path:
         """Save the best trial's trained model as ``name`` in the models folder (its staged bundle promoted).
 
