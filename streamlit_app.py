@@ -11,6 +11,11 @@ started once (:func:`app.jobs_state.startup`): its start-up recovery marks jobs 
 stopped server left running as interrupted, runs queued ones and removes the
 temporary folders of killed saves; then shap's exact explainer is compiled in a
 background thread (the default permutation explainer needs no compiling).
+
+A page that needs the job system when it cannot be used (an invalid
+``NESTEDAE_*`` setting, a job store that is locked, damaged, read-only or on a
+full disk, an unreachable Dask scheduler) shows one message naming the setting
+or the file and what to do; the pages that need no jobs are not affected.
 """
 from __future__ import annotations
 
@@ -23,8 +28,9 @@ _ROOT = Path(__file__).resolve().parent
 if str(_ROOT) not in sys.path:  # `app` is a plain folder next to this script
     sys.path.insert(0, str(_ROOT))
 
-from app import explain_state, figure_export, jobs_state, state  # noqa: E402
+from app import explain_state, figure_export, jobs_state, state, ui  # noqa: E402
 from app.navigation import build_navigation  # noqa: E402
+from nestedae_core.jobs.jobstore import JobStoreError  # noqa: E402
 
 st.set_page_config(
     page_title="NestedAE Studio",
@@ -43,6 +49,8 @@ figure_export.format_control()  # PNG or SVG from every figure's camera button
 jobs_state.render_identity()
 try:
     page.run()
+except (jobs_state.JobsUnavailable, JobStoreError) as exc:  # a page that needs jobs: the message, never a traceback
+    ui.show_error(exc, jobs_state.jobs_error_hint(exc))
 finally:
     jobs_state.startup()  # once per server (cached); after the page so that it never delays it
     explain_state.warm_up()  # shap's exact explainer compiled once per server, in the background, after the first page

@@ -31,11 +31,11 @@ st.caption(
     "validation-fold MAE of the last stage's first target (lower is better). The best trial can be saved as a model."
 )
 
-settings = jobs_state.settings()
 try:
+    settings = jobs_state.settings()
     manager = jobs_state.get_manager()
-except NestedAEError as exc:
-    ui.show_error(exc, "Check the job settings (NESTEDAE_JOB_STORE and the limits) in the server's environment.")
+except NestedAEError as exc:  # an invalid setting, or a job store that is locked, damaged, read-only or full
+    ui.show_error(exc, jobs_state.jobs_error_hint(exc))
     st.stop()
 owner = jobs_state.identity()
 read_only = settings.read_only
@@ -70,8 +70,8 @@ st.subheader("Your sweeps")
 try:
     mine = list_sweeps(owner=owner)
 except NestedAEError as exc:
-    ui.show_error(exc)
-    mine = []
+    ui.show_error(exc, jobs_state.jobs_error_hint(exc))
+    st.stop()
 if not mine:
     st.caption("No sweeps yet for " + ui.escape_markdown(jobs_state.identity_label(owner)) + ".")
     st.stop()
@@ -105,13 +105,20 @@ def trials_frame(sweep: Sweep) -> pd.DataFrame:
 
 
 def sweep_panel(name: str) -> None:
-    """The selected sweep: advance it, show its trials, cancel it."""
+    """The selected sweep: advance it, show its trials, cancel it (a store that fails shows its message)."""
+    try:
+        _sweep_panel(name)
+    except NestedAEError as exc:
+        ui.show_error(exc, jobs_state.jobs_error_hint(exc))
+
+
+def _sweep_panel(name: str) -> None:
     try:
         sweep = Sweep.open(name, manager, owner=owner)
         if not read_only:
             sweep.step()
     except NestedAEError as exc:
-        ui.show_error(exc)
+        ui.show_error(exc, jobs_state.jobs_error_hint(exc))
         return
     counts = sweep.counts()
     finished = counts["complete"] + counts["fail"]

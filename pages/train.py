@@ -26,7 +26,7 @@ from app import figures_model as fm
 from app import jobs_state, model_state, quantities, ui
 from app.report_button import report_button
 from nestedae_core import data, store
-from nestedae_core.errors import ConfigError, DataError
+from nestedae_core.errors import ConfigError, DataError, NestedAEError
 from nestedae_core.jobs import ACTIVE_STATUSES, PermissionRefused, payload_spec, train_payload
 from nestedae_core.model import ChainSpec, available_devices
 from nestedae_core.model.presets import PRESETS, preset
@@ -76,7 +76,11 @@ st.caption(
     "Configure each stage of the chain, train it with k-fold cross-validation in the background "
     "(the k fold models become the ensemble), watch the losses, then save the model and make it active."
 )
-manager = jobs_state.get_manager()
+try:
+    manager = jobs_state.get_manager()
+except NestedAEError as exc:  # a job setting refused (e.g. NESTEDAE_ADMINS): one line, not a traceback
+    ui.show_error(exc, jobs_state.jobs_error_hint(exc) or "Fix the job settings named above in the server's environment and restart it.")
+    st.stop()
 owner = jobs_state.identity()
 limits = manager.settings
 devices = available_devices()
@@ -234,6 +238,12 @@ else:
 
     def live_panel(job_id: str) -> None:
         """Status, progress, queue position, cancel button and loss curves of one run (polled)."""
+        try:
+            _live_panel(job_id)
+        except NestedAEError as exc:  # the store failed meanwhile (locked, damaged, disk full): its message
+            ui.show_error(exc, jobs_state.jobs_error_hint(exc))
+
+    def _live_panel(job_id: str) -> None:
         j = manager.get(job_id)
         if j is None:
             st.info("This run is no longer kept on the server.")

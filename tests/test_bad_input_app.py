@@ -262,3 +262,32 @@ def test_compare_upload_text_is_never_markdown(no_data_env) -> None:
         assert elements_showing(at, fragment), fragment
     for markdown in markdown_elements(at):
         assert_inert_user_text(markdown)
+
+
+# --------------------------------------------------------------------------- Predict: a table too wide
+
+
+def _wide_table(columns: int, sep: str) -> str:
+    return "formula" + sep + sep.join(f"c{i}" for i in range(1, columns)) + "\nMAPbI3" + f"{sep}1" * (columns - 1) + "\n"
+
+
+@pytest.mark.parametrize("how", ["upload", "paste"])
+def test_predict_refuses_a_table_of_100001_columns_by_its_header(app_env, how: str) -> None:
+    import time
+
+    at = open_app("pages/predict.py")
+    start = time.perf_counter()
+    if how == "upload":
+        data = _wide_table(100_001, ",").encode()
+        assert len(data) < 1_000_000  # 0.9 MB: under the line limit, refused by its columns
+        at.file_uploader(key="predict.batch_upload").set_value(("wide.csv", data, "text/csv")).run()
+        where = "'wide.csv'"
+    else:
+        at.text_area(key="predict.batch_text").input(_wide_table(100_001, "\t")).run()
+        where = "the pasted table"
+    seconds = time.perf_counter() - start
+    assert not at.exception
+    errors = [plain(e.value) for e in at.error]
+    assert any(f"{where}: the header has 100,001 columns; at most 1,000 are read" in e for e in errors), errors
+    assert not at.get("download_button") or all(b.key != "predict.batch_dl" for b in at.get("download_button"))
+    assert seconds < 15, seconds  # was 190 s (and 0.8 GB) for the upload

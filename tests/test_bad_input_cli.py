@@ -113,10 +113,14 @@ def test_train_out_replaces_a_bundle_only_with_overwrite(capsys, tmp_path, saved
     rc, _, err = run(capsys, *TRAIN, "--out", out)
     one_line_error(rc, err, "already exists", "--overwrite")
     assert snapshot(tmp_path) == before
+    rc, _, err = run(capsys, *TRAIN, "--out", out, "--overwrite")  # stray.txt is not the bundle's: kept, refused
+    one_line_error(rc, err, "stray.txt", "move them out first")
+    assert snapshot(tmp_path) == before
+    (out / "stray.txt").unlink()
     rc, printed, err = run(capsys, *TRAIN, "--out", out, "--overwrite")
     assert rc == 0, err
     assert printed.endswith(f"saved model bundle to {out}\n")
-    assert not (out / "stray.txt").exists() and store.load_bundle(out)
+    assert store.load_bundle(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 

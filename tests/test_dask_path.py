@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import types
 
 import pytest
 
@@ -21,6 +23,8 @@ def cluster(tmp_path_factory):
     mp.setenv("NESTEDAE_JOB_STORE", str(root / "jobs.sqlite"))
     for var in ("NESTEDAE_READ_ONLY", "NESTEDAE_MAX_EPOCH_FOLDS", "NESTEDAE_MAX_PARAMETERS", "NESTEDAE_DASK_SCHEDULER"):
         mp.delenv(var, raising=False)
+    # Worker processes are spawned, which re-imports ``__main__``: after an AppTest that is the dashboard script.
+    mp.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     with distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as lc:
         yield lc, root
     mp.undo()

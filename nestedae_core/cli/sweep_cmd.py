@@ -43,32 +43,83 @@ def _params_text(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
-def run(args: argparse.Namespace) -> int:
-    import optuna
+#: SweepConfig field -> the option that sets it (for messages).
+_OPTIONS = {"n_trials": "--trials", "epochs": "--epochs", "folds": "--folds", "fold_seed": "--fold-seed",
+            "parallel": "--parallel", "stage": "--stage", "target": "--target", "preset": "--preset", "space": "--space",
+            "data_dir": "--data-dir"}
+
+
+def _config_error(exc: Any) -> str:
+    """One line for a SweepConfig validation error, naming the options: ``--trials 501: Input should be ...``."""
+    parts = []
+    for err in exc.errors():
+        loc = err.get("loc") or ()
+        field = str(loc[0]) if loc else ""
+        option = _OPTIONS.get(field, field or "sweep")
+        value = err.get("input")
+        shown = f" {value}" if isinstance(value, (int, float, str)) and len(str(value)) <= 40 else ""
+        parts.append(f"{option}{shown}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
+    return "invalid sweep: " + "; ".join(parts)
+
+
+def check_args(args: argparse.Namespace) -> Any:
+    """Check every argument before any work (no job store opened, no trial run); returns the new sweep's config or None.
+
+    Raises:
+        NestedAEError: one line naming the option and what to give instead.
+    """
+    from pydantic import ValidationError
 
     from ..errors import ConfigError, InputError
-    from ..io_safe import atomic_write_text, refuse_special
-    from ..sweep import Sweep, SweepConfig, SearchSpace
-    from ..sweep.runner import job_manager_for_cli
+    from ..jobs.names import validate_model_name
+    from ..sweep import MAX_TRIALS, SearchSpace, SweepConfig
+    from ..sweep.runner import validate_study_name
+    from ._common import check_output_file
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.json:
-        refuse_special(args.json)
-    config: SweepConfig | None = None
-    if args.preset:  # check the new sweep's configuration before opening the job store
-        space = None
-        if args.space:
-            try:
-                with open(args.space, encoding="utf-8") as fh:
-                    space = SearchSpace.from_json(fh.read())
-            except OSError as exc:
-                raise ConfigError(f"cannot read --space {args.space}: {exc.strerror or exc}") from None
+    check_output_file(args.json, "--json")
+    if args.save is not None:
+        try:
+            name = validate_model_name(args.save)
+        except InputError as exc:
+            raise InputError(f"--save: {exc}") from None
+        from ..store import models_dir
+
+        if (models_dir() / name).exists():
+            raise InputError(f"--save: a model named '{name}' exists already in {models_dir()}; choose another name "
+                             "(the sweep never replaces a saved model)")
+    if args.study is not None:
+        validate_study_name(args.study)
+    if not str(args.owner or "").strip():
+        raise InputError("--owner is empty; give the owner of the trial jobs, e.g. --owner cli")
+    if args.trials is not None and args.trials > MAX_TRIALS:
+        raise ConfigError(f"--trials {args.trials} is too many: a sweep has at most {MAX_TRIALS} trials")
+    if args.storage is not None and "://" not in args.storage:
+        raise InputError(f"--storage '{args.storage[:80]}' is not a database URL; use sqlite:///PATH or postgresql://USER@HOST/DB")
+    if not args.preset:
+        return None
+    space = SearchSpace.from_file(args.space) if args.space else None
+    try:
         config = SweepConfig(
             preset=args.preset, n_trials=args.trials or 20, epochs=args.epochs, folds=args.folds, fold_seed=args.fold_seed,
             stage=args.stage, target=args.target, space=space, parallel=args.parallel, data_dir=args.data_dir,
         )
-        config.search_space().check(config.base_spec())
-        config.objective()
+    except ValidationError as exc:
+        raise ConfigError(_config_error(exc)) from None
+    config.search_space().check(config.base_spec())
+    config.objective()
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from ..errors import ConfigError, InputError
+    from ..io_safe import atomic_write_text
+    from ..sweep import Sweep, SweepConfig
+    from ..sweep.runner import job_manager_for_cli
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    config: SweepConfig | None = check_args(args)  # everything is checked before the job store is opened
     manager = job_manager_for_cli()
     try:
         sweep: Sweep | None = None

@@ -29,6 +29,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from ..errors import NestedAEError
 from .jobstore import JobStore
 
 __all__ = ["LocalProcessExecutor"]
@@ -157,11 +158,24 @@ class LocalProcessExecutor:
         try:
             store = JobStore(db_path)
             rec = store.get(job_id)
+        except NestedAEError as exc:  # the store is locked, damaged, ...: one line in the log
+            logger.error("cannot read job %s after its worker ended: %s", job_id, exc)
+            return
         except Exception:
             logger.exception("cannot read job %s after its worker ended", job_id)
             return
         if rec is None or not rec.is_active:
             return
+        try:
+            self._settle_record(store, rec, exitcode, shutting_down=shutting_down)
+        except NestedAEError as exc:  # the dispatcher thread must survive a store that cannot be written
+            logger.error("cannot record the end of job %s: %s", job_id, exc)
+        except Exception:  # noqa: BLE001
+            logger.exception("cannot record the end of job %s", job_id)
+
+    def _settle_record(self, store: JobStore, rec: Any, exitcode: int | None, *, shutting_down: bool) -> None:
+        """Record how a worker ended for its still-active job ``rec`` (see :meth:`_settle`)."""
+        job_id = rec.id
         if shutting_down:
             if rec.status == "running":
                 store.finish(job_id, "interrupted", error=f"interrupted: the server shut down (at {100 * rec.fraction:.0f} %)")
@@ -190,8 +204,11 @@ class LocalProcessExecutor:
                         proc = _WorkerProcess(db_path, job_id, os.getpid())
                     except Exception as exc:
                         logger.exception("cannot start a worker process for job %s", job_id)
-                        JobStore(db_path).finish(job_id, "failed", error=f"cannot start a worker process ({exc})",
-                                                 from_statuses=("queued",))
+                        try:
+                            JobStore(db_path).finish(job_id, "failed", error=f"cannot start a worker process ({exc})",
+                                                     from_statuses=("queued",))
+                        except Exception:  # noqa: BLE001 - the dispatcher thread must survive a broken store
+                            logger.exception("cannot record the failure of job %s", job_id)
                         continue
                     self._running[job_id] = (proc, db_path)
                 idle = not self._running and not self._queue

@@ -13,6 +13,13 @@ outcome back:
   messages as they are; anything else logged with its traceback and summarised).
 
 Torch and BLAS use ``settings.worker_threads`` CPU threads in the job.
+
+While the job runs, a background thread writes its heartbeat every
+:data:`HEARTBEAT_S` seconds (also during a long epoch), so that a server can
+tell a live job from one whose worker is gone (killed, or a Dask worker that
+died): the job manager ends a job without a heartbeat for
+``NESTEDAE_JOB_STALE_S`` seconds as ``interrupted``. The worker's clock and the
+server's must agree (NTP) to well within that time.
 """
 from __future__ import annotations
 
@@ -26,9 +33,14 @@ from pathlib import Path
 from ..errors import NestedAEError
 from .jobstore import JobStore
 
-__all__ = ["run_job", "request_interrupt", "interrupt_reason", "one_line"]
+__all__ = ["run_job", "request_interrupt", "interrupt_reason", "one_line", "HEARTBEAT_S", "WORKER_STORE_TIMEOUT_S"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between two heartbeats of a running job.
+HEARTBEAT_S = 5.0
+#: Seconds a worker waits for the store's lock (longer than the server's: a worker is not interactive).
+WORKER_STORE_TIMEOUT_S = 30.0
 
 _INTERRUPT = threading.Event()
 _REASON: list[str] = []
@@ -63,6 +75,32 @@ def one_line(text: object, limit: int = 400) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+class _Heartbeat:
+    """A daemon thread that records the job's heartbeat every ``every`` seconds until stopped."""
+
+    def __init__(self, store: JobStore, job_id: str, every: float = HEARTBEAT_S) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._every = float(every)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"nestedae-heartbeat-{job_id}", daemon=True)
+
+    def start(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2 * self._every)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self._store.heartbeat(self._job_id)
+            except Exception as exc:  # noqa: BLE001 - a missed heartbeat must never stop the job
+                logger.warning("job %s: heartbeat not written (%s)", self._job_id, exc)
+
+
 def run_job(db_path: str, job_id: str) -> None:
     """Run job ``job_id`` of the store at ``db_path`` in this process (returns when it has finished).
 
@@ -73,20 +111,32 @@ def run_job(db_path: str, job_id: str) -> None:
     from .kinds import JobContext, get_kind
     from .settings import load_settings
 
-    store = JobStore(db_path)
+    store = JobStore(db_path, timeout=WORKER_STORE_TIMEOUT_S)
     rec = store.get(job_id)
     if rec is None:
         logger.warning("job %s is not in %s", job_id, db_path)
         return
+    try:
+        settings = load_settings()
+    except NestedAEError as exc:  # this worker's environment is wrong: the job fails with the reason, never hangs
+        logger.error("job %s: %s", job_id, exc)
+        store.finish(job_id, "failed", error=one_line(f"the worker's settings are invalid: {exc}"), from_statuses=("queued",))
+        return
     if not store.mark_running(job_id, f"{socket.gethostname()}:{os.getpid()}"):
         logger.info("job %s is %s; not running it", job_id, rec.status)
         return
-    settings = load_settings()
     work_dir = Path(rec.work_dir) if rec.work_dir else Path(db_path).with_name(Path(db_path).stem + "-work") / job_id
-    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from ..io_safe import os_error_message
+
+        store.finish(job_id, "failed", error=one_line(f"{os_error_message(exc, work_dir)} (the job's work folder)"))
+        return
     ctx = JobContext(store, job_id, rec.owner, work_dir, threads=settings.worker_threads, interrupt_check=interrupt_reason)
     result = None
     error: str | None = None
+    beat = _Heartbeat(store, job_id).start()
     try:
         if rec.module:
             importlib.import_module(rec.module)
@@ -106,11 +156,18 @@ def run_job(db_path: str, job_id: str) -> None:
     except Exception as exc:  # a bug: the traceback goes to the log, the job gets one line
         logger.exception("job %s (%s) failed unexpectedly", job_id, rec.kind)
         status, error = "failed", one_line(f"unexpected error ({type(exc).__name__}: {exc}); details are in the worker log")
+    finally:
+        beat.stop()
     try:
         ctx.flush()
     except Exception:  # the outcome matters more than the last events
         logger.exception("job %s: could not write its last progress events", job_id)
     bundle = (result or {}).get("bundle") if isinstance(result, dict) else None
-    if not store.finish(job_id, status, result=result, error=error, bundle=bundle):
+    try:
+        settled = store.finish(job_id, status, result=result, error=error, bundle=bundle)
+    except NestedAEError as exc:  # the store cannot be written (disk full, locked, damaged): say so in the log
+        logger.error("job %s ended as %s but its outcome could not be recorded: %s", job_id, status, exc)
+        return
+    if not settled:
         logger.info("job %s ended as %s but the store had already settled it", job_id, status)
     logger.info("job %s finished: %s%s", job_id, status, f" ({error})" if error else "")

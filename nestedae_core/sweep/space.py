@@ -17,6 +17,9 @@ depend on the sampled seed (see :mod:`.objective`), so trials stay comparable.
 from __future__ import annotations
 
 import math
+import os
+import stat
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,7 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..errors import ConfigError
 from ..model.config import ChainSpec, config_error_message
 
-__all__ = ["ParamField", "ParamSpec", "SearchSpace", "default_space", "STAGE_FIELDS"]
+__all__ = ["ParamField", "ParamSpec", "SearchSpace", "default_space", "STAGE_FIELDS", "MAX_SPACE_BYTES"]
+
+#: Largest search-space file read (bytes); a space is a few kB.
+MAX_SPACE_BYTES = 1_000_000
 
 #: What a sampled value sets. ``head_width`` / ``encoder_width``: one hidden layer
 #: of that many units (an encoder width of 0 means no hidden layer);
@@ -122,6 +128,44 @@ class SearchSpace(BaseModel):
             return cls.model_validate_json(text)
         except ValidationError as exc:
             raise ConfigError(config_error_message(exc).replace("invalid configuration", "invalid search space", 1)) from None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, flag: str = "--space") -> "SearchSpace":
+        """Read and validate a JSON search-space file.
+
+        Only a regular file of at most :data:`MAX_SPACE_BYTES` is read (a device such
+        as ``/dev/zero``, a fifo or a huge file is refused before reading).
+
+        Raises:
+            ConfigError: the file is missing, not a regular file, too large, not UTF-8
+                text, or not a valid space (the message names ``flag`` and the file).
+        """
+        p = Path(path)
+        try:
+            st = os.stat(p)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {flag} {p}: {exc.strerror or exc}; give a JSON file of the search space") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise ConfigError(f"{flag} {p} is a folder; give a JSON file of the search space")
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{flag} {p} is not a regular file (a device, fifo or socket); give a JSON file of the search space")
+        if st.st_size > MAX_SPACE_BYTES:
+            raise ConfigError(f"{flag} {p} is {st.st_size:,} bytes; a search space is at most {MAX_SPACE_BYTES:,} bytes of JSON")
+        try:
+            with open(p, "rb") as fh:
+                raw = fh.read(MAX_SPACE_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {flag} {p}: {exc.strerror or exc}") from None
+        if len(raw) > MAX_SPACE_BYTES:
+            raise ConfigError(f"{flag} {p} is over {MAX_SPACE_BYTES:,} bytes; a search space is a small JSON file")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{flag} {p} is not UTF-8 text; give a JSON file of the search space") from None
+        try:
+            return cls.from_json(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{flag} {p}: {exc}") from None
 
     def check(self, base: ChainSpec) -> None:
         """Raise :class:`ConfigError` when a parameter names a stage ``base`` does not have."""
