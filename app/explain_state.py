@@ -7,11 +7,11 @@ strings: the model's bundle path plus its manifest's modification time
 (:func:`model_key`), never the model object itself; the model is fetched
 inside from :func:`app.model_state.load_model` (itself cached).
 
-Rows of a stage (:func:`stage_rows`): :func:`nestedae_core.explain.rows.stage_rows`
+Rows of a stage (:func:`stage_rows`): :func:`nestedae_core.perovskite.rows.stage_rows`
 decides them (the stage's dataset when it is on this machine, else the model's
 stored background, with a note); this module only loads and caches the
 dataset. Global attributions are computed on a bounded, seeded sample of those
-rows (:meth:`~nestedae_core.explain.rows.StageRows.sample`).
+rows (:meth:`~nestedae_core.perovskite.rows.StageRows.sample`).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from nestedae_core.explain.latents import (
     latent_traversal,
     pca_projection,
 )
-from nestedae_core.explain import rows
+from nestedae_core.perovskite import rows
 from nestedae_core.model import NestedAE
 from nestedae_core.query import query_frame
 
@@ -148,7 +148,7 @@ def _stage_rows(key: str, stage: int) -> rows.StageRows:
 
 
 def stage_rows(key: str, stage: int) -> rows.StageRows:
-    """The rows of ``stage`` (dataset or background, see :func:`nestedae_core.explain.rows.stage_rows`); cached."""
+    """The rows of ``stage`` (dataset or background, see :func:`nestedae_core.perovskite.rows.stage_rows`); cached."""
     return _stage_rows(key, int(stage))
 
 

@@ -23,7 +23,7 @@ from app import quantities
 from app.figures import style
 from nestedae_core.chemistry.physics import sq_limit
 from nestedae_core import vocabulary
-from nestedae_core.model.config import target_fidelity
+from nestedae_core.perovskite.fidelity import target_fidelity
 from nestedae_core.vocabulary import BANDGAP_PBE, PCE
 
 __all__ = [

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nestedae_core.model.config import StageSpec, TargetSpec, target_fidelity
+from nestedae_core.model.config import StageSpec, TargetSpec
+from nestedae_core.perovskite.fidelity import target_fidelity
 from nestedae_core.vocabulary import BANDGAP_HSE, BANDGAP_PBE_DFT
 
 __all__ = [

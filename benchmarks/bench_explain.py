@@ -29,6 +29,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nestedae_core import explain as E  # noqa: E402
+from nestedae_core.perovskite import explain as PE  # noqa: E402
 from nestedae_core.chemistry.composition import composition_grid  # noqa: E402
 from nestedae_core.errors import NestedAEError  # noqa: E402
 from nestedae_core.chemistry.features import featurize_fractions  # noqa: E402
@@ -43,7 +44,7 @@ def _model(path: str | None):  # type: ignore[no-untyped-def]
     try:
         return load_default_bundle()
     except NestedAEError:
-        from nestedae_core.model.presets import preset
+        from nestedae_core.perovskite.presets import preset
         from nestedae_core.train import cross_validate
 
         print("no default bundle: training preset 'paper' for 150 epochs ...", flush=True)
@@ -73,15 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     model = _model(args.model)
     frame = _queries(model, args.rows)
     one = query_frame(model, ["MAPbI3"])
-    fns = {"bandgap": E.explain_bandgap, "pce": E.explain_pce, "chain": E.explain_chain}
+    fns = {"bandgap": PE.explain_bandgap, "pce": PE.explain_pce, "chain": E.explain_chain}
     kinds = [k for k in args.kinds.split(",") if k]
     methods = [m for m in args.methods.split(",") if m]
 
     t = time.perf_counter()
-    E.explain_bandgap(model, one, method="permutation")
+    PE.explain_bandgap(model, one, method="permutation")
     print(f"cold start (shap import + numba compilation, first call in a process): {time.perf_counter() - t:.2f} s")
     t = time.perf_counter()
-    E.explain_bandgap(model, one, method="exact")
+    PE.explain_bandgap(model, one, method="exact")
     print(f"cold start of the exact explainer's own numba code: {time.perf_counter() - t:.2f} s")
     print("auto picks: " + ", ".join(f"{k}: 1 row -> {fns[k](model, one, method='auto').explainer}" for k in kinds))
     print()

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> None:
     from nestedae_core.jobs import JobManager, load_settings, synthetic_tables, train_payload
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
     from nestedae_core.train import cross_validate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -53,7 +53,7 @@ SUBMITTER = textwrap.dedent(
     import json, sys, time
     import optuna
     from nestedae_core.jobs import JobManager, train_payload
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
     from nestedae_core.sweep import Sweep, SweepConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

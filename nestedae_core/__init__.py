@@ -15,7 +15,8 @@ Packages (one concept per module):
 * :mod:`.vocabulary`: ions, column names, labels and units shared by everything.
 * :mod:`.chemistry`: compositions (parsing), site descriptors, device physics.
 * :mod:`.data`: the dataset registry, fetching, loading, stage tables, synthetic data.
-* :mod:`.model`: the domain-agnostic chain: configuration, presets, networks, preprocessing, domains.
+* :mod:`.perovskite`: presets, band-gap fidelity, the band-gap and PCE explanations, stage rows.
+* :mod:`.model`: the domain-agnostic chain: configuration, networks, preprocessing, domains.
 * :mod:`.train`: folds, metrics, the fit loop, cross-validation, the job manager.
 * :mod:`.explain`: SHAP attributions and latent-space analysis.
 * :mod:`.query`: a composition + device stack as a model's raw inputs.
@@ -58,7 +59,7 @@ _LAZY: dict[str, str] = {
     "parse_formula": "chemistry.composition",
     "ChainSpec": "model.config",
     "StageSpec": "model.config",
-    "preset": "model.presets",
+    "preset": "perovskite.presets",
     "NestedAE": "model.chain",
     "Attribution": "explain",
     "load_bundle": "store",

@@ -51,7 +51,7 @@ import pandas as pd
 from .chemistry.composition import Composition, parse_formula
 from .errors import InputError, NestedAEError
 from .model.chain import NestedAE
-from .model.config import target_fidelity
+from .perovskite.fidelity import target_fidelity
 from .model.intervals import DEFAULT_LEVEL
 from .predict import model_provenance, target_name
 from .query import composition_problem, query_frame
@@ -499,7 +499,8 @@ def explain_outputs(model: NestedAE, frame: pd.DataFrame, *, method: str = "auto
     gap) and ``pce`` (end to end: descriptors + ETL + HTL; absent for a one-stage
     model). Attributions are in the output's unit (eV, %).
     """
-    from .explain import explain_bandgap, explain_chain, explain_stage_output
+    from .explain import explain_chain, explain_stage_output
+    from .perovskite.explain import explain_bandgap
 
     results: dict[str, Any] = {"bandgap": explain_bandgap(model, frame, method=method)}  # type: ignore[arg-type]
     if (measured := _measured_gap(model)) is not None:

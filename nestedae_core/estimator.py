@@ -34,7 +34,7 @@ from .errors import ConfigError, InputError, NotFittedError
 from .explain import Attribution, ExplainSettings, explain_stage_output
 from .model.chain import NestedAE
 from .model.config import ChainSpec, config_error_message
-from .model.presets import preset
+from .perovskite.presets import preset
 from .query import Query, QueryLike, query_frame
 from .store import SHIPPED_BUNDLE_NAMES, load_bundle, load_default_bundle, save_bundle, shipped_bundle_path
 from . import train

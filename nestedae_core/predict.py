@@ -20,7 +20,7 @@ from .chemistry.composition import Composition, composition_grid, mix, parse_for
 from .errors import InputError
 from .chemistry.features import featurize_fractions
 from .model.chain import NestedAE
-from .model.config import target_fidelity
+from .perovskite.fidelity import target_fidelity
 from .model.intervals import DEFAULT_LEVEL
 from .query import Query, QueryLike, query_frame, resolve_categorical
 from .vocabulary import ETL, FIDELITIES, HTL, JSON_NAMES, PCE

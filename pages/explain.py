@@ -106,7 +106,7 @@ def _choices() -> list[Choice]:
             unit = t.unit or ""
             out_name = quantities.target_name(st_spec, t)
             name = f"{out_name} ({unit or 'dimensionless'})"
-            kind = "bandgap" if i == 0 and j == 0 else ("pce" if i == last and j == 0 and i > 0 else None)
+            kind = "first" if i == 0 and j == 0 else ("last" if i == last and j == 0 and i > 0 else None)
             out.append(Choice(f"{name} ← stage {i + 1} inputs: {_inputs_text(i, 'stage')}", i, t.column, out_name, "stage", unit, kind))
             if i > 0:
                 out.append(Choice(f"{name} ← whole chain: {_inputs_text(i, 'chain')}", i, t.column, out_name, "chain", unit,

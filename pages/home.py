@@ -7,7 +7,8 @@ import streamlit as st
 
 from app import figures, navigation, ui
 from nestedae_core import data
-from nestedae_core.model.config import ChainSpec, StageSpec, TargetSpec, target_fidelity
+from nestedae_core.model.config import ChainSpec, StageSpec, TargetSpec
+from nestedae_core.perovskite.fidelity import target_fidelity
 from nestedae_core.vocabulary import input_groups, label
 
 _SCALES = ("atomic scale", "film scale", "device scale")

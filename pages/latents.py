@@ -24,8 +24,8 @@ from app import figures_explain as fx
 from app import quantities, ui
 from app.figures import COLUMN_INFO, axis_title
 from nestedae_core.data.synthetic import DEVICE_TARGET, MATERIAL_TARGET, TRUTH_PREFIX
-from nestedae_core.explain.rows import StageRows
-from nestedae_core.model.config import target_fidelity
+from nestedae_core.perovskite.rows import StageRows
+from nestedae_core.perovskite.fidelity import target_fidelity
 from nestedae_core.query import composition_problem
 from nestedae_core.vocabulary import BANDGAP_PBE, DECOMPOSITION, DESCRIPTOR_UNITS, IONS, MEASURED_BANDGAP, PCE
 

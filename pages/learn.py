@@ -39,7 +39,7 @@ from nestedae_core.errors import NestedAEError
 from nestedae_core.explain import latents
 from nestedae_core.jobs import JobRecord, latent_sweep_payload, synthetic_tables, train_payload
 from nestedae_core.model import NestedAE
-from nestedae_core.model import presets
+from nestedae_core.perovskite import presets
 from nestedae_core.model.config import ChainSpec
 
 NOISES = [0.0, 0.02, 0.05, 0.1, 0.2]

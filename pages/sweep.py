@@ -15,7 +15,7 @@ import streamlit as st
 
 from app import jobs_state, ui
 from nestedae_core.errors import NestedAEError
-from nestedae_core.model.presets import PRESETS
+from nestedae_core.perovskite.presets import PRESETS
 from nestedae_core.sweep import MAX_TRIALS, Sweep, SweepConfig, list_sweeps
 
 K_SELECTED = "sweep.selected"

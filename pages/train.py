@@ -29,7 +29,7 @@ from nestedae_core import data, store
 from nestedae_core.errors import ConfigError, DataError, NestedAEError
 from nestedae_core.jobs import ACTIVE_STATUSES, PermissionRefused, payload_spec, train_payload
 from nestedae_core.model import ChainSpec, available_devices
-from nestedae_core.model.presets import PRESETS, preset
+from nestedae_core.perovskite.presets import PRESETS, preset
 
 #: Presets offered, with a one-line description.
 PRESET_HELP = {

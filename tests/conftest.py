@@ -104,7 +104,7 @@ def no_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: Callab
 @pytest.fixture(scope="session")
 def tiny_paper(data_dir: Path):  # type: ignore[no-untyped-def]
     """The paper chain trained for 40 epochs (5 folds): a ``CrossValidationResult``."""
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
     from nestedae_core.train import cross_validate
 
     return cross_validate(preset("paper", epochs=40, seed=0), device="cpu")
@@ -113,7 +113,7 @@ def tiny_paper(data_dir: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def tiny_synthetic():  # type: ignore[no-untyped-def]
     """The synthetic chain trained for 30 epochs (3 folds; no dataset needed): a ``CrossValidationResult``."""
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
     from nestedae_core.train import cross_validate
 
     return cross_validate(preset("synthetic", epochs=30, folds=3), device="cpu")
@@ -128,7 +128,7 @@ def sparse_synthetic():  # type: ignore[no-untyped-def]
     """
     from nestedae_core.data.synthetic import generate
     from nestedae_core.model.config import ChainSpec
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
     from nestedae_core.train import cross_validate
 
     data = generate()

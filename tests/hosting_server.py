@@ -21,7 +21,7 @@ if str(REPO) not in sys.path:
 
 def main() -> None:
     from nestedae_core.jobs import JobManager, load_settings, synthetic_tables, train_payload
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
 
     db, models, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

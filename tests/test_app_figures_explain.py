@@ -15,7 +15,7 @@ import pytest
 from app import figures_explain as fx
 from nestedae_core import explain, train
 from nestedae_core.explain import latents as latent_analysis
-from nestedae_core.model import presets as presets
+from nestedae_core.perovskite import presets as presets
 from nestedae_core.data import synthetic as synthetic
 
 W = np.array([2.0, -1.0, 0.5, 0.0])
@@ -148,7 +148,7 @@ def test_categorical_inputs_show_category_names(tiny):
 
 def test_explainer_comparison_panel(tiny):
     model, data = tiny
-    table = explain.explainer_comparison(model, data.materials.head(1), kind="bandgap", methods=("exact", "permutation", "gradient"))
+    table = explain.explainer_comparison(model, data.materials.head(1), kind="first", methods=("exact", "permutation", "gradient"))
     fig = fx.explainer_comparison_figure(table, top=5)
     bars = [t for t in fig.data if t.orientation == "h"]
     assert [t.name for t in bars] == ["exact", "permutation", "gradient"]

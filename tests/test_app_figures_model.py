@@ -10,7 +10,7 @@ import pytest
 
 from app import figures_model as fm
 from nestedae_core.chemistry.physics import sq_limit
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 from nestedae_core.train import ProgressEvent
 
 CATEGORICAL_AXES = {"model", "validation fold", "validation fold (identical for every model)", "entry (see the table)"}

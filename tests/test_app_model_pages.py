@@ -141,7 +141,7 @@ def test_predict_and_screen_show_the_interval_of_a_calibrated_model(calibrated_e
 @pytest.fixture(scope="module")
 def measured_bundle(data_dir, tmp_path_factory):
     """A tiny chain of the measured preset (DFT -> measured film gap -> device), cross-validated and saved."""
-    from nestedae_core.model.presets import PRESETS, preset
+    from nestedae_core.perovskite.presets import PRESETS, preset
     from nestedae_core.train import cross_validate
 
     if "measured" not in PRESETS:

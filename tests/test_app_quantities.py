@@ -6,7 +6,7 @@ import pytest
 
 from app import quantities as q
 from nestedae_core.model.config import StageSpec, TargetSpec
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 
 
 def entry(lower=None, upper=None, **kw):

@@ -13,7 +13,7 @@ from nestedae_core.benchmark import calibration_benchmark
 from nestedae_core.benchmark.calibration import interval_coverage, intervals_available
 from nestedae_core.cli import main
 from nestedae_core.errors import ConfigError
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 
 
 def test_interval_coverage_counts_ends_and_skips_missing_values() -> None:

@@ -105,7 +105,7 @@ def test_explain_with_the_shipped_model(capsys) -> None:
 @pytest.fixture(scope="module")
 def measured_bundle(data_dir, tmp_path_factory):
     """A tiny chain of the measured preset (DFT -> measured film gap -> device), saved."""
-    from nestedae_core.model.presets import PRESETS, preset
+    from nestedae_core.perovskite.presets import PRESETS, preset
     from nestedae_core.train import cross_validate
 
     if "measured" not in PRESETS:

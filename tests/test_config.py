@@ -7,7 +7,7 @@ import pytest
 
 from nestedae_core.model.config import ChainSpec, StageSpec, TargetSpec, load_chain_spec
 from nestedae_core.errors import ConfigError
-from nestedae_core.model.presets import PRESETS, preset
+from nestedae_core.perovskite.presets import PRESETS, preset
 
 
 def test_every_preset_round_trips_through_json() -> None:
@@ -80,7 +80,7 @@ def test_bad_config_files_give_config_errors(tmp_path) -> None:
 
 
 def test_targets_name_their_fidelity_and_bounds_and_old_configs_still_load() -> None:
-    from nestedae_core.model.config import target_fidelity
+    from nestedae_core.perovskite.fidelity import target_fidelity
 
     old = {"stages": [{"name": "s", "dataset": "mhp-pbe-paper", "numeric_inputs": ["a"], "targets": [{"column": "Gap", "label": "band gap", "unit": "eV"}]}]}
     spec = ChainSpec.model_validate(old)  # a config.json written before the fields existed

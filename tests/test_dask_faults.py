@@ -20,7 +20,7 @@ import pytest
 from nestedae_core.errors import ConfigError
 from nestedae_core.jobs import JobManager, LimitError, load_settings, synthetic_tables, train_payload
 from nestedae_core.jobs.jobstore import LOST_AFTER_S
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 
 WAIT = 240
 

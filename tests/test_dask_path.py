@@ -48,7 +48,7 @@ def manager(cluster, monkeypatch):
 def test_training_job_runs_on_a_dask_worker(manager):
     from nestedae_core import store
     from nestedae_core.jobs import train_payload
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
 
     job_id = manager.submit("train", train_payload(preset("synthetic", epochs=10, folds=3), device="cpu"), owner="ann", name="dask-tiny")
     rec = manager.wait(job_id, timeout=300)

@@ -15,7 +15,7 @@ from nestedae_core import NestedAEModel, Query
 from nestedae_core.chemistry.composition import parse_formula
 from nestedae_core.errors import BundleError, ConfigError, InputError, NotFittedError
 from nestedae_core.explain import explain_stage_output
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 from nestedae_core.predict import predict_composition
 from nestedae_core.query import query_frame
 from nestedae_core.vocabulary import BANDGAP_HSE, BANDGAP_PBE_DFT, ETL, HTL, MEASURED_BANDGAP, PCE

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from nestedae_core import explain as E
+from nestedae_core.perovskite import explain as PE
 from nestedae_core.model.config import ChainSpec
 from nestedae_core.errors import InputError, SchemaError
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 from nestedae_core.vocabulary import ETL, HTL
 from nestedae_core.data.synthetic import generate
 from nestedae_core.train import cross_validate
@@ -127,10 +128,10 @@ def att_matrix(frame: pd.DataFrame, names: list[str], cats: dict[str, list[str]]
 @needs_data
 def test_explained_function_is_the_model(paper, queries) -> None:
     """The function handed to shap (the stage networks' own forward pass on the design input it builds) reproduces the model."""
-    bg = E.explain_bandgap(paper, queries, method="gradient")
+    bg = PE.explain_bandgap(paper, queries, method="gradient")
     np.testing.assert_allclose(bg.predictions, paper.predict_stage(0, queries).mean[:, 0], atol=1e-4 * _scale(paper, 0))
     pce = paper.predict_stage(1, queries)
-    for fn in (E.explain_pce, E.explain_chain):
+    for fn in (PE.explain_pce, E.explain_chain):
         att = fn(paper, queries, method="gradient")
         np.testing.assert_allclose(att.predictions, pce.mean[:, 0], atol=1e-4 * _scale(paper))
     m2 = E.explain_chain(paper, queries, method="gradient", member=2)
@@ -157,7 +158,7 @@ def test_additivity_of_every_kind(paper, queries) -> None:
     row = queries.iloc[:1]
     gap_scale, pce_scale = _scale(paper, 0), _scale(paper)
     # (a) band gap w.r.t. the 15 descriptors
-    a = E.explain_bandgap(paper, row, method="exact", settings=FAST)
+    a = PE.explain_bandgap(paper, row, method="exact", settings=FAST)
     assert a.explainer == "exact" and a.unit == "eV" and len(a.feature_names) == 15
     assert a.additivity_error() <= ADD_TOL * gap_scale
     # (b) every stage-1 latent, one pass
@@ -167,7 +168,7 @@ def test_additivity_of_every_kind(paper, queries) -> None:
     for k, att in enumerate(lat.values()):
         assert att.additivity_error() <= ADD_TOL and att.predictions[0] == pytest.approx(z[k], abs=1e-5)
     # (c) PCE w.r.t. the stage-2 inputs
-    c = E.explain_pce(paper, row, method="exact", settings=FAST)
+    c = PE.explain_pce(paper, row, method="exact", settings=FAST)
     assert c.feature_names == paper.input_names(1) and c.unit == "%"
     assert c.additivity_error() <= ADD_TOL * pce_scale
     # (d) PCE end to end
@@ -183,8 +184,8 @@ def test_ensemble_attributions_are_the_mean_of_the_members(paper, queries) -> No
     """(e) Shapley values are linear: explaining the ensemble mean = averaging the members' explanations."""
     row = queries.iloc[1:2]
     s = E.ExplainSettings(background_size=4)
-    ens = E.explain_bandgap(paper, row, method="exact", settings=s)
-    members = [E.explain_bandgap(paper, row, method="exact", member=m, settings=s) for m in range(paper.members)]
+    ens = PE.explain_bandgap(paper, row, method="exact", settings=s)
+    members = [PE.explain_bandgap(paper, row, method="exact", member=m, settings=s) for m in range(paper.members)]
     np.testing.assert_allclose(ens.values, np.mean([m.values for m in members], axis=0), atol=1e-5)
     pred = paper.predict_stage(0, row)
     assert ens.predictions[0] == pytest.approx(pred.mean[0, 0], abs=1e-4)
@@ -208,7 +209,7 @@ def test_one_hot_groups_are_one_feature_each(paper, queries) -> None:
     assert list(att.display_data[:, j]) == ["SnO2-np"] * 3
     ex = att.to_shap_explanation()
     assert ex.values.shape == (3, 17) and list(ex.feature_names) == names and ex.display_data[0, j] == "SnO2-np"
-    pce = E.explain_pce(paper, queries, method="permutation")
+    pce = PE.explain_pce(paper, queries, method="permutation")
     assert pce.feature_names.count(ETL) == 1 and pce.feature_names[:12] == paper.latent_names(0)
     # latent columns show latent values (ensemble mean), not the internal source indices
     np.testing.assert_allclose(pce.data[:, :12], paper.latents(0, queries).mean(axis=0), atol=1e-5)
@@ -217,7 +218,7 @@ def test_one_hot_groups_are_one_feature_each(paper, queries) -> None:
 @needs_data
 @pytest.mark.parametrize("method, tol", [("permutation", ADD_TOL), ("kernel", ADD_TOL), ("gradient", 1e-2)])
 def test_approximate_methods_stay_additive(paper, queries, method: str, tol: float) -> None:
-    for fn in (E.explain_chain, E.explain_pce):
+    for fn in (E.explain_chain, PE.explain_pce):
         att = fn(paper, queries, method=method)
         assert att.explainer == method and att.seconds > 0
         assert att.additivity_error() <= tol * _scale(paper), (fn.__name__, att.additivity_error())
@@ -241,11 +242,11 @@ def test_explainer_comparison_lists_every_method(paper, queries) -> None:
 
 @needs_data
 def test_auto_picks_by_measured_cost(paper, queries, sparse_synthetic) -> None:
-    assert E.explain_bandgap(paper, queries.iloc[:1]).explainer == "permutation"  # 2^15 x 32 rows: too slow for exact
+    assert PE.explain_bandgap(paper, queries.iloc[:1]).explainer == "permutation"  # 2^15 x 32 rows: too slow for exact
     big_budget = E.ExplainSettings(auto_exact_rows=1 << 30)
-    assert E.explain_bandgap(paper, queries.iloc[:1], settings=big_budget).explainer == "exact"
+    assert PE.explain_bandgap(paper, queries.iloc[:1], settings=big_budget).explainer == "exact"
     data, model = sparse_synthetic
-    assert E.explain_bandgap(model, data.materials.iloc[:2]).explainer == "exact"  # 10 features
+    assert E.explain_stage_output(model, 0, 0, data.materials.iloc[:2]).explainer == "exact"  # 10 features
 
 
 @needs_data
@@ -265,7 +266,7 @@ def test_top_and_tables(paper, queries) -> None:
 @needs_data
 def test_errors_are_one_line_input_errors(paper, queries) -> None:
     with pytest.raises(InputError, match="unknown explainer method"):
-        E.explain_bandgap(paper, queries, method="deep")
+        PE.explain_bandgap(paper, queries, method="deep")
     with pytest.raises(InputError, match="no output"):
         E.explain_stage_output(paper, 0, "PCE", queries)
     with pytest.raises(InputError, match="member"):
@@ -275,9 +276,9 @@ def test_errors_are_one_line_input_errors(paper, queries) -> None:
     with pytest.raises(InputError, match="unknown ETL_stack_sequence"):
         E.explain_chain(paper, bad)
     with pytest.raises(SchemaError, match="B_IE"):
-        E.explain_bandgap(paper, queries.drop(columns=["B_IE"]))
+        PE.explain_bandgap(paper, queries.drop(columns=["B_IE"]))
     with pytest.raises(InputError, match="no rows"):
-        E.explain_bandgap(paper, queries.iloc[:0])
+        PE.explain_bandgap(paper, queries.iloc[:0])
     with pytest.raises(InputError, match="permutation"):  # 2^17 coalitions do not fit a tiny exact budget
         E.explain_chain(paper, queries.iloc[:1], method="exact", settings=E.ExplainSettings(exact_max_rows=1 << 18))
 
@@ -285,7 +286,7 @@ def test_errors_are_one_line_input_errors(paper, queries) -> None:
 def test_single_stage_model_has_no_pce(sparse_synthetic) -> None:
     data, model = sparse_synthetic
     with pytest.raises(InputError, match="single stage"):
-        E.explain_pce(model, data.materials.iloc[:2])
+        PE.explain_pce(model, data.materials.iloc[:2])
 
 
 def test_global_numpy_random_state_is_left_alone(sparse_synthetic) -> None:
@@ -293,7 +294,7 @@ def test_global_numpy_random_state_is_left_alone(sparse_synthetic) -> None:
     np.random.seed(123)
     expected = np.random.rand()
     np.random.seed(123)
-    E.explain_bandgap(model, data.materials.iloc[:2], method="permutation")
+    E.explain_stage_output(model, 0, 0, data.materials.iloc[:2], method="permutation")
     assert np.random.rand() == expected
 
 
@@ -303,7 +304,7 @@ def test_global_numpy_random_state_is_left_alone(sparse_synthetic) -> None:
 def test_exact_shap_ranks_relevant_features_first(sparse_synthetic) -> None:
     """Every truly relevant material feature gets a larger mean |SHAP| than every noise feature."""
     data, model = sparse_synthetic
-    att = E.explain_bandgap(model, data.materials.iloc[:30], method="exact")
+    att = E.explain_stage_output(model, 0, 0, data.materials.iloc[:30], method="exact")
     assert att.explainer == "exact" and att.additivity_error() <= ADD_TOL * _scale(model, 0)
     imp = att.mean_abs()
     relevant, irrelevant = data.truth.relevant_material_features, data.truth.irrelevant_material_features
@@ -321,7 +322,7 @@ def test_correlated_pair_splits_credit() -> None:
     data = generate(correlated_pair=True)
     spec = _synthetic_materials_spec(("x_dup",), l1=0.0, l2=0.1, reconstruction_weight=1.0, epochs=400)
     model = cross_validate(spec, tables={"materials": data.materials}, device="cpu").model
-    imp = E.explain_bandgap(model, data.materials.iloc[:30], method="exact").mean_abs()
+    imp = E.explain_stage_output(model, 0, 0, data.materials.iloc[:30], method="exact").mean_abs()
     share = imp["x_dup"] / (imp["x0"] + imp["x_dup"])
     assert 0.15 <= share <= 0.85, share
     assert imp["x_dup"] > 2 * imp[data.truth.irrelevant_material_features].max()

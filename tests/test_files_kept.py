@@ -186,7 +186,7 @@ def test_recovery_never_removes_a_users_files_in_the_work_folder(tmp_path, monke
 
 def test_recovery_removes_the_work_folder_of_a_failed_job_it_recorded(tmp_path):
     from nestedae_core.jobs import synthetic_tables, train_payload
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
 
     settings = load_settings({}, max_jobs_per_owner=5)
     m = JobManager(tmp_path / "jobs.sqlite", settings=settings, executor=_NoExecutor(), models_dir=tmp_path / "models")

@@ -13,7 +13,7 @@ import pytest
 from nestedae_core import store as bundles
 from nestedae_core.jobs import JobManager, load_settings, progress_events, synthetic_tables, train_output, train_payload
 from nestedae_core.jobs.local_executor import LocalProcessExecutor
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 
 WAIT = 240  # s: spawning a worker imports torch (seconds on a busy CI machine)
 

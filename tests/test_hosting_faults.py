@@ -18,7 +18,7 @@ import pytest
 
 from nestedae_core import store as bundles
 from nestedae_core.jobs import JobManager, JobStore, load_settings, run_job, synthetic_tables, train_payload
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 
 SERVER = Path(__file__).with_name("hosting_server.py")
 WAIT = 240

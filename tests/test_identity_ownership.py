@@ -33,7 +33,7 @@ from nestedae_core.jobs.identity import (
     secret_path,
     sign_browser_id,
 )
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 
 ALICE = "browser-" + "a" * 32
 BOB = "browser-" + "b" * 32

@@ -24,7 +24,7 @@ from nestedae_core.jobs import (
     train_payload,
     validate_model_name,
 )
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 
 
 class ManualExecutor:

@@ -8,7 +8,7 @@ import pytest
 from nestedae_core.explain import latents as LA
 from nestedae_core.model.config import ChainSpec
 from nestedae_core.errors import InputError
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 from nestedae_core.vocabulary import ETL
 from nestedae_core.data.synthetic import generate
 from nestedae_core.train import cross_validate

@@ -12,7 +12,7 @@ from nestedae_core.data.tables import load_chain_tables
 from nestedae_core.errors import CompositionError, InputError
 from nestedae_core.estimator import NestedAEModel
 from nestedae_core.model.config import ChainSpec, StageSpec, TargetSpec
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 from nestedae_core.predict import bandgaps, line_scan, predict_composition, screen, screening_gap_column
 from nestedae_core.train import cross_validate
 

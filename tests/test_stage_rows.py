@@ -1,4 +1,4 @@
-"""nestedae_core.explain.rows: the rows a stage is analysed on (dataset rows, else the stored background)."""
+"""nestedae_core.perovskite.rows: the rows a stage is analysed on (dataset rows, else the stored background)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +9,7 @@ import pytest
 from nestedae_core import store
 from nestedae_core.data import load_dataset_table, lookup
 from nestedae_core.errors import InputError
-from nestedae_core.explain.rows import BACKGROUND, StageRows, stage_rows
+from nestedae_core.perovskite.rows import BACKGROUND, StageRows, stage_rows
 from nestedae_core.vocabulary import (
     BANDGAP_PBE,
     DEVICE_COMPOSITION,

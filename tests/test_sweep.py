@@ -6,7 +6,7 @@ import json
 import pytest
 
 from nestedae_core.errors import ConfigError
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 from nestedae_core.sweep import Objective, ParamSpec, SearchSpace, cross_validate_on_folds, default_space
 
 

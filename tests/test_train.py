@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from nestedae_core.errors import ConfigError, InputError, TrainingError
-from nestedae_core.model.presets import preset
+from nestedae_core.perovskite.presets import preset
 from nestedae_core.data.synthetic import generate
 from nestedae_core.train import TrainingCancelled, cross_validate, fit, make_folds
 from nestedae_core.train import stages as train_stages

@@ -23,7 +23,7 @@ import pandas as pd
 from ..data.tables import load_dataset_table
 from ..errors import ConfigError, DataError, NestedAEError
 from ..model.config import ChainSpec
-from ..model.presets import PRESETS, preset
+from ..perovskite.presets import PRESETS, preset
 from ..train import cross_validate, make_folds
 from .baselines import BASELINES, baseline_factories, design_matrix, fit_baseline
 from .paper_scoring import paper_batch_scored_mae

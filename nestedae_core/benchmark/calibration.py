@@ -30,8 +30,9 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ..model.chain import NestedAE, StagePrediction
-from ..model.config import ChainSpec, target_fidelity
-from ..model.presets import preset
+from ..model.config import ChainSpec
+from ..perovskite.fidelity import target_fidelity
+from ..perovskite.presets import preset
 from ..train import cross_validate, make_folds
 from .reports import created_now, machine_info
 from .stage_tables import stage_table

@@ -57,7 +57,7 @@ def training_seconds(preset_name: str, *, data_dir: str | None, device: str, epo
     Returns also the trained :class:`~nestedae_core.model.NestedAE` under ``"_model"`` (not JSON; removed by the caller).
     """
     from ..data.tables import load_chain_tables
-    from ..model.presets import preset
+    from ..perovskite.presets import preset
     from ..train import cross_validate
 
     spec = preset(preset_name, epochs=epochs)

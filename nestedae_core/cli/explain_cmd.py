@@ -60,7 +60,7 @@ def _fmt(v: Any) -> str:
 
 def _fidelity(model: Any, stage: str, output: str) -> str | None:
     """Band-gap fidelity of a stage's target (None for other outputs)."""
-    from ..model.config import target_fidelity
+    from ..perovskite.fidelity import target_fidelity
 
     st = next(s for s in model.spec.stages if s.name == stage)
     return next((target_fidelity(st, t) for t in st.targets if t.column == output), None)

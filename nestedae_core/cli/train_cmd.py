@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     from ..model.config import load_chain_spec
     from ..errors import ConfigError
-    from ..model.presets import preset
+    from ..perovskite.presets import preset
     from ..store import check_save_target, save_bundle
     from ..train.cross_validation import cross_validate
 

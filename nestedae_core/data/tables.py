@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from ..chemistry.features import featurize_table
-from ..errors import DataError, SchemaError
+from ..train.tables import check_stage_table  # re-exported: the check is the training layer's, it knows no dataset
 from ..model.config import ChainSpec, StageSpec
 from ..vocabulary import DEVICE_COMPOSITION, IONS, PHASE, PHASE_COLUMNS
 from .derived import ASSUMED_FILM_PHASE, phase_column
@@ -78,34 +78,6 @@ def load_dataset_table(name: str, data_dir: str | os.PathLike[str] | None = None
     if PHASE not in df.columns and any(c in df.columns for c in PHASE_COLUMNS):
         df[PHASE] = phase_column(df)
     return df
-
-
-def check_stage_table(spec: StageSpec, table: pd.DataFrame, upstream_columns: list[str] | None = None) -> pd.DataFrame:
-    """Validate and clean a stage table: required columns present, rows with missing inputs dropped.
-
-    Rows with a missing (NaN) input are dropped (logged); rows with a missing
-    target are kept and that target is masked in the loss. Raises
-    :class:`SchemaError` listing missing columns.
-    """
-    needed = list(dict.fromkeys((upstream_columns or []) + spec.numeric_inputs + spec.categorical_inputs))
-    required = needed + spec.target_columns + [c for c in spec.group_columns if c not in needed]
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise SchemaError(
-            f"stage '{spec.name}' (dataset {spec.dataset}) needs column(s) {', '.join(missing)}; "
-            f"the table has {len(table.columns)} columns, e.g. {', '.join(map(str, list(table.columns)[:12]))}"
-        )
-    for col in spec.numeric_inputs + spec.target_columns:
-        if not pd.api.types.is_numeric_dtype(table[col]):
-            raise SchemaError(f"stage '{spec.name}': column '{col}' must be numeric")
-    ok = table[needed].notna().all(axis=1)
-    if (~ok).any():
-        logger.warning("stage %s: dropping %d row(s) with missing inputs", spec.name, int((~ok).sum()))
-    table = table.loc[ok].reset_index(drop=True)
-    has_target = table[spec.target_columns].notna().any(axis=1)
-    if int(has_target.sum()) < 10:
-        raise DataError(f"stage '{spec.name}' has only {int(has_target.sum())} rows with a target; at least 10 are needed")
-    return table
 
 
 def load_stage_table(spec: StageSpec, data_dir: str | os.PathLike[str] | None = None, *, download: bool = True) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 Attributions (which input drives which output):
 
-* :mod:`.api`: the public explanations (band gap, latents, PCE, whole chain, any stage output, any function);
+* :mod:`.api`: the public explanations (any stage output, latents, whole chain, any function);
 * :mod:`.attribution`: the result, :class:`Attribution`;
 * :mod:`.settings`: the explainers' knobs, :class:`ExplainSettings`;
 * :mod:`.explained_function`: a stage output as a function of raw inputs, run by the network's own modules;
@@ -13,16 +13,15 @@ Attributions (which input drives which output):
 * :mod:`.comparison`: every explainer on one row (teaching).
 
 Latent space: :mod:`.latents` (correlations, active latents, traversals, projections).
-Rows a stage is analysed on: :mod:`.rows`.
+The perovskite shortcuts (band gap, PCE) and the rows a stage is analysed on are
+in :mod:`nestedae_core.perovskite` (this package knows no chemistry).
 """
 from __future__ import annotations
 
 from .api import (
-    explain_bandgap,
     explain_chain,
     explain_function,
     explain_latents,
-    explain_pce,
     explain_stage_output,
     model_function,
 )
@@ -47,11 +46,9 @@ __all__ = [
     "METHODS",
     "Attribution",
     "ExplainSettings",
-    "explain_bandgap",
     "explain_chain",
     "explain_function",
     "explain_latents",
-    "explain_pce",
     "explain_stage_output",
     "explainer_comparison",
     "model_function",

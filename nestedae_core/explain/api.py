@@ -6,12 +6,11 @@ categorical input; upstream latents per member), with the background of
 
 The kinds (public functions):
 
-(a) :func:`explain_bandgap`: stage-1 target (band gap, eV) w.r.t. its descriptors;
+(a) :func:`explain_stage_output`: any target or latent of a stage w.r.t. that
+    stage's own inputs (upstream latents as given values) or end to end;
 (b) :func:`explain_latents`: each latent of a stage w.r.t. that stage's inputs;
-(c) :func:`explain_pce`: last-stage target (PCE, %) w.r.t. that stage's own
-    inputs (stage-1 latents as given values, ETL, HTL);
-(d) :func:`explain_chain`: the same target as a function of the raw inputs of
-    the whole chain (15 descriptors + ETL + HTL), end to end;
+(d) :func:`explain_chain`: the last stage's first target as a function of the raw
+    inputs of the whole chain, end to end;
 (e) every function takes ``member``: ``None`` explains the fold-ensemble mean
     (attributions add up to the ensemble-mean prediction; by linearity of Shapley
     values they are the mean of the members' attributions), an integer explains
@@ -22,9 +21,14 @@ The kinds (public functions):
 :func:`explain_stage_output` is the general form; :func:`explain_function`
 explains any numpy callable with the same machinery (used by the tests and the
 teaching pages); :func:`model_function` hands out the explained function itself.
+The perovskite shortcuts (band gap, PCE, found by column) are in
+:mod:`nestedae_core.perovskite.explain`; nothing here knows a column name: rows
+are labelled by the first of ``label_columns`` a frame has (default: the
+registered table source's, :func:`nestedae_core.train.tables.table_source`), else by
+their index.
 
-Units: attributions and base values are in the explained output's unit (band gap
-eV, PCE %, latents dimensionless); inputs keep their raw units.
+Units: attributions and base values are in the explained output's unit (a
+target's unit, latents dimensionless); inputs keep their raw units.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ import pandas as pd
 from ..errors import InputError
 from ..model.chain import NestedAE
 from ..threads import limit_cpu_threads
-from ..vocabulary import LABEL_COLUMNS
+from ..train.tables import table_source
 from .attribution import Attribution
 from .background import background_multiset, multiset_size, stored_background
 from .explained_function import ExplainedFunction, InputSpace
@@ -47,9 +51,7 @@ from .settings import ExplainSettings
 from .shap_backend import shap_values
 
 __all__ = [
-    "explain_bandgap",
     "explain_latents",
-    "explain_pce",
     "explain_chain",
     "explain_stage_output",
     "explain_function",
@@ -57,8 +59,8 @@ __all__ = [
 ]
 
 
-def _row_labels(frame: pd.DataFrame) -> list[str]:
-    for c in LABEL_COLUMNS:
+def _row_labels(frame: pd.DataFrame, label_columns: Sequence[str] | None = None) -> list[str]:
+    for c in (table_source().label_columns if label_columns is None else label_columns):
         if c in frame.columns:
             return frame[c].astype(str).tolist()
     return [str(i) for i in frame.index]
@@ -104,6 +106,7 @@ def _explain(
     method: str,
     member: int | None,
     settings: ExplainSettings | None,
+    label_columns: Sequence[str] | None = None,
 ) -> list[Attribution]:
     settings = settings or ExplainSettings()
     i = model.stage_index(stage)
@@ -115,7 +118,7 @@ def _explain(
     background, weights = stored_background(model, i)
     res = run_method(fn, frame, method, background, weights)
     cats = fn.categories
-    labels = _row_labels(frame)
+    labels = _row_labels(frame, label_columns)
     out = []
     for k, (_, _, name, label, unit) in enumerate(resolved):
         out.append(
@@ -152,6 +155,7 @@ def explain_stage_output(
     method: Method = "auto",
     member: int | None = None,
     settings: ExplainSettings | None = None,
+    label_columns: Sequence[str] | None = None,
 ) -> Attribution:
     """Attributions of one output of a stage for the rows of ``frame``.
 
@@ -169,20 +173,11 @@ def explain_stage_output(
             (see the module docstring).
         member: None for the ensemble mean, or a fold model's index.
         settings: explainer knobs (:class:`ExplainSettings`).
+        label_columns: columns that name a row (first found wins; default
+            the table source's), for :attr:`Attribution.row_labels`.
     """
-    return _explain(model, stage, [output], frame, inputs=inputs, method=method, member=member, settings=settings)[0]
-
-
-def explain_bandgap(
-    model: NestedAE,
-    frame: pd.DataFrame,
-    *,
-    method: Method = "auto",
-    member: int | None = None,
-    settings: ExplainSettings | None = None,
-) -> Attribution:
-    """(a) The first stage's first target (band gap, eV) w.r.t. its inputs (the 15 descriptors)."""
-    return explain_stage_output(model, 0, 0, frame, inputs="stage", method=method, member=member, settings=settings)
+    return _explain(model, stage, [output], frame, inputs=inputs, method=method, member=member, settings=settings,
+                    label_columns=label_columns)[0]
 
 
 def explain_latents(
@@ -194,6 +189,7 @@ def explain_latents(
     member: int | None = 0,
     inputs: InputSpace = "stage",
     settings: ExplainSettings | None = None,
+    label_columns: Sequence[str] | None = None,
 ) -> dict[str, Attribution]:
     """(b) Every latent of a stage w.r.t. its inputs, in one explainer pass.
 
@@ -204,28 +200,16 @@ def explain_latents(
     """
     i = model.stage_index(stage)
     names = model.latent_names(i)
-    atts = _explain(model, i, list(names), frame, inputs=inputs, method=method, member=member, settings=settings)
+    atts = _explain(model, i, list(names), frame, inputs=inputs, method=method, member=member, settings=settings,
+                    label_columns=label_columns)
     return dict(zip(names, atts))
 
 
 def _last_stage_with_upstream(model: NestedAE) -> int:
     i = len(model.spec.stages) - 1
     if i == 0:
-        raise InputError("this model has a single stage; explain its target with explain_bandgap or explain_stage_output")
+        raise InputError("this model has a single stage; explain its target with explain_stage_output")
     return i
-
-
-def explain_pce(
-    model: NestedAE,
-    frame: pd.DataFrame,
-    *,
-    method: Method = "auto",
-    member: int | None = None,
-    settings: ExplainSettings | None = None,
-) -> Attribution:
-    """(c) The last stage's first target (PCE, %) w.r.t. that stage's own inputs:
-    the stage-1 latents (``materials.z1`` ...) as given values, ETL and HTL."""
-    return explain_stage_output(model, _last_stage_with_upstream(model), 0, frame, inputs="stage", method=method, member=member, settings=settings)
 
 
 def explain_chain(
@@ -235,10 +219,12 @@ def explain_chain(
     method: Method = "auto",
     member: int | None = None,
     settings: ExplainSettings | None = None,
+    label_columns: Sequence[str] | None = None,
 ) -> Attribution:
-    """(d) The last stage's first target (PCE, %) end to end: w.r.t. the raw inputs of
-    the whole chain (atomic descriptors + ETL + HTL)."""
-    return explain_stage_output(model, _last_stage_with_upstream(model), 0, frame, inputs="chain", method=method, member=member, settings=settings)
+    """(d) The last stage's first target end to end: w.r.t. the raw inputs of the whole
+    chain (e.g. PCE w.r.t. the atomic descriptors + ETL + HTL)."""
+    return explain_stage_output(model, _last_stage_with_upstream(model), 0, frame, inputs="chain", method=method, member=member, settings=settings,
+                                label_columns=label_columns)
 
 
 def model_function(

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..model.chain import NestedAE
-from .api import as_frame, explain_bandgap, explain_chain, explain_pce
+from .api import _last_stage_with_upstream, as_frame, explain_chain, explain_stage_output
 from .attribution import Attribution
 from .methods import check_method
 from .settings import ExplainSettings
@@ -29,16 +29,28 @@ EXPLAINER_NOTES = {
 }
 
 
+def _explain_first(model: NestedAE, frame: pd.DataFrame, **kw: Any) -> Attribution:
+    return explain_stage_output(model, 0, 0, frame, inputs="stage", **kw)
+
+
+def _explain_last(model: NestedAE, frame: pd.DataFrame, **kw: Any) -> Attribution:
+    return explain_stage_output(model, _last_stage_with_upstream(model), 0, frame, inputs="stage", **kw)
+
+
 def explainer_comparison(
     model: NestedAE,
     frame_row: pd.DataFrame | pd.Series,
     *,
-    kind: Literal["bandgap", "pce", "chain"] = "chain",
+    kind: Literal["first", "last", "chain"] = "chain",
     methods: Sequence[str] = ("exact", "permutation", "gradient"),
     member: int | None = None,
     settings: ExplainSettings | None = None,
 ) -> pd.DataFrame:
     """Compare explainers on one row.
+
+    ``kind`` picks the output: ``first``: the first stage's first target w.r.t. its
+    inputs (e.g. the band gap); ``last``: the last stage's first target w.r.t. that
+    stage's own inputs (e.g. PCE); ``chain``: the last stage's first target end to end.
 
     Returns one row per method: ``explainer``, ``is_exact`` (only ``exact``
     enumerates every coalition; the others approximate the same Shapley values, or
@@ -53,9 +65,9 @@ def explainer_comparison(
     frame = as_frame(frame_row)
     if len(frame) != 1:
         raise InputError(f"explainer_comparison explains one row; got {len(frame)}")
-    fns = {"bandgap": explain_bandgap, "pce": explain_pce, "chain": explain_chain}
+    fns = {"first": _explain_first, "last": _explain_last, "chain": explain_chain}
     if kind not in fns:
-        raise InputError(f"unknown kind '{kind}'; choose bandgap, pce or chain")
+        raise InputError(f"unknown kind '{kind}'; choose first, last or chain")
     results: dict[str, Attribution] = {}
     for m in methods:
         if check_method(m) == "auto":

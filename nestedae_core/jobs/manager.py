@@ -8,7 +8,7 @@ a restarted server sees the same jobs.
 Example::
 
     from nestedae_core.jobs import JobManager, train_payload
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
 
     manager = JobManager()                       # store beside the models dir, local worker processes
     job_id = manager.submit("train", train_payload(preset("synthetic", epochs=50)), owner="me", name="demo")

@@ -151,6 +151,7 @@ def check_train(payload: dict[str, Any], settings: JobSettings) -> None:
 def run_train(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Kind ``train``: cross-validate the payload's chain; stage its bundle and out-of-fold predictions in ``ctx.work_dir``."""
     from .. import store
+    from .. import perovskite  # noqa: F401  (registers the registry datasets as the training tables)
     from ..train.cross_validation import cross_validate
 
     spec = payload_spec(payload)
@@ -182,6 +183,7 @@ def check_latent_sweep(payload: dict[str, Any], settings: JobSettings) -> None:
 def run_latent_sweep(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Kind ``latent_sweep``: train each run of the sweep; progress over all runs; returns the sweep's rows."""
     from ..explain import latents
+    from .. import perovskite  # noqa: F401  (registers the registry datasets as the training tables)
     from ..train.cross_validation import cross_validate
 
     runs = _sweep_runs(payload)

@@ -1,7 +1,9 @@
 """The nested-autoencoder chain, independent of any materials domain.
 
+Nothing here imports the perovskite layer (:mod:`nestedae_core.perovskite`: presets,
+band-gap fidelity); ``lint-imports`` checks it.
+
 * :mod:`.config`: :class:`StageSpec` / :class:`ChainSpec` (configuration as data).
-* :mod:`.presets`: named chain configurations (the perovskite chains of the paper and ours).
 * :mod:`.nn`: ensemble-batched layers and :class:`StageNet` (one stage's network).
 * :mod:`.preprocessing`: a stage's fitted standardisation and one-hot encoding.
 * :mod:`.domain`: a stage's applicability domain.
@@ -12,12 +14,11 @@
 from __future__ import annotations
 
 from .chain import NestedAE, StagePrediction
-from .config import ChainSpec, StageSpec, TargetSpec, load_chain_spec, target_fidelity
+from .config import ChainSpec, StageSpec, TargetSpec, load_chain_spec
 from .devices import available_devices, resolve_device
 from .domain import DomainModel
 from .intervals import DEFAULT_LEVEL, TargetCalibration
 from .preprocessing import StagePreprocessing
-from .presets import PRESETS, preset
 
 __all__ = [
     "NestedAE",
@@ -26,13 +27,10 @@ __all__ = [
     "StageSpec",
     "TargetSpec",
     "load_chain_spec",
-    "target_fidelity",
     "DEFAULT_LEVEL",
     "TargetCalibration",
     "available_devices",
     "resolve_device",
     "DomainModel",
     "StagePreprocessing",
-    "PRESETS",
-    "preset",
 ]

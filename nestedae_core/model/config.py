@@ -27,7 +27,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
-from ..vocabulary import BANDGAP_PBE, MEASURED_BANDGAP
 
 __all__ = [
     "Activation",
@@ -36,7 +35,6 @@ __all__ = [
     "ChainSpec",
     "load_chain_spec",
     "config_error_message",
-    "target_fidelity",
     "Fidelity",
     "Bounds",
 ]
@@ -191,23 +189,6 @@ class ChainSpec(_Spec):
             return cls.model_validate_json(text)
         except ValidationError as exc:
             raise ConfigError(config_error_message(exc)) from None
-
-
-def target_fidelity(stage: StageSpec, target: TargetSpec) -> str | None:
-    """The kind of band gap a target predicts: ``"measured"``, ``"PBE"``, ``"HSE"`` or None (not a band gap).
-
-    The target's explicit ``fidelity`` when set; otherwise inferred, for bundles
-    written before targets named it: column ``Gap`` of a stage whose dataset
-    starts with ``mhp-hse`` is HSE, of any other ``mhp-*`` dataset PBE; column
-    ``Perovskite_band_gap`` (measured on films and devices) is measured.
-    """
-    if target.fidelity is not None:
-        return target.fidelity
-    if target.column == BANDGAP_PBE and stage.dataset.startswith("mhp-"):
-        return "HSE" if stage.dataset.startswith("mhp-hse") else "PBE"
-    if target.column == MEASURED_BANDGAP:
-        return "measured"
-    return None
 
 
 def config_error_message(exc: ValidationError) -> str:

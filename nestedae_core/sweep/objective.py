@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .. import perovskite  # noqa: F401  (registers the registry datasets as the training tables)
 from ..errors import ConfigError
 from ..model.config import ChainSpec
 from ..train.cross_validation import TrainResult, cross_validate

@@ -90,7 +90,7 @@ class SweepConfig(BaseModel):
 
     def base_spec(self) -> ChainSpec:
         """The preset's chain with the overrides, grouped split, seed = ``fold_seed``."""
-        from ..model.presets import preset
+        from ..perovskite.presets import preset
 
         return preset(self.preset, epochs=self.epochs, folds=self.folds, split="grouped", seed=self.fold_seed)
 

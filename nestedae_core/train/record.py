@@ -12,7 +12,7 @@ import torch
 from .. import __version__
 from ..model.config import ChainSpec
 
-__all__ = ["dataset_checksum", "run_record"]
+__all__ = ["run_record"]
 
 
 def run_record(spec: ChainSpec, device: torch.device, tables_info: dict[str, Any]) -> dict[str, Any]:
@@ -35,16 +35,3 @@ def run_record(spec: ChainSpec, device: torch.device, tables_info: dict[str, Any
         "platform": platform.platform(),
         "data": tables_info,
     }
-
-
-def dataset_checksum(name: str) -> str | None:
-    """SHA-256 of a registry dataset's file; None for generated datasets or unknown names."""
-    from .. import data
-
-    try:
-        info = data.dataset_info(name)
-    except Exception:
-        return None
-    if info.kind != "file":
-        return None
-    return info.sha256

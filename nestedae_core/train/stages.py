@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.tables import check_stage_table, load_chain_tables
 from ..model.chain import NestedAE, StagePreprocessing, resolve_device
 from ..model.config import ChainSpec, StageSpec
 from ..model.domain import DomainModel
@@ -46,8 +45,8 @@ from .background import BACKGROUND_ROWS, kmeans_background
 from .loop import EpochReport, fit_stage
 from .losses import StageData, distinct_rows
 from .progress import ProgressCallback, ProgressEvent
-from ..vocabulary import COMPOSITION_KEY, DEVICE_COMPOSITION, FORMULA
-from .record import dataset_checksum, run_record
+from .record import run_record
+from .tables import check_stage_table, load_chain_tables, table_source
 
 __all__ = [
     "MemberRows",
@@ -57,16 +56,12 @@ __all__ = [
     "early_stopping_masks",
     "predict_rows",
     "row_names",
-    "ROW_NAME_COLUMNS",
     "run_training",
     "stage_data",
     "stage_network",
     "stage_preprocessing",
     "train_chain",
 ]
-
-#: Columns that name a row (its formula or composition), first found wins.
-ROW_NAME_COLUMNS = (FORMULA, DEVICE_COMPOSITION, COMPOSITION_KEY, "formula", "material_id")
 
 #: ``member_rows(stage_index, stage_spec, table)`` -> (members, rows) bool: the rows each member trains on.
 MemberRows = Callable[[int, StageSpec, pd.DataFrame], np.ndarray]
@@ -190,9 +185,10 @@ def early_stopping_masks(rows: np.ndarray, spec: StageSpec, seed: int) -> tuple[
 
 
 def row_names(table: pd.DataFrame, categorical: list[str] | None = None) -> pd.Series:
-    """A readable name per row: its formula or composition (first of :data:`ROW_NAME_COLUMNS` present),
-    followed by its ``categorical`` values (``" | "``-separated); ``row <i>`` (1-based) when none is present."""
-    for c in ROW_NAME_COLUMNS:
+    """A readable name per row: its formula or composition (first of the table source's
+    ``row_name_columns`` present, see :mod:`.tables`), followed by its ``categorical`` values
+    (``" | "``-separated); ``row <i>`` (1-based) when none is present."""
+    for c in table_source().row_name_columns:
         if c in table.columns:
             base = table[c].astype(str).reset_index(drop=True)
             if categorical:
@@ -272,7 +268,7 @@ def train_chain(
         t0 = time.perf_counter()
         upstream_cols = model.raw_columns(i - 1) if st.upstream else []
         table = check_stage_table(st, raw_tables[st.name], upstream_cols)
-        tables_info[st.name] = {"dataset": st.dataset, "rows": len(table), "sha256": dataset_checksum(st.dataset)}
+        tables_info[st.name] = {"dataset": st.dataset, "rows": len(table), "sha256": table_source().checksum(st.dataset)}
         rows = member_rows(i, st, table)
         upstream = model.latents(i - 1, table) if st.upstream else None  # (members, n, L)
         prep = stage_preprocessing(st, table, upstream, rows)

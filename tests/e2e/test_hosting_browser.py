@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def test_browser_identity_survives_a_reload_and_shows_the_runs_again(browser, data_dir, tmp_path):
     from nestedae_core.jobs import JobManager, load_settings, run_job, synthetic_tables, train_payload
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
 
     class Later:
         def submit(self, db, job_id):
