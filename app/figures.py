@@ -181,7 +181,7 @@ def site_occupancy_figure(fractions: pd.DataFrame, site: str) -> go.Figure:
 
 
 #: Key of :func:`~nestedae_core.chemistry.physics.sq_limit`'s result for each device outcome.
-_SQ_KEYS: dict[str, str] = {PCE: "pce_percent", VOC: "voc_V", JSC: "jsc_mA_cm2", FF: "ff"}
+_SQ_KEYS: dict[str, str] = {PCE: "pce_percent", VOC: "voc_V", JSC: "jsc_mA_per_cm2", FF: "ff"}
 
 
 def device_vs_bandgap_figure(

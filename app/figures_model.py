@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 from app import quantities
 from app.figures import style
 from nestedae_core.chemistry.physics import sq_limit
-from nestedae_core import vocabulary
+from nestedae_core import schema, vocabulary
 from nestedae_core.perovskite.fidelity import target_fidelity
 from nestedae_core.vocabulary import BANDGAP_PBE, PCE
 
@@ -63,7 +63,8 @@ class TargetInfo:
 
     ``fidelity``: for a band gap, which one ("measured", "PBE", "HSE"; see
     :func:`nestedae_core.model.config.target_fidelity`), else None. The label of
-    :func:`target_infos` already names it (``band gap (PBE)``).
+    :func:`target_infos` already names it (``band gap (PBE)``). ``key``: its name in
+    prediction tables (``bandgap_eV``, ``pce_percent``; :mod:`nestedae_core.schema`).
     """
 
     column: str
@@ -71,6 +72,11 @@ class TargetInfo:
     unit: str
     stage: str = ""
     fidelity: str | None = None
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:  # its name in every output table (nestedae_core.schema)
+            object.__setattr__(self, "key", schema.quantity_key(self.column, self.unit, self.fidelity))
 
     @classmethod
     def of(cls, column: str) -> "TargetInfo":
@@ -86,7 +92,7 @@ class TargetInfo:
 def target_infos(spec: Any) -> list[TargetInfo]:
     """Every target of a ChainSpec (or of a model's ``.spec``), in stage order; band gaps named with their fidelity."""
     spec = getattr(spec, "spec", spec)
-    return [TargetInfo(t.column, quantities.target_name(st, t), t.unit, st.name, target_fidelity(st, t))
+    return [TargetInfo(t.column, quantities.target_name(st, t), t.unit, st.name, target_fidelity(st, t), schema.target_key(st, t))
             for st in spec.stages for t in st.targets]
 
 
@@ -309,14 +315,14 @@ def line_scan_figure(
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x = scan["x"].to_numpy(dtype=float)
     for t, color, sec in ((gap, _GAP_COLOR, False), (pce, _PCE_COLOR, True)):
-        if t is None or f"{t.column}_mean" not in scan:
+        if t is None or f"{t.key}_mean" not in scan:
             continue
-        mean = scan[f"{t.column}_mean"].to_numpy(dtype=float)
-        std = scan[f"{t.column}_std"].to_numpy(dtype=float)
+        mean = scan[f"{t.key}_mean"].to_numpy(dtype=float)
+        std = scan[f"{t.key}_std"].to_numpy(dtype=float)
         lower = upper = None
-        if f"{t.column}_lower" in scan and f"{t.column}_upper" in scan and scan[f"{t.column}_lower"].notna().all():
-            lower = scan[f"{t.column}_lower"].to_numpy(dtype=float)
-            upper = scan[f"{t.column}_upper"].to_numpy(dtype=float)
+        if f"{t.key}_lower" in scan and f"{t.key}_upper" in scan and scan[f"{t.key}_lower"].notna().all():
+            lower = scan[f"{t.key}_lower"].to_numpy(dtype=float)
+            upper = scan[f"{t.key}_upper"].to_numpy(dtype=float)
         _band(fig, x, mean, std, color, t.label, secondary_y=sec, unit=t.unit, lower=lower, upper=upper, level=level)
         if "in_domain" in scan and (~scan["in_domain"].astype(bool)).any():
             out = ~scan["in_domain"].astype(bool).to_numpy()
@@ -436,14 +442,14 @@ def screen_scatter_figure(
     ``ranked``: :func:`nestedae_core.predict.screen` output, best first.
     """
     fig = go.Figure()
-    xm, ym = f"{x.column}_mean", f"{y.column}_mean"
+    xm, ym = f"{x.key}_mean", f"{y.key}_mean"
     if xm not in ranked or ym not in ranked or ranked.empty:
         fig.add_annotation(text="no candidates to show", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
         fig.update_xaxes(title_text=x.title("predicted"))
         fig.update_yaxes(title_text=y.title("predicted"))
         return style(fig, height=420)
     d = ranked.head(max_points)
-    ys = f"{y.column}_std"
+    ys = f"{y.key}_std"
     color = d[ys] if ys in d else None
     fig.add_trace(go.Scattergl(
         x=d[xm], y=d[ym], mode="markers", name="candidates",

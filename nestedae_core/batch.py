@@ -5,17 +5,16 @@ column (a blank cell takes the model's most common stack, as a single query does
 The output keeps every input column and adds, per row:
 
 * ``row``: the input's data row number (1 = the first row under the header);
-* ``composition``: the canonical formula; ``etl_stack`` / ``htl_stack``: the
-  stacks used; ``stacks_defaulted``: the stack columns that took their default
-  (``;``-separated, e.g. ``ETL_stack_sequence``);
-* per target, ``<name>_mean``, ``_std`` (the fold models' disagreement),
-  ``_lower`` and ``_upper`` (the prediction interval at ``interval_level``; blank
-  without calibration). ``<name>`` says the quantity, its fidelity and its unit,
-  as ``nestedae predict --json`` does: ``bandgap_measured_eV``, ``bandgap_pbe_eV``,
-  ``bandgap_hse_eV``, ``pce_percent``, ``JV_reverse_scan_Voc_V`` ...
-  (:func:`target_name`);
+* ``composition``: the canonical formula; ``etl`` / ``htl``: the stacks used;
+  ``stacks_defaulted``: the stacks that took their default (``;``-separated,
+  e.g. ``etl;htl``);
+* per target, ``<key>_mean``, ``_lower`` and ``_upper`` (the prediction interval
+  at ``interval_level``; blank without calibration) and ``_std`` (the fold
+  models' disagreement). ``<key>`` is the quantity's name in every output
+  (:mod:`nestedae_core.schema`): ``bandgap_eV`` (measured), ``bandgap_pbe_eV``,
+  ``bandgap_hse_soc_eV``, ``pce_percent``, ``voc_V``, ``jsc_mA_per_cm2``, ``ff``;
 * ``in_domain``, ``domain_stage`` (the first stage whose training domain the row
-  leaves, blank inside) and ``domain_message`` (why);
+  leaves, blank inside), ``domain_message`` (why) and ``<stage>_in_domain`` per stage;
 * ``error``: blank for a row that was predicted, else one line naming the column
   and what is wrong (the prediction columns are then blank);
 * ``model_name``, ``model_sha256`` (of the bundle's ``manifest.json``) and
@@ -55,6 +54,7 @@ from .perovskite.fidelity import target_fidelity
 from .model.intervals import DEFAULT_LEVEL
 from .predict import model_provenance, target_name
 from .query import composition_problem, query_frame
+from .schema import STATS, input_key, stage_domain_key
 from .vocabulary import ETL, HTL
 
 __all__ = [
@@ -291,7 +291,7 @@ def _parse_rows(model: NestedAE, chunk: pd.DataFrame, columns: BatchColumns, cac
             continue
         comps.append(comp)
         good.append(i)
-        defaulted[i] = ";".join(took_default)
+        defaulted[i] = ";".join(input_key(c) for c in took_default)
         for col in known:
             stacks[col].append(row_stacks[col])
     if not good:
@@ -324,12 +324,13 @@ def _rename_clashes(chunk: pd.DataFrame, outputs: Iterable[str]) -> pd.DataFrame
 
 def predict_columns(model: NestedAE) -> list[str]:
     """The columns a batch prediction adds to the input's, in order (see the module docstring)."""
-    cols = ["row", "composition", "etl_stack", "htl_stack", "stacks_defaulted"]
+    cols = ["row", "composition", "etl", "htl", "stacks_defaulted"]
     for st in model.spec.stages:
         for t in st.targets:
             name = target_name(st, t)
-            cols += [f"{name}_{part}" for part in ("mean", "std", "lower", "upper")]
-    cols += ["interval_level", "in_domain", "domain_stage", "domain_message", "error", *PROVENANCE_COLUMNS]
+            cols += [f"{name}_{part}" for part in STATS]
+    cols += ["interval_level", "in_domain", "domain_stage", "domain_message", *(stage_domain_key(st.name) for st in model.spec.stages),
+             "error", *PROVENANCE_COLUMNS]
     return cols
 
 
@@ -361,9 +362,10 @@ def predict_rows(
     parsed = _parse_rows(model, table.astype(str).where(table.notna(), ""), columns, {} if _cache is None else _cache)
     out_cols = predict_columns(model)
     out = _empty_like(out_cols, table.index)
-    for c in ("composition", "etl_stack", "htl_stack", "domain_stage", "domain_message", "model_name", "model_sha256", "nestedae_version"):
+    for c in ("composition", "etl", "htl", "domain_stage", "domain_message", "model_name", "model_sha256", "nestedae_version"):
         out[c] = ""
-    out["in_domain"] = pd.Series([None] * len(table), index=table.index, dtype=object)
+    for c in ("in_domain", *(stage_domain_key(st.name) for st in model.spec.stages)):
+        out[c] = pd.Series([None] * len(table), index=table.index, dtype=object)
     out["row"] = np.arange(first_row, first_row + len(table))
     out["stacks_defaulted"] = parsed.defaulted
     errors = list(parsed.errors)
@@ -385,9 +387,9 @@ def predict_rows(
         else:
             out.loc[idx, "composition"] = frame["formula"].to_numpy()
             if ETL in frame:
-                out.loc[idx, "etl_stack"] = frame[ETL].to_numpy()
+                out.loc[idx, "etl"] = frame[ETL].to_numpy()
             if HTL in frame:
-                out.loc[idx, "htl_stack"] = frame[HTL].to_numpy()
+                out.loc[idx, "htl"] = frame[HTL].to_numpy()
             inside = np.ones(len(frame), dtype=bool)
             stage_out = np.full(len(frame), "", dtype=object)
             message = np.full(len(frame), "", dtype=object)
@@ -403,6 +405,7 @@ def predict_rows(
                         out.loc[idx, f"{name}_lower"] = sp.lower[:, j]
                         out.loc[idx, f"{name}_upper"] = sp.upper[:, j]
                         out.loc[idx, "interval_level"] = sp.level
+                out.loc[idx, stage_domain_key(st.name)] = pd.Series(np.asarray(sp.in_domain, dtype=bool), index=idx, dtype=object)
                 first_time = inside & ~np.asarray(sp.in_domain, dtype=bool)
                 stage_out[first_time] = st.name
                 message[first_time] = np.asarray(sp.domain_reason, dtype=object)[first_time]
@@ -493,20 +496,26 @@ def _measured_gap(model: NestedAE) -> tuple[int, str] | None:
 def explain_outputs(model: NestedAE, frame: pd.DataFrame, *, method: str = "auto") -> dict[str, Any]:
     """Attributions of the outputs ``nestedae explain`` shows, for every row of a raw-input table.
 
-    Returns key -> :class:`~nestedae_core.explain.Attribution`, in this order:
-    ``bandgap`` (the first stage's band gap w.r.t. its own inputs), then
-    ``bandgap_measured`` (end to end, when a later stage predicts a measured-scale
-    gap) and ``pce`` (end to end: descriptors + ETL + HTL; absent for a one-stage
+    Returns key -> :class:`~nestedae_core.explain.Attribution`, keyed exactly as
+    ``nestedae predict --json`` keys the same quantity (:mod:`nestedae_core.schema`),
+    in this order: the first stage's band gap w.r.t. its own inputs (e.g.
+    ``bandgap_pbe_eV``), then the measured-scale gap ``bandgap_eV`` end to end
+    (when a later stage predicts one) and the last stage's first output, e.g.
+    ``pce_percent``, end to end (descriptors + ETL + HTL; absent for a one-stage
     model). Attributions are in the output's unit (eV, %).
     """
     from .explain import explain_chain, explain_stage_output
     from .perovskite.explain import explain_bandgap
 
-    results: dict[str, Any] = {"bandgap": explain_bandgap(model, frame, method=method)}  # type: ignore[arg-type]
+    results: dict[str, Any] = {}
+    first = explain_bandgap(model, frame, method=method)  # type: ignore[arg-type]
+    results[_output_name(model, first.stage, first.output)] = first
     if (measured := _measured_gap(model)) is not None:
-        results["bandgap_measured"] = explain_stage_output(model, measured[0], measured[1], frame, inputs="chain", method=method)  # type: ignore[arg-type]
+        att = explain_stage_output(model, measured[0], measured[1], frame, inputs="chain", method=method)  # type: ignore[arg-type]
+        results[_output_name(model, att.stage, att.output)] = att
     if len(model.spec.stages) > 1:
-        results["pce"] = explain_chain(model, frame, method=method)  # type: ignore[arg-type]
+        att = explain_chain(model, frame, method=method)  # type: ignore[arg-type]
+        results[_output_name(model, att.stage, att.output)] = att
     return results
 
 
@@ -516,7 +525,7 @@ def _output_name(model: NestedAE, stage: str, output: str) -> str:
     return target_name(st, t) if t is not None else output
 
 
-_LONG = ["row", "composition", "etl_stack", "htl_stack", "output", "output_label", "stage", "inputs", "explainer", "feature",
+_LONG = ["row", "composition", "etl", "htl", "output", "output_label", "stage", "inputs", "explainer", "feature",
          "input_value", "attribution", "unit", "base_value", "prediction"]
 
 
@@ -534,7 +543,7 @@ def explain_rows(
     """Attributions for every row of ``table``; a bad row gets an ``error``, never an exception.
 
     ``long``: one line per (row, output, feature): ``row``, ``composition``,
-    ``etl_stack``, ``htl_stack``, ``output`` (e.g. ``bandgap_pbe_eV``,
+    ``etl``, ``htl``, ``output`` (e.g. ``bandgap_pbe_eV``,
     ``pce_percent``), ``output_label``, ``stage``, ``inputs`` (``stage`` or
     ``chain``), ``explainer``, ``feature``, ``input_value``, ``attribution``,
     ``unit``, ``base_value``, ``prediction``, ``error``, provenance; a failed row
@@ -583,8 +592,8 @@ def explain_rows(
             for att in results.values():
                 disp = att.display_data[k]
                 for j, feat in enumerate(att.feature_names):
-                    lines.append({**base, "composition": frame["formula"].iloc[k], "etl_stack": frame[ETL].iloc[k] if ETL in frame else "",
-                                  "htl_stack": frame[HTL].iloc[k] if HTL in frame else "",
+                    lines.append({**base, "composition": frame["formula"].iloc[k], "etl": frame[ETL].iloc[k] if ETL in frame else "",
+                                  "htl": frame[HTL].iloc[k] if HTL in frame else "",
                                   "output": _output_name(model, att.stage, att.output), "output_label": att.label, "stage": att.stage,
                                   "inputs": att.inputs, "explainer": att.explainer, "feature": feat, "input_value": disp[j],
                                   "attribution": float(att.values[k, j]), "unit": att.unit, "base_value": float(att.base_values[k]),
@@ -593,16 +602,16 @@ def explain_rows(
     # wide
     out = pd.DataFrame({"row": np.arange(first_row, first_row + len(table))})
     out["composition"] = ""
-    out["etl_stack"] = ""
-    out["htl_stack"] = ""
+    out["etl"] = ""
+    out["htl"] = ""
     good = [i for i in range(len(table)) if i in pos and not errors[i]]
     if frame is not None and good:
         ks = [pos[i] for i in good]
         out.loc[good, "composition"] = frame["formula"].to_numpy()[ks]
         if ETL in frame:
-            out.loc[good, "etl_stack"] = frame[ETL].to_numpy()[ks]
+            out.loc[good, "etl"] = frame[ETL].to_numpy()[ks]
         if HTL in frame:
-            out.loc[good, "htl_stack"] = frame[HTL].to_numpy()[ks]
+            out.loc[good, "htl"] = frame[HTL].to_numpy()[ks]
     explainers = []
     for att in _wide_template(model, results):
         name = _output_name(model, att.stage, att.output)

@@ -8,15 +8,20 @@ uncertainty and show what drives it::
     model.predict("Cs0.05FA0.79MA0.16PbBr0.51I2.49", etl="SnO2-np", htl="Spiro-MeOTAD")
     model.explain("Cs0.05FA0.79MA0.16PbBr0.51I2.49", etl="SnO2-np", htl="Spiro-MeOTAD").top(5)
 
-Conventions follow scikit-learn: constructor arguments are the parameters
-(:meth:`get_params` / :meth:`set_params`), learnt state ends with an underscore
-(``model_``, ``metrics_``, ``oof_``), :meth:`fit` returns the estimator. A query
-is anything :meth:`nestedae_core.query.Query.of` accepts (a formula, a
+It is a scikit-learn estimator (:class:`sklearn.base.BaseEstimator`): constructor
+arguments are the parameters (:meth:`get_params` / :meth:`set_params`, nested into
+the chain's configuration: ``set_params(spec__folds=3)``), learnt state ends with an
+underscore (``model_``, ``metrics_``, ``oof_``), :meth:`fit` returns the estimator,
+:func:`sklearn.base.clone` and :func:`sklearn.utils.validation.check_is_fitted` work.
+A query is anything :meth:`nestedae_core.query.Query.of` accepts (a formula, a
 :class:`~nestedae_core.chemistry.composition.Composition`, a mapping of site
-fractions, a :class:`~nestedae_core.query.Query`), and :meth:`predict` and
-:meth:`explain` take the same queries. Units: band gaps in eV, PCE in %, Voc V,
-Jsc mA/cm2, FF a fraction; ``_lower``/``_upper`` are the 90 % prediction
-interval (cross-validated models only) and ``_std`` the spread of the ensemble
+fractions, a :class:`~nestedae_core.query.Query`), one or a list, or a DataFrame
+with a ``formula`` column and optional ``etl``/``htl`` columns (the batch path's
+table); :meth:`predict` and :meth:`explain` take the same queries. Output columns
+follow the one schema (:mod:`nestedae_core.schema`): ``bandgap_eV_mean`` (measured),
+``bandgap_pbe_eV_mean``, ``pce_percent_lower`` ... Units: band gaps in eV, PCE in %,
+Voc V, Jsc mA/cm2, FF a fraction; ``_lower``/``_upper`` are the prediction interval
+at ``level`` (cross-validated models only) and ``_std`` the spread of the ensemble
 members (model disagreement), in the same unit.
 """
 from __future__ import annotations
@@ -29,13 +34,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
+from sklearn.base import BaseEstimator
 
 from .errors import ConfigError, InputError, NotFittedError
 from .explain import Attribution, ExplainSettings, explain_stage_output
 from .model.chain import NestedAE
 from .model.config import ChainSpec, config_error_message
+from .model.intervals import DEFAULT_LEVEL
 from .perovskite.presets import preset
 from .query import Query, QueryLike, query_frame
+from .schema import input_key, stage_domain_key, target_key
 from .store import SHIPPED_BUNDLE_NAMES, load_bundle, load_default_bundle, save_bundle, shipped_bundle_path
 from . import train
 from .train import TrainResult
@@ -45,7 +53,7 @@ __all__ = ["NestedAEModel"]
 _PARAMS = ("spec", "device", "data_dir", "threads")
 
 
-class NestedAEModel:
+class NestedAEModel(BaseEstimator):
     """A NestedAE chain as an estimator: ``fit``, ``cross_validate``, ``predict``, ``explain``, ``save``/``load``.
 
     Args:
@@ -76,24 +84,58 @@ class NestedAEModel:
         self.device = device
         self.data_dir = data_dir
         self.threads = threads
-        self.model_: NestedAE | None = None
-        self.metrics_: dict[str, Any] | None = None
-        self.oof_: dict[str, pd.DataFrame] | None = None
 
     # ---------------------------------------------------------------- parameters
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters (``spec``, ``device``, ``data_dir``, ``threads``)."""
-        return {name: getattr(self, name) for name in _PARAMS}
+        """The constructor parameters (``spec``, ``device``, ``data_dir``, ``threads``).
+
+        ``deep``: also the chain's configuration as ``spec__<field>`` (``spec__folds``,
+        ``spec__seed``, ``spec__split`` ...), settable with :meth:`set_params`.
+        """
+        params = {name: getattr(self, name) for name in _PARAMS}
+        if deep:
+            try:
+                spec = self.chain_spec()
+            except (ConfigError, InputError):
+                return params
+            params.update({f"spec__{k}": v for k, v in spec.model_dump(mode="python").items()})
+        return params
 
     def set_params(self, **params: Any) -> "NestedAEModel":
-        """Set constructor parameters; returns self. Unknown names raise :class:`InputError`."""
-        unknown = sorted(set(params) - set(_PARAMS))
+        """Set constructor parameters, and fields of the chain's configuration as ``spec__<field>``; returns self.
+
+        Unknown names, and values the configuration refuses, raise :class:`InputError` /
+        :class:`ConfigError` with what is wrong.
+        """
+        nested = {k[len("spec__"):]: v for k, v in params.items() if k.startswith("spec__")}
+        plain = {k: v for k, v in params.items() if not k.startswith("spec__")}
+        unknown = sorted(set(plain) - set(_PARAMS))
         if unknown:
-            raise InputError(f"unknown parameter(s) {', '.join(unknown)}; parameters: {', '.join(_PARAMS)}")
-        for name, value in params.items():
+            raise InputError(f"unknown parameter(s) {', '.join(unknown)}; parameters: {', '.join(_PARAMS)} (and spec__<field>)")
+        for name, value in plain.items():
             setattr(self, name, value)
+        if nested:
+            spec = self.chain_spec()
+            fields = set(type(spec).model_fields)
+            bad = sorted(set(nested) - fields)
+            if bad:
+                raise InputError(f"the chain configuration has no field(s) {', '.join(bad)}; fields: {', '.join(sorted(fields))}")
+            try:
+                self.spec = ChainSpec.model_validate({**spec.model_dump(mode="python"), **nested})
+            except ValidationError as exc:
+                raise ConfigError(config_error_message(exc)) from None
         return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """True once trained or loaded (what :func:`sklearn.utils.validation.check_is_fitted` asks)."""
+        return getattr(self, "model_", None) is not None
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = True  # training draws seeds per member; loaded models are deterministic
+        tags.requires_fit = True
+        return tags
 
     def chain_spec(self) -> ChainSpec:
         """The validated :class:`ChainSpec` of ``spec`` (ConfigError when it is not valid)."""
@@ -154,18 +196,27 @@ class NestedAEModel:
     @property
     def fitted(self) -> NestedAE:
         """The trained chain; raises :class:`NotFittedError` before fit/cross_validate/load."""
-        if self.model_ is None:
+        model = getattr(self, "model_", None)
+        if model is None:
             raise NotFittedError("this NestedAEModel is not trained yet; call fit(), cross_validate() or NestedAEModel.load()")
-        return self.model_
+        return model
 
-    def queries(self, queries: QueryLike | Sequence[QueryLike], *, etl: str | None = None, htl: str | None = None) -> list[Query]:
-        """The queries as :class:`Query` objects (``etl``/``htl`` given here apply to every one)."""
+    def queries(self, queries: QueryLike | Sequence[QueryLike] | pd.DataFrame, *, etl: str | None = None,
+                htl: str | None = None) -> list[Query]:
+        """The queries as :class:`Query` objects (``etl``/``htl`` given here apply to every one).
+
+        A DataFrame holds one query per row: a ``formula`` column and optional ``etl`` and
+        ``htl`` columns (blank cells: the model's most common stack).
+        """
+        if isinstance(queries, pd.DataFrame):
+            return _frame_queries(queries, etl=etl, htl=htl)
         items = [queries] if isinstance(queries, (str, Mapping, Query)) or not isinstance(queries, Sequence) else list(queries)
         if not items:
             raise InputError("no query given: pass a formula, a Composition, a mapping of site fractions or a Query")
         return [Query.of(q, etl=etl, htl=htl) for q in items]
 
-    def query_frame(self, queries: QueryLike | Sequence[QueryLike], *, etl: str | None = None, htl: str | None = None) -> pd.DataFrame:
+    def query_frame(self, queries: QueryLike | Sequence[QueryLike] | pd.DataFrame, *, etl: str | None = None,
+                    htl: str | None = None) -> pd.DataFrame:
         """The model's raw-input table (descriptors, stacks, ...) for the queries, one row each."""
         model = self.fitted
         qs = self.queries(queries, etl=etl, htl=htl)
@@ -180,42 +231,51 @@ class NestedAEModel:
             numeric[col] = [float(q.numeric[col]) for q in qs]
         return query_frame(model, [q.composition for q in qs], categorical=cats, numeric=numeric or None)
 
-    def predict(self, queries: QueryLike | Sequence[QueryLike], *, etl: str | None = None, htl: str | None = None) -> pd.DataFrame:
-        """Predictions of every stage for one or many queries, one row each.
+    def predict(self, queries: QueryLike | Sequence[QueryLike] | pd.DataFrame, *, etl: str | None = None,
+                htl: str | None = None, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+        """Predictions of every stage for one or many queries, one row each, in the one schema.
 
-        Columns: ``formula``, the categorical inputs used (e.g. ``ETL_stack_sequence``),
-        then for every target ``<column>_mean`` and ``<column>_std`` (the ensemble
-        mean and spread, i.e. model disagreement, in the target's unit) and, for a
-        cross-validated model, ``<column>_lower``/``<column>_upper`` (the 90 % CV+
-        prediction interval; absent after ``fit``), ``in_domain`` (every stage's query
-        inside its training domain) and ``<stage>.in_domain``. The target columns
-        are listed in :meth:`targets`.
+        Columns: ``formula``, the inputs used (``etl``, ``htl``, ``phase`` where the model
+        takes them), then for every target ``<key>_mean``, ``<key>_lower``/``<key>_upper``
+        (the CV+ prediction interval at ``level``, e.g. 0.9 = 90 %; cross-validated models
+        only) and ``<key>_std`` (the ensemble spread, i.e. model disagreement), in the
+        target's unit, with ``<key>`` as in :mod:`nestedae_core.schema` (``bandgap_eV``,
+        ``bandgap_pbe_eV``, ``pce_percent`` ...); then ``in_domain`` (every stage's query
+        inside its training domain), ``domain_stage`` (the first stage it leaves, "" inside),
+        ``domain_message`` (why) and ``<stage>_in_domain``. The keys are listed in :meth:`targets`.
         """
         model = self.fitted
         frame = self.query_frame(queries, etl=etl, htl=htl)
-        preds = model.predict(frame)
-        cat_cols = [c for p in model.prep for c in p.categorical_columns]
-        out = frame.loc[:, ["formula", *dict.fromkeys(cat_cols)]].reset_index(drop=True)
+        preds = model.predict(frame, level=level)
+        cat_cols = list(dict.fromkeys(c for p in model.prep for c in p.categorical_columns))
+        out = frame.loc[:, ["formula", *cat_cols]].reset_index(drop=True).rename(columns={c: input_key(c) for c in cat_cols})
         for st in model.spec.stages:
             if st.name not in preds:
                 continue
             sp = preds[st.name]
             for j, t in enumerate(st.targets):
-                out[f"{t.column}_mean"] = sp.mean[:, j]
-                out[f"{t.column}_std"] = sp.std[:, j]
+                key = target_key(st, t)
+                out[f"{key}_mean"] = sp.mean[:, j]
                 if sp.lower is not None and sp.upper is not None:
-                    out[f"{t.column}_lower"] = sp.lower[:, j]
-                    out[f"{t.column}_upper"] = sp.upper[:, j]
-        out["in_domain"] = np.logical_and.reduce([preds[n].in_domain for n in preds])
-        for name, sp in preds.items():
-            out[f"{name}.in_domain"] = sp.in_domain
+                    out[f"{key}_lower"] = sp.lower[:, j]
+                    out[f"{key}_upper"] = sp.upper[:, j]
+                out[f"{key}_std"] = sp.std[:, j]
+        names = list(preds)
+        inside = np.column_stack([np.asarray(preds[n].in_domain, dtype=bool) for n in names]) if names else np.ones((len(out), 0), bool)
+        out["in_domain"] = inside.all(axis=1)
+        first = [next((k for k, ok in enumerate(row) if not ok), None) for row in inside]
+        out["domain_stage"] = ["" if k is None else names[k] for k in first]
+        out["domain_message"] = ["" if k is None else str(preds[names[k]].domain_reason[r]) for r, k in enumerate(first)]
+        for n in names:
+            out[stage_domain_key(n)] = np.asarray(preds[n].in_domain, dtype=bool)
         return out
 
     def targets(self) -> pd.DataFrame:
-        """The predicted quantities: ``stage``, ``column``, ``label``, ``unit``."""
+        """The predicted quantities: ``key`` (the name in every output), ``stage``, ``column`` (the dataset's), ``label``, ``unit``."""
         spec = self.fitted.spec
         return pd.DataFrame(
-            [{"stage": st.name, "column": t.column, "label": t.label or t.column, "unit": t.unit} for st in spec.stages for t in st.targets]
+            [{"key": target_key(st, t), "stage": st.name, "column": t.column, "label": t.label or t.column, "unit": t.unit}
+             for st in spec.stages for t in st.targets]
         )
 
     def explain(
@@ -232,7 +292,8 @@ class NestedAEModel:
     ) -> Attribution:
         """SHAP attributions of one predicted quantity for the queries.
 
-        ``output``: a target column or label (``Gap``/``band gap``, ``JV_reverse_scan_PCE``/``PCE``)
+        ``output``: a target key (``bandgap_eV``, ``pce_percent``; :mod:`nestedae_core.schema`), column or
+        label (``Gap``/``band gap``, ``JV_reverse_scan_PCE``/``PCE``)
         or a latent (``materials.z3``); default: the last stage's first target (PCE
         for the perovskite chains). ``inputs='chain'`` attributes to the raw inputs
         of the whole chain (descriptors, stacks), ``'stage'`` to the owning stage's
@@ -250,11 +311,11 @@ class NestedAEModel:
             return len(spec.stages) - 1, spec.stages[-1].targets[0].column
         for i, st in enumerate(spec.stages):
             for t in st.targets:
-                if output in (t.column, t.label):
+                if output in (target_key(st, t), t.column, t.label):
                     return i, t.column
             if output.startswith(f"{st.name}."):
                 return i, output
-        known = [t.column for st in spec.stages for t in st.targets]
+        known = [target_key(st, t) for st in spec.stages for t in st.targets]
         raise InputError(f"this model has no output '{output}'; targets: {', '.join(known)} (or a latent such as {spec.stages[0].name}.z1)")
 
     # ---------------------------------------------------------------- persistence
@@ -290,6 +351,28 @@ class NestedAEModel:
         spec = self.spec.name if isinstance(self.spec, ChainSpec) else repr(self.spec)
         state = "fitted" if self.model_ is not None else "not fitted"
         return f"NestedAEModel(spec={spec}, device={self.device!r}, {state})"
+
+
+def _frame_queries(table: pd.DataFrame, *, etl: str | None, htl: str | None) -> list[Query]:
+    """One :class:`Query` per row of a table with a ``formula`` column and optional ``etl``/``htl`` columns."""
+    if "formula" not in table.columns:
+        raise InputError(f"the table needs a 'formula' column (it has: {', '.join(map(str, table.columns[:10]))})")
+    if table.empty:
+        raise InputError("the table has no rows; add one row per query")
+
+    def cell(row: Any, name: str, given: str | None) -> str | None:
+        if given is not None:
+            return given
+        value = row.get(name) if name in table.columns else None
+        return None if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "" else str(value)
+
+    out = []
+    for n, (_, row) in enumerate(table.iterrows(), start=1):
+        formula = row["formula"]
+        if not isinstance(formula, str) or not formula.strip():
+            raise InputError(f"row {n}: the 'formula' cell is empty; give a composition such as MAPbI3")
+        out.append(Query.of(formula, etl=cell(row, "etl", etl), htl=cell(row, "htl", htl)))
+    return out
 
 
 def _path_or_none(value: str | os.PathLike[str] | None) -> str | None:

@@ -23,7 +23,8 @@ from .model.chain import NestedAE
 from .perovskite.fidelity import target_fidelity
 from .model.intervals import DEFAULT_LEVEL
 from .query import Query, QueryLike, query_frame, resolve_categorical
-from .vocabulary import ETL, FIDELITIES, HTL, JSON_NAMES, PCE
+from .schema import GAP_KEYS, STATS, input_key, target_key
+from .vocabulary import FIDELITIES, PCE
 
 __all__ = [
     "PCE_COLUMN",
@@ -44,8 +45,8 @@ __all__ = [
 PCE_COLUMN = PCE
 
 
-#: JSON key of the band gap at each fidelity.
-GAP_JSON_KEYS: dict[str, str] = {"measured": "bandgap_eV", "PBE": "bandgap_pbe_eV", "HSE": "bandgap_hse_eV"}
+#: JSON key of the band gap at each fidelity (the one schema, :mod:`nestedae_core.schema`).
+GAP_JSON_KEYS: dict[str, str] = GAP_KEYS
 #: ``bandgap_note`` of a model without a measured-scale band gap.
 NO_MEASURED_GAP_NOTE = "this model has no measured-gap stage; see bandgap_pbe_eV"
 
@@ -54,23 +55,13 @@ def _json_entry(t: dict[str, Any]) -> dict[str, Any]:
     return {k: t[k] for k in ("mean", "std", "lower", "upper", "level", "unit", "fidelity")}
 
 
-def _json_name(column: str, unit: str) -> str:
-    return JSON_NAMES.get(column, column if not unit else f"{column}_{unit.replace('/', '_per_').replace('%', 'percent')}")
-
-
 def target_name(stage: Any, target: Any) -> str:
-    """The name of a target in batch outputs: quantity, fidelity and unit, e.g. ``bandgap_measured_eV``,
-    ``bandgap_pbe_eV``, ``bandgap_hse_eV``, ``pce_percent``, ``JV_reverse_scan_Voc_V``.
+    """The key of a target in every output (:func:`nestedae_core.schema.target_key`): ``bandgap_eV`` (measured),
+    ``bandgap_pbe_eV``, ``bandgap_hse_soc_eV``, ``pce_percent``, ``voc_V``, ``jsc_mA_per_cm2``, ``ff``.
 
-    Band gaps are ``bandgap_<fidelity>_<unit>``; every other target takes its
-    ``nestedae predict --json`` key (``<column>_<unit>``, ``%`` spelt ``percent``).
     ``stage``/``target``: a :class:`~nestedae_core.model.config.StageSpec` and one of its targets.
     """
-    fidelity = target_fidelity(stage, target)
-    if fidelity:
-        unit = (target.unit or "eV").replace("/", "_per_")
-        return f"bandgap_{fidelity.lower()}_{unit}"
-    return _json_name(target.column, target.unit)
+    return target_key(stage, target)
 
 
 def model_provenance(model: NestedAE) -> dict[str, Any]:
@@ -110,8 +101,9 @@ class QueryResult:
     (the prediction interval at ``level``, in the target's unit; None without
     calibration or when the calibration is too small for the level), ``level``,
     ``std`` and ``disagreement`` (both the ensemble spread: model disagreement,
-    not an error bar), ``unit``, ``label``, ``stage`` and ``fidelity`` ("measured",
-    "PBE", "HSE" for a band gap, else None). ``in_domain``: True when every
+    not an error bar), ``unit``, ``label``, ``stage``, ``fidelity`` ("measured",
+    "PBE", "HSE" for a band gap, else None) and ``key`` (its name in every output,
+    :mod:`nestedae_core.schema`). ``in_domain``: True when every
     stage's query lies inside its training domain; ``stage_in_domain``: per stage;
     ``domain_stage``: the first stage where the query leaves its training data
     (None when inside); ``domain_message``: one sentence saying which stage and
@@ -132,18 +124,21 @@ class QueryResult:
     domain_stage: str | None = None
     domain_message: str = ""
     model: dict[str, Any] | None = None
+    domain_reasons: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON object (what ``nestedae predict --json`` prints).
 
         ``formula``; ``bandgap_eV``: the measured-scale band gap, or null with
         ``bandgap_note`` when the model has no measured stage; ``bandgap_pbe_eV``
-        and ``bandgap_hse_eV`` (null when absent); one key per other target
-        (``pce_percent``, ``JV_reverse_scan_Voc_V`` ...). Each target is ``{mean,
+        and ``bandgap_hse_soc_eV`` (null when absent); one key per other target
+        (``pce_percent``, ``voc_V``, ``jsc_mA_per_cm2``, ``ff`` ...; the keys of
+        :mod:`nestedae_core.schema`). Each target is ``{mean,
         std, lower, upper, level, unit, fidelity}`` (``std``: the fold models'
         disagreement; ``lower``/``upper``: the prediction interval at ``level``,
         null without calibration). Then ``in_domain``, ``stage_in_domain``,
-        ``domain_distance``, ``domain_stage``, ``domain_message``, ``etl``/``htl``,
+        ``domain_distance``, ``domain_stage``, ``domain_message``, ``domain_reasons``
+        (per stage: why the query is outside it, "" inside), ``etl``/``htl``,
         ``categorical``, ``defaulted``, ``latents`` and ``model`` (``name``,
         ``bundle_sha256``, ``bundle_path``, ``version``: see :func:`model_provenance`).
         """
@@ -156,16 +151,15 @@ class QueryResult:
         gap_columns = {e["column"] for e in gaps.values()}
         for column, t in self.targets.items():
             if column not in gap_columns:
-                out[_json_name(column, t["unit"])] = _json_entry(t)
+                out[t["key"]] = _json_entry(t)
         out["in_domain"] = bool(self.in_domain)
         out["stage_in_domain"] = {k: bool(v) for k, v in self.stage_in_domain.items()}
         out["domain_distance"] = self.domain_distance
         out["domain_stage"] = self.domain_stage
         out["domain_message"] = self.domain_message
-        if ETL in self.categorical:
-            out["etl"] = self.categorical[ETL]
-        if HTL in self.categorical:
-            out["htl"] = self.categorical[HTL]
+        out["domain_reasons"] = dict(self.domain_reasons)
+        for col, value in self.categorical.items():
+            out[input_key(col)] = value
         out["categorical"] = self.categorical
         out["defaulted"] = self.defaulted
         out["latents"] = self.latents
@@ -224,6 +218,7 @@ def predict_composition(
                 "label": t.label or t.column,
                 "stage": st.name,
                 "fidelity": target_fidelity(st, t),
+                "key": target_key(st, t),
             }
     stage_dom = {k: bool(v.in_domain[0]) for k, v in preds.items()}
     first_out = next((k for k, ok in stage_dom.items() if not ok), None)
@@ -239,6 +234,7 @@ def predict_composition(
         domain_stage=first_out,
         domain_message="" if first_out is None else preds[first_out].domain_reason[0],
         model=model_provenance(model),
+        domain_reasons={k: ("" if ok else str(preds[k].domain_reason[0])) for k, ok in stage_dom.items()},
     )
 
 
@@ -256,16 +252,17 @@ def predict_table(model: NestedAE, frame: pd.DataFrame, *, level: float = DEFAUL
 
 
 def _stage_target_frame(model: NestedAE, frame: pd.DataFrame, level: float = DEFAULT_LEVEL) -> pd.DataFrame:
-    """Per target ``_mean``/``_std`` (``_lower``/``_upper`` with intervals), then ``in_domain`` and
-    ``domain_stage`` (the first stage whose domain the row leaves, "" when inside)."""
+    """Per target ``<key>_mean``/``_lower``/``_upper``/``_std`` (the keys of :mod:`nestedae_core.schema`; the
+    interval only with calibration), then ``in_domain`` and ``domain_stage`` (the first stage whose domain the
+    row leaves, "" when inside)."""
     res = predict_table(model, frame, level=level)
     cols = {}
     for st in model.spec.stages:
         for t in st.targets:
             key = f"{st.name}.{t.column}"
-            for part in ("mean", "std", "lower", "upper"):
+            for part in STATS:
                 if f"{key}_{part}" in res:
-                    cols[f"{t.column}_{part}"] = res[f"{key}_{part}"]
+                    cols[f"{target_key(st, t)}_{part}"] = res[f"{key}_{part}"]
     names = [st.name for st in model.spec.stages if f"{st.name}.in_domain" in res]
     inside = res[[f"{n}.in_domain" for n in names]].to_numpy(dtype=bool) if names else np.ones((len(res), 0), dtype=bool)
     cols["in_domain"] = pd.Series(inside.all(axis=1), index=frame.index)
@@ -287,7 +284,7 @@ def line_scan(
     """Predictions along the straight line between two compositions.
 
     Returns one row per x in [0, 1] (``x`` = share of ``end``): ``x``, ``formula``,
-    ``<target>_mean``/``_std`` for every target (``_lower``/``_upper``: the
+    ``<key>_mean``/``_std`` for every target (keys of :mod:`nestedae_core.schema`) (``_lower``/``_upper``: the
     prediction interval at ``level`` when the model is calibrated), ``in_domain``
     and ``domain_stage``.
     """
@@ -310,7 +307,8 @@ SCREENING_FIDELITIES = ("measured", "HSE", "PBE")
 
 
 def screening_gap_column(model: NestedAE) -> tuple[str, str] | None:
-    """The band gap the screening window applies to: ``(column, fidelity)``, or None when the model predicts no band gap.
+    """The band gap the screening window applies to: ``(key, fidelity)`` (``key`` as in :mod:`nestedae_core.schema`,
+    e.g. ``bandgap_eV``), or None when the model predicts no band gap.
 
     The measured-scale gap when the model has one; otherwise a DFT gap, HSE06
     (closer to measured gaps) before PBE.
@@ -320,7 +318,7 @@ def screening_gap_column(model: NestedAE) -> tuple[str, str] | None:
         for t in st.targets:
             f = target_fidelity(st, t)
             if f is not None and f not in found:
-                found[f] = t.column
+                found[f] = target_key(st, t)
     return next(((found[f], f) for f in SCREENING_FIDELITIES if f in found), None)
 
 
@@ -345,17 +343,17 @@ def screen(
     kept when their predicted band gap (eV) lies in ``bandgap_window`` and their
     tolerance factor in ``tolerance_window``. The band gap is the measured-scale
     one when the model predicts it, else a DFT gap (see
-    :func:`screening_gap_column`); its column and fidelity are in
-    ``result.attrs["bandgap_column"]`` / ``["bandgap_fidelity"]``.
+    :func:`screening_gap_column`); its key and fidelity are in
+    ``result.attrs["bandgap_key"]`` / ``["bandgap_fidelity"]``.
 
-    Ranking: by the mean of ``rank_by`` (default: the last stage's first target,
-    e.g. PCE), descending, **in-domain candidates first**: every candidate inside
+    Ranking: by the mean of ``rank_by`` (a key such as ``pce_percent`` or a target column; default: the last
+    stage's first target, e.g. PCE), descending, **in-domain candidates first**: every candidate inside
     every stage's training domain comes before any candidate outside one, so an
     out-of-domain extrapolation never tops the ranking (select
     ``result[result.in_domain]`` for the ranking proper, the rest are shown apart).
 
     Columns: ``formula``, the 14 site fractions, ``tolerance_factor``,
-    ``octahedral_factor``, ``<target>_mean``/``_std`` (``_lower``/``_upper``: the
+    ``octahedral_factor``, ``<key>_mean``/``_std`` (``_lower``/``_upper``: the
     prediction interval at ``level`` when the model is calibrated), ``in_domain``,
     ``domain_stage``.
     """
@@ -381,13 +379,14 @@ def screen(
         out = out[(out["tolerance_factor"] >= lo) & (out["tolerance_factor"] <= hi)]
     if rank_by is None:
         last = model.spec.stages[-1]
-        rank_by = last.targets[0].column
-    key = f"{rank_by}_mean"
+        rank_by = target_key(last, last.targets[0])
+    by_column = {t.column: target_key(st, t) for st in model.spec.stages for t in st.targets}
+    key = f"{by_column.get(rank_by, rank_by)}_mean"
     if key not in out:
         raise InputError(f"cannot rank by '{rank_by}'; this model predicts: {', '.join(c[:-5] for c in out.columns if c.endswith('_mean'))}")
     ranked = out.sort_values(key, ascending=False, kind="stable")
     ranked = pd.concat([ranked[ranked["in_domain"]], ranked[~ranked["in_domain"]]]).reset_index(drop=True)
-    ranked.attrs["bandgap_column"] = gap[0] if gap else None
+    ranked.attrs["bandgap_key"] = gap[0] if gap else None
     ranked.attrs["bandgap_fidelity"] = gap[1] if gap else None
     return ranked
 

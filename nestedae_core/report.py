@@ -253,7 +253,7 @@ def screening_report(ranked: pd.DataFrame, *, provenance: Mapping[str, Any] | No
              "Ranking: in-domain candidates first, then by the ranking target."]
     sec = [Section("Settings", paras, tables=[("", pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]}))] if settings else [])]
     means = [c for c in ranked.columns if c.endswith("_mean")]
-    gap = ranked.attrs.get("bandgap_column")
+    gap = ranked.attrs.get("bandgap_key")
     x = f"{gap}_mean" if gap and f"{gap}_mean" in ranked else (means[0] if means else None)
     y = means[-1] if means else None
     figs = []

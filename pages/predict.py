@@ -91,7 +91,7 @@ target_cols = {t.column for t in targets}
 #: the band gap the SQ limit, the plots and the scan use: the measured-scale one, else a DFT gap (labelled so),
 #: as the screening window does (:func:`nestedae_core.predict.screening_gap_column`)
 _sq_gap = predict.screening_gap_column(model)
-sq_gap_t = next((t for t in targets if _sq_gap is not None and t.column == _sq_gap[0]), None)
+sq_gap_t = next((t for t in targets if _sq_gap is not None and t.key == _sq_gap[0]), None)
 with info_col:
     st.caption(" · ".join(f"{k}: {v}" for k, v in quantities.model_summary(model).items() if k in ("name", "stages", "split") or "MAE" in k))
 
@@ -422,7 +422,7 @@ if source is not None:
                 st.dataframe(bad[["row", "error"]], hide_index=True, key="predict.batch_errors")
             outside = int((result["in_domain"] == False).sum())  # noqa: E712 (object column: True/False/None)
             st.caption(f"{ok_n} of {len(result)} rows predicted; {outside} outside the training domain (see `domain_stage` and "
-                       "`domain_message`). Columns: every quantity with its fidelity and unit (`bandgap_measured_eV_mean`, "
+                       "`domain_message`). Columns: every quantity with its fidelity and unit (`bandgap_eV_mean`, "
                        "`_std` = model disagreement, `_lower`/`_upper` = the prediction interval), then the model that produced them "
                        "(`model_name`, `model_sha256`, `nestedae_version`).")
             # the predicted rows (the failed ones are listed above; the CSV holds every row, with its error)
@@ -438,8 +438,8 @@ def scan_table(scan: pd.DataFrame, end: str) -> pd.DataFrame:
     for t in targets:
         u = f" ({t.unit})" if t.unit else ""
         lower, upper = quantities.interval_columns(t.label, t.unit, LEVEL)
-        names.update({f"{t.column}_mean": f"{t.label}{u}", f"{t.column}_std": f"{t.label} model disagreement{u}",
-                      f"{t.column}_lower": lower, f"{t.column}_upper": upper})
+        names.update({f"{t.key}_mean": f"{t.label}{u}", f"{t.key}_std": f"{t.label} model disagreement{u}",
+                      f"{t.key}_lower": lower, f"{t.key}_upper": upper})
     out = scan.assign(x=quantities.round_fraction(scan["x"]))
     return out.rename(columns=names)
 

@@ -52,7 +52,7 @@ targets = fm.target_infos(model)
 by_col = {t.column: t for t in targets}
 #: the gap of the window (:func:`nestedae_core.predict.screening_gap_column`): the measured-scale one, else a DFT gap (said so)
 _gap = predict.screening_gap_column(model)
-gap_t = next((t for t in targets if _gap is not None and t.column == _gap[0]), None)
+gap_t = next((t for t in targets if _gap is not None and t.key == _gap[0]), None)
 cat_cols = [c for p in model.prep for c in p.categorical_columns]
 has_stack = ETL in cat_cols and HTL in cat_cols
 
@@ -125,7 +125,7 @@ st.success(
     f"tolerance factor {p['tol'][0]:.2f}–{p['tol'][1]:.2f}).",
     icon=":material/timer:",
 )
-calibrated = any(f"{t.column}_lower" in ranked for t in targets)
+calibrated = any(f"{t.key}_lower" in ranked for t in targets)
 st.caption((f"Device stack: ETL {p['etl']}, HTL {p['htl']}. " if has_stack else "")
            + ("Uncertainty: prediction intervals (columns *lower*/*upper*); model disagreement: ± 1 sd over the "
               f"{model.members} fold models." if calibrated else
@@ -176,14 +176,14 @@ def display_table(df: pd.DataFrame, *, ranked: bool = True) -> pd.DataFrame:
     if ranked:
         out.insert(0, "rank", range(1, len(df) + 1))
     for t in display_order(p["rank"]):
-        if f"{t.column}_mean" in df:
+        if f"{t.key}_mean" in df:
             u = t.unit or "dimensionless"
-            out[f"{t.label} ({u})"] = df[f"{t.column}_mean"].to_numpy()
-            if f"{t.column}_lower" in df and f"{t.column}_upper" in df:
+            out[f"{t.label} ({u})"] = df[f"{t.key}_mean"].to_numpy()
+            if f"{t.key}_lower" in df and f"{t.key}_upper" in df:
                 lower, upper = quantities.interval_columns(t.label, u, LEVEL)
-                out[lower] = df[f"{t.column}_lower"].to_numpy()
-                out[upper] = df[f"{t.column}_upper"].to_numpy()
-            out[f"{t.label} model disagreement ({u})"] = df[f"{t.column}_std"].to_numpy()
+                out[lower] = df[f"{t.key}_lower"].to_numpy()
+                out[upper] = df[f"{t.key}_upper"].to_numpy()
+            out[f"{t.label} model disagreement ({u})"] = df[f"{t.key}_std"].to_numpy()
     out["tolerance factor (dimensionless)"] = df["tolerance_factor"].to_numpy()
     out["octahedral factor (dimensionless)"] = df["octahedral_factor"].to_numpy()
     out["in training domain"] = df["in_domain"].to_numpy()

@@ -27,7 +27,7 @@ def test_pasted_table_is_predicted_with_row_errors(app_env) -> None:
     frames = _frames(at)
     result = frames["predict.batch_table"]  # the predicted rows; the failed ones are in the errors table and the CSV
     assert list(result["note"]) == ["first"] and list(result["row"]) == [1]
-    assert result["error"].iloc[0] == "" and result["etl_stack"].iloc[0] == "SnO2-c"
+    assert result["error"].iloc[0] == "" and result["etl"].iloc[0] == "SnO2-c"
     assert result["pce_percent_mean"].iloc[0] > 0 and result["model_name"].iloc[0]
     errors = frames["predict.batch_errors"]
     assert list(errors["row"]) == [2, 3, 4]

@@ -159,7 +159,7 @@ def sq_limit(
             spectrum is scaled to it.
 
     Returns:
-        ``{"pce_percent": ..., "voc_V": ..., "jsc_mA_cm2": ..., "ff": ...}``:
+        ``{"pce_percent": ..., "voc_V": ..., "jsc_mA_per_cm2": ..., "ff": ...}`` (the keys of :mod:`nestedae_core.schema`):
         power conversion efficiency (%), open-circuit voltage (V), short-circuit
         current density (mA/cm^2) and fill factor (dimensionless, 0..1). Floats
         for a scalar input, arrays of the input's shape otherwise. The maximum
@@ -207,7 +207,7 @@ def sq_limit(
     result = {
         "pce_percent": 100.0 * pmax / power,
         "voc_V": voc,
-        "jsc_mA_cm2": jsc * 0.1,  # 1 A/m^2 = 0.1 mA/cm^2
+        "jsc_mA_per_cm2": jsc * 0.1,  # 1 A/m^2 = 0.1 mA/cm^2
         "ff": ff,
     }
     if scalar:

@@ -8,11 +8,14 @@ descriptors + ETL + HTL), the base value (expected output over the model's
 stored background), the prediction and the largest SHAP attributions, each in
 the output's unit. ``base + sum(attributions) = prediction``.
 
-JSON: ``bandgap`` (first stage), ``bandgap_measured`` (null without a measured
-stage after the first) and ``pce`` (null for a one-stage model); each with the
-attribution's keys plus ``fidelity`` (measured, PBE, HSE or null) and a
-``label`` that names it; ``model``: the model's provenance (``name``,
-``bundle_sha256`` of its manifest.json, ``bundle_path``, ``version``).
+JSON: one entry per explained output, keyed exactly as ``nestedae predict --json``
+keys the same quantity (:mod:`nestedae_core.schema`): the first stage's band gap
+(``bandgap_pbe_eV`` for the shipped chains), the measured-scale gap ``bandgap_eV``
+(null without a measured stage after the first) and the last stage's output
+(``pce_percent``); each with the attribution's keys plus ``fidelity`` (measured,
+PBE, HSE or null) and a ``label`` that names it; ``etl``/``htl``, ``categorical``,
+``defaulted``; ``model``: the model's provenance (``name``, ``bundle_sha256`` of
+its manifest.json, ``bundle_path``, ``version``).
 
 Batch (``--csv IN --out OUT``): the attributions of every row, ``--format long``
 (one line per row, output and feature) or ``wide`` (one line per row); columns
@@ -90,11 +93,15 @@ def run(args: argparse.Namespace) -> int:
         write_prediction_report(model, predict_composition(model, comp, etl=args.etl, htl=args.htl), args.report, attributions=results)
     fidelity = {key: _fidelity(model, att.stage, att.output) for key, att in results.items()}
     if args.json:
-        out: dict[str, Any] = {"formula": comp.formula, "categorical": cats, "defaulted": defaulted}
+        from ..schema import GAP_KEYS, input_key
+
+        out: dict[str, Any] = {"formula": comp.formula}
         for key, att in results.items():
             out[key] = {**att.to_json(0), "label": named(att.label, fidelity[key]), "fidelity": fidelity[key]}
-        for key in ("bandgap_measured", "pce"):
-            out.setdefault(key, None)
+        out.setdefault(GAP_KEYS["measured"], None)
+        out.update({input_key(c): v for c, v in cats.items()})
+        out["categorical"] = cats
+        out["defaulted"] = defaulted
         out["model"] = model_provenance(model)
         print_json(out)
         return 0

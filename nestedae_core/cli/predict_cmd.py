@@ -6,7 +6,7 @@ of the fold models, printed as model disagreement (not an error bar).
 
 JSON (``--json``): ``formula``; ``bandgap_eV`` the measured-scale band gap, or
 null with ``bandgap_note`` when the model has no measured stage;
-``bandgap_pbe_eV`` and ``bandgap_hse_eV`` (null when absent); one key per other
+``bandgap_pbe_eV`` and ``bandgap_hse_soc_eV`` (null when absent); one key per other
 target (``pce_percent`` ...); each target is ``{mean, std, lower, upper, level,
 unit, fidelity}`` (``std``: model disagreement; ``lower``/``upper``: the
 prediction interval at ``level``, null without calibration). Then ``in_domain``,

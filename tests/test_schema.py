@@ -1,0 +1,134 @@
+"""One output schema (issue 16): every output names a quantity the same way.
+
+``nestedae predict --json``, ``nestedae explain --json``, the batch CSV (predict and
+explain) and the estimator's DataFrame are read and their names compared; the
+estimator is a scikit-learn estimator (``check_is_fitted``, ``clone``, nested
+``get_params``/``set_params`` and scikit-learn's own checks that apply).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nestedae_core import NestedAEModel, schema
+from nestedae_core.cli import main
+from nestedae_core.errors import ConfigError, InputError, NotFittedError
+
+FORMULA = "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
+#: The shipped default chain's quantities, in the schema's names.
+EXPECTED = {"bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_soc_eV", "pce_percent", "voc_V", "jsc_mA_per_cm2", "ff"}
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return NestedAEModel.load()
+
+
+def _cli_json(capsys, *argv):
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_quantity_keys_are_snake_case_with_units():
+    assert schema.quantity_key("Perovskite_band_gap") == "bandgap_eV"
+    assert schema.quantity_key("Gap", "eV", "PBE") == "bandgap_pbe_eV"
+    assert schema.quantity_key("Gap", "eV", "HSE") == "bandgap_hse_soc_eV"
+    assert schema.quantity_key("JV_reverse_scan_PCE", "%") == "pce_percent"
+    assert schema.quantity_key("JV_reverse_scan_Jsc", "mA/cm2") == "jsc_mA_per_cm2"
+    assert schema.quantity_key("y1", "") == "y1"
+    assert schema.quantity_key("energy", "kJ/mol") == "energy_kJ_per_mol"
+    assert schema.column("ff", "lower") == "ff_lower"
+    with pytest.raises(ValueError):
+        schema.column("ff", "median")
+
+
+def test_every_output_names_the_same_quantity_the_same_way(capsys, tmp_path, shipped):
+    predicted = _cli_json(capsys, "predict", FORMULA, "--etl", "SnO2-c", "--htl", "Spiro-MeOTAD")
+    json_keys = {k for k, v in predicted.items() if isinstance(v, dict) and {"mean", "lower", "upper", "std"} <= set(v)}
+    assert json_keys == EXPECTED
+    assert predicted["etl"] == "SnO2-c" and predicted["htl"] == "Spiro-MeOTAD"
+
+    frame = shipped.predict(FORMULA, etl="SnO2-c", htl="Spiro-MeOTAD")
+    frame_keys = {c[: -len("_mean")] for c in frame.columns if c.endswith("_mean")}
+    assert frame_keys == EXPECTED
+    for key in EXPECTED:
+        for stat in schema.STATS:
+            assert schema.column(key, stat) in frame.columns
+        assert frame[f"{key}_mean"].iloc[0] == pytest.approx(predicted[key]["mean"], rel=1e-6)
+    assert {"formula", "etl", "htl", "in_domain", "domain_stage", "domain_message"} <= set(frame.columns)
+
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"formula": [FORMULA], "etl": ["SnO2-c"], "htl": ["Spiro-MeOTAD"]}).to_csv(src, index=False)
+    out = tmp_path / "out.csv"
+    assert main(["predict", "--csv", str(src), "--etl-column", "etl", "--htl-column", "htl", "--out", str(out)]) == 0
+    capsys.readouterr()
+    batch = pd.read_csv(out)
+    batch_keys = {c[: -len("_mean")] for c in batch.columns if c.endswith("_mean")}
+    assert batch_keys == EXPECTED
+    for key in EXPECTED:
+        assert batch[f"{key}_mean"].iloc[0] == pytest.approx(frame[f"{key}_mean"].iloc[0], rel=1e-6)
+    stage_cols = [c for c in frame.columns if c.endswith("_in_domain")]
+    assert stage_cols and set(stage_cols) <= set(batch.columns)
+
+    explained = _cli_json(capsys, "explain", FORMULA, "--etl", "SnO2-c", "--htl", "Spiro-MeOTAD")
+    explain_keys = {k for k, v in explained.items() if isinstance(v, dict) and "attributions" in v}
+    assert explain_keys and explain_keys <= EXPECTED  # keyed exactly as predict keys the same quantity
+    assert {"bandgap_eV", "pce_percent"} <= explain_keys
+    for key in explain_keys:
+        assert explained[key]["prediction"] == pytest.approx(predicted[key]["mean"], rel=1e-4), key
+
+    wide = tmp_path / "explain.csv"
+    assert main(["explain", "--csv", str(src), "--format", "wide", "--out", str(wide)]) == 0
+    capsys.readouterr()
+    wide_keys = {c[: -len("_prediction")] for c in pd.read_csv(wide).columns if c.endswith("_prediction")}
+    assert wide_keys == explain_keys
+
+
+def test_predict_takes_a_level_and_a_dataframe(shipped):
+    table = pd.DataFrame({"formula": ["MAPbI3", "FAPbI3"], "etl": ["SnO2-c", ""], "htl": ["", "PTAA"]})
+    wide = shipped.predict(table, level=0.95)
+    narrow = shipped.predict(table, level=0.5)
+    assert list(wide["formula"]) == ["MAPbI3", "FAPbI3"]
+    assert wide.loc[0, "etl"] == "SnO2-c" and wide.loc[1, "htl"] == "PTAA"
+    w = wide["pce_percent_upper"] - wide["pce_percent_lower"]
+    n = narrow["pce_percent_upper"] - narrow["pce_percent_lower"]
+    assert (w > n).all()
+    assert np.allclose(wide["pce_percent_mean"], narrow["pce_percent_mean"])
+    with pytest.raises(InputError, match="formula"):
+        shipped.predict(pd.DataFrame({"composition": ["MAPbI3"]}))
+
+
+def test_outputs_are_found_by_their_key(shipped):
+    att = shipped.explain("MAPbI3", "bandgap_eV")
+    assert att.output == "Perovskite_band_gap"
+    assert set(shipped.targets()["key"]) == EXPECTED
+
+
+def test_a_scikit_learn_estimator(shipped):
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError as SkNotFitted
+    from sklearn.utils.estimator_checks import check_get_params_invariance, check_no_attributes_set_in_init, check_set_params
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(shipped)
+    fresh = NestedAEModel("paper")
+    with pytest.raises(SkNotFitted):
+        check_is_fitted(fresh)
+    with pytest.raises(NotFittedError):
+        fresh.predict("MAPbI3")
+    check_no_attributes_set_in_init("NestedAEModel", NestedAEModel("paper"))
+    check_get_params_invariance("NestedAEModel", NestedAEModel("paper"))
+    check_set_params("NestedAEModel", NestedAEModel("paper"))
+    copy = clone(fresh)
+    assert copy is not fresh and copy.get_params(deep=False) == fresh.get_params(deep=False)
+    params = fresh.get_params(deep=True)
+    assert params["spec__folds"] == 5 and "spec__seed" in params
+    fresh.set_params(spec__folds=3, spec__seed=7)
+    assert fresh.chain_spec().folds == 3 and fresh.chain_spec().seed == 7
+    with pytest.raises(InputError, match="no field"):
+        fresh.set_params(spec__nonsense=1)
+    with pytest.raises(ConfigError):
+        fresh.set_params(spec__folds=-1)
