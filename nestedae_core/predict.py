@@ -23,7 +23,7 @@ from .model.chain import NestedAE
 from .perovskite.fidelity import target_fidelity
 from .model.intervals import DEFAULT_LEVEL
 from .query import Query, QueryLike, query_frame, resolve_categorical
-from .schema import GAP_KEYS, STATS, input_key, target_key
+from .schema import GAP_KEYS, STATS, input_key, quantity_key, target_key
 from .vocabulary import FIDELITIES, PCE
 
 __all__ = [
@@ -151,7 +151,7 @@ class QueryResult:
         gap_columns = {e["column"] for e in gaps.values()}
         for column, t in self.targets.items():
             if column not in gap_columns:
-                out[t["key"]] = _json_entry(t)
+                out[t.get("key") or quantity_key(column, t.get("unit"), t.get("fidelity"))] = _json_entry(t)
         out["in_domain"] = bool(self.in_domain)
         out["stage_in_domain"] = {k: bool(v) for k, v in self.stage_in_domain.items()}
         out["domain_distance"] = self.domain_distance

@@ -83,7 +83,7 @@ def quantity_key(column: str, unit: str | None = None, fidelity: str | None = No
     """The key of a quantity: a band gap by its ``fidelity`` (``bandgap_pbe_eV``), a known quantity by its
     column (``pce_percent``), any other column as ``<column>_<unit>`` in snake case (``y1``, ``z_eV``)."""
     if fidelity is None:
-        fidelity = _GAP_COLUMNS.get(column) if column in (MEASURED_BANDGAP, BANDGAP_PBE_DFT, BANDGAP_HSE) else None
+        fidelity = _GAP_COLUMNS.get(column)
     if fidelity in GAP_KEYS:
         return GAP_KEYS[fidelity]
     if column in _COLUMN_KEYS:

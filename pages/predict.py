@@ -123,12 +123,6 @@ def tile_rows(entries: list) -> list[list]:
     return rows
 
 
-def stage_domain_reasons(comp: Composition, categorical: dict) -> dict[str, str]:
-    """Stage -> why the query is outside its training domain, for every flagged stage (the library's sentence)."""
-    preds = model.predict(query_frame(model, [comp], categorical=dict(categorical)), level=LEVEL)
-    return {name: str(p.domain_reason[0]) for name, p in preds.items() if not bool(p.in_domain[0])}
-
-
 def gap_extrapolated(stage_in_domain: dict[str, bool], gap_stage: str) -> list[str]:
     """The flagged stages at or before ``gap_stage``: the gap the SQ limit uses is extrapolated when any."""
     order = [s.name for s in model.spec.stages]
@@ -233,7 +227,7 @@ if query is not None:
                   f"Uncertainty: {quantities.DISAGREEMENT_NOTE}."))
     if not query.in_domain:
         outside = [s for s, ok in query.stage_in_domain.items() if not ok]
-        reasons = stage_domain_reasons(shared, query.categorical) or {outside[0]: query.domain_message}
+        reasons = {name: why for name, why in query.domain_reasons.items() if why} or {outside[0]: query.domain_message}
         st.warning(
             f"**Outside the training domain** of stage(s) {', '.join(outside)}. "
             "The model extrapolates here: trust the numbers less than the uncertainty suggests.\n\n"

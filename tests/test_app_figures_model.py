@@ -14,7 +14,7 @@ from nestedae_core.perovskite.presets import preset
 from nestedae_core.train import ProgressEvent
 
 CATEGORICAL_AXES = {"model", "validation fold", "validation fold (identical for every model)", "entry (see the table)"}
-GAP = fm.TargetInfo("Gap", "band gap", "eV", "materials")
+GAP = fm.TargetInfo("Gap", "band gap", "eV", "materials", key="bandgap_pbe_eV")
 PCE = fm.TargetInfo("JV_reverse_scan_PCE", "PCE", "%", "devices")
 
 
@@ -132,8 +132,8 @@ def test_parity_and_residuals():
 
 def test_line_scan_figure_two_axes_and_bands():
     x = np.linspace(0, 1, 5)
-    scan = pd.DataFrame({"x": x, "formula": list("abcde"), "Gap_mean": 1.6 + 0.7 * x, "Gap_std": np.full(5, 0.05),
-                         "JV_reverse_scan_PCE_mean": 16 - 6 * x, "JV_reverse_scan_PCE_std": np.full(5, 0.8),
+    scan = pd.DataFrame({"x": x, "formula": list("abcde"), "bandgap_pbe_eV_mean": 1.6 + 0.7 * x, "bandgap_pbe_eV_std": np.full(5, 0.05),
+                         "pce_percent_mean": 16 - 6 * x, "pce_percent_std": np.full(5, 0.8),
                          "in_domain": [True, True, True, False, True]})
     fig = fm.line_scan_figure(scan, start="MAPbI3", end="MAPbBr3")
     assert_units(fig)
@@ -143,26 +143,26 @@ def test_line_scan_figure_two_axes_and_bands():
     bands = [t for t in fig.data if t.fill == "toself"]
     assert len(bands) == 2
     upper = bands[0].y[:5]
-    np.testing.assert_allclose(upper, scan["Gap_mean"] + 0.05)
+    np.testing.assert_allclose(upper, scan["bandgap_pbe_eV_mean"] + 0.05)
     ood = [t for t in fig.data if t.name == "outside training domain"]
     assert ood and list(ood[0].x) == [0.75]
     # a band-gap-only model: one axis
-    only_gap = fm.line_scan_figure(scan.drop(columns=["JV_reverse_scan_PCE_mean", "JV_reverse_scan_PCE_std"]), start="a", end="b", pce=None)
+    only_gap = fm.line_scan_figure(scan.drop(columns=["pce_percent_mean", "pce_percent_std"]), start="a", end="b", pce=None)
     assert len([t for t in only_gap.data if t.fill == "toself"]) == 1
 
 
 def test_line_scan_band_is_the_interval_when_the_scan_has_one():
     x = np.linspace(0, 1, 5)
-    scan = pd.DataFrame({"x": x, "formula": list("abcde"), "Gap_mean": 1.6 + 0.7 * x, "Gap_std": np.full(5, 0.05),
-                         "Gap_lower": 1.5 + 0.7 * x, "Gap_upper": 1.75 + 0.7 * x, "in_domain": True})
+    scan = pd.DataFrame({"x": x, "formula": list("abcde"), "bandgap_pbe_eV_mean": 1.6 + 0.7 * x, "bandgap_pbe_eV_std": np.full(5, 0.05),
+                         "bandgap_pbe_eV_lower": 1.5 + 0.7 * x, "bandgap_pbe_eV_upper": 1.75 + 0.7 * x, "in_domain": True})
     gap = fm.TargetInfo("Gap", "band gap (PBE)", "eV", "materials", "PBE")
     fig = fm.line_scan_figure(scan, start="a", end="b", gap=gap, pce=None, level=0.9)
     band = next(t for t in fig.data if t.fill == "toself")
-    np.testing.assert_allclose(band.y[:5], scan["Gap_upper"])
-    np.testing.assert_allclose(band.y[5:], scan["Gap_lower"][::-1])
+    np.testing.assert_allclose(band.y[:5], scan["bandgap_pbe_eV_upper"])
+    np.testing.assert_allclose(band.y[5:], scan["bandgap_pbe_eV_lower"][::-1])
     assert band.name == "band gap (PBE), 90 % interval"
     assert fig.layout.yaxis.title.text == "predicted band gap (PBE) (eV)"
-    plain = fm.line_scan_figure(scan.drop(columns=["Gap_lower", "Gap_upper"]), start="a", end="b", gap=gap, pce=None)
+    plain = fm.line_scan_figure(scan.drop(columns=["bandgap_pbe_eV_lower", "bandgap_pbe_eV_upper"]), start="a", end="b", gap=gap, pce=None)
     assert next(t for t in plain.data if t.fill == "toself").name == "band gap (PBE) ± 1 sd (model disagreement)"
 
 
@@ -172,8 +172,8 @@ def test_gap_figures_name_the_gap_they_draw():
     assert fig.layout.xaxis.title.text == "predicted band gap (PBE) (eV)" and "PBE gap" in fig.data[0].name
     bars = fm.prediction_bars_figure(pts, gap_label="band gap (measured)")
     assert "predicted band gap (measured) (eV)" in axis_titles(bars)
-    ranked = pd.DataFrame({"formula": ["a", "b"], "Gap_mean": [1.5, 1.6], "Gap_std": 0.02, "JV_reverse_scan_PCE_mean": [15.0, 14.0],
-                           "JV_reverse_scan_PCE_std": 0.5, "tolerance_factor": 0.9, "in_domain": True})
+    ranked = pd.DataFrame({"formula": ["a", "b"], "bandgap_pbe_eV_mean": [1.5, 1.6], "bandgap_pbe_eV_std": 0.02, "pce_percent_mean": [15.0, 14.0],
+                           "pce_percent_std": 0.5, "tolerance_factor": 0.9, "in_domain": True})
     pbe = fm.screen_scatter_figure(ranked, x=fm.TargetInfo("Gap", "band gap (PBE)", "eV", "materials", "PBE"))
     assert any(t.name.startswith("Shockley–Queisser limit (drawn at the PBE gap") for t in pbe.data)
     assert pbe.layout.xaxis.title.text == "predicted band gap (PBE) (eV)"
@@ -195,8 +195,8 @@ def test_pce_vs_gap_with_sq_limit_and_bars():
 
 
 def test_screen_scatter():
-    ranked = pd.DataFrame({"formula": [f"c{i}" for i in range(30)], "Gap_mean": np.linspace(1.2, 1.8, 30), "Gap_std": 0.02,
-                           "JV_reverse_scan_PCE_mean": np.linspace(20, 10, 30), "JV_reverse_scan_PCE_std": 0.5,
+    ranked = pd.DataFrame({"formula": [f"c{i}" for i in range(30)], "bandgap_pbe_eV_mean": np.linspace(1.2, 1.8, 30), "bandgap_pbe_eV_std": 0.02,
+                           "pce_percent_mean": np.linspace(20, 10, 30), "pce_percent_std": 0.5,
                            "tolerance_factor": 0.9, "in_domain": True})
     fig = fm.screen_scatter_figure(ranked, top=5)
     assert_units(fig)

@@ -161,7 +161,7 @@ def test_predict_csv_output_has_no_formula(tmp_path: Path, capsys) -> None:
     assert "'=HYPERLINK(\"http://evil.example\")" in df.columns
     assert list(df["formula"][:2]) == ["MAPbI3", "'=1+1"] and df["error"][1]  # the bad formula's row says why
     assert (df["temperature"] == -0.5).all()  # a number given as text stays a number
-    gap = pd.read_csv(out)["bandgap_measured_eV_mean"]
+    gap = pd.read_csv(out)["bandgap_eV_mean"]
     assert gap.dtype == float and gap.notna().sum() == len(df) - 1
 
 

@@ -56,12 +56,12 @@ def test_good_rows_are_predicted_and_bad_rows_get_an_error(model) -> None:
     assert "column 'etl'" in err[4] and "Nonsense" in err[4] and "SnO2-c" in err[4]  # names the known stacks
     assert out.loc[[2, 3, 4], "pce_percent_mean"].isna().all()
     # each quantity names its fidelity and unit; intervals bracket the mean
-    for name in ("bandgap_measured_eV", "bandgap_pbe_eV", "bandgap_hse_eV", "pce_percent"):
+    for name in ("bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_soc_eV", "pce_percent"):
         good = out.loc[[0, 1, 5]]
         assert good[f"{name}_mean"].notna().all()
         assert (good[f"{name}_lower"] <= good[f"{name}_mean"]).all() and (good[f"{name}_mean"] <= good[f"{name}_upper"]).all()
-    assert out.loc[1, "etl_stack"] == "SnO2-c" and out.loc[5, "htl_stack"] == "Spiro-MeOTAD"
-    assert out.loc[0, "stacks_defaulted"] == "ETL_stack_sequence;HTL_stack_sequence"
+    assert out.loc[1, "etl"] == "SnO2-c" and out.loc[5, "htl"] == "Spiro-MeOTAD"
+    assert out.loc[0, "stacks_defaulted"] == "etl;htl"
     assert out.loc[5, "composition"] == "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
     assert set(out.loc[[0, 1, 5], "in_domain"]) <= {True, False}
 
@@ -72,7 +72,7 @@ def test_batch_rows_match_single_predictions(model) -> None:
     out = batch.predict_rows(model, TABLE, COLS)
     single = predict_composition(model, "FAPbI3", etl="SnO2-c").to_json()
     assert out.loc[1, "pce_percent_mean"] == pytest.approx(single["pce_percent"]["mean"])
-    assert out.loc[1, "bandgap_measured_eV_upper"] == pytest.approx(single["bandgap_eV"]["upper"])
+    assert out.loc[1, "bandgap_eV_upper"] == pytest.approx(single["bandgap_eV"]["upper"])
     assert out.loc[1, "in_domain"] == single["in_domain"]
 
 
@@ -166,7 +166,7 @@ def test_cli_predict_csv(in_csv: Path, tmp_path: Path, capsys) -> None:
     assert "predicted 3 of 6 rows" in cap.out
     df = pd.read_csv(out, keep_default_na=False)
     assert len(df) == 6 and (df["error"] != "").sum() == 3
-    assert {"bandgap_measured_eV_mean", "pce_percent_lower", "in_domain", "domain_stage", "model_name", "model_sha256"} <= set(df.columns)
+    assert {"bandgap_eV_mean", "pce_percent_lower", "in_domain", "domain_stage", "model_name", "model_sha256"} <= set(df.columns)
 
 
 def test_cli_all_rows_bad_exits_1(tmp_path: Path, capsys) -> None:

@@ -46,7 +46,7 @@ def test_predict_json_keys(trained, capsys) -> None:
     # bandgap_eV is the measured-scale gap: the paper chain has none and says so; its DFT gap is bandgap_pbe_eV
     assert js["bandgap_eV"] is None and js["bandgap_note"] == "this model has no measured-gap stage; see bandgap_pbe_eV"
     assert set(js["bandgap_pbe_eV"]) == ENTRY_KEYS and set(js["pce_percent"]) == ENTRY_KEYS
-    assert js["bandgap_pbe_eV"]["fidelity"] == "PBE" and js["bandgap_pbe_eV"]["unit"] == "eV" and js["bandgap_hse_eV"] is None
+    assert js["bandgap_pbe_eV"]["fidelity"] == "PBE" and js["bandgap_pbe_eV"]["unit"] == "eV" and js["bandgap_hse_soc_eV"] is None
     assert js["pce_percent"]["fidelity"] is None and js["pce_percent"]["level"] == pytest.approx(0.9)
     for part in (js["bandgap_pbe_eV"], js["pce_percent"]):
         if part["lower"] is not None:
@@ -69,7 +69,7 @@ def test_predict_with_the_shipped_model(capsys) -> None:
     assert main(["predict", "MAPbI3", "--json"]) == 0
     js = json.loads(capsys.readouterr().out)
     assert js["formula"] == "MAPbI3" and js["in_domain"] is True
-    gaps = [js[k] for k in ("bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_eV") if js[k] is not None]
+    gaps = [js[k] for k in ("bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_soc_eV") if js[k] is not None]
     assert gaps and all(set(g) == ENTRY_KEYS and g["unit"] == "eV" for g in gaps)
     assert (js["bandgap_eV"] is None) == ("bandgap_note" in js)
 
@@ -96,10 +96,10 @@ def test_prediction_json_of_a_measured_model_with_intervals() -> None:
                    "JV_reverse_scan_PCE": _target(17.1, None, unit="%", lower=12.0, upper=21.0, label="PCE", stage="device"),
                    "JV_reverse_scan_Voc": _target(1.05, None, unit="V", label="Voc", stage="device")}, in_domain=False)
     js = res.to_json()
-    assert list(js)[:4] == ["formula", "bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_eV"] and "bandgap_note" not in js
+    assert list(js)[:4] == ["formula", "bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_soc_eV"] and "bandgap_note" not in js
     assert js["bandgap_eV"] == {"mean": 1.59, "std": 0.02, "lower": 1.52, "upper": 1.66, "level": 0.9, "unit": "eV", "fidelity": "measured"}
-    assert js["bandgap_pbe_eV"]["mean"] == 1.82 and js["bandgap_hse_eV"]["mean"] == 1.71 and js["bandgap_hse_eV"]["fidelity"] == "HSE"
-    assert js["pce_percent"]["lower"] == 12.0 and set(js["JV_reverse_scan_Voc_V"]) == ENTRY_KEYS
+    assert js["bandgap_pbe_eV"]["mean"] == 1.82 and js["bandgap_hse_soc_eV"]["mean"] == 1.71 and js["bandgap_hse_soc_eV"]["fidelity"] == "HSE"
+    assert js["pce_percent"]["lower"] == 12.0 and set(js["voc_V"]) == ENTRY_KEYS
     assert not {"Gap_PBE_eV", "Gap_HSE_eV", "Perovskite_band_gap_eV"} & set(js)  # each gap once, under its fidelity's key
     assert js["domain_stage"] == "film" and "stage 'film'" in js["domain_message"] and js["etl"] == "SnO2-np"
     json.dumps(js, allow_nan=False)
@@ -108,7 +108,7 @@ def test_prediction_json_of_a_measured_model_with_intervals() -> None:
 def test_prediction_json_without_a_measured_gap_says_so() -> None:
     js = _result({"Gap": _target(1.82, "PBE", stage="materials")}).to_json()
     assert js["bandgap_eV"] is None and js["bandgap_note"] == "this model has no measured-gap stage; see bandgap_pbe_eV"
-    assert js["bandgap_pbe_eV"]["mean"] == 1.82 and js["bandgap_pbe_eV"]["lower"] is None and js["bandgap_hse_eV"] is None
+    assert js["bandgap_pbe_eV"]["mean"] == 1.82 and js["bandgap_pbe_eV"]["lower"] is None and js["bandgap_hse_soc_eV"] is None
 
 
 @pytest.mark.parametrize(

@@ -18,28 +18,28 @@ def bundle(tiny_paper, tmp_path_factory):
 
 def _scales(path) -> dict[str, float]:
     model = load_bundle(path)
-    return {"bandgap": float(model.prep[0].target_scale.mean()), "pce": float(model.prep[-1].target_scale.mean())}
+    return {"bandgap_pbe_eV": float(model.prep[0].target_scale.mean()), "pce_percent": float(model.prep[-1].target_scale.mean())}
 
 
 def test_explain_json_adds_up(bundle, capsys) -> None:
     assert main(["explain", "MAPbI3", "--etl", "SnO2-np", "--htl", "PTAA", "--model", str(bundle), "--json"]) == 0
     js = json.loads(capsys.readouterr().out)
     scales = _scales(bundle)
-    for key, unit, n in (("bandgap", "eV", 15), ("pce", "%", 17)):
+    for key, unit, n in (("bandgap_pbe_eV", "eV", 15), ("pce_percent", "%", 17)):
         part = js[key]
         assert {"base", "prediction", "attributions"} <= set(part)
         assert part["unit"] == unit and len(part["attributions"]) == n
         total = part["base"] + sum(part["attributions"].values())
         assert abs(total - part["prediction"]) <= 1e-3 * scales[key]
-    assert list(js["pce"]["attributions"]).count("ETL_stack_sequence") == 1
+    assert list(js["pce_percent"]["attributions"]).count("ETL_stack_sequence") == 1
     # the band gap says which one it is: the paper chain's is DFT-PBE, and it has no measured stage
-    assert js["bandgap"]["fidelity"] == "PBE" and js["bandgap"]["label"] == "band gap (PBE)"
-    assert js["pce"]["fidelity"] is None and js["pce"]["label"] == "PCE" and js["bandgap_measured"] is None
-    assert js["pce"]["data"]["ETL_stack_sequence"] == "SnO2-np" and js["pce"]["data"]["HTL_stack_sequence"] == "PTAA"
+    assert js["bandgap_pbe_eV"]["fidelity"] == "PBE" and js["bandgap_pbe_eV"]["label"] == "band gap (PBE)"
+    assert js["pce_percent"]["fidelity"] is None and js["pce_percent"]["label"] == "PCE" and js["bandgap_eV"] is None
+    assert js["pce_percent"]["data"]["ETL_stack_sequence"] == "SnO2-np" and js["pce_percent"]["data"]["HTL_stack_sequence"] == "PTAA"
     model = load_bundle(bundle)
     q = query_frame(model, ["MAPbI3"], categorical={"ETL_stack_sequence": "SnO2-np", "HTL_stack_sequence": "PTAA"})
-    assert js["bandgap"]["prediction"] == pytest.approx(model.predict_stage(0, q).mean[0, 0], abs=1e-4)
-    assert js["pce"]["prediction"] == pytest.approx(model.predict_stage(1, q).mean[0, 0], abs=1e-3)
+    assert js["bandgap_pbe_eV"]["prediction"] == pytest.approx(model.predict_stage(0, q).mean[0, 0], abs=1e-4)
+    assert js["pce_percent"]["prediction"] == pytest.approx(model.predict_stage(1, q).mean[0, 0], abs=1e-3)
 
 
 def test_explain_text_lists_top_attributions(bundle, capsys) -> None:
@@ -62,10 +62,10 @@ def test_explain_text_lists_top_attributions(bundle, capsys) -> None:
 def test_explain_methods(bundle, capsys, method: str) -> None:
     assert main(["explain", "CsPbI3", "--model", str(bundle), "--json", "--method", method]) == 0
     js = json.loads(capsys.readouterr().out)
-    assert js["bandgap"]["explainer"] == method
+    assert js["bandgap_pbe_eV"]["explainer"] == method
     tol = 1e-4 if method == "exact" else 1e-2
     scales = _scales(bundle)
-    for key in ("bandgap", "pce"):
+    for key in ("bandgap_pbe_eV", "pce_percent"):
         part = js[key]
         assert abs(part["base"] + sum(part["attributions"].values()) - part["prediction"]) <= tol * scales[key]
 
@@ -98,7 +98,7 @@ def test_explain_with_the_shipped_model(capsys) -> None:
         pytest.skip("no shipped default model in this checkout")
     assert main(["explain", "MAPbI3", "--json", "--top", "2"]) == 0
     js = json.loads(capsys.readouterr().out)
-    part = js["pce"]
+    part = js["pce_percent"]
     assert np.isclose(part["base"] + sum(part["attributions"].values()), part["prediction"], atol=1e-3)
 
 
@@ -117,10 +117,10 @@ def measured_bundle(data_dir, tmp_path_factory):
 def test_explain_names_every_gap_of_a_measured_model(measured_bundle, capsys) -> None:
     assert main(["explain", "MAPbI3", "--model", str(measured_bundle), "--json", "--method", "gradient"]) == 0
     js = json.loads(capsys.readouterr().out)
-    assert js["bandgap"]["fidelity"] == "PBE" and js["bandgap"]["label"] == "band gap (PBE)"
-    part = js["bandgap_measured"]
+    assert js["bandgap_pbe_eV"]["fidelity"] == "PBE" and js["bandgap_pbe_eV"]["label"] == "band gap (PBE)"
+    part = js["bandgap_eV"]
     assert part["fidelity"] == "measured" and part["label"] == "band gap (measured)" and part["unit"] == "eV"
-    assert part["inputs"] == "chain" and js["pce"]["fidelity"] is None
+    assert part["inputs"] == "chain" and js["pce_percent"]["fidelity"] is None
     assert abs(part["base"] + sum(part["attributions"].values()) - part["prediction"]) <= 2e-2
     assert main(["explain", "MAPbI3", "--model", str(measured_bundle), "--top", "2", "--method", "gradient"]) == 0
     out = capsys.readouterr().out

@@ -39,8 +39,8 @@ def test_readme_notebook_lines_run_and_show_prediction_and_attributions() -> Non
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     text = out.getvalue()
-    for col in (MEASURED_BANDGAP, BANDGAP_PBE_DFT, BANDGAP_HSE, PCE):
-        assert f"{col}_mean" in text and f"{col}_lower" in text and f"{col}_upper" in text
+    for key in ("bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_soc_eV", "pce_percent"):  # the one schema
+        assert f"{key}_mean" in text and f"{key}_lower" in text and f"{key}_upper" in text
     # the attribution table: five features with signed values in the output's unit
     assert text.count("%") >= 5
     model = namespace["model"]
@@ -51,10 +51,10 @@ def test_predict_matches_the_library_to_the_last_digit(shipped: NestedAEModel) -
     ref = predict_composition(shipped.fitted, TRIPLE, etl="SnO2-np", htl="PTAA")
     got = shipped.predict(TRIPLE, etl="SnO2-np", htl="PTAA")
     assert list(got["formula"]) == [parse_formula(TRIPLE).formula]
-    assert got.loc[0, ETL] == "SnO2-np" and got.loc[0, HTL] == "PTAA"
-    for col, t in ref.targets.items():
-        assert got.loc[0, f"{col}_mean"] == t["mean"]
-        assert got.loc[0, f"{col}_std"] == t["std"]
+    assert got.loc[0, "etl"] == "SnO2-np" and got.loc[0, "htl"] == "PTAA"
+    for t in ref.targets.values():
+        assert got.loc[0, f"{t['key']}_mean"] == t["mean"]
+        assert got.loc[0, f"{t['key']}_std"] == t["std"]
     assert bool(got.loc[0, "in_domain"]) == ref.in_domain
 
 
@@ -70,10 +70,10 @@ def test_many_queries_one_row_each_with_their_own_stacks(shipped: NestedAEModel)
     qs = [Query.of("MAPbI3", etl="SnO2-np"), Query.of("FAPbI3", htl="PTAA"), "CsPbBr3"]
     got = shipped.predict(qs)
     assert list(got["formula"]) == ["MAPbI3", "FAPbI3", "CsPbBr3"]
-    assert got.loc[0, ETL] == "SnO2-np" and got.loc[1, HTL] == "PTAA"
-    assert got.loc[2, ETL] == shipped.fitted.default_category(ETL)
+    assert got.loc[0, "etl"] == "SnO2-np" and got.loc[1, "htl"] == "PTAA"
+    assert got.loc[2, "etl"] == shipped.fitted.default_category(ETL)
     single = shipped.predict("FAPbI3", htl="PTAA")
-    assert got.loc[1, f"{PCE}_mean"] == pytest.approx(single.loc[0, f"{PCE}_mean"], abs=1e-4)  # float32 batches of other sizes round differently
+    assert got.loc[1, "pce_percent_mean"] == pytest.approx(single.loc[0, "pce_percent_mean"], abs=1e-4)  # float32 batches of other sizes round differently
 
 
 def test_explain_defaults_to_the_last_target_over_the_whole_chain(shipped: NestedAEModel) -> None:
@@ -93,7 +93,7 @@ def test_explain_by_label_or_column_and_unknown_output(shipped: NestedAEModel) -
     by_column = shipped.explain("MAPbI3", MEASURED_BANDGAP, method="permutation")
     assert by_label.output == by_column.output == MEASURED_BANDGAP and by_label.unit == "eV"
     np.testing.assert_allclose(by_label.values, by_column.values)
-    with pytest.raises(InputError, match="no output 'efficiency'.*Perovskite_band_gap"):
+    with pytest.raises(InputError, match="no output 'efficiency'.*bandgap_eV"):
         shipped.explain("MAPbI3", "efficiency")
 
 
@@ -110,7 +110,7 @@ def test_bad_queries_are_input_errors(shipped: NestedAEModel) -> None:
 
 def test_params_and_not_fitted() -> None:
     est = NestedAEModel("synthetic", device="cpu")
-    assert est.get_params() == {"spec": "synthetic", "device": "cpu", "data_dir": None, "threads": None}
+    assert est.get_params(deep=False) == {"spec": "synthetic", "device": "cpu", "data_dir": None, "threads": None}
     assert est.set_params(threads=1) is est and est.threads == 1
     with pytest.raises(InputError, match="unknown parameter"):
         est.set_params(learning_rate=0.1)
@@ -157,6 +157,6 @@ def test_load_a_shipped_model_by_name() -> None:
     paper = NestedAEModel.load("paper-default")
     assert paper.fitted.spec.name == "paper" and paper.fitted.stage_names == ["materials", "devices"]
     got = paper.predict("MAPbI3")
-    assert f"{PCE}_mean" in got and "Gap_mean" in got
+    assert "pce_percent_mean" in got and "bandgap_pbe_eV_mean" in got
     with pytest.raises(BundleError):
         NestedAEModel.load("no-such-model")

@@ -33,7 +33,7 @@ def _max_power(jsc: float, j0: float, t_cell: float, power: float) -> dict[str, 
     v = np.linspace(0, voc, 200_001)
     p = v * (jsc - j0 * np.expm1(v / vt))
     pmax = float(p.max())
-    return {"pce_percent": 100 * pmax / power, "voc_V": voc, "jsc_mA_cm2": jsc / 10, "ff": pmax / (voc * jsc)}
+    return {"pce_percent": 100 * pmax / power, "voc_V": voc, "jsc_mA_per_cm2": jsc / 10, "ff": pmax / (voc * jsc)}
 
 
 def brute_force_blackbody(eg_ev: float, t_sun: float = 5778.0, t_cell: float = 300.0, power: float = 1000.0) -> dict[str, float]:
@@ -95,7 +95,7 @@ def test_published_cell_at_the_optimum():
     # 1.337 eV: Voc 1.079 V, Jsc 35.14 mA/cm2, FF 88.88 % (marcus-cmc, README), each to its last printed digit
     out = sq_limit(1.337)
     assert out["voc_V"] == pytest.approx(1.079, abs=0.0005)
-    assert out["jsc_mA_cm2"] == pytest.approx(35.14, abs=0.01)
+    assert out["jsc_mA_per_cm2"] == pytest.approx(35.14, abs=0.01)
     assert out["ff"] == pytest.approx(0.8888, abs=0.00005)
 
 
@@ -127,17 +127,17 @@ def test_reference_spectrum_beats_the_blackbody_sun():
 
 def test_keys_units_and_scalar_floats():
     out = sq_limit(1.55)
-    assert set(out) == {"pce_percent", "voc_V", "jsc_mA_cm2", "ff"}
+    assert set(out) == {"pce_percent", "voc_V", "jsc_mA_per_cm2", "ff"}
     assert all(isinstance(v, float) for v in out.values())
     assert 0 < out["voc_V"] < 1.55
     assert 0 < out["ff"] < 1
-    assert 20 < out["jsc_mA_cm2"] < 30  # mA/cm2, not A/m2
-    assert out["pce_percent"] == pytest.approx(out["voc_V"] * out["jsc_mA_cm2"] * out["ff"], rel=1e-9)  # mW/cm2 = %
+    assert 20 < out["jsc_mA_per_cm2"] < 30  # mA/cm2, not A/m2
+    assert out["pce_percent"] == pytest.approx(out["voc_V"] * out["jsc_mA_per_cm2"] * out["ff"], rel=1e-9)  # mW/cm2 = %
 
 
 def test_jsc_monotone_in_the_gap():
     gaps = np.linspace(0.3, 4.6, 4301)
-    jsc = sq_limit(gaps)["jsc_mA_cm2"]
+    jsc = sq_limit(gaps)["jsc_mA_per_cm2"]
     assert np.all(np.diff(jsc) <= 0)  # never more current from a larger gap
     visible = (gaps >= 1.0) & (gaps <= 3.0)
     assert np.all(np.diff(jsc[visible]) < 0)  # strictly fewer photons where the spectrum is nonzero
@@ -148,7 +148,7 @@ def test_monotone_above_2_ev_and_vanishes_at_small_gap():
     gaps = np.linspace(2.0, 4.0, 101)
     out = sq_limit(gaps)
     assert np.all(np.diff(out["pce_percent"]) < 0)
-    assert np.all(np.diff(out["jsc_mA_cm2"]) < 0)
+    assert np.all(np.diff(out["jsc_mA_per_cm2"]) < 0)
     assert np.all(np.diff(out["voc_V"]) > 0)
     small = sq_limit(np.array([0.02, 0.05, 0.1]))["pce_percent"]
     assert np.all(np.diff(small) > 0) and small[0] < 0.5
@@ -175,12 +175,12 @@ def test_hotter_sun_and_more_light_give_more():
     assert sq_limit(1.34, sun_temperature_K=6000)["pce_percent"] > sq_limit(1.34, sun_temperature_K=5778)["pce_percent"]
     # irradiance cancels in the efficiency only through Voc: more light, slightly higher PCE
     assert sq_limit(1.34, irradiance_W_m2=2000)["pce_percent"] > sq_limit(1.34)["pce_percent"]
-    assert sq_limit(1.34, irradiance_W_m2=2000)["jsc_mA_cm2"] == pytest.approx(2 * sq_limit(1.34)["jsc_mA_cm2"])
+    assert sq_limit(1.34, irradiance_W_m2=2000)["jsc_mA_per_cm2"] == pytest.approx(2 * sq_limit(1.34)["jsc_mA_per_cm2"])
 
 
 def test_warmer_cell_gives_less():
     assert sq_limit(1.34, cell_temperature_K=350)["pce_percent"] < sq_limit(1.34)["pce_percent"]
-    assert sq_limit(1.34, cell_temperature_K=350)["jsc_mA_cm2"] == pytest.approx(sq_limit(1.34)["jsc_mA_cm2"])
+    assert sq_limit(1.34, cell_temperature_K=350)["jsc_mA_per_cm2"] == pytest.approx(sq_limit(1.34)["jsc_mA_per_cm2"])
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), "abc", [1.2, 0.0]])

@@ -31,7 +31,7 @@ def test_query_json_has_the_documented_keys(model) -> None:
     assert js["etl"] == "SnO2-np" and js["htl"] == "Spiro-MeOTAD"
     assert js["defaulted"] == ["HTL_stack_sequence"]
     assert len(js["latents"]["materials"]) == 12
-    assert js["bandgap_pbe_eV"]["std"] > 0 and js["bandgap_hse_eV"] is None
+    assert js["bandgap_pbe_eV"]["std"] > 0 and js["bandgap_hse_soc_eV"] is None
     for key in ("bandgap_pbe_eV", "pce_percent"):
         entry = js[key]
         assert set(entry) == {"mean", "std", "lower", "upper", "level", "unit", "fidelity"}
@@ -71,9 +71,9 @@ def test_bandgaps_by_fidelity(model) -> None:
 def test_the_estimator_reports_the_interval(model) -> None:
     got = NestedAEModel.from_model(model).predict(["MAPbI3", "FAPbI3"])
     ref = predict_composition(model, "FAPbI3")
-    for col, t in ref.targets.items():
-        assert got.loc[1, f"{col}_lower"] == pytest.approx(t["lower"], abs=1e-4)
-        assert got.loc[1, f"{col}_upper"] == pytest.approx(t["upper"], abs=1e-4)
+    for t in ref.targets.values():
+        assert got.loc[1, f"{t['key']}_lower"] == pytest.approx(t["lower"], abs=1e-4)
+        assert got.loc[1, f"{t['key']}_upper"] == pytest.approx(t["upper"], abs=1e-4)
 
 
 def test_unknown_stack_lists_the_known_ones(model) -> None:
@@ -103,7 +103,7 @@ def test_line_scan_runs_between_end_members(model) -> None:
     df = line_scan(model, "MAPbI3", "MAPbBr3", steps=11)
     assert len(df) == 11 and df["x"].iloc[0] == 0 and df["x"].iloc[-1] == 1
     assert df["formula"].iloc[0] == "MAPbI3" and df["formula"].iloc[-1] == "MAPbBr3"
-    assert {"Gap_mean", "Gap_std", "JV_reverse_scan_PCE_mean", "in_domain"} <= set(df.columns)
+    assert {"bandgap_pbe_eV_mean", "bandgap_pbe_eV_std", "pce_percent_mean", "in_domain"} <= set(df.columns)
     with pytest.raises(InputError, match="steps"):
         line_scan(model, "MAPbI3", "MAPbBr3", steps=1)
 
@@ -111,13 +111,13 @@ def test_line_scan_runs_between_end_members(model) -> None:
 def test_screen_filters_and_ranks(model) -> None:
     df = screen(model, ["MA", "FA", "Cs"], ["Pb"], ["I", "Br"], 0.1, bandgap_window=(1.4, 2.0))
     assert len(df) > 0
-    assert df["Gap_mean"].between(1.4, 2.0).all()
+    assert df["bandgap_pbe_eV_mean"].between(1.4, 2.0).all()
     inside = df["in_domain"].to_numpy(dtype=bool)
     assert not np.any(np.diff(inside.astype(int)) > 0)  # in-domain candidates first, then the rest
     for part in (df[inside], df[~inside]):  # each part ranked by PCE
-        pce = part["JV_reverse_scan_PCE_mean"].to_numpy()
+        pce = part["pce_percent_mean"].to_numpy()
         assert np.all(np.diff(pce) <= 1e-12)
-    assert df.attrs["bandgap_column"] == "Gap" and df.attrs["bandgap_fidelity"] == "PBE"  # this model has no measured gap
+    assert df.attrs["bandgap_key"] == "bandgap_pbe_eV" and df.attrs["bandgap_fidelity"] == "PBE"  # this model has no measured gap
     assert np.allclose(df[["MA", "FA", "Cs"]].sum(axis=1), 1.0)
     with pytest.raises(InputError, match="cannot rank by 'nope'"):
         screen(model, ["MA"], ["Pb"], ["I"], 0.5, rank_by="nope")
@@ -127,13 +127,13 @@ def test_screening_never_ranks_an_out_of_domain_candidate_above_an_in_domain_one
     df = screen(model, ["MA", "FA", "Cs", "K", "Rb"], ["Pb", "Sn", "Ge"], ["I", "Br", "Cl"], 0.5)
     inside = df["in_domain"].to_numpy(dtype=bool)
     assert inside.any() and (~inside).any()
-    pce = df["JV_reverse_scan_PCE_mean"].to_numpy()
+    pce = df["pce_percent_mean"].to_numpy()
     # the test can fail: some out-of-domain candidates predict a higher PCE than some in-domain ones
     assert pce[~inside].max() > pce[inside].min()
     last_inside = np.flatnonzero(inside).max()
     assert inside[: last_inside + 1].all()  # every in-domain candidate before every out-of-domain one
     assert (df.loc[~inside, "domain_stage"] != "").all() and (df.loc[inside, "domain_stage"] == "").all()
-    assert {"JV_reverse_scan_PCE_lower", "JV_reverse_scan_PCE_upper", "Gap_lower"} <= set(df.columns)
+    assert {"pce_percent_lower", "pce_percent_upper", "bandgap_pbe_eV_lower"} <= set(df.columns)
 
 
 def _spec_with_gaps(*gaps: tuple[str, str | None]) -> ChainSpec:
@@ -145,11 +145,11 @@ def test_the_screening_gap_is_the_measured_one_when_there_is_one() -> None:
     def gap(*targets: tuple[str, str | None]) -> tuple[str, str] | None:
         return screening_gap_column(SimpleNamespace(spec=_spec_with_gaps(*targets)))  # type: ignore[arg-type]
 
-    assert gap(("Gap_PBE", "PBE"), ("Gap_HSE", "HSE"), ("Perovskite_band_gap", None)) == ("Perovskite_band_gap", "measured")
-    assert gap(("Gap_PBE", "PBE"), ("Gap_HSE", "HSE")) == ("Gap_HSE", "HSE")
-    assert gap(("Gap_PBE", "PBE")) == ("Gap_PBE", "PBE")
+    assert gap(("Gap_PBE", "PBE"), ("Gap_HSE", "HSE"), ("Perovskite_band_gap", None)) == ("bandgap_eV", "measured")
+    assert gap(("Gap_PBE", "PBE"), ("Gap_HSE", "HSE")) == ("bandgap_hse_soc_eV", "HSE")
+    assert gap(("Gap_PBE", "PBE")) == ("bandgap_pbe_eV", "PBE")
     assert gap(("y", None)) is None
-    assert screening_gap_column(SimpleNamespace(spec=preset("paper"))) == ("Gap", "PBE")  # type: ignore[arg-type]  # inferred: an mhp-* dataset
+    assert screening_gap_column(SimpleNamespace(spec=preset("paper"))) == ("bandgap_pbe_eV", "PBE")  # type: ignore[arg-type]  # inferred: an mhp-* dataset
 
 
 def test_screening_window_applies_to_the_measured_gap(data_dir) -> None:
@@ -162,9 +162,9 @@ def test_screening_window_applies_to_the_measured_gap(data_dir) -> None:
     tables["materials"] = tables["materials"].assign(Perovskite_band_gap=lambda t: 0.5 * t["Gap"] + 0.8)
     chain = cross_validate(spec, tables, device="cpu").model
     df = screen(chain, ["MA", "FA", "Cs"], ["Pb", "Sn"], ["I", "Br"], 0.25, bandgap_window=(1.5, 1.65))
-    assert df.attrs["bandgap_column"] == "Perovskite_band_gap" and df.attrs["bandgap_fidelity"] == "measured"
-    assert len(df) > 0 and df["Perovskite_band_gap_mean"].between(1.5, 1.65).all()
-    assert not df["Gap_mean"].between(1.5, 1.65).all()  # the PBE gap was not the filter
+    assert df.attrs["bandgap_key"] == "bandgap_eV" and df.attrs["bandgap_fidelity"] == "measured"
+    assert len(df) > 0 and df["bandgap_eV_mean"].between(1.5, 1.65).all()
+    assert not df["bandgap_pbe_eV_mean"].between(1.5, 1.65).all()  # the PBE gap was not the filter
 
 
 def test_line_scan_x_has_no_float_noise() -> None:

@@ -51,7 +51,7 @@ def test_prediction_report_holds_figures_values_and_provenance(model) -> None:
     assert "SnO2-c" in text and "interval" in text
     # every figure can be downloaded as PNG and SVG under a name that says what it is
     assert "format: 'svg', filename: 'Prediction-for-FAPbI3-chain'" in text
-    assert "format: 'png', scale: 2, filename: 'Prediction-for-FAPbI3-attributions-pce'" in text
+    assert "format: 'png', scale: 2, filename: 'Prediction-for-FAPbI3-attributions-pce_percent'" in text
 
 
 def test_user_text_is_escaped(model) -> None:
