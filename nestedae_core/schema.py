@@ -95,7 +95,7 @@ def quantity_key(column: str, unit: str | None = None, fidelity: str | None = No
 
 def target_key(stage: Any, target: Any) -> str:
     """The key of a :class:`~nestedae_core.model.config.TargetSpec` of a stage (its fidelity decides a band gap's key)."""
-    from .model.config import target_fidelity
+    from .perovskite.fidelity import target_fidelity
 
     return quantity_key(target.column, target.unit, target_fidelity(stage, target))
 
