@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from nestedae_core.chemistry.composition import Composition
 from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core import vocabulary
 from nestedae_core.vocabulary import (
     BANDGAP_HSE,
     BANDGAP_PBE,
@@ -50,21 +51,15 @@ __all__ = [
     "factor_bullet_figure",
 ]
 
-#: Display name and unit of the data columns the app plots ("" unit = dimensionless).
+#: Display name and unit of the data columns the app plots, from the one vocabulary
+#: (:func:`nestedae_core.vocabulary.label` / :func:`~nestedae_core.vocabulary.unit`; "" unit = dimensionless).
 COLUMN_INFO: dict[str, tuple[str, str]] = {
-    BANDGAP_PBE: ("band gap (DFT)", "eV"),
-    BANDGAP_PBE_DFT: ("band gap (PBE)", "eV"),
-    BANDGAP_HSE: ("band gap (HSE)", "eV"),
-    DECOMPOSITION: ("decomposition energy", "eV/f.u."),
-    SLME: ("SLME", "fraction"),
-    MEASURED_BANDGAP: ("measured band gap", "eV"),
-    PCE: ("PCE", "%"),
-    VOC: ("Voc", "V"),
-    JSC: ("Jsc", "mA/cm²"),
-    FF: ("fill factor FF", "fraction"),
-    DEVICE_TOLERANCE_FACTOR: ("tolerance factor", "dimensionless"),
-    DEVICE_OCTAHEDRAL_FACTOR: ("octahedral factor", "dimensionless"),
+    c: (vocabulary.label(c), vocabulary.unit(c) or "dimensionless")
+    for c in (BANDGAP_PBE_DFT, BANDGAP_HSE, DECOMPOSITION, SLME, MEASURED_BANDGAP, PCE, VOC, JSC, FF,
+              DEVICE_TOLERANCE_FACTOR, DEVICE_OCTAHEDRAL_FACTOR)
 }
+#: The alloy tables' ``Gap`` is a DFT value (PBE or HSE06 by file): said so wherever it is plotted.
+COLUMN_INFO[BANDGAP_PBE] = (f"{vocabulary.label(BANDGAP_PBE)} (DFT)", vocabulary.unit(BANDGAP_PBE))
 
 #: One colour per perovskite site, used wherever sites are shown.
 SITE_COLORS: dict[str, str] = {"A": "#4C78A8", "B": "#F58518", "X": "#54A24B"}

@@ -230,6 +230,8 @@ QUANTITIES: dict[str, tuple[str, str]] = {
     ETL: ("ETL stack", ""),
     HTL: ("HTL stack", ""),
     DEVICE_COMPOSITION: ("composition", ""),
+    DEVICE_TOLERANCE_FACTOR: ("tolerance factor", ""),
+    DEVICE_OCTAHEDRAL_FACTOR: ("octahedral factor", ""),
 }
 
 #: Conventional JSON names of target columns in CLI output.

@@ -12,7 +12,7 @@ from nestedae_core.chemistry.composition import IONS, parse_formula
 from nestedae_core.chemistry.features import OCTAHEDRAL_RANGE, TOLERANCE_RANGE
 from nestedae_core.chemistry.physics import sq_limit
 
-UNIT_MARKERS = ("(eV)", "(%)", "(V)", "(mA/cm²)", "(fraction", "(count)", "(eV/f.u.)", "(mol/mol)", "(dimensionless)")
+UNIT_MARKERS = ("(eV)", "(%)", "(V)", "(mA/cm2)", "(fraction", "(count)", "(eV/f.u.)", "(mol/mol)", "(dimensionless)")
 
 
 def _axis_titles(fig: go.Figure) -> list[str]:
@@ -47,7 +47,7 @@ def _devices() -> pd.DataFrame:
 
 def test_axis_title_known_and_unknown():
     assert figures.axis_title("Gap") == "band gap (DFT) (eV)"
-    assert figures.axis_title("JV_reverse_scan_Jsc") == "Jsc (mA/cm²)"
+    assert figures.axis_title("JV_reverse_scan_Jsc") == "Jsc (mA/cm2)"
     assert figures.axis_title("mystery") == "mystery (a.u.)"
     assert figures.axis_title("x", {"x": ("length", "")}) == "length"
 
@@ -66,7 +66,7 @@ def test_target_histograms_one_per_column_with_units():
     assert len(fig.data[0].x) == 3  # NaN dropped
     titles = _axis_titles(fig)
     assert "band gap (DFT) (eV)" in titles and "decomposition energy (eV/f.u.)" in titles
-    assert "SLME (fraction)" in titles and titles.count("rows (count)") == 3
+    assert "SLME (dimensionless)" in titles and titles.count("rows (count)") == 3
 
 
 def test_target_histograms_layout_grows_in_rows():
@@ -116,11 +116,11 @@ def test_device_vs_bandgap_has_sq_curve_on_each_panel():
     # the PCE curve is the library's limit on the drawn grid
     grid = np.array(lines[0].x)
     assert np.allclose(lines[0].y, sq_limit(grid)["pce_percent"])
-    assert np.allclose(lines[2].y, sq_limit(grid)["jsc_mA_cm2"])
+    assert np.allclose(lines[2].y, sq_limit(grid)["jsc_mA_per_cm2"])
     assert grid.min() == pytest.approx(1.5) and grid.max() == pytest.approx(1.75)
     titles = _axis_titles(fig)
     assert titles.count("measured band gap (eV)") == 4
-    for expected in ("PCE (%)", "Voc (V)", "Jsc (mA/cm²)", "fill factor FF (fraction)"):
+    for expected in ("PCE (%)", "Voc (V)", "Jsc (mA/cm2)", "FF (dimensionless)"):
         assert expected in titles
 
 
