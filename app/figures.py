@@ -2,7 +2,7 @@
 
 Plain functions: data in, :class:`plotly.graph_objects.Figure` out, no Streamlit,
 every axis titled with its unit. Science comes from nestedae_core (e.g. the
-Shockley–Queisser curve from :func:`nestedae_core.chemistry.physics.sq_limit`); these
+Shockley–Queisser curve from :func:`nestedae_core.physics.sq_limit`); these
 functions only draw. Other pages put their builders in ``app/figures_<page>.py``
 and may reuse :data:`COLUMN_INFO`, :func:`axis_title`, :data:`SITE_COLORS` and
 :func:`style`.
@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from nestedae_core.chemistry.composition import Composition
-from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core.physics import sq_limit
 from nestedae_core import vocabulary
 from nestedae_core.vocabulary import (
     BANDGAP_HSE,
@@ -175,7 +175,7 @@ def site_occupancy_figure(fractions: pd.DataFrame, site: str) -> go.Figure:
     return style(fig, height=360)
 
 
-#: Key of :func:`~nestedae_core.chemistry.physics.sq_limit`'s result for each device outcome.
+#: Key of :func:`~nestedae_core.physics.sq_limit`'s result for each device outcome.
 _SQ_KEYS: dict[str, str] = {PCE: "pce_percent", VOC: "voc_V", JSC: "jsc_mA_per_cm2", FF: "ff"}
 
 
@@ -189,7 +189,7 @@ def device_vs_bandgap_figure(
     """PCE, Voc, Jsc and FF against the measured band gap (2 x 2), with the Shockley–Queisser limit.
 
     Devices without a band gap are left out. The limit comes from
-    :func:`nestedae_core.chemistry.physics.sq_limit` (5778 K blackbody sun scaled to
+    :func:`nestedae_core.physics.sq_limit` (5778 K blackbody sun scaled to
     1000 W/m², cell at 300 K), drawn over the gap range of the data.
     """
     targets = [t for t in targets if t in df.columns]

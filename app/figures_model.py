@@ -2,7 +2,7 @@
 
 Plain functions: data in, :class:`plotly.graph_objects.Figure` (or a tidy
 DataFrame) out, no Streamlit, every axis titled with its unit. The
-Shockley–Queisser curve comes from :func:`nestedae_core.chemistry.physics.sq_limit`.
+Shockley–Queisser curve comes from :func:`nestedae_core.physics.sq_limit`.
 
 Targets are passed as :class:`TargetInfo` (column, label, unit); build them
 from a model or a spec with :func:`target_infos`.
@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from app import quantities
 from app.figures import style
-from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core.physics import sq_limit
 from nestedae_core import schema, vocabulary
 from nestedae_core.perovskite.fidelity import target_fidelity
 from nestedae_core.vocabulary import BANDGAP_PBE, PCE

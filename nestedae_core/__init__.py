@@ -13,7 +13,8 @@ The front door, for notebooks and scripts::
 Packages (one concept per module):
 
 * :mod:`.vocabulary`: ions, column names, labels and units shared by everything.
-* :mod:`.chemistry`: compositions (parsing), site descriptors, device physics.
+* :mod:`.chemistry`: compositions (parsing), site descriptors.
+* :mod:`.physics`: device physics: the Shockley-Queisser limit under AM1.5G.
 * :mod:`.data`: the dataset registry, fetching, loading, stage tables, synthetic data.
 * :mod:`.perovskite`: presets, band-gap fidelity, the band-gap and PCE explanations, stage rows.
 * :mod:`.model`: the domain-agnostic chain: configuration, networks, preprocessing, domains.

@@ -25,7 +25,7 @@ from app import model_state, quantities, state, ui
 from app.report_button import report_button
 from nestedae_core import batch, predict, report
 from nestedae_core.chemistry.composition import Composition, parse_formula
-from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core.physics import sq_limit
 from nestedae_core.data.lookup import DISTANCE, SAME_COMPOSITION, SAME_STACK
 from nestedae_core.errors import CompositionError, NestedAEError
 from nestedae_core.model.intervals import DEFAULT_LEVEL

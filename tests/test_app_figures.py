@@ -10,7 +10,7 @@ from app import figures
 from nestedae_core import data
 from nestedae_core.chemistry.composition import IONS, parse_formula
 from nestedae_core.chemistry.features import OCTAHEDRAL_RANGE, TOLERANCE_RANGE
-from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core.physics import sq_limit
 
 UNIT_MARKERS = ("(eV)", "(%)", "(V)", "(mA/cm2)", "(fraction", "(count)", "(eV/f.u.)", "(mol/mol)", "(dimensionless)")
 

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import pytest
 
 from app import figures_model as fm
-from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core.physics import sq_limit
 from nestedae_core.perovskite.presets import preset
 from nestedae_core.train import ProgressEvent
 

@@ -195,7 +195,7 @@ def test_predict_out_of_domain_warning(app_env):
 
 
 def test_predict_flags_pce_above_the_sq_limit(app_env, monkeypatch):
-    from nestedae_core.chemistry import physics as physics
+    import nestedae_core.physics as physics
 
     real = physics.sq_limit
 

@@ -1,4 +1,4 @@
-"""Tests of nestedae_core.chemistry.physics: the Shockley–Queisser detailed-balance limit.
+"""Tests of nestedae_core.physics: the Shockley–Queisser detailed-balance limit.
 
 The default sun is the ASTM G-173 AM1.5G reference spectrum (from pvlib); the
 blackbody sun is still available through ``sun_temperature_K``.
@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core.physics import sq_limit
 from nestedae_core.errors import InputError, NestedAEError
 
 H, C, K, Q = 6.62607015e-34, 299792458.0, 1.380649e-23, 1.602176634e-19
@@ -199,7 +199,7 @@ def test_invalid_conditions(keyword, value):
 def test_pvlib_is_imported_only_when_needed():
     code = (
         "import sys\n"
-        "import nestedae_core, nestedae_core.cli, nestedae_core.chemistry.physics as p\n"
+        "import nestedae_core, nestedae_core.cli, nestedae_core.physics as p\n"
         "assert 'pvlib' not in sys.modules, 'imported at start-up'\n"
         "p.sq_limit(1.5)\n"
         "assert 'pvlib' in sys.modules\n"

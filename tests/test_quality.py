@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from nestedae_core import data
-from nestedae_core.chemistry.physics import sq_limit
+from nestedae_core.physics import sq_limit
 from nestedae_core.data import quality
 from nestedae_core.errors import SchemaError
 from nestedae_core.vocabulary import DEVICE_COMPOSITION, FF, JSC, MEASURED_BANDGAP, PCE, VOC

@@ -5,7 +5,7 @@ Two checks, per device (row) of a device table such as ``psc-devices``:
 * ``ff_above_1``: a fill factor above 1 (FF is a fraction; FF = Pmax / (Voc Jsc)
   cannot exceed 1). In ``psc-devices`` 4 devices report one (1.01-1.43).
 * ``pce_above_sq``: a PCE above the Shockley-Queisser limit at the device's
-  measured band gap (:func:`~nestedae_core.chemistry.physics.sq_limit`, AM1.5G,
+  measured band gap (:func:`~nestedae_core.physics.sq_limit`, AM1.5G,
   cell at 300 K), where a gap is reported. No device of ``psc-devices`` is
   above it (the highest reaches 72 % of its limit).
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..chemistry.physics import sq_limit
+from ..physics import sq_limit
 from ..errors import SchemaError
 from ..vocabulary import DEVICE_TARGETS, FF, MEASURED_BANDGAP, PCE
 
