@@ -15,6 +15,7 @@ at submission.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import math
 import threading
@@ -83,8 +84,14 @@ def kind_names() -> list[str]:
         return sorted(_KINDS)
 
 
+#: Modules that register the built-in kinds, by import path: imported on first use
+#: (see :func:`_ensure_builtin`), so that this registry imports none of them itself.
+BUILTIN_KIND_MODULES: tuple[str, ...] = ("nestedae_core.jobs.training",)  # 'train' and 'latent_sweep'
+
+
 def _ensure_builtin() -> None:
-    from . import training  # noqa: F401  (registers 'train' and 'latent_sweep')
+    for module in BUILTIN_KIND_MODULES:
+        importlib.import_module(module)
 
 
 def _plain(event: Any) -> dict[str, Any]:
