@@ -246,8 +246,10 @@ def row_predictions(key: str, stage: int) -> pd.DataFrame:
     model = _model(key)
     stage_frame = stage_rows(key, stage).frame
     out = pd.DataFrame(index=stage_frame.index)
-    for i in range(stage + 1):
-        pred = model.predict_stage(i, stage_frame)
+    pred = None
+    for i in range(stage + 1):  # each stage encoded once: its latents feed the next stage
+        upstream = pred.latents if pred is not None and model.spec.stages[i].upstream else None
+        pred = model.predict_stage(i, stage_frame, upstream_latents=upstream)
         for j, t in enumerate(pred.targets):
             out[f"{t} (predicted)"] = pred.mean[:, j]
     return out

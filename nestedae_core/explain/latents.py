@@ -134,12 +134,13 @@ def latent_correlations(
     frame = _check_frame(frame)
     i = model.stage_index(stage)
     _check_member(model, member)
-    pred = model.predict_stage(i, frame)
-    z = _select(pred.latents, member)  # (n, L)
     p = model.prep[i]
+    upstream = model.latents(i - 1, frame) if p.n_upstream else None  # computed once, fed to the stage
+    pred = model.predict_stage(i, frame, upstream_latents=upstream)
+    z = _select(pred.latents, member)  # (n, L)
     cols: dict[str, np.ndarray] = {}
-    if p.n_upstream:
-        up = _select(model.latents(i - 1, frame), member)
+    if upstream is not None:
+        up = _select(upstream, member)
         for k, name in enumerate(model.latent_names(i - 1)):
             cols[name] = up[:, k]
     for c in p.numeric_columns:

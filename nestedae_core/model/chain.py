@@ -203,17 +203,21 @@ class NestedAE:
         return net.encode(self.design_tensor(i, frame)).double().cpu().numpy()
 
     @torch.no_grad()
-    def predict_stage(self, stage: int | str, frame: pd.DataFrame, *, level: float = DEFAULT_LEVEL) -> StagePrediction:
+    def predict_stage(self, stage: int | str, frame: pd.DataFrame, *, level: float = DEFAULT_LEVEL,
+                      upstream_latents: np.ndarray | None = None) -> StagePrediction:
         """Ensemble predictions of one stage for the rows of ``frame`` (raw columns).
 
         Targets are in their units, with their physical bounds built in (see
         :class:`~nestedae_core.model.nn.StageNet`); ``level`` (0 < level < 1) is the
         level of the prediction intervals (present when the model is calibrated).
+        ``upstream_latents`` (members, rows, L): the upstream stage's latents on
+        ``frame`` when already computed (e.g. its :attr:`StagePrediction.latents`);
+        otherwise they are computed from ``frame``.
         """
         level = check_level(level)
         i = self.stage_index(stage)
         st, net = self.spec.stages[i], self.nets[i].eval()
-        x = self.design_tensor(i, frame)
+        x = self.design_tensor(i, frame, upstream_latents=upstream_latents)
         z = net.encode(x)
         y = net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
         lower, upper = self.intervals(i, y, level)
@@ -252,12 +256,18 @@ class NestedAE:
         return cont.mean(axis=0)
 
     def predict(self, frame: pd.DataFrame, *, level: float = DEFAULT_LEVEL) -> dict[str, StagePrediction]:
-        """Predictions of every stage whose raw inputs are all in ``frame``, with intervals at ``level``."""
+        """Predictions of every stage whose raw inputs are all in ``frame``, with intervals at ``level``.
+
+        Each stage is encoded once: a stage's latents are fed to the next stage
+        (never recomputed from the raw inputs inside it).
+        """
         level = check_level(level)
-        out = {}
+        out: dict[str, StagePrediction] = {}
         for i, name in enumerate(self.stage_names):
             if all(c in frame.columns for c in self.raw_columns(i)):
-                out[name] = self.predict_stage(i, frame, level=level)
+                upstream = out.get(self.stage_names[i - 1]) if i > 0 and self.spec.stages[i].upstream else None
+                out[name] = self.predict_stage(i, frame, level=level,
+                                               upstream_latents=None if upstream is None else upstream.latents)
         if not out:
             raise SchemaError(f"the table has none of the input sets of this model; stage 1 needs {', '.join(self.raw_columns(0))}")
         return out
