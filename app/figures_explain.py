@@ -15,7 +15,7 @@ Latents
     :func:`latent_map_figure` (2D/3D scatter coloured by a number or a
     category, the chosen composition highlighted), :func:`correlation_heatmap_figure`,
     :func:`traversal_figure`, :func:`active_latents_figure`,
-    :func:`latent_size_sweep_figure`.
+    :func:`latent_size_scan_figure`.
 
 Feature names are turned into readable labels with units by
 :func:`feature_label` (site descriptors from :mod:`nestedae_core.chemistry.features`,
@@ -62,7 +62,7 @@ __all__ = [
     "correlation_heatmap_figure",
     "traversal_figure",
     "active_latents_figure",
-    "latent_size_sweep_figure",
+    "latent_size_scan_figure",
     "factor_recovery_figure",
     "credit_split_figure",
 ]
@@ -600,7 +600,7 @@ def active_latents_figure(act: Any, member_index: int = 0, *, title: str | None 
     return fig
 
 
-def latent_size_sweep_figure(sweep: pd.DataFrame, *, unit: str = "", target_label: str | None = None,
+def latent_size_scan_figure(sweep: pd.DataFrame, *, unit: str = "", target_label: str | None = None,
                              true_size: int | None = None, title: str | None = None) -> go.Figure:
     """Validation MAE (mean over seeds, error bars: spread over folds/seeds) against the latent size, and the
     number of active latents (right axis); ``true_size``: a dashed line at the true number of factors."""

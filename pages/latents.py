@@ -270,7 +270,7 @@ def active_view(stage: int, rows: StageRows) -> None:
         ui.plot(fx.active_latents_figure(act, act.members.index(member), title=f"Stage {stage + 1}: which latents carry information"),
                 key="latents.active")
         st.caption("Bars below the dashed line mark latents the L1 penalty has switched off. When every latent is active, "
-                   "the stage uses its whole latent budget; a smaller latent size may do as well (see the latent-size sweep "
+                   "the stage uses its whole latent budget; a smaller latent size may do as well (see the latent-size scan "
                    "on the Learn page).")
         frame = act.frame()
         frame["member"] = frame["member"] + 1

@@ -37,7 +37,8 @@ from nestedae_core import explain
 from nestedae_core.data import synthetic
 from nestedae_core.errors import NestedAEError
 from nestedae_core.explain import latents
-from nestedae_core.jobs import JobRecord, latent_sweep_payload, synthetic_tables, train_payload
+from nestedae_core.jobs import JobRecord, latent_size_scan_payload, synthetic_tables, train_payload
+from nestedae_core.jobs.training import LATENT_SIZE_SCAN_KIND
 from nestedae_core.model import NestedAE
 from nestedae_core.perovskite import presets
 from nestedae_core.model.config import ChainSpec
@@ -218,34 +219,34 @@ def _under_trained(mae: float, noise_sd: float) -> bool:
 
 
 def _sweep_job(noise: float, seed: int, epochs: int) -> JobRecord:
-    """One shared ``latent_sweep`` job (sizes 1-6, stage 1 alone, on the data without the correlated pair), reused by
+    """One shared ``latent_size_scan`` job (sizes 1-6, stage 1 alone, on the data without the correlated pair), reused by
     every session: found by its share key (kind and payload), never by name."""
     manager = jobs_state.get_manager()
     data = _data(noise, seed, False)
-    payload = latent_sweep_payload(_spec(data, epochs, seed), SWEEP_SIZES, device="cpu",
+    payload = latent_size_scan_payload(_spec(data, epochs, seed), SWEEP_SIZES, device="cpu",
                                    tables=_tables(noise, seed, False, stages={"materials": "materials"}))
-    found = manager.find_shared("latent_sweep", payload)
+    found = manager.find_shared(LATENT_SIZE_SCAN_KIND, payload)
     if found is not None:
         return found
     name = f"learn-sweep-n{noise:g}-s{seed}-e{epochs}"
-    return manager.get(manager.submit("latent_sweep", payload, owner=jobs_state.identity(), name=name, shared=True))
+    return manager.get(manager.submit(LATENT_SIZE_SCAN_KIND, payload, owner=jobs_state.identity(), name=name, shared=True))
 
 
 def _sweep_rows(job: JobRecord) -> pd.DataFrame | None:
-    """The sweep job's result rows as a table; None (said in one line) when they lack the columns shown."""
+    """The scan job's result rows as a table; None (said in one line) when they lack the columns shown."""
     rows = job.result.get("rows") if isinstance(job.result, dict) else None
     frame = pd.DataFrame(rows) if isinstance(rows, list) and rows else None
     needed = {"latent_size", "val_mae", "val_mae_std"}
     if frame is None or not needed <= set(frame.columns):
-        st.warning("The stored latent-size sweep for these settings has no usable results. Turn to other settings "
+        st.warning("The stored latent-size scan for these settings has no usable results. Turn to other settings "
                    "and back, or ask the server's admin to clear it.", icon=":material/sync_problem:")
         return None
     return frame
 
 
 def _show_sweep(sweep: pd.DataFrame, true_size: int, noise_sd: float) -> None:
-    """The latent-size sweep's figure, reading and table (no reading when even its best model is under-trained)."""
-    ui.plot(fx.latent_size_sweep_figure(sweep, unit=UNIT, target_label="y1", true_size=true_size,
+    """The latent-size scan's figure, reading and table (no reading when even its best model is under-trained)."""
+    ui.plot(fx.latent_size_scan_figure(sweep, unit=UNIT, target_label="y1", true_size=true_size,
                                         title="Validation error against the latent size"), key="learn.sweep_fig")
     by_size = sweep.groupby("latent_size")["val_mae"].mean()
     sd = float(sweep["val_mae_std"].mean())
@@ -254,7 +255,7 @@ def _show_sweep(sweep: pd.DataFrame, true_size: int, noise_sd: float) -> None:
     if _under_trained(float(by_size.min()), noise_sd):
         st.warning(f"Even the best latent size reaches only {by_size.min():.3f} {UNIT}, more than "
                    f"{UNDER_TRAINED_FACTOR:g}× the noise sd ({noise_sd:g} {UNIT}): these models are under-trained, so the "
-                   "sweep cannot tell how many latents the data need. Train with more epochs and run it again.",
+                   "scan cannot tell how many latents the data need. Train with more epochs and run it again.",
                    icon=":material/hourglass_empty:")
     else:
         st.caption(f"Lowest validation MAE at latent size {best}; from size {enough} on, the error is within one "
@@ -263,7 +264,7 @@ def _show_sweep(sweep: pd.DataFrame, true_size: int, noise_sd: float) -> None:
     shown = sweep.rename(columns={"latent_size": "latent size (count)", "val_mae": f"validation MAE ({UNIT})",
                                   "val_mae_std": f"MAE sd over folds ({UNIT})", "n_active": "active latents (count)",
                                   "seconds": "training time (s)"})
-    ui.table_with_download(shown, "latent-size-sweep", key="learn.dl_sweep")
+    ui.table_with_download(shown, "latent-size-scan", key="learn.dl_sweep")
 
 
 # ---------------------------------------------------------------------- page
@@ -354,11 +355,11 @@ cols[2].metric("noise floor (MAE)", f"{0.7979 * trained.noise:.3f} {UNIT}",
 cols[3].metric("training time", f"{seconds:.1f} s")
 noise_sd = float(tdata.config.noise)
 y1_mae = float(m["materials"]["y1"]["mae"])
-under_trained = _under_trained(y1_mae, noise_sd)  # stage 1 is what steps 3-4 and the sweep read
+under_trained = _under_trained(y1_mae, noise_sd)  # stage 1 is what steps 3-4 and the scan read
 if under_trained:
     st.warning(f"**The model is under-trained.** Its y1 validation MAE ({y1_mae:.3f} {UNIT}) is more than "
                f"{UNDER_TRAINED_FACTOR:g}× the data's noise sd ({noise_sd:g} {UNIT}): after {trained.epochs} epochs it has "
-               "not yet learnt the structure, so the latents, attributions and sweep below describe an unfinished model. "
+               "not yet learnt the structure, so the latents, attributions and scan below describe an unfinished model. "
                "Train with more epochs (e.g. 300).", icon=":material/hourglass_empty:")
 targets = fm.target_infos(model)
 ui.plot(fm.parity_figure(result.oof, targets), key="learn.parity")
@@ -387,7 +388,7 @@ with ui.user_errors():
            if share >= 0.9 else
            f"The first {len(pca.columns)} principal components hold only {100 * share:.0f} % of the latents' variance: the "
            "model spreads (non-linear mixtures of) the factors over more latent directions than it needs. Counting "
-           "latents does not reveal the true dimension here; the latent-size sweep below does it better."))
+           "latents does not reveal the true dimension here; the latent-size scan below does it better."))
     left, right = st.columns([2, 3])
     with left:
         ui.plot(fx.active_latents_figure(act, 0, title="Which latents carry information (fold model 1)"), key="learn.active")
@@ -400,13 +401,13 @@ with ui.user_errors():
         f"any invertible mix of the factors predicts y1 equally well, so the model has no reason to align its latents "
         f"with them. Taken together, the latents recover each factor with R² between {r2.min():.2f} and {r2.max():.2f}: "
         "the factors are recovered **up to rotation** (a linear mix), not one by one.")
-    with st.expander("How many latents are needed? Latent-size sweep (trains 6 more models)"):
+    with st.expander("How many latents are needed? Latent-size scan (trains 6 more models)"):
         sweep_epochs = min(trained.epochs, 200)
-        if st.button(f"Run the sweep: latent sizes 1–6, stage 1 only, {sweep_epochs} epochs", key="learn.sweep"):
+        if st.button(f"Run the scan: latent sizes 1–6, stage 1 only, {sweep_epochs} epochs", key="learn.sweep"):
             ss["learn.sweep_for"] = (trained.noise, trained.seed, sweep_epochs)
         if ss.get("learn.sweep_for") == (trained.noise, trained.seed, sweep_epochs):
             sweep_job = _wait_for(_sweep_job(trained.noise, trained.seed, sweep_epochs),
-                                  f"Latent-size sweep (6 runs × 5 folds, {sweep_epochs} epochs)")
+                                  f"Latent-size scan (6 runs × 5 folds, {sweep_epochs} epochs)")
             sweep_rows = _sweep_rows(sweep_job) if sweep_job is not None else None
             if sweep_rows is not None:
                 _show_sweep(sweep_rows, truth.n_factors, tdata.config.noise)

@@ -15,6 +15,7 @@ import pytest
 from app import figures_explain as fx
 from nestedae_core import explain, train
 from nestedae_core.explain import latents as latent_analysis
+from nestedae_core.sweep import latent_size
 from nestedae_core.perovskite import presets as presets
 from nestedae_core.data import synthetic as synthetic
 
@@ -217,11 +218,11 @@ def test_active_latents_figure(tiny):
     assert any(s.y0 == pytest.approx(0.05) for s in fig.layout.shapes)
 
 
-def test_latent_size_sweep_figure():
+def test_latent_size_scan_figure():
     sweep = pd.DataFrame({"latent_size": [1, 1, 2, 2, 3, 3], "seed": [0, 1] * 3, "target": "y1",
                           "val_mae": [0.3, 0.32, 0.2, 0.22, 0.1, 0.12], "val_mae_std": 0.01, "n_active": [1, 1, 2, 2, 3, 2],
                           "seconds": 1.0})
-    fig = fx.latent_size_sweep_figure(sweep, unit="a.u.", true_size=3)
+    fig = fx.latent_size_scan_figure(sweep, unit="a.u.", true_size=3)
     assert list(fig.data[0].y) == pytest.approx([0.31, 0.21, 0.11])
     assert list(fig.data[1].y) == pytest.approx([1, 2, 2.5])
     titles = _axis_titles(fig)
@@ -229,11 +230,11 @@ def test_latent_size_sweep_figure():
 
 
 @pytest.mark.slow
-def test_latent_size_sweep_figure_on_a_real_sweep():
+def test_latent_size_scan_figure_on_a_real_sweep():
     data = synthetic.generate(n_materials=60, n_devices=20, seed=2)
-    sweep = latent_analysis.latent_size_sweep(presets.preset("synthetic"), [1, 2], epochs=5, folds=2,
-                                              tables={"materials": data.materials})
-    fig = fx.latent_size_sweep_figure(sweep, unit="a.u.")
+    sweep = latent_size.latent_size_scan(presets.preset("synthetic"), [1, 2], epochs=5, folds=2,
+                                        tables={"materials": data.materials})
+    fig = fx.latent_size_scan_figure(sweep, unit="a.u.")
     assert list(fig.data[0].x) == [1, 2]
 
 

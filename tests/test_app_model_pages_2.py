@@ -260,13 +260,13 @@ def test_learn_trains_and_counts_active_latents(app_env):
     done = [j for j in jobs_state.get_manager().jobs(kind="train") if j.status == "done"]
     assert any(j.payload["spec"]["stages"][0]["epochs"] == 5 for j in done)
     assert all(int(j.worker.rpartition(":")[2]) != os.getpid() for j in done)
-    # the latent-size sweep is one job training one model per size, through the same job manager
+    # the latent-size scan is one job training one model per size, through the same job manager
     at.button(key="learn.sweep").click().run()
     _no_errors(at)
     sweep = next(d.value for d in at.dataframe if "latent size (count)" in d.value.columns)
     assert sorted(sweep["latent size (count)"]) == [1, 2, 3, 4, 5, 6]
     assert (sweep["validation MAE (a.u.)"] > 0).all()
-    sweep_jobs = [j for j in jobs_state.get_manager().jobs(kind="latent_sweep") if j.status == "done"]
+    sweep_jobs = [j for j in jobs_state.get_manager().jobs(kind="latent_size_scan") if j.status == "done"]
     assert len(sweep_jobs) == 1 and sweep_jobs[0].payload["sizes"] == [1, 2, 3, 4, 5, 6]
     # changing a setting keeps the old results with a note
     at.select_slider(key="learn.noise").set_value(0.1).run()
@@ -282,7 +282,7 @@ def test_learn_warns_when_the_model_is_under_trained(app_env):
     assert "that is the model's overfitting" not in texts(at)
     at.button(key="learn.sweep").click().run()
     _no_errors(at)
-    assert any("sweep cannot tell" in w.value for w in at.warning)
+    assert any("scan cannot tell" in w.value for w in at.warning)
     assert "latents beyond what the data needs" not in texts(at)
     # with more noise the same short training is within 3x the noise sd: no warning, the overfitting reading stays
     at.select_slider(key="learn.noise").set_value(0.2).run()

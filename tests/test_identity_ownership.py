@@ -210,7 +210,7 @@ def test_jobs_are_found_by_owner_and_name_or_by_share_key_never_by_anothers_name
     decoy = m.submit("train", tiny_payload(3), owner=BOB, name="learn-n0.05-s0-plain-e5")  # newer, same name
     same_work = m.submit("train", payload, owner=BOB, name="my-own-run")  # same payload, but his own run
     assert m.find_shared("train", payload).id == shared
-    assert m.find_shared("train", tiny_payload(3)) is None and m.find_shared("latent_sweep", payload) is None
+    assert m.find_shared("train", tiny_payload(3)) is None and m.find_shared("latent_size_scan", payload) is None
     assert m.get(decoy).share_key is None and m.get(same_work).share_key is None and m.get(shared).share_key.startswith("sha256:")
     assert m.find("train", "learn-n0.05-s0-plain-e5", owner=ALICE).id == shared
     assert m.find("train", "learn-n0.05-s0-plain-e5", owner=BOB).id == decoy

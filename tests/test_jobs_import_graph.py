@@ -32,5 +32,5 @@ def test_the_registry_imports_no_kind_module():
 
 def test_the_builtin_kinds_are_found_by_module_path():
     assert "nestedae_core.jobs.training" in kinds.BUILTIN_KIND_MODULES
-    assert {"train", "latent_sweep"} <= set(kinds.kind_names())
+    assert {"train", "latent_size_scan", "latent_sweep"} <= set(kinds.kind_names())  # latent_sweep: its former name
     assert kinds.get_kind("train").module == "nestedae_core.jobs.training"

@@ -184,7 +184,7 @@ def test_each_limit_refuses_with_its_name_and_value(tmp_path):
         m.submit("train", ok, owner="c", name="four")
     sweep = {"spec": ok["spec"], "sizes": [1, 2, 3, 4, 5, 6], "epochs": 100, "folds": 2}
     with pytest.raises(LimitError, match="6 runs x epochs x folds is 1,200"):
-        m.submit("latent_sweep", sweep, owner="d", name="sweep")
+        m.submit("latent_size_scan", sweep, owner="d", name="sweep")
 
 
 def test_read_only_mode_refuses_training_saving_and_deleting(tmp_path):

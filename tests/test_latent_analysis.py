@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from nestedae_core.explain import latents as LA
+from nestedae_core.sweep import latent_size as LS
 from nestedae_core.model.config import ChainSpec
 from nestedae_core.errors import InputError
 from nestedae_core.perovskite.presets import preset
@@ -139,13 +140,13 @@ def test_paper_latent_maps(tiny_paper) -> None:
     assert 1 <= res.n_active <= 12
 
 
-# --------------------------------------------------------------------------- latent size sweep
+# --------------------------------------------------------------------------- latent size scan (nestedae_core.sweep.latent_size)
 
 
 @pytest.mark.slow
-def test_latent_size_sweep() -> None:
+def test_latent_size_scan() -> None:
     data = generate(n_materials=200)
-    out = LA.latent_size_sweep(_materials_spec(epochs=150), [1, 4], seeds=[0, 1], folds=3, tables={"materials": data.materials})
+    out = LS.latent_size_scan(_materials_spec(epochs=150), [1, 4], seeds=[0, 1], folds=3, tables={"materials": data.materials})
     assert list(out.columns) == ["latent_size", "seed", "target", "val_mae", "val_mae_std", "n_active", "seconds"]
     assert len(out) == 4 and set(out["latent_size"]) == {1, 4}
     mae = out.groupby("latent_size")["val_mae"].mean()
@@ -153,24 +154,24 @@ def test_latent_size_sweep() -> None:
     assert (out["n_active"] <= out["latent_size"]).all()
 
 
-def test_latent_sweep_runs_and_rows_rebuild_the_sweep() -> None:
-    """The sweep split into runs (trained elsewhere, e.g. as jobs) and rows gives the sweep's own table."""
+def test_latent_size_scan_runs_and_rows_rebuild_the_scan() -> None:
+    """The scan split into runs (trained elsewhere, e.g. as jobs) and rows gives the scan's own table."""
     from nestedae_core.train import cross_validate
 
     data = generate(n_materials=120, seed=0)
     spec = _materials_spec(epochs=20)
-    runs = LA.latent_sweep_runs(spec, [1, 3], folds=2)
+    runs = LS.latent_size_scan_runs(spec, [1, 3], folds=2)
     assert [(r.size, r.stage, r.spec.stages[0].latent_dim, len(r.spec.stages)) for r in runs] == [(1, 0, 1, 1), (3, 0, 3, 1)]
-    rows = [row for r in runs for row in LA.latent_sweep_rows(r, cross_validate(r.spec, tables={"materials": data.materials}, device="cpu"), 0.0)]
-    whole = LA.latent_size_sweep(spec, [1, 3], folds=2, tables={"materials": data.materials})
+    rows = [row for r in runs for row in LS.latent_size_scan_rows(r, cross_validate(r.spec, tables={"materials": data.materials}, device="cpu"), 0.0)]
+    whole = LS.latent_size_scan(spec, [1, 3], folds=2, tables={"materials": data.materials})
     pd.testing.assert_frame_equal(pd.DataFrame(rows).drop(columns="seconds"), whole.drop(columns="seconds"))
 
 
-def test_latent_size_sweep_rejects_an_upstream_stage() -> None:
+def test_latent_size_scan_rejects_an_upstream_stage() -> None:
     with pytest.raises(InputError, match="upstream"):
-        LA.latent_size_sweep(preset("synthetic"), [2], stage=1)
+        LS.latent_size_scan(preset("synthetic"), [2], stage=1)
     with pytest.raises(InputError):
-        LA.latent_size_sweep(preset("synthetic"), [])
+        LS.latent_size_scan(preset("synthetic"), [])
 
 
 def test_factor_recovery_up_to_rotation() -> None:

@@ -33,7 +33,6 @@ from .latents import (
     active_latents,
     factor_recovery,
     latent_correlations,
-    latent_size_sweep,
     latent_traversal,
     pca_projection,
 )
@@ -59,7 +58,6 @@ __all__ = [
     "active_latents",
     "factor_recovery",
     "latent_correlations",
-    "latent_size_sweep",
     "latent_traversal",
     "pca_projection",
 ]

@@ -4,7 +4,10 @@
 * :func:`active_latents`: which latents carry information (and how many);
 * :func:`latent_traversal`: move one latent, decode inputs and predict targets;
 * :func:`pca_projection`: a 2-D/3-D map of the latent space;
-* :func:`latent_size_sweep`: validation error against the latent size.
+* :func:`factor_recovery`: how well latents recover known factors (synthetic data).
+
+The latent-size scan (training one run per latent size) is
+:mod:`nestedae_core.sweep.latent_size`.
 
 Fold models and latents
 -----------------------
@@ -24,16 +27,14 @@ units (band gap eV, PCE %).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..model.config import ChainSpec
 from ..errors import InputError
 from ..model.chain import NestedAE
 
@@ -44,10 +45,6 @@ __all__ = [
     "active_latents",
     "latent_traversal",
     "pca_projection",
-    "latent_size_sweep",
-    "latent_sweep_runs",
-    "latent_sweep_rows",
-    "SweepRun",
 ]
 
 logger = logging.getLogger(__name__)
@@ -386,121 +383,6 @@ def pca_projection(
     out.attrs["latent_names"] = names
     out.attrs["member"] = member
     return out
-
-
-# --------------------------------------------------------------------------- latent size sweep
-
-
-def _sweep_spec(spec: ChainSpec, stage: int, size: int, seed: int, epochs: int | None, folds: int | None) -> ChainSpec:
-    if not 0 <= stage < len(spec.stages):
-        raise InputError(f"stage index {stage} out of range 0..{len(spec.stages) - 1}")
-    st = spec.stages[stage]
-    if st.upstream:
-        raise InputError(f"stage '{st.name}' consumes upstream latents; sweep a stage without upstream=true (e.g. stage 0)")
-    upd: dict[str, Any] = {"latent_dim": int(size)}
-    if epochs is not None:
-        upd["epochs"] = int(epochs)
-    single = ChainSpec.model_validate({**spec.model_dump(), "stages": [st.model_dump()]})
-    return single.with_updates(
-        name=f"{spec.name}-sweep"[:60],
-        stages=[upd],
-        seed=int(seed),
-        folds=int(folds) if folds is not None else spec.folds,
-    )
-
-
-def latent_size_sweep(
-    spec: ChainSpec | Callable[[int, int], ChainSpec],
-    sizes: Sequence[int],
-    seeds: Sequence[int] = (0,),
-    *,
-    stage: int = 0,
-    epochs: int | None = None,
-    folds: int | None = None,
-    tables: dict[str, pd.DataFrame] | None = None,
-    data_dir: str | None = None,
-    device: str = "cpu",
-) -> pd.DataFrame:
-    """Cross-validated error of one stage against its latent size.
-
-    ``spec``: a chain whose ``stage`` (one without upstream latents) is trained
-    alone as a one-stage chain with ``latent_dim`` set to each size (and
-    ``epochs``/``folds`` overridden when given), or a factory ``(size, seed) ->
-    ChainSpec`` whose stage ``stage`` is evaluated. ``tables``: stage name ->
-    table (otherwise loaded from the registry).
-
-    Returns one row per (latent size, seed, target): ``latent_size``, ``seed``,
-    ``target``, ``val_mae`` (mean over folds, target unit), ``val_mae_std``,
-    ``n_active`` (see :func:`active_latents`, over the stage's table) and
-    ``seconds`` (training time).
-    """
-    from ..train import cross_validate
-
-    rows = []
-    for run in latent_sweep_runs(spec, sizes, seeds, stage=stage, epochs=epochs, folds=folds):
-        t0 = time.perf_counter()
-        res = cross_validate(run.spec, tables=tables, data_dir=data_dir, device=device)
-        rows += latent_sweep_rows(run, res, time.perf_counter() - t0)
-        logger.info("latent size %d seed %d: %s", run.size, run.seed, rows[-1])
-    return pd.DataFrame(rows)
-
-
-@dataclass(frozen=True)
-class SweepRun:
-    """One training run of a latent-size sweep: the chain ``spec`` whose stage ``stage`` has latent size ``size``."""
-
-    size: int
-    seed: int
-    spec: ChainSpec
-    stage: int
-
-
-def latent_sweep_runs(
-    spec: ChainSpec | Callable[[int, int], ChainSpec],
-    sizes: Sequence[int],
-    seeds: Sequence[int] = (0,),
-    *,
-    stage: int = 0,
-    epochs: int | None = None,
-    folds: int | None = None,
-) -> list[SweepRun]:
-    """The runs of :func:`latent_size_sweep` (one per size and seed), to train elsewhere (e.g. as jobs)."""
-    sizes = [int(s) for s in sizes]
-    seeds = [int(s) for s in seeds]
-    if not sizes or any(s < 1 for s in sizes):
-        raise InputError("sizes must be a non-empty list of positive integers")
-    if not seeds:
-        raise InputError("give at least one seed")
-    runs = []
-    for size in sizes:
-        for seed in seeds:
-            if isinstance(spec, ChainSpec):
-                runs.append(SweepRun(size, seed, _sweep_spec(spec, stage, size, seed, epochs, folds), 0))
-            else:
-                runs.append(SweepRun(size, seed, spec(size, seed), stage))
-    return runs
-
-
-def latent_sweep_rows(run: SweepRun, result: Any, seconds: float) -> list[dict[str, Any]]:
-    """Rows of :func:`latent_size_sweep` for one trained run (``result``: its ``TrainResult``; ``seconds``: its training time)."""
-    st = run.spec.stages[run.stage]
-    table = result.tables.get(st.name)
-    n_active = active_latents(result.model, table, run.stage).n_active if table is not None else -1
-    rows = []
-    for t in st.target_columns:
-        m = result.metrics[st.name][t]
-        rows.append(
-            {
-                "latent_size": run.size,
-                "seed": run.seed,
-                "target": t,
-                "val_mae": float(m["mae"]),
-                "val_mae_std": float(m.get("mae_std", 0.0)),
-                "n_active": int(n_active),
-                "seconds": float(seconds),
-            }
-        )
-    return rows
 
 
 def factor_recovery(latents: np.ndarray, factors: pd.DataFrame, latent_names: list[str] | None = None) -> tuple[pd.DataFrame, pd.Series]:

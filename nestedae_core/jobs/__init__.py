@@ -10,7 +10,7 @@
 * :mod:`.manager`: :class:`JobManager`: submit, get, jobs, cancel, wait, save, delete.
 * :mod:`.ownership`: who may overwrite or delete a saved model; saving a staged bundle.
 * :mod:`.recovery`: start-up recovery (interrupted jobs, queued jobs, temp folders).
-* :mod:`.training`: the ``train`` and ``latent_sweep`` kinds, their payloads and outputs.
+* :mod:`.training`: the ``train`` and ``latent_size_scan`` kinds, their payloads and outputs.
 * :mod:`.names`: :func:`validate_model_name`.
 * :mod:`.identity`: signed per-browser identities (never admins) and the server secret that signs them.
 """
@@ -25,7 +25,7 @@ from .ownership import PermissionRefused
 from .settings import JobSettings, job_store_path, load_settings
 from .training import (
     TrainOutput,
-    latent_sweep_payload,
+    latent_size_scan_payload,
     payload_spec,
     progress_events,
     synthetic_tables,
@@ -54,7 +54,7 @@ __all__ = [
     "get_kind",
     "job_store_path",
     "kind_names",
-    "latent_sweep_payload",
+    "latent_size_scan_payload",
     "load_settings",
     "make_executor",
     "payload_spec",

@@ -86,7 +86,7 @@ def kind_names() -> list[str]:
 
 #: Modules that register the built-in kinds, by import path: imported on first use
 #: (see :func:`_ensure_builtin`), so that this registry imports none of them itself.
-BUILTIN_KIND_MODULES: tuple[str, ...] = ("nestedae_core.jobs.training",)  # 'train' and 'latent_sweep'
+BUILTIN_KIND_MODULES: tuple[str, ...] = ("nestedae_core.jobs.training",)  # 'train' and 'latent_size_scan'
 
 
 def _ensure_builtin() -> None:

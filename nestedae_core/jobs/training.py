@@ -1,6 +1,6 @@
-"""Training job kinds: ``train`` (cross-validate a chain) and ``latent_sweep`` (one run per latent size).
+"""Training job kinds: ``train`` (cross-validate a chain) and ``latent_size_scan`` (one run per latent size).
 
-Payloads are JSON, built with :func:`train_payload` and :func:`latent_sweep_payload`:
+Payloads are JSON, built with :func:`train_payload` and :func:`latent_size_scan_payload`:
 
 * ``spec``: the :class:`~nestedae_core.model.config.ChainSpec` as JSON;
 * ``tables`` (optional): where each stage's table comes from instead of the
@@ -15,9 +15,11 @@ their true values (``oof.csv``, a ``stage`` column first); its result holds the
 metrics, the run record, the seconds per stage and the bundle path.
 :func:`train_output` reads it all back as a :class:`TrainOutput`.
 
-A ``latent_sweep`` job trains the runs of
-:func:`nestedae_core.explain.latents.latent_sweep_runs` one after the other and
-returns the rows of :func:`~nestedae_core.explain.latents.latent_sweep_rows`.
+A ``latent_size_scan`` job trains the runs of
+:func:`nestedae_core.sweep.latent_size.latent_size_scan_runs` one after the other and
+returns the rows of :func:`~nestedae_core.sweep.latent_size.latent_size_scan_rows`.
+Jobs recorded under its former name, ``latent_sweep``, still run and read back
+(:data:`LEGACY_KIND_NAMES`).
 """
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "train_payload",
-    "latent_sweep_payload",
+    "latent_size_scan_payload",
+    "LATENT_SIZE_SCAN_KIND",
     "synthetic_tables",
     "TrainOutput",
     "train_output",
@@ -50,6 +53,11 @@ __all__ = [
 ]
 
 _TABLE_FILES = (".csv", ".parquet")
+
+#: The job kind of the latent-size scan.
+LATENT_SIZE_SCAN_KIND = "latent_size_scan"
+#: Former kind names (as recorded in existing job stores) -> the kind that runs them now.
+LEGACY_KIND_NAMES = {"latent_sweep": LATENT_SIZE_SCAN_KIND}
 
 
 # --------------------------------------------------------------------------- payloads
@@ -81,10 +89,10 @@ def train_payload(spec: "ChainSpec", *, tables: dict[str, dict[str, Any]] | None
             "device": str(device or "auto")}
 
 
-def latent_sweep_payload(spec: "ChainSpec", sizes: list[int], *, seeds: list[int] | None = None, stage: int = 0,
+def latent_size_scan_payload(spec: "ChainSpec", sizes: list[int], *, seeds: list[int] | None = None, stage: int = 0,
                          epochs: int | None = None, folds: int | None = None, tables: dict[str, dict[str, Any]] | None = None,
                          data_dir: str | None = None, device: str = "auto") -> dict[str, Any]:
-    """The JSON payload of a ``latent_sweep`` job: stage ``stage`` of ``spec`` trained once per size and seed."""
+    """The JSON payload of a ``latent_size_scan`` job: stage ``stage`` of ``spec`` trained once per size and seed."""
     out = train_payload(spec, tables=tables, data_dir=data_dir, device=device)
     out.update({"sizes": [int(s) for s in sizes], "seeds": [int(s) for s in (seeds or [0])], "stage": int(stage),
                 "epochs": None if epochs is None else int(epochs), "folds": None if folds is None else int(folds)})
@@ -166,27 +174,27 @@ def run_train(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
             "elapsed_s": time.perf_counter() - start, "bundle": str(bundle)}
 
 
-def _sweep_runs(payload: dict[str, Any]) -> list[Any]:
-    from ..explain import latents
+def _scan_runs(payload: dict[str, Any]) -> list[Any]:
+    from ..sweep import latent_size
 
-    return latents.latent_sweep_runs(payload_spec(payload), payload.get("sizes") or [], payload.get("seeds") or [0],
-                                     stage=int(payload.get("stage") or 0), epochs=payload.get("epochs"), folds=payload.get("folds"))
+    return latent_size.latent_size_scan_runs(payload_spec(payload), payload.get("sizes") or [], payload.get("seeds") or [0],
+                                             stage=int(payload.get("stage") or 0), epochs=payload.get("epochs"), folds=payload.get("folds"))
 
 
-def check_latent_sweep(payload: dict[str, Any], settings: JobSettings) -> None:
-    """Submission check of a ``latent_sweep`` job: every run within the size limit, all runs within epochs x folds."""
-    runs = _sweep_runs(payload)
+def check_latent_size_scan(payload: dict[str, Any], settings: JobSettings) -> None:
+    """Submission check of a ``latent_size_scan`` job: every run within the size limit, all runs within epochs x folds."""
+    runs = _scan_runs(payload)
     for run in runs[-1:]:  # the largest latent size is last
         check_chain(run.spec, settings, runs=len(runs))
 
 
-def run_latent_sweep(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Kind ``latent_sweep``: train each run of the sweep; progress over all runs; returns the sweep's rows."""
-    from ..explain import latents
+def run_latent_size_scan(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """Kind ``latent_size_scan``: train each run of the scan; progress over all runs; returns the scan's rows."""
+    from ..sweep import latent_size
     from .. import perovskite  # noqa: F401  (registers the registry datasets as the training tables)
     from ..train.cross_validation import cross_validate
 
-    runs = _sweep_runs(payload)
+    runs = _scan_runs(payload)
     rows: list[dict[str, Any]] = []
     n = len(runs)
     for i, run in enumerate(runs):
@@ -200,12 +208,13 @@ def run_latent_sweep(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]
         start = time.perf_counter()
         result = cross_validate(run.spec, tables, data_dir=payload.get("data_dir"), device=payload.get("device") or "auto",
                                 callback=report, should_stop=ctx.should_stop, threads=ctx.threads)
-        rows.extend(latents.latent_sweep_rows(run, result, time.perf_counter() - start))
+        rows.extend(latent_size.latent_size_scan_rows(run, result, time.perf_counter() - start))
     return {"rows": rows}
 
 
 register_kind("train", run_train, check=check_train)
-register_kind("latent_sweep", run_latent_sweep, check=check_latent_sweep)
+register_kind(LATENT_SIZE_SCAN_KIND, run_latent_size_scan, check=check_latent_size_scan)
+register_kind("latent_sweep", run_latent_size_scan, check=check_latent_size_scan)  # jobs recorded under the former name
 
 
 # --------------------------------------------------------------------------- reading results

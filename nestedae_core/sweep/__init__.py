@@ -1,4 +1,6 @@
-"""Hyperparameter sweeps with Optuna: each trial a job, every trial on the same grouped folds.
+"""Training runs over settings: Optuna hyperparameter sweeps, and the latent-size scan.
+
+Sweeps (Optuna): each trial a job, every trial on the same grouped folds.
 
 * :mod:`.space`: :class:`SearchSpace` (what is sampled, as data) and :func:`default_space`.
 * :mod:`.objective`: :class:`Objective` (the grouped-fold validation MAE of one target)
@@ -6,6 +8,9 @@
 * :mod:`.trial`: the ``sweep-trial`` job kind (:func:`run_trial`).
 * :mod:`.runner`: :class:`Sweep` (ask / tell as running slots allow), :class:`SweepConfig`,
   :func:`open_storage` (the job store's SQLite file by default, or any SQLAlchemy URL).
+
+The latent-size scan, :mod:`.latent_size` (:func:`latent_size_scan`): one stage's
+cross-validated error against its latent size (``latent_size_scan`` job kind).
 
 Example::
 
@@ -16,6 +21,7 @@ Example::
 """
 from __future__ import annotations
 
+from .latent_size import ScanRun, latent_size_scan, latent_size_scan_rows, latent_size_scan_runs
 from .objective import Objective, cross_validate_on_folds
 from .runner import MAX_TRIALS, Sweep, SweepConfig, default_storage_url, list_sweeps, open_storage
 from .space import ParamSpec, SearchSpace, default_space
@@ -25,6 +31,7 @@ __all__ = [
     "MAX_TRIALS",
     "Objective",
     "ParamSpec",
+    "ScanRun",
     "SearchSpace",
     "Sweep",
     "SweepConfig",
@@ -32,6 +39,9 @@ __all__ = [
     "cross_validate_on_folds",
     "default_space",
     "default_storage_url",
+    "latent_size_scan",
+    "latent_size_scan_rows",
+    "latent_size_scan_runs",
     "list_sweeps",
     "open_storage",
     "run_trial",
