@@ -29,18 +29,15 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from streamlit_server import REPO, free_port, start_server, stop_process, wait_healthy  # this folder's server helper
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 #: Pages the browsing sessions visit, in turn (each session starts at a different one).
@@ -82,12 +79,6 @@ SUBMITTER = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def rss_bytes(pid: int, children: bool) -> int:
     """Resident memory of ``pid`` (and of its descendants when ``children``), in bytes."""
     try:
@@ -119,50 +110,6 @@ def rss_bytes(pid: int, children: bool) -> int:
             except OSError:
                 pass
         return total
-
-
-def stop(proc: subprocess.Popen | None, name: str) -> None:
-    """Terminate ``proc``'s process group (SIGTERM, then SIGKILL after 15 s)."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        print(f"{name} did not stop on SIGTERM; killing it", file=sys.stderr)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=15)
-
-
-def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-        "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]
-    with open(log, "wb") as out:
-        return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"streamlit not healthy after {timeout:.0f} s")
 
 
 def job_summary(db: Path, log: Path) -> dict[str, object]:
@@ -345,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         t_start = time.monotonic()
-        server = start_server(env, port, log)
-        wait_healthy(url, server, 120.0, log)
+        server = start_server(env, port, log, new_session=True)
+        wait_healthy(url, server, 120.0, log, tail_chars=2000)
         print(f"[{time.strftime('%H:%M:%S')}] server up at {url} in {time.monotonic() - t_start:.1f} s; {args.sessions} sessions, {args.duration:.0f} s", file=sys.stderr)
         rss["server_start"] = rss_bytes(server.pid, False)
         asyncio.run(drive(url, args, stats, start_jobs, sample))
@@ -358,8 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 pass
     finally:
-        stop(submitter, "job submitter")
-        stop(server, "streamlit")
+        stop_process(submitter, "job submitter", group=True)
+        stop_process(server, "streamlit", group=True)
     jobs_out = job_summary(tmp / "jobs.sqlite", submit_log)
     quiet, busy = summary(stats.times["quiet"]), summary(stats.times["training"])
     ratio = round(busy["p90_s"] / quiet["p90_s"], 2) if quiet["p90_s"] and busy["p90_s"] else None

@@ -4,7 +4,8 @@ In process, with ``streamlit.testing.v1.AppTest`` (tests/test_app_*.py): the who
 app runs from ``streamlit_app.py`` and ``open_app`` switches to a page.
 
 In a real browser, with playwright and Debian's ``/usr/bin/chromium``
-(tests/e2e/): ``running_app`` serves the app with ``streamlit run``, ``new_page``
+(tests/e2e/): ``running_app`` serves the app with ``streamlit run`` (through
+benchmarks/streamlit_server.py, the server helper the benchmarks use too), ``new_page``
 opens a fresh session, ``goto_page`` clicks a sidebar entry and waits until the
 app is idle, ``wait_text`` waits for visible text, ``fill_text_input`` types into
 a text box and presses Enter, ``assert_no_exception`` fails on a Streamlit
@@ -14,11 +15,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +26,10 @@ from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = str(REPO / "streamlit_app.py")
+if str(REPO) not in sys.path:  # benchmarks/ (the server helper) is a folder at the repo root
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.streamlit_server import ServerError, free_port, start_server, stop_process, wait_healthy  # noqa: E402
 
 # --------------------------------------------------------------------------- in process (AppTest)
 
@@ -88,12 +90,6 @@ def require_browser() -> None:
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def running_app(log_dir: Path, data_dir: Path, **extra_env: str) -> Iterator[str]:
     """Start ``streamlit run streamlit_app.py`` on a free port, yield its URL, always terminate it."""
@@ -104,37 +100,16 @@ def running_app(log_dir: Path, data_dir: Path, **extra_env: str) -> Iterator[str
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra_env)
     log = log_dir / f"streamlit-{port}.log"
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-        "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc = start_server(env, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit not healthy after {SERVER_START_TIMEOUT:.0f} s:\n"
-                            f"{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.5)
+        try:
+            wait_healthy(url, proc, SERVER_START_TIMEOUT, log)
+        except ServerError as exc:
+            pytest.fail(str(exc))
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop_process(proc)
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Speed: training both chains, predictions, cold commands and (optionally) the dashboard, in seconds.
+"""Speed: training both chains, predictions and cold commands, in seconds.
 
 :func:`speed_benchmark` measures, on this machine and in one run:
 
@@ -9,10 +9,9 @@
   ``import torch``, ``nestedae predict MAPbI3`` and ``nestedae explain MAPbI3``; the
   report gives their medians and each command's excess over ``import torch`` (the
   floor of any command that loads a model) and its ratio to it;
-* with ``dashboard=True`` (needs the ``playwright`` package and Chromium, and a
-  checkout with ``streamlit_app.py``): a fresh ``streamlit run`` server, the seconds
-  from its start to the first page settled (no script running), and every page's
-  seconds to settle once warm. Without them the report says why it was skipped.
+
+The dashboard's speed (a fresh server, first page and every page warm) is measured
+from a checkout, outside the library: ``python benchmarks/speed_dashboard.py``.
 
 Times on a shared machine vary by 2x or more: compare figures measured side by side
 (``benchmarks/side_by_side_training.sh`` runs an older commit alternately).
@@ -21,21 +20,19 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .reports import created_now, machine_info, peak_rss_mib
 
-__all__ = ["cold_command_seconds", "dashboard_seconds", "speed_benchmark", "training_seconds"]
+__all__ = ["cold_command_seconds", "speed_benchmark", "training_seconds"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +44,6 @@ COLD_COMMANDS: dict[str, list[str]] = {
     "predict": ["-c", _CLI, "predict", "MAPbI3"],
     "explain": ["-c", _CLI, "explain", "MAPbI3"],
 }
-#: The checkout's root (where ``streamlit_app.py`` lives, when the package is not installed from a wheel).
-_REPO = Path(__file__).resolve().parents[2]
 
 
 def training_seconds(preset_name: str, *, data_dir: str | None, device: str, epochs: int | None = None) -> dict[str, Any]:
@@ -133,117 +128,6 @@ def cold_command_seconds(*, repeats: int = 3, env: dict[str, str] | None = None,
     return out
 
 
-def dashboard_seconds(*, data_dir: str | None = None, chromium: str = "/usr/bin/chromium", timeout_s: float = 120.0) -> dict[str, Any]:
-    """The dashboard with a cold server: seconds to the first page settled, then every page once warm.
-
-    Starts ``streamlit run streamlit_app.py`` on a free port (models in a temporary
-    folder), opens it in headless Chromium and polls until the page shows its title
-    and no script runs (the status widget is gone for 0.25 s). Returns ``{"skipped": reason}`` when
-    playwright, Chromium or ``streamlit_app.py`` is missing. The server is always stopped.
-    """
-    app = _REPO / "streamlit_app.py"
-    if not app.is_file():
-        return {"skipped": f"no streamlit_app.py beside the package ({_REPO}): run from a checkout"}
-    if not Path(chromium).exists():
-        return {"skipped": f"{chromium} not found (apt-get install chromium)"}
-    try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return {"skipped": "the playwright package is not installed (pip install playwright)"}
-    import socket
-    import urllib.request
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    work = Path(tempfile.mkdtemp(prefix="nestedae-speed-"))
-    env = dict(os.environ, NESTEDAE_MODELS_DIR=str(work / "models"), PYTHONUNBUFFERED="1")
-    if data_dir:
-        env["NESTEDAE_DATA_DIR"] = data_dir
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true", "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    url = f"http://127.0.0.1:{port}"
-    report: dict[str, Any] = {}
-    t0 = time.perf_counter()
-    with open(work / "streamlit.log", "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=_REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        while True:
-            if proc.poll() is not None:
-                return {"skipped": f"streamlit exited with {proc.returncode}"}
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.perf_counter() - t0 > timeout_s:
-                return {"skipped": f"streamlit not healthy after {timeout_s:.0f} s"}
-            time.sleep(0.05)
-        report["server_healthy_s"] = round(time.perf_counter() - t0, 2)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
-            try:
-                page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
-                t1 = time.perf_counter()
-                page.goto(url)
-                _wait_settled(page, timeout_s)
-                now = time.perf_counter()
-                report["first_page_from_request_s"] = round(now - t1, 2)
-                report["first_page_from_server_start_s"] = round(now - t0, 2)
-                links = page.get_by_test_id("stSidebarNav").locator("a")
-                pages = {}
-                for i in range(links.count()):
-                    href = links.nth(i).get_attribute("href")
-                    if href and links.nth(i).is_visible():
-                        text = links.nth(i).inner_text().strip().splitlines()  # an icon's name, then the title
-                        pages.setdefault(href, text[-1].strip() if text else href)
-                warm: dict[str, float] = {}
-                for rounds in range(2):  # the first visit of a page imports its modules; the second is warm
-                    for href, title in pages.items():
-                        t2 = time.perf_counter()
-                        for _attempt in range(3):  # a rerun may replace the menu under the pointer
-                            try:
-                                page.get_by_test_id("stSidebarNav").locator(f'a[href="{href}"]').first.click(timeout=10_000)
-                                break
-                            except PlaywrightError:
-                                _wait_settled(page, timeout_s)
-                        _wait_settled(page, timeout_s)
-                        if rounds == 1:
-                            warm[title] = round(time.perf_counter() - t2, 2)
-                report["warm_page_s"] = warm
-                report["warm_page_max_s"] = max(warm.values()) if warm else None
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        shutil.rmtree(work, ignore_errors=True)
-    return report
-
-
-def _wait_settled(page: Any, timeout_s: float) -> None:
-    """Poll until the page shows its title and no script runs (status widget gone for 0.25 s)."""
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_s * 1000)
-    page.wait_for_selector("[data-testid='stMain'] h1", timeout=timeout_s * 1000)  # the page's title: its script has run
-    deadline = time.perf_counter() + timeout_s
-    time.sleep(0.1)  # a just-triggered run shows its status widget
-    quiet_since: float | None = None
-    while time.perf_counter() < deadline:
-        if page.locator("[data-testid='stStatusWidget']").count() == 0:
-            quiet_since = quiet_since or time.perf_counter()
-            if time.perf_counter() - quiet_since >= 0.25:
-                return
-        else:
-            quiet_since = None
-        time.sleep(0.05)
-
-
 def speed_benchmark(
     *,
     data_dir: str | None = None,
@@ -253,7 +137,6 @@ def speed_benchmark(
     epochs: int | None = None,
     presets: tuple[str, ...] = ("paper", "measured"),
     cold: bool = True,
-    dashboard: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Every speed figure of this module's docstring in one report (seconds; memory in MiB).
@@ -282,8 +165,5 @@ def speed_benchmark(
         if data_dir:
             env["NESTEDAE_DATA_DIR"] = data_dir
         report["cold"] = cold_command_seconds(repeats=repeats, env=env)
-    if dashboard:
-        say("the dashboard (cold server, then every page warm)")
-        report["dashboard"] = dashboard_seconds(data_dir=data_dir)
     report["peak_rss_mib"] = round(peak_rss_mib(), 1)
     return report

@@ -77,16 +77,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pap.add_argument("--data-dir")
     pap.add_argument("--json", metavar="FILE", help="write the result to FILE (atomically)")
     pap.set_defaults(func=run_paper_score)
-    spd = bsub.add_parser("speed", help="seconds: 5-fold training of both chains, predictions, cold predict/explain vs import torch, the dashboard",
+    spd = bsub.add_parser("speed", help="seconds: 5-fold training of both chains, predictions, cold predict/explain vs import torch",
                           description="Speed figures measured on this machine in one run (see nestedae_core.benchmark.speed); "
-                                      "cold commands run as fresh processes, alternating with 'import torch'.")
+                                      "cold commands run as fresh processes, alternating with 'import torch'. "
+                                      "The dashboard's speed: python benchmarks/speed_dashboard.py (in a checkout).")
     spd.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     spd.add_argument("--data-dir")
     spd.add_argument("--epochs", type=_positive, help="override every stage's epochs (quick runs; default: the presets')")
     spd.add_argument("--preset", action="append", choices=["paper", "measured"], help="chain(s) to train (default both)")
     spd.add_argument("--repeats", type=_positive, default=3, help="rounds of the cold commands, best-of count of predictions (default 3)")
     spd.add_argument("--no-cold", action="store_true", help="skip the cold predict/explain commands")
-    spd.add_argument("--dashboard", action="store_true", help="also time the dashboard (cold server, every page warm; needs playwright and Chromium)")
     spd.add_argument("--json", metavar="FILE", help="write the report to FILE (atomically)")
     spd.set_defaults(func=run_speed)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
@@ -203,8 +203,7 @@ def run_speed(args: argparse.Namespace) -> int:
 
     check_output_file(args.json)  # before the run: a bad path fails at once
     report = speed_benchmark(data_dir=args.data_dir, device=args.device, epochs=args.epochs, repeats=args.repeats,
-                             presets=tuple(args.preset or ("paper", "measured")), cold=not args.no_cold,
-                             dashboard=args.dashboard, progress=_say)
+                             presets=tuple(args.preset or ("paper", "measured")), cold=not args.no_cold, progress=_say)
     if args.json:
         write_json_file(report, args.json)
     print_speed(report)
@@ -238,12 +237,3 @@ def print_speed(report: dict[str, Any]) -> None:
                          _num(c.get("excess_over_import_torch_s"), "+.2f") if name != "import_torch" else "",
                          _num(c.get("ratio_to_import_torch"), ".2f") if name != "import_torch" else "", c.get("error", "")])
         print_table(rows, ["cold command (fresh process)", "median s", "runs", "over import torch (s)", "ratio to import torch", "error"])
-    dash = report.get("dashboard")
-    if dash:
-        print()
-        if "skipped" in dash:
-            print(f"dashboard: skipped: {dash['skipped']}")
-        else:
-            print(f"dashboard: server healthy after {dash['server_healthy_s']:.1f} s; first page settled {dash['first_page_from_request_s']:.1f} s "
-                  f"after the request ({dash['first_page_from_server_start_s']:.1f} s after the server start)")
-            print("warm pages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in dash["warm_page_s"].items()))
