@@ -1,0 +1,37 @@
+"""Halide-perovskite compositions ABX3: parse, validate, normalise, mix, enumerate.
+
+* :mod:`.core`: the :class:`Composition` type (amounts per formula unit; site totals
+  checked, :class:`SiteTotalError`), :class:`IonAmounts`;
+* :mod:`.formula`: :func:`parse_formula`, the notations of the data sets and the literature;
+* :mod:`.mixing`: :func:`mix`, weighted mixtures of end members (line scans);
+* :mod:`.grids`: :func:`composition_grid` and :func:`grid_size`, compositions on a step.
+
+The names below (and the ion lists of :mod:`nestedae_core.vocabulary`) are
+importable from here, e.g. ``from nestedae_core.chemistry.composition import parse_formula``.
+"""
+from __future__ import annotations
+
+from ...vocabulary import A_SITE_IONS, B_SITE_IONS, IONS, SITE_IONS, SITE_OF_ION, SITE_TOTALS, X_SITE_IONS
+from .core import Composition, IonAmounts, SiteTotalError
+from .formula import MAX_FORMULA_LENGTH, parse_formula
+from .grids import MAX_GRID_ROWS, composition_grid, grid_size
+from .mixing import mix
+
+__all__ = [
+    "A_SITE_IONS",
+    "B_SITE_IONS",
+    "X_SITE_IONS",
+    "IONS",
+    "SITE_OF_ION",
+    "SITE_IONS",
+    "SITE_TOTALS",
+    "MAX_FORMULA_LENGTH",
+    "MAX_GRID_ROWS",
+    "IonAmounts",
+    "Composition",
+    "SiteTotalError",
+    "parse_formula",
+    "mix",
+    "composition_grid",
+    "grid_size",
+]
