@@ -35,7 +35,7 @@ def _rewrite(path, name, text, *, update_manifest=True):
     (path / name).write_text(text, encoding="utf-8")
     if update_manifest:
         m = json.loads((path / "manifest.json").read_text())
-        m["sha256"][name] = store._sha256(path / name)
+        m["sha256"][name] = store.layout._sha256(path / name)
         (path / "manifest.json").write_text(json.dumps(m))
 
 
@@ -99,7 +99,7 @@ def test_nan_weights_are_refused(saved, tmp_path):
     tensors[first].view(-1)[0] = float("nan")
     save_file(tensors, str(b / "weights.safetensors"), metadata={"format": "1"})
     m = json.loads((b / "manifest.json").read_text())
-    m["sha256"]["weights.safetensors"] = store._sha256(b / "weights.safetensors")
+    m["sha256"]["weights.safetensors"] = store.layout._sha256(b / "weights.safetensors")
     (b / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BundleError, match="weights.safetensors holds NaN or infinite values"):
         store.load_bundle(b)
@@ -138,7 +138,7 @@ def test_malformed_files_are_broken_in_the_listing_and_refused_on_load(saved, tm
     if content is None:
         (b / name).write_bytes(b"\xff\xfe\x00binary\x9c")
         m = json.loads((b / "manifest.json").read_text())
-        m["sha256"][name] = store._sha256(b / name)
+        m["sha256"][name] = store.layout._sha256(b / name)
         (b / "manifest.json").write_text(json.dumps(m))
     else:
         _rewrite(b, name, content)
@@ -224,7 +224,7 @@ def test_save_reports_a_read_only_location(tiny_paper, tmp_path, monkeypatch):
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return real_mkdir(path, *a, **k)
 
-    monkeypatch.setattr(store.os, "mkdir", ro)
+    monkeypatch.setattr(store.saving.os, "mkdir", ro)
     with pytest.raises(BundleError, match="cannot save the model: .*read-only file system"):
         store.save_bundle(tiny_paper, tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
@@ -239,7 +239,7 @@ def test_save_reports_a_full_disk_and_leaves_nothing(tiny_paper, tmp_path, monke
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store, "_write_json", full)
+    monkeypatch.setattr(store.saving, "_write_json", full)
     with pytest.raises(BundleError, match="the disk is full") as info:
         store.save_bundle(tiny_paper, tmp_path / "m", overwrite=True)
     assert "\n" not in str(info.value)
@@ -337,7 +337,7 @@ def _fake_temp(models, name):
 def test_clean_stale_temp_removes_only_dead_saves(tmp_path):
     models = tmp_path / "models"
     models.mkdir()
-    host = store._host_tag()
+    host = store.folders._host_tag()
     p = multiprocessing.get_context("fork").Process(target=lambda: None)
     p.start()
     p.join()
@@ -374,16 +374,16 @@ def test_killed_save_is_cleaned(tiny_paper, tmp_path):
     models.mkdir()
 
     def save_and_die():
-        real = store._publish
+        real = store.saving._publish
 
         def die(*a, **k):
             os._exit(9)
 
-        store._publish = die
+        store.saving._publish = die
         try:
             store.save_bundle(tiny_paper, models / "m")
         finally:
-            store._publish = real
+            store.saving._publish = real
 
     p = ctx.Process(target=save_and_die)
     p.start()
@@ -425,7 +425,7 @@ def _fill_with_broken_folders(models, good):
     p = multiprocessing.get_context("fork").Process(target=lambda: None)
     p.start()
     p.join()
-    stale = models / f".good.{store._host_tag()}-{p.pid}.abcdef.saving"
+    stale = models / f".good.{store.folders._host_tag()}-{p.pid}.abcdef.saving"
     stale.mkdir()
     (stale / "config.json").write_text("{}")
     return stale
@@ -460,7 +460,7 @@ def test_pages_keep_working_with_broken_models(app_env, saved, page):
 def test_absurdly_large_json_is_refused_unread(saved, tmp_path):
     b = _copy(saved, tmp_path / "b")
     with open(b / "record.json", "r+b") as fh:
-        fh.truncate(store._MAX_JSON_BYTES + 1)  # sparse: only the size is looked at
+        fh.truncate(store.loading._MAX_JSON_BYTES + 1)  # sparse: only the size is looked at
     assert "MB, more than a bundle's JSON can be" in store.bundle_info(b).broken
     with pytest.raises(BundleError, match="more than a bundle's JSON can be"):
         store.load_bundle(b, verify=False)

@@ -159,7 +159,7 @@ def test_train_out_reports_a_full_disk_and_a_read_only_folder(capsys, tmp_path, 
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as m:
-        m.setattr(store, "_write_json", full)
+        m.setattr(store.saving, "_write_json", full)
         rc, _, err = run(capsys, *TRAIN, "--out", out)
     one_line_error(rc, err, "the disk is full", str(out))
     assert list(tmp_path.iterdir()) == []
@@ -171,7 +171,7 @@ def test_train_out_reports_a_full_disk_and_a_read_only_folder(capsys, tmp_path, 
         return real_mkdir(path, *a, **k)
 
     with monkeypatch.context() as m:
-        m.setattr(store.os, "mkdir", ro)
+        m.setattr(store.saving.os, "mkdir", ro)
         rc, _, err = run(capsys, *TRAIN, "--out", out)
     one_line_error(rc, err, "read-only file system")
     assert list(tmp_path.iterdir()) == []
@@ -349,7 +349,7 @@ def _break(bundle: Path, name: str, text: str) -> None:
     (bundle / name).write_text(text)
     m = json.loads((bundle / "manifest.json").read_text())
     if isinstance(m, dict):
-        m["sha256"][name] = store._sha256(bundle / name)
+        m["sha256"][name] = store.layout._sha256(bundle / name)
         (bundle / "manifest.json").write_text(json.dumps(m))
 
 

@@ -7,8 +7,6 @@ upstream latents from the raw inputs.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -21,7 +19,7 @@ FORMULAS = ["MAPbI3", "FAPbI3", "CsPbBr3", "Cs0.05FA0.8MA0.15Pb(I0.85Br0.15)3", 
 
 @pytest.fixture(scope="module")
 def model():
-    return store.load_bundle(Path(store.__file__).parent / "bundles" / "measured-default")
+    return store.load_bundle(store.shipped_bundle_path("measured-default"))
 
 
 @pytest.fixture(scope="module")

@@ -104,7 +104,7 @@ def test_recovery_interrupts_orphaned_running_jobs_requeues_queued_ones_and_clea
     stray.mkdir()
     (stray / "data.csv").write_text("a,b\n")
     models.mkdir()
-    host = bundles._host_tag() if hasattr(bundles, "_host_tag") else "0" * 8
+    host = bundles.folders._host_tag()
     killed_save = models / f".tiny.{host}-999999999.abcdef012345.saving"  # store.save_bundle's temp folder of a dead process
     killed_save.mkdir()
     (killed_save / "config.json").write_text("{}")

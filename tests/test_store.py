@@ -129,7 +129,7 @@ def test_save_is_atomic(bundle, tmp_path, monkeypatch) -> None:
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(store, "save_file", boom)
+    monkeypatch.setattr(store.saving, "save_file", boom)
     with pytest.raises(BundleError, match="cannot save the model: .*disk full"):
         store.save_bundle(r, tmp_path / "m")
     assert not (tmp_path / "m").exists()
