@@ -21,6 +21,7 @@ import streamlit as st
 
 from app import explain_state as es
 from app import figures_explain as fx
+from app import figures_latents as fl
 from app import quantities, ui
 from app.figures import COLUMN_INFO, axis_title
 from nestedae_core.data.synthetic import DEVICE_TARGET, MATERIAL_TARGET, TRUTH_PREFIX
@@ -146,7 +147,7 @@ def map_view(stage: int, rows: StageRows) -> None:
             z = a3.selectbox("z axis", axes, index=axes.index(ranked[2 if len(ranked) > 2 else 0]), key=f"latents.z.{stage}") if dims == 3 else None
         values, categorical = opts.get(colour, (None, False))
         hover = rows.frame[rows.label_column].astype(str) if rows.label_column else [f"row {i}" for i in range(len(coords))]
-        fig = fx.latent_map_figure(coords, x=x, y=y, z=z, color=values, color_title=colour, categorical=categorical, hover=hover,
+        fig = fl.latent_map_figure(coords, x=x, y=y, z=z, color=values, color_title=colour, categorical=categorical, hover=hover,
                                    highlight=qc, highlight_label=query.formula if query is not None else "", axis_notes=notes)
         ui.plot(fig, key="latents.map")
         if info.get("query_error"):
@@ -177,7 +178,7 @@ def correlation_view(stage: int, rows: StageRows) -> None:
         labels = {c: f"{_target_title(c.replace(' (predicted)', ''))} predicted" if c.endswith("(predicted)")
                   else (_target_title(c) if any(c == t.column for s in model.spec.stages for t in s.targets) else fx.feature_label(c, with_unit=False))
                   for c in corr.columns}
-        ui.plot(fx.correlation_heatmap_figure(corr, method=method, labels=labels,
+        ui.plot(fl.correlation_heatmap_figure(corr, method=method, labels=labels,
                                               title=f"Latents of stage {stage + 1} vs its inputs and targets"), key="latents.corr")
         finite = corr.drop(columns=list(corr.attrs.get("categorical_columns", []))).abs()
         best = finite.stack().sort_values(ascending=False)
@@ -234,7 +235,7 @@ def traversal_view(stage: int, rows: StageRows) -> None:
         for col, c in zip(cols[len(targets):], p.categorical_columns):
             col.metric(f"decoded {fx.feature_label(c, with_unit=False)}", str(trav[c].iloc[i]),
                        help=f"Most probable category, probability {trav[f'{c}_p'].iloc[i]:.2f}")
-        fig = fx.traversal_figure(trav, targets=targets, inputs=[(c, fx.feature_label(c, units, with_unit=False), fx.feature_unit(c, units)) for c in shown],
+        fig = fl.traversal_figure(trav, targets=targets, inputs=[(c, fx.feature_label(c, units, with_unit=False), fx.feature_unit(c, units)) for c in shown],
                                   current=current, start=values[nearest], title=f"Moving {latent} of fold model {member + 1} from {query.formula}")
         ui.plot(fig, key="latents.trav")
         state = "an **active**" if act.active[member, names.index(latent)] else "an **inactive** (nearly constant)"
@@ -267,7 +268,7 @@ def active_view(stage: int, rows: StageRows) -> None:
                     f"weights producing it is at least **{act.weight_threshold:g}×** the largest such norm. A latent that fails "
                     "either is nearly constant: the decoder and the heads can only read a bias from it. "
                     f"(Library rule: {act.rule}.)")
-        ui.plot(fx.active_latents_figure(act, act.members.index(member), title=f"Stage {stage + 1}: which latents carry information"),
+        ui.plot(fl.active_latents_figure(act, act.members.index(member), title=f"Stage {stage + 1}: which latents carry information"),
                 key="latents.active")
         st.caption("Bars below the dashed line mark latents the L1 penalty has switched off. When every latent is active, "
                    "the stage uses its whole latent budget; a smaller latent size may do as well (see the latent-size scan "

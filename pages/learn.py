@@ -30,6 +30,7 @@ import streamlit as st
 
 from app import explain_state as es
 from app import figures_explain as fx
+from app import figures_latents as fl
 from app import figures_model as fm
 from app import jobs_state
 from app import ui
@@ -246,7 +247,7 @@ def _sweep_rows(job: JobRecord) -> pd.DataFrame | None:
 
 def _show_sweep(sweep: pd.DataFrame, true_size: int, noise_sd: float) -> None:
     """The latent-size scan's figure, reading and table (no reading when even its best model is under-trained)."""
-    ui.plot(fx.latent_size_scan_figure(sweep, unit=UNIT, target_label="y1", true_size=true_size,
+    ui.plot(fl.latent_size_scan_figure(sweep, unit=UNIT, target_label="y1", true_size=true_size,
                                         title="Validation error against the latent size"), key="learn.sweep_fig")
     by_size = sweep.groupby("latent_size")["val_mae"].mean()
     sd = float(sweep["val_mae_std"].mean())
@@ -391,11 +392,11 @@ with ui.user_errors():
            "latents does not reveal the true dimension here; the latent-size scan below does it better."))
     left, right = st.columns([2, 3])
     with left:
-        ui.plot(fx.active_latents_figure(act, 0, title="Which latents carry information (fold model 1)"), key="learn.active")
+        ui.plot(fl.active_latents_figure(act, 0, title="Which latents carry information (fold model 1)"), key="learn.active")
     names = model.latent_names(0)
     corr, r2 = latents.factor_recovery(model.latents(0, tdata.materials)[0], tdata.materials[truth.factor_columns], names)
     with right:
-        ui.plot(fx.factor_recovery_figure(corr, r2, title="Latents against the hidden true factors"), key="learn.recovery")
+        ui.plot(fl.factor_recovery_figure(corr, r2, title="Latents against the hidden true factors"), key="learn.recovery")
     st.caption(
         f"Left: the rule behind the count. Right: single latents correlate only partly with single factors, since "
         f"any invertible mix of the factors predicts y1 equally well, so the model has no reason to align its latents "

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import pytest
 
 from app import figures_explain as fx
+from app import figures_latents as fl
 from nestedae_core import explain, train
 from nestedae_core.explain import latents as latent_analysis
 from nestedae_core.sweep import latent_size
@@ -168,14 +169,14 @@ def test_explainer_comparison_panel(tiny):
 def test_latent_map_numeric_categorical_highlight_and_3d(tiny):
     model, data = tiny
     pca = latent_analysis.pca_projection(model, data.devices, 1, 3)
-    fig = fx.latent_map_figure(pca, x="PC1", y="PC2", color=data.devices["y2"], color_title="y2 (a.u.)",
+    fig = fl.latent_map_figure(pca, x="PC1", y="PC2", color=data.devices["y2"], color_title="y2 (a.u.)",
                                hover=data.devices["device_id"], highlight=pca.head(1), highlight_label="D0000",
                                axis_notes={"PC1": "40 % of variance"})
     assert fig.data[0].marker.colorbar.title.text == "y2 (a.u.)"
     assert list(fig.data[0].x) == pytest.approx(list(pca["PC1"]))
     assert fig.data[-1].name == "D0000" and fig.data[-1].marker.symbol == "star"
     assert fig.layout.xaxis.title.text == "PC1 (dimensionless, 40 % of variance)"
-    cat = fx.latent_map_figure(pca, x="PC1", y="PC2", z="PC3", color=data.devices["stack"], categorical=True, color_title="stack")
+    cat = fl.latent_map_figure(pca, x="PC1", y="PC2", z="PC3", color=data.devices["stack"], categorical=True, color_title="stack")
     assert {t.name.split(" (")[0] for t in cat.data} == set(data.devices["stack"])
     assert sum(len(t.x) for t in cat.data) == len(data.devices)
     assert isinstance(cat.data[0], go.Scatter3d)
@@ -186,7 +187,7 @@ def test_latent_map_numeric_categorical_highlight_and_3d(tiny):
 def test_correlation_heatmap_from_latent_correlations(tiny):
     model, data = tiny
     corr = latent_analysis.latent_correlations(model, data.devices, 1, method="spearman")
-    fig = fx.correlation_heatmap_figure(corr, method="spearman")
+    fig = fl.correlation_heatmap_figure(corr, method="spearman")
     hm = fig.data[0]
     assert np.asarray(hm.z, dtype=float).shape == corr.shape
     assert hm.zmin == -1 and hm.zmax == 1
@@ -199,7 +200,7 @@ def test_correlation_heatmap_from_latent_correlations(tiny):
 def test_traversal_figure(tiny):
     model, data = tiny
     trav = latent_analysis.latent_traversal(model, data.materials.head(1), 0, "z2")
-    fig = fx.traversal_figure(trav, targets=[("y1", "y1", "a.u.")], inputs=[("x0", "x0", "a.u."), ("x1", "x1", "a.u.")],
+    fig = fl.traversal_figure(trav, targets=[("y1", "y1", "a.u.")], inputs=[("x0", "x0", "a.u."), ("x1", "x1", "a.u.")],
                               current=float(trav["value"].iloc[5]), start=0.0)
     assert len(fig.data) == 3
     assert list(fig.data[0].y) == pytest.approx(list(trav["y1"]))
@@ -211,7 +212,7 @@ def test_traversal_figure(tiny):
 def test_active_latents_figure(tiny):
     model, data = tiny
     act = latent_analysis.active_latents(model, data.materials, 0, threshold=0.05)
-    fig = fx.active_latents_figure(act, 1)
+    fig = fl.active_latents_figure(act, 1)
     assert list(fig.data[0].x) == act.latent_names
     assert np.asarray(fig.data[0].y) == pytest.approx(np.maximum(act.relative_variance[1], 1e-6))
     assert fig.layout.yaxis.type == "log" and "dimensionless" in fig.layout.yaxis.title.text
@@ -222,7 +223,7 @@ def test_latent_size_scan_figure():
     sweep = pd.DataFrame({"latent_size": [1, 1, 2, 2, 3, 3], "seed": [0, 1] * 3, "target": "y1",
                           "val_mae": [0.3, 0.32, 0.2, 0.22, 0.1, 0.12], "val_mae_std": 0.01, "n_active": [1, 1, 2, 2, 3, 2],
                           "seconds": 1.0})
-    fig = fx.latent_size_scan_figure(sweep, unit="a.u.", true_size=3)
+    fig = fl.latent_size_scan_figure(sweep, unit="a.u.", true_size=3)
     assert list(fig.data[0].y) == pytest.approx([0.31, 0.21, 0.11])
     assert list(fig.data[1].y) == pytest.approx([1, 2, 2.5])
     titles = _axis_titles(fig)
@@ -234,13 +235,13 @@ def test_latent_size_scan_figure_on_a_real_sweep():
     data = synthetic.generate(n_materials=60, n_devices=20, seed=2)
     sweep = latent_size.latent_size_scan(presets.preset("synthetic"), [1, 2], epochs=5, folds=2,
                                         tables={"materials": data.materials})
-    fig = fx.latent_size_scan_figure(sweep, unit="a.u.")
+    fig = fl.latent_size_scan_figure(sweep, unit="a.u.")
     assert list(fig.data[0].x) == [1, 2]
 
 
 def test_factor_recovery_and_credit_split_figures():
     corr = pd.DataFrame([[0.9, 0.1], [0.2, -0.8]], index=["z1", "z2"], columns=["true_z1", "true_z2"])
-    fig = fx.factor_recovery_figure(corr, pd.Series({"true_z1": 0.95, "true_z2": 0.9}))
+    fig = fl.factor_recovery_figure(corr, pd.Series({"true_z1": 0.95, "true_z2": 0.9}))
     assert np.asarray(fig.data[0].z) == pytest.approx(corr.to_numpy())
     assert "R² (dimensionless)" in _axis_titles(fig)
     split = pd.DataFrame({"model": ["a", "b"], "feature": ["x0", "x_dup"], "mean |SHAP| (a.u.)": [0.4, 0.1]})
