@@ -73,7 +73,7 @@ def check_args(args: argparse.Namespace) -> Any:
     from ..errors import ConfigError, InputError
     from ..jobs.names import validate_model_name
     from ..sweep import MAX_TRIALS, SearchSpace, SweepConfig
-    from ..sweep.runner import validate_study_name
+    from ..sweep.storage import validate_study_name
     from ._common import check_output_file
 
     check_output_file(args.json, "--json")

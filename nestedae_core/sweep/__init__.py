@@ -6,8 +6,9 @@ Sweeps (Optuna): each trial a job, every trial on the same grouped folds.
 * :mod:`.objective`: :class:`Objective` (the grouped-fold validation MAE of one target)
   and :func:`cross_validate_on_folds` (folds fixed by the sweep, not by the trial's seed).
 * :mod:`.trial`: the ``sweep-trial`` job kind (:func:`run_trial`).
-* :mod:`.runner`: :class:`Sweep` (ask / tell as running slots allow), :class:`SweepConfig`,
-  :func:`open_storage` (the job store's SQLite file by default, or any SQLAlchemy URL).
+* :mod:`.runner`: :class:`Sweep` (ask / tell as running slots allow), :class:`SweepConfig`.
+* :mod:`.storage`: :func:`open_storage` (the job store's SQLite file by default, or any
+  SQLAlchemy URL), :func:`list_sweeps`.
 
 The latent-size scan, :mod:`.latent_size` (:func:`latent_size_scan`): one stage's
 cross-validated error against its latent size (``latent_size_scan`` job kind).
@@ -23,8 +24,9 @@ from __future__ import annotations
 
 from .latent_size import ScanRun, latent_size_scan, latent_size_scan_rows, latent_size_scan_runs
 from .objective import Objective, cross_validate_on_folds
-from .runner import MAX_TRIALS, Sweep, SweepConfig, default_storage_url, list_sweeps, open_storage
+from .runner import MAX_TRIALS, Sweep, SweepConfig
 from .space import ParamSpec, SearchSpace, default_space
+from .storage import default_storage_url, list_sweeps, open_storage
 from .trial import TRIAL_KIND, run_trial
 
 __all__ = [
