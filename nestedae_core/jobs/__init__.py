@@ -1,8 +1,9 @@
 """Jobs: long computations (training, sweeps) run outside the web server, recorded in a durable store.
 
 * :mod:`.settings`: :class:`JobSettings` (limits, store location, executor, admins) from environment variables.
-* :mod:`.jobstore`: :class:`JobStore`, the SQLite store (jobs, progress events, model owners); :class:`JobRecord`;
-  :class:`JobStoreError` (the store locked, damaged, read-only, on a full disk: one line naming the file and the remedy).
+* :mod:`.jobstore`: :class:`JobStore`, the SQLite store (jobs, progress events, model owners); :class:`JobRecord`.
+* :mod:`.store_errors`: :class:`JobStoreError` (the store locked, damaged, read-only, on a full disk: one line
+  naming the file and the remedy).
 * :mod:`.limits`: the limits checked at submission (:class:`LimitError` names the limit and its value).
 * :mod:`.kinds`: :func:`register_kind` and :class:`JobContext` (progress, should_stop, work_dir).
 * :mod:`.worker`: :func:`run_job`, the entry every executor calls.
