@@ -222,11 +222,12 @@ def active_latents_figure(act: Any, member_index: int = 0, *, title: str | None 
     return fig
 
 
-def latent_size_scan_figure(sweep: pd.DataFrame, *, unit: str = "", target_label: str | None = None,
+def latent_size_scan_figure(scan: pd.DataFrame, *, unit: str = "", target_label: str | None = None,
                              true_size: int | None = None, title: str | None = None) -> go.Figure:
     """Validation MAE (mean over seeds, error bars: spread over folds/seeds) against the latent size, and the
-    number of active latents (right axis); ``true_size``: a dashed line at the true number of factors."""
-    d = sweep.copy()
+    number of active latents (right axis), from the rows of :func:`~nestedae_core.sweep.latent_size.latent_size_scan`;
+    ``true_size``: a dashed line at the true number of factors."""
+    d = scan.copy()
     if "target" in d and d["target"].nunique() > 1:
         d = d[d["target"] == d["target"].iloc[0]]
     g = d.groupby("latent_size").agg(mae=("val_mae", "mean"), mae_sd=("val_mae_std", "mean"),
