@@ -23,6 +23,7 @@ from app import quantities
 from app.figures import style
 from nestedae_core.physics import sq_limit
 from nestedae_core import schema, vocabulary
+from nestedae_core.train.metrics import regression_metrics
 from nestedae_core.perovskite.fidelity import target_fidelity
 from nestedae_core.vocabulary import BANDGAP_PBE, PCE
 
@@ -216,7 +217,7 @@ def parity_figure(oof: Mapping[str, pd.DataFrame], targets: Sequence[TargetInfo]
             fig.add_trace(go.Scatter(x=[lo - pad, hi + pad], y=[lo - pad, hi + pad], mode="lines", name="y = x",
                                      legendgroup="yx", showlegend=c == 1, line=dict(color=_MEAN, dash="dash", width=1.5),
                                      hoverinfo="skip"), row=1, col=c)
-            mae = float(np.mean(np.abs(d["pred"] - d["true"])))
+            mae = regression_metrics(d["true"].to_numpy(dtype=float), d["pred"].to_numpy(dtype=float))["mae"]
             fig.add_annotation(text=f"MAE {mae:.3g}{_fmt_unit(t.unit)} (n = {len(d)})", xref=f"x{c if c > 1 else ''} domain",
                                yref=f"y{c if c > 1 else ''} domain", x=0.02, y=0.98, showarrow=False, xanchor="left", yanchor="top",
                                bgcolor="rgba(255,255,255,0.8)")

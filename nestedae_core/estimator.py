@@ -8,7 +8,8 @@ uncertainty and show what drives it::
     model.predict("Cs0.05FA0.79MA0.16PbBr0.51I2.49", etl="SnO2-np", htl="Spiro-MeOTAD")
     model.explain("Cs0.05FA0.79MA0.16PbBr0.51I2.49", etl="SnO2-np", htl="Spiro-MeOTAD").top(5)
 
-It is a scikit-learn estimator (:class:`sklearn.base.BaseEstimator`): constructor
+It is a scikit-learn estimator (the :class:`sklearn.base.BaseEstimator` protocol, without importing
+scikit-learn until scikit-learn itself asks, so a prediction stays light): constructor
 arguments are the parameters (:meth:`get_params` / :meth:`set_params`, nested into
 the chain's configuration: ``set_params(spec__folds=3)``), learnt state ends with an
 underscore (``model_``, ``metrics_``, ``oof_``), :meth:`fit` returns the estimator,
@@ -34,7 +35,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
-from sklearn.base import BaseEstimator
 
 from .errors import ConfigError, InputError, NotFittedError
 from .explain import Attribution, ExplainSettings, explain_stage_output
@@ -53,7 +53,7 @@ __all__ = ["NestedAEModel"]
 _PARAMS = ("spec", "device", "data_dir", "threads")
 
 
-class NestedAEModel(BaseEstimator):
+class NestedAEModel:
     """A NestedAE chain as an estimator: ``fit``, ``cross_validate``, ``predict``, ``explain``, ``save``/``load``.
 
     Args:
@@ -131,8 +131,16 @@ class NestedAEModel(BaseEstimator):
         """True once trained or loaded (what :func:`sklearn.utils.validation.check_is_fitted` asks)."""
         return getattr(self, "model_", None) is not None
 
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The constructor's parameter names (scikit-learn's convention)."""
+        return sorted(_PARAMS)
+
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
-        tags = super().__sklearn_tags__()
+        """scikit-learn's estimator tags (only scikit-learn calls this, so importing it here costs a prediction nothing)."""
+        from sklearn.base import BaseEstimator
+
+        tags = BaseEstimator.__sklearn_tags__(self)  # type: ignore[arg-type]
         tags.non_deterministic = True  # training draws seeds per member; loaded models are deterministic
         tags.requires_fit = True
         return tags

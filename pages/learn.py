@@ -42,6 +42,7 @@ from nestedae_core.jobs import JobRecord, latent_size_scan_payload, synthetic_ta
 from nestedae_core.jobs.training import LATENT_SIZE_SCAN_KIND
 from nestedae_core.model import NestedAE
 from nestedae_core.perovskite import presets
+from nestedae_core.sweep.latent_size import read_scan
 from nestedae_core.model.config import ChainSpec
 
 NOISES = [0.0, 0.02, 0.05, 0.1, 0.2]
@@ -249,12 +250,10 @@ def _show_sweep(sweep: pd.DataFrame, true_size: int, noise_sd: float) -> None:
     """The latent-size scan's figure, reading and table (no reading when even its best model is under-trained)."""
     ui.plot(fl.latent_size_scan_figure(sweep, unit=UNIT, target_label="y1", true_size=true_size,
                                         title="Validation error against the latent size"), key="learn.sweep_fig")
-    by_size = sweep.groupby("latent_size")["val_mae"].mean()
-    sd = float(sweep["val_mae_std"].mean())
-    best = int(by_size.idxmin())
-    enough = int(by_size.index[by_size <= by_size.min() + sd][0])
-    if _under_trained(float(by_size.min()), noise_sd):
-        st.warning(f"Even the best latent size reaches only {by_size.min():.3f} {UNIT}, more than "
+    reading = read_scan(sweep)  # the one-standard-error rule, in the library
+    best, enough, sd = reading.best, reading.enough, reading.standard_error
+    if _under_trained(reading.best_mae, noise_sd):
+        st.warning(f"Even the best latent size reaches only {reading.best_mae:.3f} {UNIT}, more than "
                    f"{UNDER_TRAINED_FACTOR:g}× the noise sd ({noise_sd:g} {UNIT}): these models are under-trained, so the "
                    "scan cannot tell how many latents the data need. Train with more epochs and run it again.",
                    icon=":material/hourglass_empty:")

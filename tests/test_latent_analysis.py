@@ -190,3 +190,19 @@ def test_factor_recovery_up_to_rotation() -> None:
     assert abs(corr.loc["z1", "f1"]) < 0.9  # but no single latent is the factor
     corr2, r2b = factor_recovery(latents[:, 3:], factors)
     assert r2b.max() < 0.05  # noise recovers nothing
+
+
+def test_a_scan_is_read_by_the_one_standard_error_rule():
+    import pandas as pd
+
+    from nestedae_core.errors import InputError
+    from nestedae_core.sweep.latent_size import read_scan
+
+    rows = pd.DataFrame({"latent_size": [1, 2, 3, 4, 1, 2, 3, 4], "val_mae": [0.5, 0.21, 0.2, 0.205, 0.5, 0.21, 0.2, 0.205],
+                         "val_mae_std": 0.02})
+    reading = read_scan(rows)
+    assert (reading.best, reading.enough) == (3, 2) and reading.best_mae == pytest.approx(0.2)
+    tight = rows.assign(val_mae_std=0.001)
+    assert read_scan(tight).enough == 3  # no simpler size within one standard error
+    with pytest.raises(InputError, match="val_mae_std"):
+        read_scan(rows.drop(columns=["val_mae_std"]))

@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..explain.latents import active_latents
 from ..model.config import ChainSpec
 
-__all__ = ["ScanRun", "latent_size_scan", "latent_size_scan_runs", "latent_size_scan_rows"]
+__all__ = ["ScanRun", "ScanReading", "latent_size_scan", "latent_size_scan_runs", "latent_size_scan_rows", "read_scan"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,3 +137,34 @@ def latent_size_scan_rows(run: ScanRun, result: Any, seconds: float) -> list[dic
             }
         )
     return rows
+
+
+@dataclass(frozen=True)
+class ScanReading:
+    """What a latent-size scan says: ``best`` (the size with the lowest mean validation MAE), ``enough`` (the
+    smallest size whose mean MAE is within one standard error of the best: the one-standard-error rule),
+    ``best_mae`` and ``standard_error`` (the mean over the scan of the folds' MAE standard deviation), in the
+    target's unit."""
+
+    best: int
+    enough: int
+    best_mae: float
+    standard_error: float
+
+
+def read_scan(rows: pd.DataFrame) -> ScanReading:
+    """Read a scan (:func:`latent_size_scan` rows: ``latent_size``, ``val_mae``, ``val_mae_std``) by the
+    one-standard-error rule: the smallest latent size whose mean validation MAE is within one standard
+    error of the lowest (simpler models first when the data cannot tell them apart).
+
+    Raises:
+        InputError: the rows lack those columns or are empty.
+    """
+    missing = [c for c in ("latent_size", "val_mae", "val_mae_std") if c not in rows.columns]
+    if missing or rows.empty:
+        raise InputError(f"a latent-size scan needs rows with latent_size, val_mae and val_mae_std (missing: {', '.join(missing) or 'rows'})")
+    by_size = rows.groupby("latent_size")["val_mae"].mean().sort_index()
+    se = float(rows["val_mae_std"].mean())
+    best_mae = float(by_size.min())
+    enough = int(by_size.index[by_size <= best_mae + se][0])
+    return ScanReading(best=int(by_size.idxmin()), enough=enough, best_mae=best_mae, standard_error=se)
