@@ -206,7 +206,10 @@ def test_3_explain(flow):
     flow.require("compose")
     page = flow.page
     goto_page(page, "Explain", timeout_ms=EXPLAIN_TIMEOUT_MS)
-    assert page.get_by_label("Composition (formula)", exact=True).input_value() == TRIPLE
+    # the formula box may be drawn a moment before its value on a loaded machine: wait for the value, then compare
+    from playwright.sync_api import expect
+
+    expect(page.get_by_label("Composition (formula)", exact=True)).to_have_value(TRIPLE, timeout=EXPLAIN_TIMEOUT_MS)
     # local view of the first output (the band gap), permutation explainer
     wait_text(page, "band gap (PBE): prediction", timeout_ms=EXPLAIN_TIMEOUT_MS)
     # the same ensemble mean as on Predict
