@@ -22,6 +22,17 @@ Dashboard
 
 The helpers that drive the dashboard (``open_app``, ``texts``, ...) are in
 tests/app_driver.py.
+
+Lanes (README, "Run the tests")
+* Every test belongs to exactly one lane: ``unit``, ``app``, ``browser`` or
+  ``training``, usually by a module-level ``pytestmark``; a mark on a test or
+  class overrides its module's. A test without a lane fails collection.
+* ``slow`` is added to every ``training`` and ``browser`` test (and may mark any
+  other slow test): ``-m "not slow"`` is the quick local run.
+* ``training`` and ``browser`` tests get a 600 s timeout unless they name one
+  (``@pytest.mark.timeout``); every other test the default of pyproject.toml.
+* Exit status 5 (no test selected, e.g. ``-m browser`` with no test there) is
+  turned into 0, so a lane that is empty here does not fail CI.
 """
 from __future__ import annotations
 
@@ -51,6 +62,59 @@ def _reference_data_dir() -> Path | None:
     """``$NESTEDAE_DATA_DIR`` or ``<repo>/../shared/data`` when it holds every reference dataset, else None."""
     path = Path(os.environ.get(DATA_DIR_ENV) or REPO.parent / "shared" / "data")
     return path if all((path / name).is_file() for name in REFERENCE_DATASETS) else None
+
+
+# --------------------------------------------------------------------------- lanes
+
+LANES = ("unit", "app", "browser", "training")
+#: lanes whose tests are slow by nature: marked ``slow`` too, and given LONG_TIMEOUT_S
+SLOW_LANES = ("browser", "training")
+LONG_TIMEOUT_S = 600
+
+
+def _lanes(node: pytest.Item | pytest.Collector) -> list[str]:
+    return [m.name for m in node.own_markers if m.name in LANES]
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects anything
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each test its one lane (its own or its class's lane mark, else its module's); refuse tests without one."""
+    module_lanes: dict[pytest.Module, list[str]] = {}
+    for item in items:
+        module = item.getparent(pytest.Module)
+        if module is not None and module not in module_lanes:
+            # the module's lane becomes a mark of each of its tests that has no lane of its own
+            module_lanes[module] = _lanes(module)
+            module.own_markers[:] = [m for m in module.own_markers if m.name not in LANES]
+    missing: list[str] = []
+    for item in items:
+        own: list[str] = []
+        node: Any = item
+        while node is not None and not isinstance(node, pytest.Module):
+            own += _lanes(node)
+            node = node.parent
+        lanes = set(own) or set(module_lanes.get(item.getparent(pytest.Module), []))  # type: ignore[arg-type]
+        if len(lanes) != 1:
+            missing.append(f"{item.nodeid}: {sorted(lanes) or 'no lane'}")
+            continue
+        (lane,) = lanes
+        if not own:
+            item.add_marker(lane)
+        if lane in SLOW_LANES:
+            item.add_marker("slow")
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(LONG_TIMEOUT_S))
+    if missing:
+        raise pytest.UsageError(
+            "every test needs exactly one lane mark (" + ", ".join(LANES) + "): a module-level "
+            "`pytestmark = pytest.mark.<lane>` or a mark on the test; see README, \"Run the tests\".\n  "
+            + "\n  ".join(missing))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No test selected (a lane empty here) is not a failure."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK
 
 
 # --------------------------------------------------------------------------- data
