@@ -1,7 +1,11 @@
 """Predict page: a pasted table of compositions and stacks in, a table of predictions out (same columns as the CLI)."""
 from __future__ import annotations
 
+import pytest
+
 from app_driver import exceptions, open_app, texts
+
+pytestmark = pytest.mark.app
 
 TABLE = "formula,etl,htl,note\nMAPbI3,SnO2-c,,first\nXxPbI3,,,second\nFAPbI3,Nonsense,,third\n[click](http://evil.example)**,,,fourth\n"
 

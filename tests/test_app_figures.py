@@ -12,6 +12,8 @@ from nestedae_core.chemistry.composition import IONS, parse_formula
 from nestedae_core.chemistry.features import OCTAHEDRAL_RANGE, TOLERANCE_RANGE
 from nestedae_core.physics import sq_limit
 
+pytestmark = pytest.mark.unit
+
 UNIT_MARKERS = ("(eV)", "(%)", "(V)", "(mA/cm2)", "(fraction", "(count)", "(eV/f.u.)", "(mol/mol)", "(dimensionless)")
 
 

@@ -20,6 +20,8 @@ from nestedae_core.sweep import latent_size
 from nestedae_core.perovskite import presets as presets
 from nestedae_core.data import synthetic as synthetic
 
+pytestmark = pytest.mark.unit
+
 W = np.array([2.0, -1.0, 0.5, 0.0])
 
 
@@ -230,7 +232,7 @@ def test_latent_size_scan_figure():
     assert "validation MAE (a.u.)" in titles and "active latents (count)" in titles
 
 
-@pytest.mark.slow
+@pytest.mark.training  # trains a model
 def test_latent_size_scan_figure_on_a_real_sweep():
     data = synthetic.generate(n_materials=60, n_devices=20, seed=2)
     sweep = latent_size.latent_size_scan(presets.preset("synthetic"), [1, 2], epochs=5, folds=2,

@@ -13,6 +13,8 @@ from nestedae_core.physics import sq_limit
 from nestedae_core.perovskite.presets import preset
 from nestedae_core.train import ProgressEvent
 
+pytestmark = pytest.mark.unit
+
 CATEGORICAL_AXES = {"model", "validation fold", "validation fold (identical for every model)", "entry (see the table)"}
 GAP = fm.TargetInfo("Gap", "band gap", "eV", "materials", key="bandgap_pbe_eV")
 PCE = fm.TargetInfo("JV_reverse_scan_PCE", "PCE", "%", "devices")

@@ -16,6 +16,8 @@ import pytest
 from app_driver import exceptions, open_app, texts
 from test_jobstore_faults import filled_store, lock_held, read_only_file
 
+pytestmark = pytest.mark.app
+
 
 @pytest.fixture
 def jobs_env(app_env, tmp_path, monkeypatch):

@@ -15,6 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from app_driver import exceptions, n_plots, open_app, texts
 
+pytestmark = pytest.mark.app
+
 PAGES = ["pages/latents.py", "pages/explain.py", "pages/learn.py"]
 
 

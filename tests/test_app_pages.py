@@ -14,6 +14,8 @@ from app import navigation, ui
 from app_driver import exceptions, n_plots, open_app, texts
 from nestedae_core.chemistry.composition import parse_formula
 
+pytestmark = pytest.mark.app
+
 TRIPLE = "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
 
 

@@ -8,6 +8,8 @@ from app import quantities as q
 from nestedae_core.model.config import StageSpec, TargetSpec
 from nestedae_core.perovskite.presets import preset
 
+pytestmark = pytest.mark.unit
+
 
 def entry(lower=None, upper=None, **kw):
     base = {"mean": 1.59, "std": 0.022, "disagreement": 0.022, "unit": "eV", "label": "band gap", "stage": "film",

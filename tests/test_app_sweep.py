@@ -5,6 +5,8 @@ import pytest
 
 from app_driver import exceptions, open_app, texts
 
+pytestmark = pytest.mark.app
+
 PAGE = "pages/sweep.py"
 
 

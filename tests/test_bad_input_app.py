@@ -21,6 +21,8 @@ from app.ui import escape_markdown
 from nestedae_core.benchmark import reports
 from nestedae_core.chemistry.composition import parse_formula
 
+pytestmark = pytest.mark.app
+
 #: Elements whose text Streamlit renders as Markdown.
 MARKDOWN_KINDS = ("title", "header", "subheader", "markdown", "caption", "error", "warning", "info", "success")
 

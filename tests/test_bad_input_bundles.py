@@ -20,6 +20,8 @@ from safetensors.torch import load_file, save_file
 from nestedae_core import store
 from nestedae_core.errors import BundleError
 
+pytestmark = pytest.mark.training
+
 
 @pytest.fixture(scope="module")
 def saved(tiny_paper, tmp_path_factory):

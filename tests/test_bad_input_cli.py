@@ -19,6 +19,8 @@ import pytest
 from nestedae_core import store
 from nestedae_core.cli import main
 
+pytestmark = pytest.mark.unit
+
 
 def run(capsys, *argv):
     rc = main([str(a) for a in argv])

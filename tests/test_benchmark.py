@@ -22,6 +22,8 @@ from nestedae_core.benchmark import (
 from nestedae_core.errors import ConfigError, DataError
 from nestedae_core.train import make_folds
 
+pytestmark = pytest.mark.unit
+
 # --------------------------------------------------------------------------- the paper's scoring
 
 
@@ -132,7 +134,7 @@ def recorded_folds(monkeypatch):
     return seen
 
 
-@pytest.mark.slow
+@pytest.mark.training  # trains a model
 def test_every_model_runs_on_the_same_folds_grouped_first(data_dir, recorded_folds) -> None:
     models = ["nestedae", "mean", "ridge", "xgboost", "lightgbm"]
     report = accuracy_benchmark(["bandgap-pbe"], models=models, epochs=3, folds=3, device="cpu")
@@ -158,7 +160,7 @@ def test_every_model_runs_on_the_same_folds_grouped_first(data_dir, recorded_fol
     json.dumps(report)  # JSON-ready
 
 
-@pytest.mark.slow
+@pytest.mark.training  # trains a model
 def test_nestedae_on_other_folds_is_refused(data_dir, monkeypatch) -> None:
     real = make_folds
 

@@ -15,6 +15,8 @@ from nestedae_core.cli import main
 from nestedae_core.errors import ConfigError
 from nestedae_core.perovskite.presets import preset
 
+pytestmark = pytest.mark.unit
+
 
 def test_interval_coverage_counts_ends_and_skips_missing_values() -> None:
     y = np.array([1.0, 2.0, 3.0, np.nan, 5.0])
@@ -83,7 +85,7 @@ def test_calibration_refuses_bad_levels_and_missing_intervals(monkeypatch) -> No
         calibration_benchmark("synthetic")
 
 
-@pytest.mark.slow
+@pytest.mark.training  # trains a model
 def test_calibration_benchmark_end_to_end_on_a_tiny_synthetic_chain() -> None:
     why = intervals_available()
     if why:
@@ -136,7 +138,7 @@ def test_cli_paper_score(data_dir, tmp_path, capsys) -> None:
     assert json.loads(out.read_text())["mae_paper_batches"] == pytest.approx(2.3843, abs=1e-4)
 
 
-@pytest.mark.slow
+@pytest.mark.training  # trains a model
 def test_cli_calibration_prints_a_table_and_writes_json(tmp_path, capsys) -> None:
     why = intervals_available()
     if why:

@@ -11,6 +11,8 @@ from nestedae_core.model.config import ChainSpec, StageSpec, TargetSpec
 from nestedae_core.model.nn import StageLayout, StageNet
 from nestedae_core.train import cross_validate
 
+pytestmark = pytest.mark.unit
+
 
 def _net(bounds: list[str], members: int = 3) -> StageNet:
     torch.manual_seed(0)

@@ -12,6 +12,8 @@ import pytest
 
 from nestedae_core.cli import main
 
+pytestmark = pytest.mark.training
+
 #: the keys of every predicted quantity in `nestedae predict --json`
 ENTRY_KEYS = {"mean", "std", "lower", "upper", "level", "unit", "fidelity"}
 

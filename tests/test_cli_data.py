@@ -13,6 +13,8 @@ import pytest
 
 from nestedae_core import cli, data
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch, offline):

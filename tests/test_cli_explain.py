@@ -10,6 +10,8 @@ from nestedae_core.cli import main
 from nestedae_core.query import query_frame
 from nestedae_core.store import load_bundle, save_bundle
 
+pytestmark = pytest.mark.training
+
 
 @pytest.fixture(scope="module")
 def bundle(tiny_paper, tmp_path_factory):

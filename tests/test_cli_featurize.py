@@ -11,6 +11,8 @@ from nestedae_core.cli import main
 from nestedae_core.chemistry.composition import IONS
 from nestedae_core.chemistry.features import DESCRIPTORS, FEATURE_COLUMNS
 
+pytestmark = pytest.mark.unit
+
 
 def assert_one_line_error(err: str, *fragments: str) -> None:
     lines = err.strip().splitlines()

@@ -23,6 +23,8 @@ from nestedae_core.chemistry.composition import (
 )
 from nestedae_core.errors import CompositionError, NestedAEError
 
+pytestmark = pytest.mark.unit
+
 
 def amounts(comp: Composition) -> dict[str, float]:
     return {**comp.a, **comp.b, **comp.x}

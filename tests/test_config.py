@@ -9,6 +9,8 @@ from nestedae_core.model.config import ChainSpec, StageSpec, TargetSpec, load_ch
 from nestedae_core.errors import ConfigError
 from nestedae_core.perovskite.presets import PRESETS, preset
 
+pytestmark = pytest.mark.unit
+
 
 def test_every_preset_round_trips_through_json() -> None:
     for name in PRESETS:

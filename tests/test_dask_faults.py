@@ -22,6 +22,8 @@ from nestedae_core.jobs import JobManager, LimitError, load_settings, synthetic_
 from nestedae_core.jobs.jobstore import LOST_AFTER_S
 from nestedae_core.perovskite.presets import preset
 
+pytestmark = pytest.mark.training
+
 WAIT = 240
 
 
@@ -86,7 +88,6 @@ def _kill_worker_of(m: JobManager, job_id: str) -> None:
     os.kill(pid, signal.SIGKILL)  # the Dask worker process running the job dies (out of memory, killed, ...)
 
 
-@pytest.mark.slow
 def test_a_killed_worker_ends_its_job_frees_the_limit_and_the_queue_moves_on(cluster):
     m = manager_for(cluster, max_running=1, max_jobs_per_owner=1, job_stale_s=15)
     try:
@@ -107,7 +108,6 @@ def test_a_killed_worker_ends_its_job_frees_the_limit_and_the_queue_moves_on(clu
         m.shutdown()
 
 
-@pytest.mark.slow
 def test_cancel_of_a_job_whose_worker_was_killed_ends_it(cluster):
     m = manager_for(cluster, max_running=1, max_jobs_per_owner=3)  # the reaper (60 s) does not come first
     try:

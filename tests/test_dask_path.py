@@ -7,6 +7,8 @@ import types
 
 import pytest
 
+pytestmark = pytest.mark.training
+
 distributed = pytest.importorskip("distributed")
 
 
@@ -44,7 +46,6 @@ def manager(cluster, monkeypatch):
     m.shutdown()
 
 
-@pytest.mark.slow
 def test_training_job_runs_on_a_dask_worker(manager):
     from nestedae_core import store
     from nestedae_core.jobs import train_payload
@@ -59,7 +60,6 @@ def test_training_job_runs_on_a_dask_worker(manager):
     assert store.load_bundle(path).spec.folds == 3
 
 
-@pytest.mark.slow
 def test_two_trial_sweep_runs_on_the_cluster(manager, cluster):
     from nestedae_core.sweep import Sweep, SweepConfig
 

@@ -19,6 +19,8 @@ from nestedae_core import data
 from nestedae_core.data import download, files, loading
 from nestedae_core.errors import DataError, DataMissingError, NestedAEError, SchemaError
 
+pytestmark = pytest.mark.unit
+
 
 # --------------------------------------------------------------------------- helpers
 

@@ -35,6 +35,8 @@ from nestedae_core.vocabulary import (
     PHASE_COLUMNS,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(autouse=True)
 def fresh_caches():

@@ -9,6 +9,8 @@ from nestedae_core.errors import InputError
 from nestedae_core.model import devices
 from nestedae_core.model.devices import available_devices, resolve_device
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,8 @@ from nestedae_core.model.domain import DomainModel, nearest_points
 from nestedae_core.predict import line_scan, predict_composition
 from nestedae_core.store import load_bundle, shipped_bundle_path
 
+pytestmark = pytest.mark.training
+
 
 def _cloud(seed: int = 0, n: int = 300, d: int = 4) -> np.ndarray:
     rng = np.random.default_rng(seed)

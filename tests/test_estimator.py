@@ -20,6 +20,8 @@ from nestedae_core.predict import predict_composition
 from nestedae_core.query import query_frame
 from nestedae_core.vocabulary import BANDGAP_HSE, BANDGAP_PBE_DFT, ETL, HTL, MEASURED_BANDGAP, PCE
 
+pytestmark = pytest.mark.unit
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 TRIPLE = "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
 

@@ -17,6 +17,8 @@ from nestedae_core.data.synthetic import generate
 from nestedae_core.train import cross_validate
 from nestedae_core.query import query_frame
 
+pytestmark = pytest.mark.training
+
 needs_data = pytest.mark.usefixtures("data_dir")
 
 #: exact explanations: |base + sum - prediction| <= ADD_TOL x the output's scale
@@ -312,7 +314,6 @@ def test_exact_shap_ranks_relevant_features_first(sparse_synthetic) -> None:
     assert imp[relevant].min() > 5 * imp[irrelevant].max()
 
 
-@pytest.mark.slow
 def test_correlated_pair_splits_credit() -> None:
     """Known limitation: with x_dup ~ 0.98 x0 in the inputs, the credit of x0 is shared with its proxy.
 

@@ -7,6 +7,8 @@ import torch
 from nestedae_core.model.config import StageSpec, TargetSpec
 from nestedae_core.model.nn import EnsembleDropout, StageLayout, StageNet
 
+pytestmark = pytest.mark.unit
+
 
 def _net(head_hidden: list[int], dropout: float = 0.1, targets: int = 4) -> StageNet:
     torch.manual_seed(0)

@@ -31,6 +31,8 @@ from nestedae_core.chemistry.features import (
     tolerance_factor,
 )
 
+pytestmark = pytest.mark.unit
+
 
 # ------------------------------------------------------------- the ion table
 def test_property_table_shape_and_units() -> None:

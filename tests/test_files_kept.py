@@ -21,6 +21,8 @@ from nestedae_core.errors import BundleError
 from nestedae_core.jobs import JobManager, load_settings
 from nestedae_core.jobs.ownership import delete_model
 
+pytestmark = pytest.mark.training
+
 
 
 def run(capsys, *argv):

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from nestedae_core.chemistry.composition import composition_grid, parse_formula
 from nestedae_core.predict import grid_formulas
+
+pytestmark = pytest.mark.unit
 
 
 def test_grid_formulas_parse_back() -> None:

@@ -15,6 +15,8 @@ from nestedae_core.jobs import JobManager, load_settings, progress_events, synth
 from nestedae_core.jobs.local_executor import LocalProcessExecutor
 from nestedae_core.perovskite.presets import preset
 
+pytestmark = pytest.mark.training
+
 WAIT = 240  # s: spawning a worker imports torch (seconds on a busy CI machine)
 
 
@@ -31,17 +33,13 @@ def manager(tmp_path):
     m.shutdown()
 
 
-def _wait_for(predicate, timeout: float = WAIT, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
+def _wait_for(predicate, every: float = 0.2):
+    """Poll until ``predicate()`` is truthy and return it; the test's timeout (pytest-timeout) bounds the wait."""
+    while not (value := predicate()):
         time.sleep(every)
-    raise AssertionError("condition not reached in time")
+    return value
 
 
-@pytest.mark.slow
 def test_worker_process_trains_a_tiny_chain_with_progress_and_it_can_be_saved(manager, tmp_path):
     job_id = manager.submit("train", tiny_payload(), owner="alice", name="tiny")
     rec = manager.wait(job_id, WAIT)
@@ -57,7 +55,6 @@ def test_worker_process_trains_a_tiny_chain_with_progress_and_it_can_be_saved(ma
     assert bundles.load_bundle(path).spec.stages[0].epochs == 4
 
 
-@pytest.mark.slow
 def test_cancel_a_running_worker_job(manager):
     job_id = manager.submit("train", tiny_payload(epochs=20_000), owner="alice", name="long")
     _wait_for(lambda: (manager.get(job_id).fraction > 0) or None)
@@ -68,7 +65,6 @@ def test_cancel_a_running_worker_job(manager):
     assert not manager.cancel(job_id, "alice")  # already finished
 
 
-@pytest.mark.slow
 def test_a_killed_worker_fails_its_job_and_the_next_one_runs(manager):
     first = manager.submit("train", tiny_payload(epochs=20_000), owner="alice", name="victim")
     second = manager.submit("train", tiny_payload(), owner="alice", name="next")
@@ -80,6 +76,7 @@ def test_a_killed_worker_fails_its_job_and_the_next_one_runs(manager):
     assert manager.wait(second, WAIT).status == "done"
 
 
+@pytest.mark.unit  # no worker process: a recorder stands in for the executor
 def test_recovery_interrupts_orphaned_running_jobs_requeues_queued_ones_and_cleans(tmp_path):
     class Recorder:
         def __init__(self):
@@ -124,7 +121,6 @@ def test_recovery_interrupts_orphaned_running_jobs_requeues_queued_ones_and_clea
     assert set(m2.last_recovery.interrupted) == {running}
 
 
-@pytest.mark.slow
 def test_a_worker_never_runs_the_servers_main_script(tmp_path):
     """Inside Streamlit, ``sys.modules['__main__']`` is the dashboard script: a worker must not import it again.
 

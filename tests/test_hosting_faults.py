@@ -20,6 +20,8 @@ from nestedae_core import store as bundles
 from nestedae_core.jobs import JobManager, JobStore, load_settings, run_job, synthetic_tables, train_payload
 from nestedae_core.perovskite.presets import preset
 
+pytestmark = pytest.mark.training
+
 SERVER = Path(__file__).with_name("hosting_server.py")
 WAIT = 240
 

@@ -35,6 +35,8 @@ from nestedae_core.jobs.identity import (
 )
 from nestedae_core.perovskite.presets import preset
 
+pytestmark = pytest.mark.app
+
 ALICE = "browser-" + "a" * 32
 BOB = "browser-" + "b" * 32
 SECRET = b"s" * 64

@@ -18,6 +18,8 @@ from nestedae_core.model.intervals import (
 )
 from nestedae_core.train import cross_validate, fit
 
+pytestmark = pytest.mark.unit
+
 NOISE = 0.5  # sd of the Gaussian noise of the one-stage data, in y's units
 
 

@@ -11,6 +11,8 @@ from nestedae_core import io_safe
 from nestedae_core.errors import InputError, NestedAEError
 from nestedae_core.io_safe import OutputError, atomic_open, atomic_write_bytes, atomic_write_text, os_error_message, refuse_special
 
+pytestmark = pytest.mark.unit
+
 
 def _leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))

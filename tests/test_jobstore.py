@@ -26,6 +26,8 @@ from nestedae_core.jobs import (
 )
 from nestedae_core.perovskite.presets import preset
 
+pytestmark = pytest.mark.unit
+
 
 class ManualExecutor:
     """Records submissions; the test runs them in-process with run_job."""

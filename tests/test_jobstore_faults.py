@@ -29,6 +29,8 @@ from nestedae_core.jobs import JobContext, JobManager, JobStore, LimitError, loa
 from nestedae_core.jobs import jobstore as jobstore_module
 from nestedae_core.jobs.jobstore import DEFAULT_TIMEOUT_S, LOST_AFTER_S, JobStoreError
 
+pytestmark = pytest.mark.training
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -14,6 +14,8 @@ from nestedae_core.vocabulary import ETL
 from nestedae_core.data.synthetic import generate
 from nestedae_core.train import cross_validate
 
+pytestmark = pytest.mark.training
+
 
 def _materials_spec(**update) -> ChainSpec:
     """The synthetic materials stage alone, with sparse latents (L1 3.0 on the mean |encoder weight|,
@@ -143,7 +145,6 @@ def test_paper_latent_maps(tiny_paper) -> None:
 # --------------------------------------------------------------------------- latent size scan (nestedae_core.sweep.latent_size)
 
 
-@pytest.mark.slow
 def test_latent_size_scan() -> None:
     data = generate(n_materials=200)
     out = LS.latent_size_scan(_materials_spec(epochs=150), [1, 4], seeds=[0, 1], folds=3, tables={"materials": data.materials})

@@ -10,6 +10,8 @@ from nestedae_core.chemistry import parse_formula
 from nestedae_core.data import lookup
 from nestedae_core.vocabulary import DEVICE_COMPOSITION, ETL, FORMULA, HTL, IONS, MEASURED_BANDGAP, PCE
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def devices(data_dir) -> tuple[pd.DataFrame, pd.DataFrame]:  # type: ignore[no-untyped-def]

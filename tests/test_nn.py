@@ -1,10 +1,13 @@
 """Ensemble-batched layers: members are independent models."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from nestedae_core.model.config import StageSpec, TargetSpec
 from nestedae_core.model.nn import EnsembleLinear, StageLayout, StageNet
+
+pytestmark = pytest.mark.unit
 
 
 def test_ensemble_linear_matches_per_member_affine_maps() -> None:

@@ -23,6 +23,8 @@ from nestedae_core.chemistry.composition import (
 )
 from nestedae_core.errors import CompositionError, NestedAEError
 
+pytestmark = pytest.mark.unit
+
 FUZZ = settings(max_examples=int(os.environ.get("NESTEDAE_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 #: Decimal digits of several scripts, sub- and superscript digits, other number characters.

@@ -7,6 +7,8 @@ import pytest
 from nestedae_core.errors import InputError
 from nestedae_core.explain.permutation import permutation_shapley
 
+pytestmark = pytest.mark.unit
+
 
 def _interacting(a: np.ndarray) -> np.ndarray:
     """Two outputs with interactions and a kink."""

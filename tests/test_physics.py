@@ -15,6 +15,8 @@ import pytest
 from nestedae_core.physics import sq_limit
 from nestedae_core.errors import InputError, NestedAEError
 
+pytestmark = pytest.mark.unit
+
 H, C, K, Q = 6.62607015e-34, 299792458.0, 1.380649e-23, 1.602176634e-19
 SIGMA = 2 * math.pi**5 * K**4 / (15 * H**3 * C**2)
 

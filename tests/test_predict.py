@@ -16,6 +16,8 @@ from nestedae_core.perovskite.presets import preset
 from nestedae_core.predict import bandgaps, line_scan, predict_composition, screen, screening_gap_column
 from nestedae_core.train import cross_validate
 
+pytestmark = pytest.mark.training
+
 
 @pytest.fixture(scope="module")
 def model(tiny_paper):

@@ -12,6 +12,8 @@ from nestedae_core.data import quality
 from nestedae_core.errors import SchemaError
 from nestedae_core.vocabulary import DEVICE_COMPOSITION, FF, JSC, MEASURED_BANDGAP, PCE, VOC
 
+pytestmark = pytest.mark.unit
+
 
 def table(rows):
     """A device table from (composition, gap, PCE, Voc, Jsc, FF) rows."""

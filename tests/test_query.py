@@ -9,6 +9,8 @@ from nestedae_core.query import Query, composition_problem, query_frame, resolve
 from nestedae_core.store import load_bundle, shipped_bundle_path
 from nestedae_core.vocabulary import ETL, HTL, PAPER_DESCRIPTORS
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def shipped():

@@ -16,6 +16,8 @@ from nestedae_core.cli import main
 from nestedae_core.predict import model_provenance, predict_composition, screen
 from nestedae_core.query import query_frame
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def model():  # type: ignore[no-untyped-def]

@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 HEAVY = ("shap", "numba", "sklearn", "scipy", "streamlit", "plotly", "optuna", "dask", "distributed", "matplotlib")
 
 

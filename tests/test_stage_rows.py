@@ -22,6 +22,8 @@ from nestedae_core.vocabulary import (
     PCE,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def model():  # type: ignore[no-untyped-def]

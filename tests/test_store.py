@@ -10,6 +10,8 @@ import pytest
 from nestedae_core import store
 from nestedae_core.errors import BundleError
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def bundle(tiny_synthetic, tmp_path_factory):

@@ -9,6 +9,8 @@ from nestedae_core.errors import ConfigError
 from nestedae_core.perovskite.presets import preset
 from nestedae_core.sweep import Objective, ParamSpec, SearchSpace, cross_validate_on_folds, default_space
 
+pytestmark = pytest.mark.training
+
 
 def tiny_base(epochs: int = 20):
     return preset("synthetic", epochs=epochs, folds=3, split="grouped")

@@ -27,6 +27,8 @@ from nestedae_core.data.synthetic import (
     true_factor_names,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def data() -> SyntheticData:

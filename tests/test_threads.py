@@ -8,6 +8,8 @@ import torch
 
 from nestedae_core.threads import limit_cpu_threads
 
+pytestmark = pytest.mark.unit
+
 
 def test_a_worker_limit_does_not_change_other_threads() -> None:
     original = torch.get_num_threads()

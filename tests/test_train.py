@@ -11,6 +11,8 @@ from nestedae_core.data.synthetic import generate
 from nestedae_core.train import TrainingCancelled, cross_validate, fit, make_folds
 from nestedae_core.train import stages as train_stages
 
+pytestmark = pytest.mark.training
+
 needs_data = pytest.mark.usefixtures("data_dir")
 
 

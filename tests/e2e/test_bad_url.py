@@ -1,6 +1,6 @@
 """A Markdown payload in ``?formula=`` in a real browser: shown as text, never as a link or image.
 
-Marked ``slow``; needs Chromium and playwright like the other browser tests
+In the ``browser`` lane (and so ``slow``); needs Chromium and playwright like the other browser tests
 (tests/e2e/conftest.py starts the server and the browser).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from app_driver import assert_no_exception, new_page, wait_text
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.browser
 
 PAYLOAD = "[x](https://evil.example) ![y](https://evil.example/img.png) www.evil.example"
 

@@ -1,6 +1,6 @@
 """End-to-end test in a real browser: ``streamlit run`` + headless Chromium driven by playwright.
 
-Marked ``slow``. Needs the playwright Python package, a Chromium binary at
+In the ``browser`` lane (and so ``slow``). Needs the playwright Python package, a Chromium binary at
 ``/usr/bin/chromium`` (``apt-get install -y chromium``; never ``playwright
 install``) and the reference datasets; skips with the reason otherwise.
 Screenshots go to ``$NESTEDAE_SCREENSHOT_DIR`` (default: the test's tmp folder).
@@ -20,7 +20,7 @@ import pytest
 
 from app_driver import assert_no_exception, fill_text_input, goto_page, new_page, running_app, shot, wait_idle, wait_text
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.browser
 
 TRIPLE = "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
 

@@ -1,6 +1,6 @@
 """End-to-end browser test of the main user journey: compose -> predict -> explain -> train.
 
-Marked ``slow`` (runs in CI). One ``streamlit run`` server for this module,
+In the ``browser`` lane (runs in CI). One ``streamlit run`` server for this module,
 with ``NESTEDAE_MODELS_DIR`` pointed at a temporary folder (the model trained
 here never reaches the user's model folder), and one browser page (one
 Streamlit session) shared by the steps, in order:
@@ -45,7 +45,7 @@ from app_driver import (
     wait_text,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.browser
 
 MODEL_NAME = "e2e-tiny"
 NEW_ETL = "SnO2-c"

@@ -10,7 +10,7 @@ import pytest
 
 from app_driver import goto_page, new_page, running_app, wait_idle, wait_text
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.browser
 
 
 def test_browser_identity_survives_a_reload_and_shows_the_runs_again(browser, data_dir, tmp_path):

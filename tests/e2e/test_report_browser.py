@@ -8,7 +8,7 @@ import pytest
 
 from app_driver import shot
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.browser
 
 
 def test_report_renders_offline_in_chromium(browser, tmp_path: Path, shots: Path) -> None:  # type: ignore[no-untyped-def]
