@@ -14,6 +14,8 @@ import nestedae_core.store as store
 from nestedae_core.query import query_frame
 from nestedae_core.chemistry.composition import parse_formula
 
+pytestmark = pytest.mark.unit
+
 FORMULAS = ["MAPbI3", "FAPbI3", "CsPbBr3", "Cs0.05FA0.8MA0.15Pb(I0.85Br0.15)3", "MASnI3"]
 
 

@@ -5,10 +5,14 @@ knows the built-in kinds' modules only by import path (imported on first use).
 """
 from __future__ import annotations
 
+import pytest
+
 import ast
 from pathlib import Path
 
 import nestedae_core.jobs.kinds as kinds
+
+pytestmark = pytest.mark.unit
 
 JOBS = Path(kinds.__file__).parent
 
