@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_checks import one_line_error, run, snapshot
 
 from nestedae_core import store
 from nestedae_core.cli import main
@@ -22,32 +23,13 @@ from nestedae_core.cli import main
 pytestmark = pytest.mark.unit
 
 
-def run(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
-def one_line_error(rc, err, *needles):
-    assert rc != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("nestedae: error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
-def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every path under ``folder`` (links not followed) -> its bytes (None for folders and special files)."""
-    out: dict[str, bytes | None] = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            p = Path(root) / name
-            rel = str(p.relative_to(folder))
-            out[rel] = p.read_bytes() if p.is_file() and not p.is_symlink() else (f"link:{os.readlink(p)}".encode() if p.is_symlink() else None)
-    return out
+
+
+
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_checks import one_line_error as _one_line_error
+from cli_checks import run
 
 from nestedae_core import batch, csv_safe
 from nestedae_core.batch import BatchColumns
@@ -31,6 +33,11 @@ from nestedae_core.csv_safe import MAX_COLUMNS, MAX_LINE_BYTES, check_table_byte
 from nestedae_core.errors import InputError
 
 pytestmark = pytest.mark.unit
+
+
+def one_line_error(rc: int, err: str, *needles: str) -> str:
+    """Exit code 2 (an input error) and one error line holding every needle."""
+    return _one_line_error(rc, err, *needles, code=2)
 
 #: Text cells a spreadsheet runs as formulas (the OWASP list of first characters).
 PAYLOADS = [
@@ -61,20 +68,10 @@ def _assert_no_formula(rows: list[list[str]]) -> None:
             assert neutralize_cell(cell) == cell, (r, cell)
 
 
-def run(capsys, *argv):  # type: ignore[no-untyped-def]
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
-def one_line_error(rc: int, err: str, *needles: str) -> str:
-    assert rc == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nestedae: error: "), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
+
+
 
 
 # --------------------------------------------------------------------------- the helper

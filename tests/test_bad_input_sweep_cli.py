@@ -12,31 +12,25 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_checks import one_line_error as _one_line_error
+from cli_checks import run
 
 from nestedae_core.cli import main
 
 pytestmark = pytest.mark.training
 
+
+def one_line_error(rc: int, err: str, *needles: str) -> str:
+    """Exit code 2 (an input error) and one error line holding every needle."""
+    return _one_line_error(rc, err, *needles, code=2)
+
 BASE = ("sweep", "--preset", "synthetic", "--trials", "1", "--epochs", "2", "--folds", "2")
 
 
-def run(capsys, *argv: object) -> tuple[int, str, str]:
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse's own refusals
-        rc = int(exc.code or 0)
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
-def one_line_error(rc: int, err: str, *needles: str) -> str:
-    assert rc == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("nestedae: error: ") and "Traceback" not in err, err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
+
+
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_checks import one_line_error, run, snapshot
 
 from nestedae_core import store
 from nestedae_core.cli import main
@@ -25,28 +26,13 @@ pytestmark = pytest.mark.training
 
 
 
-def run(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
 
 
-def one_line_error(rc, err, *needles):
-    assert rc != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nestedae: error: ") and "Traceback" not in err, err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
-def snapshot(folder: Path) -> dict[str, bytes | None]:
-    out: dict[str, bytes | None] = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            p = Path(root) / name
-            out[str(p.relative_to(folder))] = p.read_bytes() if p.is_file() else None
-    return out
+
+
+
 
 
 @pytest.fixture
