@@ -122,7 +122,7 @@ def test_a_failure_while_writing_leaves_no_partial_file(model, in_csv: Path, tmp
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch, "predict_rows", flaky)
+    monkeypatch.setattr(batch.predictions, "predict_rows", flaky)  # what predict_csv calls
     with pytest.raises(InputError, match="disk is full"):
         batch.predict_csv(model, in_csv, out, COLS, chunk_rows=2)
     assert out.read_text() == "previous results\n"  # untouched

@@ -1,0 +1,151 @@
+"""Batch predictions: every row of a table through the chain, in the one output schema (see :mod:`nestedae_core.batch`)."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError, NestedAEError
+from ..model.chain import NestedAE
+from ..model.intervals import DEFAULT_LEVEL
+from ..predict import model_provenance, target_name
+from ..query import composition_problem
+from ..schema import STATS, stage_domain_key
+from ..vocabulary import ETL, HTL
+from .tables import DEFAULT_CHUNK_ROWS, PROVENANCE_COLUMNS, BatchColumns, BatchSummary, _check_columns, _parse_rows, _rename_clashes, _stream
+
+logger = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- predictions
+
+
+def predict_columns(model: NestedAE) -> list[str]:
+    """The columns a batch prediction adds to the input's, in order (see the module docstring)."""
+    cols = ["row", "composition", "etl", "htl", "stacks_defaulted"]
+    for st in model.spec.stages:
+        for t in st.targets:
+            name = target_name(st, t)
+            cols += [f"{name}_{part}" for part in STATS]
+    cols += ["interval_level", "in_domain", "domain_stage", "domain_message", *(stage_domain_key(st.name) for st in model.spec.stages),
+             "error", *PROVENANCE_COLUMNS]
+    return cols
+
+
+def _empty_like(columns: list[str], index: pd.Index) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(np.nan, index=index, dtype=float) for c in columns})
+
+
+def predict_rows(
+    model: NestedAE,
+    table: pd.DataFrame,
+    columns: BatchColumns,
+    *,
+    level: float = DEFAULT_LEVEL,
+    first_row: int = 1,
+    _cache: dict[str, Any] | None = None,
+    _provenance: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Predict every row of ``table`` (cells as text or values); a bad row gets an ``error``, never an exception.
+
+    Returns the input columns (a clashing one renamed ``input_<name>``) followed by
+    :func:`predict_columns`. ``first_row``: the number of the table's first row
+    (``row`` column). Raises :class:`InputError` only for what concerns the whole
+    table: a missing column, or a model that takes no composition.
+    """
+    _check_columns(table, columns)
+    if (problem := composition_problem(model)) is not None:
+        raise InputError(problem)
+    table = table.reset_index(drop=True)
+    parsed = _parse_rows(model, table.astype(str).where(table.notna(), ""), columns, {} if _cache is None else _cache)
+    out_cols = predict_columns(model)
+    out = _empty_like(out_cols, table.index)
+    for c in ("composition", "etl", "htl", "domain_stage", "domain_message", "model_name", "model_sha256", "nestedae_version"):
+        out[c] = ""
+    for c in ("in_domain", *(stage_domain_key(st.name) for st in model.spec.stages)):
+        out[c] = pd.Series([None] * len(table), index=table.index, dtype=object)
+    out["row"] = np.arange(first_row, first_row + len(table))
+    out["stacks_defaulted"] = parsed.defaulted
+    errors = list(parsed.errors)
+    frame = parsed.frame
+    if frame is not None and len(frame):
+        idx = frame.index
+        try:
+            preds = model.predict(frame, level=level)
+        except NestedAEError:
+            preds = None
+        if preds is None:  # isolate the failing rows
+            for i in list(idx):
+                one = predict_rows(model, table.iloc[[i]], columns, level=level, first_row=first_row + i, _cache=_cache,
+                                   _provenance=_provenance)
+                errors[i] = one["error"].iloc[0] if "error" in one else ""
+                for c in out_cols:
+                    if c not in ("row", "error"):
+                        out.at[i, c] = one[c].iloc[0]
+        else:
+            out.loc[idx, "composition"] = frame["formula"].to_numpy()
+            if ETL in frame:
+                out.loc[idx, "etl"] = frame[ETL].to_numpy()
+            if HTL in frame:
+                out.loc[idx, "htl"] = frame[HTL].to_numpy()
+            inside = np.ones(len(frame), dtype=bool)
+            stage_out = np.full(len(frame), "", dtype=object)
+            message = np.full(len(frame), "", dtype=object)
+            for st in model.spec.stages:
+                sp = preds.get(st.name)
+                if sp is None:
+                    continue
+                for j, t in enumerate(st.targets):
+                    name = target_name(st, t)
+                    out.loc[idx, f"{name}_mean"] = sp.mean[:, j]
+                    out.loc[idx, f"{name}_std"] = sp.std[:, j]
+                    if sp.lower is not None and sp.upper is not None:
+                        out.loc[idx, f"{name}_lower"] = sp.lower[:, j]
+                        out.loc[idx, f"{name}_upper"] = sp.upper[:, j]
+                        out.loc[idx, "interval_level"] = sp.level
+                out.loc[idx, stage_domain_key(st.name)] = pd.Series(np.asarray(sp.in_domain, dtype=bool), index=idx, dtype=object)
+                first_time = inside & ~np.asarray(sp.in_domain, dtype=bool)
+                stage_out[first_time] = st.name
+                message[first_time] = np.asarray(sp.domain_reason, dtype=object)[first_time]
+                inside &= np.asarray(sp.in_domain, dtype=bool)
+            out.loc[idx, "in_domain"] = pd.Series(inside, index=idx, dtype=object)
+            out.loc[idx, "domain_stage"] = stage_out
+            out.loc[idx, "domain_message"] = message
+    out["error"] = errors
+    prov = _provenance or model_provenance(model)
+    ok = out["error"] == ""
+    out.loc[ok, "model_name"] = str(prov.get("name") or "")
+    out.loc[ok, "model_sha256"] = str(prov.get("bundle_sha256") or "")
+    out.loc[ok, "nestedae_version"] = str(prov.get("version") or "")
+    # failed rows still say which model was asked
+    out.loc[~ok, "model_name"] = str(prov.get("name") or "")
+    out.loc[~ok, "model_sha256"] = str(prov.get("bundle_sha256") or "")
+    out.loc[~ok, "nestedae_version"] = str(prov.get("version") or "")
+    inputs = _rename_clashes(table, out_cols)
+    return pd.concat([inputs, out[out_cols]], axis=1)
+
+
+
+def predict_csv(
+    model: NestedAE,
+    source: Any,
+    out_path: str | os.PathLike[str],
+    columns: BatchColumns,
+    *,
+    level: float = DEFAULT_LEVEL,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> BatchSummary:
+    """Predict every row of the CSV ``source`` (path or file object) into the CSV ``out_path``.
+
+    Streams: ``chunk_rows`` rows in memory at a time. The output replaces
+    ``out_path`` only when every row was written (temp file + rename). Returns a
+    :class:`BatchSummary` (rows read, rows failed, the first errors). Raises
+    :class:`InputError` for a missing column, an unreadable or empty input, or an
+    output that cannot be written (one line saying what to do).
+    """
+    cache: dict[str, Any] = {}
+    prov = model_provenance(model)
+    return _stream(source, out_path, columns, chunk_rows,
+                   lambda chunk, first: predict_rows(model, chunk, columns, level=level, first_row=first, _cache=cache, _provenance=prov))
