@@ -400,13 +400,14 @@ def grid_formulas(fractions: np.ndarray, digits: int = 4) -> list[str]:
     milliseconds, unlike building a :class:`Composition` per row.
     """
     from .chemistry.composition import A_SITE_IONS, B_SITE_IONS, IONS, X_SITE_IONS
+    from .vocabulary import SITE_SLICES
 
     arr = np.asarray(fractions, dtype=np.float64)
     out = np.full(len(arr), "", dtype=object)
     order = [*sorted(A_SITE_IONS), *sorted(B_SITE_IONS), *sorted(X_SITE_IONS)]  # as Composition.formula
     for ion in order:
         j = IONS.index(ion)
-        amount = arr[:, j] * (3.0 if j >= 11 else 1.0)
+        amount = arr[:, j] * (3.0 if j >= SITE_SLICES["X"].start else 1.0)
         present = amount > 1e-9
         if not present.any():
             continue

@@ -17,6 +17,7 @@ __all__ = [
     "IONS",
     "SITE_OF_ION",
     "SITE_IONS",
+    "SITE_SLICES",
     "SITE_TOTALS",
     "SITE_FRACTION_COLUMNS",
     "SITE_FRACTION_UNIT",
@@ -83,6 +84,10 @@ SITE_OF_ION: dict[str, str] = {
 }
 #: Ions of each site, in IONS order.
 SITE_IONS: dict[str, tuple[str, ...]] = {"A": A_SITE_IONS, "B": B_SITE_IONS, "X": X_SITE_IONS}
+#: Where each site's ions sit in :data:`IONS` (and in a 14-fraction vector): ``{"A": slice(0, 5), ...}``, derived from the ion lists.
+SITE_SLICES: dict[str, slice] = {
+    site: slice(IONS.index(ions[0]), IONS.index(ions[-1]) + 1) for site, ions in (("A", A_SITE_IONS), ("B", B_SITE_IONS), ("X", X_SITE_IONS))
+}
 #: Nominal amount per formula unit of each site (ABX3).
 SITE_TOTALS: dict[str, float] = {"A": 1.0, "B": 1.0, "X": 3.0}
 #: The 14 site-fraction columns of the alloy tables: one per ion, named by the ion.

@@ -184,7 +184,8 @@ with st.expander("Configure a training run", expanded=not mine, icon=":material/
         split = c1.radio("Split", ["random", "grouped"], index=["random", "grouped"].index(base.split), key=k(p, "split"), horizontal=True,
                          help="grouped keeps every material (formula) or device recipe (composition + ETL + HTL) in one fold: "
                               "an honest estimate for unseen recipes.")
-        folds = c2.number_input("Folds (= ensemble members)", 2, 20, base.folds, key=k(p, "folds"))
+        lo_folds, hi_folds = ChainSpec.field_range("folds")  # the configuration's own bounds
+        folds = c2.number_input("Folds (= ensemble members)", int(lo_folds or 2), int(hi_folds or 20), base.folds, key=k(p, "folds"))
         seed = c3.number_input("Seed", 0, 2**31 - 1, base.seed, key=k(p, "seed"))
         device = c4.selectbox("Device", dev_names, key=k(p, "device"),
                               format_func=lambda n: "auto (best available)" if n == "auto" else f"{n}: {desc[n]}")

@@ -134,3 +134,17 @@ def test_a_scikit_learn_estimator(shipped):
         fresh.set_params(spec__nonsense=1)
     with pytest.raises(ConfigError):
         fresh.set_params(spec__folds=-1)
+
+
+def test_site_slices_and_form_bounds_come_from_their_owners():
+    from nestedae_core.model.config import ChainSpec
+    from nestedae_core.vocabulary import IONS, SITE_IONS, SITE_SLICES
+
+    for site, ions in SITE_IONS.items():
+        assert IONS[SITE_SLICES[site]] == ions
+    lo, hi = ChainSpec.field_range("folds")
+    assert (lo, hi) == (2, 20)
+    spec = NestedAEModel("paper").chain_spec()
+    assert spec.with_updates(folds=int(hi)).folds == hi
+    with pytest.raises(ConfigError):
+        NestedAEModel("paper").set_params(spec__folds=int(hi) + 1)

@@ -43,6 +43,7 @@ from ..vocabulary import (
     PROPERTY_KEYS,
     PROPERTY_LABELS,
     PROPERTY_UNITS,
+    SITE_SLICES,
 )
 from .composition import Composition, parse_formula
 
@@ -113,7 +114,7 @@ TOLERANCE_RANGE: tuple[float, float] = (0.8, 1.0)
 #: the smallest B cation that fits the X6 octahedron, to 0.732 = sqrt(3) - 1).
 OCTAHEDRAL_RANGE: tuple[float, float] = (0.414, 0.732)
 
-_SITE_COLS = {"A": slice(0, 5), "B": slice(5, 11), "X": slice(11, 14)}
+_SITE_COLS = SITE_SLICES  # from the ion lists (vocabulary)
 _SQRT2 = math.sqrt(2.0)
 # Block-diagonal (14 ions x 36 descriptors) weights: fractions @ _WEIGHTS gives all descriptors at once.
 _WEIGHTS = np.zeros((len(IONS), len(DESCRIPTORS)))

@@ -146,6 +146,16 @@ class ChainSpec(_Spec):
             raise ValueError(f"stage names must be unique, got {names}")
         return self
 
+    @classmethod
+    def field_range(cls, name: str) -> tuple[float | None, float | None]:
+        """The (lowest, highest) value the field ``name`` accepts (None where unbounded), e.g. ``(2, 20)`` for ``folds``,
+        so that a form can offer exactly what the configuration allows."""
+        lo = hi = None
+        for item in cls.model_fields[name].metadata:
+            lo = getattr(item, "ge", lo) if getattr(item, "ge", None) is not None else lo
+            hi = getattr(item, "le", hi) if getattr(item, "le", None) is not None else hi
+        return lo, hi
+
     def with_updates(self, *, stages: Sequence[Mapping[str, Any] | None] | Mapping[str, Mapping[str, Any]] | None = None, **fields: Any) -> "ChainSpec":
         """A validated copy with some fields replaced; this spec is unchanged.
 

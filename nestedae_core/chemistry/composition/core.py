@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 
 from ...errors import CompositionError
-from ...vocabulary import IONS, SITE_IONS, SITE_OF_ION, SITE_TOTALS
+from ...vocabulary import IONS, SITE_IONS, SITE_OF_ION, SITE_SLICES, SITE_TOTALS
 
 __all__ = ["IonAmounts", "Composition", "SiteTotalError"]
 
 logger = logging.getLogger(__name__)
 
 _KNOWN_LIST = ", ".join(IONS)
-_SLICE = {"A": slice(0, 5), "B": slice(5, 11), "X": slice(11, 14)}
+_SLICE = SITE_SLICES  # from the ion lists (vocabulary)
 _INDEX = {ion: i for i, ion in enumerate(IONS)}
 # Amounts are rounded to this many decimals so that float noise from arithmetic
 # (0.83 * 0.95 = 0.7884999999999999) does not break equality or hashing.
