@@ -41,7 +41,6 @@ __all__ = [
     "CACHE_DIR_ENV",
     "DatasetInfo",
     "REGISTRY",
-    "MHP_DESCRIPTOR_COLUMNS",
     "DEVICE_DESCRIPTOR_COLUMNS",
     "DEVICE_FILE_SPELLINGS",
     "citation_text",
@@ -121,15 +120,13 @@ _SHORT_CITATION: dict[str, str] = {
     "synthetic": "NestedAE Studio (generated)",
 }
 
-#: The 36 composition-weighted site descriptors of the alloy tables (A_ion_rad ... X_period).
-MHP_DESCRIPTOR_COLUMNS: tuple[str, ...] = DESCRIPTORS
 #: Columns the device file spells differently: vocabulary name -> name in the file.
 #: :func:`nestedae_core.data.load` adds the vocabulary's column next to the file's.
 DEVICE_FILE_SPELLINGS: dict[str, str] = {"X_at_wt": "X_atom_wt"}
 #: The 15 site descriptors of the device table, as spelled in the file (note ``X_atom_wt``).
 DEVICE_DESCRIPTOR_COLUMNS: tuple[str, ...] = tuple(DEVICE_FILE_SPELLINGS.get(c, c) for c in PAPER_DESCRIPTORS)
 
-_MHP_BASE = (FORMULA, BANDGAP_PBE, DECOMPOSITION) + SITE_FRACTION_COLUMNS + MHP_DESCRIPTOR_COLUMNS
+_MHP_BASE = (FORMULA, BANDGAP_PBE, DECOMPOSITION) + SITE_FRACTION_COLUMNS + DESCRIPTORS  # the 36 site descriptors
 _MHP_TARGETS = {BANDGAP_PBE: "eV", DECOMPOSITION: "eV/f.u."}
 _MANNODI_RAW = "https://raw.githubusercontent.com/mannodiarun/perovs_mfml_ga/0a8994b7c260814a50154c48d906c286f6ddeaa6"
 _NESTEDAE_RAW = "https://raw.githubusercontent.com/rxhernandez/NestedAE"
