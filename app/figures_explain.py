@@ -30,6 +30,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from app.figures import style
+from nestedae_core.explain.attribution import global_importance
 from nestedae_core.vocabulary import (
     DESCRIPTOR_LABELS,
     DESCRIPTOR_UNITS,
@@ -166,8 +167,7 @@ def global_importance_frame(att: Any, units: Mapping[str, str] | None = None) ->
     """Global importance table: feature, label, mean |SHAP|, mean SHAP (output unit), feature unit; largest first."""
     view = as_view(att)
     unit = _unit_text(view.unit)
-    ma = np.abs(view.values).mean(axis=0)
-    order = np.argsort(-ma, kind="stable")
+    ma, order = global_importance(view.values)
     return pd.DataFrame({
         "feature": [view.feature_names[j] for j in order],
         "description": [feature_label(view.feature_names[j], units, with_unit=False) for j in order],
@@ -185,8 +185,8 @@ def global_bar_figure(att: Any, *, top: int = 15, units: Mapping[str, str] | Non
     ``highlight``: features drawn in a second colour (e.g. the truly relevant ones on Learn).
     """
     view = as_view(att)
-    ma = np.abs(view.values).mean(axis=0)
-    order = np.argsort(-ma, kind="stable")[:top][::-1]
+    ma, order = global_importance(view.values)
+    order = order[:top][::-1]
     names = [view.feature_names[j] for j in order]
     colors = [_HIGHLIGHT if n in set(highlight) else _BAR for n in names]
     share = 100 * ma[order] / max(float(ma.sum()), 1e-300)
@@ -253,8 +253,8 @@ def beeswarm_figure(att: Any, *, top: int = 12, units: Mapping[str, str] | None 
     view = as_view(att)
     n = view.values.shape[0]
     rows = np.arange(n) if n <= max_points else np.linspace(0, n - 1, max_points).astype(int)
-    ma = np.abs(view.values).mean(axis=0)
-    order = np.argsort(-ma, kind="stable")[:top]
+    ma, order = global_importance(view.values)
+    order = order[:top]
     scaled = _standardise_columns(view.data)
     xs, ys, cs, texts = [], [], [], []
     cat_x, cat_y, cat_texts = [], [], []

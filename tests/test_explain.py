@@ -339,3 +339,12 @@ def test_sum_by_adds_a_groups_attributions_and_sorts_by_size() -> None:
     assert sums.sum() == pytest.approx(att.values[0].sum())
     with pytest.raises(InputError, match="row 1 out of range"):
         att.sum_by(lambda name: name[0], row=1)
+
+
+def test_global_importance_is_mean_absolute_attribution_largest_first():
+    from nestedae_core.explain.attribution import global_importance
+
+    values = np.array([[1.0, -3.0, 0.5], [-1.0, 1.0, 0.5]])
+    mean_abs, order = global_importance(values)
+    np.testing.assert_allclose(mean_abs, [1.0, 2.0, 0.5])
+    assert list(order) == [1, 0, 2]

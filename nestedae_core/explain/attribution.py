@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import InputError
 
-__all__ = ["Attribution"]
+__all__ = ["Attribution", "global_importance"]
 
 
 @dataclass
@@ -175,3 +175,10 @@ class Attribution:
             "additivity_error": float(abs(self.base_values[row] + v.sum() - self.predictions[row])),
             "seconds": float(self.seconds),
         }
+
+
+def global_importance(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Global importance of attributions ``values`` (rows x features, in the output's unit): the mean |attribution|
+    per feature and the feature order, largest first (stable for ties)."""
+    mean_abs = np.abs(np.asarray(values, dtype=np.float64)).mean(axis=0)
+    return mean_abs, np.argsort(-mean_abs, kind="stable")
