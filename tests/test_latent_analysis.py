@@ -207,3 +207,15 @@ def test_a_scan_is_read_by_the_one_standard_error_rule():
     assert read_scan(tight).enough == 3  # no simpler size within one standard error
     with pytest.raises(InputError, match="val_mae_std"):
         read_scan(rows.drop(columns=["val_mae_std"]))
+
+
+def test_traversal_sensitivity_compares_inputs_in_units_of_their_spread():
+    import pandas as pd
+
+    from nestedae_core.explain.latents import traversal_sensitivity
+
+    trav = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [10.0, 10.5, 11.0], "c": [5.0, 5.0, 5.0]})
+    data = pd.DataFrame({"a": [0.0, 10.0], "b": [0.0, 1.0], "c": [0.0, 0.0]})
+    s = traversal_sensitivity(trav, data, ["a", "b", "c", "missing"])
+    assert list(s.index) == ["b", "a", "c"]  # b moves 1 of its 0.71 sd; a 2 of its 7.1
+    assert s["b"] == pytest.approx(1.0 / data["b"].std()) and s["c"] == 0.0

@@ -44,6 +44,7 @@ __all__ = [
     "latent_correlations",
     "active_latents",
     "latent_traversal",
+    "traversal_sensitivity",
     "pca_projection",
 ]
 
@@ -414,3 +415,20 @@ def factor_recovery(latents: np.ndarray, factors: pd.DataFrame, latent_names: li
         ss_tot = max(float(np.sum((y - y.mean()) ** 2)), 1e-300)
         r2[f] = 1.0 - float(np.sum((y - design @ coef) ** 2)) / ss_tot
     return corr, pd.Series(r2)
+
+
+def traversal_sensitivity(traversal: pd.DataFrame, data: pd.DataFrame, inputs: Sequence[str]) -> pd.Series:
+    """How much each decoded input moves along a latent traversal, most first.
+
+    For every column of ``inputs`` present in ``traversal`` (:func:`latent_traversal` output): the range of its
+    decoded value over the traversal divided by its standard deviation in ``data`` (the rows the stage was
+    trained on; 1 where that is 0 or the column is absent), so inputs of different units compare. Dimensionless.
+    """
+    out: dict[str, float] = {}
+    for c in inputs:
+        if c not in traversal:
+            continue
+        values = pd.to_numeric(traversal[c], errors="coerce")
+        sd = float(pd.to_numeric(data[c], errors="coerce").std()) if c in data else 0.0
+        out[c] = float(values.max() - values.min()) / (sd if sd > 0 else 1.0)
+    return pd.Series(out, dtype=float).sort_values(ascending=False, kind="stable")
