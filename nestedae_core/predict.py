@@ -36,6 +36,7 @@ __all__ = [
     "predict_table",
     "line_scan",
     "screen",
+    "predict_fractions",
     "grid_formulas",
     "model_provenance",
     "target_name",
@@ -322,6 +323,36 @@ def screening_gap_column(model: NestedAE) -> tuple[str, str] | None:
     return next(((found[f], f) for f in SCREENING_FIDELITIES if f in found), None)
 
 
+def predict_fractions(
+    model: NestedAE,
+    fractions: np.ndarray,
+    *,
+    etl: str | None = None,
+    htl: str | None = None,
+    level: float = DEFAULT_LEVEL,
+) -> pd.DataFrame:
+    """Predictions for many compositions given as site fractions, in one vectorised pass.
+
+    ``fractions``: (n, 14) in :data:`~nestedae_core.vocabulary.IONS` order, the
+    :meth:`Composition.fraction_vector` convention (A and B amounts, X fractions; each site sums to 1).
+    ``etl``/``htl``: the device stack (None: the model's most common one). Columns: ``formula``, the 14
+    fractions, ``tolerance_factor``, ``octahedral_factor`` (dimensionless), ``<key>_mean``/``_std`` and,
+    when calibrated, ``_lower``/``_upper`` at ``level`` for every target (schema keys), ``in_domain``,
+    ``domain_stage``. Used by :func:`screen` and by the design optimiser; thousands of rows a second.
+    """
+    from .chemistry.composition import IONS
+
+    arr = np.asarray(fractions, dtype=np.float64).reshape(-1, len(IONS))
+    feats = featurize_fractions(arr)
+    frame = pd.concat([pd.DataFrame(arr, columns=list(IONS)), feats.reset_index(drop=True)], axis=1)
+    frame.insert(0, "formula", grid_formulas(arr))
+    cats, _ = resolve_categorical(model, etl, htl, None)
+    for c, v in cats.items():
+        frame[c] = v
+    res = _stage_target_frame(model, frame, level)
+    return pd.concat([frame[["formula", *IONS, "tolerance_factor", "octahedral_factor"]], res], axis=1)
+
+
 def screen(
     model: NestedAE,
     a_ions: Sequence[str],
@@ -362,14 +393,7 @@ def screen(
     grid = composition_grid(a_ions, b_ions, x_ions, step)
     if len(grid) > max_candidates:
         raise InputError(f"the grid has {len(grid)} candidates, more than {max_candidates}; use a coarser step or fewer ions")
-    feats = featurize_fractions(grid)
-    frame = pd.concat([pd.DataFrame(grid, columns=list(IONS)), feats.reset_index(drop=True)], axis=1)
-    frame.insert(0, "formula", grid_formulas(grid))
-    cats, _ = resolve_categorical(model, etl, htl, None)
-    for c, v in cats.items():
-        frame[c] = v
-    res = _stage_target_frame(model, frame, level)
-    out = pd.concat([frame[["formula", *IONS, "tolerance_factor", "octahedral_factor"]], res], axis=1)
+    out = predict_fractions(model, grid, etl=etl, htl=htl, level=level)
     gap = screening_gap_column(model)
     if bandgap_window is not None and gap is not None and f"{gap[0]}_mean" in out:
         lo, hi = bandgap_window

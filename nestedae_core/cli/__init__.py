@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sweep_cmd",
     "predict_cmd",
     "explain_cmd",
+    "design_cmd",
     "benchmark_cmd",
 )
 

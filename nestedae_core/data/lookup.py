@@ -38,6 +38,8 @@ __all__ = [
     "same_composition",
     "matching_rows",
     "nearest_devices",
+    "measured_compositions",
+    "nearest_measured",
 ]
 
 logger = logging.getLogger(__name__)
@@ -134,3 +136,62 @@ def nearest_devices(
         if same_stack_only:
             near = near[near[SAME_STACK]]
     return near.sort_values([SAME_COMPOSITION, DISTANCE, PCE], ascending=[False, True, False]).head(n)
+
+
+def measured_compositions(devices: pd.DataFrame, fractions: pd.DataFrame) -> pd.DataFrame:
+    """One row per distinct measured composition of a device table, with its medians.
+
+    ``devices`` is ``psc-devices`` and ``fractions`` its site fractions (:func:`site_fractions`); rows whose
+    composition does not parse are left out. Columns: ``formula`` (the most used spelling), the 14 site
+    fractions (mol/mol), ``bandgap_eV`` (median measured band gap over the devices that report one, eV; NaN
+    when none does), ``pce_percent`` (median PCE, %), ``n_devices``.
+    """
+    ok = fractions.notna().all(axis=1).to_numpy()
+    frac = fractions.loc[ok, list(IONS)].astype(float)
+    key = frac.round(4)
+    groups = key.groupby(list(IONS), sort=False).ngroup().to_numpy()
+    table = devices.loc[ok, [DEVICE_COMPOSITION, MEASURED_BANDGAP, PCE]].copy()
+    table["_group"] = groups
+    gap = pd.to_numeric(table[MEASURED_BANDGAP], errors="coerce")
+    pce = pd.to_numeric(table[PCE], errors="coerce")
+    by = table["_group"]
+    out = pd.DataFrame(
+        {
+            "formula": table.groupby(by)[DEVICE_COMPOSITION].agg(lambda s: s.astype(str).value_counts().index[0]),
+            "bandgap_eV": gap.groupby(by).median(),
+            "pce_percent": pce.groupby(by).median(),
+            "n_devices": by.groupby(by).size(),
+        }
+    )
+    first = frac.groupby(groups).first()
+    return pd.concat([out[["formula"]], first, out[["bandgap_eV", "pce_percent", "n_devices"]]], axis=1).reset_index(drop=True)
+
+
+def nearest_measured(measured: pd.DataFrame, fractions: np.ndarray) -> pd.DataFrame:
+    """For each composition of ``fractions`` ((n, 14), IONS order), the nearest of ``measured`` (:func:`measured_compositions`).
+
+    Distance: the L1 difference of the 14 site fractions over 6 (0 = the same
+    composition, 1 = nothing in common on every site; dimensionless). Columns: ``nearest_formula``,
+    ``nearest_distance``, ``nearest_bandgap_eV``, ``nearest_pce_percent``, ``nearest_devices``.
+    """
+    q = np.asarray(fractions, dtype=np.float64).reshape(-1, len(IONS))
+    ref = measured.loc[:, list(IONS)].to_numpy(dtype=np.float64)
+    if not len(ref):
+        return pd.DataFrame({"nearest_formula": [""] * len(q), "nearest_distance": np.nan, "nearest_bandgap_eV": np.nan,
+                             "nearest_pce_percent": np.nan, "nearest_devices": 0})
+    best = np.empty(len(q), dtype=np.int64)
+    dist = np.empty(len(q), dtype=np.float64)
+    for start in range(0, len(q), 2048):  # bounded memory: 2048 x n_measured x 14 at a time
+        d = np.abs(q[start:start + 2048, None, :] - ref[None, :, :]).sum(axis=2) / 6.0
+        best[start:start + 2048] = d.argmin(axis=1)
+        dist[start:start + 2048] = d.min(axis=1)
+    near = measured.iloc[best]
+    return pd.DataFrame(
+        {
+            "nearest_formula": near["formula"].to_numpy(),
+            "nearest_distance": dist,
+            "nearest_bandgap_eV": near["bandgap_eV"].to_numpy(),
+            "nearest_pce_percent": near["pce_percent"].to_numpy(),
+            "nearest_devices": near["n_devices"].to_numpy(),
+        }
+    )
