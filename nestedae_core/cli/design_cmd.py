@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--htl", help="fixed hole-transport stack (default: the model's most common)")
     p.add_argument("--max-evals", type=_evals, default=500, help="model evaluations (distinct candidates; default 500)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--optimiser", default="tpe", help="tpe (default), gp, ga or random")
+    p.add_argument("--optimiser", default="tpe", help="tpe (default), ga (NSGA-II) or random")
     p.add_argument("--problem", metavar="FILE", help="a DesignProblem as JSON (the options above then refine nothing: use one or the other)")
     p.add_argument("--model", help="a saved model's name, a model bundle directory, or a shipped model (default measured-default)")
     p.add_argument("--top", type=_count, default=10, help="proposals to print (default 10)")

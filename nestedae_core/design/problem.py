@@ -165,7 +165,7 @@ class DesignProblem(BaseModel):
     stacks: list[tuple[str, str]] | None = None
     level: float = Field(0.9, gt=0.0, lt=1.0)
     max_evals: int = Field(500, ge=10, le=100_000)
-    batch_size: int = Field(25, ge=1, le=1000)
+    batch_size: int = Field(5, ge=1, le=1000)
     seed: int = 0
 
     @field_validator("a_ions", "b_ions", "x_ions")

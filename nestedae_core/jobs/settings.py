@@ -11,6 +11,7 @@ variable                                  default    meaning
 ``NESTEDAE_MAX_EPOCH_FOLDS``              25000      epochs x folds: the sum of the stages' epochs times the folds (count)
 ``NESTEDAE_MAX_JOBS_PER_OWNER``           3          queued + running jobs of one user (count)
 ``NESTEDAE_MAX_QUEUED``                   20         jobs waiting in the queue, all users (count)
+``NESTEDAE_MAX_DESIGN_EVALS``             5000       model evaluations of one design job (count)
 ``NESTEDAE_MAX_RUNNING``                  1          jobs running at once (worker processes); ``NESTEDAE_MAX_JOBS`` is read too
 ``NESTEDAE_WORKER_THREADS``               1          CPU threads of each worker process (torch, BLAS)
 ``NESTEDAE_READ_ONLY``                    0          1: a read-only demo, no training and no saving or deleting
@@ -50,6 +51,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "max_epoch_folds": ("NESTEDAE_MAX_EPOCH_FOLDS",),
     "max_jobs_per_owner": ("NESTEDAE_MAX_JOBS_PER_OWNER",),
     "max_queued": ("NESTEDAE_MAX_QUEUED",),
+    "max_design_evals": ("NESTEDAE_MAX_DESIGN_EVALS",),
     "max_running": ("NESTEDAE_MAX_RUNNING", "NESTEDAE_MAX_JOBS"),
     "worker_threads": ("NESTEDAE_WORKER_THREADS",),
     "read_only": ("NESTEDAE_READ_ONLY",),
@@ -73,6 +75,7 @@ class JobSettings(BaseModel):
         max_epoch_folds: largest sum over stages of epochs, times the folds.
         max_jobs_per_owner: most queued + running jobs of one owner.
         max_queued: most queued jobs, all owners together.
+        max_design_evals: largest model-evaluation budget of one design job.
         max_running: jobs running at once (local worker processes).
         worker_threads: CPU threads per worker process.
         read_only: no training, saving or deleting (demo hosting).
@@ -90,6 +93,7 @@ class JobSettings(BaseModel):
     max_epoch_folds: int = Field(25_000, ge=1)
     max_jobs_per_owner: int = Field(3, ge=1)
     max_queued: int = Field(20, ge=0)
+    max_design_evals: int = Field(5000, ge=10)
     max_running: int = Field(1, ge=1)
     worker_threads: int = Field(1, ge=1)
     read_only: bool = False
