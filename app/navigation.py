@@ -55,6 +55,7 @@ PAGES: list[PageSpec] = [
     PageSpec("Explain", ":material/insights:", "pages/explain.py", "Model"),
     PageSpec("Predict", ":material/online_prediction:", "pages/predict.py", "Use"),
     PageSpec("Screen", ":material/filter_alt:", "pages/screen.py", "Use"),
+    PageSpec("Design", ":material/design_services:", "pages/design.py", "Use"),
     PageSpec("Compare", ":material/compare_arrows:", "pages/compare.py", "Use"),
     PageSpec("Learn", ":material/school:", "pages/learn.py", "Teach"),
 ]

@@ -1,0 +1,182 @@
+"""Design: from a target to compositions. Set a gap window and what to maximise, with the ions allowed,
+Pb-free or a Pb cap and the fraction step; the search runs as a job (progress, cancel, limits, Dask when
+configured) and its proposals come back ranked, each with its intervals, domain verdict per stage and the
+nearest measured composition, one click from Predict and Explain.
+
+The page only configures, starts and presents: the search is :func:`nestedae_core.design.run_design` in a
+``design`` job of the server's job manager.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import jobs_state, model_state, ui
+from app.state import FORMULA_PARAM
+from nestedae_core.design import DesignProblem, Objective, QuantityRange
+from nestedae_core.design.job import DESIGN_KIND, design_output, design_payload
+from nestedae_core.design.report import design_figures, design_report
+from nestedae_core.errors import NestedAEError
+from nestedae_core.predict import model_provenance
+from nestedae_core.query import composition_problem
+from nestedae_core.report import figure_filename
+from nestedae_core.vocabulary import ETL, HTL, SITE_IONS
+
+K_SELECTED = "design.selected"
+REFRESH_S = 2.0
+RESOLUTIONS = {"0.05": 0.05, "0.02": 0.02, "0.01": 0.01, "1/64": 1 / 64}
+OBJECTIVES = {"highest PCE (mean)": ("pce_percent", "mean"), "highest PCE, pessimistic (interval's lower end)": ("pce_percent", "lower")}
+SHOWN = 50
+
+st.title("Design")
+st.caption("Which compositions give a measured band gap in your window with the highest efficiency? The search proposes "
+           "compositions whose site fractions are multiples of the step and sum to one exactly, predicts each through the "
+           "whole chain, and ranks those inside the model's domain; the rest are listed apart. A design is a ranked "
+           "hypothesis for the lab, on our data's coverage: check the intervals and the nearest measured composition.")
+
+model_state.model_picker(key="design.model_picker")
+model = None
+with ui.user_errors():
+    model = model_state.active_model()
+if model is None:
+    st.stop()
+if (why := composition_problem(model)) is not None:
+    st.info(f"The active model ({model.spec.name}) cannot predict from a composition: {why}. Choose a perovskite model above.",
+            icon=":material/info:")
+    st.stop()
+try:
+    settings = jobs_state.settings()
+    manager = jobs_state.get_manager()
+except NestedAEError as exc:
+    ui.show_error(exc, jobs_state.jobs_error_hint(exc))
+    st.stop()
+owner = jobs_state.identity()
+cat_cols = [c for p in model.prep for c in p.categorical_columns]
+
+# ---------------------------------------------------------------------- the problem
+with st.form("design.new"):
+    st.subheader("New design")
+    c1, c2, c3 = st.columns(3)
+    window = c1.slider("Measured band-gap window (eV)", 1.0, 3.2, (1.30, 1.40), 0.01,
+                       help="1.30-1.40 eV: single junction; 1.65-1.75 eV: top cell of a tandem")
+    goal = c2.selectbox("Objective", list(OBJECTIVES))
+    resolution = c3.selectbox("Fraction step", list(RESOLUTIONS), index=2)
+    d1, d2, d3 = st.columns(3)
+    a_ions = d1.multiselect("A-site ions", list(SITE_IONS["A"]), ["Cs", "FA", "MA"])
+    b_ions = d2.multiselect("B-site ions", list(SITE_IONS["B"]), ["Pb", "Sn"])
+    x_ions = d3.multiselect("X-site ions", list(SITE_IONS["X"]), ["Br", "I"])
+    e1, e2, e3, e4 = st.columns(4)
+    pb = e1.radio("Lead", ["allowed", "Pb-free", "at most a fraction"], horizontal=False)
+    max_pb = e2.number_input("Largest Pb fraction of the B site", 0.0, 1.0, 0.5, 0.05, disabled=False)
+    max_ions = e3.number_input("At most ions per site", 1, 6, 3)
+    budget = e4.number_input("Model evaluations", 10, settings.max_design_evals, min(500, settings.max_design_evals), 50, key="design.budget")
+    f1, f2, f3 = st.columns(3)
+    etl = htl = None
+    if ETL in cat_cols and HTL in cat_cols:
+        etls, htls = model.categories(ETL), model.categories(HTL)
+        etl = f1.selectbox("ETL", etls, etls.index(model.default_category(ETL)))
+        htl = f2.selectbox("HTL", htls, htls.index(model.default_category(HTL)))
+    seed = f3.number_input("Seed", 0, 2**31 - 1, 0)
+    start = st.form_submit_button("Run design", type="primary", icon=":material/play_arrow:")
+
+if start:
+    with ui.user_errors():
+        quantity, statistic = OBJECTIVES[goal]
+        problem = DesignProblem(
+            objectives=[Objective(quantity=quantity, statistic=statistic)],
+            constraints=[QuantityRange(quantity="bandgap_eV", minimum=window[0], maximum=window[1])],
+            a_ions=a_ions, b_ions=b_ions, x_ions=x_ions, max_ions=int(max_ions), pb_free=pb == "Pb-free",
+            max_pb=float(max_pb) if pb == "at most a fraction" else None, resolution=RESOLUTIONS[resolution],
+            etl=etl, htl=htl, max_evals=int(budget), seed=int(seed),
+        )
+        name = f"design-gap-{window[0]:.2f}-{window[1]:.2f}-{quantity}" + ("-lower" if statistic == "lower" else "")
+        job_id = manager.submit(DESIGN_KIND, design_payload(problem, model_state.active_model_path()), owner=owner, name=name[:64])
+        st.session_state[K_SELECTED] = job_id
+
+# ---------------------------------------------------------------------- your designs
+st.subheader("Your designs")
+try:
+    mine = manager.jobs(owner, kind=DESIGN_KIND)
+except NestedAEError as exc:
+    ui.show_error(exc, jobs_state.jobs_error_hint(exc))
+    st.stop()
+if not mine:
+    st.caption("No designs yet: set a problem above and run it.")
+    st.stop()
+ids = [r.id for r in mine]
+if st.session_state.get(K_SELECTED) not in ids:
+    st.session_state[K_SELECTED] = ids[0]
+labels = {r.id: f"{r.name} ({r.status}, problem: {'; '.join(c.get('quantity', '') + ' ' + str(c.get('minimum')) + '-' + str(c.get('maximum')) for c in r.payload.get('problem', {}).get('constraints', []))})" for r in mine}
+chosen = st.selectbox("Design", ids, key=K_SELECTED, format_func=lambda i: labels.get(i, i))
+
+
+def proposals_view(table: pd.DataFrame) -> pd.DataFrame:
+    """What the table shows: formula, the gap and PCE with intervals, domain, rank confidence, nearest measured."""
+    cols = ["rank", "formula", "bandgap_eV_mean", "bandgap_eV_lower", "bandgap_eV_upper", "pce_percent_mean", "pce_percent_lower",
+            "pce_percent_upper", "status", "domain_stage", "p_beats_next", "nearest_formula", "nearest_bandgap_eV", "nearest_pce_percent",
+            "etl", "htl"]
+    return table[[c for c in cols if c in table]]
+
+
+def design_panel(job_id: str) -> None:
+    """The selected design: progress while it runs, its proposals when done, its message when it failed."""
+    rec = manager.get(job_id)
+    if rec is None:
+        st.caption("This design is gone.")
+        return
+    if rec.is_active:
+        ev = rec.last_event or {}
+        best = ev.get("best")
+        st.progress(min(1.0, rec.fraction), text=f"{rec.status}: {ev.get('evaluations', 0)} of {ev.get('budget', '?')} model evaluations"
+                    + (f" · best so far {best:.3g}" if isinstance(best, (int, float)) else ""))
+        if st.button("Cancel design", key=f"design.cancel.{job_id}", icon=":material/stop_circle:"):
+            with ui.user_errors():
+                manager.cancel(job_id, owner)
+                st.rerun()
+        return
+    if rec.status != "done":
+        st.error(f"This design {rec.status}: " + ui.escape_markdown(rec.error or "no reason recorded"), icon=":material/error:")
+        return
+    with ui.user_errors():
+        out = design_output(rec)
+        render_result(out, rec.name)
+
+
+def render_result(out, name: str) -> None:  # type: ignore[no-untyped-def]
+    s = out.summary
+    st.success(f"{s['evaluations']} model evaluations in {s['elapsed_s']:.1f} s ({s['sampler']}, seed {s['seed']}): "
+               f"{s['ranked']} proposals in domain, {s['out_of_domain']} outside it (listed after, never ranked among them).",
+               icon=":material/check_circle:")
+    for note in s.get("notes", []):
+        st.warning(ui.escape_markdown(note), icon=":material/warning:")
+    table = out.proposals
+    ranked = table[table["status"] == "ranked"]
+    if len(ranked) >= 2 and float(ranked["p_beats_next"].iloc[0]) < 0.75:
+        st.info(f"The top proposals are within each other's intervals: the first beats the second with probability "
+                f"{float(ranked['p_beats_next'].iloc[0]):.2f}. Treat the top of the list as a set to test, not a single answer.",
+                icon=":material/balance:")
+    view = proposals_view(table.head(SHOWN))
+    st.dataframe(view, hide_index=True, width="stretch", column_config={
+        **ui.unit_column_config(list(view.columns)),
+        "p_beats_next": st.column_config.ProgressColumn("P(beats next)", min_value=0.0, max_value=1.0, format="%.2f"),
+    })
+    if len(table):
+        pick = st.selectbox("Open a proposal", table["formula"].head(SHOWN).tolist(), key="design.pick")
+        l1, l2 = st.columns(2)
+        l1.page_link("pages/predict.py", label="Predict it", icon=":material/online_prediction:", query_params={FORMULA_PARAM: pick})
+        l2.page_link("pages/explain.py", label="Explain it", icon=":material/insights:", query_params={FORMULA_PARAM: pick})
+    from nestedae_core.design.optimise import DesignResult
+
+    result = DesignResult(problem=out.problem, sampler=s["sampler"], proposals=table, history=out.history, evaluated=out.evaluated,
+                          evaluations=s["evaluations"], trials=s["trials"], elapsed_s=s["elapsed_s"], stopped=s["stopped"], notes=s["notes"])
+    for fname, fig in design_figures(result):
+        ui.plot(fig, key=f"design.fig.{fname}")
+    c1, c2 = st.columns(2)
+    c1.download_button("Proposals (CSV)", ui.csv_bytes(table), file_name=figure_filename("design", name) + ".csv", mime="text/csv",
+                       icon=":material/download:")
+    c2.download_button("Report (HTML)", lambda: design_report(result, table, provenance=model_provenance(model)),
+                       file_name=figure_filename("design", name) + ".html", mime="text/html", icon=":material/description:")
+
+
+_rec = manager.get(chosen)
+st.fragment(run_every=REFRESH_S if _rec is not None and _rec.is_active else None)(design_panel)(chosen)
