@@ -10,6 +10,8 @@
 * :mod:`.paired`: :func:`paired_comparison`, NestedAE against the best baseline fold by fold.
 * :mod:`.calibration`: :func:`calibration_benchmark`, coverage of the prediction
   intervals on grouped folds.
+* :mod:`.trends`: :func:`trends_benchmark`, measured-gap orderings a chemist checks
+  (halide order, A-site order, alloy scans) against literature values, with the domain verdict.
 * :mod:`.speed`: :func:`speed_benchmark`, training and prediction time.
 * :mod:`.reports`: writing, reading and the shipped reports.
 * :mod:`.stage_tables`: the rows a stage trains on, rebuilt without training.
@@ -24,6 +26,7 @@ from .paper_scoring import bundle_paper_scoring, paper_batch_scored_folds, paper
 from .reports import load_benchmark, shipped_benchmark_paths, split_reports, write_json_atomic
 from .speed import speed_benchmark
 from .tasks import TASKS, BenchmarkTask
+from .trends import TREND_CHECKS, TrendCheck, TrendReport, evaluate_trends, trends_benchmark
 
 __all__ = [
     "TASKS",
@@ -44,4 +47,9 @@ __all__ = [
     "split_reports",
     "write_json_atomic",
     "shipped_benchmark_paths",
+    "TREND_CHECKS",
+    "TrendCheck",
+    "TrendReport",
+    "evaluate_trends",
+    "trends_benchmark",
 ]

@@ -77,6 +77,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pap.add_argument("--data-dir")
     pap.add_argument("--json", metavar="FILE", help="write the result to FILE (atomically)")
     pap.set_defaults(func=run_paper_score)
+    trd = bsub.add_parser("trends", help="measured-gap orderings a chemist checks, against literature values, with the domain verdict",
+                          description="Halide order Cl > Br > I (MA, FA, Cs), FAPbI3 < MAPbI3 < CsPbI3, FA(1-x)Cs(x)PbI3, "
+                                      "MAPb(I(1-x)Br(x))3 and MAPb(1-x)Sn(x)I3 scans: each predicted measured gap beside its "
+                                      "literature value (checking only, never training), the relation's verdict and the "
+                                      "per-stage domain verdict. A silent miss: a miss on a composition inside the domain. "
+                                      "Exit status 0 whatever the table shows; 2 on bad arguments.")
+    trd.add_argument("--model", help="a saved model's name, a model bundle directory, or a shipped model (default: measured-default)")
+    trd.add_argument("--level", type=_level, default=0.9, help="prediction interval level, between 0 and 1 (default 0.9)")
+    trd.add_argument("--json", metavar="FILE", help="write the table to FILE (atomically)")
+    trd.set_defaults(func=run_trends)
     spd = bsub.add_parser("speed", help="seconds: 5-fold training of both chains, predictions, cold predict/explain vs import torch",
                           description="Speed figures measured on this machine in one run (see nestedae_core.benchmark.speed); "
                                       "cold commands run as fresh processes, alternating with 'import torch'. "
@@ -207,6 +217,60 @@ def run_paper_score(args: argparse.Namespace) -> int:
     if args.json:
         print(f"\nwrote {args.json}")
     return 0
+
+
+def run_trends(args: argparse.Namespace) -> int:
+    from ..benchmark import trends_benchmark
+    from ..estimator import NestedAEModel
+    from ._common import load_model
+
+    check_output_file(args.json)  # before the run: a bad path fails at once
+    report = trends_benchmark(NestedAEModel.from_model(load_model(args.model)), level=args.level)
+    if args.json:
+        write_json_file(report.to_json(), args.json)
+    print_trends(report)
+    if args.json:
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def print_trends(report: Any) -> None:
+    """The trends report as a table (eV), references below it, then one summary line."""
+    from ..benchmark.trends import LITERATURE_TOLERANCE_EV
+
+    refs: dict[str, int] = {}
+    rows = []
+    level = f"{100 * report.level:g} % interval" if report.level else "interval"
+    for r in report.rows.to_dict(orient="records"):
+        lit = ""
+        if math.isfinite(r["literature_bandgap_eV"]):
+            ref = refs.setdefault(r["citation"], len(refs) + 1)
+            spread = "" if r["literature_low_eV"] == r["literature_high_eV"] else f" ({r['literature_low_eV']:.2f}-{r['literature_high_eV']:.2f})"
+            lit = f"{r['literature_bandgap_eV']:.2f}{spread} [{ref}]"
+        pred = f"{r['bandgap_eV_mean']:.3f}"
+        if math.isfinite(r["bandgap_eV_lower"]):
+            pred += f" [{r['bandgap_eV_lower']:.2f}, {r['bandgap_eV_upper']:.2f}]"
+        err = "" if not math.isfinite(r["error_eV"]) else f"{r['error_eV']:+.3f}" + (" MISS" if r["literature_miss"] else "")
+        reason = str(r["domain_reason"]).split(";")[0].split("': ", 1)[-1]  # the stage is named already
+        domain = "in" if r["in_domain"] else f"OUT ({r['domain_stage']}): {reason}"
+        rows.append([r["check"], r["formula"], lit, pred, err, "pass" if r["relation_passed"] else "FAIL", domain,
+                     "SILENT MISS" if r["silent_miss"] else ""])
+    print(f"measured band gap (eV) of model '{report.model}' against orderings and literature values "
+          f"(miss: more than {LITERATURE_TOLERANCE_EV:g} eV outside the literature range)")
+    print_table(rows, ["check", "composition", "literature (eV) [ref]", f"predicted ({level})", "error (eV)", "relation",
+                       "domain (stage: reason)", "silent miss"])
+    print()
+    print_table([[c["check"], "pass" if c["passed"] else "FAIL", c["detail"], c["flagged"] or "-", "SILENT MISS" if c["silent_miss"] else ""]
+                 for c in report.checks.to_dict(orient="records")],
+                ["check", "relation", "found", "flagged out of domain", "silent miss"])
+    print("\nReferences (literature values are for checking only, never for training):")
+    for citation, k in refs.items():
+        print(f"  [{k}] {citation}")
+    n_fail = int((~report.checks["passed"]).sum())
+    silent = sorted(set(report.rows.loc[report.rows["silent_miss"], "formula"]))
+    print(f"\n{len(report.checks) - n_fail} of {len(report.checks)} relations pass; "
+          f"{int(report.rows['literature_miss'].sum())} literature misses; {report.silent_misses} silent misses "
+          f"(rows missing while inside the domain)" + (f": {', '.join(silent)}" if silent else ""))
 
 
 def run_speed(args: argparse.Namespace) -> int:
