@@ -41,6 +41,7 @@ __all__ = [
     "COMPOSITION_KEY",
     "GAP_SPREAD",
     "GAP_DEVICES",
+    "LABEL_WEIGHT",
     "DECOMPOSITION",
     "SLME",
     "DEVICE_COMPOSITION",
@@ -183,6 +184,8 @@ COMPOSITION_KEY = "composition_key"
 GAP_SPREAD = "gap_sd"
 #: Number of devices behind a derived per-composition value.
 GAP_DEVICES = "n_devices"
+#: Training weight of a derived per-composition label (see nestedae_core.data.gap_quality), dimensionless.
+LABEL_WEIGHT = "label_weight"
 #: Decomposition energy column of the alloy tables, eV per formula unit.
 DECOMPOSITION = "Decomp"
 #: Spectroscopic limited maximum efficiency column of the alloy tables (fraction).

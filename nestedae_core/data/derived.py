@@ -13,9 +13,13 @@ caches the result per source-file version.
   measured gap ``Perovskite_band_gap`` (eV), its sample standard deviation over
   the devices ``gap_sd`` (eV; 0 for a single device), ``n_devices``, ``phase``
   (``"Cubic"`` for every row: the stated assumption that absorbers are taken in
-  their cubic or pseudo-cubic phase), the 14 site fractions and the 36
-  descriptors and two structural factors of our featurizer (so they equal what
-  a query computes).
+  their cubic or pseudo-cubic phase), ``gap_basis`` (how the devices' gaps were
+  obtained, with counts, from ``Perovskite_band_gap_estimation_basis``), the
+  label-quality columns of :func:`~.gap_quality.gap_label_quality`
+  (``label_quality`` ok/suspect/outlier, ``label_reason``, ``label_weight``, the
+  leave-one-out Vegard-plus-bowing and neighbour estimates), the 14 site
+  fractions and the 36 descriptors and two structural factors of our featurizer
+  (so they equal what a query computes).
 * ``mhp-dft`` (:func:`mhp_dft`): the PBE (``mhp-pbe``) and HSE06 (``mhp-hse``)
   alloy tables merged per (``Formula``, ``phase``): ``Gap_PBE`` and ``Gap_HSE``
   (eV; NaN where a fidelity has no value), ``phase`` as one categorical column
@@ -36,6 +40,7 @@ import pandas as pd
 from ..chemistry.composition import parse_formula
 from ..chemistry.features import featurize_fractions, featurize_table
 from ..errors import DataError
+from .gap_quality import BASIS_COLUMN, GAP_BASIS, basis_summary, gap_label_quality
 from ..vocabulary import (
     BANDGAP_HSE,
     BANDGAP_PBE,
@@ -100,6 +105,7 @@ def psc_gaps(devices: pd.DataFrame) -> pd.DataFrame:
     """
     measured = devices.loc[pd.to_numeric(devices[MEASURED_BANDGAP], errors="coerce").notna(),
                            [DEVICE_COMPOSITION, MEASURED_BANDGAP]]
+    bases = devices[BASIS_COLUMN] if BASIS_COLUMN in devices.columns else pd.Series(np.nan, index=devices.index)
     parsed, n_failed = featurize_table(measured, DEVICE_COMPOSITION)
     if n_failed:
         logger.warning("psc-gaps: %d device(s) with a composition that does not parse left out", n_failed)
@@ -121,6 +127,7 @@ def psc_gaps(devices: pd.DataFrame) -> pd.DataFrame:
                 MEASURED_BANDGAP: float(member_gaps.median()),
                 GAP_SPREAD: float(member_gaps.std(ddof=1)) if len(member_gaps) > 1 else 0.0,
                 GAP_DEVICES: int(len(member_gaps)),
+                GAP_BASIS: basis_summary(bases.loc[members.index]),
                 PHASE: ASSUMED_FILM_PHASE,
                 **dict(zip(IONS, comp.fraction_vector().tolist())),
             }
@@ -128,7 +135,7 @@ def psc_gaps(devices: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows).sort_values(COMPOSITION_KEY, kind="stable").reset_index(drop=True)
     if table[COMPOSITION_KEY].duplicated().any():  # pragma: no cover - one key per rounded fraction vector
         raise DataError("psc-gaps: two composition groups share a canonical formula")
-    return pd.concat([table, _descriptors(table)], axis=1)
+    return pd.concat([table, gap_label_quality(table), _descriptors(table)], axis=1)
 
 
 def _per_formula_and_phase(table: pd.DataFrame, gap_column: str) -> pd.DataFrame:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..physics import sq_limit
+from .gap_quality import QUALITY_RULE, WEIGHT_RULE, gap_label_quality, label_quality_counts
 from ..errors import SchemaError
 from ..vocabulary import DEVICE_TARGETS, FF, MEASURED_BANDGAP, PCE
 
@@ -35,6 +36,10 @@ __all__ = [
     "flag_counts",
     "mask_unphysical",
     "sq_pce_limit",
+    "gap_label_quality",
+    "label_quality_counts",
+    "QUALITY_RULE",
+    "WEIGHT_RULE",
 ]
 
 #: Flag column: the device's fill factor is above 1.

@@ -263,7 +263,10 @@ REGISTRY: dict[str, DatasetInfo] = {
                 "written two ways is one row): the median measured gap Perovskite_band_gap (eV), its standard "
                 "deviation over the devices gap_sd (eV; 0 for one device), the number of devices n_devices, the "
                 "14 site fractions, the site descriptors and factors of our featurizer, and phase = Cubic (assumed: "
-                "absorbers taken in their cubic or pseudo-cubic phase)."
+                "absorbers taken in their cubic or pseudo-cubic phase). Label quality (nestedae_core.data.gap_quality): "
+                "gap_basis (how the devices' gaps were obtained), label_quality (ok, suspect, outlier against the "
+                "composition's neighbours and a leave-one-out Vegard-plus-bowing fit), label_reason and the training "
+                "weight label_weight (0 for an outlier, n/(n+1) for n devices, halved when suspect)."
             ),
             citation=f"{_JACOBSSON}; {_NESTEDAE}",
             doi="10.1038/s41560-021-00941-3",
