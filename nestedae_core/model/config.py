@@ -78,6 +78,7 @@ class StageSpec(_Spec):
     categorical_inputs: list[str] = Field(default_factory=list)
     upstream: bool = Field(default=False, description="consume the previous stage's latents")
     group_columns: list[str] = Field(default_factory=list, description="columns defining a group for grouped splits")
+    weight_column: str | None = Field(default=None, description="column of the stage table holding each row's training weight (non-negative; 0 leaves the row out of the loss); None: every row weighs 1")
     targets: list[TargetSpec] = Field(min_length=1)
 
     latent_dim: int = Field(default=12, ge=1, le=256)
@@ -119,6 +120,8 @@ class StageSpec(_Spec):
         clash = sorted(set(cols) & {t.column for t in self.targets})
         if clash:
             raise ValueError(f"stage '{self.name}' uses its target as an input: {', '.join(clash)}")
+        if self.weight_column is not None and self.weight_column in set(cols) | {t.column for t in self.targets}:
+            raise ValueError(f"stage '{self.name}': the weight column '{self.weight_column}' is also an input or a target")
         return self
 
     @property

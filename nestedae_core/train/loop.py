@@ -47,14 +47,15 @@ def fit_stage(
 ) -> int:
     """Train all members of one stage; returns the number of epochs run.
 
-    ``train_mask`` / ``val_mask``: (members, rows) with 1 where a row trains /
-    early-stops that member. ``seed`` seeds the batch shuffling.
+    ``train_mask`` / ``val_mask``: (members, rows), the weight with which a row trains /
+    early-stops that member (0: not at all; 1 for every row unless the stage spec
+    names a ``weight_column``). ``seed`` seeds the batch shuffling.
     """
     M, N = train_mask.shape
     dev = d.x.device
     # the fused implementation updates all parameters in one kernel (about 3x faster on a CPU)
     opt = torch.optim.Adam(net.parameters(), lr=spec.lr, weight_decay=spec.l2, fused=dev.type in ("cpu", "cuda"))
-    n_train = train_mask.sum(dim=1)
+    n_train = (train_mask > 0).sum(dim=1)
     if spec.batch_size is None or spec.batch_size >= int(n_train.max()):
         steps_per_epoch, batch = 1, None
     else:
@@ -73,8 +74,9 @@ def fit_stage(
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
     # full-batch weights do not change between steps: normalise them once
-    lw_full = loss_weights(spec, d, None, train_mask / n_train.clamp_min(1)[:, None]) if batch is None else None
-    lw_val = loss_weights(spec, d, None, val_mask / val_mask.sum(dim=1).clamp_min(1)[:, None]) if val_mask is not None else None
+    lw_full = loss_weights(spec, d, None, train_mask / train_mask.sum(dim=1).clamp_min(1e-12)[:, None]) if batch is None else None
+    lw_val = loss_weights(spec, d, None, val_mask / val_mask.sum(dim=1).clamp_min(1e-12)[:, None]) if val_mask is not None else None
+    train_weights = train_mask.cpu()
     train_rows = [torch.nonzero(train_mask[m].cpu()).flatten() for m in range(M)]
 
     best_val = torch.full((M,), float("inf"), device=dev)
@@ -100,7 +102,7 @@ def fit_stage(
                 r = train_rows[m][torch.randperm(len(train_rows[m]), generator=gen)]
                 pad = span - len(r)
                 perms.append(torch.cat([r, torch.zeros(pad, dtype=torch.long)]))
-                valid.append(torch.cat([torch.ones(len(r)), torch.zeros(pad)]))
+                valid.append(torch.cat([train_weights[m, r], torch.zeros(pad)]))  # the rows' weights; 0 for padding
             idx = torch.stack(perms).to(dev)
             val_ = torch.stack(valid).to(dev)
             loss_acc = torch.zeros(M, device=dev)

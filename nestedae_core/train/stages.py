@@ -16,7 +16,7 @@ For each stage, in chain order:
    distinct inputs);
 5. :func:`early_stopping_masks`: when the spec sets ``patience``, ``val_fraction``
    of each member's rows are held out for early stopping (never rows outside the
-   member's own rows);
+   member's own rows); with a ``weight_column`` both masks carry each row's weight;
 6. :func:`~.loop.fit_stage`: fit all members at once;
 7. :func:`predict_rows`: every member's predictions on every row (for metrics);
 8. :func:`add_domain_and_background`: the applicability domain and the
@@ -277,6 +277,10 @@ def train_chain(
         model.nets.append(net)
         x = model.design_tensor(i, table, upstream_latents=upstream)
         train_mask, val_mask = early_stopping_masks(rows, st, spec.seed + 1000 + i)
+        if st.weight_column is not None:  # per-row training weights (check_stage_table validated them)
+            weights = table[st.weight_column].to_numpy(dtype=np.float32)[None, :]
+            train_mask = train_mask * weights
+            val_mask = val_mask * weights if val_mask is not None else None
         fit_stage(
             net,
             st,

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ..errors import DataError, SchemaError
@@ -105,6 +106,14 @@ def check_stage_table(spec: StageSpec, table: pd.DataFrame, upstream_columns: li
     for col in spec.numeric_inputs + spec.target_columns:
         if not pd.api.types.is_numeric_dtype(table[col]):
             raise SchemaError(f"stage '{spec.name}': column '{col}' must be numeric")
+    if spec.weight_column is not None:
+        if spec.weight_column not in table.columns:
+            raise SchemaError(f"stage '{spec.name}' (dataset {spec.dataset}) has no weight column '{spec.weight_column}'")
+        weights = pd.to_numeric(table[spec.weight_column], errors="coerce")
+        if not bool(np.isfinite(weights).all() and (weights >= 0).all()):
+            raise SchemaError(f"stage '{spec.name}': the weight column '{spec.weight_column}' must hold finite numbers >= 0")
+        if not bool((weights > 0).any()):
+            raise DataError(f"stage '{spec.name}': every row has weight 0 in '{spec.weight_column}'")
     ok = table[needed].notna().all(axis=1)
     if (~ok).any():
         logger.warning("stage %s: dropping %d row(s) with missing inputs", spec.name, int((~ok).sum()))
