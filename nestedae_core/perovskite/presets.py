@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from ..vocabulary import (
+    LABEL_WEIGHT,
     BANDGAP_HSE,
     BANDGAP_PBE,
     BANDGAP_PBE_DFT,
@@ -180,6 +181,9 @@ def _measured() -> ChainSpec:
         upstream=True,
         numeric_inputs=fractions,
         group_columns=[COMPOSITION_KEY],
+        # each label weighted by its quality and device count (nestedae_core.data.gap_quality.WEIGHT_RULE):
+        # outliers 0 (kept in the table, left out of the loss), n/(n+1) for n devices, halved when suspect
+        weight_column=LABEL_WEIGHT,
         targets=[TargetSpec(column=MEASURED_BANDGAP, label="band gap (measured)", unit="eV", fidelity="measured")],
         latent_dim=8,
         head_hidden=[64],
