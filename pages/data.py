@@ -113,6 +113,34 @@ def data_quality_section(devices: pd.DataFrame) -> None:
     st.info(f"**Rule applied in training.** {quality.TRAINING_RULE}", icon=":material/rule:")
 
 
+_LABEL_COLUMNS = ("composition_key", MEASURED_BANDGAP, quality.GAP_FIT, quality.GAP_NEIGHBOURS, quality.N_NEIGHBOURS,
+                  GAP_DEVICES, quality.GAP_BASIS, quality.LABEL_QUALITY, quality.LABEL_WEIGHT, quality.LABEL_REASON)
+_LABEL_TITLES = {MEASURED_BANDGAP: "measured gap (eV)", quality.GAP_FIT: "Vegard-plus-bowing fit (eV, leave-one-out)",
+                 quality.GAP_NEIGHBOURS: "neighbours (eV)", quality.N_NEIGHBOURS: "neighbours", GAP_DEVICES: "devices",
+                 quality.GAP_BASIS: "gap basis (devices)", quality.LABEL_QUALITY: "quality",
+                 quality.LABEL_WEIGHT: "training weight", quality.LABEL_REASON: "reason"}
+
+
+def label_quality_section(gaps: pd.DataFrame) -> None:
+    """The measured-gap labels that disagree with their neighbours or the Vegard-plus-bowing fit, the rule and the weights."""
+    counts = quality.label_quality_counts(gaps)
+    st.markdown(
+        f"**Label quality.** Of {len(gaps)} compositions, **{counts['outlier']} labels are outliers** and "
+        f"{counts['suspect']} suspect; {counts['single_device']} labels rest on one device. Each label is compared "
+        "with a robust Vegard-plus-bowing fit made without it and with its neighbouring compositions; the gap basis "
+        "is how the Perovskite Database says each device's gap was obtained (`Perovskite_band_gap_estimation_basis`)."
+    )
+    flagged = gaps.loc[gaps[quality.LABEL_QUALITY] != "ok", [c for c in _LABEL_COLUMNS if c in gaps.columns]]
+    flagged = flagged.sort_values([quality.LABEL_QUALITY, quality.LABEL_WEIGHT], ascending=[True, True])
+    if flagged.empty:
+        st.success("No label is flagged.", icon=":material/check_circle:")
+    else:
+        shown = flagged.rename(columns=_LABEL_TITLES).round(3)
+        ui.table_with_download(shown, "psc-gaps-label-quality", caption=f"{len(shown)} flagged labels with the reason")
+    st.info(f"**Rule.** {quality.QUALITY_RULE}\n\n**Applied in training.** {quality.WEIGHT_RULE} "
+            "No row is dropped: every label stays in this table.", icon=":material/rule:")
+
+
 st.title("Data")
 st.caption(
     "The public datasets behind NestedAE: DFT band gaps of halide-perovskite alloys (stage 1) and "
@@ -214,6 +242,8 @@ def dataset_view(name: str) -> None:
             tab_names.append("Composition coverage")
         if name == "psc-devices":
             tab_names += ["Devices", "Data quality"]
+        if quality.LABEL_QUALITY in df.columns:
+            tab_names.append("Label quality")
         tabs = dict(zip(tab_names, st.tabs(tab_names)))
 
         with tabs["Table"]:
@@ -278,6 +308,9 @@ def dataset_view(name: str) -> None:
         if "Data quality" in tabs:
             with tabs["Data quality"]:
                 data_quality_section(df)
+        if "Label quality" in tabs:
+            with tabs["Label quality"]:
+                label_quality_section(df)
 
 
 dataset_view(name)

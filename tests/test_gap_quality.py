@@ -41,7 +41,8 @@ def test_a_planted_outlier_is_flagged_with_its_reason_and_weight_zero():
     assert planted[gq.GAP_FIT] == pytest.approx(noh(0.5), abs=0.02)
     others = table.loc[table["composition_key"] != "MAPbBr1.5I1.5"]
     assert (others[gq.LABEL_QUALITY] == "ok").all() and (others[gq.LABEL_REASON] == "").all()
-    assert quality.label_quality_counts(table) == {"ok": 41, "suspect": 0, "outlier": 1, "weight_zero": 1}
+    assert quality.label_quality_counts(table) == {"ok": 41, "suspect": 0, "outlier": 1, "weight_zero": 1,
+                                                    "single_device": 41}
 
 
 def test_clean_labels_are_ok_and_weighted_by_device_count():
@@ -107,3 +108,22 @@ def test_real_psc_gaps_flags_the_known_wrong_labels(monkeypatch, data_dir):
     counts = quality.label_quality_counts(table)
     assert counts["outlier"] == counts["weight_zero"] and 3 <= counts["outlier"] <= 10
     assert (table.loc[table[gq.LABEL_QUALITY] != "ok", gq.LABEL_REASON] != "").all()
+
+
+@pytest.mark.app
+def test_data_page_shows_the_flagged_labels_and_the_rules(data_dir, monkeypatch):
+    from app_driver import open_app, texts
+
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
+    at = open_app("pages/data.py")
+    at.selectbox(key="data.dataset").set_value("psc-gaps").run()
+    assert not at.exception
+    shown = texts(at)
+    table = data.load("psc-gaps", download=False)
+    counts = quality.label_quality_counts(table)
+    assert f"{counts['outlier']} labels are outliers" in shown and f"{counts['single_device']} labels rest on one device" in shown
+    assert quality.QUALITY_RULE in shown and quality.WEIGHT_RULE in shown and "No row is dropped" in shown
+    flagged = next(df.value for df in at.dataframe if "reason" in df.value.columns)
+    assert len(flagged) == counts["outlier"] + counts["suspect"] and (flagged["reason"] != "").all()
+    assert set(flagged["quality"]) == {"outlier", "suspect"} and (flagged.loc[flagged["quality"] == "outlier", "training weight"] == 0).all()
+    assert "FAPbBrI2" in set(flagged["composition_key"])

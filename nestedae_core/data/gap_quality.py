@@ -239,7 +239,9 @@ def gap_label_quality(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_quality_counts(table: pd.DataFrame) -> dict[str, int]:
-    """Compositions per label quality (``ok``, ``suspect``, ``outlier``) and ``weight_zero`` (left out of the loss)."""
+    """Compositions per label quality (``ok``, ``suspect``, ``outlier``), ``weight_zero`` (left out of the loss) and
+    ``single_device`` (labels resting on one device)."""
     counts = {q: int((table[LABEL_QUALITY] == q).sum()) for q in ("ok", "suspect", "outlier")}
     counts["weight_zero"] = int((table[LABEL_WEIGHT] == 0).sum())
+    counts["single_device"] = int((table[GAP_DEVICES] == 1).sum())
     return counts

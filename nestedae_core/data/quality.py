@@ -21,7 +21,19 @@ import numpy as np
 import pandas as pd
 
 from ..physics import sq_limit
-from .gap_quality import QUALITY_RULE, WEIGHT_RULE, gap_label_quality, label_quality_counts
+from .gap_quality import (
+    GAP_BASIS,
+    GAP_FIT,
+    GAP_NEIGHBOURS,
+    LABEL_QUALITY,
+    LABEL_REASON,
+    LABEL_WEIGHT,
+    N_NEIGHBOURS,
+    QUALITY_RULE,
+    WEIGHT_RULE,
+    gap_label_quality,
+    label_quality_counts,
+)
 from ..errors import SchemaError
 from ..vocabulary import DEVICE_TARGETS, FF, MEASURED_BANDGAP, PCE
 
@@ -40,6 +52,13 @@ __all__ = [
     "label_quality_counts",
     "QUALITY_RULE",
     "WEIGHT_RULE",
+    "GAP_BASIS",
+    "GAP_FIT",
+    "GAP_NEIGHBOURS",
+    "N_NEIGHBOURS",
+    "LABEL_QUALITY",
+    "LABEL_REASON",
+    "LABEL_WEIGHT",
 ]
 
 #: Flag column: the device's fill factor is above 1.
