@@ -127,3 +127,24 @@ def test_data_page_shows_the_flagged_labels_and_the_rules(data_dir, monkeypatch)
     assert len(flagged) == counts["outlier"] + counts["suspect"] and (flagged["reason"] != "").all()
     assert set(flagged["quality"]) == {"outlier", "suspect"} and (flagged.loc[flagged["quality"] == "outlier", "training weight"] == 0).all()
     assert "FAPbBrI2" in set(flagged["composition_key"])
+
+
+def test_cli_data_quality(capsys, tmp_path, monkeypatch, data_dir):
+    import json
+
+    from cli_checks import one_line_error, run
+
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
+    out = tmp_path / "q.json"
+    rc, stdout, err = run(capsys, "data", "quality", "--json", out)
+    assert rc == 0, err
+    doc = json.loads(out.read_text())
+    assert len(doc["labels"]) == 151 and doc["rule"] == quality.QUALITY_RULE  # every label, flagged or not
+    flagged = [r for r in doc["labels"] if r["label_quality"] != "ok"]
+    assert doc["counts"]["outlier"] + doc["counts"]["suspect"] == len(flagged) and all(r["label_reason"] for r in flagged)
+    assert f"{doc['counts']['outlier']} outliers (weight 0)" in stdout
+    assert all(r["composition_key"] in stdout for r in flagged) and "MAPbI3 " not in stdout
+    rc, stdout, _ = run(capsys, "data", "quality", "--all")
+    assert rc == 0 and "MAPbI3 " in stdout
+    rc, _, err = run(capsys, "data", "quality", "--json", tmp_path / "no" / "q.json")
+    one_line_error(rc, err, "does not exist", code=2)

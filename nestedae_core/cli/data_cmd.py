@@ -7,6 +7,9 @@
   its sources.
 - ``nestedae data path NAME``: print the file's path (exit 2 when missing, or
   when the dataset is generated or derived and has no file of its own).
+- ``nestedae data quality [--all] [--json FILE] [--data-dir DIR]``: the measured-gap
+  label report of ``psc-gaps`` (:mod:`nestedae_core.data.gap_quality`): flagged
+  labels with the reason, basis, devices and training weight, and the rules.
 """
 from __future__ import annotations
 
@@ -47,6 +50,15 @@ def register(subparsers: Any) -> None:
     p_path = sub.add_parser("path", help="print where a dataset's file is (exit 2 if missing)")
     p_path.add_argument("name", metavar="NAME", help=f"dataset name ({', '.join(data.REGISTRY)})")
     p_path.set_defaults(func=cmd_path)
+
+    p_quality = sub.add_parser("quality", help="measured-gap labels against their neighbours and a Vegard-plus-bowing fit",
+                               description="The label report of psc-gaps: each composition's measured gap against a leave-one-out "
+                                           "robust Vegard-plus-bowing fit and its neighbours, its gap basis and device count; "
+                                           "outliers and suspect labels with the reason and their training weight. No row is dropped.")
+    p_quality.add_argument("--all", action="store_true", help="list every label, not only the flagged ones")
+    p_quality.add_argument("--json", metavar="FILE", help="write every label's quality columns to FILE (atomically)")
+    p_quality.add_argument("--data-dir", help="folder holding the dataset files")
+    p_quality.set_defaults(func=cmd_quality)
 
 
 def _no_action(parser: argparse.ArgumentParser) -> int:
@@ -199,4 +211,41 @@ def cmd_path(args: argparse.Namespace) -> int:
     if found is None:
         raise DataMissingError(data.missing_message(info))
     print(found)
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Print the measured-gap label report (and write it as JSON with ``--json``)."""
+    import math
+
+    from ..data import gap_quality as gq
+    from ..vocabulary import COMPOSITION_KEY, GAP_DEVICES, MEASURED_BANDGAP
+    from ._common import check_output_file, print_table, write_json_file
+
+    check_output_file(args.json)
+    table = data.load("psc-gaps", args.data_dir)
+    counts = gq.label_quality_counts(table)
+    columns = [COMPOSITION_KEY, MEASURED_BANDGAP, gq.GAP_FIT, gq.GAP_NEIGHBOURS, gq.N_NEIGHBOURS, GAP_DEVICES, gq.GAP_BASIS,
+               gq.LABEL_QUALITY, gq.LABEL_WEIGHT, gq.LABEL_REASON]
+    if args.json:
+        records = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+                   for r in table[columns].astype(object).to_dict(orient="records")]
+        write_json_file({"counts": counts, "rule": gq.QUALITY_RULE, "weight_rule": gq.WEIGHT_RULE, "labels": records}, args.json)
+    shown = table if args.all else table.loc[table[gq.LABEL_QUALITY] != "ok"]
+    shown = shown.sort_values([gq.LABEL_QUALITY, COMPOSITION_KEY])
+
+    def num(v: float, fmt: str = ".3f") -> str:
+        return "-" if not math.isfinite(v) else format(v, fmt)
+
+    rows = [[r[COMPOSITION_KEY], num(r[MEASURED_BANDGAP]), num(r[gq.GAP_FIT]), num(r[gq.GAP_NEIGHBOURS]), r[gq.N_NEIGHBOURS],
+             r[GAP_DEVICES], r[gq.GAP_BASIS], r[gq.LABEL_QUALITY], num(r[gq.LABEL_WEIGHT], ".2f"), r[gq.LABEL_REASON]]
+            for r in shown.to_dict(orient="records")]
+    print(f"psc-gaps: {len(table)} compositions; {counts['outlier']} outliers (weight 0), {counts['suspect']} suspect, "
+          f"{counts['ok']} ok; {counts['single_device']} labels rest on one device")
+    if rows:
+        print_table(rows, ["composition", "gap (eV)", "fit (eV, LOO)", "neighbours (eV)", "n", "devices", "gap basis",
+                           "quality", "weight", "reason"])
+    print(f"\nrule: {gq.QUALITY_RULE}\ntraining: {gq.WEIGHT_RULE}")
+    if args.json:
+        print(f"\nwrote {args.json}")
     return 0
