@@ -159,6 +159,8 @@ def test_cli_prints_the_table_and_writes_json(capsys, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["level"] == 0.8 and doc["tolerance_eV"] == LITERATURE_TOLERANCE_EV
     assert len(doc["checks"]) == len(TREND_CHECKS) and {"formula", "citation", "silent_miss"} <= set(doc["rows"][0])
+    assert all(isinstance(r["silent_miss"], bool) and isinstance(r["in_domain"], bool) for r in doc["rows"])
+    assert doc["silent_misses"] == sum(r["silent_miss"] for r in doc["rows"])
     assert f"{doc['silent_misses']} silent misses" in stdout
 
 
