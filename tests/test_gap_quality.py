@@ -45,20 +45,19 @@ def test_a_planted_outlier_is_flagged_with_its_reason_and_weight_zero():
                                                     "single_device": 41}
 
 
-def test_clean_labels_are_ok_and_weighted_by_device_count():
+def test_clean_labels_are_ok_and_weigh_1():
     table = derived.psc_gaps(devices())
     assert (table[gq.LABEL_QUALITY] == "ok").all()
     by_key = table.set_index("composition_key")
-    assert by_key.loc["MAPbI3", LABEL_WEIGHT] == pytest.approx(3 / 4)  # three devices
-    assert by_key.loc["FAPbI3", LABEL_WEIGHT] == pytest.approx(1 / 2)
+    assert (table[LABEL_WEIGHT] == 1.0).all() and by_key.loc["MAPbI3", GAP_DEVICES] == 3
     assert by_key.loc["MAPbI3", gq.GAP_BASIS] == "Composition (2), Absorption (1)"
     assert by_key.loc["FAPbI3", gq.GAP_BASIS] == "not stated (1)"
     assert by_key.loc["MAPbBr0.3I2.7", gq.N_NEIGHBOURS] == 4  # x = 0, 0.05, 0.15, 0.2 (at most 0.1 swapped)
 
 
 def test_the_rule_on_given_estimates(monkeypatch):
-    """The rule alone: both estimates off -> outlier; one off -> suspect (half weight); only one estimate and off by
-    more than twice the threshold -> outlier."""
+    """The rule alone: both estimates off -> outlier (weight 0); one off -> suspect (weight 1, shown); only one
+    estimate and off by more than twice the threshold -> outlier."""
     gaps = np.array([1.6, 1.6, 1.6, 1.6, 1.6, 1.6])
     loo = np.array([1.8, 1.8, 1.95, 1.8, np.nan, 1.62])
     near = np.array([1.8, 1.62, np.nan, np.nan, 1.4, 1.58])
@@ -67,7 +66,7 @@ def test_the_rule_on_given_estimates(monkeypatch):
     table = pd.DataFrame({MEASURED_BANDGAP: gaps, GAP_DEVICES: [1, 3, 1, 1, 1, 1], **{ion: 0.0 for ion in gq.IONS}})
     out = gq.gap_label_quality(table)
     assert out[gq.LABEL_QUALITY].tolist() == ["outlier", "suspect", "outlier", "suspect", "suspect", "ok"]
-    assert out[LABEL_WEIGHT].tolist() == pytest.approx([0.0, 0.375, 0.0, 0.25, 0.25, 0.5])
+    assert out[LABEL_WEIGHT].tolist() == [0.0, 1.0, 0.0, 1.0, 1.0, 1.0]
     assert out.loc[3, gq.LABEL_REASON] == "1.60 eV: 0.20 eV below the Vegard-plus-bowing fit (1.80 eV); no neighbour (1 device)"
     assert "no Vegard-plus-bowing estimate" in out.loc[4, gq.LABEL_REASON] and "0.20 eV above its 2 neighbours" in out.loc[4, gq.LABEL_REASON]
     assert out.loc[5, gq.LABEL_REASON] == "" and out.index.equals(table.index)
@@ -103,7 +102,8 @@ def test_real_psc_gaps_flags_the_known_wrong_labels(monkeypatch, data_dir):
     for key in ("FAPbBrI2", "FAPbBr0.5I2.5", "MAPbBr2.25I0.75"):
         assert by_key.loc[key, gq.LABEL_QUALITY] == "outlier" and by_key.loc[key, LABEL_WEIGHT] == 0, key
     assert by_key.loc["CsPbI3", gq.LABEL_QUALITY] == "suspect" and "below the Vegard-plus-bowing fit" in by_key.loc["CsPbI3", gq.LABEL_REASON]
-    assert by_key.loc["MAPbI3", gq.LABEL_QUALITY] == "ok" and by_key.loc["MAPbI3", LABEL_WEIGHT] == pytest.approx(984 / 985)
+    assert by_key.loc["MAPbI3", gq.LABEL_QUALITY] == "ok" and by_key.loc["MAPbI3", LABEL_WEIGHT] == 1.0
+    assert by_key.loc["CsPbI3", LABEL_WEIGHT] == 1.0  # suspect: shown, not down-weighted
     assert by_key.loc["MAPbI3", gq.GAP_BASIS].startswith("Composition (730)")
     counts = quality.label_quality_counts(table)
     assert counts["outlier"] == counts["weight_zero"] and 3 <= counts["outlier"] <= 10

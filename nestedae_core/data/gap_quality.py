@@ -21,9 +21,11 @@ The rule (:data:`QUALITY_RULE`): a label more than :data:`THRESHOLD_EV` from bot
 estimates is an ``outlier``; so is one with only one estimate available that it
 misses by more than twice that. A label off by more than :data:`THRESHOLD_EV` from
 one estimate only is ``suspect``. Training weight (:data:`WEIGHT_RULE`,
-``label_weight``): 0 for an outlier; otherwise n/(n + 1) for a label resting on
-n devices (one device 0.5, three 0.75), halved for a suspect label. Rows are
-never dropped: a weight of 0 removes a label from the loss, the row stays in the
+``label_weight``): 0 for an outlier, 1 otherwise (suspect labels and labels
+resting on one device included: on 5-fold grouped splits of the dft + film chain,
+weighting by device count, n/(n + 1), or halving suspect labels gave a larger
+error on the labels that are not outliers, 0.040 and 0.038 eV against 0.036 eV).
+Rows are never dropped: a weight of 0 removes a label from the loss, the row stays in the
 table with its reason.
 """
 from __future__ import annotations
@@ -99,7 +101,7 @@ QUALITY_RULE = (
 )
 WEIGHT_RULE = (
     "Film-stage training weights each composition's label: 0 for an outlier (kept in the table, left out of the loss); "
-    "otherwise n/(n+1) for a label resting on n devices (1 device 0.5, 3 devices 0.75), halved for a suspect label."
+    "every other label weighs 1 (suspect labels are shown, not down-weighted)."
 )
 
 
@@ -212,7 +214,7 @@ def gap_label_quality(table: pd.DataFrame) -> pd.DataFrame:
         outlier = (off_fit & off_near) | ((has_fit ^ has_near) & (off_fit | off_near) & far)
     suspect = ~outlier & (off_fit | off_near)
     quality = np.where(outlier, "outlier", np.where(suspect, "suspect", "ok"))
-    weight = np.where(outlier, 0.0, devices / (devices + 1) * np.where(suspect, 0.5, 1.0))
+    weight = np.where(outlier, 0.0, 1.0)
     bases = table[GAP_BASIS] if GAP_BASIS in table.columns else pd.Series([""] * len(table), index=table.index)
     reasons = []
     for k in range(len(table)):

@@ -266,7 +266,7 @@ REGISTRY: dict[str, DatasetInfo] = {
                 "absorbers taken in their cubic or pseudo-cubic phase). Label quality (nestedae_core.data.gap_quality): "
                 "gap_basis (how the devices' gaps were obtained), label_quality (ok, suspect, outlier against the "
                 "composition's neighbours and a leave-one-out Vegard-plus-bowing fit), label_reason and the training "
-                "weight label_weight (0 for an outlier, n/(n+1) for n devices, halved when suspect)."
+                "weight label_weight (0 for an outlier, 1 otherwise)."
             ),
             citation=f"{_JACOBSSON}; {_NESTEDAE}",
             doi="10.1038/s41560-021-00941-3",

@@ -181,8 +181,8 @@ def _measured() -> ChainSpec:
         upstream=True,
         numeric_inputs=fractions,
         group_columns=[COMPOSITION_KEY],
-        # each label weighted by its quality and device count (nestedae_core.data.gap_quality.WEIGHT_RULE):
-        # outliers 0 (kept in the table, left out of the loss), n/(n+1) for n devices, halved when suspect
+        # label weights (nestedae_core.data.gap_quality.WEIGHT_RULE): an outlier label weighs 0 (kept in the
+        # table, left out of the loss), every other label 1
         weight_column=LABEL_WEIGHT,
         targets=[TargetSpec(column=MEASURED_BANDGAP, label="band gap (measured)", unit="eV", fidelity="measured")],
         latent_dim=8,
