@@ -30,7 +30,7 @@ if str(_ROOT) not in sys.path:  # `app` is a plain folder next to this script
 
 from app import explain_state, figure_export, jobs_state, state, ui  # noqa: E402
 from app.navigation import build_navigation  # noqa: E402
-from nestedae_core.jobs.jobstore import JobStoreError  # noqa: E402
+from nestedae_core.api import JobStoreError  # noqa: E402
 
 st.set_page_config(
     page_title="NestedAE Studio",

@@ -25,21 +25,12 @@ import pandas as pd
 import streamlit as st
 
 from app import model_state, quantities, state, ui
-from nestedae_core import data, explain
-from nestedae_core.data import load_dataset_table
-from nestedae_core.data.lookup import formula_column
-from nestedae_core.chemistry.composition import parse_formula
-from nestedae_core.errors import CompositionError, DataError, InputError, NestedAEError
-from nestedae_core.explain.latents import (
-    ActiveLatents,
-    active_latents,
-    latent_correlations,
-    latent_traversal,
-    pca_projection,
+from nestedae_core.api import (
+    ActiveLatents, Attribution, CompositionError, DataError, InputError, NestedAE, NestedAEError, StageRows,
+    active_latents, dataset_stamp, explain_latents, explain_stage_output, explainer_comparison, formula_column,
+    latent_correlations, latent_traversal, load_dataset_table, parse_formula, pca_projection, query_frame,
+    stage_rows as rows_of_stage, warm_up_explainer,
 )
-from nestedae_core.perovskite import rows
-from nestedae_core.model import NestedAE
-from nestedae_core.query import query_frame
 
 __all__ = [
     "model_key",
@@ -94,7 +85,7 @@ def current_model() -> tuple[NestedAE, str]:
 
 @st.cache_resource(show_spinner=False)
 def _warm_up_thread() -> threading.Thread:
-    thread = threading.Thread(target=explain.warm_up, name="nestedae-shap-warm-up", daemon=True)
+    thread = threading.Thread(target=warm_up_explainer, name="nestedae-shap-warm-up", daemon=True)
     thread.start()
     return thread
 
@@ -120,7 +111,7 @@ def _dataset_stamp(name: str) -> str:
     if name.startswith("synthetic"):
         return "generated"
     try:
-        stamp = data.dataset_stamp(name)  # a derived dataset: the stamps of its source files
+        stamp = dataset_stamp(name)  # a derived dataset: the stamps of its source files
     except NestedAEError:  # an unknown name or a bad file: the loader reports it
         return "?"
     return "missing" if "missing" in stamp.split("|") else stamp
@@ -132,7 +123,7 @@ def _dataset_table(name: str, stamp: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _stage_rows(key: str, stage: int) -> rows.StageRows:
+def _stage_rows(key: str, stage: int) -> StageRows:
     model = _model(key)
     name = model.spec.stages[stage].dataset
     table = fractions = reason = None
@@ -144,10 +135,10 @@ def _stage_rows(key: str, stage: int) -> rows.StageRows:
                 fractions = state.dataset_site_fractions(name)
         except DataError as exc:
             table, reason = None, str(exc)
-    return rows.stage_rows(model, stage, table, site_fractions=fractions, reason=reason)
+    return rows_of_stage(model, stage, table, site_fractions=fractions, reason=reason)
 
 
-def stage_rows(key: str, stage: int) -> rows.StageRows:
+def stage_rows(key: str, stage: int) -> StageRows:
     """The rows of ``stage`` (dataset or background, see :func:`nestedae_core.perovskite.rows.stage_rows`); cached."""
     return _stage_rows(key, int(stage))
 
@@ -162,36 +153,36 @@ def query_row(model: NestedAE, formula: str, categorical: tuple[tuple[str, str],
 
 @st.cache_data(show_spinner="Computing attributions…", max_entries=256)
 def local_attribution(key: str, formula: str, categorical: tuple[tuple[str, str], ...], stage: int, output: str,
-                      inputs: str, method: str, member: int | None) -> explain.Attribution:
+                      inputs: str, method: str, member: int | None) -> Attribution:
     """Attribution of one output of ``stage`` for one composition (+ stack)."""
     model = _model(key)
     frame = query_row(model, formula, categorical)
-    return explain.explain_stage_output(model, stage, output, frame, inputs=inputs, method=method, member=member)  # type: ignore[arg-type]
+    return explain_stage_output(model, stage, output, frame, inputs=inputs, method=method, member=member)  # type: ignore[arg-type]
 
 
 @st.cache_data(show_spinner="Computing latent attributions…", max_entries=128)
 def local_latent_attributions(key: str, formula: str, categorical: tuple[tuple[str, str], ...], stage: int, inputs: str,
-                              method: str, member: int) -> dict[str, explain.Attribution]:
+                              method: str, member: int) -> dict[str, Attribution]:
     """Every latent of ``stage`` for one composition, one explainer pass."""
     model = _model(key)
     frame = query_row(model, formula, categorical)
-    return explain.explain_latents(model, frame, stage, method=method, member=member, inputs=inputs)  # type: ignore[arg-type]
+    return explain_latents(model, frame, stage, method=method, member=member, inputs=inputs)  # type: ignore[arg-type]
 
 
 @st.cache_data(show_spinner="Computing attributions over the sample…", max_entries=64)
-def global_attribution(key: str, stage: int, output: str, inputs: str, method: str, member: int | None, n: int) -> explain.Attribution:
+def global_attribution(key: str, stage: int, output: str, inputs: str, method: str, member: int | None, n: int) -> Attribution:
     """Attributions of one output over a seeded sample of at most ``n`` rows of the stage's data."""
     model = _model(key)
     frame = stage_rows(key, stage).sample(n)
-    return explain.explain_stage_output(model, stage, output, frame, inputs=inputs, method=method, member=member)  # type: ignore[arg-type]
+    return explain_stage_output(model, stage, output, frame, inputs=inputs, method=method, member=member)  # type: ignore[arg-type]
 
 
 @st.cache_data(show_spinner="Computing latent attributions over the sample…", max_entries=32)
-def global_latent_attributions(key: str, stage: int, inputs: str, method: str, member: int, n: int) -> dict[str, explain.Attribution]:
+def global_latent_attributions(key: str, stage: int, inputs: str, method: str, member: int, n: int) -> dict[str, Attribution]:
     """Every latent of ``stage`` over a seeded sample of at most ``n`` rows."""
     model = _model(key)
     frame = stage_rows(key, stage).sample(n)
-    return explain.explain_latents(model, frame, stage, method=method, member=member, inputs=inputs)  # type: ignore[arg-type]
+    return explain_latents(model, frame, stage, method=method, member=member, inputs=inputs)  # type: ignore[arg-type]
 
 
 @st.cache_data(show_spinner="Running every explainer on this row…", max_entries=64)
@@ -200,7 +191,7 @@ def comparison(key: str, formula: str, categorical: tuple[tuple[str, str], ...],
     """:func:`nestedae_core.explain.explainer_comparison` for one composition (+ stack)."""
     model = _model(key)
     frame = query_row(model, formula, categorical)
-    return explain.explainer_comparison(model, frame, kind=kind, methods=methods, member=member)  # type: ignore[arg-type]
+    return explainer_comparison(model, frame, kind=kind, methods=methods, member=member)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- latents

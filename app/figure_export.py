@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from nestedae_core.report import figure_filename
+from nestedae_core.api import figure_filename
 
 __all__ = ["FORMAT_KEY", "FORMATS", "chart_config", "figure_name", "format_control", "image_format"]
 

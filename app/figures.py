@@ -16,25 +16,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from nestedae_core.chemistry.composition import Composition
-from nestedae_core.physics import sq_limit
-from nestedae_core import vocabulary
-from nestedae_core.vocabulary import (
-    BANDGAP_HSE,
-    BANDGAP_PBE,
-    BANDGAP_PBE_DFT,
-    DECOMPOSITION,
-    DEVICE_OCTAHEDRAL_FACTOR,
-    DEVICE_TARGETS,
-    DEVICE_TOLERANCE_FACTOR,
-    FF,
-    JSC,
-    MEASURED_BANDGAP,
-    PCE,
-    SITE_IONS,
-    SITE_OF_ION,
-    SLME,
-    VOC,
+from nestedae_core.api import (
+    BANDGAP_HSE, BANDGAP_PBE, BANDGAP_PBE_DFT, DECOMPOSITION, DEVICE_OCTAHEDRAL_FACTOR, DEVICE_TARGETS,
+    DEVICE_TOLERANCE_FACTOR, FF, JSC, MEASURED_BANDGAP, PCE, SITE_IONS, SITE_OF_ION, SLME, VOC, Composition,
+    column_label, column_unit, sq_limit,
 )
 
 __all__ = [
@@ -54,12 +39,12 @@ __all__ = [
 #: Display name and unit of the data columns the app plots, from the one vocabulary
 #: (:func:`nestedae_core.vocabulary.label` / :func:`~nestedae_core.vocabulary.unit`; "" unit = dimensionless).
 COLUMN_INFO: dict[str, tuple[str, str]] = {
-    c: (vocabulary.label(c), vocabulary.unit(c) or "dimensionless")
+    c: (column_label(c), column_unit(c) or "dimensionless")
     for c in (BANDGAP_PBE_DFT, BANDGAP_HSE, DECOMPOSITION, SLME, MEASURED_BANDGAP, PCE, VOC, JSC, FF,
               DEVICE_TOLERANCE_FACTOR, DEVICE_OCTAHEDRAL_FACTOR)
 }
 #: The alloy tables' ``Gap`` is a DFT value (PBE or HSE06 by file): said so wherever it is plotted.
-COLUMN_INFO[BANDGAP_PBE] = (f"{vocabulary.label(BANDGAP_PBE)} (DFT)", vocabulary.unit(BANDGAP_PBE))
+COLUMN_INFO[BANDGAP_PBE] = (f"{column_label(BANDGAP_PBE)} (DFT)", column_unit(BANDGAP_PBE))
 
 #: One colour per perovskite site, used wherever sites are shown.
 SITE_COLORS: dict[str, str] = {"A": "#4C78A8", "B": "#F58518", "X": "#54A24B"}

@@ -30,17 +30,9 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from app.figures import style
-from nestedae_core.explain.attribution import global_importance
-from nestedae_core.vocabulary import (
-    DESCRIPTOR_LABELS,
-    DESCRIPTOR_UNITS,
-    ETL,
-    HTL,
-    PHASE,
-    PHASE_LABEL,
-    SITE_FRACTION_LABELS,
-    SITE_FRACTION_UNIT,
-    label,
+from nestedae_core.api import (
+    DESCRIPTOR_LABELS, DESCRIPTOR_UNITS, ETL, HTL, PHASE, PHASE_LABEL, SITE_FRACTION_LABELS, SITE_FRACTION_UNIT,
+    column_label as label, global_importance,
 )
 
 __all__ = [

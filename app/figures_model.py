@@ -21,11 +21,10 @@ from plotly.subplots import make_subplots
 
 from app import quantities
 from app.figures import style
-from nestedae_core.physics import sq_limit
-from nestedae_core import schema, vocabulary
-from nestedae_core.train.metrics import regression_metrics
-from nestedae_core.perovskite.fidelity import target_fidelity
-from nestedae_core.vocabulary import BANDGAP_PBE, PCE
+from nestedae_core.api import (
+    BANDGAP_PBE, PCE, column_label, column_unit, quantity_key, regression_metrics, sq_limit, target_fidelity,
+    target_key,
+)
 
 __all__ = [
     "TargetInfo",
@@ -77,12 +76,12 @@ class TargetInfo:
 
     def __post_init__(self) -> None:
         if not self.key:  # its name in every output table (nestedae_core.schema)
-            object.__setattr__(self, "key", schema.quantity_key(self.column, self.unit, self.fidelity))
+            object.__setattr__(self, "key", quantity_key(self.column, self.unit, self.fidelity))
 
     @classmethod
     def of(cls, column: str) -> "TargetInfo":
         """The vocabulary's label and unit of ``column``, e.g. ``TargetInfo("Gap", "band gap", "eV")``."""
-        return cls(column, vocabulary.label(column), vocabulary.unit(column))
+        return cls(column, column_label(column), column_unit(column))
 
     def title(self, prefix: str = "") -> str:
         """Axis title, e.g. ``measured band gap (eV)``."""
@@ -93,7 +92,7 @@ class TargetInfo:
 def target_infos(spec: Any) -> list[TargetInfo]:
     """Every target of a ChainSpec (or of a model's ``.spec``), in stage order; band gaps named with their fidelity."""
     spec = getattr(spec, "spec", spec)
-    return [TargetInfo(t.column, quantities.target_name(st, t), t.unit, st.name, target_fidelity(st, t), schema.target_key(st, t))
+    return [TargetInfo(t.column, quantities.target_name(st, t), t.unit, st.name, target_fidelity(st, t), target_key(st, t))
             for st in spec.stages for t in st.targets]
 
 

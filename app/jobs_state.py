@@ -30,23 +30,10 @@ from typing import Any
 
 import streamlit as st
 
-from nestedae_core.errors import NestedAEError
-from nestedae_core.jobs import (
-    JobManager,
-    JobRecord,
-    JobSettings,
-    TrainOutput,
-    job_store_path,
-    load_settings,
-    progress_events,
-)
-from nestedae_core.jobs import train_output as _read_train_output
-from nestedae_core.jobs.identity import (
-    browser_identity_from_cookie,
-    cookie_for_identity,
-    identity_secret,
-    is_browser_identity,
-    new_browser_identity,
+from nestedae_core.api import (
+    JobManager, JobRecord, JobSettings, NestedAEError, TrainOutput, browser_identity_from_cookie, cookie_for_identity,
+    identity_secret, is_browser_identity, job_store_path, load_settings, new_browser_identity, progress_events,
+    train_output as _read_train_output,
 )
 
 __all__ = [
@@ -113,7 +100,7 @@ def settings() -> JobSettings:
     Raises:
         JobsUnavailable: a variable holds an invalid value (the message names it and its value).
     """
-    from nestedae_core.errors import ConfigError
+    from nestedae_core.api import ConfigError
 
     try:
         return load_settings()
@@ -129,7 +116,7 @@ def get_manager() -> JobManager:
         JobStoreError: the job store is locked, damaged, read-only, on a full disk or not a file
             (the message names the file and what to do).
     """
-    from nestedae_core.jobs.jobstore import JobStoreError
+    from nestedae_core.api import JobStoreError
 
     s = settings()
     try:
@@ -142,7 +129,7 @@ def get_manager() -> JobManager:
 
 def jobs_error_hint(exc: BaseException) -> str | None:
     """The hint to show under a job-system error (:class:`JobsUnavailable` or a job-store error), else None."""
-    from nestedae_core.jobs.jobstore import JobStoreError
+    from nestedae_core.api import JobStoreError
 
     if isinstance(exc, JobsUnavailable):
         return exc.hint

@@ -17,11 +17,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from nestedae_core import store
-from nestedae_core.errors import BundleError
-from nestedae_core.model import ChainSpec, NestedAE
-from nestedae_core.errors import ConfigError
-from nestedae_core.vocabulary import BANDGAP_PBE
+from nestedae_core.api import (
+    BANDGAP_PBE, BundleError, BundleInfo, ChainSpec, ConfigError, NestedAE, bundle_info, clean_stale_temp,
+    default_bundle_path, list_bundles, load_bundle, models_dir,
+)
 
 __all__ = [
     "DEFAULT_MODEL_ENV",
@@ -50,37 +49,37 @@ _ACTIVE = "nae.model.active_path"
 def default_model_path() -> Path:
     """``$NESTEDAE_DEFAULT_MODEL`` when set, else the bundle shipped with nestedae_core."""
     env = os.environ.get(DEFAULT_MODEL_ENV, "").strip()
-    return Path(env).expanduser() if env else store.default_bundle_path()
+    return Path(env).expanduser() if env else default_bundle_path()
 
 
-def _default_info() -> store.BundleInfo | None:
+def _default_info() -> BundleInfo | None:
     path = default_model_path()
     if not path.is_dir():
         return None
-    b = store.bundle_info(path, builtin=True)
-    return store.BundleInfo(b.name, b.path, b.preset, b.created, b.headline, True, b.broken)
+    b = bundle_info(path, builtin=True)
+    return BundleInfo(b.name, b.path, b.preset, b.created, b.headline, True, b.broken)
 
 
 @st.cache_resource(show_spinner=False)
 def _clean_stale_temp_once(directory: str) -> tuple[str, ...]:
     """Remove the temporary folders of killed saves in ``directory``, once per server process."""
-    return tuple(str(p) for p in store.clean_stale_temp(directory))
+    return tuple(str(p) for p in clean_stale_temp(directory))
 
 
-def model_options() -> list[store.BundleInfo]:
+def model_options() -> list[BundleInfo]:
     """The default model (first, ``builtin=True``), the other shipped models and every folder of :func:`store.models_dir`.
 
     A folder that cannot be used is listed too, with ``broken`` giving the reason (never an
     exception). The first call per server removes the temporary folders killed saves left
     (:func:`nestedae_core.store.clean_stale_temp`).
     """
-    _clean_stale_temp_once(str(store.models_dir()))
-    out: list[store.BundleInfo] = []
+    _clean_stale_temp_once(str(models_dir()))
+    out: list[BundleInfo] = []
     default = _default_info()
     if default is not None:
         out.append(default)
     seen = {default.path.resolve()} if default is not None else set()
-    for b in store.list_bundles():
+    for b in list_bundles():
         if b.path.resolve() not in seen:
             out.append(b)
     return out
@@ -115,7 +114,7 @@ def _stamp(path: Path) -> int:
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=8)
 def _load_cached(path: str, stamp: int) -> NestedAE:
-    return store.load_bundle(path, device="cpu")
+    return load_bundle(path, device="cpu")
 
 
 def load_model(path: str | os.PathLike[str]) -> NestedAE:
@@ -125,7 +124,7 @@ def load_model(path: str | os.PathLike[str]) -> NestedAE:
     """
     p = Path(path)
     if not p.is_dir():
-        if p.resolve() == store.default_bundle_path().resolve():
+        if p.resolve() == default_bundle_path().resolve():
             raise BundleError(
                 f"the default model bundle is missing ({p}); train one on the Train page and make it active, "
                 f"or set {DEFAULT_MODEL_ENV} to a bundle folder"
@@ -152,7 +151,7 @@ def _bundle_target_names(path: str, stamp: int) -> dict[str, tuple[str, str]]:
     return {f"{s.name}/{t.column}": (target_name(s, t), t.unit) for s in spec.stages for t in s.targets}
 
 
-def _target_label(key: str, info: store.BundleInfo) -> tuple[str, str]:
+def _target_label(key: str, info: BundleInfo) -> tuple[str, str]:
     """Name and unit of a headline metric ``stage/column`` of a bundle (the band gap with its fidelity)."""
     from app.figures import COLUMN_INFO
 
@@ -165,7 +164,7 @@ def _target_label(key: str, info: store.BundleInfo) -> tuple[str, str]:
     return short.get(target, label), unit
 
 
-def _label(info: store.BundleInfo) -> str:
+def _label(info: BundleInfo) -> str:
     if info.broken:
         return f"{info.name} (cannot be used)"
     bits = []
@@ -179,12 +178,12 @@ def _label(info: store.BundleInfo) -> str:
     return f"{info.name} ({tag}; MAE {', '.join(bits)})" if bits else f"{info.name} ({tag})"
 
 
-def broken_frame(options: list[store.BundleInfo]) -> pd.DataFrame:
+def broken_frame(options: list[BundleInfo]) -> pd.DataFrame:
     """Table of the models that cannot be used: name, folder and the reason (plain text, for ``st.dataframe``)."""
     return pd.DataFrame([{"model": b.name, "problem": b.broken, "path": str(b.path)} for b in options if b.broken])
 
 
-def model_picker(*, key: str = "nae.model.picker", label: str = "Model", container=None, help: str | None = None) -> store.BundleInfo | None:
+def model_picker(*, key: str = "nae.model.picker", label: str = "Model", container=None, help: str | None = None) -> BundleInfo | None:
     """Select box of the usable :func:`model_options`; the choice becomes the active model. Returns the chosen entry.
 
     Models that cannot be used (``broken``) are not offered; a note and a table below
@@ -231,7 +230,7 @@ def _show_broken(where, broken: pd.DataFrame, key: str) -> None:  # type: ignore
         st.dataframe(broken, hide_index=True, key=f"{key}.broken")
 
 
-def bundles_frame(options: list[store.BundleInfo] | None = None) -> pd.DataFrame:
+def bundles_frame(options: list[BundleInfo] | None = None) -> pd.DataFrame:
     """Table of the models: name, preset, created, one MAE column per stage/target, default and shipped flags, path.
 
     When a model cannot be used, a ``problem`` column gives the reason.
@@ -241,7 +240,7 @@ def bundles_frame(options: list[store.BundleInfo] | None = None) -> pd.DataFrame
     opts = options if options is not None else model_options()
     for b in opts:
         row = {"model": b.name, "preset": b.preset, "created": b.created, "default": b.path.resolve() == default,
-               "shipped": b.path.parent.resolve() == store.default_bundle_path().parent.resolve()}
+               "shipped": b.path.parent.resolve() == default_bundle_path().parent.resolve()}
         for k, v in b.headline.items():
             name, unit = _target_label(k, b)
             row[f"MAE {name}" + (f" ({unit})" if unit else "")] = v

@@ -20,9 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nestedae_core.model.config import StageSpec, TargetSpec
-from nestedae_core.perovskite.fidelity import target_fidelity
-from nestedae_core.vocabulary import BANDGAP_HSE, BANDGAP_PBE_DFT
+from nestedae_core.api import BANDGAP_HSE, BANDGAP_PBE_DFT, StageSpec, TargetSpec, target_fidelity
 
 __all__ = [
     "GAP_WORDS",

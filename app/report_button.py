@@ -11,8 +11,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from nestedae_core.errors import NestedAEError
-from nestedae_core.report import figure_filename
+from nestedae_core.api import NestedAEError, figure_filename
 
 __all__ = ["report_button"]
 

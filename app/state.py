@@ -35,12 +35,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from nestedae_core import data
+from nestedae_core.api import (
+    DATA_DIR_ENV, ETL, HTL, Composition, CompositionError, DataMissingError, SiteTotalError, dataset_info,
+    dataset_stamp, dataset_status, formula_column as formula_column_of, matching_rows, nearest_devices, parse_formula,
+    read_dataset, site_fractions,
+)
 from app.ui import error_hint, escape_markdown
-from nestedae_core.chemistry.composition import Composition, SiteTotalError, parse_formula
-from nestedae_core.data import lookup
-from nestedae_core.errors import CompositionError, DataMissingError
-from nestedae_core.vocabulary import ETL, HTL
 
 __all__ = [
     "FORMULA_PARAM",
@@ -212,18 +212,18 @@ def available_datasets(names: tuple[str, ...] | list[str] | None = None) -> list
     ``names`` restricts the candidates (default: every file dataset worth browsing).
     """
     wanted = tuple(names) if names is not None else _BROWSABLE
-    return [s.name for s in data.dataset_status() if s.available and s.name in wanted]
+    return [s.name for s in dataset_status() if s.available and s.name in wanted]
 
 
 def _file_key(name: str) -> str:
     """Cache key of dataset ``name``: its file's (or, when derived, its source files') path and modification time."""
-    stamp = data.dataset_stamp(name)
+    stamp = dataset_stamp(name)
     if "missing" in stamp.split("|"):
-        info = data.dataset_info(name)
-        files = ", ".join(data.dataset_info(s).filename for s in info.sources) if info.kind == "derived" else info.filename
+        info = dataset_info(name)
+        files = ", ".join(dataset_info(s).filename for s in info.sources) if info.kind == "derived" else info.filename
         raise DataMissingError(
             f"dataset '{name}' is not available on this machine: run `nestedae data fetch {name}` "
-            f"or set {data.DATA_DIR_ENV} to a folder holding {files}"
+            f"or set {DATA_DIR_ENV} to a folder holding {files}"
         )
     return stamp
 
@@ -240,12 +240,12 @@ def load_dataset(name: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Loading dataset…", max_entries=16)
 def _load_cached_keyed(name: str, stamp: str) -> pd.DataFrame:
-    return data.load(name, download=False)
+    return read_dataset(name, download=False)
 
 
 def formula_column(name: str) -> str | None:
     """The column holding the formula in dataset ``name`` (``None`` if it has none)."""
-    return lookup.formula_column(name)
+    return formula_column_of(name)
 
 
 def dataset_formula_counts(name: str) -> dict[str, int]:
@@ -257,14 +257,14 @@ def dataset_formula_counts(name: str) -> dict[str, int]:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _formulas_cached(name: str, stamp: str) -> list[tuple[str, int]]:
-    df = data.load(name, download=False)
+    df = read_dataset(name, download=False)
     counts = df[formula_column(name)].dropna().astype(str).value_counts()
     return sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0]))
 
 
 def dataset_matches(name: str, comp: Composition) -> pd.DataFrame:
     """Rows of dataset ``name`` whose composition equals ``comp`` (:func:`nestedae_core.data.lookup.matching_rows`)."""
-    return lookup.matching_rows(load_dataset(name), dataset_site_fractions(name), comp)
+    return matching_rows(load_dataset(name), dataset_site_fractions(name), comp)
 
 
 def dataset_site_fractions(name: str) -> pd.DataFrame:
@@ -278,14 +278,14 @@ def dataset_site_fractions(name: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Reading compositions…", max_entries=16)
 def _fractions_cached(name: str, stamp: str) -> pd.DataFrame:
-    return lookup.site_fractions(data.load(name, download=False), lookup.formula_column(name))
+    return site_fractions(read_dataset(name, download=False), formula_column_of(name))
 
 
 def nearest_devices(comp: Composition, *, etl: str | None = None, htl: str | None = None,
                     same_stack_only: bool = False) -> pd.DataFrame:
     """The measured devices of ``psc-devices`` nearest to ``comp`` (:func:`nestedae_core.data.lookup.nearest_devices`)."""
     name = "psc-devices"
-    return lookup.nearest_devices(load_dataset(name), dataset_site_fractions(name), comp, etl=etl, htl=htl,
+    return nearest_devices(load_dataset(name), dataset_site_fractions(name), comp, etl=etl, htl=htl,
                                   same_stack_only=same_stack_only)
 
 

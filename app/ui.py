@@ -23,18 +23,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from nestedae_core import csv_safe, data
-from nestedae_core.errors import (
-    BundleError,
-    CompositionError,
-    ConfigError,
-    DataError,
-    DataMissingError,
-    InputError,
-    NestedAEError,
-    TrainingError,
+from nestedae_core.api import (
+    DATA_DIR_ENV, SITE_IONS, BundleError, CompositionError, ConfigError, DataError, DataMissingError, InputError,
+    NestedAEError, TrainingError, citation_text, csv_bytes as csv_bytes_of, dataset_info,
 )
-from nestedae_core.vocabulary import SITE_IONS
 
 __all__ = [
     "escape_markdown",
@@ -95,7 +87,7 @@ ERROR_HINTS: list[tuple[type[NestedAEError], str]] = [
                        "Cs0.05(FA0.83MA0.17)0.95Pb(I0.83Br0.17)3 or (FAPbI3)0.85(MAPbBr3)0.15; "
                        "ions: " + " | ".join(" ".join(ions) for ions in SITE_IONS.values()) + "."),
     (DataMissingError, f"Run `nestedae data fetch NAME` on a machine with internet, or set "
-                       f"{data.DATA_DIR_ENV} to a folder holding the dataset files, then reload."),
+                       f"{DATA_DIR_ENV} to a folder holding the dataset files, then reload."),
     (DataError, "Check the dataset files (`nestedae data list` shows their status)."),
     (BundleError, "Train and save a model on the Train page, or pick another saved model."),
     (ConfigError, "Change the highlighted setting and try again."),
@@ -145,7 +137,7 @@ def user_errors(hint: str | None = None) -> Iterator[None]:
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
     """``df`` as UTF-8 CSV bytes, without the index; text cells a spreadsheet would run as a formula get a ``'`` in front."""
-    return csv_safe.csv_bytes(df)
+    return csv_bytes_of(df)
 
 
 def _slug(name: str) -> str:
@@ -219,22 +211,22 @@ def plot(fig: Any, *, key: str | None = None) -> None:
 
 def citation(name: str) -> None:
     """Show the citation of dataset ``name`` (:func:`nestedae_core.data.citation_text`)."""
-    text = data.citation_text(name)
+    text = citation_text(name)
     st.caption("**Data source.** " + text.replace("\n", "  \n"))
 
 
 def fix_commands(name: str) -> str:
     """Markdown telling how to make dataset ``name`` available."""
-    info = data.dataset_info(name)
+    info = dataset_info(name)
     return (
         f"Run `nestedae data fetch {name}` on a machine with internet access, or copy "
-        f"`{info.filename}` into a folder and set `{data.DATA_DIR_ENV}` to it, then reload this page."
+        f"`{info.filename}` into a folder and set `{DATA_DIR_ENV}` to it, then reload this page."
     )
 
 
 def missing_dataset(name: str, message: str | None = None) -> None:
     """Empty state for a dataset that is not on this machine: what is missing and the fix (not an error)."""
-    info = data.dataset_info(name)
+    info = dataset_info(name)
     st.info(
         f"**{info.title}** (`{name}`) is missing on this machine.  \n{fix_commands(name)}",
         icon=":material/cloud_download:",

@@ -12,7 +12,6 @@ how much a random split flatters each model (leakage).
 """
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any
 
@@ -22,8 +21,11 @@ import streamlit as st
 from app import figures_model as fm
 from app import quantities, ui
 from app.ui import escape_markdown as esc
-from nestedae_core.benchmark.reports import parse_benchmark
-from nestedae_core.errors import NestedAEError
+# the front door looks each name up on every run of the page: tests patch nestedae_core.benchmark
+from nestedae_core.api import (
+    VERDICT_RULE, NestedAEError, load_benchmark, paired_comparison, parse_benchmark, shipped_benchmark_paths,
+    split_reports,
+)
 
 K_UPLOAD = "compare.upload"
 SPLIT_NAMES = {"grouped": "grouped folds", "random": "random folds"}
@@ -32,18 +34,13 @@ st.title("Compare")
 st.caption("NestedAE against standard regressors, every model trained and validated on the identical folds.")
 
 
-def _bench() -> Any:
-    return importlib.import_module("nestedae_core.benchmark")  # looked up on every run: tests patch it
-
-
 def shipped_reports() -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Shipped benchmark reports by split (the first file holding a split wins), and messages for unreadable ones."""
-    bench = _bench()
     reports: dict[str, dict[str, Any]] = {}
     problems = []
-    for path in bench.shipped_benchmark_paths().values():
+    for path in shipped_benchmark_paths().values():
         try:
-            for split, rep in bench.split_reports(dict(bench.load_benchmark(path))).items():
+            for split, rep in split_reports(dict(load_benchmark(path))).items():
                 reports.setdefault(split, rep)
         except NestedAEError as exc:
             problems.append(str(exc))
@@ -90,7 +87,7 @@ with st.expander("Load a benchmark report of your own", expanded=not reports):
     uploads = st.file_uploader("Benchmark reports (JSON)", type=["json"], key=K_UPLOAD, accept_multiple_files=True)
     for upload in uploads or []:
         with ui.user_errors("Upload the JSON file written by `nestedae benchmark accuracy --json FILE`."):
-            held = _bench().split_reports(read_upload(upload.getvalue(), upload.name))
+            held = split_reports(read_upload(upload.getvalue(), upload.name))
             reports.update(held)
             st.success(esc(f"Loaded {upload.name}: {' and '.join(f'a {s}-split report' for s in held)} with "
                            f"{len(next(iter(held.values()))['tasks'])} task(s)."))
@@ -156,18 +153,17 @@ with st.expander("Per-fold table"):
 
 # ---------------------------------------------------------------------- paired verdict
 st.subheader("NestedAE against the best baseline, fold by fold")
-bench = _bench()
 models = info.get("models") or {}
 comparison = None
 if "nestedae" not in models:
     st.caption("This task has no NestedAE result, so there is nothing to compare.")
 else:
     with ui.user_errors():
-        comparison = bench.paired_comparison(models)
+        comparison = paired_comparison(models)
 if comparison is not None:
     c = comparison
     k = len(c.folds)
-    st.markdown(f"**Rule.** {bench.VERDICT_RULE} Each fold's difference is NestedAE's MAE minus that of the best baseline "
+    st.markdown(f"**Rule.** {VERDICT_RULE} Each fold's difference is NestedAE's MAE minus that of the best baseline "
                 f"(lowest mean MAE: **{esc(c.baseline)}**) on the same fold; negative means NestedAE is better there.")
     m1, m2, m3 = st.columns(3)
     m1.metric(f"Mean difference ({esc(u)})", _num(c.mean_difference, "+.4g"), help=f"sd over folds {_num(c.sd_difference, '.3g')} {esc(unit)}")

@@ -15,21 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from app import figures, state, ui
-from nestedae_core.chemistry.composition import Composition, parse_formula
-from nestedae_core.chemistry.features import OCTAHEDRAL_RANGE, TOLERANCE_RANGE, featurize, octahedral_factor, tolerance_factor
-from nestedae_core.errors import CompositionError
-from nestedae_core.vocabulary import (
-    BANDGAP_PBE,
-    DESCRIPTOR_LABELS,
-    DESCRIPTORS,
-    DESCRIPTOR_UNITS,
-    FACTOR_COLUMNS,
-    MEASURED_BANDGAP,
-    PAPER_DESCRIPTORS,
-    PCE,
-    SITE_IONS,
-    SITE_TOTALS,
-    input_groups,
+from nestedae_core.api import (
+    BANDGAP_PBE, DESCRIPTORS, DESCRIPTOR_LABELS, DESCRIPTOR_UNITS, FACTOR_COLUMNS, MEASURED_BANDGAP, OCTAHEDRAL_RANGE,
+    PAPER_DESCRIPTORS, PCE, SITE_IONS, SITE_TOTALS, TOLERANCE_RANGE, Composition, CompositionError, featurize,
+    input_groups, octahedral_factor, parse_formula, tolerance_factor,
 )
 
 DEFAULT_FORMULA = "MAPbI3"

@@ -7,32 +7,12 @@ import pandas as pd
 import streamlit as st
 
 from app import figures, state, ui
-from nestedae_core import data
-from nestedae_core.data import quality
-from nestedae_core.vocabulary import (
-    BANDGAP_HSE,
-    BANDGAP_PBE,
-    BANDGAP_PBE_DFT,
-    DECOMPOSITION,
-    DEVICE_COMPOSITION,
-    DEVICE_OCTAHEDRAL_FACTOR,
-    DEVICE_TARGETS,
-    DEVICE_TOLERANCE_FACTOR,
-    ETL,
-    FF,
-    GAP_DEVICES,
-    GAP_SPREAD,
-    HTL,
-    JSC,
-    MEASURED_BANDGAP,
-    PCE,
-    SITE_IONS,
-    SLME,
-    SUBSTRATE,
-    VOC,
-    display,
-    label,
-    unit,
+from nestedae_core.api import (
+    BANDGAP_HSE, BANDGAP_PBE, BANDGAP_PBE_DFT, DATA_DIR_ENV, DECOMPOSITION, DEVICE_COMPOSITION,
+    DEVICE_OCTAHEDRAL_FACTOR, DEVICE_TARGETS, DEVICE_TOLERANCE_FACTOR, ETL, FF, FF_ABOVE_1, FLAG_COLUMNS, GAP_DEVICES,
+    GAP_SPREAD, HTL, JSC, MEASURED_BANDGAP, PCE, PCE_ABOVE_SQ, REASON, SITE_IONS, SLME, SUBSTRATE, TRAINING_RULE, VOC,
+    column_display as display, column_label as label, column_unit as unit, dataset_info, dataset_status, device_flags,
+    flag_counts, sq_pce_limit,
 )
 
 # What to show per dataset: formula column, target columns (COLUMN_INFO gives labels/units),
@@ -89,28 +69,28 @@ _SQ_LIMIT_COLUMN = "Shockley–Queisser PCE limit (%)"
 
 def data_quality_section(devices: pd.DataFrame) -> None:
     """Devices whose values cannot be physical (over the whole table, not the filtered view) and the training rule."""
-    flags = quality.device_flags(devices)
-    counts = quality.flag_counts(flags)
+    flags = device_flags(devices)
+    counts = flag_counts(flags)
     n_gap = int(pd.to_numeric(devices[MEASURED_BANDGAP], errors="coerce").notna().sum())
     st.markdown(
         f"**Data quality.** Of all {len(devices):,} devices, **{counts['any']} devices** have values that cannot "
-        f"be physical: {counts[quality.FF_ABOVE_1]} report a fill factor above 1, and "
-        f"{counts[quality.PCE_ABOVE_SQ]} a PCE above the Shockley–Queisser limit at their measured band gap "
+        f"be physical: {counts[FF_ABOVE_1]} report a fill factor above 1, and "
+        f"{counts[PCE_ABOVE_SQ]} a PCE above the Shockley–Queisser limit at their measured band gap "
         f"(checked for the {n_gap:,} devices that report a gap; the limit is computed for the AM1.5G spectrum, "
         "cell at 300 K)."
     )
-    hit = flags[list(quality.FLAG_COLUMNS)].any(axis=1)
+    hit = flags[list(FLAG_COLUMNS)].any(axis=1)
     if hit.any():
         shown = devices.loc[hit, [c for c in _FLAGGED_COLUMNS if c in devices.columns]].copy()
-        shown.insert(4, _SQ_LIMIT_COLUMN, quality.sq_pce_limit(devices).loc[hit].round(1))
+        shown.insert(4, _SQ_LIMIT_COLUMN, sq_pce_limit(devices).loc[hit].round(1))
         shown[MEASURED_BANDGAP] = _gap_as_text(shown[MEASURED_BANDGAP])
-        shown["reason"] = flags.loc[hit, quality.REASON]
+        shown["reason"] = flags.loc[hit, REASON]
         config = _gap_column_config(ui.unit_column_config(shown.columns, _COLUMN_LABELS))
         ui.table_with_download(shown, "psc-devices-flagged", column_config=config,
                                caption=f"{len(shown)} flagged devices with the reason")
     else:
         st.success("No device is flagged.", icon=":material/check_circle:")
-    st.info(f"**Rule applied in training.** {quality.TRAINING_RULE}", icon=":material/rule:")
+    st.info(f"**Rule applied in training.** {TRAINING_RULE}", icon=":material/rule:")
 
 
 _LABEL_COLUMNS = ("composition_key", MEASURED_BANDGAP, quality.GAP_FIT, quality.GAP_NEIGHBOURS, quality.N_NEIGHBOURS,
@@ -153,25 +133,25 @@ if not available:
     st.info(
         "**No dataset is available on this machine yet.**  \n"
         f"Fetch one with `nestedae data fetch NAME` (needs internet), e.g. `nestedae data fetch psc-devices`, "
-        f"or copy the dataset files into a folder and set `{data.DATA_DIR_ENV}` to it, then reload. "
+        f"or copy the dataset files into a folder and set `{DATA_DIR_ENV}` to it, then reload. "
         "The Home page lists every dataset with its status.",
         icon=":material/cloud_download:",
     )
     with st.expander("Missing datasets and how to get them"):
-        for status in data.dataset_status():
+        for status in dataset_status():
             if status.name != "synthetic":
                 ui.missing_dataset(status.name, status.message)
     st.stop()
 
-labels = {name: f"{name}: {data.dataset_info(name).title}" for name in available}
+labels = {name: f"{name}: {dataset_info(name).title}" for name in available}
 default = "psc-devices" if "psc-devices" in available else available[0]
 name = st.selectbox(
     "Dataset", available, index=available.index(default), format_func=labels.get, key="data.dataset",
 )
-info = data.dataset_info(name)
+info = dataset_info(name)
 st.markdown(info.description)
 ui.citation(name)
-missing_now = [s for s in data.dataset_status() if not s.available and s.name in ("mhp-pbe-paper", "mhp-pbe", "mhp-hse", "psc-devices")]
+missing_now = [s for s in dataset_status() if not s.available and s.name in ("mhp-pbe-paper", "mhp-pbe", "mhp-hse", "psc-devices")]
 if missing_now:
     st.caption("Not on this machine: " + ", ".join(f"`{s.name}`" for s in missing_now)
                + " (see Home for how to fetch them).")

@@ -27,9 +27,10 @@ from app import explain_state as es
 from app import figures_explain as fx
 from app import quantities, ui
 from app.report_button import report_button
-from nestedae_core import batch, explain, predict, report
-from nestedae_core.query import composition_problem, query_frame
-from nestedae_core.vocabulary import DESCRIPTOR_UNITS
+from nestedae_core.api import (
+    DESCRIPTOR_UNITS, EXPLAINER_NOTES, Attribution, ExplainSettings, composition_problem, explain_outputs,
+    predict_composition, prediction_report, query_frame,
+)
 
 VIEWS = ["Local: this composition", "Global: over many rows", "Fidelity: compare explainers"]
 LOCAL_METHODS = {
@@ -129,7 +130,7 @@ def _group(name: str) -> str:
     return fx.feature_label(name, with_unit=False)
 
 
-def _by_group(att: explain.Attribution, row: int = 0) -> pd.DataFrame:
+def _by_group(att: Attribution, row: int = 0) -> pd.DataFrame:
     unit = att.unit or "dimensionless"
     s = att.sum_by(_group, row)
     return pd.DataFrame({"group": s.index, f"sum of SHAP ({unit})": s.to_numpy()})
@@ -190,7 +191,7 @@ def _stack(choice: Choice) -> tuple[tuple[str, str], ...]:
     return query.categorical if choice.stage > 0 else ()
 
 
-def _local(choice: Choice, method: str, member: int | None, latent: str | None) -> explain.Attribution:
+def _local(choice: Choice, method: str, member: int | None, latent: str | None) -> Attribution:
     if choice.is_latent:
         return es.local_latent_attributions(key, query.formula, _stack(choice), choice.stage, choice.inputs, method, int(member or 0))[latent]
     return es.local_attribution(key, query.formula, _stack(choice), choice.stage, choice.output, choice.inputs, method, member)
@@ -203,7 +204,7 @@ def _n_inputs(choice: Choice) -> int:
 
 def _exact_ok(choice: Choice) -> bool:
     """True when the exact explainer can run: it enumerates every coalition, 2^inputs of them per background row."""
-    return 2 ** _n_inputs(choice) <= explain.ExplainSettings().exact_max_rows
+    return 2 ** _n_inputs(choice) <= ExplainSettings().exact_max_rows
 
 
 def local_view(choice: Choice, member: int | None, latent: str | None) -> None:
@@ -259,13 +260,13 @@ def local_view(choice: Choice, member: int | None, latent: str | None) -> None:
 
         def _explain_report(att=att, method=method, name=out_name) -> str:  # type: ignore[no-untyped-def]
             cats = dict(query.categorical)
-            res = predict.predict_composition(model, query.formula, categorical=cats)
+            res = predict_composition(model, query.formula, categorical=cats)
             frame = query_frame(model, [query.formula], categorical=cats)
-            atts = batch.explain_outputs(model, frame, method=method)
+            atts = explain_outputs(model, frame, method=method)
             shown = {k: a for k, a in atts.items() if (a.stage, a.output, a.inputs) == (att.stage, att.output, att.inputs)}
             if not shown:  # the output on screen (a latent, another target) first, then the standard ones
                 atts = {name: att, **atts}
-            return report.prediction_report(res, attributions=atts, title=f"Explanation for {query.formula}")
+            return prediction_report(res, attributions=atts, title=f"Explanation for {query.formula}")
 
         report_button(_explain_report, f"explanation-{query.formula}", key="explain.report",
                       help="This composition's prediction with the attributions of the output shown here and of the band gaps "
@@ -312,7 +313,7 @@ def fidelity_view(choice: Choice) -> None:
         st.info("The explainer comparison covers the first target of a stage (band gap, PCE from the stage's inputs, "
                 "PCE along the whole chain). Choose one of those outputs above.", icon=":material/info:")
         return
-    notes = explain.EXPLAINER_NOTES
+    notes = EXPLAINER_NOTES
     n_inputs = _n_inputs(choice)
     exact_ok = _exact_ok(choice)
     offered = ["exact", "permutation", "gradient", "kernel"] if exact_ok else ["permutation", "gradient", "kernel"]

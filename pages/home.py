@@ -6,10 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import figures, navigation, ui
-from nestedae_core import data
-from nestedae_core.model.config import ChainSpec, StageSpec, TargetSpec
-from nestedae_core.perovskite.fidelity import target_fidelity
-from nestedae_core.vocabulary import input_groups, label
+from nestedae_core.api import (
+    DATA_DIR_ENV, ChainSpec, StageSpec, TargetSpec, column_label as label, dataset_status, input_groups,
+    target_fidelity,
+)
 
 _SCALES = ("atomic scale", "film scale", "device scale")
 _STAGE_COLORS = (figures.SITE_COLORS["A"], figures.SITE_COLORS["X"], figures.SITE_COLORS["B"])
@@ -141,7 +141,7 @@ for title, blurb in _START:
 
 # ---------------------------------------------------------------------- datasets
 st.subheader("Datasets on this machine")
-statuses = [s for s in data.dataset_status() if s.name != "synthetic"]
+statuses = [s for s in dataset_status() if s.name != "synthetic"]
 table = pd.DataFrame(
     {
         "dataset": [s.name for s in statuses],
@@ -165,7 +165,7 @@ if missing:
     lines = "\n".join(f"- `{s.name}`: {s.message}" for s in missing)
     st.warning(
         f"**{len(missing)} dataset(s) missing.** Fetch each with `nestedae data fetch NAME` "
-        f"(needs internet), or copy the files into a folder and set `{data.DATA_DIR_ENV}` to it, "
+        f"(needs internet), or copy the files into a folder and set `{DATA_DIR_ENV}` to it, "
         f"then reload.\n\n{lines}",
         icon=":material/cloud_download:",
     )

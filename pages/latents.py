@@ -24,12 +24,10 @@ from app import figures_explain as fx
 from app import figures_latents as fl
 from app import quantities, ui
 from app.figures import COLUMN_INFO, axis_title
-from nestedae_core.data.synthetic import DEVICE_TARGET, MATERIAL_TARGET, TRUTH_PREFIX
-from nestedae_core.explain import latents
-from nestedae_core.perovskite.rows import StageRows
-from nestedae_core.perovskite.fidelity import target_fidelity
-from nestedae_core.query import composition_problem
-from nestedae_core.vocabulary import BANDGAP_PBE, DECOMPOSITION, DESCRIPTOR_UNITS, IONS, MEASURED_BANDGAP, PCE
+from nestedae_core.api import (
+    BANDGAP_PBE, DECOMPOSITION, DESCRIPTOR_UNITS, DEVICE_TARGET, IONS, MATERIAL_TARGET, MEASURED_BANDGAP, PCE,
+    TRUTH_PREFIX, StageRows, composition_problem, target_fidelity, traversal_sensitivity,
+)
 
 VIEWS = ["Map", "Correlations", "Traversal", "Active latents"]
 NO_COLOUR = "(none)"
@@ -222,7 +220,7 @@ def traversal_view(stage: int, rows: StageRows) -> None:
         i = values.index(current)
         targets = [(t.column, quantities.target_name(model.spec.stages[stage], t), t.unit) for t in model.spec.stages[stage].targets]
         cont = model.input_names(stage)[: p.layout.n_continuous]
-        default_inputs = list(latents.traversal_sensitivity(trav, rows.frame, cont).index[:3])  # the inputs that move most
+        default_inputs = list(traversal_sensitivity(trav, rows.frame, cont).index[:3])  # the inputs that move most
         units = {c: u for c, u in DESCRIPTOR_UNITS.items() if u}
         shown = st.multiselect("Decoded inputs to draw", cont, default=default_inputs, key=f"latents.trav_inputs.{stage}.{latent}.{member}",
                                format_func=lambda c: fx.feature_label(c, units, with_unit=False), max_selections=6)

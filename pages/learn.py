@@ -34,16 +34,11 @@ from app import figures_latents as fl
 from app import figures_model as fm
 from app import jobs_state
 from app import ui
-from nestedae_core import explain
-from nestedae_core.data import synthetic
-from nestedae_core.errors import NestedAEError
-from nestedae_core.explain import latents
-from nestedae_core.jobs import JobRecord, latent_size_scan_payload, synthetic_tables, train_payload
-from nestedae_core.jobs.training import LATENT_SIZE_SCAN_KIND
-from nestedae_core.model import NestedAE
-from nestedae_core.perovskite import presets
-from nestedae_core.sweep.latent_size import read_scan
-from nestedae_core.model.config import ChainSpec
+from nestedae_core.api import (
+    LATENT_SIZE_SCAN_KIND, Attribution, ChainSpec, JobRecord, NestedAE, NestedAEError, SyntheticData, active_latents,
+    explain_chain, explain_stage_output, factor_recovery, generate_synthetic, latent_size_scan_payload,
+    material_feature_names, pca_projection, preset, read_scan, synthetic_tables, train_payload,
+)
 
 NOISES = [0.0, 0.02, 0.05, 0.1, 0.2]
 SAMPLE = 100  # rows explained for the global views
@@ -74,14 +69,14 @@ class Config:
 
 # ---------------------------------------------------------------------- cached work
 @st.cache_data(show_spinner=False, max_entries=16)
-def _data(noise: float, seed: int, pair: bool) -> synthetic.SyntheticData:
-    return synthetic.generate(noise=noise, seed=seed, correlated_pair=pair)
+def _data(noise: float, seed: int, pair: bool) -> SyntheticData:
+    return generate_synthetic(noise=noise, seed=seed, correlated_pair=pair)
 
 
-def _spec(data: synthetic.SyntheticData, epochs: int, seed: int) -> ChainSpec:
+def _spec(data: SyntheticData, epochs: int, seed: int) -> ChainSpec:
     """The ``synthetic`` preset with the data's material features as stage-1 inputs (x_dup included)."""
-    return presets.preset("synthetic", epochs=epochs, seed=seed).with_updates(
-        stages=[{"numeric_inputs": synthetic.material_feature_names(data)}])
+    return preset("synthetic", epochs=epochs, seed=seed).with_updates(
+        stages=[{"numeric_inputs": material_feature_names(data)}])
 
 
 def _tables(cfg_noise: float, cfg_seed: int, pair: bool, stages: dict[str, str] | None = None) -> dict:
@@ -196,14 +191,14 @@ def _sample(frame: pd.DataFrame, n: int = SAMPLE) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _shap(job_id: str, noise: float, seed: int, pair: bool, _model: NestedAE) -> tuple[explain.Attribution, explain.Attribution]:
+def _shap(job_id: str, noise: float, seed: int, pair: bool, _model: NestedAE) -> tuple[Attribution, Attribution]:
     """y1 w.r.t. the material features, and y2 end to end (material + device features), on samples of the tables.
 
     ``_model`` is the result of job ``job_id`` (cached by the job id, not hashed).
     """
     data = _data(noise, seed, pair)
-    y1 = explain.explain_stage_output(_model, 0, 0, _sample(data.materials), method="permutation")
-    y2 = explain.explain_chain(_model, _sample(data.devices), method="permutation")
+    y1 = explain_stage_output(_model, 0, 0, _sample(data.materials), method="permutation")
+    y2 = explain_chain(_model, _sample(data.devices), method="permutation")
     return y1, y2
 
 
@@ -369,8 +364,8 @@ st.caption("Out-of-fold predictions against the truth: each point was predicted 
 # ---------------------------------------------------------------------- 3
 st.header("3 · What the latents recover")
 with ui.user_errors():
-    act = latents.active_latents(model, tdata.materials, 0)
-    pca = latents.pca_projection(model, tdata.materials, 0, n_components=min(3, truth.n_factors) if truth.n_factors >= 1 else 1)
+    act = active_latents(model, tdata.materials, 0)
+    pca = pca_projection(model, tdata.materials, 0, n_components=min(3, truth.n_factors) if truth.n_factors >= 1 else 1)
     share = float(np.sum(pca.attrs["explained_variance_ratio"]))
     cols = st.columns(3)
     cols[0].metric("active latents (median over fold models)", f"{act.n_active} of {len(act.latent_names)}")
@@ -393,7 +388,7 @@ with ui.user_errors():
     with left:
         ui.plot(fl.active_latents_figure(act, 0, title="Which latents carry information (fold model 1)"), key="learn.active")
     names = model.latent_names(0)
-    corr, r2 = latents.factor_recovery(model.latents(0, tdata.materials)[0], tdata.materials[truth.factor_columns], names)
+    corr, r2 = factor_recovery(model.latents(0, tdata.materials)[0], tdata.materials[truth.factor_columns], names)
     with right:
         ui.plot(fl.factor_recovery_figure(corr, r2, title="Latents against the hidden true factors"), key="learn.recovery")
     st.caption(

@@ -23,14 +23,12 @@ import streamlit as st
 from app import figures_model as fm
 from app import model_state, quantities, state, ui
 from app.report_button import report_button
-from nestedae_core import batch, predict, report
-from nestedae_core.chemistry.composition import Composition, parse_formula
-from nestedae_core.physics import sq_limit
-from nestedae_core.data.lookup import DISTANCE, SAME_COMPOSITION, SAME_STACK
-from nestedae_core.errors import CompositionError, NestedAEError
-from nestedae_core.model.intervals import DEFAULT_LEVEL
-from nestedae_core.query import composition_problem, query_frame
-from nestedae_core.vocabulary import DEVICE_COMPOSITION, ETL, HTL, MEASURED_BANDGAP, PCE, display, label
+from nestedae_core.api import (
+    DEFAULT_LEVEL, DEVICE_COMPOSITION, DISTANCE, ETL, HTL, MEASURED_BANDGAP, PCE, SAME_COMPOSITION, SAME_STACK,
+    BatchColumns, Composition, CompositionError, NestedAEError, bandgaps, column_display as display,
+    column_label as label, composition_problem, explain_outputs, line_scan, parse_formula, predict_composition,
+    predict_rows, prediction_report, query_frame, read_small_table, screening_gap_column, sq_limit,
+)
 
 DEFAULT_FORMULA = "MAPbI3"
 #: level of the prediction intervals shown
@@ -90,7 +88,7 @@ targets = fm.target_infos(model)
 target_cols = {t.column for t in targets}
 #: the band gap the SQ limit, the plots and the scan use: the measured-scale one, else a DFT gap (labelled so),
 #: as the screening window does (:func:`nestedae_core.predict.screening_gap_column`)
-_sq_gap = predict.screening_gap_column(model)
+_sq_gap = screening_gap_column(model)
 sq_gap_t = next((t for t in targets if _sq_gap is not None and t.key == _sq_gap[0]), None)
 with info_col:
     st.caption(" · ".join(f"{k}: {v}" for k, v in quantities.model_summary(model).items() if k in ("name", "stages", "split") or "MAE" in k))
@@ -182,10 +180,10 @@ if ss.get(K_FORMULA_ERROR):
 
 query = None
 with ui.user_errors():
-    query = predict.predict_composition(model, shared, etl=etl, htl=htl)
+    query = predict_composition(model, shared, etl=etl, htl=htl)
 
 if query is not None:
-    gaps = predict.bandgaps(query)
+    gaps = bandgaps(query)
     sq_gap = query.targets[sq_gap_t.column] if sq_gap_t is not None and sq_gap_t.column in query.targets else None
     show_sq = sq_gap is not None and PCE in query.targets and sq_gap["mean"] > 0
     st.html(TILE_CSS)
@@ -242,7 +240,7 @@ if query is not None:
 
     def _prediction_report(q=query) -> str:  # type: ignore[no-untyped-def]
         frame = query_frame(model, [q.formula], categorical=q.categorical)
-        return report.prediction_report(q, attributions=batch.explain_outputs(model, frame))
+        return prediction_report(q, attributions=explain_outputs(model, frame))
 
     report_button(_prediction_report, f"prediction-{query.formula}", key="predict.report",
                   help="This prediction as one HTML file: the chain with its intervals, the domain verdict, the attributions "
@@ -305,7 +303,7 @@ def compare_table(rows: pd.DataFrame) -> pd.DataFrame:
         if has_stack:
             item.update({state.STACK_SHORT_NAMES[ETL]: e, state.STACK_SHORT_NAMES[HTL]: h})
         try:
-            q = predict.predict_composition(model, text, etl=e or None, htl=h or None)
+            q = predict_composition(model, text, etl=e or None, htl=h or None)
         except NestedAEError as exc:
             item["note"] = str(exc)
             item["_ok"] = False
@@ -387,7 +385,7 @@ source = upload.getvalue() if upload is not None else (pasted if pasted.strip() 
 if source is not None:
     btable = None
     with ui.user_errors("The first line names the columns; separate cells by commas (or tabs, as a spreadsheet copies them)."):
-        btable = batch.read_small_table(source, max_rows=BATCH_MAX_ROWS,  # refuses a table too wide by its header, unparsed
+        btable = read_small_table(source, max_rows=BATCH_MAX_ROWS,  # refuses a table too wide by its header, unparsed
                                         name=f"'{upload.name}'" if upload is not None else "the pasted table")
     if btable is not None:
         names = list(btable.columns)
@@ -403,10 +401,10 @@ if source is not None:
         if has_stack:
             e_col = k2.selectbox("ETL column", [none, *names], index=[none, *names].index(_guess("etl")), key="predict.batch_etl")
             h_col = k3.selectbox("HTL column", [none, *names], index=[none, *names].index(_guess("htl")), key="predict.batch_htl")
-        bcols = batch.BatchColumns(f_col, None if e_col == none else e_col, None if h_col == none else h_col)
+        bcols = BatchColumns(f_col, None if e_col == none else e_col, None if h_col == none else h_col)
         result = None
         with ui.user_errors():
-            result = batch.predict_rows(model, btable, bcols, level=LEVEL)
+            result = predict_rows(model, btable, bcols, level=LEVEL)
         if result is not None:
             bad = result[result["error"] != ""]
             ok_n = len(result) - len(bad)
@@ -447,7 +445,7 @@ end_text = s3.text_input("End (x = 1)", ends[1] if ends else "MAPbBr3", key=f"pr
 steps = s4.number_input("Points (count)", 3, 201, 21, key="predict.scan_steps")
 with ui.user_errors():
     start_c, end_c = parse_formula(start_text), parse_formula(end_text)
-    scan = predict.line_scan(model, start_c, end_c, int(steps), etl=etl, htl=htl, level=LEVEL)
+    scan = line_scan(model, start_c, end_c, int(steps), etl=etl, htl=htl, level=LEVEL)
     pce_t = next((t for t in targets if t.column == PCE), None)
     level = LEVEL if any(c.endswith("_lower") for c in scan.columns) else None  # when the scan carries intervals
     ui.plot(fm.line_scan_figure(scan, start=start_c.formula, end=end_c.formula, gap=sq_gap_t, pce=pce_t, level=level), key="predict.scan")

@@ -18,12 +18,10 @@ import streamlit as st
 from app import figures_model as fm
 from app import model_state, quantities, ui
 from app.report_button import report_button
-from nestedae_core import predict, report
-from nestedae_core.chemistry.composition import grid_size
-from nestedae_core.chemistry.features import TOLERANCE_RANGE
-from nestedae_core.model.intervals import DEFAULT_LEVEL
-from nestedae_core.query import composition_problem
-from nestedae_core.vocabulary import ETL, HTL, IONS, PCE, SITE_IONS
+from nestedae_core.api import (
+    DEFAULT_LEVEL, ETL, HTL, IONS, PCE, SITE_IONS, TOLERANCE_RANGE, composition_problem, grid_size, model_provenance,
+    screen_compositions, screening_gap_column, screening_report,
+)
 
 #: Grid divisions offered (step = 1/n).
 DIVISIONS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 50]
@@ -51,7 +49,7 @@ if (problem := composition_problem(model)) is not None:
 targets = fm.target_infos(model)
 by_col = {t.column: t for t in targets}
 #: the gap of the window (:func:`nestedae_core.predict.screening_gap_column`): the measured-scale one, else a DFT gap (said so)
-_gap = predict.screening_gap_column(model)
+_gap = screening_gap_column(model)
 gap_t = next((t for t in targets if _gap is not None and t.key == _gap[0]), None)
 cat_cols = [c for p in model.prep for c in p.categorical_columns]
 has_stack = ETL in cat_cols and HTL in cat_cols
@@ -101,12 +99,12 @@ if run:
     with ui.user_errors():
         with st.spinner(f"Predicting {count:,} candidates…"):
             t0 = time.perf_counter()
-            ranked = predict.screen(model, a_ions, b_ions, x_ions, 1.0 / n, etl=etl, htl=htl,
+            ranked = screen_compositions(model, a_ions, b_ions, x_ions, 1.0 / n, etl=etl, htl=htl,
                                     bandgap_window=gap_window if gap_t is not None else None,
                                     tolerance_window=tol_window, rank_by=rank_by, max_candidates=MAX_CANDIDATES, level=LEVEL)
             seconds = time.perf_counter() - t0
         st.session_state[K_RESULT] = {"ranked": ranked, "seconds": seconds, "count": count, "params": params,
-                                      "provenance": predict.model_provenance(model)}
+                                      "provenance": model_provenance(model)}
         st.session_state[K_RATE] = seconds / max(count, 1)
 
 # ---------------------------------------------------------------------- results
@@ -138,7 +136,7 @@ def _screen_report(res=res, p=p) -> str:  # type: ignore[no-untyped-def]
                 "band-gap window (eV)": f"{p['gap'][0]:.2f}–{p['gap'][1]:.2f}" + (f" ({gap_t.label})" if gap_t is not None else ""),
                 "tolerance-factor window": f"{p['tol'][0]:.2f}–{p['tol'][1]:.2f}", "ranked by": p["rank"],
                 "candidates on the grid": f"{res['count']:,}"}
-    return report.screening_report(res["ranked"], provenance=res.get("provenance") or predict.model_provenance(model), settings=settings)
+    return screening_report(res["ranked"], provenance=res.get("provenance") or model_provenance(model), settings=settings)
 
 
 report_button(_screen_report, "screening-result", key="screen.report",

@@ -14,9 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app import jobs_state, ui
-from nestedae_core.errors import NestedAEError
-from nestedae_core.perovskite.presets import PRESETS
-from nestedae_core.sweep import MAX_TRIALS, Sweep, SweepConfig, list_sweeps
+from nestedae_core.api import MAX_TRIALS, PRESETS, NestedAEError, Sweep, SweepConfig, list_sweeps
 
 K_SELECTED = "sweep.selected"
 K_MESSAGE = "sweep.message"

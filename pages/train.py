@@ -25,11 +25,10 @@ import streamlit as st
 from app import figures_model as fm
 from app import jobs_state, model_state, quantities, ui
 from app.report_button import report_button
-from nestedae_core import data, store
-from nestedae_core.errors import ConfigError, DataError, NestedAEError
-from nestedae_core.jobs import ACTIVE_STATUSES, PermissionRefused, payload_spec, train_payload
-from nestedae_core.model import ChainSpec, available_devices
-from nestedae_core.perovskite.presets import PRESETS, preset
+from nestedae_core.api import (
+    ACTIVE_STATUSES, PRESETS, BundleInfo, ChainSpec, ConfigError, DataError, NestedAEError, PermissionRefused,
+    available_devices, dataset_status, models_dir, payload_spec, preset, train_payload,
+)
 
 #: Presets offered, with a one-line description.
 PRESET_HELP = {
@@ -95,7 +94,7 @@ def dataset_notes(spec: ChainSpec) -> list[str]:
     notes = []
     for s in spec.stages:
         try:
-            status = data.dataset_status(s.dataset)[0]
+            status = dataset_status(s.dataset)[0]
         except DataError:
             continue
         if not status.available:
@@ -316,8 +315,7 @@ else:
                                "application/json", key=k("dl-record", job.id), on_click="ignore", icon=":material/download:")
 
         def make_report(job=job, result=result, spec=spec) -> str:
-            from nestedae_core.predict import model_provenance
-            from nestedae_core.report import training_report
+            from nestedae_core.api import model_provenance, training_report
 
             settings = {"preset": spec.name, "folds": spec.folds, "split": spec.split, "seed": spec.seed,
                         **{f"{s.name} epochs": s.epochs for s in spec.stages}, **{f"{s.name} latent size": s.latent_dim for s in spec.stages}}
@@ -362,7 +360,7 @@ st.subheader("Models")
 msg = st.session_state.pop(K_SAVED_MSG, None)
 if msg:
     st.success(msg, icon=":material/save:")
-st.caption(f"Saved models live in `{store.models_dir()}`. The active model is used by Predict, Screen, Explain and Latents. "
+st.caption(f"Saved models live in `{models_dir()}`. The active model is used by Predict, Screen, Explain and Latents. "
            "Everyone can use every model; only its owner (or an admin) can replace or delete it.")
 chosen = model_state.model_picker(key="train.model_picker", label="Active model")
 options = model_state.model_options()
@@ -372,8 +370,8 @@ if options:
         models[column] = [f"{v:.4g}" if pd.notna(v) else "—" for v in models[column]]
     owners = manager.store.model_owners()
 
-    def owner_word(info: store.BundleInfo) -> str:
-        if info.builtin or info.path.parent.resolve() != store.models_dir().resolve():
+    def owner_word(info: BundleInfo) -> str:
+        if info.builtin or info.path.parent.resolve() != models_dir().resolve():
             return "built-in"
         who = owners.get(info.name)
         if who is None:
@@ -382,7 +380,7 @@ if options:
 
     models.insert(1, "owner", [owner_word(o) for o in options])
     ui.table_with_download(models, "saved-models", key=k("dl-models"))
-    deletable = [o.name for o in options if not o.builtin and o.path.parent.resolve() == store.models_dir().resolve()
+    deletable = [o.name for o in options if not o.builtin and o.path.parent.resolve() == models_dir().resolve()
                  and manager.may_modify(o.name, owner) is None]
     if deletable and not limits.read_only:
         with st.expander("Delete one of your models", icon=":material/delete:"):

@@ -89,7 +89,7 @@ def test_an_explanation_never_waits_for_the_shap_warm_up(paper_default, monkeypa
     from app import explain_state
 
     release = threading.Event()
-    monkeypatch.setattr(explain_state.explain, "warm_up", lambda: release.wait(75))  # long enough to fail the 60-s run, short if it does
+    monkeypatch.setattr(explain_state, "warm_up_explainer", lambda: release.wait(75))  # long enough to fail the 60-s run, short if it does
     explain_state._warm_up_thread.clear()
     explain_state.local_attribution.clear()  # an earlier test's cached explanation would skip the computation
     try:

@@ -36,6 +36,11 @@ def test_importing_the_package_and_its_command_imports_no_heavy_package() -> Non
     assert not mods & {"torch", "pandas", *HEAVY}, sorted(mods & {"torch", "pandas", *HEAVY})
 
 
+def test_the_front_door_imports_a_name_s_module_only_when_the_name_is_used() -> None:
+    mods = _imported_after("import nestedae_core.api as api\nfrom nestedae_core.api import NestedAEError, __version__")
+    assert not mods & {"torch", "pandas", *HEAVY}, sorted(mods & {"torch", "pandas", *HEAVY})
+
+
 @pytest.mark.parametrize("command", ["predict", "explain"])
 def test_a_cold_predict_or_explain_imports_none_of_the_heavy_packages(command: str) -> None:
     mods = _imported_after(f"from nestedae_core.cli import main\nassert main(['{command}', 'MAPbI3']) == 0")

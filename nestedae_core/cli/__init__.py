@@ -14,8 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
-from ..errors import NestedAEError
+from ..api import __version__, NestedAEError
 
 #: Sub-command modules, in the order they appear in ``nestedae --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -77,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except OSError as exc:  # disk full, read-only, ... outside nestedae_core.io_safe
-        from ..io_safe import os_error_message
+        from ..api import os_error_message
 
         print(f"nestedae: error: {os_error_message(exc)}", file=sys.stderr)
         return 2

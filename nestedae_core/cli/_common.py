@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-from ..errors import NestedAEError
+from ..api import NestedAEError
 
 
 def print_table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO | None = None) -> None:
@@ -72,8 +72,10 @@ def load_model(ref: str | None):  # type: ignore[no-untyped-def]
     import os
     from pathlib import Path
 
-    from ..errors import BundleError
-    from ..store import SHIPPED_BUNDLE_NAMES, list_bundles, load_bundle, load_default_bundle, models_dir, shipped_bundle_path
+    from ..api import (
+        SHIPPED_BUNDLE_NAMES, BundleError, list_bundles, load_bundle, load_default_bundle, models_dir,
+        shipped_bundle_path,
+    )
 
     if not ref:
         return load_default_bundle()
@@ -103,7 +105,7 @@ def check_data_dir(value: str | None) -> None:
         return
     import os
 
-    from ..errors import DataError
+    from ..api import DataError
 
     if not value.strip():
         raise DataError("--data-dir is empty; give the folder holding the dataset files")
@@ -127,7 +129,7 @@ def check_output_file(path: str | None, flag: str = "--json") -> None:
     import os
     from pathlib import Path
 
-    from ..io_safe import OutputError, refuse_special
+    from ..api import OutputError, refuse_special
 
     p = Path(path)
     try:
@@ -143,7 +145,7 @@ def check_output_file(path: str | None, flag: str = "--json") -> None:
 
 def write_json_file(obj: Any, path: str, *, indent: int = 1) -> None:
     """Write JSON to ``path`` atomically (temp file + rename, :mod:`nestedae_core.io_safe`); NaN is written as ``NaN``."""
-    from ..io_safe import atomic_write_text
+    from ..api import atomic_write_text
 
     atomic_write_text(path, json.dumps(obj, indent=indent, default=float) + "\n")
 

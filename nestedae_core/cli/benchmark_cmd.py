@@ -23,8 +23,7 @@ def _device(text: str) -> str:
     """``--device``: checked when parsed (one line naming the devices present), not after minutes of baselines."""
     if text.strip().lower() == "auto":
         return "auto"
-    from ..errors import InputError
-    from ..model.devices import resolve_device
+    from ..api import InputError, resolve_device
 
     try:
         resolve_device(text)
@@ -38,7 +37,7 @@ _positive = whole_number(1)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from ..benchmark import MODELS, TASKS
+    from ..api import MODELS, TASKS
 
     p = sub.add_parser("benchmark", help="measure accuracy (vs baselines, same folds), interval calibration or speed", description="Benchmarks whose figures are measured, not asserted.")
     bsub = p.add_subparsers(dest="benchmark_kind", metavar="KIND")
@@ -122,8 +121,7 @@ def _num(x: Any, fmt: str) -> str:
 
 
 def _print_split(report: dict[str, Any]) -> None:
-    from ..benchmark import paired_comparison
-    from ..errors import DataError
+    from ..api import DataError, paired_comparison
 
     for task, entry in report["tasks"].items():
         print(f"\n{task}: {entry['description']} ({entry['n']} rows, {report['folds']}-fold {report['split']}, seed {report['seed']})")
@@ -147,8 +145,7 @@ def _print_split(report: dict[str, Any]) -> None:
 
 
 def run_accuracy(args: argparse.Namespace) -> int:
-    from ..benchmark import accuracy_benchmark, split_reports
-    from ..errors import ConfigError
+    from ..api import ConfigError, accuracy_benchmark, split_reports
 
     tasks = args.task
     if args.dataset:
@@ -180,7 +177,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
 
 
 def run_calibration(args: argparse.Namespace) -> int:
-    from ..benchmark import calibration_benchmark
+    from ..api import calibration_benchmark
 
     check_output_file(args.json)  # before the run: a bad path fails at once
     report = calibration_benchmark(args.preset, folds=args.folds, level=args.level, seed=args.seed, epochs=args.epochs,
@@ -203,7 +200,7 @@ def run_calibration(args: argparse.Namespace) -> int:
 
 
 def run_paper_score(args: argparse.Namespace) -> int:
-    from ..benchmark import bundle_paper_scoring
+    from ..api import bundle_paper_scoring
 
     check_output_file(args.json)  # before the run: a bad path fails at once
     r = bundle_paper_scoring(args.bundle, batch=args.batch, data_dir=args.data_dir)
@@ -274,7 +271,7 @@ def print_trends(report: Any) -> None:
 
 
 def run_speed(args: argparse.Namespace) -> int:
-    from ..benchmark import speed_benchmark
+    from ..api import speed_benchmark
 
     check_output_file(args.json)  # before the run: a bad path fails at once
     report = speed_benchmark(data_dir=args.data_dir, device=args.device, epochs=args.epochs, repeats=args.repeats,

@@ -19,8 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import data
-from ..errors import DataError, DataMissingError
+from ..api import (
+    CACHE_ORIGIN, DATA_DIR_ENV, REGISTRY, DataError, DataMissingError, DatasetStatus, cache_dir, candidate_paths,
+    dataset_info, dataset_status, derived_from_text, fetch_dataset, locate_dataset, missing_message, short_citation,
+    verify_file,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +33,7 @@ def register(subparsers: Any) -> None:
         help="list, download and locate the reference datasets",
         description=(
             "Reference datasets: looked up in an explicit path, then $%s, then the download cache (%s)."
-            % (data.DATA_DIR_ENV, data.cache_dir())
+            % (DATA_DIR_ENV, cache_dir())
         ),
     )
     parser.set_defaults(func=lambda args: _no_action(parser))
@@ -41,14 +44,14 @@ def register(subparsers: Any) -> None:
     p_list.set_defaults(func=cmd_list)
 
     p_fetch = sub.add_parser("fetch", help="download datasets into the cache and verify their SHA-256")
-    p_fetch.add_argument("name", nargs="?", metavar="NAME", help=f"dataset to fetch ({', '.join(data.REGISTRY)})")
+    p_fetch.add_argument("name", nargs="?", metavar="NAME", help=f"dataset to fetch ({', '.join(REGISTRY)})")
     p_fetch.add_argument("--all", action="store_true", help="fetch every downloadable dataset")
     p_fetch.add_argument("--force", action="store_true", help="download again even if a verified copy exists")
     p_fetch.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
     p_fetch.set_defaults(func=cmd_fetch)
 
     p_path = sub.add_parser("path", help="print where a dataset's file is (exit 2 if missing)")
-    p_path.add_argument("name", metavar="NAME", help=f"dataset name ({', '.join(data.REGISTRY)})")
+    p_path.add_argument("name", metavar="NAME", help=f"dataset name ({', '.join(REGISTRY)})")
     p_path.set_defaults(func=cmd_path)
 
     p_quality = sub.add_parser("quality", help="measured-gap labels against their neighbours and a Vegard-plus-bowing fit",
@@ -66,7 +69,7 @@ def _no_action(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _location(status: data.DatasetStatus) -> str:
+def _location(status: DatasetStatus) -> str:
     if status.derived_from:
         return "derived from " + ", ".join(status.derived_from) + ("" if status.available else " (missing)")
     if status.available:
@@ -78,11 +81,11 @@ def _location(status: data.DatasetStatus) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """``nestedae data list``: print a table (or JSON) of all datasets."""
-    statuses = data.dataset_status()
+    statuses = dataset_status()
     if args.json:
         rows = []
         for s in statuses:
-            info = data.dataset_info(s.name)
+            info = dataset_info(s.name)
             rows.append(
                 {
                     "name": s.name,
@@ -95,12 +98,12 @@ def cmd_list(args: argparse.Namespace) -> int:
                     "url": s.url or None,
                     "sha256": info.sha256 or None,
                     "citation": s.citation,
-                    "short_citation": data.short_citation(s.name),
+                    "short_citation": short_citation(s.name),
                     "doi": info.doi or None,
                     "license": info.license,
                     "kind": info.kind,
                     "derived_from": [
-                        {"name": source, "filename": data.dataset_info(source).filename} for source in info.sources
+                        {"name": source, "filename": dataset_info(source).filename} for source in info.sources
                     ],
                 }
             )
@@ -108,7 +111,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     table = [("NAME", "ROWS", "LOCATION", "CITATION")]
     for s in statuses:
-        table.append((s.name, "-" if s.rows is None else str(s.rows), _location(s), data.short_citation(s.name)))
+        table.append((s.name, "-" if s.rows is None else str(s.rows), _location(s), short_citation(s.name)))
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}".rstrip())
@@ -126,30 +129,30 @@ def _ready_copy(name: str) -> Path | None:
     A bad copy in the cache is simply replaced by the download; a bad copy in
     $NESTEDAE_DATA_DIR would shadow the download, so its error is raised.
     """
-    info = data.dataset_info(name)
-    for origin, candidate in data.candidate_paths(info):
+    info = dataset_info(name)
+    for origin, candidate in candidate_paths(info):
         if not candidate.is_file():
             continue
-        if origin == data.CACHE_ORIGIN:
+        if origin == CACHE_ORIGIN:
             try:
-                data.verify_file(info, candidate, origin)
+                verify_file(info, candidate, origin)
             except DataError:
                 return None
             return candidate
-        data.verify_file(info, candidate, origin)  # raises for a bad data-dir copy
+        verify_file(info, candidate, origin)  # raises for a bad data-dir copy
         return candidate
     return None
 
 
 def _fetch_one(name: str, *, force: bool, timeout: float) -> None:
-    info = data.dataset_info(name)
+    info = dataset_info(name)
     if info.kind == "generated":
         print(f"{name}: generated on demand by nestedae_core.data.synthetic, nothing to download")
         return
     if info.kind == "derived":
         for source in info.sources:
             _fetch_one(source, force=force, timeout=timeout)
-        print(f"{name}: {data.derived_from_text(name)}; its source(s) are ready")
+        print(f"{name}: {derived_from_text(name)}; its source(s) are ready")
         return
     if not force:
         ready = _ready_copy(name)
@@ -165,15 +168,15 @@ def _fetch_one(name: str, *, force: bool, timeout: float) -> None:
                 bar.total = total
             bar.update(done - bar.n)
 
-        saved = data.fetch(name, progress=progress, timeout=timeout, force=force)
+        saved = fetch_dataset(name, progress=progress, timeout=timeout, force=force)
     print(f"{name}: saved {saved}")
     try:
-        used = data.locate(name)
+        used = locate_dataset(name)
     except DataError as exc:
         print(f"nestedae: warning: {exc}", file=sys.stderr)
         return
     if used is not None and used.resolve() != saved.resolve():
-        print(f"nestedae: note: {name} is read from {used} ({data.DATA_DIR_ENV} takes precedence over the cache)", file=sys.stderr)
+        print(f"nestedae: note: {name} is read from {used} ({DATA_DIR_ENV} takes precedence over the cache)", file=sys.stderr)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -181,12 +184,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if args.all and args.name:
         raise DataError("give either a dataset NAME or --all, not both")
     if not args.all and not args.name:
-        raise DataError(f"name a dataset to fetch ({', '.join(data.REGISTRY)}) or use --all")
+        raise DataError(f"name a dataset to fetch ({', '.join(REGISTRY)}) or use --all")
     if args.name:
         _fetch_one(args.name, force=args.force, timeout=args.timeout)
         return 0
     failed = 0
-    for name, info in data.REGISTRY.items():
+    for name, info in REGISTRY.items():
         if info.kind != "file":  # generated, or derived from files fetched here anyway
             continue
         try:
@@ -199,17 +202,17 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_path(args: argparse.Namespace) -> int:
     """``nestedae data path NAME``: print the dataset's file path, or fail with exit 2."""
-    info = data.dataset_info(args.name)
+    info = dataset_info(args.name)
     if info.kind == "generated":
         raise DataError(f"dataset '{info.name}' is generated on demand and has no file; load it with nestedae_core.data.load('{info.name}')")
     if info.kind == "derived":
         raise DataError(
-            f"dataset '{info.name}' has no file: it is {data.derived_from_text(info.name)} "
+            f"dataset '{info.name}' has no file: it is {derived_from_text(info.name)} "
             f"(`nestedae data path {info.sources[0]}` gives a source's path)"
         )
-    found = data.locate(info.name)
+    found = locate_dataset(info.name)
     if found is None:
-        raise DataMissingError(data.missing_message(info))
+        raise DataMissingError(missing_message(info))
     print(found)
     return 0
 

@@ -63,22 +63,19 @@ def _fmt(v: Any) -> str:
 
 def _fidelity(model: Any, stage: str, output: str) -> str | None:
     """Band-gap fidelity of a stage's target (None for other outputs)."""
-    from ..perovskite.fidelity import target_fidelity
+    from ..api import target_fidelity
 
     st = next(s for s in model.spec.stages if s.name == stage)
     return next((target_fidelity(st, t) for t in st.targets if t.column == output), None)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import explain_outputs
-    from ..chemistry.composition import parse_formula
-    from ..predict import model_provenance
-    from ..query import query_frame, resolve_categorical
+    from ..api import explain_outputs, model_provenance, parse_formula, query_frame, resolve_categorical
 
     batch = check_batch_arguments(args, ("--etl", "--htl", "--json", "--report"))
     model = load_model(args.model)
     if batch:
-        from ..batch import BatchColumns, explain_csv
+        from ..api import BatchColumns, explain_csv
 
         cols = BatchColumns(args.formula_column, args.etl_column, args.htl_column)
         return finish_batch(explain_csv(model, args.csv, args.out, cols, fmt=args.format, method=args.method), args.out, "explained")
@@ -87,13 +84,13 @@ def run(args: argparse.Namespace) -> int:
     frame = query_frame(model, [comp], categorical=cats)
     results = explain_outputs(model, frame, method=args.method)
     if args.report:
-        from ..predict import predict_composition
+        from ..api import predict_composition
         from .predict_cmd import write_prediction_report
 
         write_prediction_report(model, predict_composition(model, comp, etl=args.etl, htl=args.htl), args.report, attributions=results)
     fidelity = {key: _fidelity(model, att.stage, att.output) for key, att in results.items()}
     if args.json:
-        from ..schema import GAP_KEYS, input_key
+        from ..api import GAP_KEYS, input_key
 
         out: dict[str, Any] = {"formula": comp.formula}
         for key, att in results.items():

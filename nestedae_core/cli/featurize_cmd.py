@@ -24,17 +24,10 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
-from ..chemistry.composition import SITE_IONS, Composition, SiteTotalError, parse_formula
-from ..errors import CompositionError, DataError
-from ..io_safe import atomic_open, refuse_input_as_output
-from ..chemistry.features import (
-    DESCRIPTOR_LABELS,
-    DESCRIPTOR_UNITS,
-    DESCRIPTORS,
-    OCTAHEDRAL_RANGE,
-    TOLERANCE_RANGE,
-    featurize,
-    featurize_table,
+from ..api import (
+    DESCRIPTORS, DESCRIPTOR_LABELS, DESCRIPTOR_UNITS, OCTAHEDRAL_RANGE, SITE_IONS, TOLERANCE_RANGE, Composition,
+    CompositionError, DataError, SiteTotalError, atomic_open, featurize, featurize_table, parse_formula,
+    refuse_input_as_output,
 )
 
 __all__ = ["register", "run"]
@@ -147,7 +140,7 @@ def _format_text(formula: str, fractions: dict[str, float], features: dict[str, 
 
 
 def _read_csv(path: str) -> pd.DataFrame:
-    from ..csv_safe import open_checked
+    from ..api import open_checked
 
     try:
         with open_checked(path) as stream:  # header width and line lengths bounded before and while pandas reads
@@ -166,7 +159,7 @@ def _write_atomically(table: pd.DataFrame, out: str) -> None:
 
     Text cells a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``...) get a ``'`` in front.
     """
-    from ..csv_safe import write_csv
+    from ..api import write_csv
 
     with atomic_open(out, "w", newline="") as handle:
         write_csv(table, handle, index=False)

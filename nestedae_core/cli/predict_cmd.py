@@ -59,7 +59,7 @@ def add_batch_arguments(p: argparse.ArgumentParser, what: str) -> None:
 
 def check_batch_arguments(args: argparse.Namespace, single_only: tuple[str, ...]) -> bool:
     """True for a batch run; raises InputError for a mix of single-query and batch options."""
-    from ..errors import InputError
+    from ..api import InputError
 
     if args.csv is None:
         if args.out is not None:
@@ -88,13 +88,12 @@ def finish_batch(summary, out: str, verb: str) -> int:  # type: ignore[no-untype
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import predict
-    from ..predict import bandgaps, predict_composition
+    from ..api import NO_MEASURED_GAP_NOTE, bandgaps, predict_composition
 
     batch = check_batch_arguments(args, ("--etl", "--htl", "--json", "--report"))
     model = load_model(args.model)
     if batch:
-        from ..batch import BatchColumns, predict_csv
+        from ..api import BatchColumns, predict_csv
 
         cols = BatchColumns(args.formula_column, args.etl_column, args.htl_column)
         return finish_batch(predict_csv(model, args.csv, args.out, cols), args.out, "predicted")
@@ -116,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     print_table(rows, ["stage", "property", "mean", "uncertainty", "model disagreement (sd)", "unit"])
     gaps = bandgaps(res)
     if gaps and "measured" not in gaps:
-        print(f"note: {predict.NO_MEASURED_GAP_NOTE.replace('see bandgap_pbe_eV', 'its band gap is ' + ' and '.join(gaps))} "
+        print(f"note: {NO_MEASURED_GAP_NOTE.replace('see bandgap_pbe_eV', 'its band gap is ' + ' and '.join(gaps))} "
               "(a DFT gap, not what a film or device shows)")
     if not any(t["lower"] is not None for t in res.targets.values()):
         print(f"note: this model has no calibrated prediction interval; ± is the disagreement of its {model.members} "
@@ -133,9 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
 def write_prediction_report(model, res, path: str, attributions=None) -> None:  # type: ignore[no-untyped-def]
     """Write the HTML report of a prediction (with the attributions of the band gaps and PCE unless given)."""
-    from ..batch import explain_outputs
-    from ..query import query_frame
-    from ..report import prediction_report, write_report
+    from ..api import explain_outputs, prediction_report, query_frame, write_report
 
     if attributions is None:
         frame = query_frame(model, [res.formula], categorical=res.categorical)

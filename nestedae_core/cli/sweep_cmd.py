@@ -70,10 +70,9 @@ def check_args(args: argparse.Namespace) -> Any:
     """
     from pydantic import ValidationError
 
-    from ..errors import ConfigError, InputError
-    from ..jobs.names import validate_model_name
-    from ..sweep import MAX_TRIALS, SearchSpace, SweepConfig
-    from ..sweep.storage import validate_study_name
+    from ..api import (
+        MAX_TRIALS, ConfigError, InputError, SearchSpace, SweepConfig, validate_model_name, validate_study_name,
+    )
     from ._common import check_output_file
 
     check_output_file(args.json, "--json")
@@ -82,7 +81,7 @@ def check_args(args: argparse.Namespace) -> Any:
             name = validate_model_name(args.save)
         except InputError as exc:
             raise InputError(f"--save: {exc}") from None
-        from ..store import models_dir
+        from ..api import models_dir
 
         if (models_dir() / name).exists():
             raise InputError(f"--save: a model named '{name}' exists already in {models_dir()}; choose another name "
@@ -113,10 +112,7 @@ def check_args(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from ..errors import ConfigError, InputError
-    from ..io_safe import atomic_write_text
-    from ..sweep import Sweep, SweepConfig
-    from ..sweep.runner import job_manager_for_cli
+    from ..api import ConfigError, InputError, Sweep, SweepConfig, atomic_write_text, job_manager_for_cli
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config: SweepConfig | None = check_args(args)  # everything is checked before the job store is opened

@@ -25,11 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..model.config import load_chain_spec
-    from ..errors import ConfigError
-    from ..perovskite.presets import preset
-    from ..store import check_save_target, save_bundle
-    from ..train.cross_validation import cross_validate
+    from ..api import ConfigError, check_save_target, cross_validate, load_chain_spec, preset, save_bundle
 
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")
