@@ -1,4 +1,8 @@
-"""Safe writing of output files: temp file beside the target, then an atomic rename.
+"""Safe file handling: reading a small input file with bounds, writing output files atomically.
+
+:func:`read_small_text` reads a small input file (a configuration, a search space) only when
+it is a regular file within a size limit and UTF-8 text: a device such as ``/dev/zero``, a
+fifo, a folder or a huge file is refused, with one message, before anything is read.
 
 Every output file the CLI or the dashboard writes (CSV, JSON, HTML reports) goes
 through this module, so a failed write (disk full, read-only file system, no
@@ -28,15 +32,53 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import InputError
+from .errors import InputError, NestedAEError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_open", "refuse_special", "refuse_input_as_output", "os_error_message", "OutputError"]
+__all__ = ["read_small_text", "atomic_write_bytes", "atomic_write_text", "atomic_open", "refuse_special", "refuse_input_as_output", "os_error_message", "OutputError"]
 
 logger = logging.getLogger(__name__)
 
 
 class OutputError(InputError):
     """An output file cannot be written (disk full, read-only, no permission, special file...)."""
+
+
+def read_small_text(path: str | os.PathLike[str], limit: int, *, what: str, hint: str, expected: str,
+                    error: type[NestedAEError] = InputError) -> str:
+    """The UTF-8 text of ``path``, a regular file of at most ``limit`` bytes.
+
+    Args:
+        path: the file to read.
+        limit: the largest size accepted, in bytes; a larger file is refused from its size, unread.
+        what: how messages name the file, e.g. ``"config file"`` or ``"--space"``.
+        hint: what the user should give instead, e.g. ``"give a JSON or TOML file"``.
+        expected: how large such a file usually is, e.g. ``"a chain spec is a few kB"``.
+        error: the exception raised (a :class:`NestedAEError`), with one line naming ``what`` and the file.
+
+    Raises:
+        error: the file is missing, unreadable, not a regular file, larger than ``limit`` or not UTF-8 text.
+    """
+    p = Path(path)
+    too_large = f"{expected} (limit {limit / 1e6:g} MB): check the file name"
+    try:
+        st = os.stat(p)
+        if stat.S_ISDIR(st.st_mode) or not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a device, fifo or socket"
+            raise error(f"cannot read {what} {p}: it is not a regular file ({kind}); {hint}")
+        if st.st_size > limit:
+            raise error(f"{what} {p} is {st.st_size / 1e6:.1f} MB; {too_large}")
+        with open(p, "rb") as fh:
+            raw = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise error(f"cannot read {what} {p}: it does not exist; {hint}") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {p}: {exc.strerror or exc}; {hint}") from None
+    if len(raw) > limit:  # the file grew while it was read
+        raise error(f"{what} {p} is larger than {limit / 1e6:g} MB; {too_large}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {p} is not UTF-8 text (byte {exc.start}); {hint}") from None
 
 
 def os_error_message(exc: OSError, path: str | os.PathLike[str] | None = None) -> str:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from ..io_safe import read_small_text
 
 __all__ = [
     "Activation",
@@ -246,23 +247,8 @@ def load_chain_spec(path: str | Path, base: ChainSpec | None = None) -> ChainSpe
     """
     p = Path(path)
     kind = "TOML" if p.suffix.lower() == ".toml" else "JSON"
-    try:
-        if not p.is_file():
-            what = "it does not exist" if not p.exists() else "it is not a regular file"
-            raise ConfigError(f"cannot read config file {p}: {what}; give a JSON or TOML file")
-        size = p.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {p} is {size / 1e6:.1f} MB; a chain spec is a few kB (limit {MAX_CONFIG_BYTES // 1_000_000} MB): check the file name")
-        with open(p, "rb") as fh:
-            blob = fh.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
-    if len(blob) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {p} is larger than {MAX_CONFIG_BYTES // 1_000_000} MB; a chain spec is a few kB: check the file name")
-    try:
-        raw = blob.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8 {kind}") from None
+    raw = read_small_text(p, MAX_CONFIG_BYTES, what="config file", hint=f"give a UTF-8 {kind} file of the chain spec",
+                          expected="a chain spec is a few kB", error=ConfigError)
     if "\x00" in raw:
         raise ConfigError(f"config file {p} is binary, not {kind} text")
     try:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigError
+from ..io_safe import read_small_text
 from ..model.config import ChainSpec, config_error_message
 
 __all__ = ["ParamField", "ParamSpec", "SearchSpace", "default_space", "STAGE_FIELDS", "MAX_SPACE_BYTES"]
@@ -141,27 +141,8 @@ class SearchSpace(BaseModel):
                 text, or not a valid space (the message names ``flag`` and the file).
         """
         p = Path(path)
-        try:
-            st = os.stat(p)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {flag} {p}: {exc.strerror or exc}; give a JSON file of the search space") from None
-        if stat.S_ISDIR(st.st_mode):
-            raise ConfigError(f"{flag} {p} is a folder; give a JSON file of the search space")
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{flag} {p} is not a regular file (a device, fifo or socket); give a JSON file of the search space")
-        if st.st_size > MAX_SPACE_BYTES:
-            raise ConfigError(f"{flag} {p} is {st.st_size:,} bytes; a search space is at most {MAX_SPACE_BYTES:,} bytes of JSON")
-        try:
-            with open(p, "rb") as fh:
-                raw = fh.read(MAX_SPACE_BYTES + 1)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {flag} {p}: {exc.strerror or exc}") from None
-        if len(raw) > MAX_SPACE_BYTES:
-            raise ConfigError(f"{flag} {p} is over {MAX_SPACE_BYTES:,} bytes; a search space is a small JSON file")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(f"{flag} {p} is not UTF-8 text; give a JSON file of the search space") from None
+        text = read_small_text(p, MAX_SPACE_BYTES, what=flag, hint="give a JSON file of the search space",
+                               expected="a search space is a small JSON file", error=ConfigError)
         try:
             return cls.from_json(text)
         except ConfigError as exc:
