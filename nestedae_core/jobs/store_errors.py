@@ -63,6 +63,27 @@ def _disk_nearly_full(path: Path) -> bool:
         return False
 
 
+#: The message of each cause (str.format fields: what, p, reason, var, waited, parent, name).
+_MESSAGES: dict[str, str] = {
+    "locked": ("{what} {p} is locked by another process{waited}; wait a moment and try again; if it stays locked, "
+               "stop the process that holds it (another server, a backup or an sqlite3 shell), or set NESTEDAE_STORE_TIMEOUT "
+               "to wait longer"),
+    "corrupt": ("{what} {p} is damaged or is not an SQLite file ({reason}); it was left as it is: restore it from a "
+                "backup, or move it aside (mv {p} {p}.broken) and restart to begin an empty store, or point {var} at another file"),
+    "not-a-store": ("{p} is an SQLite file but not a nestedae store ({reason}); it was left as it is: point {var} at another "
+                    "file (a new name is created empty)"),
+    "readonly": ("cannot write {what} {p}: it is read-only; give the user running nestedae write permission on it and "
+                 "on its folder {parent} (SQLite writes {name}-wal and {name}-shm there), or point {var} at a writable file"),
+    "full": ("cannot write {what} {p}: the disk is full; free some space there (old models, finished jobs) and try "
+             "again, or point {var} at a file on another disk"),
+    "cannot-open": ("cannot open {what} {p} ({reason}); {var} must be the path of a regular file in a folder you can "
+                    "write to"),
+    "io": ("cannot read or write {what} {p} ({reason}); check the disk it is on, or point {var} at a file on "
+           "a local disk"),
+}
+_OTHER = "{what} {p} failed ({reason}); if it persists, restore it from a backup or point {var} at another file"
+
+
 def store_error(exc: BaseException, path: str | Path, *, timeout: float | None = None, what: str = "the job store",
                 setting: str = "NESTEDAE_JOB_STORE") -> JobStoreError | None:
     """The :class:`JobStoreError` for an SQLite failure of the store ``path`` (one line naming the file and the remedy).
@@ -94,32 +115,9 @@ def store_error(exc: BaseException, path: str | Path, *, timeout: float | None =
     if cause == "io" and _disk_nearly_full(p):
         cause = "full"
     reason = " ".join(str(found).split())[:160] or type(found).__name__
-    var = setting
-    if cause == "locked":
-        waited = f" (waited {timeout:g} s)" if timeout is not None else ""
-        msg = (f"{what} {p} is locked by another process{waited}; wait a moment and try again; if it stays locked, "
-               "stop the process that holds it (another server, a backup or an sqlite3 shell), or set NESTEDAE_STORE_TIMEOUT "
-               "to wait longer")
-    elif cause == "corrupt":
-        msg = (f"{what} {p} is damaged or is not an SQLite file ({reason}); it was left as it is: restore it from a "
-               f"backup, or move it aside (mv {p} {p}.broken) and restart to begin an empty store, or point {var} at another file")
-    elif cause == "not-a-store":
-        msg = (f"{p} is an SQLite file but not a nestedae store ({reason}); it was left as it is: point {var} at another "
-               "file (a new name is created empty)")
-    elif cause == "readonly":
-        msg = (f"cannot write {what} {p}: it is read-only; give the user running nestedae write permission on it and "
-               f"on its folder {p.parent} (SQLite writes {p.name}-wal and {p.name}-shm there), or point {var} at a writable file")
-    elif cause == "full":
-        msg = (f"cannot write {what} {p}: the disk is full; free some space there (old models, finished jobs) and try "
-               f"again, or point {var} at a file on another disk")
-    elif cause == "cannot-open":
-        msg = (f"cannot open {what} {p} ({reason}); {var} must be the path of a regular file in a folder you can "
-               "write to")
-    elif cause == "io":
-        msg = (f"cannot read or write {what} {p} ({reason}); check the disk it is on, or point {var} at a file on "
-               "a local disk")
-    else:
-        msg = f"{what} {p} failed ({reason}); if it persists, restore it from a backup or point {var} at another file"
+    waited = f" (waited {timeout:g} s)" if timeout is not None else ""
+    template = _MESSAGES.get(cause, _OTHER)
+    msg = template.format(what=what, p=p, reason=reason, var=setting, waited=waited, parent=p.parent, name=p.name)
     return JobStoreError(msg, path=p, cause=cause)
 
 
