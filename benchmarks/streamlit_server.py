@@ -92,26 +92,27 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float, log: Path, 
         time.sleep(poll_s)
 
 
+def _send(proc: subprocess.Popen, sig: signal.Signals, group: bool) -> bool:
+    """Send ``sig`` to ``proc`` (its process group when ``group``); False when it has already gone."""
+    try:
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def stop_process(proc: subprocess.Popen | None, name: str = "streamlit", *, group: bool = False) -> None:
     """Stop ``proc`` (its process group when ``group``): SIGTERM, then SIGKILL after 15 s. Nothing when it has ended."""
     if proc is None or proc.poll() is not None:
         return
-    try:
-        if group:
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
-            proc.terminate()
-    except ProcessLookupError:
+    if not _send(proc, signal.SIGTERM, group):
         return
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         print(f"{name} did not stop on SIGTERM; killing it", file=sys.stderr)
-        try:
-            if group:
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.kill()
-        except ProcessLookupError:
-            pass
+        _send(proc, signal.SIGKILL, group)
         proc.wait(timeout=15)
