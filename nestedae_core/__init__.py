@@ -24,6 +24,7 @@ Packages (one concept per module):
 * :mod:`.predict`: predictions, line scans, screening.
 * :mod:`.store`: model bundles on disk (no pickle).
 * :mod:`.estimator`: :class:`NestedAEModel`, the scikit-learn-style front door.
+* :mod:`.api`: the front door of the dashboard and the command: every name they use, in groups.
 * :mod:`.cli`: the ``nestedae`` command.
 
 The names below are imported lazily (on first use), so ``import nestedae_core``

@@ -1,9 +1,10 @@
 """The layers hold: ``lint-imports`` checks the import-linter contracts of ``pyproject.toml``.
 
-cli > sweep, benchmark > front door (estimator, predict, batch, report, jobs, store) >
+cli > api (the names the dashboard and the command use) > sweep, benchmark > front door (estimator, predict, batch, report, jobs, store) >
 perovskite (perovskite, query, data, chemistry, vocabulary) > explain > train > model >
 vocabulary-free base (errors, io_safe, threads, csv_safe); the library never imports the
-dashboard or Streamlit, and the nested-autoencoder core knows no chemistry.
+dashboard or Streamlit, the nested-autoencoder core knows no chemistry, and the dashboard
+(app/, pages/, streamlit_app.py) and the command line import the library only through nestedae_core.api.
 """
 from __future__ import annotations
 

@@ -186,3 +186,36 @@ def test_bad_mode():
     with pytest.raises(ValueError):
         with atomic_open("x", "a"):
             pass
+
+
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [("missing", "it does not exist"), ("folder", "not a regular file (a folder)"),
+     ("fifo", "not a regular file (a device, fifo or socket)"), ("huge", "is 5.0 MB"), ("latin-1", "is not UTF-8 text")],
+)
+def test_read_small_text_refuses_what_is_not_a_small_text_file(tmp_path, kind, needle):
+    from nestedae_core.errors import ConfigError
+    from nestedae_core.io_safe import read_small_text
+
+    p = tmp_path / "f.json"
+    if kind == "folder":
+        p.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(p)  # never opened: reading it would block
+    elif kind == "huge":
+        with open(p, "wb") as fh:
+            fh.truncate(5_000_000)
+    elif kind == "latin-1":
+        p.write_bytes("café".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        read_small_text(p, 1_000_000, what="--space", hint="give a JSON file", expected="a space is small", error=ConfigError)
+    message = str(info.value)
+    assert needle in message and "--space" in message and str(p) in message and "\n" not in message
+
+
+def test_read_small_text_reads_a_small_file(tmp_path):
+    from nestedae_core.io_safe import read_small_text
+
+    p = tmp_path / "f.toml"
+    p.write_text("name = 'é'\n", encoding="utf-8")
+    assert read_small_text(p, 100, what="config file", hint="h", expected="e") == "name = 'é'\n"
