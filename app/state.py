@@ -37,8 +37,8 @@ import streamlit as st
 
 from nestedae_core.api import (
     DATA_DIR_ENV, ETL, HTL, Composition, CompositionError, DataMissingError, SiteTotalError, dataset_info,
-    dataset_stamp, dataset_status, formula_column as formula_column_of, matching_rows, nearest_devices, parse_formula,
-    read_dataset, site_fractions,
+    dataset_stamp, dataset_status, formula_column as formula_column_of, matching_rows,
+    nearest_devices as nearest_devices_of, parse_formula, read_dataset, site_fractions,
 )
 from app.ui import error_hint, escape_markdown
 
@@ -285,7 +285,7 @@ def nearest_devices(comp: Composition, *, etl: str | None = None, htl: str | Non
                     same_stack_only: bool = False) -> pd.DataFrame:
     """The measured devices of ``psc-devices`` nearest to ``comp`` (:func:`nestedae_core.data.lookup.nearest_devices`)."""
     name = "psc-devices"
-    return nearest_devices(load_dataset(name), dataset_site_fractions(name), comp, etl=etl, htl=htl,
+    return nearest_devices_of(load_dataset(name), dataset_site_fractions(name), comp, etl=etl, htl=htl,
                                   same_stack_only=same_stack_only)
 
 
