@@ -77,6 +77,12 @@ def test_a_clash_is_left_to_rewrite_by_hand() -> None:
     assert out == src and report.by_hand and "clash" in report.by_hand[0]
 
 
+def test_a_front_door_name_the_module_defines_again_is_reported() -> None:
+    src = "from nestedae_core.api import dataset_info\n\n\ndef dataset_info(n):\n    return n\n"
+    out, report = tool.rewrite_source(src, Path("app/m.py"), EXPORTS, root=ROOT)
+    assert out == src and len(report.by_hand) == 1 and "`dataset_info` is imported from the front door" in report.by_hand[0]
+
+
 def test_missing_names_are_added_to_the_front_door(tmp_path: Path) -> None:
     api = tmp_path / "api.py"
     api.write_text('_GROUPS: dict[str, dict[str, str]] = {\n    "errors": {\n        "NestedAEError": "errors",\n    },\n}\n')

@@ -307,7 +307,19 @@ def rewrite_source(source: str, rel: Path, exports: dict[str, str], *, add_missi
     for start, end, text in sorted(edits, reverse=True):
         data = data[:start] + text.encode("utf-8") + data[end:]
     out = _merge_module_level(data.decode("utf-8"), rel)
+    report.by_hand.extend(_shadowed(out, rel))
     return out, report
+
+
+def _shadowed(source: str, rel: Path) -> list[str]:
+    """A name imported from the front door at module level that the module then defines again (a def, a class)."""
+    tree = ast.parse(source)
+    imported = {(a.asname or a.name): n.lineno for n in tree.body
+                if isinstance(n, ast.ImportFrom) and _through_front_door(n, rel) for a in n.names}
+    return [f"{rel}:{n.lineno}: `{n.name}` is imported from the front door (line {imported[n.name]}) and defined "
+            f"again here: import it under another name (`{n.name} as ...`)"
+            for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and n.name in imported]
 
 
 def _front_door_groups(tree: ast.Module, rel: Path) -> list[list[ast.ImportFrom]]:
