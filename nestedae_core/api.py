@@ -14,6 +14,7 @@ imports to come through here and lists the names this module lacks). The groups:
   hyperparameter sweeps, latent-size scans.
 * **store & bundles**: saved models on disk.
 * **reports & files**: HTML reports, batch CSV files, benchmark reports, safe file writing.
+* **design**: inverse design (a :class:`DesignProblem`, the search, its proposals, jobs and reports).
 * **errors**: the exception hierarchy (every user-facing error is a :class:`NestedAEError`).
 * **schema & vocabulary**: column names, labels and units, the output schema's keys.
 
@@ -78,6 +79,16 @@ _GROUPS: dict[str, dict[str, str]] = {
         "traversal_sensitivity": "explain.latents",
     },
     "data & chemistry": {
+        "GAP_BASIS": "data.gap_quality",
+        "GAP_FIT": "data.gap_quality",
+        "GAP_NEIGHBOURS": "data.gap_quality",
+        "LABEL_QUALITY": "data.gap_quality",
+        "LABEL_REASON": "data.gap_quality",
+        "LABEL_WEIGHT": "data.gap_quality",
+        "N_NEIGHBOURS": "data.gap_quality",
+        "QUALITY_RULE": "data.gap_quality",
+        "WEIGHT_RULE": "data.gap_quality",
+        "label_quality_counts": "data.gap_quality",
         "Composition": "chemistry.composition",
         "parse_formula": "chemistry.composition",
         "grid_size": "chemistry.composition",
@@ -182,6 +193,8 @@ _GROUPS: dict[str, dict[str, str]] = {
         "shipped_bundle_path": "store",
     },
     "reports & files": {
+        "trends_benchmark": "benchmark",
+        "LITERATURE_TOLERANCE_EV": "benchmark.trends",
         "figure_filename": "report",
         "prediction_report": "report",
         "screening_report": "report",
@@ -215,6 +228,23 @@ _GROUPS: dict[str, dict[str, str]] = {
         "refuse_input_as_output": "io_safe",
         "refuse_special": "io_safe",
     },
+    "design": {
+        "DesignProblem": "design",
+        "Objective": "design",
+        "QuantityRange": "design",
+        "SAMPLERS": "design",
+        "DesignResult": "design.optimise",
+        "run_design": "design",
+        "proposal_table": "design",
+        "measured_reference": "design.proposals",
+        "DESIGN_KIND": "design.job",
+        "design_payload": "design.job",
+        "design_output": "design.job",
+        "design_figures": "design.report",
+        "design_report": "design.report",
+        "run_design_benchmark": "benchmark.design",
+        "design_table": "benchmark.design",
+    },
     "errors": {
         "NestedAEError": "errors",
         "BundleError": "errors",
@@ -226,6 +256,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "TrainingError": "errors",
     },
     "schema & vocabulary": {
+        "COMPOSITION_KEY": "vocabulary",
         "__version__": "",
         "GAP_KEYS": "schema",
         "input_key": "schema",

@@ -13,14 +13,10 @@ import streamlit as st
 
 from app import jobs_state, model_state, ui
 from app.state import FORMULA_PARAM
-from nestedae_core.design import DesignProblem, Objective, QuantityRange
-from nestedae_core.design.job import DESIGN_KIND, design_output, design_payload
-from nestedae_core.design.report import design_figures, design_report
-from nestedae_core.errors import NestedAEError
-from nestedae_core.predict import model_provenance
-from nestedae_core.query import composition_problem
-from nestedae_core.report import figure_filename
-from nestedae_core.vocabulary import ETL, HTL, SITE_IONS
+from nestedae_core.api import (
+    DESIGN_KIND, ETL, HTL, SITE_IONS, DesignProblem, NestedAEError, Objective, QuantityRange, composition_problem,
+    design_figures, design_output, design_payload, design_report, figure_filename, model_provenance,
+)
 
 K_SELECTED = "design.selected"
 REFRESH_S = 2.0
@@ -165,7 +161,7 @@ def render_result(out, name: str) -> None:  # type: ignore[no-untyped-def]
         l1, l2 = st.columns(2)
         l1.page_link("pages/predict.py", label="Predict it", icon=":material/online_prediction:", query_params={FORMULA_PARAM: pick})
         l2.page_link("pages/explain.py", label="Explain it", icon=":material/insights:", query_params={FORMULA_PARAM: pick})
-    from nestedae_core.design.optimise import DesignResult
+    from nestedae_core.api import DesignResult
 
     result = DesignResult(problem=out.problem, sampler=s["sampler"], proposals=table, history=out.history, evaluated=out.evaluated,
                           evaluations=s["evaluations"], trials=s["trials"], elapsed_s=s["elapsed_s"], stopped=s["stopped"], notes=s["notes"])

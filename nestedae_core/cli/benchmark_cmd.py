@@ -217,8 +217,7 @@ def run_paper_score(args: argparse.Namespace) -> int:
 
 
 def run_trends(args: argparse.Namespace) -> int:
-    from ..benchmark import trends_benchmark
-    from ..estimator import NestedAEModel
+    from ..api import NestedAEModel, trends_benchmark
     from ._common import load_model
 
     check_output_file(args.json)  # before the run: a bad path fails at once
@@ -233,7 +232,7 @@ def run_trends(args: argparse.Namespace) -> int:
 
 def print_trends(report: Any) -> None:
     """The trends report as a table (eV), references below it, then one summary line."""
-    from ..benchmark.trends import LITERATURE_TOLERANCE_EV
+    from ..api import LITERATURE_TOLERANCE_EV
 
     refs: dict[str, int] = {}
     rows = []
@@ -312,9 +311,7 @@ def print_speed(report: dict[str, Any]) -> None:
 
 
 def run_design_benchmark_cmd(args: argparse.Namespace) -> int:
-    from ..benchmark.design import design_table, run_design_benchmark
-    from ..design import SAMPLERS
-    from ..errors import InputError
+    from ..api import SAMPLERS, InputError, design_table, run_design_benchmark
     from ._common import load_model
 
     samplers = args.optimiser or ["tpe", "ga", "random"]

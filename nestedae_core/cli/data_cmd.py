@@ -221,34 +221,36 @@ def cmd_quality(args: argparse.Namespace) -> int:
     """Print the measured-gap label report (and write it as JSON with ``--json``)."""
     import math
 
-    from ..data import gap_quality as gq
-    from ..vocabulary import COMPOSITION_KEY, GAP_DEVICES, MEASURED_BANDGAP
+    from ..api import (
+        COMPOSITION_KEY, GAP_BASIS, GAP_DEVICES, GAP_FIT, GAP_NEIGHBOURS, LABEL_QUALITY, LABEL_REASON, LABEL_WEIGHT,
+        MEASURED_BANDGAP, N_NEIGHBOURS, QUALITY_RULE, WEIGHT_RULE, label_quality_counts,
+    )
     from ._common import check_output_file, print_table, write_json_file
 
     check_output_file(args.json)
     table = data.load("psc-gaps", args.data_dir)
-    counts = gq.label_quality_counts(table)
-    columns = [COMPOSITION_KEY, MEASURED_BANDGAP, gq.GAP_FIT, gq.GAP_NEIGHBOURS, gq.N_NEIGHBOURS, GAP_DEVICES, gq.GAP_BASIS,
-               gq.LABEL_QUALITY, gq.LABEL_WEIGHT, gq.LABEL_REASON]
+    counts = label_quality_counts(table)
+    columns = [COMPOSITION_KEY, MEASURED_BANDGAP, GAP_FIT, GAP_NEIGHBOURS, N_NEIGHBOURS, GAP_DEVICES, GAP_BASIS,
+               LABEL_QUALITY, LABEL_WEIGHT, LABEL_REASON]
     if args.json:
         records = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
                    for r in table[columns].astype(object).to_dict(orient="records")]
-        write_json_file({"counts": counts, "rule": gq.QUALITY_RULE, "weight_rule": gq.WEIGHT_RULE, "labels": records}, args.json)
-    shown = table if args.all else table.loc[table[gq.LABEL_QUALITY] != "ok"]
-    shown = shown.sort_values([gq.LABEL_QUALITY, COMPOSITION_KEY])
+        write_json_file({"counts": counts, "rule": QUALITY_RULE, "weight_rule": WEIGHT_RULE, "labels": records}, args.json)
+    shown = table if args.all else table.loc[table[LABEL_QUALITY] != "ok"]
+    shown = shown.sort_values([LABEL_QUALITY, COMPOSITION_KEY])
 
     def num(v: float, fmt: str = ".3f") -> str:
         return "-" if not math.isfinite(v) else format(v, fmt)
 
-    rows = [[r[COMPOSITION_KEY], num(r[MEASURED_BANDGAP]), num(r[gq.GAP_FIT]), num(r[gq.GAP_NEIGHBOURS]), r[gq.N_NEIGHBOURS],
-             r[GAP_DEVICES], r[gq.GAP_BASIS], r[gq.LABEL_QUALITY], num(r[gq.LABEL_WEIGHT], ".2f"), r[gq.LABEL_REASON]]
+    rows = [[r[COMPOSITION_KEY], num(r[MEASURED_BANDGAP]), num(r[GAP_FIT]), num(r[GAP_NEIGHBOURS]), r[N_NEIGHBOURS],
+             r[GAP_DEVICES], r[GAP_BASIS], r[LABEL_QUALITY], num(r[LABEL_WEIGHT], ".2f"), r[LABEL_REASON]]
             for r in shown.to_dict(orient="records")]
     print(f"psc-gaps: {len(table)} compositions; {counts['outlier']} outliers (weight 0), {counts['suspect']} suspect, "
           f"{counts['ok']} ok; {counts['single_device']} labels rest on one device")
     if rows:
         print_table(rows, ["composition", "gap (eV)", "fit (eV, LOO)", "neighbours (eV)", "n", "devices", "gap basis",
                            "quality", "weight", "reason"])
-    print(f"\nrule: {gq.QUALITY_RULE}\ntraining: {gq.WEIGHT_RULE}")
+    print(f"\nrule: {QUALITY_RULE}\ntraining: {WEIGHT_RULE}")
     if args.json:
         print(f"\nwrote {args.json}")
     return 0

@@ -75,8 +75,7 @@ def problem_from_args(args: argparse.Namespace) -> Any:
     """The :class:`DesignProblem` the options describe (or the ``--problem`` file's)."""
     from pydantic import ValidationError
 
-    from ..design import DesignProblem
-    from ..errors import InputError
+    from ..api import DesignProblem, InputError
 
     if args.problem:
         return DesignProblem.from_file(args.problem)
@@ -87,7 +86,7 @@ def problem_from_args(args: argparse.Namespace) -> Any:
 
 
 def _problem(args: argparse.Namespace) -> Any:
-    from ..design import DesignProblem, Objective, QuantityRange
+    from ..api import DesignProblem, Objective, QuantityRange
 
     objectives: list[Objective] = []
     stat = "lower" if args.pessimistic else "mean"
@@ -114,10 +113,7 @@ def _first_error(exc: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..design import SAMPLERS, proposal_table, run_design
-    from ..design.proposals import measured_reference
-    from ..errors import InputError
-    from ..predict import model_provenance
+    from ..api import SAMPLERS, InputError, measured_reference, model_provenance, proposal_table, run_design
     from ._common import load_model
 
     if args.optimiser not in SAMPLERS:
@@ -132,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
     table = proposal_table(result, measured=measured_reference(args.data_dir))
     provenance = model_provenance(model)
     if args.csv:
-        from ..csv_safe import write_csv
-        from ..io_safe import atomic_open
+        from ..api import atomic_open, write_csv
 
         with atomic_open(args.csv, "w", newline="") as fh:
             write_csv(table, fh, index=False)
@@ -141,8 +136,7 @@ def run(args: argparse.Namespace) -> int:
         write_json_file({**result.summary(), "model": provenance,
                          "proposals": table.astype(object).where(table.notna(), None).to_dict("records")}, args.json)
     if args.report:
-        from ..design.report import design_report
-        from ..report import write_report
+        from ..api import design_report, write_report
 
         write_report(args.report, design_report(result, table, provenance=provenance))
     _print(result, table, args.top)
