@@ -13,6 +13,8 @@ from nestedae_core.api import (
     GAP_SPREAD, HTL, JSC, MEASURED_BANDGAP, PCE, PCE_ABOVE_SQ, REASON, SITE_IONS, SLME, SUBSTRATE, TRAINING_RULE, VOC,
     column_display as display, column_label as label, column_unit as unit, dataset_info, dataset_status, device_flags,
     flag_counts, sq_pce_limit,
+    GAP_BASIS, GAP_FIT, GAP_NEIGHBOURS, LABEL_QUALITY, LABEL_REASON, LABEL_WEIGHT, N_NEIGHBOURS, QUALITY_RULE, WEIGHT_RULE,
+    label_quality_counts,
 )
 
 # What to show per dataset: formula column, target columns (COLUMN_INFO gives labels/units),
@@ -93,31 +95,31 @@ def data_quality_section(devices: pd.DataFrame) -> None:
     st.info(f"**Rule applied in training.** {TRAINING_RULE}", icon=":material/rule:")
 
 
-_LABEL_COLUMNS = ("composition_key", MEASURED_BANDGAP, quality.GAP_FIT, quality.GAP_NEIGHBOURS, quality.N_NEIGHBOURS,
-                  GAP_DEVICES, quality.GAP_BASIS, quality.LABEL_QUALITY, quality.LABEL_WEIGHT, quality.LABEL_REASON)
-_LABEL_TITLES = {MEASURED_BANDGAP: "measured gap (eV)", quality.GAP_FIT: "Vegard-plus-bowing fit (eV, leave-one-out)",
-                 quality.GAP_NEIGHBOURS: "neighbours (eV)", quality.N_NEIGHBOURS: "neighbours", GAP_DEVICES: "devices",
-                 quality.GAP_BASIS: "gap basis (devices)", quality.LABEL_QUALITY: "quality",
-                 quality.LABEL_WEIGHT: "training weight", quality.LABEL_REASON: "reason"}
+_LABEL_COLUMNS = ("composition_key", MEASURED_BANDGAP, GAP_FIT, GAP_NEIGHBOURS, N_NEIGHBOURS,
+                  GAP_DEVICES, GAP_BASIS, LABEL_QUALITY, LABEL_WEIGHT, LABEL_REASON)
+_LABEL_TITLES = {MEASURED_BANDGAP: "measured gap (eV)", GAP_FIT: "Vegard-plus-bowing fit (eV, leave-one-out)",
+                 GAP_NEIGHBOURS: "neighbours (eV)", N_NEIGHBOURS: "neighbours", GAP_DEVICES: "devices",
+                 GAP_BASIS: "gap basis (devices)", LABEL_QUALITY: "quality",
+                 LABEL_WEIGHT: "training weight", LABEL_REASON: "reason"}
 
 
 def label_quality_section(gaps: pd.DataFrame) -> None:
     """The measured-gap labels that disagree with their neighbours or the Vegard-plus-bowing fit, the rule and the weights."""
-    counts = quality.label_quality_counts(gaps)
+    counts = label_quality_counts(gaps)
     st.markdown(
         f"**Label quality.** Of {len(gaps)} compositions, **{counts['outlier']} labels are outliers** and "
         f"{counts['suspect']} suspect; {counts['single_device']} labels rest on one device. Each label is compared "
         "with a robust Vegard-plus-bowing fit made without it and with its neighbouring compositions; the gap basis "
         "is how the Perovskite Database says each device's gap was obtained (`Perovskite_band_gap_estimation_basis`)."
     )
-    flagged = gaps.loc[gaps[quality.LABEL_QUALITY] != "ok", [c for c in _LABEL_COLUMNS if c in gaps.columns]]
-    flagged = flagged.sort_values([quality.LABEL_QUALITY, quality.LABEL_WEIGHT], ascending=[True, True])
+    flagged = gaps.loc[gaps[LABEL_QUALITY] != "ok", [c for c in _LABEL_COLUMNS if c in gaps.columns]]
+    flagged = flagged.sort_values([LABEL_QUALITY, LABEL_WEIGHT], ascending=[True, True])
     if flagged.empty:
         st.success("No label is flagged.", icon=":material/check_circle:")
     else:
         shown = flagged.rename(columns=_LABEL_TITLES).round(3)
         ui.table_with_download(shown, "psc-gaps-label-quality", caption=f"{len(shown)} flagged labels with the reason")
-    st.info(f"**Rule.** {quality.QUALITY_RULE}\n\n**Applied in training.** {quality.WEIGHT_RULE} "
+    st.info(f"**Rule.** {QUALITY_RULE}\n\n**Applied in training.** {WEIGHT_RULE} "
             "No row is dropped: every label stays in this table.", icon=":material/rule:")
 
 
@@ -222,7 +224,7 @@ def dataset_view(name: str) -> None:
             tab_names.append("Composition coverage")
         if name == "psc-devices":
             tab_names += ["Devices", "Data quality"]
-        if quality.LABEL_QUALITY in df.columns:
+        if LABEL_QUALITY in df.columns:
             tab_names.append("Label quality")
         tabs = dict(zip(tab_names, st.tabs(tab_names)))
 

@@ -223,12 +223,12 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
     from ..api import (
         COMPOSITION_KEY, GAP_BASIS, GAP_DEVICES, GAP_FIT, GAP_NEIGHBOURS, LABEL_QUALITY, LABEL_REASON, LABEL_WEIGHT,
-        MEASURED_BANDGAP, N_NEIGHBOURS, QUALITY_RULE, WEIGHT_RULE, label_quality_counts,
+        MEASURED_BANDGAP, N_NEIGHBOURS, QUALITY_RULE, WEIGHT_RULE, label_quality_counts, read_dataset,
     )
     from ._common import check_output_file, print_table, write_json_file
 
     check_output_file(args.json)
-    table = data.load("psc-gaps", args.data_dir)
+    table = read_dataset("psc-gaps", args.data_dir)
     counts = label_quality_counts(table)
     columns = [COMPOSITION_KEY, MEASURED_BANDGAP, GAP_FIT, GAP_NEIGHBOURS, N_NEIGHBOURS, GAP_DEVICES, GAP_BASIS,
                LABEL_QUALITY, LABEL_WEIGHT, LABEL_REASON]

@@ -115,7 +115,7 @@ def _storage_guarded(fn: _F) -> _F:
     """Turn a storage failure inside a :class:`Sweep` method into one line (:func:`storage_fault`)."""
 
     @functools.wraps(fn)
-    def wrapper(self: "Sweep", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:  # self: a Sweep (runner.py)
         try:
             return fn(self, *args, **kwargs)
         except Exception as exc:
