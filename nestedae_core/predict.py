@@ -20,11 +20,11 @@ from .chemistry.composition import Composition, composition_grid, mix, parse_for
 from .errors import InputError
 from .chemistry.features import featurize_fractions
 from .model.chain import NestedAE
-from .perovskite.fidelity import target_fidelity
+from .perovskite.fidelity import gap_name, is_dft, target_fidelity
 from .model.intervals import DEFAULT_LEVEL
 from .query import Query, QueryLike, query_frame, resolve_categorical
 from .schema import GAP_KEYS, STATS, input_key, quantity_key, target_key
-from .vocabulary import FIDELITIES, PCE
+from .vocabulary import DECOMPOSITION, FIDELITIES, PCE, PHASE
 
 __all__ = [
     "PCE_COLUMN",
@@ -40,6 +40,11 @@ __all__ = [
     "grid_formulas",
     "model_provenance",
     "target_name",
+    "quantity_name",
+    "DECOMPOSITION_KEY",
+    "has_decomposition",
+    "NO_DECOMPOSITION_NOTE",
+    "query_phase",
 ]
 
 #: The PCE target column.
@@ -50,10 +55,37 @@ PCE_COLUMN = PCE
 GAP_JSON_KEYS: dict[str, str] = GAP_KEYS
 #: ``bandgap_note`` of a model without a measured-scale band gap.
 NO_MEASURED_GAP_NOTE = "this model has no measured-gap stage; see bandgap_pbe_eV"
+#: Key of the decomposition energy (eV per formula unit) in every output.
+DECOMPOSITION_KEY = quantity_key(DECOMPOSITION)
+#: Said where a model has no decomposition-energy head (e.g. a bundle trained before the DFT stage had one).
+NO_DECOMPOSITION_NOTE = "not in this model: it has no decomposition-energy head (train the measured preset again to get one)"
+
+
+#: The fields of each quantity in ``predict --json``: ``label`` names it (a band gap with its fidelity and, for a
+#: DFT gap, its phase), ``phase`` is the crystal phase of a DFT gap (None for anything else).
+JSON_ENTRY_FIELDS: tuple[str, ...] = ("mean", "std", "lower", "upper", "level", "unit", "fidelity", "phase", "label")
 
 
 def _json_entry(t: dict[str, Any]) -> dict[str, Any]:
-    return {k: t[k] for k in ("mean", "std", "lower", "upper", "level", "unit", "fidelity")}
+    entry = {k: t.get(k) for k in JSON_ENTRY_FIELDS}
+    entry["label"] = t.get("name") or t.get("label")
+    return entry
+
+
+def query_phase(model: NestedAE, categorical: dict[str, str] | None = None) -> str | None:
+    """The crystal phase a query's DFT gaps are for: ``categorical["phase"]`` when given, else the model's default
+    (the most common phase of its DFT data, cubic for the shipped chains); None when the model takes no phase input."""
+    names = [c for p in model.prep for c in p.categorical_columns]
+    if PHASE not in names:
+        return None
+    given = (categorical or {}).get(PHASE)
+    return str(given) if given else str(model.default_category(PHASE))
+
+
+def quantity_name(label: str, fidelity: str | None, phase: str | None = None) -> str:
+    """How an output is named to a reader: a band gap by :func:`~nestedae_core.perovskite.fidelity.gap_name` (its
+    fidelity and, for a DFT gap, its ``phase``), any other quantity by its ``label``."""
+    return gap_name(fidelity, phase) if fidelity else label
 
 
 def target_name(stage: Any, target: Any) -> str:
@@ -102,8 +134,10 @@ class QueryResult:
     (the prediction interval at ``level``, in the target's unit; None without
     calibration or when the calibration is too small for the level), ``level``,
     ``std`` and ``disagreement`` (both the ensemble spread: model disagreement,
-    not an error bar), ``unit``, ``label``, ``stage``, ``fidelity`` ("measured",
-    "PBE", "HSE" for a band gap, else None) and ``key`` (its name in every output,
+    not an error bar), ``unit``, ``label`` (the target's own), ``stage``, ``fidelity`` ("measured",
+    "PBE", "HSE" for a band gap, else None), ``phase`` (the crystal phase of a DFT gap, e.g.
+    ``"Cubic"``; None otherwise), ``name`` (what to call it: :func:`quantity_name`, e.g.
+    ``band gap, DFT HSE06+SOC (cubic)``) and ``key`` (its name in every output,
     :mod:`nestedae_core.schema`). ``in_domain``: True when every
     stage's query lies inside its training domain; ``stage_in_domain``: per stage;
     ``domain_stage``: the first stage where the query leaves its training data
@@ -135,9 +169,13 @@ class QueryResult:
         and ``bandgap_hse_soc_eV`` (null when absent); one key per other target
         (``pce_percent``, ``voc_V``, ``jsc_mA_per_cm2``, ``ff`` ...; the keys of
         :mod:`nestedae_core.schema`). Each target is ``{mean,
-        std, lower, upper, level, unit, fidelity}`` (``std``: the fold models'
+        std, lower, upper, level, unit, fidelity, phase, label}`` (``std``: the fold models'
         disagreement; ``lower``/``upper``: the prediction interval at ``level``,
-        null without calibration). Then ``in_domain``, ``stage_in_domain``,
+        null without calibration; ``phase``: the crystal phase of a DFT gap, null for
+        anything else; ``label``: its name, e.g. ``band gap, DFT HSE06+SOC (cubic)``).
+        A perovskite model (one that predicts a band gap) always has
+        ``decomposition_eV_per_fu``: null with ``decomposition_note`` when the model
+        has no decomposition-energy head. Then ``in_domain``, ``stage_in_domain``,
         ``domain_distance``, ``domain_stage``, ``domain_message``, ``domain_reasons``
         (per stage: why the query is outside it, "" inside), ``etl``/``htl``,
         ``categorical``, ``defaulted``, ``latents`` and ``model`` (``name``,
@@ -153,6 +191,9 @@ class QueryResult:
         for column, t in self.targets.items():
             if column not in gap_columns:
                 out[t.get("key") or quantity_key(column, t.get("unit"), t.get("fidelity"))] = _json_entry(t)
+        if gaps and DECOMPOSITION_KEY not in out:
+            out[DECOMPOSITION_KEY] = None
+            out["decomposition_note"] = NO_DECOMPOSITION_NOTE
         out["in_domain"] = bool(self.in_domain)
         out["stage_in_domain"] = {k: bool(v) for k, v in self.stage_in_domain.items()}
         out["domain_distance"] = self.domain_distance
@@ -178,6 +219,20 @@ def bandgaps(result: QueryResult) -> dict[str, dict[str, Any]]:
     return {f: found[f] for f in FIDELITIES if f in found}
 
 
+def _predict_at_phase(model: NestedAE, frame: pd.DataFrame, phase: str | None, level: float) -> dict[str, Any]:
+    """Every stage's prediction, the stages that take the phase at ``phase`` and the chain after them at the model's
+    default phase: downstream stages were trained on films taken as cubic (or the data's most common phase), so a phase
+    picked for the DFT gaps never changes the measured gap or the device."""
+    if phase is None or phase == model.default_category(PHASE):
+        return model.predict(frame, level=level)
+    chain = frame.assign(**{PHASE: model.default_category(PHASE)})
+    preds = model.predict(chain, level=level)
+    for i, st in enumerate(model.spec.stages):
+        if st.name in preds and PHASE in st.categorical_inputs:
+            preds[st.name] = model.predict_stage(i, frame, level=level)
+    return preds
+
+
 def predict_composition(
     model: NestedAE,
     composition: QueryLike,
@@ -200,7 +255,8 @@ def predict_composition(
     cats, defaulted = resolve_categorical(model, query.etl, query.htl, {**dict(query.categorical), **(categorical or {})})
     numeric = {**dict(query.numeric), **(numeric or {})} or None
     frame = query_frame(model, [comp], categorical=cats, numeric=numeric)
-    preds = model.predict(frame, level=level)
+    phase = query_phase(model, cats)
+    preds = _predict_at_phase(model, frame, phase, level)
     targets: dict[str, dict[str, Any]] = {}
     for i, st in enumerate(model.spec.stages):
         if st.name not in preds:
@@ -208,6 +264,8 @@ def predict_composition(
         sp = preds[st.name]
         mean, std = sp.mean, sp.std
         for j, t in enumerate(st.targets):
+            fidelity = target_fidelity(st, t)
+            target_phase = phase if is_dft(fidelity) else None
             targets[t.column] = {
                 "mean": float(mean[0, j]),
                 "std": float(std[0, j]),
@@ -218,7 +276,9 @@ def predict_composition(
                 "unit": t.unit,
                 "label": t.label or t.column,
                 "stage": st.name,
-                "fidelity": target_fidelity(st, t),
+                "fidelity": fidelity,
+                "phase": target_phase,
+                "name": quantity_name(t.label or t.column, fidelity, target_phase),
                 "key": target_key(st, t),
             }
     stage_dom = {k: bool(v.in_domain[0]) for k, v in preds.items()}
@@ -303,6 +363,11 @@ def line_scan(
     return res.reset_index(drop=True)
 
 
+def has_decomposition(model: NestedAE) -> bool:
+    """True when ``model`` predicts the decomposition energy (``decomposition_eV_per_fu``, eV per formula unit)."""
+    return any(t.column == DECOMPOSITION for st in model.spec.stages for t in st.targets)
+
+
 #: Order in which :func:`screening_gap_column` picks the band gap of the screening window.
 SCREENING_FIDELITIES = ("measured", "HSE", "PBE")
 
@@ -367,12 +432,16 @@ def screen(
     rank_by: str | None = None,
     max_candidates: int = 200_000,
     level: float = DEFAULT_LEVEL,
+    decomposition_max: float | None = None,
 ) -> pd.DataFrame:
     """Enumerate compositions on a simplex grid, predict, filter and rank them.
 
     ``step`` is the grid step of each site's fractions (e.g. 0.1). Candidates are
-    kept when their predicted band gap (eV) lies in ``bandgap_window`` and their
-    tolerance factor in ``tolerance_window``. The band gap is the measured-scale
+    kept when their predicted band gap (eV) lies in ``bandgap_window``, their
+    tolerance factor in ``tolerance_window`` and, when ``decomposition_max`` is given,
+    their predicted decomposition energy (eV per formula unit, DFT, cubic phase; lower
+    is more stable) is at most ``decomposition_max`` (:class:`InputError` for a model
+    without that head, :func:`has_decomposition`). The band gap is the measured-scale
     one when the model predicts it, else a DFT gap (see
     :func:`screening_gap_column`); its key and fidelity are in
     ``result.attrs["bandgap_key"]`` / ``["bandgap_fidelity"]``.
@@ -401,6 +470,10 @@ def screen(
     if tolerance_window is not None:
         lo, hi = tolerance_window
         out = out[(out["tolerance_factor"] >= lo) & (out["tolerance_factor"] <= hi)]
+    if decomposition_max is not None:
+        if f"{DECOMPOSITION_KEY}_mean" not in out:
+            raise InputError(f"cannot filter by decomposition energy: {NO_DECOMPOSITION_NOTE}")
+        out = out[out[f"{DECOMPOSITION_KEY}_mean"] <= float(decomposition_max)]
     if rank_by is None:
         last = model.spec.stages[-1]
         rank_by = target_key(last, last.targets[0])

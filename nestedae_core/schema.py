@@ -10,6 +10,7 @@ key                  quantity                                    unit
 ``bandgap_eV``       band gap of the film, measured scale        eV
 ``bandgap_pbe_eV``   band gap, DFT PBE (no spin-orbit coupling)  eV
 ``bandgap_hse_soc_eV``  band gap, DFT HSE06 with spin-orbit coupling  eV
+``decomposition_eV_per_fu``  decomposition energy, DFT (lower = more stable)  eV per formula unit
 ``pce_percent``      power conversion efficiency                 %
 ``voc_V``            open-circuit voltage                        V
 ``jsc_mA_per_cm2``   short-circuit current density               mA/cm2
@@ -19,7 +20,9 @@ key                  quantity                                    unit
 A table column adds the statistic: ``<key>_mean`` (the prediction), ``<key>_lower`` /
 ``<key>_upper`` (the prediction interval at the stated level), ``<key>_std`` (the
 disagreement of the ensemble members, not an error bar). A JSON entry is
-``{"<key>": {"mean", "std", "lower", "upper", "level", "unit", "fidelity"}}``.
+``{"<key>": {"mean", "std", "lower", "upper", "level", "unit", "fidelity", "phase", "label"}}``
+(``phase``: the crystal phase of a DFT gap, e.g. ``Cubic``, null otherwise; ``label``: the
+readable name, e.g. ``band gap, DFT HSE06+SOC (cubic)``).
 Inputs are ``formula``, ``etl``, ``htl`` (the device stack) and ``phase``; the
 domain check is ``in_domain``, ``domain_stage``, ``domain_message`` and
 ``<stage>_in_domain``.

@@ -23,6 +23,11 @@ __all__ = [
     "SITE_FRACTION_UNIT",
     "SITE_FRACTION_LABELS",
     "PHASE_LABEL",
+    "PHASE_NAMES",
+    "DEFAULT_PHASE",
+    "FIDELITY_LABELS",
+    "DFT_FIDELITIES",
+    "DECOMPOSITION_MEANING",
     "PROPERTY_KEYS",
     "PROPERTY_UNITS",
     "PROPERTY_LABELS",
@@ -178,6 +183,15 @@ PHASE = "phase"
 PHASE_LABEL = "crystal phase"
 #: The fidelities a band gap can have: measured on films/devices, DFT-PBE, DFT-HSE06.
 FIDELITIES: tuple[str, ...] = ("measured", "PBE", "HSE")
+#: The computed (DFT) fidelities: these gaps are for one crystal phase, named with every value.
+DFT_FIDELITIES: tuple[str, ...] = ("PBE", "HSE")
+#: How each fidelity is written next to a band gap: the HSE06 values of ``HSE_data.csv`` include spin-orbit
+#: coupling (every pure-Pb pair sits about 0.5 eV below PBE, Sn and Ge pairs do not), the PBE values do not.
+FIDELITY_LABELS: dict[str, str] = {"measured": "measured", "PBE": "DFT PBE (no SOC)", "HSE": "DFT HSE06+SOC"}
+#: Readable name of each value of the ``phase`` column (the one-hot columns of the alloy tables).
+PHASE_NAMES: dict[str, str] = {"Cubic": "cubic", "Tetra": "tetragonal", "Ortho": "orthorhombic", "Hex": "hexagonal"}
+#: The phase a DFT gap is predicted for unless the user picks another (films are taken as cubic or pseudo-cubic).
+DEFAULT_PHASE = "Cubic"
 #: Key of a composition in derived tables (its canonical formula).
 COMPOSITION_KEY = "composition_key"
 #: Spread (standard deviation) of the measured band gaps of one composition, eV.
@@ -188,6 +202,10 @@ GAP_DEVICES = "n_devices"
 LABEL_WEIGHT = "label_weight"
 #: Decomposition energy column of the alloy tables, eV per formula unit.
 DECOMPOSITION = "Decomp"
+#: What a decomposition energy says, in one line (the sign convention of the alloy tables: KBaCl3 +3.38,
+#: FAPbCl3 -1.08 eV/f.u. in ``PBE_data.csv``).
+DECOMPOSITION_MEANING = ("DFT energy of the perovskite relative to its decomposition products (eV per formula unit): "
+                         "lower is more stable, below 0 it is computed stable against decomposing")
 #: Spectroscopic limited maximum efficiency column of the alloy tables (fraction).
 SLME = "SLME"
 #: Composition column of the device table.
@@ -224,8 +242,8 @@ LABEL_COLUMNS: tuple[str, ...] = ("formula", FORMULA, DEVICE_COMPOSITION, "mater
 #: Label and unit of each named quantity (dataset columns that are not descriptors).
 QUANTITIES: dict[str, tuple[str, str]] = {
     BANDGAP_PBE: ("band gap", "eV"),
-    BANDGAP_PBE_DFT: ("band gap (PBE)", "eV"),
-    BANDGAP_HSE: ("band gap (HSE06)", "eV"),
+    BANDGAP_PBE_DFT: (f"band gap, {FIDELITY_LABELS['PBE']}", "eV"),
+    BANDGAP_HSE: (f"band gap, {FIDELITY_LABELS['HSE']}", "eV"),
     GAP_SPREAD: ("measured band gap spread", "eV"),
     GAP_DEVICES: ("devices", ""),
     DECOMPOSITION: ("decomposition energy", "eV/f.u."),

@@ -15,7 +15,7 @@ from nestedae_core.cli import main
 pytestmark = pytest.mark.training
 
 #: the keys of every predicted quantity in `nestedae predict --json`
-ENTRY_KEYS = {"mean", "std", "lower", "upper", "level", "unit", "fidelity"}
+ENTRY_KEYS = {"mean", "std", "lower", "upper", "level", "unit", "fidelity", "phase", "label"}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_predict_text_says_which_defaults_were_used(trained, capsys) -> None:
     out = capsys.readouterr().out
     assert "band gap" in out and "eV" in out and "%" in out
     assert "default: most common in the training data" in out
-    assert "band gap (PBE)" in out and "model disagreement" in out  # the fidelity is named; the spread is disagreement
+    assert "band gap, DFT PBE (no SOC)" in out and "model disagreement" in out  # the fidelity is named; the spread is disagreement
     assert "note: this model has no measured-gap stage; its band gap is PBE" in out
 
 
@@ -99,7 +99,8 @@ def test_prediction_json_of_a_measured_model_with_intervals() -> None:
                    "JV_reverse_scan_Voc": _target(1.05, None, unit="V", label="Voc", stage="device")}, in_domain=False)
     js = res.to_json()
     assert list(js)[:4] == ["formula", "bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_soc_eV"] and "bandgap_note" not in js
-    assert js["bandgap_eV"] == {"mean": 1.59, "std": 0.02, "lower": 1.52, "upper": 1.66, "level": 0.9, "unit": "eV", "fidelity": "measured"}
+    assert js["bandgap_eV"] == {"mean": 1.59, "std": 0.02, "lower": 1.52, "upper": 1.66, "level": 0.9, "unit": "eV", "fidelity": "measured",
+                                "phase": None, "label": "band gap (measured)"}
     assert js["bandgap_pbe_eV"]["mean"] == 1.82 and js["bandgap_hse_soc_eV"]["mean"] == 1.71 and js["bandgap_hse_soc_eV"]["fidelity"] == "HSE"
     assert js["pce_percent"]["lower"] == 12.0 and set(js["voc_V"]) == ENTRY_KEYS
     assert not {"Gap_PBE_eV", "Gap_HSE_eV", "Perovskite_band_gap_eV"} & set(js)  # each gap once, under its fidelity's key
@@ -149,3 +150,33 @@ def test_benchmark_accuracy_json_shape(data_dir, tmp_path, capsys) -> None:
         assert len(m["folds"]) == 5 and m["mae"] == pytest.approx(sum(f["mae"] for f in m["folds"]) / 5)
     assert models["ridge"]["mae"] < models["mean"]["mae"]
     assert "bandgap-paper" in capsys.readouterr().out
+
+
+def test_predict_names_each_gap_with_its_phase_and_leads_with_the_measured_gap(capsys) -> None:
+    """The shipped chain: DFT gaps say HSE06+SOC / PBE (no SOC) and their phase; the measured gap comes first; a model
+    without a decomposition head says so instead of failing."""
+    assert main(["predict", "MAPbI3", "--json"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["phase"] == "Cubic"
+    assert js["bandgap_hse_soc_eV"]["phase"] == "Cubic" and js["bandgap_hse_soc_eV"]["label"] == "band gap, DFT HSE06+SOC (cubic)"
+    assert js["bandgap_pbe_eV"]["label"] == "band gap, DFT PBE (no SOC, cubic)" and js["bandgap_eV"]["phase"] is None
+    if js["decomposition_eV_per_fu"] is None:
+        assert js["decomposition_note"].startswith("not in this model")
+    assert main(["predict", "MAPbI3"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "band gap," in line]
+    assert "band gap, measured" in rows[0] and "band gap, DFT HSE06+SOC (cubic)" in "\n".join(rows)
+    assert not any("(HSE06)" in r or "(PBE)" in r for r in rows)
+
+
+def test_predict_phase_changes_the_dft_gaps_only(capsys) -> None:
+    assert main(["predict", "MAPbI3", "--json"]) == 0
+    cubic = json.loads(capsys.readouterr().out)
+    assert main(["predict", "MAPbI3", "--json", "--phase", "tetragonal"]) == 0
+    tetra = json.loads(capsys.readouterr().out)
+    assert tetra["bandgap_hse_soc_eV"]["label"] == "band gap, DFT HSE06+SOC (tetragonal)" and tetra["phase"] == "Tetra"
+    assert tetra["bandgap_hse_soc_eV"]["mean"] != pytest.approx(cubic["bandgap_hse_soc_eV"]["mean"], abs=1e-6)
+    # the film and device stages always take the films' phase: picking one for the DFT gaps never moves them
+    assert tetra["bandgap_eV"]["mean"] == pytest.approx(cubic["bandgap_eV"]["mean"])
+    assert tetra["pce_percent"]["mean"] == pytest.approx(cubic["pce_percent"]["mean"])
+    assert main(["predict", "MAPbI3", "--phase", "cubicc"]) == 2
+    assert "is not a phase of this model; give one of: Cubic, Hex, Ortho, Tetra" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from nestedae_core.vocabulary import (
     BANDGAP_PBE,
     BANDGAP_PBE_DFT,
     COMPOSITION_KEY,
+    DECOMPOSITION,
     DESCRIPTORS,
     DEVICE_COMPOSITION,
     FORMULA,
@@ -240,3 +241,14 @@ def test_real_derived_tables_are_ready_for_a_stage(real, name, targets, inputs):
                      targets=[TargetSpec(column=c, unit="eV") for c in targets])
     checked = check_stage_table(spec, table)
     assert len(checked) == len(table)  # no row dropped
+
+
+def test_mhp_dft_carries_the_decomposition_energy_of_the_pbe_table():
+    pbe = alloy([("MAPbI3", "Cubic", 1.5, MAPBI3), ("CsPbBr3", "Cubic", 2.0, CSPBBR3), ("CsPbBr3", "Cubic", 2.2, CSPBBR3)])
+    pbe[DECOMPOSITION] = [0.03, -0.2, -0.1]
+    hse = alloy([("CsSnI3", "Ortho", 1.0, {"Cs": 1.0, "Sn": 1.0, "I": 1.0})])
+    hse[DECOMPOSITION] = [5.0]  # an HSE-level value: not mixed into the PBE-level column
+    table = derived.mhp_dft(pbe, hse)
+    assert table[DECOMPOSITION].tolist()[:2] == pytest.approx([0.03, -0.15])  # eV/f.u.; two structures averaged
+    assert math.isnan(table[DECOMPOSITION].iloc[2])  # HSE only: masked in the head's loss
+    assert DECOMPOSITION not in derived.mhp_dft(alloy([("MAPbI3", "Cubic", 1.5, MAPBI3)]), alloy([("MAPbI3", "Cubic", 1.2, MAPBI3)])).columns

@@ -36,10 +36,13 @@ def test_query_json_has_the_documented_keys(model) -> None:
     assert js["bandgap_pbe_eV"]["std"] > 0 and js["bandgap_hse_soc_eV"] is None
     for key in ("bandgap_pbe_eV", "pce_percent"):
         entry = js[key]
-        assert set(entry) == {"mean", "std", "lower", "upper", "level", "unit", "fidelity"}
+        assert set(entry) == {"mean", "std", "lower", "upper", "level", "unit", "fidelity", "phase", "label"}
         assert entry["lower"] < entry["mean"] < entry["upper"] and entry["level"] == 0.9
         assert entry["upper"] - entry["lower"] > 4 * entry["std"]  # the interval is the error, not the ensemble spread
     assert js["bandgap_pbe_eV"]["fidelity"] == "PBE" and js["pce_percent"]["fidelity"] is None
+    # the paper's PBE file has no phase: its gap names none; the label says which gap it is
+    assert js["bandgap_pbe_eV"]["phase"] is None and js["bandgap_pbe_eV"]["label"] == "band gap, DFT PBE (no SOC)"
+    assert js["pce_percent"]["label"] == "PCE" and js["decomposition_eV_per_fu"] is None and "not in this model" in js["decomposition_note"]
     assert js["domain_stage"] is None and js["domain_message"] == ""
     json.dumps(js)  # plain JSON
 

@@ -148,3 +148,32 @@ def test_site_slices_and_form_bounds_come_from_their_owners():
     assert spec.with_updates(folds=int(hi)).folds == hi
     with pytest.raises(ConfigError):
         NestedAEModel("paper").set_params(spec__folds=int(hi) + 1)
+
+
+def test_the_stability_output_and_the_gap_words_have_one_name():
+    from nestedae_core.perovskite.fidelity import gap_name
+    from nestedae_core.perovskite.presets import preset
+    from nestedae_core.vocabulary import BANDGAP_HSE, BANDGAP_PBE_DFT, DECOMPOSITION, label
+
+    assert schema.quantity_key(DECOMPOSITION) == "decomposition_eV_per_fu"
+    assert schema.stat_columns(["decomposition_eV_per_fu"]) == [f"decomposition_eV_per_fu_{s}" for s in ("mean", "lower", "upper", "std")]
+    assert gap_name("HSE", "Cubic") == "band gap, DFT HSE06+SOC (cubic)" and gap_name("PBE", "Hex") == "band gap, DFT PBE (no SOC, hexagonal)"
+    assert label(BANDGAP_HSE) == gap_name("HSE") and label(BANDGAP_PBE_DFT) == gap_name("PBE")
+    dft = preset("measured").stages[0]
+    heads = {t.column: t for t in dft.targets}
+    # DFT gaps are never negative by construction (head and interval); the decomposition energy takes any sign
+    assert heads[BANDGAP_HSE].bounds == "positive" and heads[BANDGAP_PBE_DFT].bounds == "positive"
+    assert heads[DECOMPOSITION].bounds == "real" and heads[DECOMPOSITION].unit == "eV/f.u."
+    assert [schema.target_key(dft, t) for t in dft.targets] == ["bandgap_pbe_eV", "bandgap_hse_soc_eV", "decomposition_eV_per_fu"]
+
+
+def test_a_model_without_the_stability_head_says_so(shipped):
+    from nestedae_core import predict
+
+    model = shipped.model_
+    if predict.has_decomposition(model):
+        pytest.skip("this shipped model has a decomposition head")
+    with pytest.raises(InputError, match="not in this model"):
+        predict.screen(model, ["MA"], ["Pb"], ["I", "Br"], 0.5, decomposition_max=0.0)
+    js = predict.predict_composition(model, "MAPbI3").to_json()
+    assert js["decomposition_eV_per_fu"] is None and js["decomposition_note"].startswith("not in this model")

@@ -6,13 +6,15 @@ The output keeps every input column and adds, per row:
 
 * ``row``: the input's data row number (1 = the first row under the header);
 * ``composition``: the canonical formula; ``etl`` / ``htl``: the stacks used;
-  ``stacks_defaulted``: the stacks that took their default (``;``-separated,
+  ``phase``: the crystal phase the DFT gaps are for (the model's default, cubic;
+  blank for a model without a phase input); ``stacks_defaulted``: the stacks that took their default (``;``-separated,
   e.g. ``etl;htl``);
 * per target, ``<key>_mean``, ``_lower`` and ``_upper`` (the prediction interval
   at ``interval_level``; blank without calibration) and ``_std`` (the fold
   models' disagreement). ``<key>`` is the quantity's name in every output
   (:mod:`nestedae_core.schema`): ``bandgap_eV`` (measured), ``bandgap_pbe_eV``,
-  ``bandgap_hse_soc_eV``, ``pce_percent``, ``voc_V``, ``jsc_mA_per_cm2``, ``ff``;
+  ``bandgap_hse_soc_eV``, ``pce_percent``, ``voc_V``, ``jsc_mA_per_cm2``, ``ff``,
+  ``decomposition_eV_per_fu`` (when the model has that head);
 * ``in_domain``, ``domain_stage`` (the first stage whose training domain the row
   leaves, blank inside), ``domain_message`` (why) and ``<stage>_in_domain`` per stage;
 * ``error``: blank for a row that was predicted, else one line naming the column

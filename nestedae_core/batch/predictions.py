@@ -14,7 +14,7 @@ from ..model.intervals import DEFAULT_LEVEL
 from ..predict import model_provenance, target_name
 from ..query import composition_problem
 from ..schema import STATS, stage_domain_key
-from ..vocabulary import ETL, HTL
+from ..vocabulary import ETL, HTL, PHASE
 from .tables import DEFAULT_CHUNK_ROWS, PROVENANCE_COLUMNS, BatchColumns, BatchSummary, _check_columns, _parse_rows, _rename_clashes, _stream
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 def predict_columns(model: NestedAE) -> list[str]:
     """The columns a batch prediction adds to the input's, in order (see the module docstring)."""
-    cols = ["row", "composition", "etl", "htl", "stacks_defaulted"]
+    cols = ["row", "composition", "etl", "htl", "phase", "stacks_defaulted"]
     for st in model.spec.stages:
         for t in st.targets:
             name = target_name(st, t)
@@ -62,7 +62,7 @@ def predict_rows(
     parsed = _parse_rows(model, table.astype(str).where(table.notna(), ""), columns, {} if _cache is None else _cache)
     out_cols = predict_columns(model)
     out = _empty_like(out_cols, table.index)
-    for c in ("composition", "etl", "htl", "domain_stage", "domain_message", "model_name", "model_sha256", "nestedae_version"):
+    for c in ("composition", "etl", "htl", "phase", "domain_stage", "domain_message", "model_name", "model_sha256", "nestedae_version"):
         out[c] = ""
     for c in ("in_domain", *(stage_domain_key(st.name) for st in model.spec.stages)):
         out[c] = pd.Series([None] * len(table), index=table.index, dtype=object)
@@ -90,6 +90,8 @@ def predict_rows(
                 out.loc[idx, "etl"] = frame[ETL].to_numpy()
             if HTL in frame:
                 out.loc[idx, "htl"] = frame[HTL].to_numpy()
+            if PHASE in frame:  # the crystal phase of the DFT gaps (blank for a model without one)
+                out.loc[idx, "phase"] = frame[PHASE].to_numpy()
             inside = np.ones(len(frame), dtype=bool)
             stage_out = np.full(len(frame), "", dtype=object)
             message = np.full(len(frame), "", dtype=object)

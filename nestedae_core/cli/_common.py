@@ -41,14 +41,13 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False, default=float) + "\n")
 
 
-def named(label: str, fidelity: str | None) -> str:
-    """A target's label with its band-gap fidelity: ``named("band gap", "PBE") == "band gap (PBE)"``.
+def named(label: str, fidelity: str | None, phase: str | None = None) -> str:
+    """A target's name: a band gap by its fidelity and, for a DFT gap, its phase
+    (``named("band gap", "HSE", "Cubic") == "band gap, DFT HSE06+SOC (cubic)"``; the words of
+    :func:`nestedae_core.perovskite.fidelity.gap_name`); any other target by its ``label``."""
+    from ..predict import quantity_name
 
-    Unchanged for a target that is not a band gap (``fidelity`` None) or whose label names it already.
-    """
-    if not fidelity or fidelity.lower() in label.lower():
-        return label
-    return f"{label} ({fidelity})"
+    return quantity_name(label, fidelity, phase)
 
 
 def uncertainty_text(entry: Mapping[str, Any], digits: int = 3) -> str:

@@ -13,7 +13,8 @@ keys the same quantity (:mod:`nestedae_core.schema`): the first stage's band gap
 (``bandgap_pbe_eV`` for the shipped chains), the measured-scale gap ``bandgap_eV``
 (null without a measured stage after the first) and the last stage's output
 (``pce_percent``); each with the attribution's keys plus ``fidelity`` (measured,
-PBE, HSE or null) and a ``label`` that names it; ``etl``/``htl``, ``categorical``,
+PBE, HSE or null), ``phase`` (the crystal phase of a DFT gap, else null) and a ``label`` that names it
+(``band gap, DFT PBE (no SOC, cubic)``); ``etl``/``htl``, ``categorical``,
 ``defaulted``; ``model``: the model's provenance (``name``, ``bundle_sha256`` of
 its manifest.json, ``bundle_path``, ``version``).
 
@@ -70,7 +71,11 @@ def _fidelity(model: Any, stage: str, output: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import explain_outputs, model_provenance, parse_formula, query_frame, resolve_categorical
+    from ..batch import explain_outputs
+    from ..chemistry.composition import parse_formula
+    from ..perovskite.fidelity import is_dft
+    from ..predict import model_provenance, query_phase
+    from ..query import query_frame, resolve_categorical
 
     batch = check_batch_arguments(args, ("--etl", "--htl", "--json", "--report"))
     model = load_model(args.model)
@@ -89,12 +94,14 @@ def run(args: argparse.Namespace) -> int:
 
         write_prediction_report(model, predict_composition(model, comp, etl=args.etl, htl=args.htl), args.report, attributions=results)
     fidelity = {key: _fidelity(model, att.stage, att.output) for key, att in results.items()}
+    phase = query_phase(model, cats)  # the crystal phase of the DFT gaps
     if args.json:
         from ..api import GAP_KEYS, input_key
 
         out: dict[str, Any] = {"formula": comp.formula}
         for key, att in results.items():
-            out[key] = {**att.to_json(0), "label": named(att.label, fidelity[key]), "fidelity": fidelity[key]}
+            out[key] = {**att.to_json(0), "label": named(att.label, fidelity[key], phase), "fidelity": fidelity[key],
+                        "phase": phase if is_dft(fidelity[key]) else None}
         out.setdefault(GAP_KEYS["measured"], None)
         out.update({input_key(c): v for c, v in cats.items()})
         out["categorical"] = cats
@@ -110,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         unit = f" {att.unit}" if att.unit else ""
         scope = f"w.r.t. its {len(att.feature_names)} inputs" if att.inputs == "stage" else f"end to end ({len(att.feature_names)} chain inputs)"
         print()
-        print(f"{named(att.label, fidelity[key])} ({att.output}), {scope}; explainer: {att.explainer}")
+        print(f"{named(att.label, fidelity[key], phase)} ({att.output}), {scope}; explainer: {att.explainer}")
         print(f"  base value (background mean): {att.base_values[0]:.4f}{unit}")
         print(f"  prediction (ensemble mean):   {att.predictions[0]:.4f}{unit}")
         top = att.top(args.top, row=0)

@@ -1,17 +1,21 @@
 """``nestedae predict``: band gaps and PCE for a composition through the chain.
 
-Every band gap is named by its fidelity (measured, PBE, HSE). The uncertainty
+Every band gap is named by its fidelity (measured, DFT PBE (no SOC), DFT HSE06+SOC) and a
+DFT gap by its crystal phase (``--phase``; default the model's, cubic), the measured
+gap first: ``band gap, DFT HSE06+SOC (cubic)``. The uncertainty
 is the prediction interval when the model is calibrated; otherwise the spread
 of the fold models, printed as model disagreement (not an error bar).
 
 JSON (``--json``): ``formula``; ``bandgap_eV`` the measured-scale band gap, or
 null with ``bandgap_note`` when the model has no measured stage;
 ``bandgap_pbe_eV`` and ``bandgap_hse_soc_eV`` (null when absent); one key per other
-target (``pce_percent`` ...); each target is ``{mean, std, lower, upper, level,
-unit, fidelity}`` (``std``: model disagreement; ``lower``/``upper``: the
-prediction interval at ``level``, null without calibration). Then ``in_domain``,
+target (``pce_percent``, ``decomposition_eV_per_fu`` ...); each target is ``{mean, std, lower,
+upper, level, unit, fidelity, phase, label}`` (``std``: model disagreement; ``lower``/``upper``: the
+prediction interval at ``level``, null without calibration; ``phase``: the crystal phase of a
+DFT gap, else null; ``label``: its name). ``decomposition_eV_per_fu`` is null with a
+``decomposition_note`` for a model without that head. Then ``in_domain``,
 ``stage_in_domain``, ``domain_distance``, ``domain_stage``, ``domain_message``,
-``etl``/``htl``, ``categorical``, ``defaulted``, ``latents`` and ``model`` (the
+``etl``/``htl``/``phase`` (the inputs used), ``categorical``, ``defaulted``, ``latents`` and ``model`` (the
 model's provenance: ``name``, ``bundle_sha256`` of its manifest.json,
 ``bundle_path``, ``version``).
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..vocabulary import DECOMPOSITION, DECOMPOSITION_MEANING, label, unit
 from ._common import load_model, named, print_json, print_table, uncertainty_text
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -40,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("formula", nargs="?", help="composition, e.g. MAPbI3 or Cs0.05FA0.79MA0.16PbBr0.51I2.49 (or use --csv)")
     p.add_argument("--etl", help="ETL stack (default: the most common in the training data)")
     p.add_argument("--htl", help="HTL stack (default: the most common in the training data)")
+    p.add_argument("--phase", help="crystal phase of the DFT gaps: Cubic, Tetra, Ortho or Hex (default: the model's, cubic)")
     p.add_argument("--model", help="a saved model's name, a model bundle directory, or a shipped model: measured-default (the default) or paper-default")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--report", metavar="FILE.html", help="also write a self-contained HTML report (chain, intervals, attributions, model)")
@@ -90,14 +96,14 @@ def finish_batch(summary, out: str, verb: str) -> int:  # type: ignore[no-untype
 def run(args: argparse.Namespace) -> int:
     from ..api import NO_MEASURED_GAP_NOTE, bandgaps, predict_composition
 
-    batch = check_batch_arguments(args, ("--etl", "--htl", "--json", "--report"))
+    batch = check_batch_arguments(args, ("--etl", "--htl", "--phase", "--json", "--report"))
     model = load_model(args.model)
     if batch:
         from ..api import BatchColumns, predict_csv
 
         cols = BatchColumns(args.formula_column, args.etl_column, args.htl_column)
         return finish_batch(predict_csv(model, args.csv, args.out, cols), args.out, "predicted")
-    res = predict_composition(model, args.formula, etl=args.etl, htl=args.htl)
+    res = predict_composition(model, args.formula, etl=args.etl, htl=args.htl, categorical=phase_input(model, args.phase))
     if args.report:
         write_prediction_report(model, res, args.report)
     if args.json:
@@ -108,11 +114,15 @@ def run(args: argparse.Namespace) -> int:
         note = " (default: most common in the training data)" if col in res.defaulted else ""
         print(f"{col.split('_')[0]}: {val}{note}")
     rows = []
-    for t in res.targets.values():
+    for t in lead_with_measured_gap(res.targets.values()):
         digits = 2 if t["unit"] == "%" else 3
-        rows.append([t["stage"], named(t["label"], t["fidelity"]), f"{t['mean']:.{digits}f}", uncertainty_text(t, digits),
+        rows.append([t["stage"], named(t["label"], t["fidelity"], t.get("phase")), f"{t['mean']:.{digits}f}", uncertainty_text(t, digits),
                      f"{t['disagreement']:.{digits}f}", t["unit"]])
+    if bandgaps(res) and not any(t["key"] == predict.DECOMPOSITION_KEY for t in res.targets.values()):
+        rows.append(["dft", label(DECOMPOSITION), predict.NO_DECOMPOSITION_NOTE.split(":")[0], "", "", unit(DECOMPOSITION)])
     print_table(rows, ["stage", "property", "mean", "uncertainty", "model disagreement (sd)", "unit"])
+    if any(t["key"] == predict.DECOMPOSITION_KEY for t in res.targets.values()):
+        print(f"note: decomposition energy = {DECOMPOSITION_MEANING}")
     gaps = bandgaps(res)
     if gaps and "measured" not in gaps:
         print(f"note: {NO_MEASURED_GAP_NOTE.replace('see bandgap_pbe_eV', 'its band gap is ' + ' and '.join(gaps))} "
@@ -128,6 +138,32 @@ def run(args: argparse.Namespace) -> int:
     for stage, z in res.latents.items():
         print(f"{stage} latents: " + " ".join(f"{v:+.3f}" for v in z))
     return 0
+
+
+def phase_input(model, phase: str | None) -> dict[str, str] | None:  # type: ignore[no-untyped-def]
+    """``--phase`` as a categorical input of ``model`` (``{"phase": "Tetra"}``; None when not given). Accepts a
+    phase value or its name in any case (``tetra``, ``tetragonal``); an unknown one, or a model without a phase
+    input, raises :class:`~nestedae_core.errors.InputError` naming what it takes."""
+    from ..errors import InputError
+    from ..vocabulary import PHASE, PHASE_NAMES
+
+    if phase is None:
+        return None
+    names = [c for p in model.prep for c in p.categorical_columns]
+    if PHASE not in names:
+        raise InputError("--phase: this model takes no crystal phase (its DFT data has none); drop --phase")
+    known = model.categories(PHASE)
+    wanted = phase.strip().lower()
+    for value in known:
+        if wanted in (value.lower(), PHASE_NAMES.get(value, value).lower()):
+            return {PHASE: value}
+    raise InputError(f"--phase {phase!r} is not a phase of this model; give one of: {', '.join(known)}")
+
+
+def lead_with_measured_gap(targets):  # type: ignore[no-untyped-def]
+    """The targets of a prediction with the measured-scale band gap first, then the others in chain order."""
+    items = list(targets)
+    return [t for t in items if t.get("fidelity") == "measured"] + [t for t in items if t.get("fidelity") != "measured"]
 
 
 def write_prediction_report(model, res, path: str, attributions=None) -> None:  # type: ignore[no-untyped-def]

@@ -27,7 +27,9 @@ caches the result per source-file version.
   files and the descriptors and factors recomputed by our featurizer from those
   fractions (the files' own descriptors are rounded to 3 significant figures;
   ours agree with them to 0.55 % at most). A (formula, phase) listed twice in
-  one file (two structures) gets the mean of its gaps.
+  one file (two structures) gets the mean of its gaps. ``Decomp``: the
+  decomposition energy of the PBE table (eV per formula unit; lower is more
+  stable), averaged the same way; NaN for HSE-only rows.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ from ..vocabulary import (
     BANDGAP_PBE,
     BANDGAP_PBE_DFT,
     COMPOSITION_KEY,
+    DECOMPOSITION,
     DEVICE_COMPOSITION,
     FORMULA,
     GAP_DEVICES,
@@ -138,12 +141,16 @@ def psc_gaps(devices: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, gap_label_quality(table), _descriptors(table)], axis=1)
 
 
-def _per_formula_and_phase(table: pd.DataFrame, gap_column: str) -> pd.DataFrame:
-    """One row per (Formula, phase) of an alloy table: the mean gap (eV) as ``gap_column``, the first row's fractions."""
-    frame = table.loc[:, [FORMULA, BANDGAP_PBE, *IONS]].copy()
+def _per_formula_and_phase(table: pd.DataFrame, gap_column: str, decomposition: bool = False) -> pd.DataFrame:
+    """One row per (Formula, phase) of an alloy table: the mean gap (eV) as ``gap_column``, the first row's fractions;
+    with ``decomposition``, also the mean decomposition energy ``Decomp`` (eV per formula unit)."""
+    extra = [DECOMPOSITION] if decomposition else []
+    frame = table.loc[:, [FORMULA, BANDGAP_PBE, *extra, *IONS]].copy()
     frame[PHASE] = phase_column(table)
     grouped = frame.groupby([FORMULA, PHASE], sort=False)
     merged = grouped[list(IONS)].first()
+    if decomposition:
+        merged.insert(0, DECOMPOSITION, grouped[DECOMPOSITION].mean())
     merged.insert(0, gap_column, grouped[BANDGAP_PBE].mean())
     repeated = int((grouped.size() > 1).sum())
     if repeated:
@@ -158,7 +165,7 @@ def mhp_dft(pbe: pd.DataFrame, hse: pd.DataFrame) -> pd.DataFrame:
     both tables and their site fractions differ by more than 1e-6, a
     :class:`DataError` is raised (the merge would pair different materials).
     """
-    left = _per_formula_and_phase(pbe, BANDGAP_PBE_DFT)
+    left = _per_formula_and_phase(pbe, BANDGAP_PBE_DFT, decomposition=DECOMPOSITION in pbe.columns)
     right = _per_formula_and_phase(hse, BANDGAP_HSE)
     merged = left.merge(right, on=[FORMULA, PHASE], how="left", sort=False, suffixes=("", "_hse"))
     hse_only = right.merge(left[[FORMULA, PHASE]], on=[FORMULA, PHASE], how="left", indicator=True)
@@ -177,6 +184,8 @@ def mhp_dft(pbe: pd.DataFrame, hse: pd.DataFrame) -> pd.DataFrame:
         {FORMULA: merged[FORMULA], PHASE: merged[PHASE], BANDGAP_PBE_DFT: merged[BANDGAP_PBE_DFT],
          BANDGAP_HSE: merged[BANDGAP_HSE]}
     )
+    if DECOMPOSITION in merged.columns:
+        table[DECOMPOSITION] = merged[DECOMPOSITION].astype(float)
     table = pd.concat([table, pd.DataFrame(fractions, columns=list(IONS))], axis=1)
     return pd.concat([table, _descriptors(table)], axis=1)
 
