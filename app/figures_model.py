@@ -63,7 +63,7 @@ class TargetInfo:
 
     ``fidelity``: for a band gap, which one ("measured", "PBE", "HSE"; see
     :func:`nestedae_core.model.config.target_fidelity`), else None. The label of
-    :func:`target_infos` already names it (``band gap (PBE)``). ``key``: its name in
+    :func:`target_infos` already names it (``band gap, DFT PBE (no SOC)``). ``key``: its name in
     prediction tables (``bandgap_eV``, ``pce_percent``; :mod:`nestedae_core.schema`).
     """
 
@@ -89,10 +89,11 @@ class TargetInfo:
         return f"{name} ({self.unit or 'dimensionless'})"
 
 
-def target_infos(spec: Any) -> list[TargetInfo]:
-    """Every target of a ChainSpec (or of a model's ``.spec``), in stage order; band gaps named with their fidelity."""
+def target_infos(spec: Any, phase: str | None = None) -> list[TargetInfo]:
+    """Every target of a ChainSpec (or of a model's ``.spec``), in stage order; band gaps named with their fidelity,
+    DFT gaps with ``phase`` when given (predictions at that phase, e.g. ``band gap, DFT HSE06+SOC (cubic)``)."""
     spec = getattr(spec, "spec", spec)
-    return [TargetInfo(t.column, quantities.target_name(st, t), t.unit, st.name, target_fidelity(st, t), target_key(st, t))
+    return [TargetInfo(t.column, quantities.target_name(st, t, phase), t.unit, st.name, target_fidelity(st, t), target_key(st, t))
             for st in spec.stages for t in st.targets]
 
 

@@ -1,8 +1,9 @@
 """How the dashboard names and states a predicted quantity: which band gap, and how uncertain.
 
-* :func:`named` / :func:`target_name` - a target's label with its band-gap
-  fidelity (``band gap (PBE)``, ``band gap (measured)``); never a bare "band gap"
-  for a model output. The fidelity comes from
+* :func:`named` / :func:`target_name` / :func:`entry_name` - a target's label with its band-gap
+  fidelity and, for a DFT gap, its phase (``band gap, measured``, ``band gap, DFT HSE06+SOC (cubic)``,
+  ``band gap, DFT PBE (no SOC)``: the library's :func:`nestedae_core.predict.quantity_name`);
+  never a bare "band gap" for a model output. The fidelity comes from
   :func:`nestedae_core.model.config.target_fidelity` (explicit in new bundles,
   inferred from the stage's dataset for old ones).
 * :func:`estimate` - a prediction with its uncertainty: the prediction interval
@@ -20,7 +21,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nestedae_core.api import BANDGAP_HSE, BANDGAP_PBE_DFT, StageSpec, TargetSpec, target_fidelity
+from nestedae_core.model.config import StageSpec, TargetSpec
+from nestedae_core.perovskite.fidelity import target_fidelity
+from nestedae_core.predict import quantity_name
+from nestedae_core.vocabulary import BANDGAP_HSE, BANDGAP_PBE_DFT, FIDELITY_LABELS
 
 __all__ = [
     "GAP_WORDS",
@@ -28,6 +32,7 @@ __all__ = [
     "DISAGREEMENT_NOTE",
     "named",
     "target_name",
+    "entry_name",
     "has_interval",
     "level_text",
     "interval_text",
@@ -39,8 +44,8 @@ __all__ = [
     "column_fidelity",
 ]
 
-#: How each fidelity is written next to a band gap.
-GAP_WORDS: dict[str, str] = {"measured": "measured", "PBE": "PBE", "HSE": "HSE"}
+#: How each fidelity is written next to a band gap (the vocabulary's words).
+GAP_WORDS: dict[str, str] = FIDELITY_LABELS
 #: Said wherever the measured-scale gap is needed (SQ limit, screening window) and the model has none.
 NO_MEASURED_GAP = ("this model has no measured-scale band gap (no film stage trained on measured gaps); "
                    "a model with a measured stage (the `measured` preset) predicts it")
@@ -49,23 +54,22 @@ DISAGREEMENT_NOTE = ("± is the model disagreement (standard deviation over the 
                      "this model has no calibrated prediction interval, and its real error is larger")
 
 
-def named(label: str, fidelity: str | None) -> str:
-    """``label`` with its band-gap fidelity: ``named("band gap", "PBE") == "band gap (PBE)"``.
-
-    Unchanged when ``fidelity`` is None (not a band gap) or the label already names it
-    (``band gap (HSE06)``, ``measured band gap``).
-    """
-    if not fidelity:
-        return label
-    word = GAP_WORDS.get(fidelity, fidelity)
-    if word.lower() in label.lower():
-        return label
-    return f"{label} ({word})"
+def named(label: str, fidelity: str | None, phase: str | None = None) -> str:
+    """``label`` named for a reader: a band gap by its fidelity and, for a DFT gap, its ``phase``
+    (``named("band gap", "HSE", "Cubic") == "band gap, DFT HSE06+SOC (cubic)"``); ``label`` unchanged
+    when ``fidelity`` is None (not a band gap)."""
+    return quantity_name(label, fidelity, phase)
 
 
-def target_name(stage: Any, target: Any) -> str:
-    """The name of a :class:`TargetSpec` of a :class:`StageSpec`, with its fidelity when it is a band gap."""
-    return named(target.label or target.column, target_fidelity(stage, target))
+def entry_name(entry: Mapping[str, Any]) -> str:
+    """The name of one predicted quantity (an entry of ``QueryResult.targets``), with the phase of a DFT gap."""
+    return named(entry["label"], entry.get("fidelity"), entry.get("phase"))
+
+
+def target_name(stage: Any, target: Any, phase: str | None = None) -> str:
+    """The name of a :class:`TargetSpec` of a :class:`StageSpec`, with its fidelity when it is a band gap and the
+    ``phase`` of a DFT gap when given (predictions; a metric over every phase names none)."""
+    return named(target.label or target.column, target_fidelity(stage, target), phase)
 
 
 def column_fidelity(dataset: str, column: str) -> str | None:

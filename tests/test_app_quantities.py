@@ -17,16 +17,22 @@ def entry(lower=None, upper=None, **kw):
     return {**base, **kw}
 
 
-@pytest.mark.parametrize("label, fidelity, expected", [
-    ("band gap", "PBE", "band gap (PBE)"),
-    ("band gap", "measured", "band gap (measured)"),
-    ("band gap", "HSE", "band gap (HSE)"),
-    ("band gap (HSE06)", "HSE", "band gap (HSE06)"),
-    ("measured band gap", "measured", "measured band gap"),
-    ("PCE", None, "PCE"),
+@pytest.mark.parametrize("label, fidelity, phase, expected", [
+    ("band gap", "PBE", None, "band gap, DFT PBE (no SOC)"),
+    ("band gap", "measured", None, "band gap, measured"),
+    ("band gap", "HSE", None, "band gap, DFT HSE06+SOC"),
+    ("band gap (HSE06)", "HSE", "Cubic", "band gap, DFT HSE06+SOC (cubic)"),  # an old bundle's label: named by the vocabulary
+    ("band gap", "PBE", "Tetra", "band gap, DFT PBE (no SOC, tetragonal)"),
+    ("measured band gap", "measured", "Cubic", "band gap, measured"),  # a measured gap names no phase
+    ("PCE", None, "Cubic", "PCE"),
 ])
-def test_named(label, fidelity, expected):
-    assert q.named(label, fidelity) == expected
+def test_named(label, fidelity, phase, expected):
+    assert q.named(label, fidelity, phase) == expected
+
+
+def test_entry_name_names_the_phase_of_a_dft_gap():
+    assert q.entry_name(entry(fidelity="HSE", phase="Cubic", stage="dft")) == "band gap, DFT HSE06+SOC (cubic)"
+    assert q.entry_name(entry()) == "band gap, measured"
 
 
 def _stage(dataset: str, column: str, label: str = "band gap") -> StageSpec:
@@ -35,14 +41,15 @@ def _stage(dataset: str, column: str, label: str = "band gap") -> StageSpec:
 
 def test_target_name_from_explicit_or_inferred_fidelity():
     paper = preset("paper")
-    assert [q.target_name(s, t) for s in paper.stages for t in s.targets] == ["band gap (PBE)", "PCE"]
+    assert [q.target_name(s, t) for s in paper.stages for t in s.targets] == ["band gap, DFT PBE (no SOC)", "PCE"]
     hse = _stage("mhp-hse", "Gap")
-    assert q.target_name(hse, hse.targets[0]) == "band gap (HSE)"
+    assert q.target_name(hse, hse.targets[0]) == "band gap, DFT HSE06+SOC"
+    assert q.target_name(hse, hse.targets[0], "Ortho") == "band gap, DFT HSE06+SOC (orthorhombic)"
     film = _stage("psc-gaps", "Perovskite_band_gap", label="")
-    assert q.target_name(film, film.targets[0]) == "Perovskite_band_gap (measured)"
+    assert q.target_name(film, film.targets[0]) == "band gap, measured"
     explicit = StageSpec(name="s", dataset="x", numeric_inputs=["a"],
                          targets=[TargetSpec(column="g", label="band gap", unit="eV", fidelity="HSE")])
-    assert q.target_name(explicit, explicit.targets[0]) == "band gap (HSE)"
+    assert q.target_name(explicit, explicit.targets[0]) == "band gap, DFT HSE06+SOC"
 
 
 def test_estimate_is_the_interval_when_calibrated():
@@ -89,4 +96,4 @@ def test_model_summary_names_the_gap():
         def summary(self) -> dict[str, str]:
             return {"name": "m", "materials: band gap MAE": "0.150 ± 0.010 eV", "devices: PCE MAE": "2.6 %"}
 
-    assert q.model_summary(Fake()) == {"name": "m", "materials: band gap (PBE) MAE": "0.150 ± 0.010 eV", "devices: PCE MAE": "2.6 %"}
+    assert q.model_summary(Fake()) == {"name": "m", "materials: band gap, DFT PBE (no SOC) MAE": "0.150 ± 0.010 eV", "devices: PCE MAE": "2.6 %"}
