@@ -21,10 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nestedae_core.model.config import StageSpec, TargetSpec
-from nestedae_core.perovskite.fidelity import target_fidelity
-from nestedae_core.predict import quantity_name
-from nestedae_core.vocabulary import BANDGAP_HSE, BANDGAP_PBE_DFT, FIDELITY_LABELS
+from nestedae_core.api import (
+    BANDGAP_HSE, BANDGAP_PBE_DFT, FIDELITY_LABELS, PHASE, StageSpec, TargetSpec, quantity_name, target_fidelity,
+)
 
 __all__ = [
     "GAP_WORDS",
@@ -67,9 +66,11 @@ def entry_name(entry: Mapping[str, Any]) -> str:
 
 
 def target_name(stage: Any, target: Any, phase: str | None = None) -> str:
-    """The name of a :class:`TargetSpec` of a :class:`StageSpec`, with its fidelity when it is a band gap and the
-    ``phase`` of a DFT gap when given (predictions; a metric over every phase names none)."""
-    return named(target.label or target.column, target_fidelity(stage, target), phase)
+    """The name of a :class:`TargetSpec` of a :class:`StageSpec`, with its fidelity when it is a band gap and, when
+    given, the ``phase`` of an output of a stage that takes one (the DFT gaps, the decomposition energy; predictions
+    at that phase; a metric over every phase names none)."""
+    at = phase if PHASE in getattr(stage, "categorical_inputs", ()) else None
+    return named(target.label or target.column, target_fidelity(stage, target), at)
 
 
 def column_fidelity(dataset: str, column: str) -> str | None:

@@ -34,6 +34,15 @@ from typing import Any
 #: where the public name differs from the module's}. tools/front_door_imports.py reads and extends this.
 _GROUPS: dict[str, dict[str, str]] = {
     "model & prediction": {
+        "NO_DECOMPOSITION_NOTE": "predict",
+        "DECOMPOSITION_KEY": "predict",
+        "has_decomposition": "predict",
+        "quantity_name": "predict",
+        "query_phase": "predict",
+        "fidelity_label": "perovskite.fidelity",
+        "gap_name": "perovskite.fidelity",
+        "is_dft": "perovskite.fidelity",
+        "phase_name": "perovskite.fidelity",
         "NestedAEModel": "estimator",
         "Query": "query",
         "NestedAE": "model",
@@ -256,6 +265,9 @@ _GROUPS: dict[str, dict[str, str]] = {
         "TrainingError": "errors",
     },
     "schema & vocabulary": {
+        "DECOMPOSITION_MEANING": "vocabulary",
+        "FIDELITY_LABELS": "vocabulary",
+        "PHASE_NAMES": "vocabulary",
         "COMPOSITION_KEY": "vocabulary",
         "__version__": "",
         "GAP_KEYS": "schema",

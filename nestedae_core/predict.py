@@ -20,7 +20,7 @@ from .chemistry.composition import Composition, composition_grid, mix, parse_for
 from .errors import InputError
 from .chemistry.features import featurize_fractions
 from .model.chain import NestedAE
-from .perovskite.fidelity import gap_name, is_dft, target_fidelity
+from .perovskite.fidelity import gap_name, phase_name, target_fidelity
 from .model.intervals import DEFAULT_LEVEL
 from .query import Query, QueryLike, query_frame, resolve_categorical
 from .schema import GAP_KEYS, STATS, input_key, quantity_key, target_key
@@ -62,7 +62,7 @@ NO_DECOMPOSITION_NOTE = "not in this model: it has no decomposition-energy head 
 
 
 #: The fields of each quantity in ``predict --json``: ``label`` names it (a band gap with its fidelity and, for a
-#: DFT gap, its phase), ``phase`` is the crystal phase of a DFT gap (None for anything else).
+#: DFT gap, its phase), ``phase`` is the crystal phase of a DFT-stage output (None for the film and device stages).
 JSON_ENTRY_FIELDS: tuple[str, ...] = ("mean", "std", "lower", "upper", "level", "unit", "fidelity", "phase", "label")
 
 
@@ -84,8 +84,11 @@ def query_phase(model: NestedAE, categorical: dict[str, str] | None = None) -> s
 
 def quantity_name(label: str, fidelity: str | None, phase: str | None = None) -> str:
     """How an output is named to a reader: a band gap by :func:`~nestedae_core.perovskite.fidelity.gap_name` (its
-    fidelity and, for a DFT gap, its ``phase``), any other quantity by its ``label``."""
-    return gap_name(fidelity, phase) if fidelity else label
+    fidelity and, for a DFT gap, its ``phase``), any other quantity by its ``label``, with the ``phase`` it is
+    computed for when given (``decomposition energy (cubic)``)."""
+    if fidelity:
+        return gap_name(fidelity, phase)
+    return f"{label} ({phase_name(phase)})" if phase_name(phase) else label
 
 
 def target_name(stage: Any, target: Any) -> str:
@@ -135,8 +138,9 @@ class QueryResult:
     calibration or when the calibration is too small for the level), ``level``,
     ``std`` and ``disagreement`` (both the ensemble spread: model disagreement,
     not an error bar), ``unit``, ``label`` (the target's own), ``stage``, ``fidelity`` ("measured",
-    "PBE", "HSE" for a band gap, else None), ``phase`` (the crystal phase of a DFT gap, e.g.
-    ``"Cubic"``; None otherwise), ``name`` (what to call it: :func:`quantity_name`, e.g.
+    "PBE", "HSE" for a band gap, else None), ``phase`` (the crystal phase an output of a stage
+    that takes one is computed for, e.g. ``"Cubic"`` for the DFT gaps and the decomposition energy;
+    None otherwise), ``name`` (what to call it: :func:`quantity_name`, e.g.
     ``band gap, DFT HSE06+SOC (cubic)``) and ``key`` (its name in every output,
     :mod:`nestedae_core.schema`). ``in_domain``: True when every
     stage's query lies inside its training domain; ``stage_in_domain``: per stage;
@@ -171,8 +175,8 @@ class QueryResult:
         :mod:`nestedae_core.schema`). Each target is ``{mean,
         std, lower, upper, level, unit, fidelity, phase, label}`` (``std``: the fold models'
         disagreement; ``lower``/``upper``: the prediction interval at ``level``,
-        null without calibration; ``phase``: the crystal phase of a DFT gap, null for
-        anything else; ``label``: its name, e.g. ``band gap, DFT HSE06+SOC (cubic)``).
+        null without calibration; ``phase``: the crystal phase of a DFT-stage output
+        (the DFT gaps, the decomposition energy), null for the others; ``label``: its name, e.g. ``band gap, DFT HSE06+SOC (cubic)``).
         A perovskite model (one that predicts a band gap) always has
         ``decomposition_eV_per_fu``: null with ``decomposition_note`` when the model
         has no decomposition-energy head. Then ``in_domain``, ``stage_in_domain``,
@@ -265,7 +269,7 @@ def predict_composition(
         mean, std = sp.mean, sp.std
         for j, t in enumerate(st.targets):
             fidelity = target_fidelity(st, t)
-            target_phase = phase if is_dft(fidelity) else None
+            target_phase = phase if PHASE in st.categorical_inputs else None  # outputs of a stage that takes the phase
             targets[t.column] = {
                 "mean": float(mean[0, j]),
                 "std": float(std[0, j]),

@@ -153,8 +153,7 @@ def _targets_figure(targets: Mapping[str, Mapping[str, Any]]) -> Any:
     items = list(targets.items())
     cols = min(4, max(1, len(items)))
     rows = (len(items) + cols - 1) // cols
-    titles = [f"{t['label']}{' (' + t['fidelity'] + ')' if t.get('fidelity') and t['fidelity'].lower() not in t['label'].lower() else ''} · {t['stage']}"
-              for _, t in items]
+    titles = [f"{t.get('name') or t['label']} · {t['stage']}" for _, t in items]  # a gap's fidelity (and phase) in its name
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.08, vertical_spacing=0.25)
     for k, (_, t) in enumerate(items):
         r, c = k // cols + 1, k % cols + 1
@@ -164,7 +163,7 @@ def _targets_figure(targets: Mapping[str, Mapping[str, Any]]) -> Any:
         else:
             plus = minus = t.get("disagreement", t.get("std", 0.0))
             what = "± model disagreement (sd of the fold models)"
-        fig.add_trace(go.Scatter(x=[t["label"]], y=[mean], mode="markers", marker=dict(size=11, color=_PALETTE[k % len(_PALETTE)]),
+        fig.add_trace(go.Scatter(x=[t.get("name") or t["label"]], y=[mean], mode="markers", marker=dict(size=11, color=_PALETTE[k % len(_PALETTE)]),
                                  error_y=dict(type="data", array=[plus], arrayminus=[minus], visible=True, width=8), showlegend=False,
                                  hovertemplate=f"%{{y:.4g}} {t['unit']}<br>{what}<extra></extra>"), row=r, col=c)
         fig.update_yaxes(title_text=t["unit"] or "dimensionless", row=r, col=c)
@@ -196,7 +195,8 @@ def _prediction_table(result: Any) -> pd.DataFrame:
     rows = []
     for t in result.targets.values():
         interval = (f"{t['lower']:.4g} – {t['upper']:.4g}" if t.get("lower") is not None and t.get("upper") is not None else "")
-        rows.append({"stage": t["stage"], "quantity": t["label"], "fidelity": t.get("fidelity") or "", "prediction": t["mean"],
+        rows.append({"stage": t["stage"], "quantity": t.get("name") or t["label"], "fidelity": t.get("fidelity") or "",
+                     "phase": t.get("phase") or "", "prediction": t["mean"],
                      f"interval ({100 * t['level']:.0f} %)": interval, "model disagreement (sd)": t["disagreement"], "unit": t["unit"]})
     return pd.DataFrame(rows)
 

@@ -21,7 +21,7 @@ A table column adds the statistic: ``<key>_mean`` (the prediction), ``<key>_lowe
 ``<key>_upper`` (the prediction interval at the stated level), ``<key>_std`` (the
 disagreement of the ensemble members, not an error bar). A JSON entry is
 ``{"<key>": {"mean", "std", "lower", "upper", "level", "unit", "fidelity", "phase", "label"}}``
-(``phase``: the crystal phase of a DFT gap, e.g. ``Cubic``, null otherwise; ``label``: the
+(``phase``: the crystal phase of a DFT-stage output (DFT gaps, decomposition energy), e.g. ``Cubic``, null otherwise; ``label``: the
 readable name, e.g. ``band gap, DFT HSE06+SOC (cubic)``).
 Inputs are ``formula``, ``etl``, ``htl`` (the device stack) and ``phase``; the
 domain check is ``in_domain``, ``domain_stage``, ``domain_message`` and

@@ -23,7 +23,7 @@ from app import quantities, ui
 from app.ui import escape_markdown as esc
 # the front door looks each name up on every run of the page: tests patch nestedae_core.benchmark
 from nestedae_core.api import (
-    VERDICT_RULE, NestedAEError, load_benchmark, paired_comparison, parse_benchmark, shipped_benchmark_paths,
+    VERDICT_RULE, NestedAEError, is_dft, load_benchmark, paired_comparison, parse_benchmark, shipped_benchmark_paths,
     split_reports,
 )
 
@@ -119,7 +119,8 @@ groups = info.get("groups") or []
 st.markdown(
     f"**{esc(split.capitalize())} split, {esc(report.get('folds', '?'))} folds, seed {esc(report.get('seed', '?'))}** · "
     f"dataset {esc(info.get('dataset', '?'))} ({esc(info.get('n', '?'))} rows) · target {esc(info.get('target', '?'))}"
-    + (f", {quantities.named('band gap', fid)}" if (fid := quantities.column_fidelity(info.get("dataset", ""), info.get("target", ""))) else "")
+    + (f", {quantities.named('band gap', fid)}" + (", for the crystal phases of its rows" if is_dft(fid) else "")
+       if (fid := quantities.column_fidelity(info.get("dataset", ""), info.get("target", ""))) else "")
     + f" ({esc(u)}) · report created {esc(report.get('created', '?'))}.  \n"
     f"The folds are **identical for every model**: the same fold ids (from the same splitter and seed) for NestedAE and "
     f"each baseline, so the differences below come from the models, not from luckier folds."

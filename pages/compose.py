@@ -9,17 +9,18 @@ exact). The chosen composition is stored with :func:`app.state.set_composition`
 """
 from __future__ import annotations
 
+from nestedae_core.api import (
+    BANDGAP_PBE, DESCRIPTORS, DESCRIPTOR_LABELS, DESCRIPTOR_UNITS, FACTOR_COLUMNS, MEASURED_BANDGAP, OCTAHEDRAL_RANGE,
+    PAPER_DESCRIPTORS, PCE, SITE_IONS, SITE_TOTALS, TOLERANCE_RANGE, Composition, CompositionError, featurize,
+    gap_name, input_groups, octahedral_factor, parse_formula, tolerance_factor,
+)
+
 from collections.abc import Sequence
 
 import pandas as pd
 import streamlit as st
 
 from app import figures, state, ui
-from nestedae_core.api import (
-    BANDGAP_PBE, DESCRIPTORS, DESCRIPTOR_LABELS, DESCRIPTOR_UNITS, FACTOR_COLUMNS, MEASURED_BANDGAP, OCTAHEDRAL_RANGE,
-    PAPER_DESCRIPTORS, PCE, SITE_IONS, SITE_TOTALS, TOLERANCE_RANGE, Composition, CompositionError, featurize,
-    input_groups, octahedral_factor, parse_formula, tolerance_factor,
-)
 
 DEFAULT_FORMULA = "MAPbI3"
 
@@ -302,7 +303,7 @@ def _in_the_data(comp: Composition) -> None:
             rows = state.dataset_matches("mhp-pbe-paper", comp)
             if len(rows):
                 gaps = ", ".join(f"{g:.2f}" for g in rows[BANDGAP_PBE].head(4))
-                notes.append(f"DFT (PBE) band gap in mhp-pbe-paper: **{gaps} eV**")
+                notes.append(f"{gap_name('PBE')} in mhp-pbe-paper: **{gaps} eV**")
             else:
                 notes.append("not among the 494 DFT alloys of mhp-pbe-paper")
         if "psc-devices" in available:

@@ -1,21 +1,21 @@
 """Data: browse the datasets behind the model, with filters, target distributions and composition coverage."""
 from __future__ import annotations
 
+from nestedae_core.api import (
+    BANDGAP_HSE, BANDGAP_PBE, BANDGAP_PBE_DFT, DATA_DIR_ENV, DECOMPOSITION, DEVICE_COMPOSITION,
+    DEVICE_OCTAHEDRAL_FACTOR, DEVICE_TARGETS, DEVICE_TOLERANCE_FACTOR, ETL, FF, FF_ABOVE_1, FLAG_COLUMNS, GAP_BASIS,
+    GAP_DEVICES, GAP_FIT, GAP_NEIGHBOURS, GAP_SPREAD, HTL, JSC, LABEL_QUALITY, LABEL_REASON, LABEL_WEIGHT,
+    MEASURED_BANDGAP, N_NEIGHBOURS, PCE, PCE_ABOVE_SQ, QUALITY_RULE, REASON, SITE_IONS, SLME, SUBSTRATE,
+    TRAINING_RULE, VOC, WEIGHT_RULE, column_display as display, column_label as label, column_unit as unit,
+    dataset_info, dataset_status, device_flags, flag_counts, gap_name, label_quality_counts, sq_pce_limit,
+)
+
 import math
 
 import pandas as pd
 import streamlit as st
 
 from app import figures, state, ui
-from nestedae_core.api import (
-    BANDGAP_HSE, BANDGAP_PBE, BANDGAP_PBE_DFT, DATA_DIR_ENV, DECOMPOSITION, DEVICE_COMPOSITION,
-    DEVICE_OCTAHEDRAL_FACTOR, DEVICE_TARGETS, DEVICE_TOLERANCE_FACTOR, ETL, FF, FF_ABOVE_1, FLAG_COLUMNS, GAP_DEVICES,
-    GAP_SPREAD, HTL, JSC, MEASURED_BANDGAP, PCE, PCE_ABOVE_SQ, REASON, SITE_IONS, SLME, SUBSTRATE, TRAINING_RULE, VOC,
-    column_display as display, column_label as label, column_unit as unit, dataset_info, dataset_status, device_flags,
-    flag_counts, sq_pce_limit,
-    GAP_BASIS, GAP_FIT, GAP_NEIGHBOURS, LABEL_QUALITY, LABEL_REASON, LABEL_WEIGHT, N_NEIGHBOURS, QUALITY_RULE, WEIGHT_RULE,
-    label_quality_counts,
-)
 
 # What to show per dataset: formula column, target columns (COLUMN_INFO gives labels/units),
 # categorical filters.
@@ -44,13 +44,13 @@ def _targets(name: str) -> tuple[str, ...]:
 
 def _column_info(name: str) -> dict[str, tuple[str, str]]:
     """Label and unit of each column of dataset ``name`` the page titles: every band gap names its kind
-    (PBE, HSE06, measured); columns the charts do not know take the vocabulary's label and unit."""
+    (DFT PBE (no SOC), DFT HSE06+SOC, measured: the vocabulary's words); columns the charts do not know take the vocabulary's label and unit."""
     info = {**figures.COLUMN_INFO, GAP_SPREAD: (label(GAP_SPREAD), unit(GAP_SPREAD)),
             GAP_DEVICES: (label(GAP_DEVICES), "count")}
-    info[BANDGAP_PBE_DFT] = ("PBE band gap", unit(BANDGAP_PBE_DFT))
-    info[BANDGAP_HSE] = ("HSE06 band gap", unit(BANDGAP_HSE))
+    info[BANDGAP_PBE_DFT] = (gap_name("PBE"), unit(BANDGAP_PBE_DFT))
+    info[BANDGAP_HSE] = (gap_name("HSE"), unit(BANDGAP_HSE))
     if name.startswith("mhp-"):  # the alloy tables' Gap is PBE, except in mhp-hse
-        info[BANDGAP_PBE] = ("HSE06 band gap" if name.startswith("mhp-hse") else "PBE band gap", unit(BANDGAP_PBE))
+        info[BANDGAP_PBE] = (gap_name("HSE" if name.startswith("mhp-hse") else "PBE"), unit(BANDGAP_PBE))
     return info
 
 

@@ -28,6 +28,7 @@ from app import figures_explain as fx
 from app import quantities, ui
 from app.report_button import report_button
 from nestedae_core.api import (
+    query_phase,
     DESCRIPTOR_UNITS, EXPLAINER_NOTES, Attribution, ExplainSettings, composition_problem, explain_outputs,
     predict_composition, prediction_report, query_frame,
 )
@@ -74,7 +75,7 @@ class Choice:
     label: str
     stage: int
     output: str  # target column, or "latents"
-    name: str  # the output's name, a band gap with its fidelity (e.g. "band gap (PBE)")
+    name: str  # the output's name, a band gap with its fidelity and phase (e.g. "band gap, DFT PBE (no SOC, cubic)")
     inputs: str  # "stage" or "chain"
     unit: str
     comparison: str | None  # kind of explainer_comparison, or None
@@ -105,7 +106,7 @@ def _choices() -> list[Choice]:
     for i, st_spec in enumerate(model.spec.stages):
         for j, t in enumerate(st_spec.targets):
             unit = t.unit or ""
-            out_name = quantities.target_name(st_spec, t)
+            out_name = quantities.target_name(st_spec, t, query_phase(model))  # DFT gaps at the model's phase
             name = f"{out_name} ({unit or 'dimensionless'})"
             kind = "first" if i == 0 and j == 0 else ("last" if i == last and j == 0 and i > 0 else None)
             out.append(Choice(f"{name} ← stage {i + 1} inputs: {_inputs_text(i, 'stage')}", i, t.column, out_name, "stage", unit, kind))

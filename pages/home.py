@@ -1,26 +1,25 @@
 """Home: what NestedAE is, which datasets are here, where to start, and the loaded model."""
 from __future__ import annotations
 
+from nestedae_core.api import (
+    DATA_DIR_ENV, ChainSpec, StageSpec, TargetSpec, column_label as label, dataset_status, gap_name, input_groups,
+    target_fidelity,
+)
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from app import figures, navigation, ui
-from nestedae_core.api import (
-    DATA_DIR_ENV, ChainSpec, StageSpec, TargetSpec, column_label as label, dataset_status, input_groups,
-    target_fidelity,
-)
 
 _SCALES = ("atomic scale", "film scale", "device scale")
 _STAGE_COLORS = (figures.SITE_COLORS["A"], figures.SITE_COLORS["X"], figures.SITE_COLORS["B"])
 
 
 def _target_text(stage: StageSpec, target: TargetSpec, *, with_unit: bool = True) -> str:
-    """``PCE (%)``, ``band gap (PBE) (eV)``: the target's label naming its kind of band gap (and its unit)."""
-    name = target.label or label(target.column)
+    """``PCE (%)``, ``band gap, DFT PBE (no SOC) (eV)``: the target's label naming its kind of band gap (and its unit)."""
     fidelity = target_fidelity(stage, target)
-    if fidelity and fidelity.lower() not in name.lower():
-        name = f"{name} ({fidelity})"
+    name = gap_name(fidelity) if fidelity else target.label or label(target.column)
     return f"{name} ({target.unit})" if target.unit and with_unit else name
 
 

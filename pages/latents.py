@@ -61,9 +61,9 @@ def _fidelity(column: str) -> str | None:
 
 
 def _measured(column: str) -> str:
-    """The data value of a column: ``measured …``, or ``DFT band gap (PBE) (eV)`` for a computed gap."""
+    """The data value of a column: ``measured …``; a band gap of a model names its kind (``band gap, DFT PBE (no SOC) (eV)``)."""
     title = _target_title(column)
-    if title.startswith("measured") or "(measured)" in title or title.startswith("DFT"):
+    if title.startswith(("measured", "DFT", "band gap, ")) or "(measured)" in title:  # a gap names its kind already
         return title
     if _fidelity(column) in ("PBE", "HSE"):
         return f"DFT {title}"

@@ -3,8 +3,11 @@
 * One query: the session's composition (shared with Compose, via
   :mod:`app.state`) or a formula typed here, an ETL and an HTL; every target
   with its unit and uncertainty (the prediction interval when the model is
-  calibrated, else ± the fold models' disagreement, said so), every band gap
-  named by its fidelity (measured, PBE, HSE), the domain message when the query
+  calibrated, else ± the fold models' disagreement, said so), the measured band
+  gap first, every band gap named by its fidelity (measured, DFT PBE (no SOC),
+  DFT HSE06+SOC) and a DFT gap by its crystal phase (cubic unless picked here), the
+  decomposition energy (stability; "not in this model" for a model without that
+  head), the domain message when the query
   leaves the training data, and a flag when the PCE exceeds the
   Shockley–Queisser limit at the measured-scale band gap (at the PBE gap,
   labelled so, for a model without a measured stage).
@@ -24,10 +27,11 @@ from app import figures_model as fm
 from app import model_state, quantities, state, ui
 from app.report_button import report_button
 from nestedae_core.api import (
-    DEFAULT_LEVEL, DEVICE_COMPOSITION, DISTANCE, ETL, HTL, MEASURED_BANDGAP, PCE, SAME_COMPOSITION, SAME_STACK,
-    BatchColumns, Composition, CompositionError, NestedAEError, bandgaps, column_display as display,
-    column_label as label, composition_problem, explain_outputs, line_scan, parse_formula, predict_composition,
-    predict_rows, prediction_report, query_frame, read_small_table, screening_gap_column, sq_limit,
+    DECOMPOSITION, DECOMPOSITION_KEY, DECOMPOSITION_MEANING, DEFAULT_LEVEL, DEVICE_COMPOSITION, DISTANCE, ETL, HTL,
+    MEASURED_BANDGAP, NO_DECOMPOSITION_NOTE, PCE, PHASE, PHASE_LABEL, SAME_COMPOSITION, SAME_STACK, BatchColumns,
+    Composition, CompositionError, NestedAEError, bandgaps, column_display as display, column_label as label,
+    composition_problem, explain_outputs, fidelity_label, line_scan, parse_formula, phase_name, predict_composition,
+    predict_rows, prediction_report, query_frame, query_phase, read_small_table, screening_gap_column, sq_limit,
 )
 
 DEFAULT_FORMULA = "MAPbI3"
@@ -58,6 +62,7 @@ K_ETL, K_HTL = "predict.etl", "predict.htl"
 K_ROWS = "predict.compare_rows"
 K_ROWS_VERSION = "predict.compare_version"
 K_SCAN = "predict.scan"
+K_PHASE = "predict.phase"
 DISTANCE_LABEL = "descriptor distance (standardised, dimensionless)"
 #: Headers of the nearest-devices table.
 NEAREST_COLUMNS = {
@@ -73,7 +78,8 @@ NEAREST_COLUMNS = {
 
 st.title("Predict")
 st.caption("Composition and device stack → band gap → power conversion efficiency. Every band gap says which it is: "
-           "**measured** (what a film or device shows), **PBE** or **HSE** (DFT). The uncertainty is the prediction "
+           f"**{fidelity_label('measured')}** (what a film or device shows, first), **{fidelity_label('PBE')}** or "
+           f"**{fidelity_label('HSE')}** (computed, for the crystal phase named with it). The uncertainty is the prediction "
            "interval when the model is calibrated; otherwise ± is the disagreement of the fold models, not an error bar.")
 
 picker_col, info_col = st.columns([2, 3], vertical_alignment="bottom")
@@ -84,7 +90,10 @@ with ui.user_errors():
     model = model_state.active_model()
 if model is None:
     st.stop()
-targets = fm.target_infos(model)
+cat_cols = [c for p in model.prep for c in p.categorical_columns]
+#: the crystal phase of the DFT gaps: the model's default (cubic) unless picked below
+chain_phase = query_phase(model)
+targets = fm.target_infos(model, phase=chain_phase)
 target_cols = {t.column for t in targets}
 #: the band gap the SQ limit, the plots and the scan use: the measured-scale one, else a DFT gap (labelled so),
 #: as the screening window does (:func:`nestedae_core.predict.screening_gap_column`)
@@ -98,7 +107,6 @@ if (problem := composition_problem(model)) is not None:  # does the model take c
             "Choose a perovskite model (e.g. the default) above.", icon=":material/info:")
     st.stop()
 
-cat_cols = [c for p in model.prep for c in p.categorical_columns]
 has_stack = ETL in cat_cols and HTL in cat_cols
 
 
@@ -107,16 +115,21 @@ def digits_of(unit: str) -> int:
 
 
 def tile_label(t: dict) -> str:
-    """A result tile's label: ``band gap (measured) · film stage``."""
-    return f"{quantities.named(t['label'], t['fidelity'])} · {t['stage']} stage"
+    """A result tile's label: ``band gap, measured · film stage``, ``band gap, DFT HSE06+SOC (cubic) · dft stage``."""
+    return f"{quantities.entry_name(t)} · {t['stage']} stage"
 
 
 def tile_rows(entries: list) -> list[list]:
-    """Band gaps (and the SQ limit at one) in the first row(s), the other outcomes in the next, at most
-    :data:`TILES_PER_ROW` a row."""
+    """The measured band gap first, then the SQ limit at it, the DFT gaps, the other outcomes, and the stability
+    (decomposition energy) last, at most :data:`TILES_PER_ROW` a row (a new row where the band gaps end)."""
     rows = []
-    first = [e for e in entries if e.get("fidelity") or e.get("sq")]
-    for group in (first, [e for e in entries if e not in first]):
+    measured = [e for e in entries if e.get("fidelity") == "measured"]
+    sq = [e for e in entries if e.get("sq")]
+    dft = [e for e in entries if e.get("fidelity") and e.get("fidelity") != "measured"]
+    stability = [e for e in entries if e.get("stability")]
+    first = measured + sq + dft
+    rest = [e for e in entries if e not in first and e not in stability] + stability
+    for group in (first, rest):
         rows += [group[i:i + TILES_PER_ROW] for i in range(0, len(group), TILES_PER_ROW)]
     return rows
 
@@ -132,7 +145,8 @@ def sq_names(fidelity: str | None) -> tuple[str, str]:
     """(metric label, table column) of the SQ limit at a gap of this fidelity."""
     if fidelity == "measured":
         return "Shockley–Queisser limit at the measured gap", "SQ limit (%)"
-    return f"Shockley–Queisser limit at the {fidelity} gap (no measured gap)", f"SQ limit at the {fidelity} gap (%)"
+    word = fidelity_label(fidelity or "")
+    return f"Shockley–Queisser limit at the {word} gap (no measured gap)", f"SQ limit at the {word} gap (%)"
 
 
 # ---------------------------------------------------------------------- composition and stack
@@ -161,7 +175,8 @@ if ss.get(K_SEEN) != shared.formula and not ss.get(K_FORMULA_ERROR):
 ss.setdefault(K_FORMULA, shared.formula)
 
 st.subheader("One composition")
-c1, c2, c3 = st.columns([3, 2, 2])
+has_phase = chain_phase is not None
+c1, c2, c3, c4 = st.columns([3, 2, 2, 1.4])
 with c1:
     st.text_input("Composition (formula)", key=K_FORMULA, on_change=_on_formula,
                   help="Any notation of the Compose page, e.g. MAPbI3, Cs0.05FA0.79MA0.16PbBr0.51I2.49, "
@@ -174,13 +189,21 @@ if has_stack:
     htl = state.shared_choice_widget(c3, state.STACK_LABELS[HTL], htls, column=HTL, widget_key=K_HTL,
                                      default=model.default_category(HTL), help="Shared with Explain.")
 
+phase = chain_phase
+if has_phase:
+    phases = model.categories(PHASE)
+    phase = c4.selectbox(f"{PHASE_LABEL.capitalize()} of the DFT gaps", phases, index=phases.index(chain_phase), key=K_PHASE,
+                         format_func=lambda v: phase_name(v) or v,
+                         help="The DFT band gaps (and the decomposition energy) are computed for one crystal phase; the "
+                              "measured gap and the device stage always use the films' phase (cubic or pseudo-cubic).")
+
 if ss.get(K_FORMULA_ERROR):
     ui.show_error(CompositionError(ss[K_FORMULA_ERROR]))
     st.caption(f"Still showing the last valid composition, **{shared.formula}**.")
 
 query = None
 with ui.user_errors():
-    query = predict_composition(model, shared, etl=etl, htl=htl)
+    query = predict_composition(model, shared, etl=etl, htl=htl, categorical={PHASE: phase} if has_phase else None)
 
 if query is not None:
     gaps = bandgaps(query)
@@ -188,7 +211,10 @@ if query is not None:
     show_sq = sq_gap is not None and PCE in query.targets and sq_gap["mean"] > 0
     st.html(TILE_CSS)
     tiles = st.container(key="predict-tiles")
-    entries = list(query.targets.values()) + ([{"sq": True}] if show_sq else [])
+    decomposition = next((t for t in query.targets.values() if t["key"] == DECOMPOSITION_KEY), None)
+    entries = [t for t in query.targets.values() if t is not decomposition] + ([{"sq": True}] if show_sq else [])
+    if gaps:  # a perovskite model: its stability, or that it has none
+        entries.append({"stability": True, **(decomposition or {})})
     limit = None
     for row in tile_rows(entries):
         cols = tiles.columns(TILES_PER_ROW)
@@ -200,17 +226,29 @@ if query is not None:
                            help="Detailed-balance limit of a single-junction cell at the predicted band gap, under the "
                                 "AM1.5G reference spectrum (ASTM G-173), cell at 300 K. It belongs to the measured-scale gap.")
                 if sq_gap["fidelity"] != "measured":
-                    col.caption(f"At the {sq_gap['fidelity']} gap, for orientation only: the limit belongs to the measured-scale gap, "
+                    col.caption(f"At the {fidelity_label(sq_gap['fidelity'])} gap, for orientation only: the limit belongs to the measured-scale gap, "
                                 "which this model does not predict.")
                 if flagged := gap_extrapolated(query.stage_in_domain, sq_gap["stage"]):
                     col.caption(f":orange[**Extrapolated gap:**] the query is outside the training domain of stage(s) "
                                 f"{', '.join(flagged)}, so the gap, and this limit at it, are extrapolated.")
                 continue
+            if t.get("stability"):
+                if "mean" not in t:
+                    col.metric(f"{label(DECOMPOSITION)} (stability)", "not in this model",
+                               help=NO_DECOMPOSITION_NOTE)
+                    col.caption(f"{label(DECOMPOSITION).capitalize()}: {NO_DECOMPOSITION_NOTE}.")
+                    continue
+                where = f", {phase_name(t['phase'])}" if t.get("phase") else ""
+                col.metric(f"{label(DECOMPOSITION)} (DFT{where}) · {t['stage']} stage", quantities.estimate(t, digits_of(t["unit"])),
+                           help=DECOMPOSITION_MEANING)
+                col.caption(f"Lower is more stable; below 0 eV/f.u. computed stable against decomposing. "
+                            f"{quantities.disagreement(t, digits_of(t['unit']))}")
+                continue
             col.metric(tile_label(t), quantities.estimate(t, digits_of(t["unit"])))
             col.caption(quantities.disagreement(t, digits_of(t["unit"])))
     missing = [f for f in ("measured", "PBE", "HSE") if f not in gaps]
     if gaps and missing:
-        notes = [f"Band gaps of this model: {', '.join(quantities.named('band gap', f) for f in gaps)}."]
+        notes = [f"Band gaps of this model: {', '.join(quantities.entry_name(g) for g in gaps.values())}."]
         if "measured" in missing:
             notes.append(f"The measured-scale band gap needs the measured model: {quantities.NO_MEASURED_GAP}.")
         if others := [f for f in missing if f != "measured"]:
@@ -233,7 +271,7 @@ if query is not None:
     if limit is not None and query.targets[PCE]["mean"] > limit:
         st.error(
             f"**Above the Shockley–Queisser limit:** the predicted PCE {query.targets[PCE]['mean']:.2f} % exceeds the "
-            f"radiative limit of {limit:.1f} % at the predicted {quantities.named('band gap', sq_gap['fidelity'])} "
+            f"radiative limit of {limit:.1f} % at the predicted {quantities.entry_name(sq_gap)} "
             f"{sq_gap['mean']:.3f} eV. No single-junction cell can do this; the prediction is unphysical here.", icon=":material/report:")
     if query.defaulted:
         st.caption("Not given, so the most common training value was used: " + ", ".join(f"{c} = {query.categorical[c]}" for c in query.defaulted))
@@ -312,7 +350,7 @@ def compare_table(rows: pd.DataFrame) -> pd.DataFrame:
         item["_ok"] = True
         item["formula"] = q.formula
         for c, t in q.targets.items():
-            name = quantities.named(t["label"], t["fidelity"])
+            name = quantities.entry_name(t)
             u = f" ({t['unit']})" if t["unit"] else ""
             item[f"{name}{u}"] = t["mean"]
             if quantities.has_interval(t):
@@ -354,7 +392,7 @@ else:
         left, right = st.columns(2)
         gap_label = sq_gap_t.label if sq_gap_t is not None else "band gap"
         sq_name = "Shockley–Queisser limit" + ("" if sq_gap_t is None or sq_gap_t.fidelity == "measured"
-                                               else f" (drawn at the {sq_gap_t.fidelity} gap: no measured gap)")
+                                               else f" (drawn at the {fidelity_label(sq_gap_t.fidelity)} gap: no measured gap)")
         with left:
             ui.plot(fm.prediction_bars_figure(plotted, gap_label=gap_label), key="predict.bars")
         with right:

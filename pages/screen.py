@@ -4,7 +4,9 @@ Choose the ions allowed on each site and the grid step; every composition on
 that grid is predicted by the active model (:func:`nestedae_core.predict.screen`),
 filtered by the band-gap and tolerance-factor windows and ranked. The band-gap
 window is meant for the measured-scale gap; a model without one filters on its
-DFT gap, and the page says so. Candidates inside the training domain are
+DFT gap, and the page says so. An optional stability filter keeps candidates
+whose predicted decomposition energy is at most a bound (eV per formula unit; a
+model without that head says "not in this model"). Candidates inside the training domain are
 ranked; those outside it are listed apart, never in the ranking. The result
 stays in the session until the next run; the tables download as CSV.
 """
@@ -19,8 +21,9 @@ from app import figures_model as fm
 from app import model_state, quantities, ui
 from app.report_button import report_button
 from nestedae_core.api import (
-    DEFAULT_LEVEL, ETL, HTL, IONS, PCE, SITE_IONS, TOLERANCE_RANGE, composition_problem, grid_size, model_provenance,
-    screen_compositions, screening_gap_column, screening_report,
+    DECOMPOSITION, DECOMPOSITION_MEANING, DEFAULT_LEVEL, ETL, HTL, IONS, NO_DECOMPOSITION_NOTE, PCE, SITE_IONS,
+    TOLERANCE_RANGE, column_label as label, composition_problem, fidelity_label, grid_size, has_decomposition,
+    model_provenance, query_phase, screen_compositions, screening_gap_column, screening_report,
 )
 
 #: Grid divisions offered (step = 1/n).
@@ -46,7 +49,7 @@ if (problem := composition_problem(model)) is not None:
     st.info(f"The active model ({model.spec.name}) cannot predict from a composition: {problem}. "
             "Choose a perovskite model (e.g. the default) above.", icon=":material/info:")
     st.stop()
-targets = fm.target_infos(model)
+targets = fm.target_infos(model, phase=query_phase(model))
 by_col = {t.column: t for t in targets}
 #: the gap of the window (:func:`nestedae_core.predict.screening_gap_column`): the measured-scale one, else a DFT gap (said so)
 _gap = screening_gap_column(model)
@@ -74,14 +77,23 @@ with st.container(border=True):
         etls, htls = model.categories(ETL), model.categories(HTL)
         etl = d1.selectbox("ETL", etls, etls.index(model.default_category(ETL)), key="screen.etl")
         htl = d2.selectbox("HTL", htls, htls.index(model.default_category(HTL)), key="screen.htl")
-    gap_window = d3.slider(f"Band-gap window, {'measured' if gap_t is None else gap_t.fidelity} gap (eV)", 0.5, 3.5, (1.2, 1.8), 0.05,
+    gap_window = d3.slider(f"Band-gap window, {fidelity_label('measured' if gap_t is None else gap_t.fidelity)} gap (eV)", 0.5, 3.5, (1.2, 1.8), 0.05,
                            key="screen.gap", disabled=gap_t is None,
                            help="Applied to the measured-scale band gap, the one a solar cell's absorber has.")
     if gap_t is not None and gap_t.fidelity != "measured":
-        d3.caption(f"On the {gap_t.fidelity} gap: {quantities.NO_MEASURED_GAP}. DFT gaps sit off measured ones, "
+        d3.caption(f"On the {gap_t.label}: {quantities.NO_MEASURED_GAP}. DFT gaps sit off measured ones, "
                    "so this window is not the measured 1.2–1.8 eV.")
     tol_window = d4.slider("Tolerance-factor window (dimensionless)", 0.6, 1.2, (float(TOLERANCE_RANGE[0]), float(TOLERANCE_RANGE[1])), 0.01,
                            key="screen.tol")
+    has_decomp = has_decomposition(model)
+    e1, e2 = st.columns([2, 6], vertical_alignment="bottom")
+    use_decomp = e1.checkbox(f"Stability: {label(DECOMPOSITION)} at most", key="screen.decomp_on", disabled=not has_decomp,
+                             help=DECOMPOSITION_MEANING)
+    decomp_max = e2.number_input("Decomposition energy at most (eV/f.u.)", -2.0, 4.0, 0.0, 0.05, key="screen.decomp_max",
+                                 disabled=not (has_decomp and use_decomp), help=DECOMPOSITION_MEANING)
+    if not has_decomp:
+        e2.caption(f"{label(DECOMPOSITION).capitalize()}: {NO_DECOMPOSITION_NOTE}.")
+    decomposition_max = float(decomp_max) if has_decomp and use_decomp else None
     r1, r2 = st.columns([2, 6], vertical_alignment="bottom")
     default_rank = model.spec.stages[-1].targets[0].column
     rank_by = r1.selectbox("Rank by (highest first)", [t.column for t in targets], [t.column for t in targets].index(default_rank),
@@ -94,14 +106,15 @@ with st.container(border=True):
         st.info("Choose at least one ion on every site.")
 
 if run:
-    params = dict(a=a_ions, b=b_ions, x=x_ions, n=n, etl=etl, htl=htl, gap=gap_window, tol=tol_window, rank=rank_by,
+    params = dict(a=a_ions, b=b_ions, x=x_ions, n=n, etl=etl, htl=htl, gap=gap_window, tol=tol_window, rank=rank_by, decomp=decomposition_max,
                   model=str(model_state.active_model_path()))
     with ui.user_errors():
         with st.spinner(f"Predicting {count:,} candidates…"):
             t0 = time.perf_counter()
             ranked = screen_compositions(model, a_ions, b_ions, x_ions, 1.0 / n, etl=etl, htl=htl,
                                     bandgap_window=gap_window if gap_t is not None else None,
-                                    tolerance_window=tol_window, rank_by=rank_by, max_candidates=MAX_CANDIDATES, level=LEVEL)
+                                    tolerance_window=tol_window, rank_by=rank_by, max_candidates=MAX_CANDIDATES, level=LEVEL,
+                                    decomposition_max=decomposition_max)
             seconds = time.perf_counter() - t0
         st.session_state[K_RESULT] = {"ranked": ranked, "seconds": seconds, "count": count, "params": params,
                                       "provenance": model_provenance(model)}
@@ -120,7 +133,8 @@ st.success(
     f"Screened **{res['count']:,}** candidates in **{res['seconds']:.2f} s** "
     f"({1000 * res['seconds'] / max(res['count'], 1):.3f} ms per candidate); **{len(ranked):,}** pass the windows "
     f"({gap_t.label if gap_t is not None else 'band gap'} {p['gap'][0]:.2f}–{p['gap'][1]:.2f} eV, "
-    f"tolerance factor {p['tol'][0]:.2f}–{p['tol'][1]:.2f}).",
+    f"tolerance factor {p['tol'][0]:.2f}–{p['tol'][1]:.2f}"
+    + (f", {label(DECOMPOSITION)} at most {p['decomp']:.2f} eV/f.u." if p.get("decomp") is not None else "") + ").",
     icon=":material/timer:",
 )
 calibrated = any(f"{t.key}_lower" in ranked for t in targets)
@@ -135,6 +149,7 @@ def _screen_report(res=res, p=p) -> str:  # type: ignore[no-untyped-def]
                 "grid step (site fraction)": f"1/{p['n']}", "ETL": p["etl"], "HTL": p["htl"],
                 "band-gap window (eV)": f"{p['gap'][0]:.2f}–{p['gap'][1]:.2f}" + (f" ({gap_t.label})" if gap_t is not None else ""),
                 "tolerance-factor window": f"{p['tol'][0]:.2f}–{p['tol'][1]:.2f}", "ranked by": p["rank"],
+                f"{label(DECOMPOSITION)} at most (eV/f.u.)": "no filter" if p.get("decomp") is None else f"{p['decomp']:.2f}",
                 "candidates on the grid": f"{res['count']:,}"}
     return screening_report(res["ranked"], provenance=res.get("provenance") or model_provenance(model), settings=settings)
 
@@ -194,7 +209,7 @@ def display_table(df: pd.DataFrame, *, ranked: bool = True) -> pd.DataFrame:
 
 
 if ranked.empty:
-    st.info("No candidate passes the windows: widen the band-gap or tolerance-factor window.")
+    st.info("No candidate passes the windows: widen the band-gap or tolerance-factor window (or the stability bound).")
     st.stop()
 inside = ranked[ranked["in_domain"].astype(bool)].reset_index(drop=True)
 outside = ranked[~ranked["in_domain"].astype(bool)].reset_index(drop=True)

@@ -76,7 +76,7 @@ def test_target_infos_from_spec_and_model_like():
     infos = fm.target_infos(spec)
     assert [(t.column, t.unit, t.stage) for t in infos] == [("Gap", "eV", "materials"), ("JV_reverse_scan_PCE", "%", "devices")]
     assert fm.target_infos(type("M", (), {"spec": spec})()) == infos
-    assert infos[0].title("measured") == "measured band gap (PBE) (eV)"  # the paper's band gap is DFT-PBE
+    assert infos[0].title("measured") == "measured band gap, DFT PBE (no SOC) (eV)"  # the paper's band gap is DFT-PBE
     assert [t.fidelity for t in infos] == ["PBE", None] and infos[1].label == "PCE"
     assert fm.TargetInfo("FF", "FF", "").title() == "FF (dimensionless)"
 
@@ -157,28 +157,28 @@ def test_line_scan_band_is_the_interval_when_the_scan_has_one():
     x = np.linspace(0, 1, 5)
     scan = pd.DataFrame({"x": x, "formula": list("abcde"), "bandgap_pbe_eV_mean": 1.6 + 0.7 * x, "bandgap_pbe_eV_std": np.full(5, 0.05),
                          "bandgap_pbe_eV_lower": 1.5 + 0.7 * x, "bandgap_pbe_eV_upper": 1.75 + 0.7 * x, "in_domain": True})
-    gap = fm.TargetInfo("Gap", "band gap (PBE)", "eV", "materials", "PBE")
+    gap = fm.TargetInfo("Gap", "band gap, DFT PBE (no SOC)", "eV", "materials", "PBE")
     fig = fm.line_scan_figure(scan, start="a", end="b", gap=gap, pce=None, level=0.9)
     band = next(t for t in fig.data if t.fill == "toself")
     np.testing.assert_allclose(band.y[:5], scan["bandgap_pbe_eV_upper"])
     np.testing.assert_allclose(band.y[5:], scan["bandgap_pbe_eV_lower"][::-1])
-    assert band.name == "band gap (PBE), 90 % interval"
-    assert fig.layout.yaxis.title.text == "predicted band gap (PBE) (eV)"
+    assert band.name == "band gap, DFT PBE (no SOC), 90 % interval"
+    assert fig.layout.yaxis.title.text == "predicted band gap, DFT PBE (no SOC) (eV)"
     plain = fm.line_scan_figure(scan.drop(columns=["bandgap_pbe_eV_lower", "bandgap_pbe_eV_upper"]), start="a", end="b", gap=gap, pce=None)
-    assert next(t for t in plain.data if t.fill == "toself").name == "band gap (PBE) ± 1 sd (model disagreement)"
+    assert next(t for t in plain.data if t.fill == "toself").name == "band gap, DFT PBE (no SOC) ± 1 sd (model disagreement)"
 
 
 def test_gap_figures_name_the_gap_they_draw():
     pts = pd.DataFrame({"label": ["MAPbI3"], "gap": [1.6], "gap_std": [0.02], "pce": [15.0], "pce_std": [0.5]})
-    fig = fm.pce_vs_gap_figure(pts, gap_label="band gap (PBE)", sq_name="Shockley–Queisser limit (drawn at the PBE gap: no measured gap)")
-    assert fig.layout.xaxis.title.text == "predicted band gap (PBE) (eV)" and "PBE gap" in fig.data[0].name
-    bars = fm.prediction_bars_figure(pts, gap_label="band gap (measured)")
-    assert "predicted band gap (measured) (eV)" in axis_titles(bars)
+    fig = fm.pce_vs_gap_figure(pts, gap_label="band gap, DFT PBE (no SOC)", sq_name="Shockley–Queisser limit (drawn at the PBE gap: no measured gap)")
+    assert fig.layout.xaxis.title.text == "predicted band gap, DFT PBE (no SOC) (eV)" and "PBE gap" in fig.data[0].name
+    bars = fm.prediction_bars_figure(pts, gap_label="band gap, measured")
+    assert "predicted band gap, measured (eV)" in axis_titles(bars)
     ranked = pd.DataFrame({"formula": ["a", "b"], "bandgap_pbe_eV_mean": [1.5, 1.6], "bandgap_pbe_eV_std": 0.02, "pce_percent_mean": [15.0, 14.0],
                            "pce_percent_std": 0.5, "tolerance_factor": 0.9, "in_domain": True})
-    pbe = fm.screen_scatter_figure(ranked, x=fm.TargetInfo("Gap", "band gap (PBE)", "eV", "materials", "PBE"))
+    pbe = fm.screen_scatter_figure(ranked, x=fm.TargetInfo("Gap", "band gap, DFT PBE (no SOC)", "eV", "materials", "PBE"))
     assert any(t.name.startswith("Shockley–Queisser limit (drawn at the PBE gap") for t in pbe.data)
-    assert pbe.layout.xaxis.title.text == "predicted band gap (PBE) (eV)"
+    assert pbe.layout.xaxis.title.text == "predicted band gap, DFT PBE (no SOC) (eV)"
 
 
 def test_pce_vs_gap_with_sq_limit_and_bars():

@@ -32,7 +32,7 @@ def _metrics(at: AppTest) -> dict[str, str]:
 @pytest.fixture
 def paper_default(app_env, monkeypatch):
     """The shipped paper-default bundle as the app's default model (the tests below check the paper chain:
-    15 descriptors -> 12 latents -> band gap (PBE), then PCE)."""
+    15 descriptors -> 12 latents -> band gap, DFT PBE (no SOC), then PCE)."""
     from app import model_state
     from nestedae_core import store
 
@@ -58,9 +58,9 @@ def test_explain_shows_numbers_with_units(paper_default):
     at = open_app("pages/explain.py")
     _no_errors(at)
     m = _metrics(at)
-    assert m["band gap (PBE): prediction"].endswith(" eV") and m["base value (background average)"].endswith(" eV")
-    pred = float(m["band gap (PBE): prediction"].split()[0])
-    assert at.selectbox(key="explain.output").value.startswith("band gap (PBE) (eV) ← stage 1 inputs")  # the fidelity is named
+    assert m["band gap, DFT PBE (no SOC): prediction"].endswith(" eV") and m["base value (background average)"].endswith(" eV")
+    pred = float(m["band gap, DFT PBE (no SOC): prediction"].split()[0])
+    assert at.selectbox(key="explain.output").value.startswith("band gap, DFT PBE (no SOC) (eV) ← stage 1 inputs")  # the fidelity is named
     base = float(m["base value (background average)"].split()[0])
     total = float(m["sum of attributions"].split()[0])
     assert pred == pytest.approx(base + total, abs=2e-3)  # additivity, as shown
@@ -98,7 +98,7 @@ def test_an_explanation_never_waits_for_the_shap_warm_up(paper_default, monkeypa
         assert explain_state._warm_up_thread().is_alive()  # the warm-up started and is still "compiling"
         at.switch_page("pages/explain.py").run()
         _no_errors(at)
-        assert any(k.startswith("band gap (PBE): prediction") for k in _metrics(at))
+        assert any(k.startswith("band gap, DFT PBE (no SOC): prediction") for k in _metrics(at))
     finally:
         release.set()
         explain_state._warm_up_thread.clear()
@@ -142,8 +142,8 @@ def test_explain_on_the_default_model_names_its_gaps(app_env):
     at = open_app("pages/explain.py")
     _no_errors(at)
     gaps = [o for o in at.selectbox(key="explain.output").options if o.startswith("band gap")]
-    assert gaps and all(o.startswith(("band gap (PBE)", "band gap (HSE", "band gap (measured)")) for o in gaps)
-    assert any(k.startswith("band gap (") and k.endswith("): prediction") for k in _metrics(at))
+    assert gaps and all(o.startswith("band gap, ") for o in gaps)
+    assert any(k.startswith("band gap, ") and k.endswith(": prediction") for k in _metrics(at))
     at.radio(key="explain.view").set_value("Fidelity: compare explainers").run()
     _no_errors(at)
     offered = at.multiselect(key="explain.cmp_methods").options
@@ -182,8 +182,8 @@ def test_latents_views(paper_default):
     assert n_plots(at) == 1
     assert any("red star is **MAPbI3**" in c.value for c in at.caption)
     colours = at.selectbox(key="latents.colour").options
-    assert any(c.startswith("predicted band gap (PBE) (eV)") for c in colours)
-    assert "DFT band gap (PBE) (eV)" in colours and not any(c.startswith("measured band gap (PBE)") for c in colours)
+    assert any(c.startswith("predicted band gap, DFT PBE (no SOC) (eV)") for c in colours)
+    assert "band gap, DFT PBE (no SOC) (eV)" in colours and not any(c.startswith("measured band gap, DFT") for c in colours)
     assert any("fraction of the X site" in c for c in colours)
     at.radio(key="latents.view").set_value("Correlations").run()
     _no_errors(at)
@@ -197,7 +197,7 @@ def test_latents_views(paper_default):
     assert "**Rule.**" in texts(at)
     at.radio(key="latents.view").set_value("Traversal").run()
     _no_errors(at)
-    assert next(v for k, v in _metrics(at).items() if k.startswith("predicted band gap (PBE)")).endswith(" eV")
+    assert next(v for k, v in _metrics(at).items() if k.startswith("predicted band gap, DFT PBE (no SOC)")).endswith(" eV")
     # stage 2: ETL/HTL colours and the device stack in the traversal
     stage2 = at.radio(key="latents.stage").options[1]
     at.radio(key="latents.stage").set_value(stage2)

@@ -41,8 +41,8 @@ def test_model_options_list_default_first(app_env, default_model):
     frame = model_state.bundles_frame(opts)
     assert list(frame["default"]) == [True, False]  # the default model, then the other shipped one
     assert list(frame["model"]) == ["measured-default", "paper-default"] and frame["shipped"].all()
-    assert any(c.startswith("MAE band gap (PBE) (eV)") for c in frame.columns)  # the paper's band gap is DFT-PBE
-    assert "band gap (PBE)" in model_state._label(opts[0])
+    assert any(c.startswith("MAE band gap, DFT PBE (no SOC) (eV)") for c in frame.columns)  # the paper's band gap is DFT-PBE
+    assert "band gap, DFT PBE (no SOC)" in model_state._label(opts[0])
 
 
 # --------------------------------------------------------------------------- pages render
@@ -73,14 +73,14 @@ def test_train_page_lists_devices(app_env):
     assert "Devices detected on this server" in texts(at) and "cpu" in texts(at)
     assert at.selectbox(key="train.paper.device").options[0] == "auto (best available)"
     assert "No runs yet" in texts(at)
-    assert "targets: band gap (PBE) (eV)" in texts(at)  # the paper preset's band gap is named by its fidelity
+    assert "targets: band gap, DFT PBE (no SOC) (eV)" in texts(at)  # the paper preset's band gap is named by its fidelity
 
 
 def test_predict_shows_numbers_with_units(app_env):
     at = open_app("pages/predict.py")
     metrics = {m.label: m.value for m in at.metric}
-    assert all(k.startswith("band gap (") for k in metrics if k.startswith("band gap"))  # never a bare "band gap"
-    gap = next(v for k, v in metrics.items() if k.startswith("band gap (PBE)"))
+    assert all(k.startswith("band gap, ") for k in metrics if k.startswith("band gap"))  # never a bare "band gap"
+    gap = next(v for k, v in metrics.items() if k.startswith("band gap, DFT PBE (no SOC"))
     pce = next(v for k, v in metrics.items() if k.startswith("PCE"))
     # the uncertainty: the prediction interval when calibrated, else ± (model disagreement, said so)
     assert (gap.endswith(" eV") and " ± " in gap) or (" eV (90 % interval " in gap and gap.endswith(")"))
@@ -89,21 +89,22 @@ def test_predict_shows_numbers_with_units(app_env):
     assert any("Shockley–Queisser" in k and v.endswith(" %") for k, v in metrics.items())
     assert 1 <= n_plots(at) <= 8
     assert "MAPbI3" in texts(at)
-    if not any(k.startswith("band gap (measured)") for k in metrics):  # e.g. the paper model: PBE only, and it says so
+    if not any(k.startswith("band gap, measured") for k in metrics):  # e.g. the paper model: PBE only, and it says so
         sq = next(k for k in metrics if "Shockley–Queisser" in k)
-        assert sq == "Shockley–Queisser limit at the PBE gap (no measured gap)"
+        assert sq == "Shockley–Queisser limit at the DFT PBE (no SOC) gap (no measured gap)"
         assert "The measured-scale band gap needs the measured model" in texts(at)
     # side-by-side table with unit-bearing columns and a download
-    table = next(d.value for d in at.dataframe if "band gap (PBE) (eV)" in d.value.columns)
-    assert {"band gap (PBE) (eV)", "band gap (PBE) model disagreement (eV)", "PCE (%)"} <= set(table.columns)
+    table = next(d.value for d in at.dataframe if "PCE (%)" in d.value.columns)
+    pbe = next(c for c in table.columns if c.startswith("band gap, DFT PBE (no SOC") and c.endswith(") (eV)"))[: -len(" (eV)")]
+    assert {f"{pbe} (eV)", f"{pbe} model disagreement (eV)", "PCE (%)"} <= set(table.columns)
     assert any(c.startswith("SQ limit") and c.endswith("(%)") for c in table.columns)
-    assert not [c for c in table.columns if c.startswith("band gap") and not c.startswith("band gap (")]
+    assert not [c for c in table.columns if c.startswith("band gap") and not c.startswith("band gap, ")]
     assert len(table) >= 2
     assert len(at.get("download_button")) >= 2
     # the line-scan table: fidelity-named columns and x without float noise
     scan = next(d.value for d in at.dataframe if any(c.startswith("x (fraction of") for c in d.value.columns))
     x = scan[next(c for c in scan.columns if c.startswith("x (fraction of"))]
-    assert [repr(float(v)) for v in x][:4] == ["0.0", "0.05", "0.1", "0.15"] and "band gap (PBE) (eV)" in scan.columns
+    assert [repr(float(v)) for v in x][:4] == ["0.0", "0.05", "0.1", "0.15"] and any(c.startswith("band gap, DFT PBE (no SOC") for c in scan.columns)
 
 
 @pytest.fixture
@@ -119,16 +120,16 @@ def test_predict_and_screen_show_the_interval_of_a_calibrated_model(calibrated_e
     at = open_app("pages/predict.py")
     assert not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
-    gap = metrics["band gap (PBE) · materials stage"]
+    gap = metrics["band gap, DFT PBE (no SOC) · materials stage"]
     assert " eV (90 % interval " in gap and "±" not in gap
     lo, hi = (float(v) for v in gap.split("interval ")[1].rstrip(")").split("–"))
     assert lo <= float(gap.split()[0]) <= hi
     assert any(c.value.startswith("model disagreement ± ") for c in at.caption)  # still there, in smaller print
     assert "Uncertainty: prediction intervals" in texts(at)
-    table = next(d.value for d in at.dataframe if "band gap (PBE) (eV)" in d.value.columns)
-    assert {"band gap (PBE) 90 % interval lower (eV)", "band gap (PBE) 90 % interval upper (eV)", "PCE 90 % interval lower (%)"} <= set(table.columns)
+    table = next(d.value for d in at.dataframe if "band gap, DFT PBE (no SOC) (eV)" in d.value.columns)
+    assert {"band gap, DFT PBE (no SOC) 90 % interval lower (eV)", "band gap, DFT PBE (no SOC) 90 % interval upper (eV)", "PCE 90 % interval lower (%)"} <= set(table.columns)
     scan = next(d.value for d in at.dataframe if any(c.startswith("x (fraction of") for c in d.value.columns))
-    assert (scan["band gap (PBE) 90 % interval lower (eV)"] <= scan["band gap (PBE) (eV)"]).all()
+    assert (scan["band gap, DFT PBE (no SOC) 90 % interval lower (eV)"] <= scan["band gap, DFT PBE (no SOC) (eV)"]).all()
     assert "90 % prediction intervals" in texts(at)  # the scan's bands
     at.switch_page("pages/screen.py").run()
     at.select_slider(key="screen.n").set_value(4)
@@ -157,13 +158,27 @@ def test_predict_and_screen_use_the_measured_gap_of_a_measured_model(measured_bu
     at = open_app("pages/predict.py")
     assert not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
-    gaps = [k for k in metrics if k.startswith("band gap")]
-    assert [g.split(" · ")[0].split(" (")[1] for g in gaps] == ["PBE)", "HSE06)", "measured)"]  # all three, each named
-    assert all(" eV (90 % interval " in metrics[g] for g in gaps)
+    gaps = [k.split(" · ")[0] for k in metrics if k.startswith("band gap")]
+    # the measured gap leads; each DFT gap says its functional, spin-orbit coupling and phase
+    assert gaps == ["band gap, measured", "band gap, DFT PBE (no SOC, cubic)", "band gap, DFT HSE06+SOC (cubic)"]
+    assert list(metrics)[0].startswith("band gap, measured")
+    assert all(" eV (90 % interval " in metrics[k] for k in metrics if k.startswith("band gap"))
+    hse = next(v for k, v in metrics.items() if k.startswith("band gap, DFT HSE06+SOC"))
+    assert float(hse.split("interval ")[1].split("–")[0]) >= 0  # never below 0 eV: the head's bounds
     assert "Shockley–Queisser limit at the measured gap" in metrics
     assert "needs the measured model" not in texts(at)
-    table = next(d.value for d in at.dataframe if "band gap (measured) (eV)" in d.value.columns)
-    assert "SQ limit (%)" in table.columns
+    # the stability output: the decomposition energy with its interval, last
+    decomp = next(k for k in metrics if k.startswith("decomposition energy"))
+    assert decomp.startswith("decomposition energy (DFT, cubic)") and " eV/f.u. (90 % interval " in metrics[decomp]
+    assert "Lower is more stable" in texts(at)
+    table = next(d.value for d in at.dataframe if "band gap, measured (eV)" in d.value.columns)
+    assert "SQ limit (%)" in table.columns and "decomposition energy (cubic) (eV/f.u.)" in table.columns
+    # another phase for the DFT gaps: named with them; the measured gap does not move
+    at.selectbox(key="predict.phase").set_value("Tetra").run()
+    tetra = {m.label: m.value for m in at.metric}
+    assert any(k.startswith("band gap, DFT HSE06+SOC (tetragonal)") for k in tetra)
+    assert next(v for k, v in tetra.items() if k.startswith("band gap, measured")) == next(
+        v for k, v in metrics.items() if k.startswith("band gap, measured"))
     at.switch_page("pages/screen.py").run()
     assert at.slider(key="screen.gap").label == "Band-gap window, measured gap (eV)"
     at.select_slider(key="screen.n").set_value(4)
@@ -172,7 +187,34 @@ def test_predict_and_screen_use_the_measured_gap_of_a_measured_model(measured_bu
     assert not at.exception, exceptions(at)
     ranked = at.dataframe[0].value
     if "rank" in ranked.columns:  # some candidate passes inside the domain
-        assert ranked["band gap (measured) (eV)"].between(1.5, 1.7).all()
+        assert ranked["band gap, measured (eV)"].between(1.5, 1.7).all()
+    # the stability filter: decomposition energy at most X eV/f.u.
+    at.slider(key="screen.gap").set_value((0.5, 3.5))
+    at.checkbox(key="screen.decomp_on").check().run()
+    at.number_input(key="screen.decomp_max").set_value(0.0).run()
+    at.button(key="screen.run").click().run()
+    assert not at.exception, exceptions(at)
+    assert "decomposition energy at most 0.00 eV/f.u." in " ".join(s.value for s in at.success)
+    frames = [d.value for d in at.dataframe if "decomposition energy (cubic) (eV/f.u.)" in d.value.columns]
+    assert frames or "No candidate passes the windows" in texts(at)
+    assert all((f["decomposition energy (cubic) (eV/f.u.)"] <= 0.0).all() for f in frames)
+
+
+def test_predict_and_screen_say_a_model_has_no_stability_head(app_env):
+    """The shipped default predates the decomposition head: Predict and Screen say "not in this model", nothing fails."""
+    from nestedae_core import predict
+
+    if predict.has_decomposition(store.load_default_bundle()):
+        pytest.skip("the default model has a decomposition head")
+    at = open_app("pages/predict.py")
+    assert not at.exception, exceptions(at)
+    metrics = {m.label: m.value for m in at.metric}
+    if not any(k.startswith("band gap") for k in metrics):
+        pytest.skip("the default model predicts no band gap")
+    assert metrics.get("decomposition energy (stability)") == "not in this model"
+    at.switch_page("pages/screen.py").run()
+    assert not at.exception, exceptions(at)
+    assert at.checkbox(key="screen.decomp_on").disabled and "not in this model" in texts(at)
 
 
 def test_predict_invalid_formula_is_a_specific_message(app_env):
@@ -210,7 +252,7 @@ def test_predict_flags_pce_above_the_sq_limit(app_env, monkeypatch):
     at = open_app("pages/predict.py")
     errors = " ".join(e.value for e in at.error)
     assert "Above the Shockley–Queisser limit" in errors and "1.0 %" in errors
-    table = next(d.value for d in at.dataframe if "band gap (PBE) (eV)" in d.value.columns)
+    table = next(d.value for d in at.dataframe if any(c.startswith("band gap, DFT PBE (no SOC") for c in d.value.columns))
     assert table["note"].str.contains("PCE above the SQ limit").all()
 
 
@@ -266,9 +308,10 @@ def test_screen_runs_and_times(app_env):
     table = at.dataframe[0].value
     assert len(table) > 0 and table["rank"].iloc[0] == 1
     # the window's gap is named: the measured-scale one, else the DFT gap said to be one
-    gap = next(c for c in ("band gap (measured) (eV)", "band gap (PBE) (eV)") if c in table.columns)
+    gap = next(c for c in table.columns if c.startswith(("band gap, measured (eV)", "band gap, DFT PBE (no SOC")))
     assert "PCE (%)" in table.columns and "PCE model disagreement (%)" in table.columns and gap in table.columns
-    assert at.slider(key="screen.gap").label.startswith(f"Band-gap window, {gap.split('(')[1].split(')')[0]} gap")
+    word = "measured" if "measured" in gap else "DFT PBE (no SOC)"
+    assert at.slider(key="screen.gap").label.startswith(f"Band-gap window, {word} gap")
     assert table["PCE (%)"].is_monotonic_decreasing and table["in training domain"].all()
     assert n_plots(at) == 1
     csv_buttons = [b for b in at.get("download_button") if b.key != "screen.report"]
@@ -317,9 +360,11 @@ def test_screen_table_leads_with_the_ranking_target_then_the_window_gap(app_env)
     cols = list(at.dataframe[0].value.columns)
     assert cols[:3] == ["rank", "formula", "PCE (%)"], cols
     pce = [c for c in cols if c.startswith("PCE ")]
-    gaps = [c for c in cols if c.startswith(f"band gap ({gap})")]
+    name = next(c for c in cols if c.startswith("band gap, "))[: -len(" (eV)")]  # the window's gap, named with its fidelity
+    assert gap.split(" (")[0] in name
+    gaps = [c for c in cols if c.startswith(name)]
     assert cols[2:2 + len(pce)] == pce  # PCE with its interval and disagreement together
-    assert cols[2 + len(pce)] == f"band gap ({gap}) (eV)" and cols[2 + len(pce):2 + len(pce) + len(gaps)] == gaps
+    assert cols[2 + len(pce)] == f"{name} (eV)" and cols[2 + len(pce):2 + len(pce) + len(gaps)] == gaps
     assert cols.index("tolerance factor (dimensionless)") > max(cols.index(c) for c in cols if c.endswith("(eV)") or c.endswith("(%)"))
 
 
@@ -407,7 +452,7 @@ def test_compare_page_from_reports(app_env, fake_benchmark):
     at.selectbox(key="compare.task").set_value("bandgap-paper").run()
     assert not at.exception
     assert "MAE (eV)" in at.dataframe[0].value.columns
-    assert "target Gap, band gap (PBE) (eV)" in texts(at)  # the band gap names its fidelity
+    assert "target Gap, band gap, DFT PBE (no SOC), for the crystal phases of its rows (eV)" in texts(at)  # the band gap names its fidelity
 
 
 def test_compare_page_names_no_winner_when_folds_disagree(app_env, fake_benchmark):
@@ -535,7 +580,7 @@ def test_tiny_training_run_saved_and_made_active(app_env):
     default = at.selectbox(key="predict.model_picker").options[0]
     at.selectbox(key="predict.model_picker").set_value(default).run()
     assert not at.exception, exceptions(at)
-    assert any(m.label.startswith("band gap (") for m in at.metric)
+    assert any(m.label.startswith("band gap, ") for m in at.metric)
 
 
 def test_invalid_training_settings_are_messages(app_env):

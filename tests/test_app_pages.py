@@ -109,7 +109,7 @@ def test_home_shows_the_active_model_and_its_metrics(no_data_env, monkeypatch):
     table = at.dataframe[-1].value
     items = dict(zip(table["item"], table["value"]))
     assert items["preset"] == "paper" and items["ensemble members"] == "5"
-    assert items["materials: band gap (PBE) MAE"].endswith("eV")  # the paper's band gap is DFT-PBE
+    assert items["materials: band gap, DFT PBE (no SOC) MAE"].endswith("eV")  # the paper's band gap is DFT-PBE
     assert items["devices: PCE MAE"].endswith("%")
 
 
@@ -125,12 +125,12 @@ def test_home_chain_diagram_follows_the_measured_default_model(no_data_env):
     assert not at.exception
     diagram = _chain_texts(at)
     for word in ("Stage 1: dft", "Stage 2: film", "Stage 3: device", "site descriptors (15)", "site fractions (14)",
-                 "crystal phase", "Latents z₁</b><br>(16)", "latents z₁ of dft (16)", "band gap (PBE) (eV)",
-                 "band gap (HSE06) (eV)", "band gap (measured) (eV)", "PCE (%)", "Voc (V)", "ETL stack", "HTL stack"):
+                 "crystal phase", "Latents z₁</b><br>(16)", "latents z₁ of dft (16)", "band gap, DFT PBE (no SOC) (eV)",
+                 "band gap, DFT HSE06+SOC (eV)", "band gap, measured (eV)", "PCE (%)", "Voc (V)", "ETL stack", "HTL stack"):
         assert word in diagram, word
     assert "Latents z₁</b><br>(12)" not in diagram and "Band gap</b><br>(eV)" not in diagram
     assert "predicts the DFT **band gap**" not in texts(at)
-    assert "3 stage(s)" in texts(at) and "band gap (measured)" in texts(at)
+    assert "3 stage(s)" in texts(at) and "band gap, measured" in texts(at)
 
 
 def test_home_chain_diagram_follows_the_paper_model(no_data_env, monkeypatch):
@@ -141,7 +141,7 @@ def test_home_chain_diagram_follows_the_paper_model(no_data_env, monkeypatch):
     assert not at.exception
     diagram = _chain_texts(at)
     for word in ("Stage 1: materials", "Stage 2: devices", "site descriptors (15)", "Latents z₁</b><br>(12)",
-                 "band gap (PBE) (eV)", "latents z₁ of materials (12)", "PCE (%)", "ETL stack"):
+                 "band gap, DFT PBE (no SOC) (eV)", "latents z₁ of materials (12)", "PCE (%)", "ETL stack"):
         assert word in diagram, word
     assert "site fractions" not in diagram and "Stage 3" not in diagram
 
@@ -151,7 +151,7 @@ def test_home_names_every_band_gap_of_the_default_model(no_data_env):
     assert not at.exception
     table = at.dataframe[-1].value
     gaps = [k for k in table["item"] if "band gap" in k]
-    assert gaps and all(k.split(": ", 1)[1].startswith(("band gap (PBE)", "band gap (HSE", "band gap (measured)")) for k in gaps)
+    assert gaps and all(k.split(": ", 1)[1].startswith("band gap, ") for k in gaps)
 
 
 def test_home_with_a_broken_default_model_shows_a_message(no_data_env, monkeypatch, tmp_path):
@@ -213,9 +213,9 @@ def test_data_page_titles_gaps_by_kind_and_never_says_au(data_dir):
     at.selectbox(key="data.dataset").set_value("mhp-dft").run()
     assert not at.exception
     headers = {k: v.get("label") for k, v in json.loads(at.dataframe[0].proto.columns).items()}
-    assert headers["Gap_PBE"] == "PBE band gap (eV)" and headers["Gap_HSE"] == "HSE06 band gap (eV)"
+    assert headers["Gap_PBE"] == "band gap, DFT PBE (no SOC) (eV)" and headers["Gap_HSE"] == "band gap, DFT HSE06+SOC (eV)"
     summary = next(d.value for d in at.dataframe if "quantity" in d.value.columns)
-    assert list(summary["quantity"]) == ["PBE band gap", "HSE06 band gap"] and "Gap_PBE" not in summary.to_string()
+    assert list(summary["quantity"]) == ["band gap, DFT PBE (no SOC)", "band gap, DFT HSE06+SOC"] and "Gap_PBE" not in summary.to_string()
     at.selectbox(key="data.dataset").set_value("psc-devices").run()
     summary = next(d.value for d in at.dataframe if "quantity" in d.value.columns)
     assert "PCE" in set(summary["quantity"]) and "JV_reverse_scan_PCE" not in summary.to_string()
@@ -245,7 +245,7 @@ def test_compose_default_is_mapbi3(data_dir):
     assert values["A_IE"] == pytest.approx(926.3)
     assert "984" in texts(at)  # MAPbI3 devices in psc-devices
     # both band gaps of the data, each named: DFT-PBE and measured on devices
-    assert "DFT (PBE) band gap in mhp-pbe-paper" in texts(at) and "median measured band gap **1.6" in texts(at)
+    assert "band gap, DFT PBE (no SOC) in mhp-pbe-paper" in texts(at) and "median measured band gap **1.6" in texts(at)
     assert n_plots(at) <= 8
 
 
@@ -331,7 +331,7 @@ def test_compose_pick_from_dataset(data_dir):
     box.set_value("MAGeCl_3").run()
     assert not at.exception
     assert at.header[0].value == "MAGeCl3"
-    assert "DFT (PBE) band gap in mhp-pbe-paper: **1.95 eV**" in texts(at)
+    assert "band gap, DFT PBE (no SOC) in mhp-pbe-paper: **1.95 eV**" in texts(at)
     devices = at.selectbox(key="compose.pick.psc-devices")
     assert devices.options[0] == "MAPbI3  (984 devices)"  # most frequent first
 

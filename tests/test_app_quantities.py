@@ -24,7 +24,8 @@ def entry(lower=None, upper=None, **kw):
     ("band gap (HSE06)", "HSE", "Cubic", "band gap, DFT HSE06+SOC (cubic)"),  # an old bundle's label: named by the vocabulary
     ("band gap", "PBE", "Tetra", "band gap, DFT PBE (no SOC, tetragonal)"),
     ("measured band gap", "measured", "Cubic", "band gap, measured"),  # a measured gap names no phase
-    ("PCE", None, "Cubic", "PCE"),
+    ("PCE", None, None, "PCE"),
+    ("decomposition energy", None, "Cubic", "decomposition energy (cubic)"),  # a DFT-stage output at its phase
 ])
 def test_named(label, fidelity, phase, expected):
     assert q.named(label, fidelity, phase) == expected
@@ -44,7 +45,10 @@ def test_target_name_from_explicit_or_inferred_fidelity():
     assert [q.target_name(s, t) for s in paper.stages for t in s.targets] == ["band gap, DFT PBE (no SOC)", "PCE"]
     hse = _stage("mhp-hse", "Gap")
     assert q.target_name(hse, hse.targets[0]) == "band gap, DFT HSE06+SOC"
-    assert q.target_name(hse, hse.targets[0], "Ortho") == "band gap, DFT HSE06+SOC (orthorhombic)"
+    assert q.target_name(hse, hse.targets[0], "Ortho") == "band gap, DFT HSE06+SOC"  # the stage takes no phase
+    dft = preset("measured").stages[0]
+    assert [q.target_name(dft, t, "Ortho") for t in dft.targets] == [
+        "band gap, DFT PBE (no SOC, orthorhombic)", "band gap, DFT HSE06+SOC (orthorhombic)", "decomposition energy (orthorhombic)"]
     film = _stage("psc-gaps", "Perovskite_band_gap", label="")
     assert q.target_name(film, film.targets[0]) == "band gap, measured"
     explicit = StageSpec(name="s", dataset="x", numeric_inputs=["a"],

@@ -91,7 +91,7 @@ def test_explain_defaults_to_the_last_target_over_the_whole_chain(shipped: Neste
 
 
 def test_explain_by_label_or_column_and_unknown_output(shipped: NestedAEModel) -> None:
-    by_label = shipped.explain("MAPbI3", "band gap (measured)", method="permutation")
+    by_label = shipped.explain("MAPbI3", "band gap (measured)", method="permutation")  # the target's own label
     by_column = shipped.explain("MAPbI3", MEASURED_BANDGAP, method="permutation")
     assert by_label.output == by_column.output == MEASURED_BANDGAP and by_label.unit == "eV"
     np.testing.assert_allclose(by_label.values, by_column.values)

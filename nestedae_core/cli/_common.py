@@ -45,7 +45,7 @@ def named(label: str, fidelity: str | None, phase: str | None = None) -> str:
     """A target's name: a band gap by its fidelity and, for a DFT gap, its phase
     (``named("band gap", "HSE", "Cubic") == "band gap, DFT HSE06+SOC (cubic)"``; the words of
     :func:`nestedae_core.perovskite.fidelity.gap_name`); any other target by its ``label``."""
-    from ..predict import quantity_name
+    from ..api import quantity_name
 
     return quantity_name(label, fidelity, phase)
 

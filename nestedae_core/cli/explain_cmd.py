@@ -71,11 +71,9 @@ def _fidelity(model: Any, stage: str, output: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import explain_outputs
-    from ..chemistry.composition import parse_formula
-    from ..perovskite.fidelity import is_dft
-    from ..predict import model_provenance, query_phase
-    from ..query import query_frame, resolve_categorical
+    from ..api import (
+        explain_outputs, is_dft, model_provenance, parse_formula, query_frame, query_phase, resolve_categorical,
+    )
 
     batch = check_batch_arguments(args, ("--etl", "--htl", "--json", "--report"))
     model = load_model(args.model)

@@ -12,7 +12,7 @@ null with ``bandgap_note`` when the model has no measured stage;
 target (``pce_percent``, ``decomposition_eV_per_fu`` ...); each target is ``{mean, std, lower,
 upper, level, unit, fidelity, phase, label}`` (``std``: model disagreement; ``lower``/``upper``: the
 prediction interval at ``level``, null without calibration; ``phase``: the crystal phase of a
-DFT gap, else null; ``label``: its name). ``decomposition_eV_per_fu`` is null with a
+DFT-stage output (DFT gaps, decomposition energy), else null; ``label``: its name). ``decomposition_eV_per_fu`` is null with a
 ``decomposition_note`` for a model without that head. Then ``in_domain``,
 ``stage_in_domain``, ``domain_distance``, ``domain_stage``, ``domain_message``,
 ``etl``/``htl``/``phase`` (the inputs used), ``categorical``, ``defaulted``, ``latents`` and ``model`` (the
@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..vocabulary import DECOMPOSITION, DECOMPOSITION_MEANING, label, unit
+from ..api import DECOMPOSITION, DECOMPOSITION_MEANING, column_label as label, column_unit as unit
 from ._common import load_model, named, print_json, print_table, uncertainty_text
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -94,7 +94,7 @@ def finish_batch(summary, out: str, verb: str) -> int:  # type: ignore[no-untype
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import NO_MEASURED_GAP_NOTE, bandgaps, predict_composition
+    from ..api import DECOMPOSITION_KEY, NO_DECOMPOSITION_NOTE, NO_MEASURED_GAP_NOTE, bandgaps, predict_composition
 
     batch = check_batch_arguments(args, ("--etl", "--htl", "--phase", "--json", "--report"))
     model = load_model(args.model)
@@ -118,10 +118,10 @@ def run(args: argparse.Namespace) -> int:
         digits = 2 if t["unit"] == "%" else 3
         rows.append([t["stage"], named(t["label"], t["fidelity"], t.get("phase")), f"{t['mean']:.{digits}f}", uncertainty_text(t, digits),
                      f"{t['disagreement']:.{digits}f}", t["unit"]])
-    if bandgaps(res) and not any(t["key"] == predict.DECOMPOSITION_KEY for t in res.targets.values()):
-        rows.append(["dft", label(DECOMPOSITION), predict.NO_DECOMPOSITION_NOTE.split(":")[0], "", "", unit(DECOMPOSITION)])
+    if bandgaps(res) and not any(t["key"] == DECOMPOSITION_KEY for t in res.targets.values()):
+        rows.append(["dft", label(DECOMPOSITION), NO_DECOMPOSITION_NOTE.split(":")[0], "", "", unit(DECOMPOSITION)])
     print_table(rows, ["stage", "property", "mean", "uncertainty", "model disagreement (sd)", "unit"])
-    if any(t["key"] == predict.DECOMPOSITION_KEY for t in res.targets.values()):
+    if any(t["key"] == DECOMPOSITION_KEY for t in res.targets.values()):
         print(f"note: decomposition energy = {DECOMPOSITION_MEANING}")
     gaps = bandgaps(res)
     if gaps and "measured" not in gaps:
@@ -144,8 +144,7 @@ def phase_input(model, phase: str | None) -> dict[str, str] | None:  # type: ign
     """``--phase`` as a categorical input of ``model`` (``{"phase": "Tetra"}``; None when not given). Accepts a
     phase value or its name in any case (``tetra``, ``tetragonal``); an unknown one, or a model without a phase
     input, raises :class:`~nestedae_core.errors.InputError` naming what it takes."""
-    from ..errors import InputError
-    from ..vocabulary import PHASE, PHASE_NAMES
+    from ..api import PHASE, PHASE_NAMES, InputError
 
     if phase is None:
         return None

@@ -76,7 +76,7 @@ def flow(browser, data_dir, tmp_path_factory) -> Iterator[Flow]:
     """Own server (models in a temporary folder), one page (one session) for every step.
 
     The server's default model is the shipped paper-default: the journey checks the paper chain
-    (15 descriptors -> band gap (PBE); 17 chain inputs -> PCE).
+    (15 descriptors -> band gap, DFT PBE (no SOC); 17 chain inputs -> PCE).
     """
     from nestedae_core import store
 
@@ -190,7 +190,7 @@ def test_2_predict(flow):
     assert 0.0 < float(pce.split()[0]) < 35.0
     flow.gap = gap.split()[0]
     wait_text(page, "Shockley–Queisser limit at the")  # at the measured gap, or at the PBE gap said so
-    wait_text(page, "band gap (PBE) · materials stage")  # the band gap names its fidelity (and its stage)
+    wait_text(page, "band gap, DFT PBE (no SOC) · materials stage")  # the band gap names its fidelity (and its stage)
     wait_text(page, f"for {TRIPLE} with ETL")
     # another electron transport layer: the stack (and the PCE) follow, the band gap stays
     choose_option(page, "Electron transport layer (ETL)", NEW_ETL)
@@ -211,11 +211,11 @@ def test_3_explain(flow):
 
     expect(page.get_by_label("Composition (formula)", exact=True)).to_have_value(TRIPLE, timeout=EXPLAIN_TIMEOUT_MS)
     # local view of the first output (the band gap), permutation explainer
-    wait_text(page, "band gap (PBE): prediction", timeout_ms=EXPLAIN_TIMEOUT_MS)
+    wait_text(page, "band gap, DFT PBE (no SOC): prediction", timeout_ms=EXPLAIN_TIMEOUT_MS)
     # the same ensemble mean as on Predict
     wait_metric(page, re.escape(flow.gap) + " eV" if flow.gap else r"\d\.\d{3} eV", timeout_ms=EXPLAIN_TIMEOUT_MS)
     wait_text(page, "base value (background average)")
-    wait_text(page, "Why band gap (PBE) =")  # the waterfall's title
+    wait_text(page, "Why band gap, DFT PBE (no SOC) =")  # the waterfall's title
     wait_pattern(page, rf"For {re.escape(TRIPLE)}, the model gives \d\.\d{{3}} eV\..*largest single contribution")
     wait_text(page, "15 rows")  # one attribution per stage-1 descriptor
     assert_no_exception(page)
@@ -258,7 +258,7 @@ def test_4_train_save_activate(flow):
     assert "Finished in" in status, f"the training run did not finish: {status}"
     wait_text(page, "Cross-validation results")
     wait_text(page, "2-fold random split")
-    wait_text(page, "band gap (PBE) (materials)")
+    wait_text(page, "band gap, DFT PBE (no SOC) (materials)")
     wait_text(page, "PCE (devices)")
     page.get_by_text("3 rows ×").nth(1).wait_for(state="visible")  # per target: fold 1, fold 2, mean ± sd
     wait_text(page, "Out-of-fold predictions")
