@@ -22,9 +22,10 @@ from plotly.subplots import make_subplots
 from app import quantities
 from app.figures import style
 from nestedae_core.api import (
-    BANDGAP_PBE, PCE, column_label, column_unit, quantity_key, regression_metrics, sq_limit, target_fidelity,
-    target_key,
+    BANDGAP_PBE, PCE, column_label, column_unit, fidelity_label, quantity_key, regression_metrics, sq_limit,
+    target_fidelity, target_key,
 )
+pass
 
 __all__ = [
     "TargetInfo",
@@ -468,7 +469,7 @@ def screen_scatter_figure(
     if sq_curve and x.unit == "eV" and y.unit == "%":
         lo, hi = float(d[xm].min()), float(d[xm].max())
         grid = np.linspace(max(lo - 0.05, 0.5), hi + 0.05, 120)
-        name = "Shockley–Queisser limit" + (f" (drawn at the {x.fidelity} gap: no measured gap)" if x.fidelity not in (None, "measured") else "")
+        name = "Shockley–Queisser limit" + (f" (drawn at the {fidelity_label(x.fidelity)} gap: no measured gap)" if x.fidelity not in (None, "measured") else "")
         fig.add_trace(go.Scatter(x=grid, y=sq_limit(grid)["pce_percent"], mode="lines", name=name,
                                  line=dict(color=_SQ, width=2), hoverinfo="skip"))
     fig.update_xaxes(title_text=x.title("predicted"))

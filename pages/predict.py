@@ -252,7 +252,7 @@ if query is not None:
         if "measured" in missing:
             notes.append(f"The measured-scale band gap needs the measured model: {quantities.NO_MEASURED_GAP}.")
         if others := [f for f in missing if f != "measured"]:
-            notes.append(f"Not predicted here: the {' and '.join(others)} gap.")
+            notes.append(f"Not predicted here: the {' and '.join(fidelity_label(f) for f in others)} gap.")
         st.caption(" ".join(notes))
     calibrated = any(quantities.has_interval(t) for t in query.targets.values())
     st.caption(f"Predictions for **{query.formula}**"

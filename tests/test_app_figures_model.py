@@ -170,14 +170,14 @@ def test_line_scan_band_is_the_interval_when_the_scan_has_one():
 
 def test_gap_figures_name_the_gap_they_draw():
     pts = pd.DataFrame({"label": ["MAPbI3"], "gap": [1.6], "gap_std": [0.02], "pce": [15.0], "pce_std": [0.5]})
-    fig = fm.pce_vs_gap_figure(pts, gap_label="band gap, DFT PBE (no SOC)", sq_name="Shockley–Queisser limit (drawn at the PBE gap: no measured gap)")
-    assert fig.layout.xaxis.title.text == "predicted band gap, DFT PBE (no SOC) (eV)" and "PBE gap" in fig.data[0].name
+    fig = fm.pce_vs_gap_figure(pts, gap_label="band gap, DFT PBE (no SOC)", sq_name="Shockley–Queisser limit (drawn at the DFT PBE (no SOC) gap: no measured gap)")
+    assert fig.layout.xaxis.title.text == "predicted band gap, DFT PBE (no SOC) (eV)" and "DFT PBE (no SOC) gap" in fig.data[0].name
     bars = fm.prediction_bars_figure(pts, gap_label="band gap, measured")
     assert "predicted band gap, measured (eV)" in axis_titles(bars)
     ranked = pd.DataFrame({"formula": ["a", "b"], "bandgap_pbe_eV_mean": [1.5, 1.6], "bandgap_pbe_eV_std": 0.02, "pce_percent_mean": [15.0, 14.0],
                            "pce_percent_std": 0.5, "tolerance_factor": 0.9, "in_domain": True})
     pbe = fm.screen_scatter_figure(ranked, x=fm.TargetInfo("Gap", "band gap, DFT PBE (no SOC)", "eV", "materials", "PBE"))
-    assert any(t.name.startswith("Shockley–Queisser limit (drawn at the PBE gap") for t in pbe.data)
+    assert any(t.name.startswith("Shockley–Queisser limit (drawn at the DFT PBE (no SOC) gap") for t in pbe.data)
     assert pbe.layout.xaxis.title.text == "predicted band gap, DFT PBE (no SOC) (eV)"
 
 

@@ -59,7 +59,7 @@ def test_page_renders_on_default_model(app_env, page):
 def test_train_page_offers_the_measured_preset_first_with_its_description(app_env):
     at = open_app("pages/train.py")
     box = at.selectbox(key="train.preset")
-    assert box.options[0].startswith("measured: DFT band gaps (PBE, HSE06)") and box.value == "measured"
+    assert box.options[0].startswith("measured: DFT band gaps (PBE, HSE06+SOC) and decomposition energy") and box.value == "measured"
     assert all(not o.endswith(": ") for o in box.options)  # every preset has a description
     assert at.radio(key="train.measured.split").value == "grouped"
     models = next(d.value for d in at.dataframe if "path" in d.value.columns)

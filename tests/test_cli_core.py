@@ -64,7 +64,7 @@ def test_predict_text_says_which_defaults_were_used(trained, capsys) -> None:
     assert "band gap" in out and "eV" in out and "%" in out
     assert "default: most common in the training data" in out
     assert "band gap, DFT PBE (no SOC)" in out and "model disagreement" in out  # the fidelity is named; the spread is disagreement
-    assert "note: this model has no measured-gap stage; its band gap is PBE" in out
+    assert "note: this model has no measured-gap stage; its band gap is DFT PBE (no SOC)" in out
 
 
 def test_predict_with_the_shipped_model(capsys) -> None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..api import DECOMPOSITION, DECOMPOSITION_MEANING, column_label as label, column_unit as unit
+from ..api import DECOMPOSITION, DECOMPOSITION_MEANING, column_label as label, column_unit as unit, fidelity_label
 from ._common import load_model, named, print_json, print_table, uncertainty_text
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: decomposition energy = {DECOMPOSITION_MEANING}")
     gaps = bandgaps(res)
     if gaps and "measured" not in gaps:
-        print(f"note: {NO_MEASURED_GAP_NOTE.replace('see bandgap_pbe_eV', 'its band gap is ' + ' and '.join(gaps))} "
+        print(f"note: {NO_MEASURED_GAP_NOTE.replace('see bandgap_pbe_eV', 'its band gap is ' + ' and '.join(fidelity_label(g) for g in gaps))} "
               "(a DFT gap, not what a film or device shows)")
     if not any(t["lower"] is not None for t in res.targets.values()):
         print(f"note: this model has no calibrated prediction interval; ± is the disagreement of its {model.members} "

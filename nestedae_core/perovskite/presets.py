@@ -226,7 +226,7 @@ def _measured() -> ChainSpec:
     )
     return ChainSpec(
         name="measured",
-        description="DFT band gaps (PBE, HSE06) -> measured band gap of films -> device PCE, Voc, Jsc, FF",
+        description="DFT band gaps (PBE, HSE06+SOC) and decomposition energy -> measured band gap of films -> device PCE, Voc, Jsc, FF",
         stages=[dft, film, device],
         split="grouped",
     )
