@@ -9,7 +9,7 @@ from ._common import check_output_file, print_table, whole_number, write_json_fi
 
 #: Short names the command accepts for schema keys.
 SHORT_NAMES = {"pce": "pce_percent", "voc": "voc_V", "jsc": "jsc_mA_per_cm2", "ff": "ff", "gap": "bandgap_eV",
-               "decomposition": "decomposition_energy_eV_per_fu"}
+               "decomposition": "decomposition_eV_per_fu"}
 
 _evals = whole_number(10, "evaluation budget", "a design needs at least 10 model evaluations")
 _count = whole_number(1)
