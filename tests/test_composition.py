@@ -149,8 +149,8 @@ ERRORS: list[tuple[object, list[str]]] = [
     ("MA(PbI3]", ["unbalanced parentheses", "']'"]),
     ("MA()PbI3", ["empty parentheses"]),
     ("Cs-0.5FA1.5PbI3", ["negative amount '-0.5'"]),
-    ("Cs0FAPbI3", ["zero amount '0'"]),
-    ("Cs0.0FAPbI3", ["zero amount '0.0'"]),
+    ("FA0Cs0.00PbI3", ["no A-site ion"]),  # zero amounts are absent ions: nothing left on the A site
+    ("MAPb(I0Br0.0)3", ["no X-site ion"]),
     ("Cs0.5.5FA0.5PbI3", ["garbled number '0.5.5'"]),
     ("MAPbI3.", ["garbled number '3.'"]),
     ("MAPbI1e0", ["garbled number '1e'"]),

@@ -2,7 +2,8 @@
 
 One input row is one query: a formula column and, optionally, an ETL and an HTL
 column (a blank cell takes the model's most common stack, as a single query does).
-The output keeps every input column and adds, per row:
+The output starts with the input's formula column and the predictions, then the
+bookkeeping, then the other input columns (all kept); per row:
 
 * ``row``: the input's data row number (1 = the first row under the header);
 * ``composition``: the canonical formula; ``etl`` / ``htl``: the stacks used;

@@ -23,14 +23,20 @@ logger = logging.getLogger(__name__)
 
 
 def predict_columns(model: NestedAE) -> list[str]:
-    """The columns a batch prediction adds to the input's, in order (see the module docstring)."""
-    cols = ["row", "composition", "etl", "htl", "phase", "stacks_defaulted"]
+    """The columns a batch prediction adds to the input's, in order (see the module docstring).
+
+    The predictions come first (per target ``_mean``, ``_lower``, ``_upper``,
+    ``_std``, in the chain's order), then whether the row is in the training
+    domain and any row error, then the bookkeeping (row number, canonical
+    formula, stacks used, interval level, per-stage domain flags, provenance).
+    """
+    cols: list[str] = []
     for st in model.spec.stages:
         for t in st.targets:
             name = target_name(st, t)
             cols += [f"{name}_{part}" for part in STATS]
-    cols += ["interval_level", "in_domain", "domain_stage", "domain_message", *(stage_domain_key(st.name) for st in model.spec.stages),
-             "error", *PROVENANCE_COLUMNS]
+    cols += ["in_domain", "domain_message", "error", "row", "composition", "etl", "htl", "phase", "stacks_defaulted",
+             "interval_level", "domain_stage", *(stage_domain_key(st.name) for st in model.spec.stages), *PROVENANCE_COLUMNS]
     return cols
 
 
@@ -50,8 +56,8 @@ def predict_rows(
 ) -> pd.DataFrame:
     """Predict every row of ``table`` (cells as text or values); a bad row gets an ``error``, never an exception.
 
-    Returns the input columns (a clashing one renamed ``input_<name>``) followed by
-    :func:`predict_columns`. ``first_row``: the number of the table's first row
+    Returns the input's formula column, then :func:`predict_columns` (predictions
+    first), then the other input columns (a clashing one renamed ``input_<name>``). ``first_row``: the number of the table's first row
     (``row`` column). Raises :class:`InputError` only for what concerns the whole
     table: a missing column, or a model that takes no composition.
     """
@@ -126,7 +132,8 @@ def predict_rows(
     out.loc[~ok, "model_sha256"] = str(prov.get("bundle_sha256") or "")
     out.loc[~ok, "nestedae_version"] = str(prov.get("version") or "")
     inputs = _rename_clashes(table, out_cols)
-    return pd.concat([inputs, out[out_cols]], axis=1)
+    formula = inputs.columns[list(table.columns).index(columns.formula)]
+    return pd.concat([inputs[[formula]], out[out_cols], inputs.drop(columns=[formula])], axis=1)
 
 
 

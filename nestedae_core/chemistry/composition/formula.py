@@ -135,9 +135,7 @@ def _tokenize(text: str, shown: str) -> list[_Token]:
                 raise CompositionError(
                     f"garbled number {number + trailing!r} at position {i} in {shown!r}: write amounts like 0.5 or 2.49"
                 )
-            value = float(number)
-            if value == 0:
-                raise CompositionError(f"zero amount {number!r} at position {i} in {shown!r}: leave the ion out instead")
+            value = float(number)  # a zero amount (FA1.00Cs0.00PbI3) means the ion is absent
             tokens.append(_Token("num", number, i, value))
             i = end
             continue
@@ -207,6 +205,7 @@ def _parse_group(tokens: list[_Token], pos: int, opener: _Token | None, shown: s
             pos += 1
         for ion, value in term.items():
             amounts[ion] = amounts.get(ion, 0.0) + value * multiplier
+    amounts = {ion: value for ion, value in amounts.items() if value > 0}
     if opener is not None:
         raise CompositionError(f"unbalanced parentheses: {opener.text!r} at position {opener.pos} in {shown!r} is never closed")
     return amounts, pos
@@ -222,13 +221,16 @@ def parse_formula(text: str, *, renormalize: bool = False, tolerance: float = 0.
     ``{}`` work like ``()``, and ``CH3NH3`` / ``CH(NH2)2`` / ``HC(NH2)2`` are
     read as MA / FA. Ion symbols are case-sensitive.
 
+    A zero amount (``FA1.00Cs0.00PbI3``, ``MAPb(I1.0Br0.0)3``, as written by
+    scripts that print every ion of a series) is read as the ion being absent.
+
     Each site total must be within ``tolerance`` (relative) of its nominal value
     (A: 1, B: 1, X: 3; with the default 0.02, X may sum to 3 ± 0.06) and is then
     scaled exactly to it; with ``renormalize=True`` any positive total is scaled.
 
     Raises:
         CompositionError: empty or over-long text, unknown species, additives
-            (``-DAP``, ``+ KI``), unbalanced parentheses, zero, negative or
+            (``-DAP``, ``+ KI``), unbalanced parentheses, negative or
             garbled amounts, a missing site, or site totals out of tolerance.
     """
     _check_tolerance(tolerance)

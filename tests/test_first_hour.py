@@ -1,0 +1,71 @@
+"""A scientist's first hour (issue 18): zero amounts read as absent ions, data availability of a preset
+answered before a job is queued, batch tables that lead with the formula and the predictions."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from nestedae_core import batch, store
+from nestedae_core.batch import BatchColumns
+from nestedae_core.chemistry.composition import parse_formula
+from nestedae_core.cli import main
+from nestedae_core.errors import ConfigError
+from nestedae_core.perovskite.availability import NO_DATA_PRESET, missing_data, missing_data_message
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("text", "same_as"),
+    [
+        ("FA1.00Cs0.00PbI3", "FAPbI3"),
+        ("MAPb(I1.0Br0.0)3", "MAPbI3"),
+        ("Cs0FA1MA0Pb1Sn0I3", "FAPbI3"),
+        ("(FAPbI3)1.0(MAPbBr3)0.0", "FAPbI3"),
+        ("Cs0.05FA0.95MA0.00PbBr0.00I3", "Cs0.05FA0.95PbI3"),
+    ],
+)
+def test_a_zero_amount_is_an_absent_ion(text: str, same_as: str) -> None:
+    comp = parse_formula(text)
+    assert comp == parse_formula(same_as)
+    assert all(v > 0 for v in (*comp.a.values(), *comp.b.values(), *comp.x.values()))
+
+
+def test_cli_featurize_reads_zero_amounts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["featurize", "FA1.00Cs0.00PbI3", "--json"]) == 0
+    assert '"formula": "FAPbI3"' in capsys.readouterr().out
+
+
+def test_batch_predicts_zero_amounts_and_leads_with_formula_and_predictions() -> None:
+    model = store.load_default_bundle()
+    table = pd.DataFrame({"note": ["a", "b", "c"], "formula": ["FA1.00Cs0.00PbI3", "MAPb(I1.0Br0.0)3", "XxPbI3"]})
+    out = batch.predict_rows(model, table, BatchColumns("formula"))
+    assert list(out["error"][:2]) == ["", ""] and out["error"][2]
+    assert list(out["composition"][:2]) == ["FAPbI3", "MAPbI3"]
+    single = batch.predict_rows(model, pd.DataFrame({"formula": ["FAPbI3"]}), BatchColumns("formula"))
+    key = next(c for c in out.columns if c.endswith("_mean"))
+    assert out.loc[0, key] == pytest.approx(single.loc[0, key])
+    cols = list(out.columns)
+    assert cols[0] == "formula"
+    n_pred = sum(c.endswith(("_mean", "_lower", "_upper", "_std")) for c in cols)
+    assert all(c.endswith(("_mean", "_lower", "_upper", "_std")) for c in cols[1:1 + n_pred])  # predictions next
+    assert cols.index("note") > cols.index("model_name")  # the other inputs after the bookkeeping
+    assert cols.index("row") > cols.index("error") > cols.index(key)
+
+
+def test_missing_data_names_files_and_the_fix(no_data_env) -> None:
+    assert missing_data(NO_DATA_PRESET) == []
+    assert missing_data_message(NO_DATA_PRESET) is None
+    missing = missing_data("measured")
+    assert missing and all(not s.available for s in missing)
+    message = missing_data_message("measured")
+    assert message is not None and "\n" not in message
+    assert "nestedae data fetch" in message and "NESTEDAE_DATA_DIR" in message
+    assert "PSC_efficiencies_dataset.csv" in message  # the file, by name
+    assert f"'{NO_DATA_PRESET}' preset needs no data" in message
+    with pytest.raises(ConfigError):
+        missing_data("no-such-preset")
+
+
+def test_missing_data_is_none_when_the_files_are_there(data_dir) -> None:
+    assert missing_data("measured") == [] and missing_data_message("paper") is None
