@@ -14,10 +14,13 @@ import pandas as pd
 import streamlit as st
 
 from app import jobs_state, ui
-from nestedae_core.api import MAX_TRIALS, PRESETS, NestedAEError, Sweep, SweepConfig, list_sweeps
+from nestedae_core.api import (
+    MAX_TRIALS, NO_DATA_PRESET, PRESETS, NestedAEError, Sweep, SweepConfig, list_sweeps, missing_data_message,
+)
 
 K_SELECTED = "sweep.selected"
 K_MESSAGE = "sweep.message"
+K_PRESET = "sweep.preset"
 #: Presets offered, fastest first after the default chain.
 PRESET_ORDER = ["measured", "synthetic", "paper", "paper-jv", "pbe-extended", "paper-exact"]
 REFRESH_S = 3.0
@@ -44,18 +47,30 @@ st.caption(jobs_state.limits_text(settings))
 
 # ---------------------------------------------------------------------- start a sweep
 presets = [p for p in PRESET_ORDER if p in PRESETS] + [p for p in PRESETS if p not in PRESET_ORDER]
+
+
+def _use_preset(name: str) -> None:
+    st.session_state[K_PRESET] = name
+
+
+st.subheader("New sweep")
+preset_name = st.selectbox("Preset (chain)", presets, index=0, disabled=read_only, key=K_PRESET)
+no_data = missing_data_message(preset_name)  # refused here, before any trial is queued
+if no_data:
+    st.error(f"Cannot sweep here: {no_data}", icon=":material/cloud_download:")
+    if NO_DATA_PRESET in PRESETS and preset_name != NO_DATA_PRESET:
+        st.button(f"Use the {NO_DATA_PRESET} preset (no data needed)", key="sweep.use_synthetic", on_click=_use_preset,
+                  args=(NO_DATA_PRESET,), icon=":material/science:")
 with st.form("sweep.new"):
-    st.subheader("New sweep")
-    c1, c2, c3, c4 = st.columns(4)
-    preset_name = c1.selectbox("Preset (chain)", presets, index=0, disabled=read_only)
+    c2, c3, c4 = st.columns(3)
     n_trials = c2.number_input("Trials (count)", 1, MAX_TRIALS, 8, disabled=read_only)
     parallel = c3.number_input("Trials at once (count)", 1, 16, min(2, settings.max_running), disabled=read_only,
                                help=f"Trial jobs running at once; the server runs at most {settings.max_running} jobs of all users at once.")
     epochs = c4.number_input("Base epochs (0: the preset's)", 0, 100_000, 0, disabled=read_only,
                              help="Each trial trains every stage for this many epochs times its sampled scale (0.25 to 1).")
-    started = st.form_submit_button("Start sweep", type="primary", disabled=read_only, icon=":material/play_arrow:")
+    started = st.form_submit_button("Start sweep", type="primary", disabled=read_only or bool(no_data), icon=":material/play_arrow:")
 
-if started and not read_only:
+if started and not read_only and not no_data:
     with ui.user_errors():
         config = SweepConfig(preset=preset_name, n_trials=int(n_trials), parallel=int(parallel), epochs=int(epochs) or None)
         sweep = Sweep.create(config, manager, owner=owner)

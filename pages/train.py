@@ -26,9 +26,11 @@ from app import figures_model as fm
 from app import jobs_state, model_state, quantities, ui
 from app.report_button import report_button
 from nestedae_core.api import (
-    ACTIVE_STATUSES, PRESETS, BundleInfo, ChainSpec, ConfigError, DataError, NestedAEError, PermissionRefused,
-    available_devices, dataset_status, models_dir, payload_spec, preset, train_payload,
+    ACTIVE_STATUSES, NO_DATA_PRESET, PRESETS, BundleInfo, ChainSpec, ConfigError, DataError, NestedAEError,
+    PermissionRefused, available_devices, dataset_status, missing_data_message, models_dir, payload_spec, preset,
+    train_payload,
 )
+pass
 
 #: Presets offered, with a one-line description.
 PRESET_HELP = {
@@ -89,17 +91,9 @@ if limits.read_only:
 
 
 # ---------------------------------------------------------------------- configuration
-def dataset_notes(spec: ChainSpec) -> list[str]:
-    """Warnings for the stage datasets that are not on this machine."""
-    notes = []
-    for s in spec.stages:
-        try:
-            status = dataset_status(s.dataset)[0]
-        except DataError:
-            continue
-        if not status.available:
-            notes.append(f"`{s.dataset}` (stage '{s.name}'): {status.message}")
-    return notes
+def use_preset(name: str) -> None:
+    """Callback of "Use the synthetic preset": switch the preset selector before it is drawn."""
+    st.session_state[K_PRESET] = name
 
 
 def stage_form(p: str, s, index: int) -> dict:
@@ -165,15 +159,19 @@ def stage_update(s, v: dict) -> dict:
 
 
 mine = manager.jobs(owner, kind="train")
-with st.expander("Configure a training run", expanded=not mine, icon=":material/tune:"):
+with st.expander("Configure a training run", expanded=True, icon=":material/tune:"):
     names = [n for n in PRESET_HELP if n in PRESETS] + [n for n in PRESETS if n not in PRESET_HELP]
     if DEFAULT_PRESET in names:  # the shipped default's preset first
         names = [DEFAULT_PRESET] + [n for n in names if n != DEFAULT_PRESET]
     p = st.selectbox("Datasets and starting configuration (preset)", names, key=K_PRESET, index=0,
                      format_func=lambda n: f"{n}: {PRESET_HELP.get(n) or preset(n).description}")
     base = preset(p)
-    for note in dataset_notes(base):
-        st.warning(f"Dataset missing: {note}", icon=":material/cloud_download:")
+    no_data = missing_data_message(base)  # refused here, before a job is queued, never in the worker
+    if no_data:
+        st.error(f"Cannot train here: {no_data}", icon=":material/cloud_download:")
+        if NO_DATA_PRESET in PRESETS and p != NO_DATA_PRESET:
+            st.button(f"Use the {NO_DATA_PRESET} preset (no data needed)", key=k("use_synthetic"), on_click=use_preset,
+                      args=(NO_DATA_PRESET,), icon=":material/science:")
     dev_names = ["auto"] + [n for n, _ in devices]
     desc = dict(devices)
     st.caption("Devices detected on this server: " + "; ".join(f"**{n}**: {d}" for n, d in devices)
@@ -197,9 +195,9 @@ with st.expander("Configure a training run", expanded=not mine, icon=":material/
         name = st.text_input("Run name (the default name of the saved model)", default_name, key=k(p, "name"),
                              help="Letters, digits, '-', '_' and '.' only.")
         submitted = st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", key=k(p, "submit"),
-                                          disabled=limits.read_only)
+                                          disabled=limits.read_only or bool(no_data))
     st.caption(jobs_state.limits_text(limits))
-    if submitted:
+    if submitted and not no_data:
         with ui.user_errors("Change the setting or wait as the message says, then press Train again."):
             spec = base.with_updates(folds=int(folds), split=split, seed=int(seed),
                                      stages=[stage_update(s, v) for s, v in zip(base.stages, raw)])
@@ -265,7 +263,10 @@ else:
                        "Its progress so far is shown below; press **Train** to run it again.", icon=":material/restart_alt:")
         else:
             st.error(jobs_state.plain(j.error or "training failed"), icon=":material/error:")
-            st.caption("Hint: fix the setting named in the message (a smaller learning rate often helps) and train again.")
+            if "data fetch" in (j.error or "") or "not available locally" in (j.error or ""):
+                st.caption(f"Hint: get the dataset as the message says, or train the *{NO_DATA_PRESET}* preset, which needs no data.")
+            else:
+                st.caption("Hint: fix the setting named in the message (a smaller learning rate often helps) and train again.")
         if j.is_active:
             if st.button("Cancel run", key=k("cancel", j.id), icon=":material/stop:"):
                 with ui.user_errors():
