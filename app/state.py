@@ -39,6 +39,7 @@ from nestedae_core.api import (
     DATA_DIR_ENV, ETL, HTL, Composition, CompositionError, DataMissingError, SiteTotalError, dataset_info,
     dataset_stamp, dataset_status, formula_column as formula_column_of, matching_rows,
     nearest_devices as nearest_devices_of, parse_formula, read_dataset, site_fractions,
+    StackChoice, common_stack as common_stack_of, composition_family, measured_values as measured_values_of,
 )
 from app.ui import error_hint, escape_markdown
 
@@ -287,6 +288,31 @@ def nearest_devices(comp: Composition, *, etl: str | None = None, htl: str | Non
     name = "psc-devices"
     return nearest_devices_of(load_dataset(name), dataset_site_fractions(name), comp, etl=etl, htl=htl,
                                   same_stack_only=same_stack_only)
+
+
+def measured_values(name: str, comp: Composition, columns: tuple[str, ...],
+                    where: tuple[tuple[str, str], ...] = ()) -> pd.DataFrame:
+    """What dataset ``name`` holds for exactly ``comp`` (:func:`nestedae_core.data.composition_devices.measured_values`)."""
+    return measured_values_of(load_dataset(name), dataset_site_fractions(name), comp, columns,
+                                               where=dict(where))
+
+
+def common_stack(comp: Composition, etls: list[str], htls: list[str]) -> StackChoice | None:
+    """The stack most used by ``comp``'s family in ``psc-devices`` (:func:`nestedae_core.data.composition_devices.common_stack`);
+    ``None`` without the device data."""
+    name = "psc-devices"
+    if name not in available_datasets([name]):
+        return None
+    return _common_stack_cached(composition_family(comp), comp.formula, tuple(etls), tuple(htls), _file_key(name))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _common_stack_cached(family: str, _formula: str, etls: tuple[str, ...], htls: tuple[str, ...],
+                         stamp: str) -> StackChoice | None:
+    # keyed by family (``_formula``, one member of it, is not hashed): every composition of a family shares the answer
+    name = "psc-devices"
+    return common_stack_of(load_dataset(name), dataset_site_fractions(name), parse_formula(_formula),
+                                            etls=etls, htls=htls)
 
 
 # ---------------------------------------------------------------------- shared device stack

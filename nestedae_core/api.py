@@ -88,6 +88,10 @@ _GROUPS: dict[str, dict[str, str]] = {
         "traversal_sensitivity": "explain.latents",
     },
     "data & chemistry": {
+        "StackChoice": "data.composition_devices",
+        "common_stack": "data.composition_devices",
+        "composition_family": "data.composition_devices",
+        "measured_values": "data.composition_devices",
         "GAP_BASIS": "data.gap_quality",
         "GAP_FIT": "data.gap_quality",
         "GAP_NEIGHBOURS": "data.gap_quality",

@@ -32,6 +32,7 @@ from nestedae_core.api import (
     Composition, CompositionError, NestedAEError, bandgaps, column_display as display, column_label as label,
     composition_problem, explain_outputs, fidelity_label, line_scan, parse_formula, phase_name, predict_composition,
     predict_rows, prediction_report, query_frame, query_phase, read_small_table, screening_gap_column, sq_limit,
+    BANDGAP_HSE, BANDGAP_PBE_DFT, DEVICE_TARGETS,
 )
 
 DEFAULT_FORMULA = "MAPbI3"
@@ -58,11 +59,12 @@ EXAMPLES = ["FAPbI3", "Cs0.05FA0.79MA0.16PbBr0.51I2.49"]
 K_FORMULA = "predict.formula"
 K_FORMULA_ERROR = "predict.formula_error"
 K_SEEN = "predict.seen_formula"
-K_ETL, K_HTL = "predict.etl", "predict.htl"
+K_ETL, K_HTL, K_PHASE = "predict.etl", "predict.htl", "predict.phase"
+#: (dataset, its columns) whose values for exactly the queried composition are shown beside the prediction
+MEASURED_SOURCES = (("psc-devices", (MEASURED_BANDGAP, *DEVICE_TARGETS)), ("mhp-dft", (BANDGAP_PBE_DFT, BANDGAP_HSE)))
 K_ROWS = "predict.compare_rows"
 K_ROWS_VERSION = "predict.compare_version"
 K_SCAN = "predict.scan"
-K_PHASE = "predict.phase"
 DISTANCE_LABEL = "descriptor distance (standardised, dimensionless)"
 #: Headers of the nearest-devices table.
 NEAREST_COLUMNS = {
@@ -175,27 +177,35 @@ if ss.get(K_SEEN) != shared.formula and not ss.get(K_FORMULA_ERROR):
 ss.setdefault(K_FORMULA, shared.formula)
 
 st.subheader("One composition")
-has_phase = chain_phase is not None
-c1, c2, c3, c4 = st.columns([3, 2, 2, 1.4])
+has_phase = PHASE in cat_cols
+c1, c2, c3, *c4 = st.columns([3, 2, 2, 2] if has_phase else [3, 2, 2])
 with c1:
     st.text_input("Composition (formula)", key=K_FORMULA, on_change=_on_formula,
                   help="Any notation of the Compose page, e.g. MAPbI3, Cs0.05FA0.79MA0.16PbBr0.51I2.49, "
                        "(FAPbI3)0.85(MAPbBr3)0.15. Shared with Compose, Explain and Latents.")
 etl = htl = None
+family_stack = None
 if has_stack:
     etls, htls = model.categories(ETL), model.categories(HTL)
+    with ui.user_errors():  # the default stack: the one most used by this composition's family in the device data
+        family_stack = state.common_stack(shared, etls, htls)
+    default_etl = family_stack.etl if family_stack is not None else model.default_category(ETL)
+    default_htl = family_stack.htl if family_stack is not None else model.default_category(HTL)
     etl = state.shared_choice_widget(c2, state.STACK_LABELS[ETL], etls, column=ETL, widget_key=K_ETL,
-                                     default=model.default_category(ETL), help="Layers from the substrate up, as in the device data. Shared with Explain.")
+                                     default=default_etl, help="Layers from the substrate up, as in the device data. Shared with Explain.")
     htl = state.shared_choice_widget(c3, state.STACK_LABELS[HTL], htls, column=HTL, widget_key=K_HTL,
-                                     default=model.default_category(HTL), help="Shared with Explain.")
-
+                                     default=default_htl, help="Shared with Explain.")
+    if (etl, htl) == (default_etl, default_htl):
+        st.caption(f"Device stack: ETL **{etl}**, HTL **{htl}**, "
+                   + (family_stack.describe() if family_stack is not None else "the most common stack in the training data")
+                   + ". Choose another above.")
 phase = chain_phase
 if has_phase:
-    phases = model.categories(PHASE)
-    phase = c4.selectbox(f"{PHASE_LABEL.capitalize()} of the DFT gaps", phases, index=phases.index(chain_phase), key=K_PHASE,
-                         format_func=lambda v: phase_name(v) or v,
-                         help="The DFT band gaps (and the decomposition energy) are computed for one crystal phase; the "
-                              "measured gap and the device stage always use the films' phase (cubic or pseudo-cubic).")
+    phase = state.shared_choice_widget(c4[0], f"{PHASE_LABEL.capitalize()} of the DFT gaps", model.categories(PHASE), column=PHASE,
+                                       widget_key=K_PHASE, default=chain_phase, format_func=lambda v: phase_name(v) or v,
+                                       help="The DFT band gaps (and the decomposition energy) are computed for one crystal phase; the "
+                                            "measured gap and the device stage always use the films' phase (cubic or pseudo-cubic). "
+                                            "Shared with Explain.")
 
 if ss.get(K_FORMULA_ERROR):
     ui.show_error(CompositionError(ss[K_FORMULA_ERROR]))
@@ -205,14 +215,36 @@ query = None
 with ui.user_errors():
     query = predict_composition(model, shared, etl=etl, htl=htl, categorical={PHASE: phase} if has_phase else None)
 
+
+def measured_in_data(comp: Composition) -> dict[str, pd.Series]:
+    """Target column -> what our datasets hold for exactly ``comp`` (n, median, quartiles), for the tiles."""
+    found: dict[str, pd.Series] = {}
+    for name, columns in MEASURED_SOURCES:
+        if name not in state.available_datasets([name]):
+            continue
+        where = ((PHASE, phase),) if phase and name == "mhp-dft" else ()
+        with ui.user_errors():
+            for _, row in state.measured_values(name, comp, tuple(columns), where).iterrows():
+                found[row["column"]] = pd.concat([row, pd.Series({"dataset": name})])
+    return found
+
+
 if query is not None:
+    if not query.in_domain:  # first, above the numbers: they are extrapolated
+        outside = [s for s, ok in query.stage_in_domain.items() if not ok]
+        reasons = {name: why for name, why in query.domain_reasons.items() if why} or {outside[0]: query.domain_message}
+        st.warning(
+            f"**Outside the training domain** of stage(s) {', '.join(outside)}. "
+            "The model extrapolates here: trust the numbers less than the uncertainty suggests.\n\n"
+            + "\n".join(f"- **{name}**: {reason.rstrip('.')}." for name, reason in reasons.items()), icon=":material/warning:")
+    seen = measured_in_data(shared)
     gaps = bandgaps(query)
     sq_gap = query.targets[sq_gap_t.column] if sq_gap_t is not None and sq_gap_t.column in query.targets else None
     show_sq = sq_gap is not None and PCE in query.targets and sq_gap["mean"] > 0
     st.html(TILE_CSS)
     tiles = st.container(key="predict-tiles")
     decomposition = next((t for t in query.targets.values() if t["key"] == DECOMPOSITION_KEY), None)
-    entries = [t for t in query.targets.values() if t is not decomposition] + ([{"sq": True}] if show_sq else [])
+    entries = [{**t, "column": c} for c, t in query.targets.items() if t is not decomposition] + ([{"sq": True}] if show_sq else [])
     if gaps:  # a perovskite model: its stability, or that it has none
         entries.append({"stability": True, **(decomposition or {})})
     limit = None
@@ -246,6 +278,13 @@ if query is not None:
                 continue
             col.metric(tile_label(t), quantities.estimate(t, digits_of(t["unit"])))
             col.caption(quantities.disagreement(t, digits_of(t["unit"])))
+            if (m := seen.get(t["column"])) is not None:
+                d = digits_of(t["unit"])
+                spread = f", quartiles {m['p25']:.{d}f} to {m['p75']:.{d}f}" if m["n"] > 1 else ""
+                n, u = int(m["n"]), f" {t['unit']}" if t["unit"] else ""
+                what = ("device" if m["dataset"] == "psc-devices" else "calculation") + ("s" if n > 1 else "")
+                col.caption(f"**In our data** ({m['dataset']}): {'median ' if n > 1 else ''}{m['median']:.{d}f}{u} "
+                            f"over {n} {what}{spread}.")
     missing = [f for f in ("measured", "PBE", "HSE") if f not in gaps]
     if gaps and missing:
         notes = [f"Band gaps of this model: {', '.join(quantities.entry_name(g) for g in gaps.values())}."]
@@ -261,13 +300,6 @@ if query is not None:
                + ("Uncertainty: prediction intervals from the model's calibration on out-of-fold residuals; model "
                   f"disagreement: the spread (1 sd) of the {model.members} fold models." if calibrated else
                   f"Uncertainty: {quantities.DISAGREEMENT_NOTE}."))
-    if not query.in_domain:
-        outside = [s for s, ok in query.stage_in_domain.items() if not ok]
-        reasons = {name: why for name, why in query.domain_reasons.items() if why} or {outside[0]: query.domain_message}
-        st.warning(
-            f"**Outside the training domain** of stage(s) {', '.join(outside)}. "
-            "The model extrapolates here: trust the numbers less than the uncertainty suggests.\n\n"
-            + "\n".join(f"- **{name}**: {reason.rstrip('.')}." for name, reason in reasons.items()), icon=":material/warning:")
     if limit is not None and query.targets[PCE]["mean"] > limit:
         st.error(
             f"**Above the Shockley–Queisser limit:** the predicted PCE {query.targets[PCE]['mean']:.2f} % exceeds the "

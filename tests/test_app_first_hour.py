@@ -44,3 +44,58 @@ def test_sweep_without_data_is_refused_up_front(fresh_install):
     at.button(key="sweep.use_synthetic").click().run()
     assert at.selectbox(key="sweep.preset").value == "synthetic"
     assert not at.error and not next(b for b in at.button if b.label == "Start sweep").disabled
+
+
+def _walk(node, out):  # type: ignore[no-untyped-def]
+    """Every element under ``node``, in page order."""
+    children = getattr(node, "children", None)
+    for child in (children.values() if isinstance(children, dict) else []):
+        out.append(child)
+        _walk(child, out)
+    return out
+
+
+def test_predict_leads_with_the_measured_gap_and_warns_above_the_numbers(app_env):
+    at = open_app("pages/predict.py")
+    labels = [m.label for m in at.metric]
+    assert labels[0].startswith("band gap (measured)"), labels
+    assert any("PBE" in x for x in labels[1:4]) and any("HSE" in x for x in labels[1:4])
+    at.text_input(key="predict.formula").input("CsGeCl3").run()  # far from the training data
+    assert not at.exception, exceptions(at)
+    kinds = [e.type for e in _walk(at.main, [])]
+    assert "warning" in kinds and kinds.index("warning") < kinds.index("metric")
+    assert "Outside the training domain" in at.warning[0].value
+
+
+def test_predict_reads_zero_amounts(app_env):
+    at = open_app("pages/predict.py")
+    at.text_input(key="predict.formula").input("MAPb(I1.0Br0.0)3").run()
+    assert not at.exception, exceptions(at)
+    assert not at.error, [e.value for e in at.error]
+    assert "Still showing the last valid composition" not in texts(at)
+    assert "Predictions for **MAPbI3**" in texts(at)
+
+
+def test_predict_phase_selector_changes_the_dft_gaps(app_env):
+    at = open_app("pages/predict.py")
+    phase = at.selectbox(key="predict.phase")
+    assert phase.label == "crystal phase" and len(phase.options) > 1
+    pbe = next(m.value for m in at.metric if "PBE" in m.label)
+    other = next(o for o in phase.options if o != phase.value)
+    phase.set_value(other).run()
+    assert not at.exception, exceptions(at)
+    assert next(m.value for m in at.metric if "PBE" in m.label) != pbe
+
+
+def test_predict_defaults_to_the_family_stack_and_shows_our_measured_values(app_env, data_dir):
+    at = open_app("pages/predict.py")
+    at.text_input(key="predict.formula").input("FASnI3").run()
+    assert not at.exception, exceptions(at)
+    etl, htl = at.selectbox(key="predict.etl").value, at.selectbox(key="predict.htl").value
+    page = texts(at)
+    assert f"ETL **{etl}**, HTL **{htl}**, the most common stack of Sn perovskites in the device data" in page
+    assert (etl, htl) != ("TiO2-c | TiO2-mp", "Spiro-MeOTAD")  # not the n-i-p stack of the Pb devices
+    assert "**In our data** (psc-devices): median" in page  # the measured values beside the prediction
+    at.text_input(key="predict.formula").input("MAPbI3").run()
+    assert "the most common stack of Pb perovskites" in texts(at)
+    assert at.selectbox(key="predict.etl").value != etl  # the default follows the family until the user picks

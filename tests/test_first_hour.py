@@ -69,3 +69,31 @@ def test_missing_data_names_files_and_the_fix(no_data_env) -> None:
 
 def test_missing_data_is_none_when_the_files_are_there(data_dir) -> None:
     assert missing_data("measured") == [] and missing_data_message("paper") is None
+
+
+def test_family_and_measured_values_on_a_small_table() -> None:
+    from nestedae_core.data.composition_devices import common_stack, composition_family, measured_values
+    from nestedae_core.data.lookup import site_fractions
+    from nestedae_core.vocabulary import DEVICE_COMPOSITION, ETL, HTL, PCE
+
+    devices = pd.DataFrame({
+        DEVICE_COMPOSITION: ["MAPbI3", "MAPbI3", "FASnI3", "MASnI3", "FASnI3", "MAPbI3"],
+        ETL: ["TiO2", "TiO2", "C60", "C60", "TiO2", "SnO2"],
+        HTL: ["Spiro", "Spiro", "PEDOT", "PEDOT", "Spiro", "PTAA"],
+        PCE: [18.0, 20.0, 7.0, 5.0, 3.0, 19.0],
+    })
+    fractions = site_fractions(devices, DEVICE_COMPOSITION)
+    assert composition_family(parse_formula("MAPb0.5Sn0.5I3")) == "Sn-Pb"
+    sn = common_stack(devices, fractions, parse_formula("CsSnI3"))
+    assert (sn.etl, sn.htl, sn.family, sn.n_stack, sn.n_family) == ("C60", "PEDOT", "Sn", 2, 3)
+    assert "Sn perovskites" in sn.describe() and "2 of 3 devices" in sn.describe()
+    pb = common_stack(devices, fractions, parse_formula("FAPbI3"))
+    assert (pb.etl, pb.htl) == ("TiO2", "Spiro")
+    assert common_stack(devices, fractions, parse_formula("FAPbI3"), etls=["SnO2"]).htl == "PTAA"  # only a model's stacks
+    assert common_stack(devices, fractions, parse_formula("CsGeI3")) is None
+    seen = measured_values(devices, fractions, parse_formula("MAPbI3"), [PCE, "absent"])
+    assert list(seen["key"]) == ["pce_percent"] and int(seen["n"].iloc[0]) == 3
+    assert seen["median"].iloc[0] == pytest.approx(19.0) and seen["min"].iloc[0] == 18.0 and seen["max"].iloc[0] == 20.0
+    assert measured_values(devices, fractions, parse_formula("CsPbBr3"), [PCE]).empty
+    tin = measured_values(devices, fractions, parse_formula("FASnI3"), [PCE], where={ETL: "C60"})
+    assert int(tin["n"].iloc[0]) == 1 and tin["median"].iloc[0] == 7.0
