@@ -268,3 +268,43 @@ def apply_filters(
         if allowed:
             mask &= df[column].isin(list(allowed))
     return df.loc[mask]
+
+
+#: Rows per page offered by :func:`paged_table`.
+PAGE_SIZES = (25, 50, 100, 250)
+#: Pixel height of one row of ``st.dataframe`` (and of its header).
+ROW_PX = 35
+
+
+def sort_and_page(df: pd.DataFrame, *, sort_by: str | None, descending: bool, page: int, page_size: int) -> pd.DataFrame:
+    """Rows ``page`` (1-based) of ``df`` sorted by column ``sort_by`` (stable; missing values last; ``None``: file order)."""
+    if sort_by is not None and sort_by in df.columns:
+        values = df[sort_by]
+        numeric = pd.to_numeric(values, errors="coerce")
+        key = numeric if numeric.notna().sum() >= values.notna().sum() else values.astype(str).str.lower().where(values.notna())
+        order = key.sort_values(ascending=not descending, kind="stable", na_position="last").index
+        df = df.loc[order]
+    start = (max(1, page) - 1) * page_size
+    return df.iloc[start:start + page_size]
+
+
+def paged_table(df: pd.DataFrame, sortable: Mapping[str, str], *, key: str, filters: Any = None) -> tuple[pd.DataFrame, str]:
+    """Sort, page-size and page controls for ``df``; returns (the rows of the page, one line saying which).
+
+    ``sortable``: label -> column offered in "Sort by" (columns ``df`` lacks are left out).
+    ``filters``: what selected ``df``; when it changes, the table goes back to its first page.
+    """
+    options = {label: column for label, column in sortable.items() if column in df.columns}
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
+    choice = c1.selectbox("Sort by", ["file order", *options], key=f"{key}.sort")
+    descending = c2.toggle("Largest first", value=True, key=f"{key}.desc", disabled=choice == "file order",
+                           help="Off: smallest (or A to Z) first. Rows without a value come last.")
+    size = c3.selectbox("Rows per page", PAGE_SIZES, index=1, key=f"{key}.size")
+    pages = max(1, -(-len(df) // size))
+    if st.session_state.get(f"{key}.filters") != filters or st.session_state.get(f"{key}.page", 1) > pages:
+        st.session_state[f"{key}.page"] = 1  # other rows: start from the first page
+    st.session_state[f"{key}.filters"] = filters
+    page = int(c4.number_input(f"Page (of {pages:,})", 1, pages, 1, key=f"{key}.page"))
+    rows = sort_and_page(df, sort_by=options.get(choice), descending=descending, page=page, page_size=size)
+    first = (page - 1) * size + 1 if len(rows) else 0
+    return rows, f"rows {first:,}–{first + len(rows) - 1:,} of {len(df):,}" + (f", sorted by {choice}" if choice in options else "")

@@ -459,7 +459,8 @@ def screen(
     Columns: ``formula``, the 14 site fractions, ``tolerance_factor``,
     ``octahedral_factor``, ``<key>_mean``/``_std`` (``_lower``/``_upper``: the
     prediction interval at ``level`` when the model is calibrated), ``in_domain``,
-    ``domain_stage``.
+    ``domain_stage``, and :data:`RANK_CONFIDENCE` (``p_beats_next``: the probability
+    that the candidate beats the next one of its list, :func:`rank_confidence`).
     """
     from .chemistry.composition import IONS
 
@@ -486,10 +487,36 @@ def screen(
     if key not in out:
         raise InputError(f"cannot rank by '{rank_by}'; this model predicts: {', '.join(c[:-5] for c in out.columns if c.endswith('_mean'))}")
     ranked = out.sort_values(key, ascending=False, kind="stable")
-    ranked = pd.concat([ranked[ranked["in_domain"]], ranked[~ranked["in_domain"]]]).reset_index(drop=True)
+    parts = [ranked[ranked["in_domain"]], ranked[~ranked["in_domain"]]]
+    base = key[: -len("_mean")]
+    for part in parts:  # each list ranked apart: how sure is each place?
+        part[RANK_CONFIDENCE] = rank_confidence(part, base, level)
+    ranked = pd.concat(parts).reset_index(drop=True)
     ranked.attrs["bandgap_key"] = gap[0] if gap else None
     ranked.attrs["bandgap_fidelity"] = gap[1] if gap else None
     return ranked
+
+
+#: Column of :func:`screen`: the probability (0 to 1) that a candidate truly beats the next one in the ranking.
+RANK_CONFIDENCE = "p_beats_next"
+
+
+def rank_confidence(ranked: pd.DataFrame, key: str, level: float = DEFAULT_LEVEL) -> np.ndarray:
+    """Per row of ``ranked`` (best first), the probability that it beats the next row on quantity ``key``.
+
+    ``key`` is an output-schema key such as ``pce_percent``: its ``_mean`` and,
+    when present, its ``_lower``/``_upper`` prediction interval at ``level`` give
+    each candidate's spread (:func:`nestedae_core.model.ranking.sd_from_interval`),
+    else ``_std``, the fold models' disagreement (which understates the error).
+    See :func:`nestedae_core.model.ranking.beats_next_probability`; NaN for the last row.
+    """
+    from .model.ranking import beats_next_probability, sd_from_interval
+
+    if f"{key}_lower" in ranked and f"{key}_upper" in ranked and ranked[f"{key}_lower"].notna().all():
+        sd = sd_from_interval(ranked[f"{key}_lower"].to_numpy(), ranked[f"{key}_upper"].to_numpy(), level)
+    else:
+        sd = ranked[f"{key}_std"].to_numpy(dtype=float)
+    return beats_next_probability(ranked[f"{key}_mean"].to_numpy(dtype=float), sd)
 
 
 def grid_formulas(fractions: np.ndarray, digits: int = 4) -> list[str]:

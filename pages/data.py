@@ -180,6 +180,33 @@ def _mixing_summary(fractions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["what", "count"])
 
 
+Filters = tuple  # (text, ((column, (low, high)), ...), ((column, (min, max)), ...), ((column, (value, ...)), ...))
+
+
+def _filtered(name: str, filters: Filters) -> pd.DataFrame:
+    """The rows of dataset ``name`` that pass ``filters`` (see :func:`dataset_view`)."""
+    text, ranges, full, categories = filters
+    return ui.apply_filters(state.load_dataset(name), text_column=state.formula_column(name), text=text,
+                            ranges=dict(ranges), full_ranges=dict(full), categories={c: list(v) for c, v in categories})
+
+
+@st.cache_resource(max_entries=96, show_spinner=False)
+def _figure(kind: str, name: str, stamp: str, filters: Filters, column: str = ""):  # type: ignore[no-untyped-def]
+    """One chart of the Data page, built once per (dataset file, filters) per server and shared by sessions
+    (read-only: Streamlit serialises a figure without changing it)."""
+    view = _filtered(name, filters)
+    if kind == "hist":
+        return figures.target_histograms_figure(view, [c for c in _targets(name) if c in view.columns], info=_column_info(name))
+    if kind == "devices":
+        return figures.device_vs_bandgap_figure(view)
+    if kind == "stack":
+        return figures.stack_breakdown_figure(view, column, label=_STACKS[column])
+    fractions = state.dataset_site_fractions(name).loc[view.index]
+    if kind == "ternary":
+        return figures.x_site_ternary_figure(fractions)
+    return figures.site_occupancy_figure(fractions, column)
+
+
 @st.fragment
 def dataset_view(name: str) -> None:
     """Filters, table and charts of one dataset; reruns on its own when a filter changes."""
@@ -210,8 +237,10 @@ def dataset_view(name: str) -> None:
                         options = sorted(df[column].dropna().astype(str).unique())
                         categories[column] = st.multiselect(title, options, key=f"data.{name}.cat.{column}",
                                                             placeholder="all stacks")
-        view = ui.apply_filters(df, text_column=formula_col, text=text, ranges=ranges, full_ranges=full,
-                                categories=categories)
+        filters: Filters = (text, tuple(sorted(ranges.items())), tuple(sorted(full.items())),
+                            tuple(sorted((c, tuple(v)) for c, v in categories.items())))
+        stamp = data.dataset_stamp(name)
+        view = _filtered(name, filters)
         st.markdown(f"**Showing {len(view):,} of {len(df):,} rows**")
         if view.empty:
             st.warning("No row matches these filters. Widen a range or clear the formula filter.")
@@ -229,20 +258,25 @@ def dataset_view(name: str) -> None:
         tabs = dict(zip(tab_names, st.tabs(tab_names)))
 
         with tabs["Table"]:
-            shown = view
+            sortable = {**({"composition": formula_col} if formula_col else {}),
+                        **({_STACKS[c]: c for c in (ETL, HTL)} if name == "psc-devices" else {}),
+                        **{figures.axis_title(c, info): c for c in targets}}
+            page_rows, which = ui.paged_table(view, sortable, key=f"data.{name}.table", filters=filters)
+            shown = page_rows
             config = ui.unit_column_config(shown.columns, _COLUMN_LABELS, info)
             if name == "psc-devices":
-                shown = view.loc[:, [c for c in _DEVICE_COLUMNS if c in view.columns]].copy()
+                shown = page_rows.loc[:, [c for c in _DEVICE_COLUMNS if c in page_rows.columns]].copy()
                 shown[MEASURED_BANDGAP] = _gap_as_text(shown[MEASURED_BANDGAP])
                 config = _gap_column_config(ui.unit_column_config(shown.columns, _COLUMN_LABELS))
                 st.caption("The table shows the main columns; the CSV download below holds all columns.")
-            ui.table_with_download(shown, f"{name}-filtered", download=view, height=420,
+            ui.table_with_download(shown, f"{name}-filtered", download=view, height=(min(len(shown), 50) + 1) * ui.ROW_PX + 3,
                                    column_config=config,
-                                   caption=f"{len(view):,} rows; the CSV holds all {view.shape[1]} columns")
+                                   caption=f"Showing {which}; the CSV holds all {len(view):,} filtered rows and "
+                                           f"all {view.shape[1]} columns")
 
         if "Distributions" in tabs:
             with tabs["Distributions"]:
-                ui.plot(figures.target_histograms_figure(view, targets, info=info), key=f"data-{name}-hist")
+                ui.plot(_figure("hist", name, stamp, filters), key=f"data-{name}-hist")
                 summary = view[targets].describe().T.reset_index(drop=True)
                 summary.insert(0, "quantity", [info.get(c, (label(c), ""))[0] for c in targets])
                 summary.insert(1, "unit", [info.get(c, ("", unit(c)))[1] or "dimensionless" for c in targets])
@@ -254,14 +288,14 @@ def dataset_view(name: str) -> None:
                 left, right = st.columns(2)
                 with left:
                     st.markdown("**X site: I / Br / Cl** (marker size: number of rows)")
-                    ui.plot(figures.x_site_ternary_figure(fractions), key=f"data-{name}-ternary")
+                    ui.plot(_figure("ternary", name, stamp, filters), key=f"data-{name}-ternary")
                 with right:
                     st.markdown("**A-site mixing**")
-                    ui.plot(figures.site_occupancy_figure(fractions, "A"), key=f"data-{name}-a")
+                    ui.plot(_figure("sites", name, stamp, filters, "A"), key=f"data-{name}-a")
                 left, right = st.columns(2)
                 with left:
                     st.markdown("**B-site ions**")
-                    ui.plot(figures.site_occupancy_figure(fractions, "B"), key=f"data-{name}-b")
+                    ui.plot(_figure("sites", name, stamp, filters, "B"), key=f"data-{name}-b")
                 with right:
                     st.markdown("**Mixing at a glance**")
                     ui.table_with_download(_mixing_summary(fractions), f"{name}-mixing", key=f"data.{name}.mixing")
@@ -276,16 +310,14 @@ def dataset_view(name: str) -> None:
                     "AM1.5G reference spectrum (ASTM G-173, 1000 W/m²), cell at 300 K: at most 33.7 % at "
                     "1.34 eV. A PCE above its line would not be physical at the reported gap (see Data quality)."
                 )
-                ui.plot(figures.device_vs_bandgap_figure(view), key=f"data-{name}-sq")
+                ui.plot(_figure("devices", name, stamp, filters), key=f"data-{name}-sq")
                 left, right = st.columns(2)
                 with left:
                     st.markdown("**Electron transport layers (ETL)**")
-                    ui.plot(figures.stack_breakdown_figure(view, ETL, label=_STACKS[ETL]),
-                            key=f"data-{name}-etl")
+                    ui.plot(_figure("stack", name, stamp, filters, ETL), key=f"data-{name}-etl")
                 with right:
                     st.markdown("**Hole transport layers (HTL)**")
-                    ui.plot(figures.stack_breakdown_figure(view, HTL, label=_STACKS[HTL]),
-                            key=f"data-{name}-htl")
+                    ui.plot(_figure("stack", name, stamp, filters, HTL), key=f"data-{name}-htl")
 
         if "Data quality" in tabs:
             with tabs["Data quality"]:

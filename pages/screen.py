@@ -159,6 +159,8 @@ report_button(_screen_report, "screening-result", key="screen.report",
                    "candidates and the model (name, checksum, version). Interactive, works offline.")
 
 
+#: header of :data:`nestedae_core.predict.RANK_CONFIDENCE` in the table
+BEATS_NEXT = "P(beats the next) (probability)"
 #: the column that names, per out-of-domain candidate, the first stage whose training data it leaves
 STAGE_COLUMN = "first stage outside its training data"
 _stage_names = [st.name for st in model.spec.stages]
@@ -197,6 +199,8 @@ def display_table(df: pd.DataFrame, *, ranked: bool = True) -> pd.DataFrame:
                 out[lower] = df[f"{t.key}_lower"].to_numpy()
                 out[upper] = df[f"{t.key}_upper"].to_numpy()
             out[f"{t.label} model disagreement ({u})"] = df[f"{t.key}_std"].to_numpy()
+            if ranked and t.column == p["rank"] and predict.RANK_CONFIDENCE in df:
+                out[BEATS_NEXT] = df[predict.RANK_CONFIDENCE].to_numpy()
     out["tolerance factor (dimensionless)"] = df["tolerance_factor"].to_numpy()
     out["octahedral factor (dimensionless)"] = df["octahedral_factor"].to_numpy()
     out["in training domain"] = df["in_domain"].to_numpy()
@@ -220,6 +224,14 @@ if inside.empty:
     st.info("No candidate inside the training domain passes the windows; those outside it are listed below.", icon=":material/info:")
 else:
     table = display_table(inside)
+    if len(inside) > 1:
+        p_next = inside[predict.RANK_CONFIDENCE].to_numpy()[:-1]
+        close = int((p_next < 0.6).sum())
+        spread_from = "the prediction intervals" if calibrated else "the model disagreement (which understates the error)"
+        st.caption(f"**How sure is each rank?** *{BEATS_NEXT}*: the chance that a candidate truly beats the next one, from "
+                   f"{spread_from}, errors taken as normal and independent. 0.5 is a coin toss. "
+                   f"The first beats the second with probability {p_next[0]:.2f}; {close:,} of the {len(p_next):,} "
+                   "neighbouring pairs are below 0.6, i.e. their order is not known: read the ranking as groups, not places.")
     ui.table_with_download(table.head(SHOW_ROWS), "screening-candidates", key="screen.dl", download=table,
                            caption=f"Showing the best {min(SHOW_ROWS, len(table)):,} of {len(table):,} in-domain candidates; "
                                    "the CSV holds all of them.",

@@ -99,3 +99,31 @@ def test_predict_defaults_to_the_family_stack_and_shows_our_measured_values(app_
     at.text_input(key="predict.formula").input("MAPbI3").run()
     assert "the most common stack of Pb perovskites" in texts(at)
     assert at.selectbox(key="predict.etl").value != etl  # the default follows the family until the user picks
+
+
+def test_data_table_is_paged_filtered_and_sorted(app_env, data_dir):
+    import pandas as pd
+
+    at = open_app("pages/data.py")
+    assert not at.exception, exceptions(at)
+    assert at.selectbox(key="data.dataset").value == "psc-devices"
+    table = at.dataframe[0].value
+    assert len(table) == 50  # one page of the 2,018 devices
+    sort = at.selectbox(key="data.psc-devices.table.sort")
+    assert {"composition", "ETL stack", "HTL stack", "PCE (%)"} <= set(sort.options)
+    sort.set_value("PCE (%)").run()
+    from nestedae_core.vocabulary import DEVICE_COMPOSITION, PCE
+
+    pce = PCE
+    values = pd.to_numeric(at.dataframe[0].value[pce]).tolist()
+    assert values == sorted(values, reverse=True)
+    best = values[0]
+    at.number_input(key="data.psc-devices.table.page").set_value(2).run()
+    page2 = pd.to_numeric(at.dataframe[0].value[pce]).tolist()
+    assert max(page2) <= min(values)
+    assert "Showing rows 51–100 of 2,018, sorted by PCE (%)" in texts(at)
+    at.text_input(key="data.psc-devices.text").input("Sn").run()  # the filter shrinks the table: back to page 1
+    assert not at.exception, exceptions(at)
+    assert at.number_input(key="data.psc-devices.table.page").value == 1
+    shown = at.dataframe[0].value
+    assert 0 < len(shown) <= 50 and shown[DEVICE_COMPOSITION].str.contains("Sn").all()

@@ -364,7 +364,9 @@ def test_screen_table_leads_with_the_ranking_target_then_the_window_gap(app_env)
     assert gap.split(" (")[0] in name
     gaps = [c for c in cols if c.startswith(name)]
     assert cols[2:2 + len(pce)] == pce  # PCE with its interval and disagreement together
-    assert cols[2 + len(pce)] == f"{name} (eV)" and cols[2 + len(pce):2 + len(pce) + len(gaps)] == gaps
+    assert cols[2 + len(pce)] == "P(beats the next) (probability)"  # then how sure each rank is
+    start = 3 + len(pce)
+    assert cols[start] == f"{name} (eV)" and cols[start:start + len(gaps)] == gaps
     assert cols.index("tolerance factor (dimensionless)") > max(cols.index(c) for c in cols if c.endswith("(eV)") or c.endswith("(%)"))
 
 

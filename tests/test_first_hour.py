@@ -92,8 +92,35 @@ def test_family_and_measured_values_on_a_small_table() -> None:
     assert common_stack(devices, fractions, parse_formula("FAPbI3"), etls=["SnO2"]).htl == "PTAA"  # only a model's stacks
     assert common_stack(devices, fractions, parse_formula("CsGeI3")) is None
     seen = measured_values(devices, fractions, parse_formula("MAPbI3"), [PCE, "absent"])
-    assert list(seen["key"]) == ["pce_percent"] and int(seen["n"].iloc[0]) == 3
+    assert list(seen["column"]) == [PCE] and int(seen["n"].iloc[0]) == 3
     assert seen["median"].iloc[0] == pytest.approx(19.0) and seen["min"].iloc[0] == 18.0 and seen["max"].iloc[0] == 20.0
     assert measured_values(devices, fractions, parse_formula("CsPbBr3"), [PCE]).empty
     tin = measured_values(devices, fractions, parse_formula("FASnI3"), [PCE], where={ETL: "C60"})
     assert int(tin["n"].iloc[0]) == 1 and tin["median"].iloc[0] == 7.0
+
+
+def test_beats_next_probability() -> None:
+    import numpy as np
+
+    from nestedae_core.model.ranking import beats_next_probability, sd_from_interval
+
+    p = beats_next_probability(np.array([20.0, 19.99, 10.0, 9.0]), np.array([3.0, 3.0, 0.1, 0.0]))
+    assert p[0] == pytest.approx(0.5, abs=0.01)  # 0.01 % apart inside ±6 %: a coin toss
+    assert p[1] > 0.99 and p[2] > 0.99 and np.isnan(p[3])
+    assert beats_next_probability(np.array([1.0, 1.0]), np.zeros(2))[0] == 0.5
+    assert beats_next_probability(np.array([2.0, 1.0]), np.zeros(2))[0] == 1.0
+    assert sd_from_interval(np.array([-1.6448536]), np.array([1.6448536]), 0.9)[0] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_screen_ranks_with_their_confidence() -> None:
+    import numpy as np
+
+    from nestedae_core import predict
+
+    model = store.load_default_bundle()
+    ranked = predict.screen(model, ["Cs", "FA", "MA"], ["Pb"], ["I", "Br"], 0.25)
+    inside = ranked[ranked["in_domain"].astype(bool)]
+    p = inside[predict.RANK_CONFIDENCE].to_numpy()
+    assert np.isnan(p[-1]) and ((p[:-1] >= 0.5) & (p[:-1] <= 1.0)).all()  # ranked best first: never below a coin toss
+    again = predict.rank_confidence(inside.reset_index(drop=True), "pce_percent")
+    assert np.allclose(again[:-1], p[:-1])

@@ -20,14 +20,13 @@ import numpy as np
 import pandas as pd
 
 from ..chemistry.composition import Composition
-from ..schema import quantity_key
 from ..vocabulary import B_SITE_IONS, ETL, HTL
 from .lookup import COMPOSITION_TOLERANCE, same_composition
 
 __all__ = ["StackChoice", "common_stack", "composition_family", "family_mask", "measured_values"]
 
 #: Columns of :func:`measured_values`.
-MEASURED_COLUMNS = ("column", "key", "n", "median", "p25", "p75", "min", "max")
+MEASURED_COLUMNS = ("column", "n", "median", "p25", "p75", "min", "max")
 
 
 def composition_family(comp: Composition) -> str:
@@ -59,8 +58,8 @@ def measured_values(
     lacks is ignored.
     ``fractions``: the site fractions of ``table``'s rows (:func:`.lookup.site_fractions`).
     One row per column of ``columns`` present in ``table`` with at least one
-    value, in that order: ``column``, ``key`` (its name in the output schema,
-    e.g. ``bandgap_eV``), ``n`` (rows with a value, count), ``median``, ``p25`` and
+    value, in that order: ``column`` (the dataset column; its output-schema
+    name is :func:`nestedae_core.schema.quantity_key` of it), ``n`` (rows with a value, count), ``median``, ``p25`` and
     ``p75`` (the quartiles), ``min`` and ``max``, in the column's unit (eV, %,
     V, mA/cm², dimensionless FF). Empty (with these columns) when no row matches.
     """
@@ -75,7 +74,7 @@ def measured_values(
         values = pd.to_numeric(rows[column], errors="coerce").dropna()
         if values.empty:
             continue
-        out.append({"column": column, "key": quantity_key(column), "n": len(values), "median": float(values.median()),
+        out.append({"column": column, "n": len(values), "median": float(values.median()),
                     "p25": float(values.quantile(0.25)), "p75": float(values.quantile(0.75)),
                     "min": float(values.min()), "max": float(values.max())})
     return pd.DataFrame(out, columns=list(MEASURED_COLUMNS))
