@@ -1,7 +1,9 @@
 """NestedAE Studio: entry script of the Streamlit dashboard.
 
-Run with ``streamlit run streamlit_app.py``. Page config is set once here; the
-page list lives in :mod:`app.navigation` (every page registered explicitly).
+Run with ``streamlit run streamlit_app.py``. Page config is set once here, then
+the menu (the page list lives in :mod:`app.navigation`, every page registered
+explicitly), both before the heavy imports, so that a cold start shows the menu
+at once. The tab icon is ``app/static/icon.png`` (no font server needed).
 Datasets are read from ``$NESTEDAE_DATA_DIR`` or the download cache.
 
 Who the user is (:func:`app.jobs_state.render_identity`: the signed-in user when
@@ -28,13 +30,16 @@ _ROOT = Path(__file__).resolve().parent
 if str(_ROOT) not in sys.path:  # `app` is a plain folder next to this script
     sys.path.insert(0, str(_ROOT))
 
-from app import explain_state, figure_export, jobs_state, state, ui  # noqa: E402
+from app.navigation import ROOT as _APP_ROOT  # noqa: E402  (light: the menu comes before the heavy imports)
 from app.navigation import build_navigation  # noqa: E402
 from nestedae_core.api import JobStoreError  # noqa: E402
 
+#: The browser tab's icon, shipped with the app (a Material icon would be fetched from a font server).
+PAGE_ICON = _APP_ROOT / "app" / "static" / "icon.png"
+
 st.set_page_config(
     page_title="NestedAE Studio",
-    page_icon=":material/hub:",
+    page_icon=str(PAGE_ICON),
     layout="wide",
     initial_sidebar_state="expanded",
     menu_items={
@@ -42,8 +47,12 @@ st.set_page_config(
         "(Thota, Sharma Priyadarshini & Hernandez, Mater. Horiz. 11, 700, 2024)."
     },
 )
-
+# The menu first thing, before torch and the library load: a cold start shows the real menu at once,
+# never Streamlit's list of the raw file names in pages/.
 page = build_navigation()
+
+from app import explain_state, figure_export, jobs_state, state, ui  # noqa: E402
+
 state.sync_url()
 figure_export.format_control()  # PNG or SVG from every figure's camera button
 jobs_state.render_identity()

@@ -124,3 +124,13 @@ def test_screen_ranks_with_their_confidence() -> None:
     assert np.isnan(p[-1]) and ((p[:-1] >= 0.5) & (p[:-1] <= 1.0)).all()  # ranked best first: never below a coin toss
     again = predict.rank_confidence(inside.reset_index(drop=True), "pce_percent")
     assert np.allclose(again[:-1], p[:-1])
+
+
+def test_cli_predict_text_leads_with_the_measured_gap_and_hides_latents(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", "FA1.00Cs0.00PbI3"]) == 0  # a zero amount, read as an absent ion
+    out = capsys.readouterr().out
+    assert "composition: FAPbI3" in out and "latents" not in out
+    lines = [line for line in out.splitlines() if "band gap (" in line]
+    assert lines and "measured" in lines[0]
+    assert main(["predict", "FAPbI3", "--latents"]) == 0
+    assert "latents: " in capsys.readouterr().out

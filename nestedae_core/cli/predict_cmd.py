@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--phase", help="crystal phase of the DFT gaps: Cubic, Tetra, Ortho or Hex (default: the model's, cubic)")
     p.add_argument("--model", help="a saved model's name, a model bundle directory, or a shipped model: measured-default (the default) or paper-default")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--latents", action="store_true", help="also print each stage's latent values (text output; JSON always has them)")
     p.add_argument("--report", metavar="FILE.html", help="also write a self-contained HTML report (chain, intervals, attributions, model)")
     add_batch_arguments(p, "predicted")
     p.set_defaults(func=run)
@@ -135,8 +136,9 @@ def run(args: argparse.Namespace) -> int:
     if not res.in_domain:
         print("warning: the query lies outside the training domain; treat the prediction as an extrapolation")
         print(f"  {res.domain_message}")
-    for stage, z in res.latents.items():
-        print(f"{stage} latents: " + " ".join(f"{v:+.3f}" for v in z))
+    if getattr(args, "latents", False):
+        for stage, z in res.latents.items():
+            print(f"{stage} latents: " + " ".join(f"{v:+.3f}" for v in z))
     return 0
 
 
