@@ -335,7 +335,7 @@ def _rows_default() -> pd.DataFrame:
 if K_ROWS not in ss:
     ss[K_ROWS] = _rows_default()
     ss[K_ROWS_VERSION] = 0
-b1, b2, _ = st.columns([1, 1, 4])
+b1, b2, _ = st.columns([2, 2, 3])  # wide enough that the labels are never cut ("Add the one a…")
 if b1.button("Add the one above", icon=":material/add:", key="predict.add", disabled=query is None):
     base = ss[K_ROWS]
     if len(base) >= MAX_COMPARE:
