@@ -127,3 +127,14 @@ def test_data_table_is_paged_filtered_and_sorted(app_env, data_dir):
     assert at.number_input(key="data.psc-devices.table.page").value == 1
     shown = at.dataframe[0].value
     assert 0 < len(shown) <= 50 and shown[DEVICE_COMPOSITION].str.contains("Sn").all()
+
+
+def test_batch_table_reads_zero_amounts_and_leads_with_the_predictions(app_env):
+    at = open_app("pages/predict.py")
+    at.text_area(key="predict.batch_text").input("note,formula\nfirst,FA1.00Cs0.00PbI3\nsecond,MAPb(I1.0Br0.0)3\n").run()
+    assert not at.exception, exceptions(at)
+    result = next(d.value for d in at.dataframe if "model_sha256" in d.value)
+    assert list(result["composition"]) == ["FAPbI3", "MAPbI3"] and (result["error"] == "").all()
+    cols = list(result.columns)
+    assert cols[0] == "formula" and cols[1].endswith("_mean")  # the formula, then the predictions
+    assert cols.index("note") > cols.index("model_sha256")  # the other inputs last
