@@ -156,9 +156,14 @@ def loss_curves_figure(events: Sequence[Any] | pd.DataFrame, *, stages: Sequence
             shown.add(s)
         fig.update_xaxes(title_text="epoch (count)", row=1, col=c)
         fig.update_yaxes(title_text=LOSS_AXIS if c == 1 else None, type="log" if log_y else "linear", row=1, col=c)
-    style(fig, height=340)
-    fig.update_layout(legend=dict(orientation="h", y=-0.25, x=0))
+    style(fig, height=370)
+    # room above the stage titles for the plot toolbar (it covered the last stage's title)
+    fig.update_layout(legend=dict(orientation="h", y=-0.25, x=0), margin=dict(t=TOOLBAR_MARGIN_PX))
     return fig
+
+
+#: Top margin (px) of figures with subplot titles: the plot toolbar sits above them, not on them.
+TOOLBAR_MARGIN_PX = 64
 
 
 def fold_metrics_frame(metrics: Mapping[str, Mapping[str, Any]], targets: Sequence[TargetInfo]) -> pd.DataFrame:
@@ -506,8 +511,15 @@ def benchmark_frames(bench: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFra
     return summary, per_fold
 
 
-def _model_color(model: str, i: int) -> str:
-    return _OURS if model.lower() == "nestedae" else [_OTHER, "#B279A2", "#72B7B2", "#EECA3B", "#9D755D", "#54A24B"][i % 6]
+#: Colours of the baselines, one per model (NestedAE keeps its own): ten distinct before any repeats.
+BASELINE_COLORS = ("#F58518", "#54A24B", "#B279A2", "#72B7B2", "#EECA3B", "#9D755D", "#E45756", "#FF9DA6", "#79706E", "#BAB0AC")
+
+
+def model_colors(models: Sequence[str]) -> dict[str, str]:
+    """Model name -> colour, the same in every figure of a report: NestedAE blue, the baselines by sorted name."""
+    others = sorted({m for m in models if m.lower() != "nestedae"})
+    colors = {m: BASELINE_COLORS[i % len(BASELINE_COLORS)] for i, m in enumerate(others)}
+    return {**colors, **{m: _OURS for m in models if m.lower() == "nestedae"}}
 
 
 def benchmark_bars_figure(summary: pd.DataFrame, *, unit: str, title: str | None = None) -> go.Figure:
@@ -515,7 +527,7 @@ def benchmark_bars_figure(summary: pd.DataFrame, *, unit: str, title: str | None
     d = summary.sort_values("MAE")
     fig = go.Figure(go.Bar(
         x=d["model"], y=d["MAE"], error_y=dict(type="data", array=d["MAE sd"].fillna(0.0), visible=True),
-        marker_color=[_model_color(m, i) for i, m in enumerate(d["model"])],
+        marker_color=[model_colors(list(d["model"]))[m] for m in d["model"]],
         customdata=d["MAE sd"], hovertemplate=f"%{{x}}<br>MAE %{{y:.4g}} ± %{{customdata:.3g}}{_fmt_unit(unit)}<extra></extra>",
     ))
     fig.update_xaxes(title_text="model")
@@ -526,11 +538,12 @@ def benchmark_bars_figure(summary: pd.DataFrame, *, unit: str, title: str | None
 def benchmark_folds_figure(per_fold: pd.DataFrame, *, unit: str, title: str | None = None) -> go.Figure:
     """MAE of every model on each (identical) fold, one line per model."""
     fig = go.Figure()
-    for i, (model, d) in enumerate(per_fold.groupby("model", sort=False)):
+    colors = model_colors(list(per_fold["model"].unique()))
+    for model, d in per_fold.groupby("model", sort=False):
         d = d.sort_values("fold")
         ours = model.lower() == "nestedae"
         fig.add_trace(go.Scatter(x=d["fold"], y=d["MAE"], mode="lines+markers", name=model,
-                                 line=dict(color=_model_color(model, i), width=3.5 if ours else 1.8),
+                                 line=dict(color=colors[model], width=3.5 if ours else 1.8),
                                  marker=dict(size=9 if ours else 6),
                                  hovertemplate=f"{model}<br>fold %{{x}}: MAE %{{y:.4g}}{_fmt_unit(unit)}<extra></extra>"))
     fig.update_xaxes(title_text="validation fold (identical for every model)", dtick=1)

@@ -232,7 +232,9 @@ else:
                                                   f"submitted {dt.datetime.fromtimestamp(by_id[i].submitted):%Y-%m-%d %H:%M:%S}")
     job = manager.get(selected) or by_id[selected]
     spec = payload_spec(job.payload)
-    st.session_state[K_SEEN.format(job.id)] = job.status
+    # the status the selector's label shows: when the run moved on since (queued -> failed), the panel
+    # below sees the difference and redraws the page, so the label never says "queued" beside a red error
+    st.session_state[K_SEEN.format(job.id)] = by_id[selected].status
 
     def live_panel(job_id: str) -> None:
         """Status, progress, queue position, cancel button and loss curves of one run (polled)."""

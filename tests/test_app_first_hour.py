@@ -138,3 +138,30 @@ def test_batch_table_reads_zero_amounts_and_leads_with_the_predictions(app_env):
     cols = list(result.columns)
     assert cols[0] == "formula" and cols[1].endswith("_mean")  # the formula, then the predictions
     assert cols.index("note") > cols.index("model_sha256")  # the other inputs last
+
+
+def test_compare_colours_are_one_per_model_and_the_same_in_both_figures():
+    import pandas as pd
+
+    from app import figures_model as fm
+
+    models = ["nestedae", "mean", "ridge", "lightgbm", "mlp", "rf", "knn", "gp"]
+    summary = pd.DataFrame({"model": models, "MAE": range(8, 0, -1), "MAE sd": [0.1] * 8})
+    per_fold = pd.DataFrame({"model": [m for m in models for _ in range(3)], "fold": [1, 2, 3] * 8, "MAE": 1.0})
+    bars = fm.benchmark_bars_figure(summary, unit="eV")
+    colours = dict(zip(bars.data[0].x, bars.data[0].marker.color))
+    assert len(set(colours.values())) == len(models)  # no two models share a colour
+    lines = {t.name: t.line.color for t in fm.benchmark_folds_figure(per_fold, unit="eV").data}
+    assert lines == colours
+
+
+def test_loss_curves_leave_room_for_the_toolbar_above_the_stage_titles():
+    import pandas as pd
+
+    from app import figures_model as fm
+
+    events = pd.DataFrame({"stage": ["dft", "film"] * 3, "stage_index": [0, 1] * 3, "epoch": [1, 1, 2, 2, 3, 3],
+                           "series": "mean", "loss": [1.0, 2.0, 0.5, 1.0, 0.25, 0.5]})
+    fig = fm.loss_curves_figure(events, stages=["dft", "film"])
+    assert [a.text for a in fig.layout.annotations][:2] == ["stage 1: dft", "stage 2: film"]
+    assert fig.layout.margin.t >= fm.TOOLBAR_MARGIN_PX
