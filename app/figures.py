@@ -272,8 +272,9 @@ def factor_bullet_figure(
     """Two bullet gauges (Goldschmidt t, octahedral mu), each with its stability window shaded."""
     fig = go.Figure()
     rows = (
-        ("tolerance factor t<br>(dimensionless)", tolerance, tolerance_range, (0.6, 1.2), [0.55, 1.0]),
-        ("octahedral factor μ<br>(dimensionless)", octahedral, octahedral_range, (0.2, 1.0), [0.0, 0.45]),
+        # each gauge leaves room below it for its own tick labels (they sat on the next gauge's frame)
+        ("tolerance factor t<br>(dimensionless)", tolerance, tolerance_range, (0.6, 1.2), [0.66, 1.0]),
+        ("octahedral factor μ<br>(dimensionless)", octahedral, octahedral_range, (0.2, 1.0), [0.14, 0.48]),
     )
     for title, value, window, axis, domain in rows:
         lo = min(axis[0], value - 0.05) if np.isfinite(value) else axis[0]
@@ -285,12 +286,12 @@ def factor_bullet_figure(
             domain=dict(x=[0.3, 0.88], y=domain),
             gauge=dict(
                 shape="bullet",
-                axis=dict(range=[lo, hi]),
+                axis=dict(range=[lo, hi], nticks=7, ticks="outside", tickfont=dict(size=10)),
                 bar=dict(color="#2E7D32" if inside else "#C62828", thickness=0.35),
                 steps=[dict(range=list(window), color="#DCEFD9")],
                 threshold=dict(line=dict(color="#1F2A36", width=3), thickness=0.8, value=value),
             ),
         ))
-    style(fig, height=220)
-    fig.update_layout(margin=dict(l=10, r=20, t=20, b=10))
+    style(fig, height=250)
+    fig.update_layout(margin=dict(l=10, r=20, t=20, b=24))
     return fig

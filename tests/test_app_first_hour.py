@@ -165,3 +165,12 @@ def test_loss_curves_leave_room_for_the_toolbar_above_the_stage_titles():
     fig = fm.loss_curves_figure(events, stages=["dft", "film"])
     assert [a.text for a in fig.layout.annotations][:2] == ["stage 1: dft", "stage 2: film"]
     assert fig.layout.margin.t >= fm.TOOLBAR_MARGIN_PX
+
+
+def test_compose_gauges_each_have_room_for_their_own_ticks():
+    from app import figures
+
+    fig = figures.factor_bullet_figure(0.95, 0.45, tolerance_range=(0.8, 1.0), octahedral_range=(0.41, 0.9))
+    top, bottom = (t.domain.y for t in fig.data)
+    assert top[0] - bottom[1] >= 0.15 and bottom[0] >= 0.1  # tick labels below each gauge, never on the next one
+    assert all(t.gauge.axis.ticks == "outside" and t.gauge.axis.nticks for t in fig.data)  # both gauges have ticks
