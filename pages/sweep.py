@@ -107,12 +107,12 @@ def trials_frame(sweep: Sweep) -> pd.DataFrame:
             "trial": r["trial"],
             "state": r["state"],
             "value": r["value"],
+            "error": r["error"],  # beside the state: why a trial failed is read first, not in the far-right column
             "job": r["job_status"] or "not started",
             "progress (%)": r["progress_percent"],
             "seed": r["seed"],
         }
         row.update({k: v for k, v in r["params"].items() if k != "seed"})
-        row["error"] = r["error"]
         rows.append(row)
     return pd.DataFrame(rows)
 

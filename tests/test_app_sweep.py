@@ -68,6 +68,7 @@ def test_a_finished_sweep_shows_its_trials_and_saves_the_best(sweep_env, tmp_pat
     assert "page-sweep" in at.selectbox(key="sweep.selected").value
     frame = at.dataframe[0].value
     assert list(frame["state"]) == ["complete", "complete"]
+    assert list(frame.columns)[:4] == ["trial", "state", "value", "error"]  # why a trial failed, beside its state
     assert "Best value" in [m.label for m in at.metric][0]
     at.text_input[0].set_value("page-best")
     _button(at, "Save best trial as a model").click().run()
