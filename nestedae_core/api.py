@@ -34,6 +34,7 @@ from typing import Any
 #: where the public name differs from the module's}. tools/front_door_imports.py reads and extends this.
 _GROUPS: dict[str, dict[str, str]] = {
     "model & prediction": {
+        "RANK_CONFIDENCE": "predict",
         "NO_DECOMPOSITION_NOTE": "predict",
         "DECOMPOSITION_KEY": "predict",
         "has_decomposition": "predict",

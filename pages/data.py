@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from nestedae_core.api import (
+    dataset_stamp,
     BANDGAP_HSE, BANDGAP_PBE, BANDGAP_PBE_DFT, DATA_DIR_ENV, DECOMPOSITION, DEVICE_COMPOSITION,
     DEVICE_OCTAHEDRAL_FACTOR, DEVICE_TARGETS, DEVICE_TOLERANCE_FACTOR, ETL, FF, FF_ABOVE_1, FLAG_COLUMNS, GAP_BASIS,
     GAP_DEVICES, GAP_FIT, GAP_NEIGHBOURS, GAP_SPREAD, HTL, JSC, LABEL_QUALITY, LABEL_REASON, LABEL_WEIGHT,
@@ -239,7 +240,7 @@ def dataset_view(name: str) -> None:
                                                             placeholder="all stacks")
         filters: Filters = (text, tuple(sorted(ranges.items())), tuple(sorted(full.items())),
                             tuple(sorted((c, tuple(v)) for c, v in categories.items())))
-        stamp = data.dataset_stamp(name)
+        stamp = dataset_stamp(name)
         view = _filtered(name, filters)
         st.markdown(f"**Showing {len(view):,} of {len(df):,} rows**")
         if view.empty:

@@ -21,6 +21,7 @@ from app import figures_model as fm
 from app import model_state, quantities, ui
 from app.report_button import report_button
 from nestedae_core.api import (
+    RANK_CONFIDENCE,
     DECOMPOSITION, DECOMPOSITION_MEANING, DEFAULT_LEVEL, ETL, HTL, IONS, NO_DECOMPOSITION_NOTE, PCE, SITE_IONS,
     TOLERANCE_RANGE, column_label as label, composition_problem, fidelity_label, grid_size, has_decomposition,
     model_provenance, query_phase, screen_compositions, screening_gap_column, screening_report,
@@ -159,7 +160,7 @@ report_button(_screen_report, "screening-result", key="screen.report",
                    "candidates and the model (name, checksum, version). Interactive, works offline.")
 
 
-#: header of :data:`nestedae_core.predict.RANK_CONFIDENCE` in the table
+#: header of :data:`nestedae_core.RANK_CONFIDENCE` in the table
 BEATS_NEXT = "P(beats the next) (probability)"
 #: the column that names, per out-of-domain candidate, the first stage whose training data it leaves
 STAGE_COLUMN = "first stage outside its training data"
@@ -199,8 +200,8 @@ def display_table(df: pd.DataFrame, *, ranked: bool = True) -> pd.DataFrame:
                 out[lower] = df[f"{t.key}_lower"].to_numpy()
                 out[upper] = df[f"{t.key}_upper"].to_numpy()
             out[f"{t.label} model disagreement ({u})"] = df[f"{t.key}_std"].to_numpy()
-            if ranked and t.column == p["rank"] and predict.RANK_CONFIDENCE in df:
-                out[BEATS_NEXT] = df[predict.RANK_CONFIDENCE].to_numpy()
+            if ranked and t.column == p["rank"] and RANK_CONFIDENCE in df:
+                out[BEATS_NEXT] = df[RANK_CONFIDENCE].to_numpy()
     out["tolerance factor (dimensionless)"] = df["tolerance_factor"].to_numpy()
     out["octahedral factor (dimensionless)"] = df["octahedral_factor"].to_numpy()
     out["in training domain"] = df["in_domain"].to_numpy()
@@ -225,7 +226,7 @@ if inside.empty:
 else:
     table = display_table(inside)
     if len(inside) > 1:
-        p_next = inside[predict.RANK_CONFIDENCE].to_numpy()[:-1]
+        p_next = inside[RANK_CONFIDENCE].to_numpy()[:-1]
         close = int((p_next < 0.6).sum())
         spread_from = "the prediction intervals" if calibrated else "the model disagreement (which understates the error)"
         st.caption(f"**How sure is each rank?** *{BEATS_NEXT}*: the chance that a candidate truly beats the next one, from "
