@@ -30,7 +30,7 @@ from ..errors import InputError
 from ..model.chain import NestedAE
 from .evaluate import Evaluator, Predictor
 from .lattice import counts_from_unit, parameter_names
-from .problem import DesignProblem
+from .problem import COMPOSITION_QUANTITIES, DesignProblem
 
 __all__ = ["SAMPLERS", "DesignInfeasible", "DesignResult", "run_design", "rank_proposals", "pareto_ranks"]
 
@@ -118,32 +118,20 @@ def pareto_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def _p_beats_next(table: pd.DataFrame, problem: DesignProblem) -> np.ndarray:
-    """P(row i's first objective is better than row i+1's), normal approximation from the interval or the spread."""
-    from scipy.stats import norm
+    """P(row i's first objective is better than row i+1's), from the intervals (or the spread), normal errors assumed
+    (:func:`nestedae_core.model.ranking.beats_next_probability`); for a target, on the distance to the target."""
+    from ..model.ranking import beats_next_probability, sd_from_interval
 
     o = problem.objectives[0]
-    out = np.full(len(table), np.nan)
-    if o.quantity not in {c[: -len("_mean")] for c in table.columns if c.endswith("_mean")} or len(table) < 2:
-        return out
+    if o.quantity in COMPOSITION_QUANTITIES or f"{o.quantity}_mean" not in table:
+        return np.full(len(table), np.nan)
     mean = table[f"{o.quantity}_mean"].to_numpy(dtype=float)
-    if f"{o.quantity}_lower" in table:
-        z = float(norm.ppf(0.5 + problem.level / 2))
-        sd = (table[f"{o.quantity}_upper"].to_numpy(dtype=float) - table[f"{o.quantity}_lower"].to_numpy(dtype=float)) / (2 * z)
+    if f"{o.quantity}_lower" in table and table[f"{o.quantity}_lower"].notna().all():
+        sd = sd_from_interval(table[f"{o.quantity}_lower"].to_numpy(), table[f"{o.quantity}_upper"].to_numpy(), problem.level)
     else:
         sd = table[f"{o.quantity}_std"].to_numpy(dtype=float)
-    sd = np.maximum(sd, 1e-12)
-    rng = np.random.default_rng(problem.seed)
-    for i in range(len(table) - 1):
-        s = math.hypot(sd[i], sd[i + 1])
-        if o.goal == "maximize":
-            out[i] = norm.cdf((mean[i] - mean[i + 1]) / s)
-        elif o.goal == "minimize":
-            out[i] = norm.cdf((mean[i + 1] - mean[i]) / s)
-        else:  # closer to the target: by sampling both
-            a = rng.normal(mean[i], sd[i], 4000)
-            b = rng.normal(mean[i + 1], sd[i + 1], 4000)
-            out[i] = float(np.mean(np.abs(a - o.target) < np.abs(b - o.target)))
-    return out
+    score = mean if o.goal == "maximize" else -mean if o.goal == "minimize" else -np.abs(mean - float(o.target))  # type: ignore[arg-type]
+    return beats_next_probability(score, sd)
 
 
 def rank_proposals(evaluated: pd.DataFrame, problem: DesignProblem) -> pd.DataFrame:
