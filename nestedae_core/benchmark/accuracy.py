@@ -6,7 +6,14 @@ NestedAE trains on it (:mod:`.stage_tables`), fold ids come from
 NestedAE's cross-validation is checked to have used those very folds. The
 headline split is *grouped* (by formula or composition for band gaps, by recipe
 for devices: each validation fold holds only groups never trained on); the
-*random* split is reported beside it. Every model entry carries the MAE over
+*random* split is reported beside it. ``cluster`` and ``family`` splits
+(:mod:`nestedae_core.perovskite.splits`) key every measured stage of the chain on
+the canonical composition with one shared split (a held-out composition's film
+gap and devices are both held out); stages of computed DFT values keep their
+own grouped folds (a DFT value can be computed for any composition).
+Hyperparameters: NestedAE's are fixed in its preset and the baselines' in
+:mod:`.baselines`; the only tuning (ridge's alpha, kernel ridge's grid) runs
+inside each training fold (nested), never on the folds that report. Every model entry carries the MAE over
 rows (the mean of the fold MAEs) and, for comparison with the NestedAE paper,
 the paper's batch-scored MAE (:mod:`.paper_scoring`) of the same predictions.
 """
@@ -30,26 +37,36 @@ from .paper_scoring import paper_batch_scored_mae
 from .reports import SPLIT_ORDER, created_now, machine_info
 from .stage_tables import stage_table
 from .tasks import TASKS, BenchmarkTask
+from ..perovskite.splits import SPLITS, chain_folds, split_folds
 
 __all__ = ["accuracy_benchmark", "MODELS"]
 
 logger = logging.getLogger(__name__)
 
+#: What the report says about hyperparameter choice (nothing is tuned on the folds that report).
+TUNING = ("nested: NestedAE's hyperparameters are fixed in its preset, the baselines' in code; ridge's alpha and kernel ridge's "
+          "grid are chosen inside each training fold; nothing is selected on the validation folds")
+
 #: Every model name a report can hold: NestedAE, then the baselines.
 MODELS: tuple[str, ...] = ("nestedae", *BASELINES)
 
 
-def _spec_and_stage(task: BenchmarkTask, *, epochs: int | None, folds: int, split: str, seed: int) -> tuple[ChainSpec | None, int | None, str | None]:
-    """The task's preset and the index of its stage, or a note saying why there is none."""
+def _spec_and_stage(task: BenchmarkTask, *, epochs: int | None, folds: int, split: str, seed: int,
+                    needed: Sequence[str] = ()) -> tuple[ChainSpec | None, int | None, str | None]:
+    """The task's preset (up to the last of the ``needed`` stages and the task's own: later stages are not
+    trained) and the index of its stage, or a note saying why there is none."""
     if task.preset not in PRESETS:
         return None, None, f"NestedAE not run: preset '{task.preset}' does not exist in this version"
-    spec = preset(task.preset, epochs=epochs, folds=folds, split=split, seed=seed)
+    spec = preset(task.preset, epochs=epochs, folds=folds, split=split if split in ("random", "grouped") else "grouped", seed=seed)
     names = [s.name for s in spec.stages]
     if task.stage not in names:
         return None, None, f"NestedAE not run: preset '{task.preset}' has no stage '{task.stage}' (stages: {', '.join(names)})"
     i = names.index(task.stage)
     if task.target not in spec.stages[i].target_columns:
         return None, None, f"NestedAE not run: stage '{task.stage}' of preset '{task.preset}' does not predict {task.target}"
+    last = max([i] + [names.index(n) for n in needed if n in names])
+    if last + 1 < len(spec.stages):  # stages train in order: the later ones change nothing before them
+        spec = ChainSpec.model_validate({**spec.model_dump(), "stages": spec.model_dump()["stages"][: last + 1]})
     return spec, i, None
 
 
@@ -64,18 +81,27 @@ def _baseline_table(task: BenchmarkTask, data_dir: str | None) -> pd.DataFrame:
     return raw.loc[keep].reset_index(drop=True)
 
 
+def _shared_folds(spec: ChainSpec, split: str, data_dir: str | None) -> dict[str, np.ndarray] | None:
+    """For cluster and family splits: one split of every measured stage, keyed on the canonical composition."""
+    if split in ("random", "grouped"):
+        return None
+    tables = [stage_table(spec, i, data_dir) for i in range(len(spec.stages))]
+    return chain_folds(spec, tables, split)
+
+
 def _one_split(
     tasks: Sequence[str], split: str, *, folds: int, seed: int, wanted: Sequence[str], data_dir: str | None,
     epochs: int | None, device: str, say: Callable[[str], None],
 ) -> dict[str, Any]:
     factories = baseline_factories(seed)
     report: dict[str, Any] = {"kind": "accuracy", "split": split, "folds": folds, "seed": seed, "created": created_now(),
-                              "machine": machine_info(), "tasks": {}, "skipped": {}}
+                              "machine": machine_info(), "tuning": TUNING, "tasks": {}, "skipped": {}}
     chains: dict[str, Any] = {}  # preset -> (TrainResult, seconds) or the error its training raised
     for name in tasks:
         task = TASKS[name]
         notes: list[str] = []
-        spec, i, note = _spec_and_stage(task, epochs=epochs, folds=folds, split=split, seed=seed)
+        needed = [TASKS[t].stage for t in tasks if TASKS[t].preset == task.preset]
+        spec, i, note = _spec_and_stage(task, epochs=epochs, folds=folds, split=split, seed=seed, needed=needed)
         if note and "nestedae" in wanted:
             notes.append(note)
         result = None
@@ -85,7 +111,8 @@ def _one_split(
                 if task.preset not in chains:
                     t0 = time.perf_counter()
                     try:
-                        chains[task.preset] = (cross_validate(spec, data_dir=data_dir, device=device), time.perf_counter() - t0)
+                        shared = _shared_folds(spec, split, data_dir)
+                        chains[task.preset] = (cross_validate(spec, data_dir=data_dir, device=device, stage_folds=shared), time.perf_counter() - t0)
                     except NestedAEError as exc:
                         chains[task.preset] = exc
                 outcome = chains[task.preset]
@@ -103,7 +130,14 @@ def _one_split(
             report["skipped"][name] = f"{task.description}: {exc}"
             logger.warning("benchmark task %s skipped: %s", name, exc)
             continue
-        fold_ids = make_folds(table, folds, split, list(task.groups), seed)
+        if split in ("random", "grouped"):
+            fold_ids = make_folds(table, folds, split, list(task.groups), seed)
+        elif result is not None:
+            fold_ids = result.folds[task.stage]
+        elif spec is not None and i is not None:
+            fold_ids = _shared_folds(spec, split, data_dir).get(task.stage, split_folds(table, folds, split, task.groups, seed))
+        else:
+            fold_ids = split_folds(table, folds, split, task.groups, seed)
         y = table[task.target].to_numpy(dtype=np.float64)
         entry: dict[str, Any] = {**task.as_json(), "n": int(len(table)), "n_target": int(np.isfinite(y).sum()), "models": {}, "notes": notes}
         if result is not None:
@@ -151,7 +185,7 @@ def accuracy_benchmark(
 ) -> dict[str, Any]:
     """Run NestedAE and the baselines on identical folds; returns the JSON-ready report.
 
-    ``split``: ``"grouped"`` or ``"random"`` for a one-split report; None (default)
+    ``split``: ``"family"``, ``"cluster"``, ``"grouped"`` or ``"random"`` for a one-split report; None (default)
     runs both: the grouped report at the top level (the headline) and the random
     one under ``other_splits["random"]``. ``models`` restricts which models run
     (``nestedae`` and names in :data:`~.baselines.BASELINES`); ``epochs`` overrides
@@ -169,8 +203,8 @@ def accuracy_benchmark(
     bad = [m for m in wanted if m not in MODELS]
     if bad:
         raise ConfigError(f"unknown model(s) {', '.join(bad)}; known: {', '.join(MODELS)}")
-    if split is not None and split not in SPLIT_ORDER:
-        raise ConfigError(f"unknown split '{split}'; use {' or '.join(SPLIT_ORDER)}")
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"unknown split '{split}'; use {', '.join(SPLITS)}")
     say = progress or (lambda msg: None)
     splits = [split] if split else list(SPLIT_ORDER)
     reports = [_one_split(tasks, s, folds=folds, seed=seed, wanted=wanted, data_dir=data_dir, epochs=epochs, device=device, say=say) for s in splits]

@@ -3,12 +3,19 @@
 Protocol (nested, grouped; nothing of a held-out row reaches its intervals):
 
 1. Each stage's table (rebuilt as training checks it, :mod:`.stage_tables`) is
-   dealt into ``folds`` *outer* grouped folds (formula, composition or recipe, as
-   the stage's ``group_columns`` say).
+   dealt into ``folds`` *outer* folds. The stages of measured data (films,
+   devices) share ONE split keyed on the canonical composition
+   (:func:`nestedae_core.perovskite.splits.chain_folds`: ``grouped`` by
+   composition, ``cluster`` or ``family``), so a held-out device's composition is
+   never in the film stage's training rows; stages of computed DFT values keep
+   their own grouped folds (by formula). Tables without site fractions (the
+   synthetic chain) fall back to each stage's ``group_columns``.
 2. For each outer fold ``k`` the whole chain is cross-validated (inner grouped
-   folds, :func:`nestedae_core.train.cross_validate`) on every stage's rows
-   outside fold ``k``; its CV+ intervals are calibrated on those inner
-   out-of-fold residuals only.
+   folds, :func:`nestedae_core.train.cross_validate`; the measured stages' inner
+   folds again share one split by canonical composition, so recipes are never
+   grouped by their raw spelling) on every stage's rows outside fold ``k``; its
+   CV+ intervals are calibrated on those inner out-of-fold residuals only.
+   Nothing is tuned: every hyperparameter is the preset's.
 3. That model predicts the rows of outer fold ``k`` of every stage
    (``NestedAE.predict(frame, level=...)``: ``StagePrediction.lower``/``upper``),
    and each finite target value counts as covered when it lies in its interval.
@@ -33,6 +40,7 @@ from ..model.chain import NestedAE, StagePrediction
 from ..model.config import ChainSpec
 from ..perovskite.fidelity import target_fidelity
 from ..perovskite.presets import preset
+from ..perovskite.splits import chain_folds
 from ..train import cross_validate, make_folds
 from .reports import created_now, machine_info
 from .stage_tables import stage_table
@@ -68,9 +76,24 @@ def interval_coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> di
             "mean_width": float(width.mean()) if n else float("nan")}
 
 
+#: Outer splits of the calibration benchmark.
+CALIBRATION_SPLITS: tuple[str, ...] = ("grouped", "cluster", "family")
+
+
+def _shared_folds(chain: ChainSpec, tables: list[pd.DataFrame], split: str) -> dict[str, np.ndarray]:
+    """The measured stages' one split keyed on the canonical composition; {} for tables without site fractions (grouped only)."""
+    try:
+        return chain_folds(chain, tables, split)
+    except DataError as exc:
+        if split != "grouped":
+            raise DataError(f"a {split} split needs the 14 site fractions in every measured stage's table: {exc}") from None
+        return {}
+
+
 def calibration_benchmark(
     preset_name: str = "measured",
     *,
+    split: str = "grouped",
     spec: ChainSpec | None = None,
     tables: Mapping[str, pd.DataFrame] | None = None,
     folds: int = 5,
@@ -81,7 +104,10 @@ def calibration_benchmark(
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Observed coverage and mean width of the ``level`` prediction intervals on grouped outer folds.
+    """Observed coverage and mean width of the ``level`` prediction intervals on held-out outer folds.
+
+    ``split``: the measured stages' shared outer split, ``grouped`` (by canonical
+    composition), ``cluster`` or ``family`` (see the module docstring).
 
     ``spec`` replaces the preset (its folds, split and seed are set here: inner
     and outer folds are both ``folds``-fold and grouped); ``tables`` (by stage
@@ -92,6 +118,8 @@ def calibration_benchmark(
     """
     if not 0.0 < level < 1.0:
         raise ConfigError(f"the interval level must be between 0 and 1 (exclusive), got {level}")
+    if split not in CALIBRATION_SPLITS:
+        raise ConfigError(f"unknown calibration split '{split}'; use {', '.join(CALIBRATION_SPLITS)}")
     why = intervals_available()
     if why:
         raise ConfigError(why)
@@ -100,13 +128,16 @@ def calibration_benchmark(
     stage_updates = [{"epochs": epochs}] * len(base.stages) if epochs is not None else None
     chain = base.with_updates(stages=stage_updates, folds=folds, split="grouped", seed=seed)
     checked = [stage_table(chain, i, data_dir, raw=(tables or {}).get(st.name)) for i, st in enumerate(chain.stages)]
-    outer = [make_folds(t, folds, "grouped", st.group_columns, seed) for t, st in zip(checked, chain.stages)]
+    shared = _shared_folds(chain, checked, split)
+    outer = [shared[st.name] if st.name in shared else make_folds(t, folds, "grouped", st.group_columns, seed)
+             for t, st in zip(checked, chain.stages)]
     counts: dict[tuple[str, str], list[dict[str, float]]] = {(st.name, t): [] for st in chain.stages for t in st.target_columns}
     t0 = time.perf_counter()
     for k in range(folds):
         say(f"outer fold {k + 1}/{folds}: cross-validating the chain on the other folds")
         rest = {st.name: t.loc[o != k].reset_index(drop=True) for st, t, o in zip(chain.stages, checked, outer)}
-        model = cross_validate(chain, rest, device=device).model
+        inner = _shared_folds(chain, [rest[st.name] for st in chain.stages], "grouped") if shared else None
+        model = cross_validate(chain, rest, device=device, stage_folds=inner).model
         for st, t, o in zip(chain.stages, checked, outer):
             held = t.loc[o == k].reset_index(drop=True)
             pred = model.predict(held, level=level).get(st.name)  # type: ignore[call-arg]
@@ -135,7 +166,8 @@ def calibration_benchmark(
         "kind": "calibration",
         "preset": chain.name,
         "level": level,
-        "split": "grouped",
+        "split": split,
+        "shared_split_stages": sorted(shared),
         "folds": folds,
         "seed": seed,
         "epochs": {st.name: st.epochs for st in chain.stages},

@@ -44,7 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     acc = bsub.add_parser("accuracy", help="NestedAE vs baselines on identical folds (grouped split first, random beside it)",
                           description="Every model on identical folds. Without --split both splits run: grouped (the headline: "
                                       "by composition for band gaps, by recipe for devices) and random, in one report.")
-    acc.add_argument("--split", choices=["grouped", "random"], help="run one split only (default: both, grouped first)")
+    acc.add_argument("--split", choices=["family", "cluster", "grouped", "random"],
+                     help="run one split only (default: grouped and random, grouped first). family: each fold holds out whole ion "
+                          "families (lead-free, Sn-Pb alloys, Cs lead halides, Br-rich, MA/FA iodides); cluster: compositions "
+                          "within 0.05 (largest site-fraction difference) of each other are one group")
     acc.add_argument("--folds", type=_folds, default=5)
     acc.add_argument("--seed", type=int, default=0)
     acc.add_argument("--task", action="append", help=f"task(s) to run: {', '.join(TASKS)} (default all)")
@@ -62,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cal.add_argument("--json", metavar="FILE", required=True, help="write the report to FILE (atomically)")
     cal.add_argument("--preset", default="measured", help="chain preset to calibrate (default: measured)")
     cal.add_argument("--folds", type=_folds, default=5, help="outer (and inner) grouped folds (default 5)")
+    cal.add_argument("--split", choices=["grouped", "cluster", "family"], default="grouped",
+                     help="outer split shared by the film and device stages, keyed on the canonical composition: grouped "
+                          "(by composition, default), cluster (compositions within 0.05 in site fractions) or family "
+                          "(whole ion families held out)")
     cal.add_argument("--level", type=_level, default=0.9, help="interval level, between 0 and 1 (default 0.9)")
     cal.add_argument("--seed", type=int, default=0)
     cal.add_argument("--epochs", type=_positive, help="override every stage's epochs (quick runs)")
@@ -180,11 +187,11 @@ def run_calibration(args: argparse.Namespace) -> int:
     from ..api import calibration_benchmark
 
     check_output_file(args.json)  # before the run: a bad path fails at once
-    report = calibration_benchmark(args.preset, folds=args.folds, level=args.level, seed=args.seed, epochs=args.epochs,
+    report = calibration_benchmark(args.preset, split=args.split, folds=args.folds, level=args.level, seed=args.seed, epochs=args.epochs,
                                    data_dir=args.data_dir, device=args.device, progress=_say)
     write_json_file(report, args.json)
     level = report["level"]
-    print(f"\n{report['preset']}: {100 * level:g} % prediction intervals, {report['folds']} outer grouped folds (seed {report['seed']})")
+    print(f"\n{report['preset']}: {100 * level:g} % prediction intervals, {report['folds']} outer {report['split']} folds (seed {report['seed']})")
     target = report.get("coverage_target")
     rows = []
     for q in report["quantities"]:

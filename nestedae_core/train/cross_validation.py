@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
 from ..model.chain import NestedAE
 from ..model.config import ChainSpec, StageSpec
 from ..model.intervals import TargetCalibration
@@ -72,6 +73,7 @@ def cross_validate(
     download: bool = True,
     threads: int | None = None,
     fold_seed: int | None = None,
+    stage_folds: Mapping[str, np.ndarray] | None = None,
 ) -> TrainResult:
     """Train a chain with k-fold cross-validation; the fold models form the ensemble.
 
@@ -88,12 +90,19 @@ def cross_validate(
         fold_seed: seed of the folds (default ``spec.seed``); a sweep keeps it fixed
             while the training seed varies, so that every trial sees the same folds.
             When given, the model's record names it (``fold_seed``) beside ``seed``.
+        stage_folds: fold ids (0..k-1, one per row of the stage's checked table) of
+            some stages, by stage name, replacing the spec's split there (e.g. one
+            split shared by several stages, made by the caller); the others use
+            :func:`~.folds.make_folds`.
     """
     k = spec.folds
     folds: dict[str, np.ndarray] = {}
 
     def outside_own_fold(index: int, st: StageSpec, table: pd.DataFrame) -> np.ndarray:
-        folds[st.name] = make_folds(table, k, spec.split, st.group_columns, spec.seed if fold_seed is None else int(fold_seed))
+        if stage_folds is not None and st.name in stage_folds:
+            folds[st.name] = _given_folds(stage_folds[st.name], k, len(table), st.name)
+        else:
+            folds[st.name] = make_folds(table, k, spec.split, st.group_columns, spec.seed if fold_seed is None else int(fold_seed))
         return folds[st.name][None, :] != np.arange(k)[:, None]
 
     trained = run_training(
@@ -119,6 +128,16 @@ def cross_validate(
         model.record["fold_seed"] = int(fold_seed)
         model.record["seed"] = int(spec.seed)
     return TrainResult(model=model, metrics=metrics, oof=oof, folds=folds, seconds=seconds, tables={s.spec.name: s.table for s in trained.stages})
+
+
+def _given_folds(ids: np.ndarray, k: int, n: int, stage: str) -> np.ndarray:
+    """Fold ids handed to :func:`cross_validate`, checked: one per row, in 0..k-1, every fold used."""
+    ids = np.asarray(ids)
+    if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
+        raise ConfigError(f"the folds given for stage '{stage}' must be {n} whole numbers (one per row), got shape {ids.shape}")
+    if ids.min(initial=0) < 0 or ids.max(initial=0) >= k or len(np.unique(ids)) != k:
+        raise ConfigError(f"the folds given for stage '{stage}' must use every fold id 0..{k - 1}")
+    return ids.astype(np.int64)
 
 
 def _out_of_fold(stage: TrainedStage, folds: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:
