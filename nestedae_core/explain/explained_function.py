@@ -172,12 +172,18 @@ class ExplainedFunction:
     # ---------------------------------------------------------------- evaluation
 
     def _chain_latents(self, upto: int, num: dict[str, torch.Tensor], cats: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._chain(upto, num, cats)[0]
+
+    def _chain(self, upto: int, num: dict[str, torch.Tensor], cats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Latents of stage ``upto`` and of the stage before it (None for the first stage)."""
         z: torch.Tensor | None = None
+        prev: torch.Tensor | None = None
         for runner in self.stages[: upto + 1]:
             n_num = torch.stack([num[c] for c in runner.numeric], dim=-1) if runner.numeric else None
+            prev = z
             z = runner.encode(z if runner.n_upstream else None, n_num, [cats[c] for c in runner.categorical])
         assert z is not None
-        return z
+        return z, prev
 
     def evaluate(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Outputs (rows, K) from per-feature tensors (differentiable).
@@ -188,13 +194,20 @@ class ExplainedFunction:
         num = {f.name: tensors[f.name] for f in self.features if f.kind == "numeric"}
         cats = {f.name: tensors[f.name] for f in self.features if f.kind == "categorical"}
         runner = self.stages[self.stage]
+        up: torch.Tensor | None
         if self.mode == "chain":
-            z = self._chain_latents(self.stage, num, cats)
+            z, up = self._chain(self.stage, num, cats)
         else:
             up = torch.stack([tensors[f.name] for f in self.features if f.kind == "latent"], dim=-1)
             n_num = torch.stack([num[c] for c in runner.numeric], dim=-1) if runner.numeric else None
             z = runner.encode(up, n_num, [cats[c] for c in runner.categorical])
         y = runner.targets(z) if any(kind == "target" for kind, _ in self.outputs) else None
+        pairs = self.model.residual_pairs(self.stage)
+        if y is not None and pairs and up is not None:  # residual targets: corrections on the previous stage's predictions
+            y_up = self.stages[self.stage - 1].targets(up)
+            upstream_of = dict(pairs)
+            y = y + torch.stack([y_up[..., upstream_of[j]] if j in upstream_of else torch.zeros_like(y[..., j])
+                                 for j in range(y.shape[-1])], dim=-1)
         outs = [y[..., k] if kind == "target" else z[..., k] for kind, k in self.outputs]  # type: ignore[index]
         return torch.stack(outs, dim=-1).mean(dim=0)
 

@@ -320,6 +320,8 @@ def latent_traversal(
     zt = torch.as_tensor(Z, dtype=torch.float32, device=model.device)
     cont, logits = net.decode(zt)
     y = net.target_units(net.predict_from_latent(zt).double()).cpu().numpy()[member]
+    if model.residual_pairs(i):  # residual targets: the previous stage's prediction on this row stays fixed along the traversal
+        y = y + model.residual_offsets(i, model.latents(i - 1, frame))[member]
     out = pd.DataFrame({"value": vals})
     for j, name in enumerate(model.latent_names(i)):
         out[name] = Z[member, :, j]

@@ -160,6 +160,35 @@ class NestedAE:
         up = self.latent_names(i - 1) if self.spec.stages[i].upstream else []
         return up + self.prep[i].numeric_columns + self.prep[i].categorical_columns
 
+    def residual_pairs(self, stage: int | str) -> list[tuple[int, int]]:
+        """(target index of this stage, target index of the previous stage) of each residual target (see ResidualSpec)."""
+        i = self.stage_index(stage)
+        st = self.spec.stages[i]
+        if not st.residual:
+            return []
+        up = self.spec.stages[i - 1].target_columns
+        return [(st.target_columns.index(r.target), up.index(r.upstream_target)) for r in st.residual]
+
+    def residual_offsets(self, stage: int | str, upstream_latents: np.ndarray | torch.Tensor) -> np.ndarray | None:
+        """What a stage's residual targets are corrections on: (members, rows, n_targets) in target units, or None.
+
+        ``upstream_latents`` (members, rows, L): the previous stage's latents on the
+        rows; each member's offset is that member's previous-stage prediction of the
+        ``upstream_target``; zero for targets that are not residual.
+        """
+        i = self.stage_index(stage)
+        pairs = self.residual_pairs(i)
+        if not pairs:
+            return None
+        z = torch.as_tensor(upstream_latents, dtype=torch.float32, device=self.device)
+        with torch.no_grad():
+            net = self.nets[i - 1].eval()
+            y_up = net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
+        out = np.zeros(y_up.shape[:2] + (len(self.spec.stages[i].targets),))
+        for j, ju in pairs:
+            out[..., j] = y_up[..., ju]
+        return out
+
     def to(self, device: str | torch.device) -> "NestedAE":
         """Move the networks to a device (``auto``, ``cpu``, ``cuda``, ``mps``); returns self."""
         dev = resolve_device(device) if isinstance(device, str) else device
@@ -217,9 +246,13 @@ class NestedAE:
         level = check_level(level)
         i = self.stage_index(stage)
         st, net = self.spec.stages[i], self.nets[i].eval()
+        if st.residual and upstream_latents is None:
+            upstream_latents = self.latents(i - 1, frame)
         x = self.design_tensor(i, frame, upstream_latents=upstream_latents)
         z = net.encode(x)
         y = net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
+        if st.residual:
+            y = y + self.residual_offsets(i, upstream_latents)
         lower, upper = self.intervals(i, y, level)
         dom = self.domains[i]
         dist, nearest = dom.nearest(self.domain_values(i, frame, x))

@@ -38,6 +38,7 @@ __all__ = [
     "config_error_message",
     "Fidelity",
     "Bounds",
+    "ResidualSpec",
 ]
 
 Activation = Literal["relu", "tanh", "gelu", "silu", "elu", "sigmoid", "identity"]
@@ -70,6 +71,25 @@ class TargetSpec(_Spec):
         return f"{name} ({self.unit})" if self.unit else name
 
 
+class ResidualSpec(_Spec):
+    """A target predicted as a correction on the previous stage's prediction of one of its targets.
+
+    The stage predicts ``target = upstream prediction of upstream_target + correction``
+    (same units), where the correction is the stage's head output; the head's
+    standardisation is fitted on the residuals ``target - upstream prediction``
+    of each member's rows, so a head output of 0 is the mean residual (a global
+    offset) and weight decay (``l2``) pulls the correction towards it. The
+    upstream prediction is taken from the same ensemble member, and is not
+    trained by this stage (the previous stage is fixed when this one trains).
+    ``bound`` (target units; None: unbounded) caps the correction's distance from
+    that mean smoothly: ``mean + bound * tanh((correction - mean) / bound)``.
+    """
+
+    target: str = Field(description="this stage's target column predicted as a correction")
+    upstream_target: str = Field(description="target column of the previous stage whose prediction is corrected")
+    bound: float | None = Field(default=None, gt=0.0, description="largest distance of the correction from its training mean (target units); None: unbounded")
+
+
 class StageSpec(_Spec):
     """Architecture, data and training recipe of one stage (one autoencoder)."""
 
@@ -81,6 +101,7 @@ class StageSpec(_Spec):
     group_columns: list[str] = Field(default_factory=list, description="columns defining a group for grouped splits")
     weight_column: str | None = Field(default=None, description="column of the stage table holding each row's training weight (non-negative; 0 leaves the row out of the loss); None: every row weighs 1")
     targets: list[TargetSpec] = Field(min_length=1)
+    residual: list[ResidualSpec] = Field(default_factory=list, description="targets predicted as a correction on the previous stage's prediction (needs upstream=true)")
 
     latent_dim: int = Field(default=12, ge=1, le=256)
     encoder_hidden: list[int] = Field(default_factory=list)
@@ -123,6 +144,17 @@ class StageSpec(_Spec):
             raise ValueError(f"stage '{self.name}' uses its target as an input: {', '.join(clash)}")
         if self.weight_column is not None and self.weight_column in set(cols) | {t.column for t in self.targets}:
             raise ValueError(f"stage '{self.name}': the weight column '{self.weight_column}' is also an input or a target")
+        if self.residual and not self.upstream:
+            raise ValueError(f"stage '{self.name}' has residual targets but no upstream stage (set upstream=true)")
+        by_column = {t.column: t for t in self.targets}
+        for r in self.residual:
+            if r.target not in by_column:
+                raise ValueError(f"stage '{self.name}': residual target '{r.target}' is not one of its targets ({', '.join(by_column)})")
+            if by_column[r.target].bounds != "real":
+                raise ValueError(f"stage '{self.name}': residual target '{r.target}' must have bounds 'real'")
+        done = [r.target for r in self.residual]
+        if len(set(done)) != len(done):
+            raise ValueError(f"stage '{self.name}' lists a residual target twice")
         return self
 
     @property
@@ -148,6 +180,11 @@ class ChainSpec(_Spec):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
+        for prev, st in zip(self.stages, self.stages[1:]):
+            for r in st.residual:
+                if r.upstream_target not in prev.target_columns:
+                    raise ValueError(f"stage '{st.name}': residual on '{r.upstream_target}', which stage '{prev.name}' does not predict "
+                                     f"(its targets: {', '.join(prev.target_columns)})")
         return self
 
     @classmethod

@@ -213,6 +213,10 @@ class StageNet(nn.Module):
     * ``fraction``: a smooth clamp to the unit interval with the same slope,
       ``softplus_beta(u) - softplus_beta(u - 1)``: in (0, 1], the identity inside the data.
 
+    A residual target (:class:`~nestedae_core.model.config.ResidualSpec`) is a
+    correction to add to the previous stage's prediction (the chain adds it); with
+    a ``bound`` its link is ``mean + bound * tanh(h * scale / bound)``.
+
     :meth:`target_units` applies it (predictions, explanations),
     :meth:`standardised_targets` gives ``(link(...) - mean) / scale``, what the
     training loss compares with the standardised target (``h`` itself for a real
@@ -224,6 +228,9 @@ class StageNet(nn.Module):
         super().__init__()
         self.spec, self.layout, self.members = spec, layout, members
         self.bounds: tuple[str, ...] = tuple(t.bounds for t in spec.targets)
+        # residual targets: the head predicts a correction, capped at this distance from its mean (None: not capped)
+        caps = {r.target: r.bound for r in spec.residual}
+        self.correction_caps: tuple[float | None, ...] = tuple(caps.get(t.column) for t in spec.targets)
         self.encoder = EnsembleMLP(members, layout.width, spec.encoder_hidden, spec.latent_dim, spec.activation, spec.latent_activation)
         self.heads = nn.ModuleList(
             EnsembleMLP(members, spec.latent_dim, spec.head_hidden, 1, "relu" if spec.activation == "identity" else spec.activation, dropout=spec.head_dropout)
@@ -304,12 +311,15 @@ class StageNet(nn.Module):
         """
         mean, scale = self._standardisation(members, h.dtype)
         u = h * scale + mean
-        if all(b == "real" for b in self.bounds):
+        if all(b == "real" for b in self.bounds) and all(c is None for c in self.correction_caps):
             return u
         cols = []
         for j, kind in enumerate(self.bounds):
             uj, sj = u[..., j : j + 1], scale[..., j : j + 1]
-            if kind == "positive":
+            cap = self.correction_caps[j]
+            if cap is not None:  # a residual's correction: mean + cap * tanh((u - mean) / cap)
+                uj = mean[..., j : j + 1] + cap * torch.tanh(h[..., j : j + 1] * sj / cap)
+            elif kind == "positive":
                 beta = POSITIVE_SHARPNESS / sj
                 uj = F.softplus(uj * beta) / beta
             elif kind == "fraction":
@@ -319,7 +329,7 @@ class StageNet(nn.Module):
 
     def standardised_targets(self, h: torch.Tensor, members: Members = None) -> torch.Tensor:
         """Raw head outputs -> standardised predictions ``(target_units(h) - mean) / scale`` (``h`` itself when every target is real)."""
-        if all(b == "real" for b in self.bounds):
+        if all(b == "real" for b in self.bounds) and all(c is None for c in self.correction_caps):
             return h
         mean, scale = self._standardisation(members, h.dtype)
         return (self.target_units(h, members) - mean) / scale

@@ -97,12 +97,16 @@ class TrainedChain:
 # --------------------------------------------------------------------------- the steps of one stage
 
 
-def stage_preprocessing(spec: StageSpec, table: pd.DataFrame, upstream: np.ndarray | None, rows: np.ndarray) -> StagePreprocessing:
+def stage_preprocessing(spec: StageSpec, table: pd.DataFrame, upstream: np.ndarray | None, rows: np.ndarray,
+                        offsets: np.ndarray | None = None) -> StagePreprocessing:
     """Encodings and standardisation of a stage, fitted per member on its rows.
 
     ``upstream``: (members, n, L) latents of the stage before (None for a first
-    stage); ``rows``: (members, n) bool. Categories are the table's values (the
-    most common one is the default); means and scales are in the columns' units.
+    stage); ``rows``: (members, n) bool; ``offsets``: (members, n, targets) what
+    residual targets correct (:meth:`NestedAE.residual_offsets`), whose
+    standardisation is then that of the residuals. Categories are the table's
+    values (the most common one is the default); means and scales are in the
+    columns' units.
     """
     members, n = rows.shape
     cats, defaults = [], []
@@ -113,8 +117,10 @@ def stage_preprocessing(spec: StageSpec, table: pd.DataFrame, upstream: np.ndarr
     num = table[spec.numeric_inputs].to_numpy(dtype=np.float64) if spec.numeric_inputs else np.zeros((n, 0))
     up = upstream if upstream is not None else np.zeros((members, n, 0))
     cont = np.concatenate([up, np.broadcast_to(num, (members, n, num.shape[1]))], axis=-1)
-    yraw = table[spec.target_columns].to_numpy(dtype=np.float64)
-    L, T = cont.shape[-1], yraw.shape[1]
+    yraw = np.broadcast_to(table[spec.target_columns].to_numpy(dtype=np.float64), (members, n, len(spec.targets)))
+    if offsets is not None:
+        yraw = yraw - offsets
+    L, T = cont.shape[-1], yraw.shape[-1]
     cont_mean, cont_scale = np.zeros((members, L)), np.ones((members, L))
     t_mean, t_scale = np.zeros((members, T)), np.ones((members, T))
     for m in range(members):
@@ -122,8 +128,8 @@ def stage_preprocessing(spec: StageSpec, table: pd.DataFrame, upstream: np.ndarr
         cont_mean[m] = cont[m, tr].mean(axis=0)
         sd = cont[m, tr].std(axis=0)
         cont_scale[m] = np.where(sd < 1e-12, 1.0, sd)
-        t_mean[m] = np.nanmean(yraw[tr], axis=0)
-        tsd = np.nanstd(yraw[tr], axis=0)
+        t_mean[m] = np.nanmean(yraw[m, tr], axis=0)
+        tsd = np.nanstd(yraw[m, tr], axis=0)
         t_scale[m] = np.where(~np.isfinite(tsd) | (tsd < 1e-12), 1.0, tsd)
     return StagePreprocessing(
         numeric_columns=list(spec.numeric_inputs),
@@ -145,12 +151,15 @@ def stage_network(spec: StageSpec, prep: StagePreprocessing, members: int, seed:
     return StageNet(spec, prep.layout, members).set_target_standardisation(prep.target_mean, prep.target_scale).to(device)
 
 
-def stage_data(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor) -> StageData:
-    """Training tensors of stage ``index`` (its preprocessing already in ``model``) from its design tensor ``x``."""
+def stage_data(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor, offsets: np.ndarray | None = None) -> StageData:
+    """Training tensors of stage ``index`` (its preprocessing already in ``model``) from its design tensor ``x``;
+    ``offsets`` (members, n, targets): what residual targets correct (their training targets are the residuals)."""
     spec, prep = model.spec.stages[index], model.prep[index]
     dev = x.device
-    yraw = table[spec.target_columns].to_numpy(dtype=np.float64)
-    ystd = (yraw[None] - prep.target_mean[:, None, :]) / prep.target_scale[:, None, :]
+    yraw = table[spec.target_columns].to_numpy(dtype=np.float64)[None]
+    if offsets is not None:
+        yraw = yraw - offsets
+    ystd = (yraw - prep.target_mean[:, None, :]) / prep.target_scale[:, None, :]
     raw_key = table[model.raw_columns(index)].astype(str).agg("\x1f".join, axis=1)
     first, inverse = distinct_rows(raw_key.to_numpy())
     return StageData(
@@ -198,10 +207,12 @@ def row_names(table: pd.DataFrame, categorical: list[str] | None = None) -> pd.S
 
 
 @torch.no_grad()
-def predict_rows(net: StageNet, prep: StagePreprocessing, x: torch.Tensor) -> np.ndarray:
-    """Every member's predictions (members, n, targets) in target units (bounds built in), from the design tensor ``x``."""
+def predict_rows(net: StageNet, prep: StagePreprocessing, x: torch.Tensor, offsets: np.ndarray | None = None) -> np.ndarray:
+    """Every member's predictions (members, n, targets) in target units (bounds built in), from the design tensor ``x``
+    (``offsets``: added to residual targets' corrections, see :meth:`NestedAE.residual_offsets`)."""
     z = net.encode(x)
-    return net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
+    y = net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
+    return y if offsets is None else y + offsets
 
 
 def add_domain_and_background(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor) -> None:
@@ -271,7 +282,8 @@ def train_chain(
         tables_info[st.name] = {"dataset": st.dataset, "rows": len(table), "sha256": table_source().checksum(st.dataset)}
         rows = member_rows(i, st, table)
         upstream = model.latents(i - 1, table) if st.upstream else None  # (members, n, L)
-        prep = stage_preprocessing(st, table, upstream, rows)
+        offsets = model.residual_offsets(i, upstream) if st.residual and upstream is not None else None
+        prep = stage_preprocessing(st, table, upstream, rows, offsets)
         net = stage_network(st, prep, members, spec.seed + 7919 * i, device)
         model.prep.append(prep)
         model.nets.append(net)
@@ -284,7 +296,7 @@ def train_chain(
         fit_stage(
             net,
             st,
-            stage_data(model, i, table, x),
+            stage_data(model, i, table, x, offsets),
             torch.as_tensor(train_mask, device=device),
             torch.as_tensor(val_mask, device=device) if val_mask is not None else None,
             seed=spec.seed + 31 * i,
@@ -292,7 +304,7 @@ def train_chain(
             should_stop=should_stop,
         )
         done_epochs += st.epochs
-        predictions = predict_rows(net, prep, x)
+        predictions = predict_rows(net, prep, x, offsets)
         add_domain_and_background(model, i, table, x)
         targets = table[st.target_columns].to_numpy(dtype=np.float64)
         stages.append(TrainedStage(i, st, table, rows, targets, predictions, time.perf_counter() - t0))
