@@ -37,7 +37,7 @@ from .paper_scoring import paper_batch_scored_mae
 from .reports import SPLIT_ORDER, created_now, machine_info
 from .stage_tables import stage_table
 from .tasks import TASKS, BenchmarkTask
-from ..perovskite.splits import SPLITS, chain_folds, split_folds
+from ..perovskite.splits import SPLITS, chain_folds, family_of, split_folds
 
 __all__ = ["accuracy_benchmark", "MODELS"]
 
@@ -140,6 +140,9 @@ def _one_split(
             fold_ids = split_folds(table, folds, split, task.groups, seed)
         y = table[task.target].to_numpy(dtype=np.float64)
         entry: dict[str, Any] = {**task.as_json(), "n": int(len(table)), "n_target": int(np.isfinite(y).sum()), "models": {}, "notes": notes}
+        if split == "family":  # what each validation fold holds out
+            fam = family_of(table)
+            entry["fold_families"] = [sorted(set(fam[fold_ids == k])) for k in range(folds)]
         if result is not None:
             if not np.array_equal(result.folds[task.stage], fold_ids):
                 raise DataError(f"internal error: NestedAE folds differ from the baseline folds in task {name}")

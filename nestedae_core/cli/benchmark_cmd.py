@@ -134,6 +134,8 @@ def _print_split(report: dict[str, Any]) -> None:
         print(f"\n{task}: {entry['description']} ({entry['n']} rows, {report['folds']}-fold {report['split']}, seed {report['seed']})")
         for note in entry.get("notes", []):
             print(f"  note: {note}")
+        if entry.get("fold_families"):
+            print("  held out: " + "; ".join(f"fold {k + 1}: {', '.join(f)}" for k, f in enumerate(entry["fold_families"])))
         rows = []
         for name, m in sorted(entry["models"].items(), key=lambda kv: kv[1]["mae"]):
             rows.append([name, f"{m['mae']:.4f} ± {m['mae_std']:.4f}", _num(m.get("mae_paper_batches"), ".4f"), f"{m['rmse']:.4f}", f"{m['r2']:.3f}",

@@ -14,7 +14,7 @@ band-gap fidelity); ``lint-imports`` checks it.
 from __future__ import annotations
 
 from .chain import NestedAE, StagePrediction
-from .config import ChainSpec, StageSpec, TargetSpec, load_chain_spec
+from .config import ChainSpec, ResidualSpec, StageSpec, TargetSpec, load_chain_spec
 from .devices import available_devices, resolve_device
 from .domain import DomainModel
 from .intervals import DEFAULT_LEVEL, TargetCalibration
@@ -24,6 +24,7 @@ __all__ = [
     "NestedAE",
     "StagePrediction",
     "ChainSpec",
+    "ResidualSpec",
     "StageSpec",
     "TargetSpec",
     "load_chain_spec",
