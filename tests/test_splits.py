@@ -150,3 +150,16 @@ def test_calibration_holds_a_composition_out_of_every_measured_stage(data_dir, m
         fold_of: dict[str, int] = {}
         for k, f in zip(canonical_keys(tables["device"]), inner["device"]):
             assert fold_of.setdefault(k, f) == f
+
+
+def test_cli_split_choices_and_messages(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from nestedae_core.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "accuracy", "--split", "leave-one-out"])
+    assert exc.value.code == 2 and "family" in capsys.readouterr().err
+    # a family split of a chain without site fractions: one line, no traceback
+    code = main(["benchmark", "calibration", "--preset", "synthetic", "--split", "family", "--folds", "3", "--epochs", "2",
+                 "--json", str(tmp_path / "cal.json")])
+    err = capsys.readouterr().err
+    assert code != 0 and "site fractions" in err and "Traceback" not in err
