@@ -163,3 +163,10 @@ def test_cli_split_choices_and_messages(tmp_path, capsys) -> None:  # type: igno
                  "--json", str(tmp_path / "cal.json")])
     err = capsys.readouterr().err
     assert code != 0 and "site fractions" in err and "Traceback" not in err
+
+
+def test_a_dft_task_is_split_by_family_on_its_own_table(data_dir) -> None:  # type: ignore[no-untyped-def]
+    r = accuracy_benchmark(["bandgap-paper"], split="family", models=["mean"], folds=3, data_dir=str(data_dir))
+    held = r["tasks"]["bandgap-paper"]["fold_families"]
+    assert len(held) == 3 and all(held)
+    assert not set(held[0]) & set(held[1]) and not set(held[1]) & set(held[2]) and not set(held[0]) & set(held[2])

@@ -37,6 +37,7 @@ from .paper_scoring import paper_batch_scored_mae
 from .reports import SPLIT_ORDER, created_now, machine_info
 from .stage_tables import stage_table
 from .tasks import TASKS, BenchmarkTask
+from ..vocabulary import SITE_FRACTION_COLUMNS
 from ..perovskite.splits import SPLITS, chain_folds, family_of, split_folds
 
 __all__ = ["accuracy_benchmark", "MODELS"]
@@ -44,8 +45,9 @@ __all__ = ["accuracy_benchmark", "MODELS"]
 logger = logging.getLogger(__name__)
 
 #: What the report says about hyperparameter choice (nothing is tuned on the folds that report).
-TUNING = ("nested: NestedAE's hyperparameters are fixed in its preset, the baselines' in code; ridge's alpha and kernel ridge's "
-          "grid are chosen inside each training fold; nothing is selected on the validation folds")
+TUNING = ("nested: this benchmark selects nothing on the validation folds; NestedAE's hyperparameters are its preset's "
+          "(set beforehand, see the preset), the baselines' fixed in code, ridge's alpha and kernel ridge's grid chosen "
+          "inside each training fold")
 
 #: Every model name a report can hold: NestedAE, then the baselines.
 MODELS: tuple[str, ...] = ("nestedae", *BASELINES)
@@ -81,12 +83,21 @@ def _baseline_table(task: BenchmarkTask, data_dir: str | None) -> pd.DataFrame:
     return raw.loc[keep].reset_index(drop=True)
 
 
-def _shared_folds(spec: ChainSpec, split: str, data_dir: str | None) -> dict[str, np.ndarray] | None:
-    """For cluster and family splits: one split of every measured stage, keyed on the canonical composition."""
+def _shared_folds(spec: ChainSpec, split: str, data_dir: str | None, reported: Sequence[str] = ()) -> dict[str, np.ndarray] | None:
+    """For cluster and family splits: one split of every measured stage, keyed on the canonical composition, and
+    the split of each ``reported`` stage of computed values on its own table (when it has site fractions; otherwise
+    that stage keeps its grouped folds and the report says so)."""
     if split in ("random", "grouped"):
         return None
     tables = [stage_table(spec, i, data_dir) for i in range(len(spec.stages))]
-    return chain_folds(spec, tables, split)
+    out = chain_folds(spec, tables, split)
+    for i, st in enumerate(spec.stages):
+        if st.name in reported and st.name not in out:
+            try:
+                out[st.name] = split_folds(tables[i], spec.folds, split, seed=spec.seed)
+            except DataError:
+                logger.info("stage %s has no site fractions: its folds stay grouped", st.name)
+    return out
 
 
 def _one_split(
@@ -111,7 +122,7 @@ def _one_split(
                 if task.preset not in chains:
                     t0 = time.perf_counter()
                     try:
-                        shared = _shared_folds(spec, split, data_dir)
+                        shared = _shared_folds(spec, split, data_dir, needed)
                         chains[task.preset] = (cross_validate(spec, data_dir=data_dir, device=device, stage_folds=shared), time.perf_counter() - t0)
                     except NestedAEError as exc:
                         chains[task.preset] = exc
@@ -134,13 +145,18 @@ def _one_split(
             fold_ids = make_folds(table, folds, split, list(task.groups), seed)
         elif result is not None:
             fold_ids = result.folds[task.stage]
-        elif spec is not None and i is not None:
-            fold_ids = _shared_folds(spec, split, data_dir).get(task.stage, split_folds(table, folds, split, task.groups, seed))
         else:
-            fold_ids = split_folds(table, folds, split, task.groups, seed)
+            try:
+                given = (_shared_folds(spec, split, data_dir, needed) or {}) if spec is not None else {}
+                fold_ids = given[task.stage] if task.stage in given else split_folds(table, folds, split, task.groups, seed)
+            except DataError:
+                fold_ids = make_folds(table, folds, "grouped", list(task.groups), seed)
+        has_fractions = all(c in table.columns for c in SITE_FRACTION_COLUMNS)
+        if split in ("cluster", "family") and not has_fractions:
+            notes.append(f"this table has no site fractions: its folds are grouped by {', '.join(task.groups)}, not {split}")
         y = table[task.target].to_numpy(dtype=np.float64)
         entry: dict[str, Any] = {**task.as_json(), "n": int(len(table)), "n_target": int(np.isfinite(y).sum()), "models": {}, "notes": notes}
-        if split == "family":  # what each validation fold holds out
+        if split == "family" and has_fractions:  # what each validation fold holds out
             fam = family_of(table)
             entry["fold_families"] = [sorted(set(fam[fold_ids == k])) for k in range(folds)]
         if result is not None:
