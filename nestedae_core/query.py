@@ -13,15 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .chemistry.composition import Composition, parse_formula
-from .chemistry.features import featurize_many
+from .chemistry.features import featurize_many, featurize_matrix
 from .errors import InputError, NestedAEError
 from .model.chain import NestedAE
 from .vocabulary import ETL, HTL
 
-__all__ = ["Query", "QueryLike", "query_frame", "resolve_categorical", "composition_problem"]
+__all__ = ["Query", "QueryLike", "query_frame", "fractions_query_frame", "resolve_categorical", "composition_problem"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,34 @@ def query_frame(
     comps = [c if isinstance(c, Composition) else parse_formula(str(c)) for c in compositions]
     frame = featurize_many(comps)
     frame.insert(0, "formula", [c.formula for c in comps])
+    return _complete_frame(model, frame, categorical, numeric)
+
+
+def fractions_query_frame(
+    model: NestedAE,
+    formulas: Sequence[str],
+    fractions: np.ndarray,
+    categorical: Mapping[str, str | Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """:func:`query_frame` from canonical formulas and their fraction vectors (n, 14) already computed.
+
+    The batch path (:mod:`nestedae_core.batch`) parses each distinct formula once
+    (:func:`~nestedae_core.chemistry.composition.fast.parse_many`) and builds the
+    table here, vectorised; the table is the one :func:`query_frame` returns for
+    the same compositions.
+    """
+    frame = featurize_matrix(fractions)
+    frame.insert(0, "formula", list(formulas))
+    return _complete_frame(model, frame, categorical, None)
+
+
+def _complete_frame(
+    model: NestedAE,
+    frame: pd.DataFrame,
+    categorical: Mapping[str, str | Sequence[str]] | None,
+    numeric: Mapping[str, float | Sequence[float]] | None,
+) -> pd.DataFrame:
+    """The composition table with the model's categorical and extra numeric inputs added (see :func:`query_frame`)."""
     categorical = dict(categorical or {})
     numeric = dict(numeric or {})
     needed_cats: dict[str, tuple[list[str], str]] = {}

@@ -246,3 +246,76 @@ def test_json_outputs_name_the_model(model, capsys) -> None:
                            "bundle_path": model.record["bundle_path"], "version": __version__}
     assert main(["explain", "MAPbI3", "--json", "--method", "gradient"]) == 0
     assert json.loads(capsys.readouterr().out)["model"]["bundle_sha256"] == _manifest_sha(model)
+
+
+# --------------------------------------------------------------------------- the fast path (issue 19)
+
+#: MAPbI3 spelled many ways, other compositions repeated with other stacks, and bad rows of every kind
+MIXED = pd.DataFrame({
+    "formula": ["MAPbI3", "CH3NH3PbI3", "MA1.0Pb1.0I3.0", "(MA)PbI3", "MAPbI₃", " MAPbI3 ", "MA_1Pb_1I_3", "MAPbI2.99",
+                "(MAPbI3)0.5(MAPbI3)0.5", "Cs0.05FA0.79MA0.16PbBr0.51I2.49", "Cs0.05(FA0.83MA0.17)0.95Pb(I0.83Br0.17)3",
+                "Cs0.333FA0.333MA0.333PbI3", "FA0.9518Cs0.0482PbBr0.5691I2.431", "", "XxPbI3", "MAPbI2", "MAPb", "MA0PbI3",
+                "CsPbI-3", "((MAPbI3)", "MAPbI3 + KI", "MAPbI3", "FAPbI3", "FAPbI3", "CH(NH2)2PbI3", "CsSnBr3"],
+    "etl": ["", "SnO2-c", "", "SnO2-c", "", "PCBM-60", "", "", "", "", "SnO2-c", "", "", "", "", "", "", "", "", "", "",
+            "Nonsense", "", "SnO2-c", "", ""],
+    "htl": ["", "", "Spiro-MeOTAD", "", "", "", "", "", "", "Spiro-MeOTAD", "", "", "", "", "", "", "", "", "", "", "",
+            "", "", "", "", ""],
+    "note": [f"n{i}" for i in range(26)],
+})
+
+
+def _reference_parse_many(texts, cache=None, *, max_cache=0):  # type: ignore[no-untyped-def]
+    """The parse before the fast path: parse_formula on every row, no cache."""
+    from nestedae_core.chemistry.composition import parse_formula
+    from nestedae_core.errors import CompositionError
+
+    out = []
+    for t in texts:
+        try:
+            c = parse_formula(t)
+            out.append((c.formula, c.fraction_vector()))
+        except CompositionError as exc:
+            out.append(exc)
+    return out
+
+
+def test_fast_batch_path_writes_the_file_the_plain_path_writes(model, tmp_path: Path, monkeypatch) -> None:
+    src, fast, plain = tmp_path / "in.csv", tmp_path / "fast.csv", tmp_path / "plain.csv"
+    MIXED.to_csv(src, index=False)
+    s1 = batch.predict_csv(model, src, fast, COLS, chunk_rows=7)  # the parse cache spans chunks
+    monkeypatch.setattr(batch.tables, "parse_many", _reference_parse_many)
+    monkeypatch.setattr(batch.predictions, "_predict_distinct", lambda m, frame, level: m.predict(frame, level=level))
+    s2 = batch.predict_csv(model, src, plain, COLS, chunk_rows=7)
+    assert (s1.rows, s1.failed, s1.errors) == (s2.rows, s2.failed, s2.errors)
+    assert s1.failed == 9
+    a, b = (pd.read_csv(p, keep_default_na=False, dtype=str) for p in (fast, plain))
+    assert list(a.columns) == list(b.columns) and "error" in a.columns
+    numeric = [c for c in a.columns if c.endswith(("_mean", "_std", "_lower", "_upper"))]
+    pd.testing.assert_frame_equal(a.drop(columns=numeric), b.drop(columns=numeric))  # formulas, stacks, domain, errors
+    fa, fb = (f[numeric].replace("", "nan").astype(float) for f in (a, b))
+    pd.testing.assert_frame_equal(fa, fb, rtol=1e-5)  # float32 batches of another size differ in the last digits
+    assert (a.loc[:8, "composition"] == "MAPbI3").all()
+    assert a.loc[13, "error"] == "column 'formula': empty formula" and "Xx" in a.loc[14, "error"]
+
+
+def test_parse_many_is_parse_formula(tmp_path: Path) -> None:
+    from nestedae_core.chemistry.composition import parse_many
+
+    rng = np.random.default_rng(7)
+    texts = list(MIXED["formula"]) + ["MAPbI3.07", "MAPb0.99I3", "MA.5FA.5PbI3", "MAPbI3.", "MA1e-3PbI3", "MAPbI3" * 60]
+    for _ in range(600):
+        parts = []
+        for ions, total in ((["Cs", "FA", "MA", "K", "Rb"], 1.0), (["Pb", "Sn", "Ge", "Sr"], 1.0), (["I", "Br", "Cl"], 3.0)):
+            chosen = rng.choice(ions, size=rng.integers(1, 4), replace=False)
+            w = rng.random(len(chosen))
+            w = w / w.sum() * total * rng.uniform(0.985, 1.015)
+            parts += [f"{ion}{round(v, int(rng.integers(1, 7))):g}" for ion, v in zip(chosen, w)]
+        texts.append("".join(parts))
+    got, want = parse_many(texts), _reference_parse_many(texts)
+    assert len(got) == len(want) == len(texts)
+    for text, g, w in zip(texts, got, want):
+        if isinstance(w, Exception):
+            assert isinstance(g, Exception) and str(g) == str(w), text
+        else:
+            assert not isinstance(g, Exception) and g[0] == w[0] and np.array_equal(g[1], w[1]), text
+    assert sum(isinstance(w, Exception) for w in want) >= 8  # bad texts were checked too

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError, NestedAEError
-from ..model.chain import NestedAE
+from ..model.chain import NestedAE, StagePrediction
 from ..model.intervals import DEFAULT_LEVEL
 from ..predict import model_provenance, target_name
 from ..query import composition_problem
@@ -42,6 +43,25 @@ def predict_columns(model: NestedAE) -> list[str]:
 
 def _empty_like(columns: list[str], index: pd.Index) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(np.nan, index=index, dtype=float) for c in columns})
+
+
+def _predict_distinct(model: NestedAE, frame: pd.DataFrame, level: float) -> dict[str, StagePrediction]:
+    """``model.predict(frame)``, each distinct query (canonical formula + categorical inputs) predicted once.
+
+    A file of one composition spelled many ways, or repeated with a few stacks,
+    costs a handful of predictions; the rows get their query's prediction back.
+    """
+    keys = ["formula", *(c for p in model.prep for c in p.categorical_columns if c in frame.columns)]
+    codes = frame.groupby(list(dict.fromkeys(keys)), sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]  # ngroup numbers groups by first appearance
+    if len(first) == len(frame):
+        return model.predict(frame, level=level)
+    preds = model.predict(frame.iloc[first], level=level)
+    return {name: replace(sp, members=sp.members[:, codes], latents=sp.latents[:, codes], domain_distance=sp.domain_distance[codes],
+                          in_domain=sp.in_domain[codes], lower=None if sp.lower is None else sp.lower[codes],
+                          upper=None if sp.upper is None else sp.upper[codes],
+                          domain_reason=[sp.domain_reason[k] for k in codes] if sp.domain_reason else [])
+            for name, sp in preds.items()}
 
 
 def predict_rows(
@@ -79,7 +99,7 @@ def predict_rows(
     if frame is not None and len(frame):
         idx = frame.index
         try:
-            preds = model.predict(frame, level=level)
+            preds = _predict_distinct(model, frame, level)
         except NestedAEError:
             preds = None
         if preds is None:  # isolate the failing rows

@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
-from ..chemistry.composition import Composition, parse_formula
+from ..chemistry.composition import parse_many
 from ..errors import InputError, NestedAEError
 from ..model.chain import NestedAE
-from ..query import query_frame
+from ..query import fractions_query_frame
 from ..schema import input_key
 from ..vocabulary import ETL, HTL
 
@@ -26,8 +27,9 @@ DEFAULT_EXPLAIN_CHUNK_ROWS = 200
 PROVENANCE_COLUMNS = ("model_name", "model_sha256", "nestedae_version")
 #: ``long``: one line per (row, output, feature); ``wide``: one line per row.
 ExplainFormat = Literal["long", "wide"]
-#: Parsed formulas remembered across chunks (repeated formulas are parsed once); cleared when full.
-_CACHE_SIZE = 2048
+#: Parsed formulas remembered across chunks, keyed by their raw spelling (each distinct spelling is
+#: parsed once); cleared when full, so memory stays bounded (about 30 MB at most).
+_CACHE_SIZE = 65536
 #: The most row errors kept in a :class:`BatchSummary`.
 _KEPT_ERRORS = 5
 
@@ -186,26 +188,19 @@ def _parse_rows(model: NestedAE, chunk: pd.DataFrame, columns: BatchColumns, cac
     n = len(chunk)
     errors = [""] * n
     defaulted = [""] * n
-    comps: list[Composition] = []
+    formulas: list[str] = []
+    vectors: list[np.ndarray] = []
     good: list[int] = []
     stacks: dict[str, list[str]] = {ETL: [], HTL: []}
     known = {col: set(model.categories(col)) for col in (ETL, HTL) if _stack_input(model, col)}
-    formulas = chunk[columns.formula].to_numpy()
+    texts = [str(v).strip() for v in chunk[columns.formula].to_numpy()]
+    parsed = parse_many(texts, cache, max_cache=_CACHE_SIZE)  # each distinct spelling parsed once
     given = {ETL: chunk[columns.etl].to_numpy() if columns.etl else None, HTL: chunk[columns.htl].to_numpy() if columns.htl else None}
     for i in range(n):
-        text = str(formulas[i]).strip()
-        if not text:
+        if not texts[i]:
             errors[i] = f"column '{columns.formula}': empty formula"
             continue
-        comp = cache.get(text)
-        if comp is None:
-            try:
-                comp = parse_formula(text)
-            except NestedAEError as exc:
-                comp = exc
-            if len(cache) >= _CACHE_SIZE:  # bounded: a file of unique formulas must not grow memory with its rows
-                cache.clear()
-            cache[text] = comp
+        comp = parsed[i]
         if isinstance(comp, Exception):
             errors[i] = f"column '{columns.formula}': {comp}"
             continue
@@ -231,7 +226,8 @@ def _parse_rows(model: NestedAE, chunk: pd.DataFrame, columns: BatchColumns, cac
         if problem:
             errors[i] = problem
             continue
-        comps.append(comp)
+        formulas.append(comp[0])
+        vectors.append(comp[1])
         good.append(i)
         defaulted[i] = ";".join(input_key(c) for c in took_default)
         for col in known:
@@ -239,14 +235,15 @@ def _parse_rows(model: NestedAE, chunk: pd.DataFrame, columns: BatchColumns, cac
     if not good:
         return _Parsed(None, errors, defaulted)
     cats = {col: stacks[col] for col in known}
+    fractions = np.vstack(vectors)
     try:
-        frame = query_frame(model, comps, categorical=cats)
+        frame = fractions_query_frame(model, formulas, fractions, categorical=cats)
         frame.index = good
-    except NestedAEError:  # isolate the row that fails (e.g. a descriptor that cannot be computed)
+    except NestedAEError:  # isolate the row that fails
         parts = []
         for k, i in enumerate(good):
             try:
-                f = query_frame(model, [comps[k]], categorical={c: v[k] for c, v in cats.items()})
+                f = fractions_query_frame(model, [formulas[k]], fractions[k : k + 1], categorical={c: [v[k]] for c, v in cats.items()})
                 f.index = [i]
                 parts.append(f)
             except NestedAEError as exc:

@@ -67,6 +67,7 @@ __all__ = [
     "featurize",
     "featurize_fractions",
     "featurize_many",
+    "featurize_matrix",
     "featurize_table",
 ]
 
@@ -236,7 +237,17 @@ def featurize_many(comps: Sequence[Composition | str]) -> pd.DataFrame:
     One row per composition, in order; formula strings are parsed.
     """
     items = [_as_composition(comp) for comp in comps]
-    fractions = np.array([comp.fraction_vector() for comp in items]).reshape(len(items), len(IONS))
+    return featurize_matrix(np.array([comp.fraction_vector() for comp in items]).reshape(len(items), len(IONS)))
+
+
+def featurize_matrix(fractions: np.ndarray) -> pd.DataFrame:
+    """:func:`featurize_many` from fraction vectors (n, 14) already computed (:meth:`Composition.fraction_vector`).
+
+    Returns the 14 fraction columns (K ... I, dimensionless), the 36 descriptors
+    (units in DESCRIPTOR_UNITS) and the 2 factors; one row per input row, no
+    validation (the vectors come from parsed compositions).
+    """
+    fractions = np.asarray(fractions, dtype=float).reshape(-1, len(IONS))
     table = pd.DataFrame(fractions, columns=list(IONS))
     features = pd.DataFrame(_compute(fractions), columns=list(FEATURE_COLUMNS))
     return pd.concat([table, features], axis=1)
