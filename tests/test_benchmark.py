@@ -124,13 +124,14 @@ def test_tasks_name_their_preset_stage_and_grouping() -> None:
 def recorded_folds(monkeypatch):
     """Fold ids every baseline is fitted on, by (split, model)."""
     seen: dict[tuple[str, str], np.ndarray] = {}
-    real = accuracy_module.fit_baseline
+    real = accuracy_module.fit_baseline_fold
 
-    def fit(name, factory, X, y, folds, n_numeric):  # type: ignore[no-untyped-def]
-        seen[(str(len(seen)), name)] = folds.copy()
-        return real(name, factory, X, y, folds, n_numeric)
+    def fit(name, factory, X, y, folds, fold, n_numeric):  # type: ignore[no-untyped-def]
+        if fold == 0:
+            seen[(str(len(seen)), name)] = folds.copy()
+        return real(name, factory, X, y, folds, fold, n_numeric)
 
-    monkeypatch.setattr(accuracy_module, "fit_baseline", fit)
+    monkeypatch.setattr(accuracy_module, "fit_baseline_fold", fit)
     return seen
 
 
@@ -190,3 +191,57 @@ def test_unknown_task_model_or_split_is_refused() -> None:
         accuracy_benchmark(["bandgap-paper"], models=["catboost"])
     with pytest.raises(ConfigError, match="unknown split"):
         accuracy_benchmark(["bandgap-paper"], split="stratified")
+
+
+# --------------------------------------------------------------------------- parallel steps, progress, --quick
+
+
+def _without_timings(report: dict) -> dict:
+    report = json.loads(json.dumps(report))
+    for sub in [report, *report.get("other_splits", {}).values()]:
+        sub.pop("created"), sub.pop("machine"), sub.pop("other_splits", None)
+        for entry in sub["tasks"].values():
+            for m in entry["models"].values():
+                m.pop("seconds")
+    return report
+
+
+def test_parallel_workers_give_the_same_report_with_progress_per_fold(data_dir) -> None:
+    models = ["mean", "ridge", "random_forest", "lightgbm"]
+    seen: list = []
+    one = accuracy_benchmark(["bandgap-paper"], split="random", models=models, folds=3, jobs=1, progress=seen.append)
+    two = accuracy_benchmark(["bandgap-paper"], split="random", models=models, folds=3, jobs=2)
+    assert _without_timings(one) == _without_timings(two)
+    assert one["tasks"]["bandgap-paper"]["models"]["random_forest"]["mae"] < one["tasks"]["bandgap-paper"]["models"]["mean"]["mae"]
+    assert [d.done for d in seen] == list(range(1, 13)) and {d.total for d in seen} == {12}  # 4 models x 3 folds
+    assert {(d.step.task, d.step.model, d.step.fold) for d in seen} == {("bandgap-paper", m, f) for m in models for f in range(3)}
+    assert str(seen[-1]).startswith("[12/12] bandgap-paper (random): lightgbm, fold 2")
+
+
+def test_jobs_must_be_a_positive_whole_number() -> None:
+    with pytest.raises(ConfigError, match="jobs must be a whole number >= 1"):
+        accuracy_benchmark(["bandgap-paper"], models=["mean"], jobs=0)
+
+
+def test_cli_quick_profile_and_jobs(monkeypatch, capsys) -> None:
+    from nestedae_core import benchmark
+    from nestedae_core.benchmark.accuracy import QUICK
+    from nestedae_core.benchmark.runner import Step, StepDone
+    from nestedae_core.cli import main
+
+    calls: list = []
+
+    def fake(tasks, **kw):  # type: ignore[no-untyped-def]
+        calls.append(kw)
+        kw["progress"](StepDone(1, 1, Step("bandgap-paper", "grouped", "ridge", 0, print, ()), 0.5, 0))
+        return {"kind": "accuracy", "split": kw["split"] or "grouped", "folds": kw["folds"], "seed": 0, "tasks": {}}
+
+    monkeypatch.setattr(benchmark, "accuracy_benchmark", fake)
+    assert main(["benchmark", "accuracy", "--quick", "--jobs", "3"]) == 0
+    assert calls[-1]["folds"] == QUICK["folds"] and calls[-1]["split"] == "grouped" and calls[-1]["epochs"] == QUICK["epochs"]
+    assert calls[-1]["models"] == list(QUICK["models"]) and calls[-1]["jobs"] == 3
+    assert "bandgap-paper (grouped): ridge, fold 0" in capsys.readouterr().err  # progress on stderr
+    assert main(["benchmark", "accuracy", "--quick", "--folds", "4", "--split", "random", "--model", "mean"]) == 0
+    assert (calls[-1]["folds"], calls[-1]["split"], calls[-1]["models"]) == (4, "random", ["mean"])  # explicit options win
+    assert main(["benchmark", "accuracy"]) == 0
+    assert calls[-1]["folds"] == 5 and calls[-1]["split"] is None and calls[-1]["epochs"] is None and calls[-1]["jobs"] >= 1

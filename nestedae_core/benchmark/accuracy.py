@@ -20,8 +20,8 @@ the paper's batch-scored MAE (:mod:`.paper_scoring`) of the same predictions.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,15 +32,16 @@ from ..errors import ConfigError, DataError, NestedAEError
 from ..model.config import ChainSpec
 from ..perovskite.presets import PRESETS, preset
 from ..train import cross_validate, make_folds
-from .baselines import BASELINES, baseline_factories, design_matrix, fit_baseline
+from .baselines import BASELINES, baseline_factories, design_matrix, fit_baseline_fold, summarize_baseline
 from .paper_scoring import paper_batch_scored_mae
 from .reports import SPLIT_ORDER, created_now, machine_info
+from .runner import Step, StepDone, check_jobs, run_steps
 from .stage_tables import stage_table
 from .tasks import TASKS, BenchmarkTask
 from ..vocabulary import SITE_FRACTION_COLUMNS
 from ..perovskite.splits import SPLITS, chain_folds, family_of, split_folds
 
-__all__ = ["accuracy_benchmark", "MODELS"]
+__all__ = ["accuracy_benchmark", "MODELS", "QUICK"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,14 +101,59 @@ def _shared_folds(spec: ChainSpec, split: str, data_dir: str | None, reported: S
     return out
 
 
-def _one_split(
+@dataclass(frozen=True)
+class _ChainOutcome:
+    """What the report needs of one NestedAE cross-validation (picklable, small): by stage name."""
+
+    metrics: dict[str, Any]
+    oof: dict[str, pd.DataFrame]
+    folds: dict[str, np.ndarray]
+    tables: dict[str, pd.DataFrame]
+
+
+def _chain_step(spec: ChainSpec, data_dir: str | None, device: str, stages: tuple[str, ...],
+                stage_folds: dict[str, np.ndarray] | None = None) -> _ChainOutcome | str:
+    """Cross-validate a preset (on ``stage_folds`` where given: the shared cluster/family split); the stages' metrics,
+    out-of-fold predictions, folds and tables, or the error's message."""
+    try:
+        r = cross_validate(spec, data_dir=data_dir, device=device, stage_folds=stage_folds)
+    except NestedAEError as exc:
+        return str(exc)
+    return _ChainOutcome({s: r.metrics[s] for s in stages}, {s: r.oof[s] for s in stages}, {s: r.folds[s] for s in stages},
+                         {s: r.tables[s] for s in stages})
+
+
+def _baseline_step(name: str, seed: int, X: np.ndarray, y: np.ndarray, folds: np.ndarray, fold: int, n_numeric: int) -> np.ndarray:
+    """One baseline on one fold (:func:`.baselines.fit_baseline_fold`)."""
+    return fit_baseline_fold(name, baseline_factories(seed)[name], X, y, folds, fold, n_numeric)
+
+
+@dataclass
+class _Plan:
+    """One task under one split: its rows, folds and the models to run."""
+
+    name: str
+    task: BenchmarkTask
+    split: str
+    notes: list[str]
+    table: pd.DataFrame
+    fold_ids: np.ndarray
+    y: np.ndarray
+    X: np.ndarray | None  # None: the baselines cannot run (see notes)
+    preset: str | None  # the NestedAE chain of this task, when it runs
+    chain: int | None = None  # index of that chain's step
+    baseline_steps: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _plan_split(
     tasks: Sequence[str], split: str, *, folds: int, seed: int, wanted: Sequence[str], data_dir: str | None,
-    epochs: int | None, device: str, say: Callable[[str], None],
-) -> dict[str, Any]:
-    factories = baseline_factories(seed)
-    report: dict[str, Any] = {"kind": "accuracy", "split": split, "folds": folds, "seed": seed, "created": created_now(),
-                              "machine": machine_info(), "tuning": TUNING, "tasks": {}, "skipped": {}}
-    chains: dict[str, Any] = {}  # preset -> (TrainResult, seconds) or the error its training raised
+    epochs: int | None, device: str, steps: list[Step], chains: dict[tuple[str, str], int],
+) -> tuple[list[_Plan], dict[str, str]]:
+    """The plans of one split and their steps (appended to ``steps``; chains shared by the tasks of one preset)."""
+    plans: list[_Plan] = []
+    skipped: dict[str, str] = {}
+    shared: dict[str, dict[str, np.ndarray]] = {}  # preset -> its stages' shared cluster/family folds
+    pending: list[tuple[_Plan, ChainSpec]] = []
     for name in tasks:
         task = TASKS[name]
         notes: list[str] = []
@@ -115,39 +161,24 @@ def _one_split(
         spec, i, note = _spec_and_stage(task, epochs=epochs, folds=folds, split=split, seed=seed, needed=needed)
         if note and "nestedae" in wanted:
             notes.append(note)
-        result = None
         try:
-            if spec is not None and i is not None and "nestedae" in wanted:
-                say(f"{name} ({split}): nestedae ({task.preset})")
-                if task.preset not in chains:
-                    t0 = time.perf_counter()
-                    try:
-                        shared = _shared_folds(spec, split, data_dir, needed)
-                        chains[task.preset] = (cross_validate(spec, data_dir=data_dir, device=device, stage_folds=shared), time.perf_counter() - t0)
-                    except NestedAEError as exc:
-                        chains[task.preset] = exc
-                outcome = chains[task.preset]
-                if isinstance(outcome, NestedAEError):
-                    notes.append(f"NestedAE not run: training preset '{task.preset}' failed: {outcome}")
-                    table = _baseline_table(task, data_dir)
-                else:
-                    result, secs = outcome
-                    table = result.tables[task.stage]
-            elif spec is not None and i is not None:
-                table = stage_table(spec, i, data_dir)
-            else:
-                table = _baseline_table(task, data_dir)
+            try:
+                table = stage_table(spec, i, data_dir) if spec is not None and i is not None else _baseline_table(task, data_dir)
+            except NestedAEError:
+                if spec is None:
+                    raise
+                table = _baseline_table(task, data_dir)  # the chain's training will say why its table failed
         except NestedAEError as exc:
-            report["skipped"][name] = f"{task.description}: {exc}"
+            skipped[name] = f"{task.description}: {exc}"
             logger.warning("benchmark task %s skipped: %s", name, exc)
             continue
         if split in ("random", "grouped"):
             fold_ids = make_folds(table, folds, split, list(task.groups), seed)
-        elif result is not None:
-            fold_ids = result.folds[task.stage]
         else:
             try:
-                given = (_shared_folds(spec, split, data_dir, needed) or {}) if spec is not None else {}
+                if spec is not None and task.preset not in shared:
+                    shared[task.preset] = _shared_folds(spec, split, data_dir, needed) or {}
+                given = shared.get(task.preset, {}) if spec is not None else {}
                 fold_ids = given[task.stage] if task.stage in given else split_folds(table, folds, split, task.groups, seed)
             except DataError:
                 fold_ids = make_folds(table, folds, "grouped", list(task.groups), seed)
@@ -155,39 +186,78 @@ def _one_split(
         if split in ("cluster", "family") and not has_fractions:
             notes.append(f"this table has no site fractions: its folds are grouped by {', '.join(task.groups)}, not {split}")
         y = table[task.target].to_numpy(dtype=np.float64)
+        bad_inputs = [c for c in task.numeric if c not in table.columns or not np.isfinite(table[c].to_numpy(dtype=np.float64)).all()]
+        X = None if bad_inputs else design_matrix(table, task.numeric, task.categorical)
+        run_chain = spec is not None and i is not None and "nestedae" in wanted
+        plan = _Plan(name, task, split, notes, table, fold_ids, y, X, task.preset if run_chain else None)
+        if run_chain and spec is not None:
+            pending.append((plan, spec))
+        if bad_inputs:
+            plan.notes.append(f"baselines not run: input column(s) {', '.join(bad_inputs)} missing or not finite in the stage table")
+        plans.append(plan)
+    for plan, spec in pending:  # one chain per preset, training every stage its tasks read
+        key = (split, plan.task.preset)
+        if key not in chains:
+            stages = tuple(dict.fromkeys(p.task.stage for p, _ in pending if p.task.preset == plan.task.preset))
+            chains[key] = len(steps)
+            steps.append(Step(f"{plan.task.preset} chain", split, "nestedae", None, _chain_step,
+                              (spec, data_dir, device, stages, shared.get(plan.task.preset) or None)))
+        plan.chain = chains[key]
+    for plan in plans:
+        if plan.X is None:
+            continue
+        for model in BASELINES:
+            if model in wanted:
+                plan.baseline_steps[model] = []
+                for f in range(int(plan.fold_ids.max()) + 1):
+                    plan.baseline_steps[model].append(len(steps))
+                    steps.append(Step(plan.name, split, model, f, _baseline_step,
+                                      (model, seed, plan.X, plan.y, plan.fold_ids, f, len(plan.task.numeric))))
+    return plans, skipped
+
+
+def _split_report(split: str, folds: int, seed: int, plans: list[_Plan], skipped: dict[str, str], results: list[Any],
+                  seconds: list[float]) -> dict[str, Any]:
+    """The report of one split from its plans and the steps' results."""
+    report: dict[str, Any] = {"kind": "accuracy", "split": split, "folds": folds, "seed": seed, "created": created_now(),
+                              "machine": machine_info(), "tuning": TUNING, "tasks": {}, "skipped": dict(skipped)}
+    for plan in plans:
+        task, table, y, fold_ids = plan.task, plan.table, plan.y, plan.fold_ids
+        notes = list(plan.notes)
+        outcome = results[plan.chain] if plan.chain is not None else None
+        if isinstance(outcome, str):
+            notes.insert(len(plan.notes) - (1 if plan.X is None else 0), f"NestedAE not run: training preset '{task.preset}' failed: {outcome}")
+            outcome = None
+        if outcome is not None:
+            table = outcome.tables[task.stage]
+            if len(table) != len(plan.table) or not np.array_equal(outcome.folds[task.stage], fold_ids):
+                raise DataError(f"internal error: NestedAE folds differ from the baseline folds in task {plan.name}")
         entry: dict[str, Any] = {**task.as_json(), "n": int(len(table)), "n_target": int(np.isfinite(y).sum()), "models": {}, "notes": notes}
-        if split == "family" and has_fractions:  # what each validation fold holds out
+        if split == "family" and all(c in table.columns for c in SITE_FRACTION_COLUMNS):  # what each validation fold holds out
             fam = family_of(table)
             entry["fold_families"] = [sorted(set(fam[fold_ids == k])) for k in range(folds)]
-        if result is not None:
-            if not np.array_equal(result.folds[task.stage], fold_ids):
-                raise DataError(f"internal error: NestedAE folds differ from the baseline folds in task {name}")
-            oof = result.oof[task.stage]
-            pred = oof[f"{task.target}_pred"].to_numpy(dtype=np.float64)
-            m = dict(result.metrics[task.stage][task.target])
+        if outcome is not None and plan.chain is not None:
+            pred = outcome.oof[task.stage][f"{task.target}_pred"].to_numpy(dtype=np.float64)
+            m = dict(outcome.metrics[task.stage][task.target])
             m["mae_paper_batches"] = paper_batch_scored_mae(y, pred, fold_ids)
-            m["seconds"] = round(secs, 2)
+            m["seconds"] = round(seconds[plan.chain], 2)
             m["preset"] = task.preset
             entry["models"]["nestedae"] = m
-        bad_inputs = [c for c in task.numeric if c not in table.columns or not np.isfinite(table[c].to_numpy(dtype=np.float64)).all()]
-        if bad_inputs:
-            notes.append(f"baselines not run: input column(s) {', '.join(bad_inputs)} missing or not finite in the stage table")
-        else:
-            X = design_matrix(table, task.numeric, task.categorical)
-            for model in BASELINES:
-                if model not in wanted:
-                    continue
-                say(f"{name} ({split}): {model}")
-                m, pred, secs_b = fit_baseline(model, factories[model], X, y, fold_ids, len(task.numeric))
-                m["mae_paper_batches"] = paper_batch_scored_mae(y, pred, fold_ids)
-                m["seconds"] = round(secs_b, 2)
-                entry["models"][model] = m
+        for model, idx in plan.baseline_steps.items():
+            m, pred = summarize_baseline(y, fold_ids, [results[k] for k in idx])
+            m["mae_paper_batches"] = paper_batch_scored_mae(y, pred, fold_ids)
+            m["seconds"] = round(sum(seconds[k] for k in idx), 2)
+            entry["models"][model] = m
         if not entry["notes"]:
             del entry["notes"]
-        report["tasks"][name] = entry
+        report["tasks"][plan.name] = entry
     if not report["skipped"]:
         del report["skipped"]
     return report
+
+
+#: ``--quick``: a first look in a fraction of the time (3 grouped folds, short NestedAE training, four fast models).
+QUICK: dict[str, Any] = {"folds": 3, "split": "grouped", "epochs": 150, "models": ("nestedae", "mean", "ridge", "hist_gradient_boosting")}
 
 
 def accuracy_benchmark(
@@ -200,7 +270,8 @@ def accuracy_benchmark(
     data_dir: str | None = None,
     epochs: int | None = None,
     device: str = "auto",
-    progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
+    progress: Callable[[StepDone], None] | None = None,
 ) -> dict[str, Any]:
     """Run NestedAE and the baselines on identical folds; returns the JSON-ready report.
 
@@ -210,9 +281,14 @@ def accuracy_benchmark(
     (``nestedae`` and names in :data:`~.baselines.BASELINES`); ``epochs`` overrides
     the NestedAE epochs (for quick runs). Each task entry holds ``models``: name ->
     ``{"mae", "mae_std", "rmse", "r2", "n", "mae_paper_batches", "seconds", "folds": [...]}``
-    (target units; ``mae`` is the mean of the fold MAEs over rows), plus ``notes``
-    when a model was not run. Tasks whose dataset cannot be loaded are listed
-    under ``skipped`` with the reason.
+    (target units; ``mae`` is the mean of the fold MAEs over rows; ``seconds``: wall
+    clock of its steps), plus ``notes`` when a model was not run. Tasks whose
+    dataset cannot be loaded are listed under ``skipped`` with the reason.
+
+    The work is cut into steps (one NestedAE cross-validation per preset and split,
+    one baseline per fold; :mod:`.runner`): ``jobs`` worker processes run them in
+    parallel (1: here, in order), with the same results whatever ``jobs``;
+    ``progress`` is called with a :class:`~.runner.StepDone` as each step finishes.
     """
     tasks = list(tasks or TASKS)
     unknown = [t for t in tasks if t not in TASKS]
@@ -224,9 +300,25 @@ def accuracy_benchmark(
         raise ConfigError(f"unknown model(s) {', '.join(bad)}; known: {', '.join(MODELS)}")
     if split is not None and split not in SPLITS:
         raise ConfigError(f"unknown split '{split}'; use {', '.join(SPLITS)}")
-    say = progress or (lambda msg: None)
+    jobs = check_jobs(jobs)
     splits = [split] if split else list(SPLIT_ORDER)
-    reports = [_one_split(tasks, s, folds=folds, seed=seed, wanted=wanted, data_dir=data_dir, epochs=epochs, device=device, say=say) for s in splits]
+    steps: list[Step] = []
+    chains: dict[tuple[str, str], int] = {}
+    planned = [_plan_split(tasks, s, folds=folds, seed=seed, wanted=wanted, data_dir=data_dir, epochs=epochs, device=device,
+                           steps=steps, chains=chains) for s in splits]
+    order = sorted(range(len(steps)), key=lambda k: steps[k].fold is not None)  # the long chains first, then the folds
+    seconds = [0.0] * len(steps)
+
+    def done(d: StepDone) -> None:
+        seconds[order[d.index]] = d.seconds
+        if progress is not None:
+            progress(d)
+
+    ran = run_steps([steps[k] for k in order], jobs=jobs, progress=done)
+    results: list[Any] = [None] * len(steps)
+    for k, out in zip(order, ran):
+        results[k] = out
+    reports = [_split_report(s, folds, seed, plans, skipped, results, seconds) for s, (plans, skipped) in zip(splits, planned)]
     head = reports[0]
     if len(reports) > 1:
         head["other_splits"] = {r["split"]: r for r in reports[1:]}

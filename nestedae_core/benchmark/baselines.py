@@ -18,7 +18,10 @@ which runs inside the training fold.
 * ``mlp``: hidden layers 12 and 100 (the capacity of a NestedAE stage).
 
 XGBoost and LightGBM run on one thread: on tables of a few hundred to a few thousand
-rows that is several times faster than many threads, with identical results.
+rows that is several times faster than many threads, with identical results. The
+random forest too: with threads its prediction sums the trees in whatever order they
+finish (the last digits vary from run to run); parallelism comes from running folds
+and models in worker processes instead (:mod:`.runner`).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import pandas as pd
 
 from ..train import regression_metrics, summarize_folds
 
-__all__ = ["BASELINES", "baseline_factories", "design_matrix", "fit_baseline"]
+__all__ = ["BASELINES", "baseline_factories", "design_matrix", "fit_baseline", "fit_baseline_fold", "summarize_baseline"]
 
 #: Names of the baseline models, in report order.
 BASELINES: tuple[str, ...] = (
@@ -68,7 +71,7 @@ def baseline_factories(seed: int) -> dict[str, Callable[[], Any]]:
             cv=KFold(3, shuffle=True, random_state=seed),
             scoring="neg_mean_absolute_error",
         ),
-        "random_forest": lambda: RandomForestRegressor(n_estimators=300, random_state=seed, n_jobs=-1),
+        "random_forest": lambda: RandomForestRegressor(n_estimators=300, random_state=seed, n_jobs=1),
         "hist_gradient_boosting": lambda: HistGradientBoostingRegressor(random_state=seed),
         "xgboost": xgboost,
         "lightgbm": lightgbm,
@@ -84,6 +87,38 @@ def design_matrix(table: pd.DataFrame, numeric: Sequence[str], categorical: Sequ
     return np.concatenate(parts, axis=1)
 
 
+def fit_baseline_fold(
+    name: str, factory: Callable[[], Any], X: np.ndarray, y: np.ndarray, folds: np.ndarray, fold: int, n_numeric: int
+) -> np.ndarray:
+    """Train on every fold but ``fold`` (rows with a target), predict ``fold``: predictions in target units, one per row of the fold."""
+    from sklearn.preprocessing import StandardScaler
+
+    tr, va = folds != fold, folds == fold
+    ok = tr & np.isfinite(y)
+    if name == "mean":
+        return np.full(int(va.sum()), float(np.mean(y[ok])))
+    sc = StandardScaler().fit(X[ok][:, :n_numeric])
+    Xtr = np.concatenate([sc.transform(X[ok][:, :n_numeric]), X[ok][:, n_numeric:]], axis=1)
+    Xva = np.concatenate([sc.transform(X[va][:, :n_numeric]), X[va][:, n_numeric:]], axis=1)
+    ym, ys = float(np.mean(y[ok])), float(np.std(y[ok]) or 1.0)
+    est = factory().fit(Xtr, (y[ok] - ym) / ys)
+    return np.asarray(est.predict(Xva), dtype=np.float64) * ys + ym
+
+
+def summarize_baseline(y: np.ndarray, folds: np.ndarray, predictions: Sequence[np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
+    """The fold summary (:func:`nestedae_core.train.summarize_folds`: MAE, RMSE in target units, R²) and the
+    out-of-fold predictions, from ``predictions[f]`` = the predictions of fold ``f`` (:func:`fit_baseline_fold`)."""
+    per_fold = []
+    oof = np.full(len(y), np.nan)
+    for f, pred in enumerate(predictions):
+        va = folds == f
+        oof[va] = pred
+        m = regression_metrics(y[va], pred)
+        m["fold"] = f
+        per_fold.append(m)
+    return summarize_folds(per_fold), oof
+
+
 def fit_baseline(
     name: str, factory: Callable[[], Any], X: np.ndarray, y: np.ndarray, folds: np.ndarray, n_numeric: int
 ) -> tuple[dict[str, Any], np.ndarray, float]:
@@ -93,25 +128,7 @@ def fit_baseline(
     in target units, R²), the out-of-fold predictions (target units, NaN nowhere
     unless a fold has no training target) and the seconds spent.
     """
-    from sklearn.preprocessing import StandardScaler
-
     t0 = time.perf_counter()
-    per_fold = []
-    oof = np.full(len(y), np.nan)
-    for f in range(int(folds.max()) + 1):
-        tr, va = folds != f, folds == f
-        ok = tr & np.isfinite(y)
-        if name == "mean":
-            pred = np.full(int(va.sum()), float(np.mean(y[ok])))
-        else:
-            sc = StandardScaler().fit(X[ok][:, :n_numeric])
-            Xtr = np.concatenate([sc.transform(X[ok][:, :n_numeric]), X[ok][:, n_numeric:]], axis=1)
-            Xva = np.concatenate([sc.transform(X[va][:, :n_numeric]), X[va][:, n_numeric:]], axis=1)
-            ym, ys = float(np.mean(y[ok])), float(np.std(y[ok]) or 1.0)
-            est = factory().fit(Xtr, (y[ok] - ym) / ys)
-            pred = np.asarray(est.predict(Xva), dtype=np.float64) * ys + ym
-        oof[va] = pred
-        m = regression_metrics(y[va], pred)
-        m["fold"] = f
-        per_fold.append(m)
-    return summarize_folds(per_fold), oof, time.perf_counter() - t0
+    preds = [fit_baseline_fold(name, factory, X, y, folds, f, n_numeric) for f in range(int(folds.max()) + 1)]
+    summary, oof = summarize_baseline(y, folds, preds)
+    return summary, oof, time.perf_counter() - t0

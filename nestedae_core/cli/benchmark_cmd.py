@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from typing import Any
 
@@ -48,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                      help="run one split only (default: grouped and random, grouped first). family: each fold holds out whole ion "
                           "families (lead-free, Sn-Pb alloys, Cs lead halides, Br-rich, MA/FA iodides); cluster: compositions "
                           "within 0.05 (largest site-fraction difference) of each other are one group")
-    acc.add_argument("--folds", type=_folds, default=5)
+    acc.add_argument("--folds", type=_folds, help="folds (default 5)")
     acc.add_argument("--seed", type=int, default=0)
     acc.add_argument("--task", action="append", help=f"task(s) to run: {', '.join(TASKS)} (default all)")
     acc.add_argument("--dataset", help="band-gap dataset: mhp-pbe-paper (task bandgap-paper) or mhp-pbe (task bandgap-pbe); PCE always runs unless --task is given")
@@ -56,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     acc.add_argument("--epochs", type=_positive, help="override NestedAE epochs (quick runs)")
     acc.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     acc.add_argument("--data-dir")
+    acc.add_argument("--jobs", type=_positive, help="worker processes running NestedAE chains and baseline folds in parallel "
+                                                     "(default: the CPU cores, here %d); results are the same for any count" % _cores())
+    acc.add_argument("--quick", action="store_true", help="a first look: 3 grouped folds, 150 NestedAE epochs, models nestedae, mean, "
+                                                          "ridge, hist_gradient_boosting (options given explicitly win)")
     acc.add_argument("--json", metavar="FILE", help="write the report to FILE (atomically)")
     acc.set_defaults(func=run_accuracy)
     cal = bsub.add_parser("calibration", help="observed coverage and width of the prediction intervals on grouped folds",
@@ -119,6 +124,37 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
+def _cores() -> int:
+    """CPU cores this process may use (the default of --jobs)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _StepBar:
+    """Progress of a benchmark on stderr: a bar (task, model, fold) on a terminal, else one line per finished step."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: Any) -> None:
+        if not self.tty:
+            print(f"done {done}", file=sys.stderr, flush=True)
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=done.total, file=sys.stderr, unit="step", dynamic_ncols=True)
+        self.bar.set_description_str(done.step.label(), refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _say(msg: str) -> None:
     print(f"running {msg}", file=sys.stderr, flush=True)
 
@@ -154,7 +190,7 @@ def _print_split(report: dict[str, Any]) -> None:
 
 
 def run_accuracy(args: argparse.Namespace) -> int:
-    from ..api import ConfigError, accuracy_benchmark, split_reports
+    from ..api import QUICK, ConfigError, accuracy_benchmark, split_reports
 
     tasks = args.task
     if args.dataset:
@@ -163,17 +199,23 @@ def run_accuracy(args: argparse.Namespace) -> int:
             raise ConfigError(f"--dataset must be one of {', '.join(mapping)}")
         tasks = [mapping[args.dataset], "pce-devices"] if not tasks else tasks
     check_output_file(args.json)  # before the run: a bad path fails at once
-    report = accuracy_benchmark(
-        tasks,
-        split=args.split,
-        folds=args.folds,
-        seed=args.seed,
-        models=args.model,
-        data_dir=args.data_dir,
-        epochs=args.epochs,
-        device=args.device,
-        progress=_say,
-    )
+    quick = QUICK if args.quick else {}
+    bar = _StepBar()
+    try:
+        report = accuracy_benchmark(
+            tasks,
+            split=args.split or quick.get("split"),
+            folds=args.folds or quick.get("folds", 5),
+            seed=args.seed,
+            models=args.model or (list(quick["models"]) if quick else None),
+            data_dir=args.data_dir,
+            epochs=args.epochs or quick.get("epochs"),
+            device=args.device,
+            jobs=args.jobs or _cores(),
+            progress=bar,
+        )
+    finally:
+        bar.close()
     if args.json:
         write_json_file(report, args.json)
     for split, sub in split_reports(report).items():
