@@ -59,3 +59,30 @@ def test_the_warm_up_compiles_only_the_exact_explainer() -> None:
         "from nestedae_core.explain.shap_backend import warm_up\nseconds = warm_up()\nassert seconds > 0"
     )
     assert "shap" in mods
+
+
+def test_a_cold_predict_registers_only_its_own_command() -> None:
+    """`nestedae predict` builds the parser of predict alone: no benchmark, training or sweep code is imported."""
+    probe = ("import sys, io, contextlib, json\nfrom nestedae_core.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['predict', 'MAPbI3']) == 0\n"
+             "sys.stdout.write(json.dumps(sorted(m for m in sys.modules if m.startswith('nestedae_core'))))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    mods = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert "nestedae_core.cli.predict_cmd" in mods and "nestedae_core.model.chain" in mods  # the probe did predict
+    unwanted = {"nestedae_core.benchmark", "nestedae_core.cli.benchmark_cmd", "nestedae_core.cli.train_cmd",
+                "nestedae_core.cli.sweep_cmd", "nestedae_core.cli.data_cmd", "nestedae_core.sweep", "nestedae_core.data.status"}
+    assert not mods & unwanted, sorted(mods & unwanted)
+
+
+def test_bundle_json_fast_parse_reads_the_same_and_still_refuses_non_finite(tmp_path) -> None:
+    from nestedae_core.errors import BundleError
+    from nestedae_core.store.loading import _finite_float, _no_constant, _read_json
+
+    path = tmp_path / "x.json"
+    path.write_text('{"a": [0.1, -2.5e-07, 3, 1.7976931348623157e+308], "b": {"c": 123456789.123456789}}')
+    assert _read_json(path, finite=True) == json.loads(path.read_text(), parse_float=_finite_float, parse_constant=_no_constant)
+    for bad in ('{"a": 1e999}', '{"a": NaN}', '{"a": -Infinity}', '{"a": ' + "9" * 400 + '.5}'):
+        path.write_text(bad)
+        with pytest.raises(BundleError, match="NaN or infinite"):
+            _read_json(path, finite=True)

@@ -36,20 +36,37 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"nestedae: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every available sub-command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser with every available sub-command, or only the command ``only`` (e.g. ``predict``).
+
+    Registering a command imports its module, and some import the heavy parts of the
+    library (training, benchmarks); a run of one command registers that one only,
+    so that ``nestedae predict FORMULA`` starts without them.
+    """
     parser = _Parser(prog="nestedae", description="NestedAE for halide perovskites: data, featurize, train, predict, explain, benchmark.")
     parser.add_argument("--version", action="version", version=f"nestedae {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    names = [f"{only}_cmd"] if only is not None and f"{only}_cmd" in COMMAND_MODULES else COMMAND_MODULES
+    for name in names:
         importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (its first word that is not an option), or None."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+        if word in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nestedae`` console script; returns the exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):

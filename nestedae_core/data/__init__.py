@@ -19,24 +19,46 @@ Typical use::
 """
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from ..vocabulary import PHASE_COLUMNS, SITE_FRACTION_COLUMNS
-from .download import fetch
-from .files import CACHE_ORIGIN, cache_dir, candidate_paths, file_sha256, locate, missing_message, verify_file
-from .loading import load, reset_caches, validate_schema
-from .registry import (
-    CACHE_DIR_ENV,
-    DATA_DIR_ENV,
-    DEVICE_DESCRIPTOR_COLUMNS,
-    REGISTRY,
-    DatasetInfo,
-    citation_text,
-    dataset_info,
-    derived_from_text,
-    short_citation,
-)
-from .quality import device_flags, mask_unphysical
-from .status import DatasetStatus, dataset_stamp, dataset_status
-from .tables import check_stage_table, load_chain_tables, load_dataset_table, load_stage_table
+
+# The names below are imported from their module on first use (PEP 562): importing one
+# module of this package (e.g. .registry) then costs that module only, not the stage
+# tables and the training code behind .tables (a single prediction needs neither).
+_LAZY: dict[str, str] = {
+    "fetch": "download",
+    "CACHE_ORIGIN": "files",
+    "cache_dir": "files",
+    "candidate_paths": "files",
+    "file_sha256": "files",
+    "locate": "files",
+    "missing_message": "files",
+    "verify_file": "files",
+    "load": "loading",
+    "reset_caches": "loading",
+    "validate_schema": "loading",
+    "CACHE_DIR_ENV": "registry",
+    "DATA_DIR_ENV": "registry",
+    "DEVICE_DESCRIPTOR_COLUMNS": "registry",
+    "REGISTRY": "registry",
+    "DatasetInfo": "registry",
+    "citation_text": "registry",
+    "dataset_info": "registry",
+    "derived_from_text": "registry",
+    "short_citation": "registry",
+    "device_flags": "quality",
+    "mask_unphysical": "quality",
+    "DatasetStatus": "status",
+    "dataset_stamp": "status",
+    "dataset_status": "status",
+    "check_stage_table": "tables",
+    "load_chain_tables": "tables",
+    "load_dataset_table": "tables",
+    "load_stage_table": "tables",
+}
+
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -71,3 +93,16 @@ __all__ = [
     "load_dataset_table",
     "load_stage_table",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

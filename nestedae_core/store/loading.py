@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import math
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ __all__ = ["load_bundle", "load_default_bundle"]
 _MAX_JSON_BYTES = 200_000_000
 
 
+#: A number that may be out of float range: an exponent of 3+ digits, or 300+ digits in a row (checked one by one then).
+_MAY_OVERFLOW = re.compile(r"[eE][+-]?[0-9]{3,}|[0-9]{300,}")
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -51,8 +56,10 @@ def _read_json(path: Path, *, finite: bool = False) -> Any:
             raise BundleError(f"bundle file {path} is {size / 1e6:.0f} MB, more than a bundle's JSON can be ({_MAX_JSON_BYTES // 1_000_000} MB); the bundle is corrupt")
         raw = path.read_bytes()
         text = raw.decode("utf-8")
-        if finite:
+        if finite and _MAY_OVERFLOW.search(text):
             return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+        if finite:  # no number can overflow: the C parser's floats are finite (NaN/Infinity refused), and much faster
+            return json.loads(text, parse_constant=_no_constant)
         return json.loads(text)
     except FileNotFoundError:
         raise BundleError(f"bundle file {path.name} is missing in {path.parent}; the bundle is incomplete, re-save or re-train it") from None
