@@ -108,6 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     spd.add_argument("--preset", action="append", choices=["paper", "measured"], help="chain(s) to train (default both)")
     spd.add_argument("--repeats", type=_positive, default=3, help="rounds of the cold commands, best-of count of predictions (default 3)")
     spd.add_argument("--no-cold", action="store_true", help="skip the cold predict/explain commands")
+    spd.add_argument("--cold-only", action="store_true", help="only the cold commands against import torch (no training)")
     spd.add_argument("--json", metavar="FILE", help="write the report to FILE (atomically)")
     spd.set_defaults(func=run_speed)
     des = bsub.add_parser("design", help="optimisers compared on a design problem whose optimum is known (an enumerated grid)",
@@ -325,7 +326,8 @@ def run_speed(args: argparse.Namespace) -> int:
 
     check_output_file(args.json)  # before the run: a bad path fails at once
     report = speed_benchmark(data_dir=args.data_dir, device=args.device, epochs=args.epochs, repeats=args.repeats,
-                             presets=tuple(args.preset or ("paper", "measured")), cold=not args.no_cold, progress=_say)
+                             presets=() if args.cold_only else tuple(args.preset or ("paper", "measured")), cold=not args.no_cold,
+                             progress=_say)
     if args.json:
         write_json_file(report, args.json)
     print_speed(report)
