@@ -18,6 +18,7 @@ convention).
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Union
@@ -26,7 +27,7 @@ import numpy as np
 
 from ...errors import CompositionError
 from ...vocabulary import IONS, SITE_OF_ION, SITE_TOTALS
-from .core import _DECIMALS, _EXACT, _fmt
+from .core import _DECIMALS, _EXACT
 from .formula import MAX_FORMULA_LENGTH, parse_formula
 
 __all__ = ["canonical_fractions", "parse_many", "Parsed"]
@@ -90,9 +91,11 @@ def _canonical_sites(amounts: dict[str, float]) -> list[dict[str, float]] | None
 def _formula(sites: list[dict[str, float]]) -> str | None:
     """The canonical formula of :attr:`Composition.formula` (4 to 13 significant digits), or None (not found this way)."""
     ordered = [(ion, mapping[ion]) for mapping in sites for ion in sorted(mapping)]
+    # core._fmt for amounts in (0, 3] (canonical amounts always are), its decimal exponent computed once per amount
+    powers = [(value, math.floor(math.log10(value))) for _, value in ordered]
     previous = None
     for digits in range(4, 14):
-        texts = [_fmt(value, digits) for _, value in ordered]
+        texts = [_strip(f"{value:.{max(digits - 1 - power, 0)}f}") for value, power in powers]
         if texts == previous:  # the same text parses to the same composition: it failed already
             continue
         previous = texts
@@ -103,6 +106,10 @@ def _formula(sites: list[dict[str, float]]) -> str | None:
         if again is not None and again == sites:
             return "".join(ion if text == "1" else ion + text for (ion, _), text in zip(ordered, texts))
     return None
+
+
+def _strip(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _vector(sites: list[dict[str, float]]) -> np.ndarray:
