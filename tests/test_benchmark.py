@@ -245,3 +245,20 @@ def test_cli_quick_profile_and_jobs(monkeypatch, capsys) -> None:
     assert (calls[-1]["folds"], calls[-1]["split"], calls[-1]["models"]) == (4, "random", ["mean"])  # explicit options win
     assert main(["benchmark", "accuracy"]) == 0
     assert calls[-1]["folds"] == 5 and calls[-1]["split"] is None and calls[-1]["epochs"] is None and calls[-1]["jobs"] >= 1
+
+
+def test_cli_speed_cold_only_trains_nothing(monkeypatch, capsys) -> None:
+    from nestedae_core import benchmark
+    from nestedae_core.cli import main
+
+    seen: list = []
+
+    def fake(**kw):  # type: ignore[no-untyped-def]
+        seen.append(kw)
+        return {"machine": {"platform": "x", "torch": "y"}, "training": {}, "predict_throughput": {}}
+
+    monkeypatch.setattr(benchmark, "speed_benchmark", fake)
+    assert main(["benchmark", "speed", "--cold-only", "--repeats", "2"]) == 0
+    assert seen[-1]["presets"] == () and seen[-1]["cold"] is True and seen[-1]["repeats"] == 2
+    assert main(["benchmark", "speed", "--preset", "paper"]) == 0
+    assert seen[-1]["presets"] == ("paper",)
