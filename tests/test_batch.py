@@ -319,3 +319,5 @@ def test_parse_many_is_parse_formula(tmp_path: Path) -> None:
         else:
             assert not isinstance(g, Exception) and g[0] == w[0] and np.array_equal(g[1], w[1]), text
     assert sum(isinstance(w, Exception) for w in want) >= 8  # bad texts were checked too
+    # cached errors hold no traceback (frames of the caller would stay alive with their chunk of the file)
+    assert all(g.__traceback__ is None and g.__context__ is None for g in got if isinstance(g, Exception))

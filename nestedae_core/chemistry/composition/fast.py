@@ -151,7 +151,10 @@ def parse_many(texts: Iterable[str], cache: dict[str, Parsed] | None = None, *, 
             try:
                 hit = canonical_fractions(text)
             except CompositionError as exc:
-                hit = exc
+                # kept without its traceback: a cached error must not keep the frames of the call alive (their
+                # locals hold whole chunks of a batch file; memory would grow with the file)
+                exc.__context__ = exc.__cause__ = None
+                hit = exc.with_traceback(None)
             if len(memo) >= max_cache:
                 memo.clear()
             memo[text] = hit
