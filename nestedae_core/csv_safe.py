@@ -149,7 +149,40 @@ def write_csv(frame: pd.DataFrame, handle: IO[str], **to_csv: Any) -> None:
     safe, carriage_return = _neutralized(frame)
     if carriage_return and "quoting" not in to_csv:
         to_csv["quoting"] = csv.QUOTE_NONNUMERIC
+    elif not {"quoting", "float_format", "decimal"} & set(to_csv):
+        safe = _repeated_floats_as_text(safe, str(to_csv.get("na_rep", "")))
     safe.to_csv(handle, **to_csv)
+
+
+def _repeated_floats_as_text(frame: pd.DataFrame, na_rep: str) -> pd.DataFrame:
+    """Float columns whose values repeat, as the text pandas would write for them, each distinct value formatted once.
+
+    pandas writes a float column (no ``float_format``, no quoting) as
+    ``values.astype(str)`` with ``na_rep`` for NaN; formatting a float is most of the
+    cost of writing a big file, and batch outputs repeat values (one composition in
+    many rows). The same strings, so the same file.
+    """
+    changed: dict[int, np.ndarray] = {}
+    for j in range(frame.shape[1]):
+        col = frame.iloc[:, j]
+        if col.dtype != np.float64 or len(col) < 64:
+            continue
+        values = col.to_numpy()
+        uniq, inverse = np.unique(values, return_inverse=True)
+        if len(uniq) * 2 > len(values):
+            continue  # mostly distinct: nothing to save
+        text = uniq.astype(str).astype(object)
+        text[np.isnan(uniq)] = na_rep
+        changed[j] = text[inverse.reshape(-1)]
+    if not changed:
+        return frame
+    out = frame.copy(deep=False)
+    names = out.columns
+    out.columns = range(out.shape[1])  # positional: duplicate column names stay apart
+    for j, text in changed.items():
+        out[j] = pd.Series(text, index=out.index, dtype=object)
+    out.columns = names
+    return out
 
 
 def csv_bytes(frame: pd.DataFrame, *, index: bool = False) -> bytes:

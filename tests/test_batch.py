@@ -321,3 +321,17 @@ def test_parse_many_is_parse_formula(tmp_path: Path) -> None:
     assert sum(isinstance(w, Exception) for w in want) >= 8  # bad texts were checked too
     # cached errors hold no traceback (frames of the caller would stay alive with their chunk of the file)
     assert all(g.__traceback__ is None and g.__context__ is None for g in got if isinstance(g, Exception))
+
+
+def test_repeated_floats_are_written_as_pandas_writes_them(tmp_path: Path) -> None:
+    import io
+
+    from nestedae_core.csv_safe import write_csv
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": np.repeat([0.1, -2.5e-07, np.nan, 1e22, 1 / 3], 40), "b": rng.random(200), "t": ["=x"] * 200})
+    frame["b2"] = frame["b"].round(1)
+    ours, theirs = io.StringIO(), io.StringIO()
+    write_csv(frame, ours, index=False)
+    frame.assign(t="'=x").to_csv(theirs, index=False)
+    assert ours.getvalue() == theirs.getvalue()
