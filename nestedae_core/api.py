@@ -89,6 +89,8 @@ _GROUPS: dict[str, dict[str, str]] = {
         "traversal_sensitivity": "explain.latents",
     },
     "data & chemistry": {
+        "NO_DATA_PRESET": "perovskite.availability",
+        "missing_data_message": "perovskite.availability",
         "StackChoice": "data.composition_devices",
         "common_stack": "data.composition_devices",
         "composition_family": "data.composition_devices",
@@ -207,6 +209,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "shipped_bundle_path": "store",
     },
     "reports & files": {
+        "QUICK": "benchmark.accuracy",
         "trends_benchmark": "benchmark",
         "LITERATURE_TOLERANCE_EV": "benchmark.trends",
         "figure_filename": "report",
@@ -311,11 +314,6 @@ _GROUPS: dict[str, dict[str, str]] = {
         "SITE_FRACTION_UNIT": "vocabulary",
         "SITE_OF_ION": "vocabulary",
         "SITE_TOTALS": "vocabulary",
-    },
-    'unsorted (added by tools/front_door_imports.py: move each name to its group)': {
-        'NO_DATA_PRESET': 'perovskite.availability',
-        'missing_data_message': 'perovskite.availability',
-        'QUICK': 'benchmark.accuracy',
     },
 }
 
