@@ -130,7 +130,7 @@ def test_cli_predict_text_leads_with_the_measured_gap_and_hides_latents(capsys: 
     assert main(["predict", "FA1.00Cs0.00PbI3"]) == 0  # a zero amount, read as an absent ion
     out = capsys.readouterr().out
     assert "composition: FAPbI3" in out and "latents" not in out
-    lines = [line for line in out.splitlines() if "band gap (" in line]
+    lines = [line for line in out.splitlines() if "band gap, " in line]
     assert lines and "measured" in lines[0]
     assert main(["predict", "FAPbI3", "--latents"]) == 0
     assert "latents: " in capsys.readouterr().out

@@ -229,12 +229,14 @@ def split_folds(
 
 
 def computed_stage(stage: StageSpec) -> bool:
-    """Whether a stage's targets are all computed (DFT PBE or HSE band gaps), not measured.
+    """Whether a stage holds computed values: a DFT (PBE or HSE) band gap among its targets and nothing measured
+    (its other targets, such as the decomposition energy, come from the same calculations).
 
     Computed values exist for any composition one cares to compute, so a split of
     measured data never holds them out: a computed stage keeps its own grouped folds.
     """
-    return all(target_fidelity(stage, t) in ("PBE", "HSE") for t in stage.targets)
+    fidelities = [target_fidelity(stage, t) for t in stage.targets]
+    return any(f in ("PBE", "HSE") for f in fidelities) and "measured" not in fidelities
 
 
 def chain_folds(
