@@ -146,6 +146,7 @@ class SyntheticConfig:
         correlated_pair: add ``x_dup``, a near copy of x0 (correlation ~0.98) that
             no equation uses, to show how attributions split credit.
         seed: seed of the local random generator (>= 0).
+        dup_correlation: correlation of ``x_dup`` with x0, in [0, 1) (default 0.98).
 
     Raises:
         ConfigError: at construction when a value is out of range.
@@ -161,6 +162,7 @@ class SyntheticConfig:
     noise: float = 0.05
     correlated_pair: bool = False
     seed: int = 0
+    dup_correlation: float = DUP_CORRELATION
 
     def __post_init__(self) -> None:
         if isinstance(self.device_categories, (list, tuple)):
@@ -199,6 +201,9 @@ class SyntheticConfig:
         if not isinstance(self.correlated_pair, (bool, np.bool_)):
             raise ConfigError(f"correlated_pair must be true or false, got {self.correlated_pair!r}")
         _check_int("seed", self.seed, 0)
+        if isinstance(self.dup_correlation, bool) or not isinstance(self.dup_correlation, (int, float, np.floating)) \
+                or not 0.0 <= float(self.dup_correlation) < 1.0:
+            raise ConfigError(f"dup_correlation must be a number in [0, 1), got {self.dup_correlation!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (tuples become lists)."""
@@ -213,6 +218,7 @@ class SyntheticConfig:
             "noise": float(self.noise),
             "correlated_pair": bool(self.correlated_pair),
             "seed": int(self.seed),
+            "dup_correlation": float(self.dup_correlation),
         }
 
     @classmethod
@@ -481,9 +487,9 @@ def generate(config: SyntheticConfig | None = None, **overrides: Any) -> Synthet
     materials = pd.DataFrame({"material_id": _zero_pad("M", n_mat)})
     for j, name in enumerate(x_names):
         materials[name] = x[:, j]
-    dup_scale = math.sqrt(1.0 - DUP_CORRELATION**2)
+    rho = float(cfg.dup_correlation)
     if cfg.correlated_pair:
-        materials[DUP_FEATURE] = DUP_CORRELATION * x[:, 0] + dup_scale * rng_dup.standard_normal(n_mat)
+        materials[DUP_FEATURE] = rho * x[:, 0] + math.sqrt(1.0 - rho**2) * rng_dup.standard_normal(n_mat)
     for kk in range(k_f):
         materials[f"{TRUTH_PREFIX}z{kk + 1}"] = z[:, kk]
     materials[f"{TRUTH_PREFIX}y1"] = true_y1
@@ -551,7 +557,7 @@ def _equations(cfg: SyntheticConfig, w: np.ndarray, effects: dict[str, float]) -
     lines.append(feats)
     if cfg.correlated_pair:
         lines.append(
-            f"{DUP_FEATURE} = {_fmt(DUP_CORRELATION)} x0 + {_fmt(round(math.sqrt(1 - DUP_CORRELATION**2), 3))} u, "
+            f"{DUP_FEATURE} = {_fmt(cfg.dup_correlation)} x0 + {_fmt(round(math.sqrt(1 - cfg.dup_correlation**2), 3))} u, "
             "u ~ N(0, 1) (a near copy of x0 that no equation uses)"
         )
     for kk in range(k_f):
