@@ -209,6 +209,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "shipped_bundle_path": "store",
     },
     "reports & files": {
+        "explainer_benchmark": "benchmark.explainers",
         "QUICK": "benchmark.accuracy",
         "trends_benchmark": "benchmark",
         "LITERATURE_TOLERANCE_EV": "benchmark.trends",

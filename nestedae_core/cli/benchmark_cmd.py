@@ -122,6 +122,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     des.add_argument("--timing-evals", type=_positive, default=500, help="evaluations of the 14-ion timing run (default 500)")
     des.add_argument("--json", metavar="FILE", help="write the report to FILE (atomically)")
     des.set_defaults(func=run_design_benchmark_cmd)
+    exp = bsub.add_parser("explainers", help="each explainer's error against the exact Shapley values of the synthetic set, with its time",
+                          description="On the synthetic data set the true y1 function is known: its exact Shapley values "
+                                      "(interventional and observational, all 2^F coalitions) are the ground truth. Each explainer "
+                                      "runs on the true function (its own error) and on a trained model (model + explainer error).")
+    exp.add_argument("--task", action="append", choices=["independent", "correlated"], help="task(s) (default both)")
+    exp.add_argument("--rows", type=_positive, default=20, help="materials explained (default 20)")
+    exp.add_argument("--epochs", type=_positive, default=300, help="training epochs of the model (default 300)")
+    exp.add_argument("--folds", type=_folds, default=5)
+    exp.add_argument("--draws", type=_positive, default=128, help="ground-truth Gaussian draws per coalition (default 128)")
+    exp.add_argument("--seed", type=int, default=0)
+    exp.add_argument("--no-train", action="store_true", help="score the explainers on the true function only")
+    exp.add_argument("--json", metavar="FILE", help="write the report to FILE (atomically)")
+    exp.set_defaults(func=run_explainers)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -379,3 +392,33 @@ def run_design_benchmark_cmd(args: argparse.Namespace) -> int:
         write_json_file(report, args.json)
     print(design_table(report))
     return 0
+
+
+# --------------------------------------------------------------------------- explainers (ground truth)
+def run_explainers(args: argparse.Namespace) -> int:
+    from ..api import explainer_benchmark
+
+    check_output_file(args.json)
+    report = explainer_benchmark(tasks=tuple(args.task or ("independent", "correlated")), seed=args.seed, epochs=args.epochs,
+                                 folds=args.folds, n_rows=args.rows, n_draws=max(2, args.draws), train=not args.no_train,
+                                 progress=_say)
+    if args.json:
+        write_json_file(report, args.json)
+    print_explainers(report)
+    if args.json:
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def print_explainers(report: dict[str, Any]) -> None:
+    """The explainer report as one table per task (errors in a.u., the unit of y1)."""
+    s = report["settings"]
+    print(f"explainers against the exact Shapley values of the synthetic y1 ({s['n_rows']} rows, seed {s['seed']}, "
+          f"noise {s['noise']:g} a.u., {s['n_draws']} draws per coalition; {report['machine']['platform']})")
+    for task in s["tasks"]:
+        m = report["models"].get(task)
+        print(f"\n{task}" + (f": trained model y1 validation MAE {m['y1_validation_mae']:.3f} a.u. ({s['folds']} folds, "
+                             f"{s['epochs']} epochs, {m['training_seconds']:.1f} s)" if m else ""))
+        rows = [[r["subject"], r["explainer"], r["game"], f"{r['mae']:.4f}", f"{r['max']:.4f}", _num(r["relative"], ".2f"),
+                 _num(r["rank_agreement"], ".2f"), f"{r['seconds']:.2f}"] for r in report["rows"] if r["task"] == task]
+        print_table(rows, ["subject", "explainer", "ground truth", "MAE (a.u.)", "max (a.u.)", "relative", "rank agreement", "seconds"])

@@ -11,6 +11,8 @@ what it knows about them, in the form the chemistry-free ground-truth machinery 
   function of those features (``x_dup`` unused);
 * :func:`ground_truth`: its exact interventional and observational Shapley values
   on chosen rows (a.u., the unit of y1).
+* :func:`explainer_errors`: every explainer of a trained model's y1 (or of the
+  true function itself) against both games' ground truth, with its time;
 * :func:`correlation_study`: for a chosen correlation of the pair, both games'
   credit of x0 and x_dup beside the accuracy of the best possible predictor.
 
@@ -25,10 +27,22 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..explain.ground_truth import GAMES, gaussian_shapley
+from ..explain import explain_function, explain_stage_output
+from ..explain.ground_truth import GAMES, attribution_error, gaussian_shapley
+from ..model.chain import NestedAE
 from .synthetic import DUP_FEATURE, SyntheticData, _true_y1, generate, material_feature_names
 
-__all__ = ["correlation_study", "ground_truth", "material_input_distribution", "true_material_function"]
+__all__ = [
+    "EXPLAINERS",
+    "correlation_study",
+    "explainer_errors",
+    "ground_truth",
+    "material_input_distribution",
+    "true_material_function",
+]
+
+#: The explainers scored against the ground truth (``gradient`` needs a torch model).
+EXPLAINERS: tuple[str, ...] = ("exact", "permutation", "kernel", "gradient")
 
 
 def material_input_distribution(data: SyntheticData) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -111,3 +125,55 @@ def correlation_study(data: SyntheticData, correlations: Sequence[float], *, n_r
                         DUP_FEATURE: float(phi[DUP_FEATURE].abs().mean()),
                         "pair_sum": float((phi["x0"] + phi[DUP_FEATURE]).abs().mean()), "mae_with_pair": mae})
     return pd.DataFrame(out)
+
+
+def explainer_errors(data: SyntheticData, rows: pd.DataFrame, model: NestedAE | None = None, *,
+                     methods: Sequence[str] = EXPLAINERS, truth: dict[str, pd.DataFrame] | None = None,
+                     n_draws: int = 128, background_rows: int = 32) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Each explainer's attributions of y1 on ``rows`` and their error (a.u.) against both games' ground truth.
+
+    With ``model``: the trained chain's stage-1 first target (its fold-ensemble mean)
+    w.r.t. the material features, by :func:`~nestedae_core.explain.explain_stage_output`
+    (its stored background); the error then mixes the model's error and the
+    explainer's. Without: the *true* function itself, by
+    :func:`~nestedae_core.explain.explain_function` with the first ``background_rows``
+    materials as background (``gradient`` is skipped: it needs a torch model), which
+    isolates the explainer's own error (its background sample included).
+
+    Args:
+        data: the synthetic data set.
+        rows: the explained materials (a frame holding the material features).
+        model: a chain trained on ``data`` (stage 0 predicts y1), or None.
+        methods: explainers to run, from :data:`EXPLAINERS`.
+        truth: precomputed :func:`ground_truth` per game (computed when None).
+        n_draws: draws of the ground truth per coalition.
+        background_rows: background size for the true function.
+
+    Returns:
+        ``(errors, attributions)``: one row per (explainer, game) with ``explainer``,
+        ``game``, ``mae``, ``max``, ``relative``, ``rank_agreement`` (see
+        :func:`~nestedae_core.explain.ground_truth.attribution_error`) and ``seconds``
+        (the explainer's wall time); and each explainer's attributions (and each
+        game's truth, keyed ``truth: <game>``) as frames with one column per feature.
+    """
+    names = material_feature_names(data)
+    truth = truth or {g: ground_truth(data, rows, g, n_draws=n_draws) for g in GAMES}
+    out: dict[str, pd.DataFrame] = {f"truth: {g}": t for g, t in truth.items()}
+    errors = []
+    for m in methods:
+        if m not in EXPLAINERS:
+            raise InputError(f"unknown explainer '{m}'; choose from {', '.join(EXPLAINERS)}")
+        if model is None:
+            if m == "gradient":
+                continue
+            bg = data.materials[names].iloc[:background_rows].to_numpy(dtype=np.float64)
+            att = explain_function(true_material_function(data), rows[names].to_numpy(dtype=np.float64), bg,
+                                   feature_names=names, method=m, output="y1")  # type: ignore[arg-type]
+        else:
+            att = explain_stage_output(model, 0, 0, rows, method=m)
+        values = pd.DataFrame(att.values, columns=att.feature_names, index=rows.index)[names]
+        out[m] = values
+        for g, t in truth.items():
+            errors.append({"explainer": m, "game": g, **attribution_error(values.to_numpy(), t.to_numpy()),
+                           "seconds": float(att.seconds)})
+    return pd.DataFrame(errors), out

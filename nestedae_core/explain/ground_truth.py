@@ -203,7 +203,10 @@ def attribution_error(values: np.ndarray, truth: np.ndarray) -> dict[str, float]
         raise InputError(f"attributions {a.shape} and ground truth {t.shape} differ in shape")
     diff = np.abs(a - t)
     scale = float(np.mean(np.abs(t)))
-    rank = pd.Series(np.abs(a).mean(axis=0)).corr(pd.Series(np.abs(t).mean(axis=0)), method="spearman")
+    ia, it = np.abs(a).mean(axis=0), np.abs(t).mean(axis=0)
+    # importances below 1e-9 of the largest are ties at zero (float noise of an unused feature)
+    ia, it = (np.where(v < 1e-9 * max(float(v.max()), 1e-300), 0.0, v) for v in (ia, it))
+    rank = pd.Series(ia).corr(pd.Series(it), method="spearman")
     return {"mae": float(diff.mean()), "max": float(diff.max()),
             "relative": float(diff.mean() / scale) if scale > 0 else float("nan"),
             "rank_agreement": float(rank) if np.isfinite(rank) else float("nan")}
