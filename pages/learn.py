@@ -15,6 +15,13 @@
    latents against the hidden true factors (recovered up to an invertible mixing).
 4. What SHAP says: relevant against irrelevant features.
 5. Where attributions mislead: a near copy of x0 (``correlated_pair``) splits x0's credit.
+6. Ground truth beside every explainer: the exact interventional and observational Shapley values
+   of the true y1 function (:func:`nestedae_core.data.synthetic_truth.explainer_errors`) beside the
+   trained model's exact, permutation, kernel and integrated-gradient attributions, with each error.
+7. Correlated inputs: a slider sets the correlation of x_dup with x0; both games' credit and the
+   accuracy of a model using both (:func:`nestedae_core.data.synthetic_truth.correlation_study`).
+8. The lesson: four questions, each with one figure and a one-sentence answer, exported as HTML
+   (:func:`nestedae_core.report.render`).
 
 Controls: noise, seed, the correlated pair and the number of epochs.
 """
@@ -31,14 +38,20 @@ import streamlit as st
 from app import explain_state as es
 from app import figures_explain as fx
 from app import figures_latents as fl
+from app import figures_learn as flearn
 from app import figures_model as fm
 from app import jobs_state
 from app import ui
 from nestedae_core.api import (
-    LATENT_SIZE_SCAN_KIND, Attribution, ChainSpec, JobRecord, NestedAE, NestedAEError, SyntheticData, active_latents,
-    explain_chain, explain_stage_output, factor_recovery, generate_synthetic, latent_size_scan_payload,
-    material_feature_names, pca_projection, preset, read_scan, synthetic_tables, train_payload,
+    LATENT_SIZE_SCAN_KIND, Attribution, ChainSpec, JobRecord, NestedAE, NestedAEError, Section, SyntheticData,
+    active_latents, correlation_study, explain_chain, explain_stage_output, explainer_errors, factor_recovery,
+    generate_synthetic, latent_size_scan_payload, material_feature_names, pca_projection, preset, read_scan, render,
+    synthetic_tables, train_payload,
 )
+from app.report_button import report_button
+pass
+pass
+pass
 
 NOISES = [0.0, 0.02, 0.05, 0.1, 0.2]
 SAMPLE = 100  # rows explained for the global views
@@ -202,6 +215,23 @@ def _shap(job_id: str, noise: float, seed: int, pair: bool, _model: NestedAE) ->
     return y1, y2
 
 
+TRUTH_ROWS = 30  # materials on which every explainer meets the ground truth
+CORRELATIONS = [0.0, 0.5, 0.9, 0.98, 0.99]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _truth(job_id: str, noise: float, seed: int, pair: bool, _model: NestedAE) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Each explainer of the model's y1 against both games' exact Shapley values (cached by the job id)."""
+    data = _data(noise, seed, pair)
+    return explainer_errors(data, _sample(data.materials, TRUTH_ROWS), _model, n_draws=64)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _correlation_study(noise: float, seed: int) -> pd.DataFrame:
+    """Both games' credit of x0 and x_dup, and a model's accuracy, over :data:`CORRELATIONS`."""
+    return correlation_study(_data(noise, seed, False), CORRELATIONS, n_rows=12, n_draws=16)
+
+
 SWEEP_SIZES = [1, 2, 3, 4, 5, 6]
 #: A validation MAE above this many times the generator's noise sd means the model is far from what the data allow.
 UNDER_TRAINED_FACTOR = 3.0
@@ -363,6 +393,7 @@ st.caption("Out-of-fold predictions against the truth: each point was predicted 
 
 # ---------------------------------------------------------------------- 3
 st.header("3 · What the latents recover")
+corr = r2 = None
 with ui.user_errors():
     act = active_latents(model, tdata.materials, 0)
     pca = pca_projection(model, tdata.materials, 0, n_components=min(3, truth.n_factors) if truth.n_factors >= 1 else 1)
@@ -442,6 +473,7 @@ with ui.user_errors():
 
 # ---------------------------------------------------------------------- 5
 st.header("5 · Where attributions mislead")
+pair_numbers: tuple[float, float] | None = None
 st.markdown(
     "- **Correlated features share credit.** With x_dup, a near copy of x0, the data cannot tell which of the two the "
     "truth uses; the model may lean on either, and SHAP splits x0's credit between them. Only the **sum** is identifiable.\n"
@@ -478,3 +510,87 @@ else:
                    f"{pair_sum:.3f} {UNIT}, is {'close to' if close else 'not the same as'} x0's credit in the model without "
                    f"the copy ({alone:.3f} {UNIT}){'' if close else ': the two models also differ elsewhere'}.")
         ui.table_with_download(split, "correlated-pair-credit", key="learn.dl_pair")
+        pair_numbers = (alone, pair_sum)
+
+# ---------------------------------------------------------------------- 6
+st.header("6 · Ground truth beside every explainer")
+st.markdown(
+    "The function behind y1 is known, so its **exact Shapley values** are too: every one of the 2^F coalitions is "
+    "evaluated. Two truths, because \"leaving a feature out\" has two meanings: **interventional** (the other features "
+    "drawn independently of the ones kept: what exact, permutation and kernel SHAP estimate with their background) and "
+    "**observational** (drawn *given* the ones kept: credit follows correlation). Beside them, the trained model's "
+    "attributions by four explainers, and how far each is from each truth.")
+errors = attrs = None
+with ui.user_errors():
+    with st.spinner(f"Ground truth and four explainers on {TRUTH_ROWS} materials…"):
+        errors, attrs = _truth(job.id, trained.noise, trained.seed, trained.pair, model)
+if errors is not None and attrs is not None:
+    truth_fig = flearn.truth_comparison_figure(attrs, unit=UNIT, title="y1: the true function's Shapley values and four explainers of the model")
+    ui.plot(truth_fig, key="learn.truth")
+    inter = errors[errors.game == "interventional"].set_index("explainer")
+    best = str(inter["mae"].idxmin())
+    st.caption(
+        f"Hatched: the exact truth. Mean |Shapley value| over {TRUTH_ROWS} materials, {UNIT}. Against the interventional "
+        f"truth the closest explainer is **{best}** (MAE {inter.loc[best, 'mae']:.3f} {UNIT}, "
+        f"{100 * inter.loc[best, 'relative']:.0f} % of the truth's mean size). The explainers agree with each other far more "
+        "than with the truth: what separates them from it is mostly the *model's* error, not the explainer's "
+        "(`nestedae benchmark explainers` separates the two).")
+    shown_err = errors.rename(columns={"mae": f"MAE ({UNIT})", "max": f"largest error ({UNIT})",
+                                       "relative": "MAE / mean |truth|", "rank_agreement": "rank agreement (Spearman)",
+                                       "seconds": "explainer time (s)", "game": "ground truth"})
+    ui.table_with_download(shown_err, "explainers-vs-ground-truth", key="learn.dl_truth")
+
+# ---------------------------------------------------------------------- 7
+st.header("7 · Correlated inputs: two truths part ways")
+rho = float(st.select_slider("Correlation of x_dup with x0", CORRELATIONS, value=0.98, key="learn.rho",
+                             help="x_dup = ρ x0 + √(1−ρ²) u. No equation uses x_dup."))
+study = None
+with ui.user_errors():
+    with st.spinner("Exact Shapley values at every correlation, and a model's accuracy…"):
+        study = _correlation_study(trained.noise, trained.seed)
+if study is not None:
+    corr_fig = flearn.correlation_figure(study, rho, unit=UNIT, title="x0 and its copy: credit against correlation")
+    ui.plot(corr_fig, key="learn.corr")
+    here = study[study.correlation == rho].set_index("game")
+    o, i_ = here.loc["observational"], here.loc["interventional"]
+    question = (f"x0 alone scores {pair_numbers[0]:.3f}, the pair only {pair_numbers[1]:.3f}: why?" if pair_numbers
+                else "x0 alone scores 0.090, the pair only 0.083: why?")
+    pair_answer = (
+        f"At ρ = {rho:g} the truth keeps the pair's credit where it was: interventionally x0 keeps all "
+        f"{i_['x0']:.3f} {UNIT} and x_dup gets {i_['x_dup']:.3f}; observationally they split it "
+        f"({o['x0']:.3f} and {o['x_dup']:.3f}) and the pair still sums to {o['pair_sum']:.3f}, while the MAE of a model "
+        f"using both stays at {float(o['mae_with_pair']):.3f} {UNIT}. So a smaller pair sum is not in the data: a model "
+        "given the copy is a different fit that spreads its weight over x0 and x_dup, and an interventional explainer "
+        "moves each one independently, to inputs the data never hold (x0 high, x_dup low), where the two halves of a "
+        "non-linear model do not add up to the whole; accuracy cannot show this, since x_dup adds no information.")
+    st.caption(f"**{question}** " + pair_answer)
+    ui.table_with_download(study, "correlation-study", key="learn.dl_corr")
+
+# ---------------------------------------------------------------------- 8
+st.header("8 · The lesson")
+st.markdown("Four questions for a class, each with one figure and a one-sentence answer; download them as one HTML file.")
+steps: list[tuple[str, object, str]] = [(
+    "Does the model predict y1 as well as the data allow?", fm.parity_figure(result.oof, targets),
+    f"Its validation MAE is {y1_mae:.3f} {UNIT} against a noise floor of {0.7979 * noise_sd:.3f} {UNIT}: "
+    + ("it has not learnt the structure yet (train longer)." if under_trained else "the gap is what it has not learnt."))]
+if errors is not None and attrs is not None:
+    steps.append(("Does SHAP find the features y1 really depends on?", truth_fig,
+                  f"The truth gives {', '.join(truth.irrelevant_material_features[:1])}… exactly zero and the explainers "
+                  f"nearly zero; the best explainer is {inter.loc[best, 'mae']:.3f} {UNIT} (MAE) from the exact values, "
+                  "mostly because the model is not the true function."))
+if r2 is not None and corr is not None:
+    steps.append(("Do the latents recover the hidden factors?", fl.factor_recovery_figure(corr, r2),
+                  f"Only up to rotation: together the latents explain each factor with R² {r2.min():.2f}–{r2.max():.2f}, "
+                  "single latents do not match single factors."))
+if study is not None:
+    steps.append((question, corr_fig, pair_answer))
+for n, (q, fig, a) in enumerate(steps if st.toggle("Show the lesson here", False, key="learn.lesson") else [], start=1):
+    with st.container(border=True):
+        st.markdown(f"**Step {n}. {q}**")
+        ui.plot(fig, key=f"learn.lesson{n}")
+        st.markdown(f"*Answer:* {a}")
+report_button(lambda: render("NestedAE Learn: a lesson with ground truth",
+                             [Section(f"Step {n}. {q}", [f"Answer: {a}"], figures=[(f"step-{n}", fig)])
+                              for n, (q, fig, a) in enumerate(steps, start=1)],
+                             subtitle=f"synthetic data, {trained.text()}; equations: " + "; ".join(truth.equations)),
+              "nestedae-learn-lesson", key="learn.lesson_html", label="Download the lesson (HTML)")

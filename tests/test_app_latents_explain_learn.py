@@ -316,3 +316,33 @@ def test_explain_local_offers_exact_only_where_the_fidelity_view_does(app_env):
     assert ("exact" in local) == ("exact" in offered)
     if "exact" not in offered:  # no caption promising what is not offered
         assert "a few seconds for the 15 descriptors" not in texts(at) and "Press the button" in texts(at)
+
+
+@pytest.mark.slow
+def test_learn_shows_ground_truth_beside_the_explainers_and_exports_the_lesson(app_env):
+    at = open_app("pages/learn.py")
+    at.number_input(key="learn.epochs").set_value(5)
+    at.button(key="learn.train").click().run()
+    _no_errors(at)
+    headers = {h.value for h in at.header}
+    assert {"6 · Ground truth beside every explainer", "7 · Correlated inputs: two truths part ways", "8 · The lesson"} <= headers
+    err = next(d.value for d in at.dataframe if "MAE (a.u.)" in d.value.columns and "ground truth" in d.value.columns)
+    assert set(err["explainer"]) == {"exact", "permutation", "kernel", "gradient"}
+    assert set(err["ground truth"]) == {"interventional", "observational"}
+    assert (err["MAE (a.u.)"] > 0).all() and err["MAE (a.u.)"].notna().all()
+    study = next(d.value for d in at.dataframe if "pair_sum" in d.value.columns)
+    obs = study[study.game == "observational"].set_index("correlation")
+    inter = study[study.game == "interventional"].set_index("correlation")
+    assert obs.loc[0.98, "x_dup"] > 0.5 * obs.loc[0.98, "x0"] and inter["x_dup"].abs().max() < 1e-9
+    assert "x0 alone scores" in texts(at)
+    assert n_plots(at) <= 8
+    # the correlation slider moves the reading; the lesson unfolds step by step
+    at.select_slider(key="learn.rho").set_value(0.5).run()
+    _no_errors(at)
+    assert "At ρ = 0.5 the truth" in texts(at)
+    at.toggle(key="learn.lesson").set_value(True).run()
+    _no_errors(at)
+    steps = [m.value for m in at.markdown if m.value.startswith("**Step ")]
+    assert 3 <= len(steps) <= 5 and all(s.rstrip("*").endswith("?") for s in steps)
+    assert sum("*Answer:*" in m.value for m in at.markdown) == len(steps)
+    assert any(b.label == "Download the lesson (HTML)" for b in at.get("download_button"))
