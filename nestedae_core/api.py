@@ -71,6 +71,8 @@ _GROUPS: dict[str, dict[str, str]] = {
         "resolve_categorical": "query",
     },
     "explanation": {
+        "correlation_study": "data.synthetic_truth",
+        "explainer_errors": "data.synthetic_truth",
         "Attribution": "explain",
         "ExplainSettings": "explain",
         "EXPLAINER_NOTES": "explain",
@@ -209,6 +211,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "shipped_bundle_path": "store",
     },
     "reports & files": {
+        "lesson_report": "report",
         "explainer_benchmark": "benchmark.explainers",
         "QUICK": "benchmark.accuracy",
         "trends_benchmark": "benchmark",
@@ -315,12 +318,6 @@ _GROUPS: dict[str, dict[str, str]] = {
         "SITE_FRACTION_UNIT": "vocabulary",
         "SITE_OF_ION": "vocabulary",
         "SITE_TOTALS": "vocabulary",
-    },
-    'unsorted (added by tools/front_door_imports.py: move each name to its group)': {
-        'Section': 'report',
-        'correlation_study': 'data.synthetic_truth',
-        'explainer_errors': 'data.synthetic_truth',
-        'render': 'report',
     },
 }
 

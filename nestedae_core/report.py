@@ -13,6 +13,7 @@ Builders:
   with its chain, intervals, domain verdict and, optionally, attributions;
 * :func:`screening_report`: a screening result (:func:`nestedae_core.predict.screen`);
 * :func:`training_report`: a training run's metrics and out-of-fold parity plots;
+* :func:`lesson_report`: a guided lesson (question, figure, one-sentence answer per step);
 * :func:`render`: any list of :class:`Section` (text, tables, figures).
 
 All return the HTML text; :func:`write_report` writes it atomically
@@ -36,6 +37,7 @@ import pandas as pd
 __all__ = [
     "Section",
     "figure_filename",
+    "lesson_report",
     "prediction_report",
     "render",
     "screening_report",
@@ -128,6 +130,19 @@ def render(title: str, sections: Sequence[Section], provenance: Mapping[str, Any
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{_CSS}</style>"
             f"<script type='text/javascript'>{get_plotlyjs()}</script></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def lesson_report(title: str, steps: Sequence[tuple[str, Any, str]], *, subtitle: str = "") -> str:
+    """A guided lesson as one HTML file: per step a numbered question (heading), its figure and ``Answer: ...``.
+
+    ``steps``: (question, plotly figure, one-sentence answer) triples, in order.
+    """
+    if not steps:
+        from .errors import InputError
+
+        raise InputError("a lesson needs at least one step")
+    return render(title, [Section(f"Step {n}. {q}", [f"Answer: {a}"], figures=[(f"step-{n}", fig)])
+                          for n, (q, fig, a) in enumerate(steps, start=1)], subtitle=subtitle)
 
 
 def write_report(path: str | os.PathLike[str], text: str) -> Path:

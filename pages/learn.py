@@ -40,15 +40,12 @@ from app import figures_model as fm
 from app import jobs_state
 from app import ui
 from nestedae_core.api import (
-    LATENT_SIZE_SCAN_KIND, Attribution, ChainSpec, JobRecord, NestedAE, NestedAEError, Section, SyntheticData,
+    LATENT_SIZE_SCAN_KIND, Attribution, ChainSpec, JobRecord, NestedAE, NestedAEError, SyntheticData,
     active_latents, correlation_study, explain_chain, explain_stage_output, explainer_errors, factor_recovery,
-    generate_synthetic, latent_size_scan_payload, material_feature_names, pca_projection, preset, read_scan, render,
-    synthetic_tables, train_payload,
+    generate_synthetic, latent_size_scan_payload, lesson_report, material_feature_names, pca_projection, preset,
+    read_scan, synthetic_tables, train_payload,
 )
 from app.report_button import report_button
-pass
-pass
-pass
 
 NOISES = [0.0, 0.02, 0.05, 0.1, 0.2]
 SAMPLE = 100  # rows explained for the global views
@@ -590,8 +587,6 @@ for n, (q, fig, a) in enumerate(steps if st.toggle("Show the lesson here", False
         st.markdown(f"**Step {n}. {q}**")
         ui.plot(fig, key=f"learn.lesson{n}")
         st.markdown(f"*Answer:* {a}")
-report_button(lambda: render("NestedAE Learn: a lesson with ground truth",
-                             [Section(f"Step {n}. {q}", [f"Answer: {a}"], figures=[(f"step-{n}", fig)])
-                              for n, (q, fig, a) in enumerate(steps, start=1)],
-                             subtitle=f"synthetic data, {trained.text()}; equations: " + "; ".join(truth.equations)),
+report_button(lambda: lesson_report("NestedAE Learn: a lesson with ground truth", steps,
+                                    subtitle=f"synthetic data, {trained.text()}; equations: " + "; ".join(truth.equations)),
               "nestedae-learn-lesson", key="learn.lesson_html", label="Download the lesson (HTML)")
