@@ -525,7 +525,7 @@ if errors is not None and attrs is not None:
     best = str(inter["mae"].idxmin())
     spread = max(float((attrs[a] - attrs[b]).abs().to_numpy().mean()) for a in inter.index for b in inter.index)
     st.caption(
-        f"Hatched: the exact truth. Mean |Shapley value| over {TRUTH_ROWS} materials, {UNIT}. Against the interventional "
+        f"Hatched: the exact truth. Mean |Shapley value| over {TRUTH_ROWS} materials, in {UNIT}. Against the interventional "
         f"truth the closest explainer is **{best}** (MAE {inter.loc[best, 'mae']:.3f} {UNIT}, "
         f"{100 * inter.loc[best, 'relative']:.0f} % of the truth's mean size). "
         + (f"The explainers differ from each other by at most {spread:.3f} {UNIT}, less than from the truth: what they share "
@@ -551,13 +551,13 @@ if study is not None:
     ui.plot(corr_fig, key="learn.corr")
     here = study[study.correlation == rho].set_index("game")
     o, i_ = here.loc["observational"], here.loc["interventional"]
-    question = (f"x0 alone scores {pair_numbers[0]:.3f}, the pair only {pair_numbers[1]:.3f}: why?" if pair_numbers
-                else "x0 alone scores 0.090, the pair only 0.083: why?")
+    question = "x0 alone scores 0.090, the pair only 0.083: why?"
     pair_answer = (
-        f"At ρ = {rho:g} the truth keeps the pair's credit where it was: interventionally x0 keeps all "
+        (f"(This run: x0 alone {pair_numbers[0]:.3f}, the pair {pair_numbers[1]:.3f} {UNIT}.) " if pair_numbers else "")
+        + f"At ρ = {rho:g} the truth keeps the pair's credit where it was: interventionally x0 keeps all "
         f"{i_['x0']:.3f} {UNIT} and x_dup gets {i_['x_dup']:.3f}; observationally they split it "
-        f"({o['x0']:.3f} and {o['x_dup']:.3f}) and the pair still sums to {o['pair_sum']:.3f}, while the MAE of a model "
-        f"using both stays at {float(o['mae_with_pair']):.3f} {UNIT}. So a smaller pair sum is not in the data: a model "
+        f"({o['x0']:.3f} and {o['x_dup']:.3f}) and the pair still sums to {o['pair_sum']:.3f}, while a model using both keeps "
+        f"its accuracy (MAE {float(o['mae_with_pair']):.3f} {UNIT}). So a smaller pair sum is not in the data: a model "
         "given the copy is a different fit that spreads its weight over x0 and x_dup, and an interventional explainer "
         "moves each one independently, to inputs the data never hold (x0 high, x_dup low), where the two halves of a "
         "non-linear model do not add up to the whole; accuracy cannot show this, since x_dup adds no information.")
@@ -574,8 +574,8 @@ steps: list[tuple[str, object, str]] = [(
 if errors is not None and attrs is not None:
     steps.append(("Does SHAP find the features y1 really depends on?", truth_fig,
                   f"The truth gives {', '.join(truth.irrelevant_material_features[:1])}… exactly zero and the explainers "
-                  f"nearly zero; the best explainer is {inter.loc[best, 'mae']:.3f} {UNIT} (MAE) from the exact values, "
-                  "mostly because the model is not the true function."))
+                  f"nearly zero; the best explainer is {inter.loc[best, 'mae']:.3f} {UNIT} (MAE) from the exact values, an error "
+                  "all four share (the model's and the background's), not the explainer's own."))
 if r2 is not None and corr is not None:
     steps.append(("Do the latents recover the hidden factors?", fl.factor_recovery_figure(corr, r2),
                   f"Only up to rotation: together the latents explain each factor with R² {r2.min():.2f}–{r2.max():.2f}, "
