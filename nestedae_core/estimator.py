@@ -42,6 +42,7 @@ from .model.chain import NestedAE
 from .model.config import ChainSpec, config_error_message
 from .model.intervals import DEFAULT_LEVEL
 from .perovskite.presets import preset
+from .physics import ceilings as _ceilings  # noqa: F401  registers the device-physics ceilings (Shockley-Queisser)
 from .query import Query, QueryLike, query_frame
 from .schema import input_key, stage_domain_key, target_key
 from .store import SHIPPED_BUNDLE_NAMES, load_bundle, load_default_bundle, save_bundle, shipped_bundle_path

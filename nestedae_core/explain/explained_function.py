@@ -38,10 +38,14 @@ import pandas as pd
 import torch
 
 from ..errors import InputError, SchemaError
+from ..model.ceilings import has_ceilings, upstream_ceilings
 from ..model.chain import NestedAE
 from .settings import ExplainSettings
 
-__all__ = ["ExplainedFunction", "Feature", "InputSpace"]
+__all__ = ["ExplainedFunction", "Feature", "InputSpace", "UPSTREAM_OFFSETS"]
+
+#: Key of :meth:`ExplainedFunction.tensors` holding the upstream residual offsets (inputs ``stage`` only; not a feature).
+UPSTREAM_OFFSETS = "\x00upstream offsets"
 
 #: ``stage``: a stage's own inputs; ``chain``: the raw inputs of every stage up to it.
 InputSpace = Literal["stage", "chain"]
@@ -106,9 +110,10 @@ class _StageRunner:
         """Latents (Ms, n, L) from raw values (see :meth:`design`)."""
         return self.net.encode(self.design(up, num, cats), self.members)
 
-    def targets(self, z: torch.Tensor) -> torch.Tensor:
-        """Target predictions (Ms, n, T) in the targets' units (the network's own link: bounds built in)."""
-        return self.net.target_units(self.net.predict_from_latent(z, self.members), self.members)
+    def targets(self, z: torch.Tensor, ceilings: torch.Tensor | None = None) -> torch.Tensor:
+        """Target predictions (Ms, n, T) in the targets' units (the network's own link: bounds built in;
+        ``ceilings`` for a stage with ceiling targets, see :func:`~nestedae_core.model.ceilings.upstream_ceilings`)."""
+        return self.net.target_units(self.net.predict_from_latent(z, self.members), self.members, ceilings)
 
 
 class ExplainedFunction:
@@ -160,6 +165,9 @@ class ExplainedFunction:
         self.latent_cols = [j for j, f in enumerate(feats) if f.kind == "latent"]
         # latent source table (Ms, S, L_up): background rows first, then explained rows
         self.sources: torch.Tensor | None = None
+        # what the upstream stage's residual targets correct on the same source rows (Ms, S, T_up), when the
+        # explained stage's ceilings need them (see _needs_upstream_offsets)
+        self.source_offsets: torch.Tensor | None = None
 
     def _categorical_columns(self, upto: int) -> dict[str, tuple[str, ...]]:
         return {c: tuple(cats) for p in self.model.prep[: upto + 1] for c, cats in zip(p.categorical_columns, p.categories)}
@@ -172,18 +180,41 @@ class ExplainedFunction:
     # ---------------------------------------------------------------- evaluation
 
     def _chain_latents(self, upto: int, num: dict[str, torch.Tensor], cats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self._chain(upto, num, cats)[0]
+        return self._chain(upto, num, cats)[-1]
 
-    def _chain(self, upto: int, num: dict[str, torch.Tensor], cats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Latents of stage ``upto`` and of the stage before it (None for the first stage)."""
+    def _chain(self, upto: int, num: dict[str, torch.Tensor], cats: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Latents of every stage 0..``upto``, from raw values."""
+        zs: list[torch.Tensor] = []
         z: torch.Tensor | None = None
-        prev: torch.Tensor | None = None
         for runner in self.stages[: upto + 1]:
             n_num = torch.stack([num[c] for c in runner.numeric], dim=-1) if runner.numeric else None
-            prev = z
             z = runner.encode(z if runner.n_upstream else None, n_num, [cats[c] for c in runner.categorical])
-        assert z is not None
-        return z, prev
+            zs.append(z)
+        return zs
+
+    def _offsets(self, stage: int, z_before: torch.Tensor) -> torch.Tensor:
+        """What stage ``stage``'s residual targets correct (Ms, n, its n_targets), from the latents of the stage before it."""
+        y_up = self.stages[stage - 1].targets(z_before)
+        upstream_of = dict(self.model.residual_pairs(stage))
+        n_targets = len(self.model.spec.stages[stage].targets)
+        return torch.stack([y_up[..., upstream_of[j]] if j in upstream_of else torch.zeros_like(y_up[..., 0])
+                            for j in range(n_targets)], dim=-1)
+
+    def _needs_upstream_offsets(self) -> bool:
+        """Whether the explained stage's ceilings are taken at a residual prediction of the stage before it."""
+        return has_ceilings(self.model.spec.stages[self.stage]) and bool(self.model.spec.stages[self.stage - 1].residual)
+
+    def _ceilings(self, z_up: torch.Tensor | None, up_offsets: torch.Tensor | None) -> torch.Tensor | None:
+        """The explained stage's ceilings from the upstream latents (plus, when the upstream stage has residual
+        targets, what they correct), at the mean upstream prediction of the selected members."""
+        st = self.model.spec.stages[self.stage]
+        if not has_ceilings(st):
+            return None
+        assert z_up is not None
+        values = self.stages[self.stage - 1].targets(z_up)
+        if up_offsets is not None:
+            values = values + up_offsets
+        return upstream_ceilings(st, self.model.spec.stages[self.stage - 1].target_columns, values, pool=True)
 
     def evaluate(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Outputs (rows, K) from per-feature tensors (differentiable).
@@ -196,18 +227,17 @@ class ExplainedFunction:
         runner = self.stages[self.stage]
         up: torch.Tensor | None
         if self.mode == "chain":
-            z, up = self._chain(self.stage, num, cats)
+            zs = self._chain(self.stage, num, cats)
+            z, up = zs[-1], (zs[-2] if len(zs) > 1 else None)
+            up_offsets = self._offsets(self.stage - 1, zs[-3]) if self._needs_upstream_offsets() else None
         else:
             up = torch.stack([tensors[f.name] for f in self.features if f.kind == "latent"], dim=-1)
             n_num = torch.stack([num[c] for c in runner.numeric], dim=-1) if runner.numeric else None
             z = runner.encode(up, n_num, [cats[c] for c in runner.categorical])
-        y = runner.targets(z) if any(kind == "target" for kind, _ in self.outputs) else None
-        pairs = self.model.residual_pairs(self.stage)
-        if y is not None and pairs and up is not None:  # residual targets: corrections on the previous stage's predictions
-            y_up = self.stages[self.stage - 1].targets(up)
-            upstream_of = dict(pairs)
-            y = y + torch.stack([y_up[..., upstream_of[j]] if j in upstream_of else torch.zeros_like(y[..., j])
-                                 for j in range(y.shape[-1])], dim=-1)
+            up_offsets = tensors[UPSTREAM_OFFSETS] if self._needs_upstream_offsets() else None
+        y = runner.targets(z, self._ceilings(up, up_offsets)) if any(kind == "target" for kind, _ in self.outputs) else None
+        if y is not None and self.model.residual_pairs(self.stage) and up is not None:  # residual targets: corrections on the previous stage's predictions
+            y = y + self._offsets(self.stage, up)
         outs = [y[..., k] if kind == "target" else z[..., k] for kind, k in self.outputs]  # type: ignore[index]
         return torch.stack(outs, dim=-1).mean(dim=0)
 
@@ -222,6 +252,11 @@ class ExplainedFunction:
             else:
                 assert self.sources is not None
                 out[f.name] = self.sources[:, X[:, j].round().long(), f.index]
+        if self.source_offsets is not None and self.latent_cols:
+            # the upstream residual offsets (e.g. the DFT gap under the film correction) of the latents' source rows
+            # (the mean over the latent columns when a mask mixes rows): they move with the latents
+            idx = X[:, self.latent_cols].round().long()  # (N, L)
+            out[UPSTREAM_OFFSETS] = self.source_offsets[:, idx].mean(dim=2)
         return out
 
     def as_tensor(self, X: np.ndarray) -> torch.Tensor:
@@ -277,6 +312,19 @@ class ExplainedFunction:
                 num[c] = self.as_tensor(self._numeric(frame, c))
         return self._chain_latents(up, num, cats)
 
+    @torch.no_grad()
+    def _upstream_offsets(self, frame: pd.DataFrame) -> torch.Tensor:
+        """What the upstream stage's residual targets correct (Ms, n, T_up) on the frame's rows, from its raw columns."""
+        up2 = self.stage - 2
+        cat_cols = self._categorical_columns(up2)
+        num, cats = {}, {}
+        for c in self.model.raw_columns(up2):
+            if c in cat_cols:
+                cats[c] = self.as_tensor(self._codes(frame, Feature(c, "categorical", cat_cols[c]))).long()
+            else:
+                num[c] = self.as_tensor(self._numeric(frame, c))
+        return self._offsets(self.stage - 1, self._chain_latents(up2, num, cats))
+
     def encode_frames(self, frame: pd.DataFrame, background: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Encoded explained rows (n, F), encoded background rows (B, F) and display data (n, F).
 
@@ -285,6 +333,8 @@ class ExplainedFunction:
         n, b = len(frame), len(background)
         if self.latent_cols:
             self.sources = torch.cat([self._upstream_latents(background), self._upstream_latents(frame)], dim=1)
+            if self._needs_upstream_offsets():
+                self.source_offsets = torch.cat([self._upstream_offsets(background), self._upstream_offsets(frame)], dim=1)
         mats = []
         for fr, offset in ((frame, b), (background, 0)):
             m = np.zeros((len(fr), len(self.features)))

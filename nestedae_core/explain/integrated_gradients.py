@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .explained_function import ExplainedFunction
+from .explained_function import UPSTREAM_OFFSETS, ExplainedFunction
 
 __all__ = ["integrated_gradients"]
 
@@ -68,6 +68,11 @@ def integrated_gradients(fn: ExplainedFunction, X: np.ndarray, B: np.ndarray, we
                 xv, bv = x[:, r0:r1].view(Ms, m, 1, 1), b0.view(Ms, 1, nb, 1)
                 leaves[f.name] = (bv + a * (xv - bv)).reshape(Ms, -1).detach().requires_grad_(True)
                 deltas[f.name] = (xv - bv).expand(Ms, m, nb, steps).reshape(Ms, -1)
+        if UPSTREAM_OFFSETS in xs:  # not a feature: moves along the path with the latents, no attribution of its own
+            Ms = xs[UPSTREAM_OFFSETS].shape[0]
+            xv = xs[UPSTREAM_OFFSETS][:, r0:r1].unsqueeze(2).unsqueeze(2)  # (Ms, m, 1, 1, T)
+            bv = bs[UPSTREAM_OFFSETS].unsqueeze(1).unsqueeze(3)  # (Ms, 1, nb, 1, T)
+            leaves[UPSTREAM_OFFSETS] = (bv + a.unsqueeze(-1) * (xv - bv)).reshape(Ms, m * nb * steps, -1)
         with torch.enable_grad():
             y = fn.evaluate(leaves)  # (m*nb*steps, K)
             wts = (bw.view(1, nb, 1) * qweights.view(1, 1, steps)).expand(m, nb, steps).reshape(-1)

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from ..errors import InputError
+from ..model.ceilings import has_ceilings
 from ..model.chain import NestedAE
 
 __all__ = [
@@ -319,7 +320,12 @@ def latent_traversal(
     Z[member, :, k] = vals
     zt = torch.as_tensor(Z, dtype=torch.float32, device=model.device)
     cont, logits = net.decode(zt)
-    y = net.target_units(net.predict_from_latent(zt).double()).cpu().numpy()[member]
+    up = model.latents(i - 1, frame) if has_ceilings(model.spec.stages[i]) else None
+    # the member's own limits at the row (fixed along the traversal)
+    ceilings = model.ceilings(i, up, pool=False, upstream_offsets=model.upstream_offsets(i, frame))
+    if ceilings is not None:
+        ceilings = ceilings.expand(-1, len(vals), -1)
+    y = net.target_units(net.predict_from_latent(zt).double(), ceilings=ceilings).cpu().numpy()[member]
     if model.residual_pairs(i):  # residual targets: the previous stage's prediction on this row stays fixed along the traversal
         y = y + model.residual_offsets(i, model.latents(i - 1, frame))[member]
     out = pd.DataFrame({"value": vals})

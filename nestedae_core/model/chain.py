@@ -28,8 +28,9 @@ from .config import ChainSpec
 from ..errors import InputError, SchemaError
 from .devices import resolve_device
 from .domain import DomainModel
-from .intervals import DEFAULT_LEVEL, TargetCalibration, check_level, clip_to_bounds, cv_plus_interval
-from .nn import StageNet
+from .ceilings import has_ceilings, target_caps, upstream_ceilings
+from .intervals import DEFAULT_LEVEL, TargetCalibration, check_level, clip_to_bounds, conformal_interval
+from .nn import Members, StageNet
 from .preprocessing import StagePreprocessing, as_float_array
 
 __all__ = ["StagePrediction", "NestedAE"]
@@ -44,7 +45,7 @@ class StagePrediction:
     ``members``: (members, n, n_targets) in target units; ``mean``: (n, n_targets),
     the mean over members (the prediction); ``std`` = ``disagreement``: the
     standard deviation over members (model disagreement, not an interval);
-    ``lower``/``upper``: (n, n_targets) the CV+ prediction interval at ``level``
+    ``lower``/``upper``: (n, n_targets) the conformal prediction interval at ``level``
     (e.g. 0.9 for 90 %) in target units, clipped to each target's physical range,
     or None when the model has no calibration (fitted on all rows, or an older
     bundle); ``latents``: (members, n, latent_dim); ``domain_distance``/
@@ -63,10 +64,17 @@ class StagePrediction:
     upper: np.ndarray | None = None
     level: float = DEFAULT_LEVEL
     domain_reason: list[str] = field(default_factory=list)
+    #: product targets: target index -> (factor target indices, scale)
+    products: dict[int, tuple[tuple[int, ...], float]] = field(default_factory=dict)
 
     @property
     def mean(self) -> np.ndarray:
-        return self.members.mean(axis=0)
+        """The prediction (n, n_targets): the mean over members; a product target is the product of its
+        factors' predictions (times its scale), so that the reported values obey the product exactly."""
+        m = self.members.mean(axis=0)
+        for j, (factors, scale) in self.products.items():
+            m[:, j] = scale * np.prod(m[:, list(factors)], axis=1)
+        return m
 
     @property
     def std(self) -> np.ndarray:
@@ -246,25 +254,71 @@ class NestedAE:
         level = check_level(level)
         i = self.stage_index(stage)
         st, net = self.spec.stages[i], self.nets[i].eval()
-        if st.residual and upstream_latents is None:
+        if (st.residual or has_ceilings(st)) and upstream_latents is None:
             upstream_latents = self.latents(i - 1, frame)
         x = self.design_tensor(i, frame, upstream_latents=upstream_latents)
         z = net.encode(x)
-        y = net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
-        if st.residual:
+        ceilings = self.ceilings(i, upstream_latents, pool=True, upstream_offsets=self.upstream_offsets(i, frame))
+        y = net.target_units(net.predict_from_latent(z).double(), ceilings=ceilings).cpu().numpy()
+        if st.residual:  # residual targets: corrections on the previous stage's predictions
             y = y + self.residual_offsets(i, upstream_latents)
-        lower, upper = self.intervals(i, y, level)
+        caps = target_caps(st, None if ceilings is None else ceilings[0].cpu().numpy(), (len(frame),))
+        lower, upper = self.intervals(i, y, level, caps=caps)
         dom = self.domains[i]
         dist, nearest = dom.nearest(self.domain_values(i, frame, x))
         reasons = [dom.reason(st.name, float(d), int(k)) for d, k in zip(dist, nearest)]
-        return StagePrediction(st.name, st.target_columns, y, z.double().cpu().numpy(), dist, dist <= dom.threshold, lower, upper, level, reasons)
+        cols = st.target_columns
+        products = {j: (tuple(cols.index(f) for f in t.product.factors), t.product.scale) for j, t in enumerate(st.targets) if t.product is not None}
+        return StagePrediction(st.name, cols, y, z.double().cpu().numpy(), dist, dist <= dom.threshold, lower, upper, level, reasons, products)
 
-    def intervals(self, stage: int | str, members: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """CV+ prediction intervals (lower, upper), each (n, n_targets) in target units, from every member's predictions.
+    def upstream_offsets(self, stage: int | str, frame: pd.DataFrame) -> np.ndarray | None:
+        """What the previous stage's residual targets correct on the rows of ``frame`` (members, rows, its n_targets),
+        when stage ``stage`` has ceilings of them (see :meth:`ceilings`); None otherwise."""
+        i = self.stage_index(stage)
+        if i < 1 or not has_ceilings(self.spec.stages[i]) or not self.spec.stages[i - 1].residual:
+            return None
+        return self.residual_offsets(i - 1, self.latents(i - 2, frame))
 
-        ``members``: (members, n, n_targets) in target units. Each target's
-        interval is clipped to its physical range; a target without calibration
-        gets NaN; (None, None) when the stage has no calibration at all.
+    def ceilings(self, stage: int | str, upstream_latents: np.ndarray | torch.Tensor | None, *, pool: bool,
+                 members: Members = None, upstream_offsets: np.ndarray | torch.Tensor | None = None) -> torch.Tensor | None:
+        """Limits of a stage's targets (members, rows, n_targets), float64, from the upstream stage's latents
+        (see :func:`~nestedae_core.model.ceilings.upstream_ceilings`); None when no target has a ceiling.
+
+        ``upstream_latents``: (members, rows, L) of the previous stage (only the
+        ``members`` selected, when given); the previous stage's network predicts its
+        targets from them. ``pool``: every member gets the limit at the ensemble-mean
+        upstream prediction (as predictions report), else each member its own.
+        ``upstream_offsets``: when the previous stage has residual targets, what they
+        correct on the rows (:meth:`upstream_offsets`; the same members as
+        ``upstream_latents``): the limits are taken at the previous stage's full
+        prediction (its correction plus the offset), as its predictions report.
+        """
+        i = self.stage_index(stage)
+        st = self.spec.stages[i]
+        if not has_ceilings(st):
+            return None
+        if upstream_latents is None:
+            raise InputError(f"stage '{st.name}' needs the latents of stage '{self.spec.stages[i - 1].name}' for its ceilings")
+        up = self.nets[i - 1]
+        z = torch.as_tensor(upstream_latents, device=self.device)
+        dtype = next(up.parameters()).dtype
+        values = up.target_units(up.predict_from_latent(z.to(dtype), members).double(), members)
+        if self.spec.stages[i - 1].residual:
+            if upstream_offsets is None:
+                raise InputError(f"stage '{st.name}' needs the residual offsets of stage '{self.spec.stages[i - 1].name}' for its ceilings")
+            values = values + torch.as_tensor(upstream_offsets, dtype=values.dtype, device=values.device)
+        return upstream_ceilings(st, self.spec.stages[i - 1].target_columns, values, pool=pool)
+
+    def intervals(self, stage: int | str, members: np.ndarray, level: float = DEFAULT_LEVEL,
+                  caps: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Conformal prediction intervals (lower, upper), each (n, n_targets) in target units, from every member's predictions.
+
+        ``members``: (members, n, n_targets) in target units; ``caps``: (n, n_targets)
+        the upper end of each target's range (:func:`~nestedae_core.model.ceilings.target_caps`;
+        needed by targets calibrated in the logit space, whose intervals lie inside
+        (0, cap) by construction). A target calibrated in its units has its interval
+        clipped to its physical range; a target without calibration gets NaN;
+        (None, None) when the stage has no calibration at all.
         """
         i = self.stage_index(stage)
         st = self.spec.stages[i]
@@ -275,8 +329,9 @@ class NestedAE:
         lower, upper = np.full((n, len(st.targets)), np.nan), np.full((n, len(st.targets)), np.nan)
         for j, t in enumerate(st.targets):
             if t.column in cal:
-                lo, hi = cv_plus_interval(members[:, :, j], cal[t.column], level)
-                lower[:, j], upper[:, j] = clip_to_bounds(lo, hi, t.bounds)
+                c = cal[t.column]
+                lo, hi = conformal_interval(members[:, :, j], c, level, None if caps is None else caps[:, j])
+                lower[:, j], upper[:, j] = clip_to_bounds(lo, hi, t.bounds) if c.transform == "identity" else (lo, hi)
         return lower, upper
 
     def domain_values(self, stage: int, frame: pd.DataFrame, x: torch.Tensor | None = None) -> np.ndarray:
@@ -329,7 +384,9 @@ class NestedAE:
             out["split"] = "none: every member trained on all rows (no validation metrics)"
         else:
             out["split"] = f"{self.spec.folds}-fold {self.spec.split}"
-        if self.has_intervals:
+        if self.has_intervals and any(c.normalised for cal in self.calibration.values() for c in cal.values()):
+            out["prediction intervals"] = "normalised CV+ conformal (scaled by the fold models' disagreement), from the out-of-fold residuals"
+        elif self.has_intervals:
             out["prediction intervals"] = "CV+ conformal, from the out-of-fold residuals"
         elif self.record.get("fit", {}).get("rows") == "all":
             out["prediction intervals"] = "none: fitted on all rows, so there are no out-of-fold residuals to calibrate them"

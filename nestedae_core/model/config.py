@@ -39,6 +39,8 @@ __all__ = [
     "Fidelity",
     "Bounds",
     "ResidualSpec",
+    "Ceiling",
+    "Product",
 ]
 
 Activation = Literal["relu", "tanh", "gelu", "silu", "elu", "sigmoid", "identity"]
@@ -53,8 +55,34 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class Ceiling(_Spec):
+    """An upper limit of a target that depends on an upstream stage's prediction.
+
+    The target's head predicts a fraction in (0, 1] of ``function(x)``, where ``x``
+    is the previous stage's prediction of its target ``of`` on the same rows (see
+    :mod:`nestedae_core.model.ceilings`): the target never exceeds the limit, by
+    construction. ``function`` names a function registered with
+    :func:`~nestedae_core.model.ceilings.register_ceiling`, in the target's units.
+    """
+
+    function: str = Field(min_length=1, max_length=80, description="registered ceiling function, e.g. 'shockley_queisser_jsc'")
+    of: str = Field(min_length=1, description="target column of the previous stage whose prediction is the function's argument")
+
+
+class Product(_Spec):
+    """A target computed from other targets of its stage: ``scale * factor_1 * factor_2 * ...``; it has no head of its own."""
+
+    factors: list[str] = Field(min_length=2, max_length=8, description="target columns of the same stage, multiplied")
+    scale: float = Field(default=1.0, gt=0.0, description="constant factor (unit conversion)")
+
+
 class TargetSpec(_Spec):
-    """One property head of a stage: a column of the stage's table to predict."""
+    """One property head of a stage: a column of the stage's table to predict.
+
+    ``ceiling``: the head predicts a fraction of an upstream-dependent limit
+    (value in [0, limit]); ``product``: no head, the target is the product of
+    other targets of the stage (its loss trains their heads).
+    """
 
     column: str = Field(description="column of the stage table holding the target")
     label: str = Field(default="", description="human-readable name, e.g. 'band gap'")
@@ -63,6 +91,21 @@ class TargetSpec(_Spec):
     weight: float = Field(default=1.0, ge=0.0)
     fidelity: Fidelity | None = Field(default=None, description="kind of band gap (measured, PBE, HSE) of a band-gap target; None for other targets")
     bounds: Bounds = Field(default="real", description="physical range built into the head: real, positive (never negative) or fraction (in (0, 1])")
+    ceiling: Ceiling | None = Field(default=None, description="upper limit as a function of an upstream prediction (bounds must be 'positive')")
+    product: Product | None = Field(default=None, description="the target is the product of other targets of its stage (no head of its own)")
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> "TargetSpec":
+        if self.ceiling is not None and self.product is not None:
+            raise ValueError(f"target '{self.column}' cannot have both a ceiling and a product")
+        if (self.ceiling is not None or self.product is not None) and self.bounds != "positive":
+            raise ValueError(f"target '{self.column}' with a ceiling or a product must have bounds 'positive'")
+        return self
+
+    @property
+    def has_head(self) -> bool:
+        """Whether the target has a head of its own (a product target has none)."""
+        return self.product is None
 
     @property
     def display(self) -> str:
@@ -152,10 +195,32 @@ class StageSpec(_Spec):
                 raise ValueError(f"stage '{self.name}': residual target '{r.target}' is not one of its targets ({', '.join(by_column)})")
             if by_column[r.target].bounds != "real":
                 raise ValueError(f"stage '{self.name}': residual target '{r.target}' must have bounds 'real'")
+            if by_column[r.target].ceiling is not None or by_column[r.target].product is not None:
+                raise ValueError(f"stage '{self.name}': residual target '{r.target}' may not also have a ceiling or be a product")
         done = [r.target for r in self.residual]
         if len(set(done)) != len(done):
             raise ValueError(f"stage '{self.name}' lists a residual target twice")
+        columns = [t.column for t in self.targets]
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"stage '{self.name}' lists a target twice")
+        for t in self.targets:
+            if t.ceiling is not None and not self.upstream:
+                raise ValueError(f"target '{t.column}' has a ceiling of an upstream prediction, but stage '{self.name}' has upstream=false")
+            if t.product is not None:
+                for f in t.product.factors:
+                    other = by_column.get(f)
+                    if other is None or other.product is not None or f == t.column:
+                        raise ValueError(f"product target '{t.column}': factor '{f}' must be another target of stage '{self.name}' with a head of its own")
+                    if other.bounds == "real":
+                        raise ValueError(f"product target '{t.column}': factor '{f}' must have bounds 'positive' or 'fraction'")
+        if not any(t.has_head for t in self.targets):
+            raise ValueError(f"stage '{self.name}' has no target with a head of its own")
         return self
+
+    @property
+    def head_targets(self) -> list[int]:
+        """Indices of the targets that have a head of their own (not products), in head order."""
+        return [j for j, t in enumerate(self.targets) if t.has_head]
 
     @property
     def target_columns(self) -> list[str]:
@@ -172,6 +237,11 @@ class ChainSpec(_Spec):
     folds: int = Field(default=5, ge=2, le=20, description="k of k-fold CV; the k fold models form the ensemble")
     split: Literal["random", "grouped"] = "random"
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    interval_scale: Literal["none", "disagreement"] = Field(
+        default="none",
+        description="prediction intervals: 'none' (every query gets the same conformal quantile) or 'disagreement' "
+        "(normalised conformal: residuals scaled by the fold models' disagreement, so intervals adapt to each query)",
+    )
 
     @model_validator(mode="after")
     def _check_chain(self) -> "ChainSpec":
@@ -181,10 +251,22 @@ class ChainSpec(_Spec):
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
         for prev, st in zip(self.stages, self.stages[1:]):
+            if st.residual and any(u.ceiling is not None for u in prev.targets):
+                raise ValueError(f"stage '{st.name}' has residual targets, but the stage before ('{prev.name}') has ceiling targets: not supported")
             for r in st.residual:
                 if r.upstream_target not in prev.target_columns:
                     raise ValueError(f"stage '{st.name}': residual on '{r.upstream_target}', which stage '{prev.name}' does not predict "
                                      f"(its targets: {', '.join(prev.target_columns)})")
+        for i, st in enumerate(self.stages):
+            for t in st.targets:
+                if t.ceiling is None:
+                    continue
+                prev = self.stages[i - 1]
+                src = next((u for u in prev.targets if u.column == t.ceiling.of), None)
+                if src is None:
+                    raise ValueError(f"target '{t.column}' of stage '{st.name}': its ceiling needs '{t.ceiling.of}', which stage '{prev.name}' does not predict")
+                if any(u.ceiling is not None or u.product is not None for u in prev.targets):
+                    raise ValueError(f"target '{t.column}' of stage '{st.name}': the stage before ('{prev.name}') may not have ceilings or products itself")
         return self
 
     @classmethod

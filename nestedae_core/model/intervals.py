@@ -19,6 +19,22 @@ Units: residuals, predictions and intervals are in the target's units. A target
 whose ``bounds`` are ``positive`` has its interval clipped to ``[0, inf)``, a
 ``fraction`` to ``[0, 1]``.
 
+Two refinements, stored with each target's calibration (a calibration without
+them, as in older bundles, is the plain CV+ interval above):
+
+* ``transform="logit"`` (a target with a finite upper end ``cap``: a fraction,
+  cap 1, a target with a ceiling, or a product of such targets): residuals and
+  intervals live in ``g(y) = logit(y / cap)`` and the interval is mapped back by
+  ``cap * expit(.)``. The interval then lies in (0, cap) because of how it is built,
+  never by clipping: every member obeys the cap and so does every bound.
+* ``normalised=True`` (locally adaptive, "normalised" conformal prediction;
+  Papadopoulos et al. 2011, J. Artif. Intell. Res. 40, 815; Lei et al. 2018,
+  JASA 113, 1094): each residual is divided by a difficulty ``s(x) = sd_m g(mu_m(x)) + floor``,
+  the ensemble members' disagreement plus ``floor`` (the median disagreement
+  over the calibration rows), and a query's interval is
+  ``[q- {g(mu_k(i)(x)) - s(x) r_i}, q+ {g(mu_k(i)(x)) + s(x) r_i}]``: narrow where
+  the fold models agree, wide where they do not (an extrapolation).
+
 A chain fitted on all rows (:func:`nestedae_core.train.fit`) has no out-of-fold
 residuals, hence no calibration and no intervals.
 """
@@ -43,6 +59,9 @@ __all__ = [
     "clip_to_bounds",
     "cv_plus_interval",
     "cv_plus_ranks",
+    "calibrate_target",
+    "conformal_interval",
+    "interval_space",
 ]
 
 #: Default level of the prediction intervals (a 90 % interval).
@@ -53,20 +72,31 @@ CALIBRATION_METHOD = "CV+"
 
 @dataclass
 class TargetCalibration:
-    """Out-of-fold absolute residuals of one target (target units) and the fold (ensemble member) of each.
+    """Out-of-fold absolute residuals of one target and the fold (ensemble member) of each.
 
-    Kept sorted by fold, then residual: CV+ needs only each fold's residuals, and
-    the order no longer tells which training row a residual belongs to.
+    Residuals are in target units (``transform="identity"``, ``normalised=False``),
+    or in the space named by ``transform`` and divided by the difficulty when
+    ``normalised`` (see the module docstring; ``floor`` is added to the ensemble
+    disagreement). Kept sorted by fold, then residual: CV+ needs only each fold's
+    residuals, and the order no longer tells which training row a residual belongs to.
     """
 
     fold: np.ndarray
     residual: np.ndarray
+    transform: str = "identity"
+    normalised: bool = False
+    floor: float = 0.0
 
     def __post_init__(self) -> None:
         self.fold = np.asarray(self.fold, dtype=np.int64).ravel()
         self.residual = np.abs(np.asarray(self.residual, dtype=np.float64).ravel())
         if self.fold.shape != self.residual.shape:
             raise ValueError(f"{len(self.fold)} fold ids for {len(self.residual)} residuals")
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"unknown interval transform {self.transform!r}; known: {', '.join(TRANSFORMS)}")
+        self.normalised, self.floor = bool(self.normalised), float(self.floor)
+        if not math.isfinite(self.floor) or self.floor < 0:
+            raise ValueError(f"the difficulty floor must be a finite number >= 0, got {self.floor}")
         order = np.lexsort((self.residual, self.fold))  # by fold, then residual: no trace of the row order
         self.fold, self.residual = self.fold[order], self.residual[order]
 
@@ -79,6 +109,98 @@ class TargetCalibration:
 
     def __len__(self) -> int:
         return len(self.residual)
+
+
+#: Spaces the residuals can live in: target units, or logit of the value over its cap.
+TRANSFORMS = ("identity", "logit")
+#: Fractions of the cap are kept in [_EPS, 1 - _EPS] before the logit (a value at its cap is finite).
+_EPS = 1e-6
+
+
+def interval_space(values: np.ndarray, caps: np.ndarray | None, transform: str) -> np.ndarray:
+    """Values (target units) in the space of ``transform``: themselves, or ``logit(values / caps)``
+    (fractions kept in [1e-6, 1 - 1e-6]; a cap of 0 gives fraction 1e-6)."""
+    v = np.asarray(values, dtype=np.float64)
+    if transform == "identity":
+        return v
+    c = np.broadcast_to(np.asarray(caps, dtype=np.float64), v.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(c > 0, v / np.where(c > 0, c, 1.0), _EPS)
+    f = np.clip(np.where(np.isfinite(v), f, np.nan), _EPS, 1.0 - _EPS)
+    return np.log(f) - np.log1p(-f)
+
+
+def _from_space(g: np.ndarray, caps: np.ndarray | None, transform: str) -> np.ndarray:
+    """Inverse of :func:`interval_space`: ``caps * expit(g)`` (in [0, caps]; infinite ``g`` gives 0 or the cap)."""
+    if transform == "identity":
+        return g
+    c = np.maximum(np.asarray(caps, dtype=np.float64), 0.0)
+    with np.errstate(over="ignore"):
+        e = np.where(g >= 0, 1.0 / (1.0 + np.exp(-np.abs(g))), np.exp(-np.abs(g)) / (1.0 + np.exp(-np.abs(g))))
+    return c * e
+
+
+def _disagreement(g: np.ndarray) -> np.ndarray:
+    """Standard deviation over members (axis 0, ddof 1; 0 with one member)."""
+    return g.std(axis=0, ddof=1) if g.shape[0] > 1 else np.zeros(g.shape[1:])
+
+
+def calibrate_target(
+    fold: np.ndarray,
+    y_true: np.ndarray,
+    member_predictions: np.ndarray,
+    *,
+    caps: np.ndarray | None = None,
+    normalised: bool = False,
+) -> TargetCalibration:
+    """Calibration of one target from a cross-validation.
+
+    ``fold``: (n,) fold of each row (the member that did not train on it);
+    ``y_true``: (n,) targets; ``member_predictions``: (members, n) every member's
+    prediction of every row (target units); ``caps``: (members, n) the upper end of
+    the target's range for each member's prediction (finite everywhere: residuals in
+    the logit space; None or infinite: target units). ``normalised``: divide residuals
+    by the difficulty (the disagreement of the members plus the median disagreement).
+    Rows where the target or its prediction is missing are left out.
+    """
+    fold = np.asarray(fold, dtype=np.int64)
+    y = np.asarray(y_true, dtype=np.float64)
+    mu = np.asarray(member_predictions, dtype=np.float64)
+    n = len(y)
+    transform = "logit" if caps is not None and np.isfinite(caps).all() else "identity"
+    caps_m = None if transform == "identity" else np.broadcast_to(np.asarray(caps, dtype=np.float64), mu.shape)
+    g = interval_space(mu, caps_m, transform)  # (members, n)
+    g_oof = g[fold, np.arange(n)]
+    g_true = interval_space(y, None if caps_m is None else caps_m[fold, np.arange(n)], transform)
+    ok = np.isfinite(g_true) & np.isfinite(g_oof)
+    residual = np.abs(g_true - g_oof)
+    floor = 0.0
+    if normalised:
+        spread = _disagreement(g)
+        floor = float(np.median(spread[ok])) if ok.any() else 0.0
+        floor = floor if floor > 0 else 1e-12
+        residual = residual / (spread + floor)
+    return TargetCalibration(fold[ok], residual[ok], transform=transform, normalised=normalised, floor=floor)
+
+
+def conformal_interval(
+    member_predictions: np.ndarray, calibration: TargetCalibration, level: float = DEFAULT_LEVEL, caps: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The CV+ interval (lower, upper), each (q,) in target units, in the calibration's space and scale.
+
+    ``member_predictions``: (members, q); ``caps``: (q,) the upper end of the target's
+    range at each query (needed by a ``logit`` calibration). See the module docstring.
+    """
+    mu = np.asarray(member_predictions, dtype=np.float64)
+    if calibration.transform == "identity" and not calibration.normalised:
+        return cv_plus_interval(mu, calibration, level)
+    if calibration.transform != "identity" and caps is None:
+        raise ValueError("a logit calibration needs the caps of the queries")
+    caps_q = None if calibration.transform == "identity" else np.broadcast_to(np.asarray(caps, dtype=np.float64), mu.shape[1:])
+    g = interval_space(mu, caps_q, calibration.transform)
+    s = _disagreement(g) + calibration.floor if calibration.normalised else np.ones(mu.shape[1])
+    lo, hi = cv_plus_interval(g / s, calibration, level)
+    return _from_space(lo * s, caps_q, calibration.transform), _from_space(hi * s, caps_q, calibration.transform)
 
 
 def check_level(level: float) -> float:
@@ -201,10 +323,17 @@ def calibration_to_json(calibration: Mapping[str, Mapping[str, TargetCalibration
     return {
         "method": CALIBRATION_METHOD,
         "stages": {
-            stage: {t: {"fold": c.fold.tolist(), "residual": c.residual.tolist()} for t, c in targets.items()}
+            stage: {t: _target_json(c) for t, c in targets.items()}
             for stage, targets in calibration.items()
         },
     }
+
+
+def _target_json(c: TargetCalibration) -> dict[str, Any]:
+    out: dict[str, Any] = {"fold": c.fold.tolist(), "residual": c.residual.tolist()}
+    if c.transform != "identity" or c.normalised:
+        out.update(transform=c.transform, normalised=c.normalised, floor=c.floor)
+    return out
 
 
 def calibration_from_json(d: Mapping[str, Any]) -> dict[str, dict[str, TargetCalibration]]:
@@ -212,6 +341,10 @@ def calibration_from_json(d: Mapping[str, Any]) -> dict[str, dict[str, TargetCal
     if d.get("method", CALIBRATION_METHOD) != CALIBRATION_METHOD:
         raise ValueError(f"unknown calibration method {d.get('method')!r}")
     return {
-        stage: {t: TargetCalibration(np.asarray(c["fold"]), np.asarray(c["residual"])) for t, c in targets.items()}
+        stage: {
+            t: TargetCalibration(np.asarray(c["fold"]), np.asarray(c["residual"]), transform=str(c.get("transform", "identity")),
+                                 normalised=bool(c.get("normalised", False)), floor=float(c.get("floor", 0.0)))
+            for t, c in targets.items()
+        }
         for stage, targets in d.get("stages", {}).items()
     }

@@ -231,10 +231,15 @@ class StageNet(nn.Module):
         # residual targets: the head predicts a correction, capped at this distance from its mean (None: not capped)
         caps = {r.target: r.bound for r in spec.residual}
         self.correction_caps: tuple[float | None, ...] = tuple(caps.get(t.column) for t in spec.targets)
+        #: target index of each head's output (a product target has no head)
+        self.head_targets: tuple[int, ...] = tuple(spec.head_targets)
+        self.has_ceilings = any(t.ceiling is not None for t in spec.targets)
+        self._plain = (all(b == "real" for b in self.bounds) and len(self.head_targets) == len(self.bounds)
+                       and all(c is None for c in self.correction_caps))
         self.encoder = EnsembleMLP(members, layout.width, spec.encoder_hidden, spec.latent_dim, spec.activation, spec.latent_activation)
         self.heads = nn.ModuleList(
             EnsembleMLP(members, spec.latent_dim, spec.head_hidden, 1, "relu" if spec.activation == "identity" else spec.activation, dropout=spec.head_dropout)
-            for _ in spec.targets
+            for _ in self.head_targets
         )
         self.decoder = (
             EnsembleMLP(members, spec.latent_dim, spec.decoder_hidden, layout.n_continuous, spec.activation) if layout.n_continuous else None
@@ -266,7 +271,9 @@ class StageNet(nn.Module):
         return self.encoder(x, members)
 
     def predict_from_latent(self, z: torch.Tensor, members: Members = None) -> torch.Tensor:
-        """Latents -> the heads' raw (standardised) outputs ``h`` (members, rows, n_targets); ``members`` as in :meth:`encode`.
+        """Latents -> the heads' raw (standardised) outputs ``h`` (members, rows, n_heads); ``members`` as in :meth:`encode`.
+
+        ``n_heads`` is the number of targets with a head of their own (every target but products).
 
         For a ``real`` target, ``h`` is the standardised prediction; for every
         target, :meth:`target_units` turns ``h`` into the prediction in its units.
@@ -303,47 +310,75 @@ class StageNet(nn.Module):
             mean, scale = mean[members], scale[members]
         return mean.to(dtype), scale.to(dtype)
 
-    def target_units(self, h: torch.Tensor, members: Members = None) -> torch.Tensor:
-        """Raw head outputs ``h`` (members, rows, n_targets) -> predictions in the targets' units, in ``h``'s dtype.
+    def target_units(self, h: torch.Tensor, members: Members = None, ceilings: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw head outputs ``h`` (members, rows, n_heads) -> predictions (members, rows, n_targets) in the targets' units, in ``h``'s dtype.
 
         ``link(h * scale + mean)`` per target (see the class docstring); pass
         ``h.double()`` for float64 predictions. ``members`` as in :meth:`encode`.
+        ``ceilings`` (members or 1, rows, n_targets): the limits of the targets with a
+        :class:`~nestedae_core.model.config.Ceiling` (see
+        :func:`~nestedae_core.model.ceilings.upstream_ceilings`); required when the
+        stage has such targets. A ceiling target is ``C * f`` with ``f`` in (0, 1] the
+        smooth unit-interval link of ``u / C`` (the identity inside the data, never
+        above 1), so it never exceeds its limit ``C``; a product target is
+        ``scale * prod(factors)``.
         """
+        if self._plain:
+            mean, scale = self._standardisation(members, h.dtype)
+            return h * scale + mean
+        if self.has_ceilings and ceilings is None:
+            raise ValueError(f"stage '{self.spec.name}' has targets with a ceiling: pass the upstream ceilings")
         mean, scale = self._standardisation(members, h.dtype)
-        u = h * scale + mean
-        if all(b == "real" for b in self.bounds) and all(c is None for c in self.correction_caps):
-            return u
-        cols = []
-        for j, kind in enumerate(self.bounds):
-            uj, sj = u[..., j : j + 1], scale[..., j : j + 1]
+        cols: list[torch.Tensor | None] = [None] * len(self.bounds)
+        for k, j in enumerate(self.head_targets):
+            sj = scale[..., j : j + 1]
+            uj = h[..., k : k + 1] * sj + mean[..., j : j + 1]
+            t = self.spec.targets[j]
             cap = self.correction_caps[j]
             if cap is not None:  # a residual's correction: mean + cap * tanh((u - mean) / cap)
-                uj = mean[..., j : j + 1] + cap * torch.tanh(h[..., j : j + 1] * sj / cap)
-            elif kind == "positive":
+                uj = mean[..., j : j + 1] + cap * torch.tanh(h[..., k : k + 1] * sj / cap)
+            elif t.ceiling is not None:
+                assert ceilings is not None
+                c = ceilings[..., j : j + 1].to(h.dtype)
+                c_safe = c.clamp_min(torch.finfo(h.dtype).tiny)
+                ratio = (uj / c_safe).clamp(-1e6, 1e6)
+                uj = c * _soft_unit_interval(ratio, POSITIVE_SHARPNESS * c_safe / sj)
+            elif t.bounds == "positive":
                 beta = POSITIVE_SHARPNESS / sj
                 uj = F.softplus(uj * beta) / beta
-            elif kind == "fraction":
+            elif t.bounds == "fraction":
                 uj = _soft_unit_interval(uj, POSITIVE_SHARPNESS / sj)
-            cols.append(uj)
-        return torch.cat(cols, dim=-1)
+            cols[j] = uj
+        names = [t.column for t in self.spec.targets]
+        for j, t in enumerate(self.spec.targets):
+            if t.product is not None:
+                value = cols[names.index(t.product.factors[0])]
+                assert value is not None
+                for f in t.product.factors[1:]:
+                    value = value * cols[names.index(f)]  # type: ignore[operator]
+                cols[j] = value * t.product.scale
+        return torch.cat(cols, dim=-1)  # type: ignore[arg-type]
 
-    def standardised_targets(self, h: torch.Tensor, members: Members = None) -> torch.Tensor:
+    def standardised_targets(self, h: torch.Tensor, members: Members = None, ceilings: torch.Tensor | None = None) -> torch.Tensor:
         """Raw head outputs -> standardised predictions ``(target_units(h) - mean) / scale`` (``h`` itself when every target is real)."""
-        if all(b == "real" for b in self.bounds) and all(c is None for c in self.correction_caps):
+        if self._plain:
             return h
         mean, scale = self._standardisation(members, h.dtype)
-        return (self.target_units(h, members) - mean) / scale
+        return (self.target_units(h, members, ceilings) - mean) / scale
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
         """Latents -> (continuous reconstruction, list of categorical logits)."""
         cont = self.decoder(z) if self.decoder is not None else None
         return cont, [d(z) for d in self.cat_decoders]
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
-        """Returns (latents, standardised target predictions (bounds applied), continuous reconstruction, categorical logits)."""
+    def forward(self, x: torch.Tensor, ceilings: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+        """Returns (latents, standardised target predictions (bounds applied), continuous reconstruction, categorical logits).
+
+        ``ceilings``: see :meth:`target_units`.
+        """
         z = self.encode(x)
         cont, cats = self.decode(z)
-        return z, self.standardised_targets(self.predict_from_latent(z)), cont, cats
+        return z, self.standardised_targets(self.predict_from_latent(z), ceilings=ceilings), cont, cats
 
     def l1_penalty(self) -> torch.Tensor:
         """Mean |weight| of the encoder's affine layers, per member: shape (members,)."""

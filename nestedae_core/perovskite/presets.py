@@ -22,8 +22,10 @@
   composition, predicted as the dft stage's HSE06+SOC gap of the same composition in the
   cubic phase plus a correction of at most 0.5 eV from its mean, pulled towards that mean
   by weight decay: the DFT stage carries the chemistry the measured data lacks), **device** on ``psc-devices`` (film latents + ETL + HTL -> 32 latents ->
-  PCE, Voc, Jsc (never negative) and FF (in (0, 1])). Grouped splits: by formula, by
-  composition, by recipe.
+  Voc, Jsc and FF as fractions of their Shockley-Queisser (radiative) limits at the film's
+  predicted gap (the residual prediction above), and PCE = Voc x Jsc x FF / 100 mW/cm2, below the SQ efficiency there).
+  Grouped splits: by formula, by composition, by recipe. Intervals: normalised conformal
+  (scaled by the fold models' disagreement).
 * ``synthetic``: the two-stage synthetic set with known ground truth.
 """
 from __future__ import annotations
@@ -51,7 +53,7 @@ from ..vocabulary import (
     label,
     unit,
 )
-from ..model.config import ChainSpec, ResidualSpec, StageSpec, TargetSpec
+from ..model.config import Ceiling, ChainSpec, Product, ResidualSpec, StageSpec, TargetSpec
 
 __all__ = ["PRESETS", "preset"]
 
@@ -160,6 +162,27 @@ def _pbe_extended() -> ChainSpec:
     )
 
 
+def _device_targets() -> list[TargetSpec]:
+    """The device outcomes as physics: PCE = Voc x Jsc x FF / P_in, with Voc below the radiative limit,
+    Jsc below the Shockley-Queisser Jsc and FF below the Shockley-Queisser fill factor (about 0.90, so in
+    (0, 1]) at the film stage's predicted measured gap; hence PCE below the Shockley-Queisser efficiency there.
+
+    PCE has no head of its own: its loss (weight 1) trains the Voc, Jsc and FF heads
+    through the product; their own losses are auxiliary (a quarter weight).
+    P_in = 100 mW/cm2 (AM1.5G), so PCE (%) = Voc (V) x Jsc (mA/cm2) x FF / (100 mW/cm2) x 100 %.
+    """
+    from ..physics.ceilings import RADIATIVE_VOC, SQ_FF, SQ_JSC  # registers the ceilings (imports torch: only when built)
+    from ..physics.spectrum import IRRADIANCE_W_M2
+
+    p_in_mW_per_cm2 = IRRADIANCE_W_M2 * 0.1  # 1 W/m2 = 0.1 mW/cm2
+    return [
+        _target(PCE, bounds="positive", product=Product(factors=[VOC, JSC, FF], scale=100.0 / p_in_mW_per_cm2)),
+        _target(VOC, bounds="positive", weight=0.25, ceiling=Ceiling(function=RADIATIVE_VOC, of=MEASURED_BANDGAP)),
+        _target(JSC, bounds="positive", weight=0.25, ceiling=Ceiling(function=SQ_JSC, of=MEASURED_BANDGAP)),
+        _target(FF, bounds="positive", weight=0.25, ceiling=Ceiling(function=SQ_FF, of=MEASURED_BANDGAP)),
+    ]
+
+
 def _measured() -> ChainSpec:
     """The measured-scale chain: DFT (PBE + HSE06) -> measured band gap of films -> device JV outcomes."""
     fractions = list(SITE_FRACTION_COLUMNS)
@@ -218,13 +241,7 @@ def _measured() -> ChainSpec:
         upstream=True,
         categorical_inputs=[ETL, HTL],
         group_columns=list(DEVICE_GROUP_COLUMNS),
-        # PCE leads; Voc, Jsc and FF are auxiliary heads at a quarter weight (equal weights cost PCE accuracy)
-        targets=[
-            _target(PCE, bounds="positive"),
-            _target(VOC, bounds="positive", weight=0.25),
-            _target(JSC, bounds="positive", weight=0.25),
-            _target(FF, bounds="fraction", weight=0.25),
-        ],
+        targets=_device_targets(),
         latent_dim=32,
         head_hidden=[128],
         head_dropout=0.1,
@@ -238,6 +255,7 @@ def _measured() -> ChainSpec:
         description="DFT band gaps (PBE, HSE06+SOC) and decomposition energy -> measured band gap of films -> device PCE, Voc, Jsc, FF",
         stages=[dft, film, device],
         split="grouped",
+        interval_scale="disagreement",
     )
 
 

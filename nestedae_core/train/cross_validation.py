@@ -33,7 +33,8 @@ import pandas as pd
 from ..errors import ConfigError
 from ..model.chain import NestedAE
 from ..model.config import ChainSpec, StageSpec
-from ..model.intervals import TargetCalibration
+from ..model.ceilings import target_caps
+from ..model.intervals import TargetCalibration, calibrate_target
 from .folds import make_folds
 from .metrics import regression_metrics, summarize_folds
 from .progress import ProgressCallback
@@ -115,10 +116,7 @@ def cross_validate(
     for stage in trained.stages:
         name = stage.spec.name
         oof[name], metrics[name] = _out_of_fold(stage, folds[name])
-        model.calibration[name] = {
-            t: TargetCalibration.from_out_of_fold(folds[name], oof[name][f"{t}_true"].to_numpy(), oof[name][f"{t}_pred"].to_numpy())
-            for t in stage.spec.target_columns
-        }
+        model.calibration[name] = _calibration(stage, folds[name], spec.interval_scale == "disagreement")
         logger.info("stage %s trained in %.1f s: %s", name, stage.seconds, {t: round(v["mae"], 4) for t, v in metrics[name].items()})
     seconds = {s.spec.name: s.seconds for s in trained.stages}
     model.metrics = metrics
@@ -138,6 +136,17 @@ def _given_folds(ids: np.ndarray, k: int, n: int, stage: str) -> np.ndarray:
     if ids.min(initial=0) < 0 or ids.max(initial=0) >= k or len(np.unique(ids)) != k:
         raise ConfigError(f"the folds given for stage '{stage}' must use every fold id 0..{k - 1}")
     return ids.astype(np.int64)
+def _calibration(stage: TrainedStage, folds: np.ndarray, normalised: bool) -> dict[str, TargetCalibration]:
+    """Each target's calibration from the out-of-fold residuals: in the logit space of value over cap for a
+    target with a finite cap (fraction, ceiling, product of such), scaled by the members' disagreement when
+    ``normalised`` (see :mod:`nestedae_core.model.intervals`)."""
+    caps = target_caps(stage.spec, stage.ceilings, stage.predictions.shape[:2])  # (members, n, T)
+    out = {}
+    for j, t in enumerate(stage.spec.targets):
+        c = caps[..., j]
+        out[t.column] = calibrate_target(folds, stage.targets[:, j], stage.predictions[..., j],
+                                         caps=c if np.isfinite(c).all() else None, normalised=normalised)
+    return out
 
 
 def _out_of_fold(stage: TrainedStage, folds: np.ndarray) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -32,6 +32,7 @@ class StageData:
     y: torch.Tensor  # (M, N, T) standardised, NaN -> 0
     ymask: torch.Tensor  # (M, N, T) 1 where the target is present
     cat_idx: list[torch.Tensor]  # each (U,) long: category index per categorical input
+    ceilings: torch.Tensor | None = None  # (M, U, T) limits of ceiling targets per distinct input (None: no ceilings)
 
 
 def distinct_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,14 +105,14 @@ def stage_losses(net: StageNet, spec: StageSpec, d: StageData, lw: LossWeights) 
         # full batch: run the net on the distinct inputs and spread predictions to rows
         x, y = d.x, d.y
         cats = [c.unsqueeze(0).expand(M, -1) for c in d.cat_idx]
-        z, pred_u, cont, logits = net(_noisy(net, spec, x))
+        z, pred_u, cont, logits = net(_noisy(net, spec, x), d.ceilings)
         pred = pred_u[:, d.inverse]
     else:
         ar = torch.arange(M, device=d.x.device)[:, None]
         urows = d.inverse[rows]
         x, y = d.x[ar, urows], d.y[ar, rows]
         cats = [c[urows] for c in d.cat_idx]
-        z, pred, cont, logits = net(_noisy(net, spec, x))
+        z, pred, cont, logits = net(_noisy(net, spec, x), None if d.ceilings is None else d.ceilings[ar, urows])
     kinds = {t.loss for t in spec.targets}
     if len(kinds) == 1:
         target_loss = (elementwise_loss(kinds.pop(), pred, y) * lw.targets).sum(dim=(1, 2))

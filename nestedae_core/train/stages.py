@@ -74,7 +74,9 @@ class TrainedStage:
     ``member_rows``: (members, rows) bool, the rows each member was trained on
     (its early-stopping rows included); ``targets``: (rows, targets) raw values
     (NaN where missing); ``predictions``: (members, rows, targets) every
-    member's predictions, in target units; ``seconds``: wall time of the stage.
+    member's predictions, in target units; ``seconds``: wall time of the stage;
+    ``ceilings``: (members, rows, targets) the limits of ceiling targets each
+    member used (None when the stage has none).
     """
 
     index: int
@@ -84,6 +86,7 @@ class TrainedStage:
     targets: np.ndarray
     predictions: np.ndarray
     seconds: float
+    ceilings: np.ndarray | None = None
 
 
 @dataclass
@@ -151,9 +154,11 @@ def stage_network(spec: StageSpec, prep: StagePreprocessing, members: int, seed:
     return StageNet(spec, prep.layout, members).set_target_standardisation(prep.target_mean, prep.target_scale).to(device)
 
 
-def stage_data(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor, offsets: np.ndarray | None = None) -> StageData:
+def stage_data(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor, offsets: np.ndarray | None = None,
+               ceilings: torch.Tensor | None = None) -> StageData:
     """Training tensors of stage ``index`` (its preprocessing already in ``model``) from its design tensor ``x``;
-    ``offsets`` (members, n, targets): what residual targets correct (their training targets are the residuals)."""
+    ``offsets`` (members, n, targets): what residual targets correct (their training targets are the residuals);
+    ``ceilings`` (members, n, targets): the per-member limits of its ceiling targets on every row, when it has such targets."""
     spec, prep = model.spec.stages[index], model.prep[index]
     dev = x.device
     yraw = table[spec.target_columns].to_numpy(dtype=np.float64)[None]
@@ -171,6 +176,7 @@ def stage_data(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor
             torch.as_tensor(pd.Categorical(table[c].astype(str), categories=cs).codes.astype(np.int64)[first], device=dev)
             for c, cs in zip(prep.categorical_columns, prep.categories)
         ],
+        ceilings=None if ceilings is None else ceilings[:, torch.as_tensor(first, device=dev)].to(torch.float32),
     )
 
 
@@ -207,11 +213,13 @@ def row_names(table: pd.DataFrame, categorical: list[str] | None = None) -> pd.S
 
 
 @torch.no_grad()
-def predict_rows(net: StageNet, prep: StagePreprocessing, x: torch.Tensor, offsets: np.ndarray | None = None) -> np.ndarray:
+def predict_rows(net: StageNet, prep: StagePreprocessing, x: torch.Tensor, offsets: np.ndarray | None = None,
+                 ceilings: torch.Tensor | None = None) -> np.ndarray:
     """Every member's predictions (members, n, targets) in target units (bounds built in), from the design tensor ``x``
-    (``offsets``: added to residual targets' corrections, see :meth:`NestedAE.residual_offsets`)."""
+    (``offsets``: added to residual targets' corrections, see :meth:`NestedAE.residual_offsets`; ``ceilings``: each
+    member's limits, for a stage with ceiling targets)."""
     z = net.encode(x)
-    y = net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
+    y = net.target_units(net.predict_from_latent(z).double(), ceilings=ceilings).cpu().numpy()
     return y if offsets is None else y + offsets
 
 
@@ -288,6 +296,9 @@ def train_chain(
         model.prep.append(prep)
         model.nets.append(net)
         x = model.design_tensor(i, table, upstream_latents=upstream)
+        # each member's limits from its own upstream member (never pooled: member m sees only fold model m)
+        with torch.no_grad():
+            ceilings = model.ceilings(i, upstream, pool=False, upstream_offsets=model.upstream_offsets(i, table))
         train_mask, val_mask = early_stopping_masks(rows, st, spec.seed + 1000 + i)
         if st.weight_column is not None:  # per-row training weights (check_stage_table validated them)
             weights = table[st.weight_column].to_numpy(dtype=np.float32)[None, :]
@@ -296,7 +307,7 @@ def train_chain(
         fit_stage(
             net,
             st,
-            stage_data(model, i, table, x, offsets),
+            stage_data(model, i, table, x, offsets, ceilings),
             torch.as_tensor(train_mask, device=device),
             torch.as_tensor(val_mask, device=device) if val_mask is not None else None,
             seed=spec.seed + 31 * i,
@@ -304,10 +315,11 @@ def train_chain(
             should_stop=should_stop,
         )
         done_epochs += st.epochs
-        predictions = predict_rows(net, prep, x, offsets)
+        predictions = predict_rows(net, prep, x, offsets, ceilings)
         add_domain_and_background(model, i, table, x)
         targets = table[st.target_columns].to_numpy(dtype=np.float64)
-        stages.append(TrainedStage(i, st, table, rows, targets, predictions, time.perf_counter() - t0))
+        stages.append(TrainedStage(i, st, table, rows, targets, predictions, time.perf_counter() - t0,
+                                   None if ceilings is None else ceilings.cpu().numpy()))
     model.record = run_record(spec, device, tables_info)
     return TrainedChain(model, stages)
 
