@@ -42,7 +42,7 @@ class _FakeModel:
                 y = frame[target].to_numpy(dtype=float)
                 hit = frame[key].to_numpy() > 0
                 lower = np.where(hit, y - 0.5, y + 1.0)[:, None]
-                out[stage] = SimpleNamespace(lower=lower, upper=lower + 1.0)
+                out[stage] = SimpleNamespace(lower=lower, upper=lower + 1.0, in_domain=np.arange(len(frame)) % 3 != 0)
         return out
 
 
@@ -68,6 +68,10 @@ def test_calibration_protocol_holds_out_each_group_once(monkeypatch) -> None:
         assert r["n"] == int(finite.sum())  # every row held out exactly once
         assert r["coverage"] == pytest.approx(float((full.loc[finite, key] > 0).mean()))
         assert r["mean_width"] == pytest.approx(1.0) and len(r["folds"]) == 3
+        # in-domain and flagged rows are counted apart, and together they are every row
+        assert r["in_domain"]["n"] + r["flagged"]["n"] == r["n"] and r["flagged"]["n"] > 0 and r["in_domain"]["n"] > r["flagged"]["n"]
+        covered = r["in_domain"]["coverage"] * r["in_domain"]["n"] + r["flagged"]["coverage"] * r["flagged"]["n"]
+        assert covered == pytest.approx(r["coverage"] * r["n"])
         # a held-out group is never in the training rows of its outer fold
         trained_groups = [set(s[stage]["material_id"]) for s in seen]
         all_groups = set(full["material_id"])

@@ -22,7 +22,9 @@ Protocol (nested, grouped; nothing of a held-out row reaches its intervals):
 
 Reported per stage and target: the observed coverage (share of held-out values
 inside their interval; the nominal level is the aim, 85-95 % for 90 %), the mean
-interval width (target units) and the same per outer fold.
+interval width (target units) and the same per outer fold, and both apart for the
+held-out rows inside every predicting stage's training domain (``in_domain``) and
+those flagged out of it (``flagged``).
 """
 from __future__ import annotations
 
@@ -140,15 +142,22 @@ def calibration_benchmark(
         model = cross_validate(chain, rest, device=device, stage_folds=inner).model
         for st, t, o in zip(chain.stages, checked, outer):
             held = t.loc[o == k].reset_index(drop=True)
-            pred = model.predict(held, level=level).get(st.name)  # type: ignore[call-arg]
+            preds = model.predict(held, level=level)  # type: ignore[call-arg]
+            pred = preds.get(st.name)
             if pred is None:
                 raise DataError(f"the held-out rows of stage '{st.name}' lack its inputs; cannot predict them")
             lower, upper = getattr(pred, "lower", None), getattr(pred, "upper", None)
             if lower is None or upper is None:
                 raise DataError(f"the cross-validated chain gives no prediction interval for stage '{st.name}' (no calibration stored)")
+            # in domain: inside every stage's training domain that predicted these rows (as predictions report it)
+            flags = [np.asarray(p.in_domain, dtype=bool) for p in preds.values() if getattr(p, "in_domain", None) is not None]
+            inside = np.all(flags, axis=0) if flags else np.ones(len(held), dtype=bool)
             for j, target in enumerate(st.target_columns):
-                c = interval_coverage(held[target].to_numpy(dtype=np.float64), lower[:, j], upper[:, j])
+                y = held[target].to_numpy(dtype=np.float64)
+                c = interval_coverage(y, lower[:, j], upper[:, j])
                 c["fold"] = k
+                for part, rows in (("in_domain", inside), ("flagged", ~inside)):
+                    c[part] = interval_coverage(y[rows], lower[rows, j], upper[rows, j])
                 counts[(st.name, target)].append(c)
     quantities = []
     for st in chain.stages:
@@ -157,11 +166,17 @@ def calibration_benchmark(
             n = int(sum(c["n"] for c in per_fold))
             covered = int(sum(c["covered"] for c in per_fold))
             width = sum(c["mean_width"] * c["n"] for c in per_fold if c["n"])
-            quantities.append({
+            entry = {
                 "stage": st.name, "target": tspec.column, "label": tspec.label or tspec.column, "unit": tspec.unit,
                 "fidelity": target_fidelity(st, tspec), "n": n, "coverage": covered / n if n else float("nan"),
                 "mean_width": width / n if n else float("nan"), "folds": per_fold,
-            })
+            }
+            for part in ("in_domain", "flagged"):
+                pn = int(sum(c[part]["n"] for c in per_fold))
+                pc = int(sum(c[part]["covered"] for c in per_fold))
+                pw = sum(c[part]["mean_width"] * c[part]["n"] for c in per_fold if c[part]["n"])
+                entry[part] = {"n": pn, "coverage": pc / pn if pn else float("nan"), "mean_width": pw / pn if pn else float("nan")}
+            quantities.append(entry)
     return {
         "kind": "calibration",
         "preset": chain.name,

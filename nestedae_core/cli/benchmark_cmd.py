@@ -255,9 +255,14 @@ def run_calibration(args: argparse.Namespace) -> int:
     for q in report["quantities"]:
         name = q["label"] if not q.get("fidelity") or q["fidelity"].lower() in q["label"].lower() else f"{q['label']} ({q['fidelity']})"
         ok = "" if not target or not math.isfinite(q["coverage"]) else ("yes" if target[0] <= q["coverage"] <= target[1] else "no")
+        parts = []
+        for part in ("in_domain", "flagged"):
+            p = q.get(part) or {}
+            parts.append(f"{_num(100 * p['coverage'], '.1f')} % / {_num(p['mean_width'], '.4g')} (n={p['n']})" if p.get("n") else "-")
         rows.append([q["stage"], name, q["n"], _num(100 * q["coverage"], ".1f"), f"{_num(q['mean_width'], '.4g')} {q['unit']}".rstrip(),
-                     " ".join(_num(100 * f["coverage"], ".0f") for f in q["folds"]), ok])
-    header = ["stage", "quantity", "held-out values", "coverage (%)", "mean width", "coverage per fold (%)"]
+                     *parts, " ".join(_num(100 * f["coverage"], ".0f") for f in q["folds"]), ok])
+    header = ["stage", "quantity", "held-out values", "coverage (%)", "mean width", "in domain: coverage / width",
+              "flagged: coverage / width", "coverage per fold (%)"]
     header.append(f"in {100 * target[0]:g}-{100 * target[1]:g} %" if target else "")
     print_table(rows, header)
     print(f"\nwrote {args.json}")

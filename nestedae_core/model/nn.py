@@ -211,7 +211,11 @@ class StageNet(nn.Module):
     * ``positive``: a softplus of slope ``beta = POSITIVE_SHARPNESS / scale``,
       ``log(1 + exp(beta u)) / beta``: never negative, the identity inside the data;
     * ``fraction``: a smooth clamp to the unit interval with the same slope,
-      ``softplus_beta(u) - softplus_beta(u - 1)``: in (0, 1], the identity inside the data.
+      ``softplus_beta(u) - softplus_beta(u - 1)``: in (0, 1], the identity inside the data;
+    * a target with a ``ceiling`` ``C`` (a function of the upstream stage's prediction,
+      passed to :meth:`target_units` as ``ceilings``): ``C`` times the same clamp of ``u / C``,
+      so in (0, C], the identity inside the data;
+    * a ``product`` target has no head: it is ``scale`` times the product of its factors.
 
     A residual target (:class:`~nestedae_core.model.config.ResidualSpec`) is a
     correction to add to the previous stage's prediction (the chain adds it); with
