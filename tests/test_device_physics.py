@@ -70,3 +70,22 @@ def test_device_outputs_obey_the_physics_on_random_and_far_out_compositions(phys
     # the intervals adapt: not one width for every query
     width = (out["pce_percent_upper"] - out["pce_percent_lower"]).to_numpy()
     assert width.std() > 0.05 * width.mean()
+
+
+def test_explanations_and_traversals_run_through_the_physics_heads(physics_model: NestedAEModel) -> None:
+    """Attributions of PCE and a latent traversal of the device stage use the same ceilings as the predictions."""
+    from nestedae_core.explain.explained_function import ExplainedFunction
+    from nestedae_core.explain.latents import latent_traversal
+    from nestedae_core.explain.settings import ExplainSettings
+
+    model = physics_model.fitted
+    frame = physics_model.query_frame(["MAPbI3", "CsPbCl3"])
+    stage = model.stage_index("device")
+    f = ExplainedFunction(model, stage, "chain", [("target", j) for j in range(4)], None, ExplainSettings())
+    X, _, _ = f.encode_frames(frame, model.backgrounds[stage])
+    pred = model.predict(frame)
+    np.testing.assert_allclose(f(X), pred["device"].members.mean(axis=0), rtol=1e-5)  # the explained function is the prediction
+    trav = latent_traversal(model, frame.iloc[:1], "device", 0, member=0)
+    limit = sq_limit(float(pred["film"].members[0, 0, 0]))  # member 0's own gap
+    assert (trav["JV_reverse_scan_Jsc"] <= limit["jsc_mA_per_cm2"]).all() and (trav["JV_reverse_scan_Voc"] <= limit["voc_V"]).all()
+    np.testing.assert_allclose(trav["JV_reverse_scan_PCE"], trav["JV_reverse_scan_Voc"] * trav["JV_reverse_scan_Jsc"] * trav["JV_reverse_scan_FF"], rtol=1e-9)
