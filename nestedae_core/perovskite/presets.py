@@ -246,8 +246,9 @@ def _measured() -> ChainSpec:
         head_hidden=[128],
         head_dropout=0.1,
         l1=1e-2,
-        # 700 full-batch epochs: the whole chain trains in less time than the paper's two stages
-        epochs=700,
+        # 350 full-batch epochs with the physics heads (grouped 5-fold, seed 0: PCE 2.79 % at 350, 2.88 at 700,
+        # 2.96 at 1400: the product of three heads overfits sooner than one PCE head did)
+        epochs=350,
         lr=1e-2,
     )
     return ChainSpec(
