@@ -7,7 +7,10 @@ band-gap fidelity); ``lint-imports`` checks it.
 * :mod:`.nn`: ensemble-batched layers and :class:`StageNet` (one stage's network).
 * :mod:`.preprocessing`: a stage's fitted standardisation and one-hot encoding.
 * :mod:`.domain`: a stage's applicability domain.
-* :mod:`.intervals`: CV+ prediction intervals from out-of-fold residuals.
+* :mod:`.intervals`: CV+ prediction intervals from out-of-fold residuals (optionally in the
+  logit space of value over its limit, and normalised by the fold models' disagreement).
+* :mod:`.ceilings`: limits of a target as registered functions of an upstream prediction
+  (e.g. the Shockley-Queisser Jsc of the predicted gap), and product targets' caps.
 * :mod:`.chain`: :class:`NestedAE`, the trained chain, and its predictions.
 * :mod:`.devices`: compute devices (CPU, CUDA, MPS).
 """
