@@ -166,6 +166,11 @@ class StageSpec(_Spec):
     schedule: Literal["cosine", "constant"] = "cosine"
     patience: int | None = Field(default=None, ge=1, description="early-stopping patience in epochs; None: off")
     val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5, description="share of each training fold held out for early stopping")
+    interval_scale: Literal["none", "disagreement"] = Field(
+        default="none",
+        description="prediction intervals of the stage's targets: 'none' (the CV+ quantile of the residuals) or 'disagreement' "
+        "(normalised conformal: residuals scaled by the fold models' disagreement, so intervals adapt to each query)",
+    )
 
     @field_validator("encoder_hidden", "head_hidden", "decoder_hidden")
     @classmethod
@@ -237,11 +242,6 @@ class ChainSpec(_Spec):
     folds: int = Field(default=5, ge=2, le=20, description="k of k-fold CV; the k fold models form the ensemble")
     split: Literal["random", "grouped"] = "random"
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    interval_scale: Literal["none", "disagreement"] = Field(
-        default="none",
-        description="prediction intervals: 'none' (every query gets the same conformal quantile) or 'disagreement' "
-        "(normalised conformal: residuals scaled by the fold models' disagreement, so intervals adapt to each query)",
-    )
 
     @model_validator(mode="after")
     def _check_chain(self) -> "ChainSpec":

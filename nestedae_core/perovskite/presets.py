@@ -25,7 +25,9 @@
   Voc, Jsc and FF as fractions of their Shockley-Queisser (radiative) limits at the film's
   predicted gap (the residual prediction above), and PCE = Voc x Jsc x FF / 100 mW/cm2, below the SQ efficiency there).
   Grouped splits: by formula, by composition, by recipe. Intervals: normalised conformal
-  (scaled by the fold models' disagreement).
+  (scaled by the fold models' disagreement) for the DFT and film gaps; plain CV+ in the
+  logit space of each device outcome over its limit (the members' disagreement does not
+  track the device scatter: normalising widened the PCE interval).
 * ``synthetic``: the two-stage synthetic set with known ground truth.
 """
 from __future__ import annotations
@@ -206,6 +208,7 @@ def _measured() -> ChainSpec:
         l1=1e-2,
         epochs=700,
         lr=1e-2,
+        interval_scale="disagreement",
     )
     film = StageSpec(
         name="film",
@@ -234,6 +237,8 @@ def _measured() -> ChainSpec:
         # 0.08 % PCE on its latents
         epochs=2000,
         lr=3e-3,
+        # normalised intervals (held-out, grouped: 0.17 eV wide at 89 % coverage, against 0.23 eV plain)
+        interval_scale="disagreement",
     )
     device = StageSpec(
         name="device",
@@ -256,7 +261,6 @@ def _measured() -> ChainSpec:
         description="DFT band gaps (PBE, HSE06+SOC) and decomposition energy -> measured band gap of films -> device PCE, Voc, Jsc, FF",
         stages=[dft, film, device],
         split="grouped",
-        interval_scale="disagreement",
     )
 
 

@@ -116,7 +116,7 @@ def cross_validate(
     for stage in trained.stages:
         name = stage.spec.name
         oof[name], metrics[name] = _out_of_fold(stage, folds[name])
-        model.calibration[name] = _calibration(stage, folds[name], spec.interval_scale == "disagreement")
+        model.calibration[name] = _calibration(stage, folds[name], stage.spec.interval_scale == "disagreement")
         logger.info("stage %s trained in %.1f s: %s", name, stage.seconds, {t: round(v["mae"], 4) for t, v in metrics[name].items()})
     seconds = {s.spec.name: s.seconds for s in trained.stages}
     model.metrics = metrics
