@@ -89,3 +89,25 @@ def test_explanations_and_traversals_run_through_the_physics_heads(physics_model
     limit = sq_limit(float(pred["film"].members[0, 0, 0]))  # member 0's own gap
     assert (trav["JV_reverse_scan_Jsc"] <= limit["jsc_mA_per_cm2"]).all() and (trav["JV_reverse_scan_Voc"] <= limit["voc_V"]).all()
     np.testing.assert_allclose(trav["JV_reverse_scan_PCE"], trav["JV_reverse_scan_Voc"] * trav["JV_reverse_scan_Jsc"] * trav["JV_reverse_scan_FF"], rtol=1e-9)
+
+
+def test_device_explanations_in_stage_space_take_the_ceilings_at_the_films_residual_gap(physics_model: NestedAEModel) -> None:
+    """With the device stage's own inputs (film latents + stacks) explained, the ceilings are taken at the film's
+    full prediction (the DFT gap it corrects plus its correction), as in the predictions; integrated gradients
+    add up to the change of the output (the offsets move with the latents, with no attribution of their own)."""
+    from nestedae_core.explain.explained_function import UPSTREAM_OFFSETS, ExplainedFunction
+    from nestedae_core.explain.integrated_gradients import integrated_gradients
+    from nestedae_core.explain.settings import ExplainSettings
+
+    model = physics_model.fitted
+    assert model.spec.stages[1].residual  # the film stage is a residual on the DFT gap
+    frame = physics_model.query_frame(["MAPbI3", "CsPbCl3", "CsSnI3"])
+    stage = model.stage_index("device")
+    f = ExplainedFunction(model, stage, "stage", [("target", j) for j in range(4)], None, ExplainSettings(dtype="float64"))
+    background = model.backgrounds[stage].iloc[:8]
+    X, B, _ = f.encode_frames(frame, background)
+    assert UPSTREAM_OFFSETS in f.tensors(f.as_tensor(X))
+    pred = model.predict(frame)
+    np.testing.assert_allclose(f(X), pred["device"].members.mean(axis=0), rtol=1e-5)
+    values, base = integrated_gradients(f, X, B, np.full(len(B), 1 / len(B)), steps=32)
+    np.testing.assert_allclose(values.sum(axis=1) + base, f(X), rtol=2e-2, atol=2e-2)

@@ -14,7 +14,11 @@ Every explanation is a plain callable ``f(X) -> outputs`` over a matrix ``X`` of
   fold model has its own stage-1 latents, so a latent "value" is a vector over
   members; the index lets one masked matrix carry it.
   :attr:`~nestedae_core.explain.Attribution.data` shows the latent values
-  themselves (the member's, or the ensemble mean).
+  themselves (the member's, or the ensemble mean). When the upstream stage has
+  residual targets and the explained stage has ceilings of them (the measured
+  chain: device limits at the film's gap = DFT gap + film correction), what those
+  residuals correct is kept per source row too and follows the latents
+  (:data:`UPSTREAM_OFFSETS`).
 
 ``f`` runs the network's own modules, the forward pass of the predictions
 (:meth:`StageNet.encode <nestedae_core.model.nn.StageNet.encode>`,

@@ -68,22 +68,31 @@ def integrated_gradients(fn: ExplainedFunction, X: np.ndarray, B: np.ndarray, we
                 xv, bv = x[:, r0:r1].view(Ms, m, 1, 1), b0.view(Ms, 1, nb, 1)
                 leaves[f.name] = (bv + a * (xv - bv)).reshape(Ms, -1).detach().requires_grad_(True)
                 deltas[f.name] = (xv - bv).expand(Ms, m, nb, steps).reshape(Ms, -1)
-        if UPSTREAM_OFFSETS in xs:  # not a feature: moves along the path with the latents, no attribution of its own
+        offsets = UPSTREAM_OFFSETS in xs
+        if offsets:
+            # not a feature: the upstream stage's residual offsets of the latents' source rows move along the path with
+            # the latents; their part of the change is shared equally by the latent features (each latent column
+            # carries 1/L of the offsets, see ExplainedFunction.tensors), so the attributions still add up
             Ms = xs[UPSTREAM_OFFSETS].shape[0]
             xv = xs[UPSTREAM_OFFSETS][:, r0:r1].unsqueeze(2).unsqueeze(2)  # (Ms, m, 1, 1, T)
             bv = bs[UPSTREAM_OFFSETS].unsqueeze(1).unsqueeze(3)  # (Ms, 1, nb, 1, T)
-            leaves[UPSTREAM_OFFSETS] = (bv + a.unsqueeze(-1) * (xv - bv)).reshape(Ms, m * nb * steps, -1)
+            leaves[UPSTREAM_OFFSETS] = (bv + a.unsqueeze(-1) * (xv - bv)).reshape(Ms, m * nb * steps, -1).detach().requires_grad_(True)
+            deltas[UPSTREAM_OFFSETS] = (xv - bv).expand(-1, m, nb, steps, -1).reshape(Ms, m * nb * steps, -1)
         with torch.enable_grad():
             y = fn.evaluate(leaves)  # (m*nb*steps, K)
             wts = (bw.view(1, nb, 1) * qweights.view(1, 1, steps)).expand(m, nb, steps).reshape(-1)
             for k in range(K):
-                grads = torch.autograd.grad(y[:, k].sum(), [leaves[f.name] for f in fn.features], retain_graph=k < K - 1)
+                grads = torch.autograd.grad(y[:, k].sum(), [leaves[f.name] for f in fn.features] + ([leaves[UPSTREAM_OFFSETS]] if offsets else []),
+                                            retain_graph=k < K - 1)
+                shared = (grads[-1] * deltas[UPSTREAM_OFFSETS]).sum(dim=(0, 2)) / len(fn.latent_cols) if offsets else None
                 for j, (f, g) in enumerate(zip(fn.features, grads)):
                     contrib = g * deltas[f.name]
                     if f.kind == "categorical":
                         contrib = contrib.sum(dim=-1)
                     elif f.kind == "latent":
                         contrib = contrib.sum(dim=0)
+                        if shared is not None:
+                            contrib = contrib + shared
                     values[r0:r1, j, k] = (contrib * wts).view(m, nb * steps).sum(dim=1).detach().double().cpu().numpy()
     base = (fn(B).reshape(nb, K) * weights[:, None]).sum(axis=0)
     return values, base
