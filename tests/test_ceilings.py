@@ -213,3 +213,45 @@ def test_calibration_json_keeps_the_new_fields_and_reads_old_files() -> None:
 def test_register_ceiling_adds_a_function() -> None:
     register_ceiling("test_double", lambda x: 2 * x)
     assert ceiling_function("test_double")(torch.tensor([1.5])).item() == 3.0
+
+
+# --------------------------------------------------------------------------- with residual targets
+
+
+def test_residual_and_ceiling_targets_coexist_in_one_stage_net() -> None:
+    """One stage with a residual target (bounded correction), ceiling targets and a product: each keeps its own link."""
+    from nestedae_core.model.config import ResidualSpec
+
+    targets = [TargetSpec(column="shift")] + _physics_targets()
+    spec = _device(targets).model_copy(update={"residual": [ResidualSpec(target="shift", upstream_target="gap", bound=0.2)]})
+    spec = StageSpec.model_validate(spec.model_dump())
+    chain = ChainSpec(stages=[_film(), spec])
+    assert chain.stages[1].head_targets == [0, 2, 3, 4]
+    torch.manual_seed(0)
+    net = StageNet(spec, StageLayout(4, 0, (("a", "b"),)), 2)
+    mean = np.tile([0.1, 15.0, 1.05, 21.0, 0.72], (2, 1))
+    net.set_target_standardisation(mean, np.tile([0.05, 5.0, 0.1, 3.0, 0.08], (2, 1)))
+    h = torch.randn(2, 50, 4, dtype=torch.float64) * 30  # far outside the data
+    gaps = torch.full((2, 50, 1), 1.6, dtype=torch.float64)
+    c = upstream_ceilings(spec, ["gap"], gaps, pool=False)
+    y = net.target_units(h, ceilings=c).numpy()
+    assert (np.abs(y[..., 0] - 0.1) <= 0.2 + 1e-12).all() and np.abs(y[..., 0] - 0.1).max() > 0.15  # the bounded correction
+    lim = sq_limit(np.array([1.6]))
+    assert (y[..., 2] <= lim["voc_V"][0] + 1e-9).all() and (y[..., 3] <= lim["jsc_mA_per_cm2"][0] + 1e-9).all()
+    np.testing.assert_allclose(y[..., 1], y[..., 2] * y[..., 3] * y[..., 4], rtol=1e-12)
+    with pytest.raises(ValueError, match="has residual targets, but the stage before"):
+        ChainSpec(stages=[_film(), _device(_physics_targets()), StageSpec(
+            name="module", dataset="m", upstream=True, numeric_inputs=["x"], targets=[TargetSpec(column="eff")],
+            residual=[ResidualSpec(target="eff", upstream_target="pce", bound=1.0)])])
+
+
+def test_measured_preset_keeps_the_film_residual_and_gets_the_device_physics() -> None:
+    from nestedae_core.perovskite.presets import preset
+    from nestedae_core.vocabulary import DECOMPOSITION
+
+    dft, film, device = preset("measured").stages
+    assert DECOMPOSITION in dft.target_columns  # the DFT stage's decomposition-energy head
+    assert [r.upstream_target for r in film.residual] == [dft.targets[1].column] and film.weight_column is not None
+    assert [t.ceiling.of for t in device.targets if t.ceiling is not None] == [film.targets[0].column] * 3
+    assert sum(t.product is not None for t in device.targets) == 1
+    assert (dft.interval_scale, film.interval_scale, device.interval_scale) == ("disagreement", "disagreement", "none")
