@@ -3,8 +3,9 @@
 * Each member is trained on its own rows (``train_mask``); full batch unless the
   stage spec sets ``batch_size``.
 * Early stopping: when ``val_mask`` is given, the weights with the best validation
-  loss are kept per member; with ``patience`` the loop stops once no member
-  improved for that many epochs.
+  loss are kept per member; with ``patience`` a member is done once it has not
+  improved for that many epochs (its kept weights no longer change, as if it had
+  been trained alone), and the loop stops once every member is done.
 * A non-finite or diverging loss raises :class:`~nestedae_core.errors.TrainingError`;
   ``should_stop`` returning true raises :class:`~.progress.TrainingCancelled`.
 """
@@ -82,6 +83,7 @@ def fit_stage(
     best_val = torch.full((M,), float("inf"), device=dev)
     best_epoch = torch.zeros(M, dtype=torch.long)
     best_state = _snapshot(net) if val_mask is not None else None
+    stopped = torch.zeros(M, dtype=torch.bool, device=dev)
     eval_every = max(1, spec.epochs // 200)
     report_every = max(1, spec.epochs // 100)
     # the loss is read back (a device sync, on a GPU) only every few epochs
@@ -137,7 +139,9 @@ def fit_stage(
             with torch.no_grad():
                 _, vt = stage_losses(net, spec, d, lw_val)
             net.train()
-            improved = vt < best_val
+            # a member that has stalled for ``patience`` epochs is done, as if trained alone: the batch goes
+            # on for the others, but its kept (best) weights no longer change
+            improved = (vt < best_val) & ~stopped
             if bool(improved.any()):
                 best_val = torch.where(improved, vt, best_val)
                 best_epoch[improved.cpu()] = epoch
@@ -146,7 +150,9 @@ def fit_stage(
                         sel = improved.view(M, *([1] * (v.dim() - 1)))
                         best_state[k] = torch.where(sel, v.detach(), best_state[k])
             val_loss = float(vt.mean())
-            if spec.patience is not None and bool(((epoch - best_epoch) >= spec.patience).all()):
+            if spec.patience is not None:
+                stopped |= ((epoch - best_epoch) >= spec.patience).to(dev)
+            if bool(stopped.all()):
                 report(epoch, lm, val_loss)
                 logger.info("stage %s: early stop at epoch %d", spec.name, epoch)
                 break
