@@ -16,9 +16,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from nestedae_core.model.config import StageSpec, TargetSpec
 from nestedae_core.model.nn import StageLayout, StageNet
+from nestedae_core.model.stacked import StackedModule
 from nestedae_core.threads import limit_cpu_threads
 from nestedae_core.train.loop import fit_stage
 from nestedae_core.train.losses import StageData
@@ -85,17 +87,24 @@ def _predict(net: StageNet, d: StageData) -> torch.Tensor:
         return net.target_units(net.predict_from_latent(net.encode(d.x)).double())
 
 
-def _batched_and_one_at_a_time(spec: StageSpec, val: bool) -> tuple[torch.Tensor, list[torch.Tensor], int, list[int]]:
+def _plain_head() -> nn.Module:
+    """A head written for one model (no ensemble dimension), as a physics head would be."""
+    return nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+
+
+def _batched_and_one_at_a_time(spec: StageSpec, val: bool, plain_heads: bool = False) -> tuple[torch.Tensor, list[torch.Tensor], int, list[int]]:
     with limit_cpu_threads(1):  # as training runs (nestedae_core.threads); many threads only contend here
-        return _compare(spec, val)
+        return _compare(spec, val, plain_heads)
 
 
-def _compare(spec: StageSpec, val: bool) -> tuple[torch.Tensor, list[torch.Tensor], int, list[int]]:
+def _compare(spec: StageSpec, val: bool, plain_heads: bool) -> tuple[torch.Tensor, list[torch.Tensor], int, list[int]]:
     d, mean, scale = _data()
     train, valm = _member_masks(val=val)
     layout = StageLayout(0, 3, (("u", "v"),))
     torch.manual_seed(0)
     net = StageNet(spec, layout, M).set_target_standardisation(mean, scale)
+    if plain_heads:
+        net.heads = nn.ModuleList(StackedModule.from_factory(_plain_head, M) for _ in spec.targets)
     start = {k: v.detach().clone() for k, v in net.state_dict().items()}
     kw = dict(seed=0, report=lambda *a: None, should_stop=None)
     epochs_batched = fit_stage(net, spec, d, train, valm, **kw)  # type: ignore[arg-type]
@@ -103,6 +112,8 @@ def _compare(spec: StageSpec, val: bool) -> tuple[torch.Tensor, list[torch.Tenso
     singles, epochs_single = [], []
     for m in range(M):
         one = StageNet(spec, layout, 1).set_target_standardisation(mean[m : m + 1], scale[m : m + 1])
+        if plain_heads:
+            one.heads = nn.ModuleList(StackedModule([_plain_head()]) for _ in spec.targets)
         one.load_state_dict({k: v[m : m + 1] for k, v in start.items()})
         epochs_single.append(fit_stage(one, spec, _one(d, m), train[m : m + 1], None if valm is None else valm[m : m + 1], **kw))  # type: ignore[arg-type]
         singles.append(_predict(one, _one(d, m))[0])
@@ -110,7 +121,7 @@ def _compare(spec: StageSpec, val: bool) -> tuple[torch.Tensor, list[torch.Tenso
 
 
 def test_batched_members_predict_as_members_trained_one_at_a_time() -> None:
-    batched, singles, _, _ = _batched_and_one_at_a_time(_spec(), val=False)
+    batched, singles, _, _ = _batched_and_one_at_a_time(_spec(epochs=60), val=False)
     for m in range(M):
         assert torch.allclose(batched[m], singles[m], atol=2e-4, rtol=1e-4), (m, float((batched[m] - singles[m]).abs().max()))
     # the members really differ (their rows and standardisation differ): the comparison is not trivially met
@@ -118,7 +129,7 @@ def test_batched_members_predict_as_members_trained_one_at_a_time() -> None:
     # and training moved them away from their start
     d, mean, scale = _data()
     torch.manual_seed(0)
-    untrained = _predict(StageNet(_spec(), StageLayout(0, 3, (("u", "v"),)), M).set_target_standardisation(mean, scale), d)
+    untrained = _predict(StageNet(_spec(epochs=60), StageLayout(0, 3, (("u", "v"),)), M).set_target_standardisation(mean, scale), d)
     assert float((untrained - batched).abs().max()) > 1e-2
 
 
@@ -131,3 +142,31 @@ def test_early_stopping_keeps_each_members_own_best_epoch() -> None:
     assert epochs_batched == max(epochs_single)  # ... and the batch ran until its last member stopped
     for m in range(M):
         assert torch.allclose(batched[m], singles[m], atol=2e-4, rtol=1e-4), (m, float((batched[m] - singles[m]).abs().max()))
+
+
+def test_any_module_trains_batched_through_stacked_parameters() -> None:
+    """The batching is generic: heads written for one model (plain ``nn.Linear`` layers) stacked with
+    :class:`StackedModule` (``stack_module_state`` + ``vmap`` over ``functional_call``) train batched
+    exactly as each member alone."""
+    batched, singles, _, _ = _batched_and_one_at_a_time(_spec(epochs=60), val=False, plain_heads=True)
+    for m in range(M):
+        assert torch.allclose(batched[m], singles[m], atol=2e-4, rtol=1e-4), (m, float((batched[m] - singles[m]).abs().max()))
+    assert float((batched[0] - batched[1]).abs().max()) > 1e-2
+
+
+def test_stacked_module_is_its_members_side_by_side() -> None:
+    torch.manual_seed(0)
+    heads = [_plain_head() for _ in range(4)]
+    stacked = StackedModule(heads)
+    x = torch.randn(4, 5, 3)
+    y = stacked(x)
+    for m in range(4):
+        assert torch.allclose(y[m], heads[m](x[m]), atol=1e-6)
+        assert torch.allclose(stacked.member(m)(x[m]), heads[m](x[m]), atol=1e-6)
+    assert torch.allclose(stacked(x[1:3], members=slice(1, 3)), y[1:3], atol=1e-6)
+    y[2].sum().backward()  # member 2's loss reaches member 2's weights only
+    for p in stacked.parameters():
+        assert p.grad is not None and torch.count_nonzero(p.grad[2]) > 0
+        assert torch.count_nonzero(p.grad[[0, 1, 3]]) == 0
+    with pytest.raises(ValueError, match="one architecture"):
+        StackedModule([nn.Linear(3, 1), nn.Sequential(nn.Linear(3, 1))])

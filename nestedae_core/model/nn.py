@@ -282,7 +282,7 @@ class StageNet(nn.Module):
         For a ``real`` target, ``h`` is the standardised prediction; for every
         target, :meth:`target_units` turns ``h`` into the prediction in its units.
         """
-        if len(self.heads) > 1 and len(self.spec.head_hidden) == 1:
+        if len(self.heads) > 1 and len(self.spec.head_hidden) == 1 and all(isinstance(h, EnsembleMLP) for h in self.heads):
             return self._fused_heads(z, members)
         return torch.cat([h(z, members) for h in self.heads], dim=-1)
 
