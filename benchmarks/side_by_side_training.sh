@@ -1,52 +1,71 @@
 #!/usr/bin/env bash
-# 5-fold training of the paper chain at an older commit and now, and of today's default (measured) chain,
+# 5-fold training of the paper chain at older commits and now, and of today's default (measured) chain,
 # measured side by side on this machine (alternating runs: wall and CPU seconds, MAEs), then cold
 # `nestedae predict` / `explain` against `import torch` (fresh processes, alternating), and 1000
 # compositions through the default chain.
-# Usage: bash benchmarks/side_by_side_training.sh [BASE_COMMIT (default ead481e)] [REPEATS (default 2)]
+# Usage: bash benchmarks/side_by_side_training.sh [BASE_COMMITS (comma-separated, default ead481e)] [REPEATS (default 2)]
+#   SPLIT=grouped  cross-validate on grouped folds (default: each preset's own split, random for paper)
+#   COLD=0         skip the cold-command and prediction timings (training only)
 # Needs the datasets (NESTEDAE_DATA_DIR). Prints seconds and ratios; asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
-BASE="${1:-ead481e}"
+BASES="${1:-ead481e}"
 REPEATS="${2:-2}"
-WT="$(mktemp -d)/base"
-git worktree add --detach "$WT" "$BASE" >/dev/null
-trap 'git worktree remove --force "$WT" >/dev/null 2>&1 || true' EXIT
-# one training run: the old layout had nestedae_core.presets, the new one nestedae_core.model.presets
+SPLIT="${SPLIT:-}"
+COLD="${COLD:-1}"
+IFS=',' read -r -a BASE_LIST <<< "$BASES"
+BASE="${BASE_LIST[0]}"
+TMP="$(mktemp -d)"
+declare -A WTS
+for b in "${BASE_LIST[@]}"; do
+  WTS[$b]="$TMP/base-$b"
+  git worktree add --detach "${WTS[$b]}" "$b" >/dev/null
+done
+WT="${WTS[$BASE]}"
+cleanup() { for b in "${BASE_LIST[@]}"; do git worktree remove --force "${WTS[$b]}" >/dev/null 2>&1 || true; done; }
+trap cleanup EXIT
+# one training run: presets moved over time (nestedae_core.presets, .model.presets, .perovskite.presets)
 TRAIN='import sys, time
 try:
-    from nestedae_core.model.presets import preset
+    from nestedae_core.perovskite.presets import preset
 except ImportError:
-    from nestedae_core.presets import preset
+    try:
+        from nestedae_core.model.presets import preset
+    except ImportError:
+        from nestedae_core.presets import preset
 from nestedae_core.train import cross_validate
-who, name = sys.argv[1], sys.argv[2]
+who, name, split = sys.argv[1], sys.argv[2], sys.argv[3] or None
 t, c = time.perf_counter(), time.process_time()
-r = cross_validate(preset(name), device="cpu")
+r = cross_validate(preset(name, split=split), device="cpu")
 wall, cpu = time.perf_counter() - t, time.process_time() - c
 maes = ", ".join("%s/%s %.4f" % (s, k, v["mae"]) for s, m in r.metrics.items() for k, v in m.items())
-print(f"{who} {name} chain: {wall:.1f} s wall, {cpu:.1f} s CPU ({maes})")
+print(f"{who} {name} chain ({split or 'preset split'}): {wall:.1f} s wall, {cpu:.1f} s CPU ({maes})")
 print(f"RESULT {who}-{name} {wall:.3f} {cpu:.3f}")'
 LOG="$(mktemp)"
 uptime
 for _ in $(seq "$REPEATS"); do
-  (cd /tmp && PYTHONPATH="$WT" python -c "$TRAIN" "$BASE" paper) | tee -a "$LOG" | grep -v '^RESULT'
-  (cd /tmp && PYTHONPATH="$ROOT" python -c "$TRAIN" HEAD paper) | tee -a "$LOG" | grep -v '^RESULT'
-  (cd /tmp && PYTHONPATH="$ROOT" python -c "$TRAIN" HEAD measured) | tee -a "$LOG" | grep -v '^RESULT'
+  for b in "${BASE_LIST[@]}"; do
+    (cd /tmp && PYTHONPATH="${WTS[$b]}" python -c "$TRAIN" "$b" paper "$SPLIT") | tee -a "$LOG" | grep -v '^RESULT'
+  done
+  (cd /tmp && PYTHONPATH="$ROOT" python -c "$TRAIN" HEAD paper "$SPLIT") | tee -a "$LOG" | grep -v '^RESULT'
+  (cd /tmp && PYTHONPATH="$ROOT" python -c "$TRAIN" HEAD measured "$SPLIT") | tee -a "$LOG" | grep -v '^RESULT'
 done
-python - "$LOG" "$BASE" <<'PY'
+python - "$LOG" "$BASES" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     if line.startswith("RESULT"):
         _, key, wall, cpu = line.split()
         rows.setdefault(key, []).append((float(wall), float(cpu)))
-base = rows[f"{sys.argv[2]}-paper"]
-for key in (k for k in rows if not k.startswith(sys.argv[2])):
-    w = statistics.median(b[0] / r[0] for b, r in zip(base, rows[key]))
-    c = statistics.median(b[1] / r[1] for b, r in zip(base, rows[key]))
-    print(f"{sys.argv[2]} paper chain / {key}: {w:.2f}x wall, {c:.2f}x CPU (median of {len(base)} alternating pairs)")
+for b in sys.argv[2].split(","):
+    base = rows[f"{b}-paper"]
+    for key in (k for k in rows if k.startswith("HEAD")):
+        w = statistics.median(x[0] / r[0] for x, r in zip(base, rows[key]))
+        c = statistics.median(x[1] / r[1] for x, r in zip(base, rows[key]))
+        print(f"{b} paper chain / {key}: {w:.2f}x wall, {c:.2f}x CPU (median of {len(base)} alternating pairs)")
 PY
+[ "$COLD" = "0" ] && exit 0
 CLI='import sys; from nestedae_core.cli import main; sys.exit(main(sys.argv[1:]))'
 for _ in $(seq "$REPEATS"); do
   for what in "import torch" "predict HEAD" "predict $BASE" "explain HEAD"; do
