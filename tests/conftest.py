@@ -57,6 +57,13 @@ REFERENCE_DATASETS = (
 if str(REPO) not in sys.path:  # the dashboard's `app` package is a plain folder at the repo root
     sys.path.insert(0, str(REPO))
 
+# One compute thread per process. The suite runs on two xdist workers that, with the worker processes,
+# servers and commands they start (these inherit the variables), share the machine's cores: every torch,
+# OpenMP, BLAS or numba pool the size of the machine only made them contend (training already runs on one
+# thread, nestedae_core.threads). Set before anything imports torch; a value set outside is kept.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 
 def _reference_data_dir() -> Path | None:
     """``$NESTEDAE_DATA_DIR`` or ``<repo>/../shared/data`` when it holds every reference dataset, else None."""

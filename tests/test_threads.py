@@ -11,8 +11,18 @@ from nestedae_core.threads import limit_cpu_threads
 pytestmark = pytest.mark.unit
 
 
+@pytest.fixture(autouse=True)
+def two_threads() -> object:
+    """Start from two threads (the suite itself runs on one, tests/conftest.py), so that a limit of 1 and its restoring show."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_a_worker_limit_does_not_change_other_threads() -> None:
     original = torch.get_num_threads()
+    assert original == 2
     seen: list[tuple[int, int]] = []
     inside = threading.Event()
     release = threading.Event()
@@ -37,6 +47,7 @@ def test_a_worker_limit_does_not_change_other_threads() -> None:
 
 def test_limit_and_restore_in_the_same_thread() -> None:
     before = torch.get_num_threads()
+    assert before == 2
     with limit_cpu_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
