@@ -40,7 +40,8 @@ t, c = time.perf_counter(), time.process_time()
 r = cross_validate(preset(name, split=split), device="cpu")
 wall, cpu = time.perf_counter() - t, time.process_time() - c
 maes = ", ".join("%s/%s %.4f" % (s, k, v["mae"]) for s, m in r.metrics.items() for k, v in m.items())
-print(f"{who} {name} chain ({split or 'preset split'}): {wall:.1f} s wall, {cpu:.1f} s CPU ({maes})")
+label = split or "preset split"
+print(f"{who} {name} chain ({label}): {wall:.1f} s wall, {cpu:.1f} s CPU ({maes})")
 print(f"RESULT {who}-{name} {wall:.3f} {cpu:.3f}")'
 LOG="$(mktemp)"
 uptime
