@@ -240,7 +240,21 @@ def test_latents_invalid_formula_is_a_specific_message(app_env):
 # --------------------------------------------------------------------------- Learn
 
 
-def test_learn_trains_and_counts_active_latents(app_env):
+@pytest.fixture(scope="module")
+def learn_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("learn-jobs") / "jobs.sqlite"
+
+
+@pytest.fixture
+def learn_env(app_env: Path, learn_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``app_env`` with one job store for this module's Learn tests: Learn finds a run by its exact
+    configuration, so the same training (5 epochs, default noise) and latent-size scan are trained once
+    and found by the next test, as a second visitor of the server finds them."""
+    monkeypatch.setenv("NESTEDAE_JOB_STORE", str(learn_store))
+    return app_env
+
+
+def test_learn_trains_and_counts_active_latents(learn_env):
     at = open_app("pages/learn.py")
     assert "1 · The generating equations" in [h.value for h in at.header]
     assert any("true_y1 = 1.6" in c.value for c in at.code)
@@ -275,7 +289,7 @@ def test_learn_trains_and_counts_active_latents(app_env):
     assert any("settings changed" in w.value for w in at.warning)
 
 
-def test_learn_warns_when_the_model_is_under_trained(app_env):
+def test_learn_warns_when_the_model_is_under_trained(learn_env):
     at = open_app("pages/learn.py")
     at.number_input(key="learn.epochs").set_value(5)  # y1 MAE far above 3x the noise sd (0.05)
     at.button(key="learn.train").click().run()
