@@ -100,7 +100,7 @@ def test_streaming_in_chunks_gives_the_same_file(model, in_csv: Path, tmp_path: 
     s2 = batch.predict_csv(model, in_csv, b, COLS, chunk_rows=1000)
     assert (s1.rows, s1.failed) == (s2.rows, s2.failed) == (6, 3)
     fa, fb = (pd.read_csv(p) for p in (a, b))
-    pd.testing.assert_frame_equal(fa, fb, rtol=1e-5)  # float32 batches of another size differ in the last digits
+    pd.testing.assert_frame_equal(fa, fb, rtol=1e-4, atol=1e-5)  # float32 batches of another size differ in the last digits
     assert s1.errors[0].startswith("row 3: column 'formula'")
 
 

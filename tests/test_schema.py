@@ -21,7 +21,7 @@ pytestmark = pytest.mark.unit
 
 FORMULA = "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
 #: The shipped default chain's quantities, in the schema's names.
-EXPECTED = {"bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_soc_eV", "pce_percent", "voc_V", "jsc_mA_per_cm2", "ff"}
+EXPECTED = {"bandgap_eV", "bandgap_pbe_eV", "bandgap_hse_soc_eV", "decomposition_eV_per_fu", "pce_percent", "voc_V", "jsc_mA_per_cm2", "ff"}
 
 
 @pytest.fixture(scope="module")

@@ -241,7 +241,7 @@ class NestedAE:
 
     @torch.no_grad()
     def predict_stage(self, stage: int | str, frame: pd.DataFrame, *, level: float = DEFAULT_LEVEL,
-                      upstream_latents: np.ndarray | None = None) -> StagePrediction:
+                      upstream_latents: np.ndarray | None = None, offset_latents: np.ndarray | None = None) -> StagePrediction:
         """Ensemble predictions of one stage for the rows of ``frame`` (raw columns).
 
         Targets are in their units, with their physical bounds built in (see
@@ -249,7 +249,8 @@ class NestedAE:
         level of the prediction intervals (present when the model is calibrated).
         ``upstream_latents`` (members, rows, L): the upstream stage's latents on
         ``frame`` when already computed (e.g. its :attr:`StagePrediction.latents`);
-        otherwise they are computed from ``frame``.
+        otherwise they are computed from ``frame``. ``offset_latents``: the latents of the stage before that, when
+        already computed (they give the upstream residuals' offsets, :meth:`upstream_offsets`).
         """
         level = check_level(level)
         i = self.stage_index(stage)
@@ -258,7 +259,7 @@ class NestedAE:
             upstream_latents = self.latents(i - 1, frame)
         x = self.design_tensor(i, frame, upstream_latents=upstream_latents)
         z = net.encode(x)
-        ceilings = self.ceilings(i, upstream_latents, pool=True, upstream_offsets=self.upstream_offsets(i, frame))
+        ceilings = self.ceilings(i, upstream_latents, pool=True, upstream_offsets=self.upstream_offsets(i, frame, latents=offset_latents))
         y = net.target_units(net.predict_from_latent(z).double(), ceilings=ceilings).cpu().numpy()
         if st.residual:  # residual targets: corrections on the previous stage's predictions
             y = y + self.residual_offsets(i, upstream_latents)
@@ -271,13 +272,14 @@ class NestedAE:
         products = {j: (tuple(cols.index(f) for f in t.product.factors), t.product.scale) for j, t in enumerate(st.targets) if t.product is not None}
         return StagePrediction(st.name, cols, y, z.double().cpu().numpy(), dist, dist <= dom.threshold, lower, upper, level, reasons, products)
 
-    def upstream_offsets(self, stage: int | str, frame: pd.DataFrame) -> np.ndarray | None:
+    def upstream_offsets(self, stage: int | str, frame: pd.DataFrame, *, latents: np.ndarray | None = None) -> np.ndarray | None:
         """What the previous stage's residual targets correct on the rows of ``frame`` (members, rows, its n_targets),
-        when stage ``stage`` has ceilings of them (see :meth:`ceilings`); None otherwise."""
+        when stage ``stage`` has ceilings of them (see :meth:`ceilings`); None otherwise. ``latents``: the latents of
+        the stage two before on ``frame``, when already computed (else computed from ``frame``)."""
         i = self.stage_index(stage)
         if i < 1 or not has_ceilings(self.spec.stages[i]) or not self.spec.stages[i - 1].residual:
             return None
-        return self.residual_offsets(i - 1, self.latents(i - 2, frame))
+        return self.residual_offsets(i - 1, self.latents(i - 2, frame) if latents is None else latents)
 
     def ceilings(self, stage: int | str, upstream_latents: np.ndarray | torch.Tensor | None, *, pool: bool,
                  members: Members = None, upstream_offsets: np.ndarray | torch.Tensor | None = None) -> torch.Tensor | None:
@@ -354,8 +356,10 @@ class NestedAE:
         for i, name in enumerate(self.stage_names):
             if all(c in frame.columns for c in self.raw_columns(i)):
                 upstream = out.get(self.stage_names[i - 1]) if i > 0 and self.spec.stages[i].upstream else None
+                before = out.get(self.stage_names[i - 2]) if i > 1 and upstream is not None else None
                 out[name] = self.predict_stage(i, frame, level=level,
-                                               upstream_latents=None if upstream is None else upstream.latents)
+                                               upstream_latents=None if upstream is None else upstream.latents,
+                                               offset_latents=None if before is None else before.latents)
         if not out:
             raise SchemaError(f"the table has none of the input sets of this model; stage 1 needs {', '.join(self.raw_columns(0))}")
         return out
