@@ -241,7 +241,8 @@ class NestedAE:
 
     @torch.no_grad()
     def predict_stage(self, stage: int | str, frame: pd.DataFrame, *, level: float = DEFAULT_LEVEL,
-                      upstream_latents: np.ndarray | None = None, offset_latents: np.ndarray | None = None) -> StagePrediction:
+                      upstream_latents: np.ndarray | None = None, offset_latents: np.ndarray | None = None,
+                      own_limits: bool = False) -> StagePrediction:
         """Ensemble predictions of one stage for the rows of ``frame`` (raw columns).
 
         Targets are in their units, with their physical bounds built in (see
@@ -250,7 +251,9 @@ class NestedAE:
         ``upstream_latents`` (members, rows, L): the upstream stage's latents on
         ``frame`` when already computed (e.g. its :attr:`StagePrediction.latents`);
         otherwise they are computed from ``frame``. ``offset_latents``: the latents of the stage before that, when
-        already computed (they give the upstream residuals' offsets, :meth:`upstream_offsets`).
+        already computed (they give the upstream residuals' offsets, :meth:`upstream_offsets`). ``own_limits``: each
+        member's ceilings at its own upstream member's prediction, as in training (default: every member at the
+        ensemble-mean upstream prediction, the value the prediction reports).
         """
         level = check_level(level)
         i = self.stage_index(stage)
@@ -259,7 +262,7 @@ class NestedAE:
             upstream_latents = self.latents(i - 1, frame)
         x = self.design_tensor(i, frame, upstream_latents=upstream_latents)
         z = net.encode(x)
-        ceilings = self.ceilings(i, upstream_latents, pool=True, upstream_offsets=self.upstream_offsets(i, frame, latents=offset_latents))
+        ceilings = self.ceilings(i, upstream_latents, pool=not own_limits, upstream_offsets=self.upstream_offsets(i, frame, latents=offset_latents))
         y = net.target_units(net.predict_from_latent(z).double(), ceilings=ceilings).cpu().numpy()
         if st.residual:  # residual targets: corrections on the previous stage's predictions
             y = y + self.residual_offsets(i, upstream_latents)
