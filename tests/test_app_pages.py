@@ -24,7 +24,7 @@ TRIPLE = "Cs0.05FA0.79MA0.16PbBr0.51I2.49"
 
 def test_page_list_order_and_sections():
     titles = [p.title for p in navigation.PAGES]
-    assert titles == ["Home", "Data", "Compose", "Train", "Sweep", "Latents", "Explain", "Predict", "Screen", "Compare", "Learn"]
+    assert titles == ["Home", "Data", "Compose", "Train", "Sweep", "Latents", "Explain", "Predict", "Screen", "Design", "Compare", "Learn"]
     assert {p.section for p in navigation.PAGES} == {"Start", "Model", "Use", "Teach"}
     assert [p.title for p in navigation.PAGES if p.default] == ["Home"]
     assert all(p.file == f"pages/{p.title.lower()}.py" for p in navigation.PAGES)

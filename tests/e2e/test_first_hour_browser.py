@@ -24,7 +24,7 @@ def test_menu_icon_and_predict(page, shots):
     wait_text(page, "In our data")
     assert_no_exception(page)
     labels = page.get_by_test_id("stMetricLabel").all_inner_texts()
-    assert labels and labels[0].startswith("band gap (measured)"), labels
+    assert labels and labels[0].startswith("band gap, measured"), labels
     shot(page, shots, "first-hour-predict")
 
 
