@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..model.chain import NestedAE
 from .api import _last_stage_with_upstream, as_frame, explain_chain, explain_stage_output
 from .attribution import Attribution
+from .explained_function import InputSpace
 from .methods import check_method
 from .settings import ExplainSettings
 
@@ -45,12 +46,17 @@ def explainer_comparison(
     methods: Sequence[str] = ("exact", "permutation", "gradient"),
     member: int | None = None,
     settings: ExplainSettings | None = None,
+    stage: int | str | None = None,
+    output: str | int = 0,
+    inputs: InputSpace = "chain",
 ) -> pd.DataFrame:
     """Compare explainers on one row.
 
     ``kind`` picks the output: ``first``: the first stage's first target w.r.t. its
     inputs (e.g. the band gap); ``last``: the last stage's first target w.r.t. that
     stage's own inputs (e.g. PCE); ``chain``: the last stage's first target end to end.
+    ``stage`` (with ``output`` and ``inputs``, as in :func:`explain_stage_output`), when
+    given, replaces ``kind``: any output of that stage w.r.t. its own inputs or the whole chain.
 
     Returns one row per method: ``explainer``, ``is_exact`` (only ``exact``
     enumerates every coalition; the others approximate the same Shapley values, or
@@ -68,11 +74,17 @@ def explainer_comparison(
     fns = {"first": _explain_first, "last": _explain_last, "chain": explain_chain}
     if kind not in fns:
         raise InputError(f"unknown kind '{kind}'; choose first, last or chain")
+    def explain(method: str) -> Attribution:
+        if stage is None:
+            return fns[kind](model, frame, method=method, member=member, settings=settings)  # type: ignore[operator,no-any-return]
+        return explain_stage_output(model, stage, output, frame, inputs=inputs, method=method,  # type: ignore[arg-type]
+                                    member=member, settings=settings)
+
     results: dict[str, Attribution] = {}
     for m in methods:
         if check_method(m) == "auto":
             raise InputError("list concrete methods to compare (not 'auto')")
-        results[m] = fns[kind](model, frame, method=m, member=member, settings=settings)  # type: ignore[operator]
+        results[m] = explain(m)
     ref = results.get("exact")
     rows = []
     for m, att in results.items():
