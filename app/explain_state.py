@@ -186,12 +186,14 @@ def global_latent_attributions(key: str, stage: int, inputs: str, method: str, m
 
 
 @st.cache_data(show_spinner="Running every explainer on this row…", max_entries=64)
-def comparison(key: str, formula: str, categorical: tuple[tuple[str, str], ...], kind: str, methods: tuple[str, ...],
-               member: int | None) -> pd.DataFrame:
-    """:func:`nestedae_core.explain.explainer_comparison` for one composition (+ stack)."""
+def comparison(key: str, formula: str, categorical: tuple[tuple[str, str], ...], stage: int, output: str, inputs: str,
+               methods: tuple[str, ...], member: int | None) -> pd.DataFrame:
+    """:func:`nestedae_core.explain.explainer_comparison` of one output of ``stage`` (w.r.t. ``inputs``: ``stage`` or
+    ``chain``) for one composition (+ phase and stack)."""
     model = _model(key)
     frame = query_row(model, formula, categorical)
-    return explainer_comparison(model, frame, kind=kind, methods=methods, member=member)  # type: ignore[arg-type]
+    return explainer_comparison(model, frame, stage=stage, output=output, inputs=inputs,  # type: ignore[arg-type]
+                                methods=methods, member=member)
 
 
 # --------------------------------------------------------------------------- latents

@@ -1,8 +1,12 @@
 """Explain: SHAP attributions of the band gap, of each latent, of the PCE and of the whole chain.
 
-* Output selector: every target of every stage w.r.t. that stage's own inputs,
-  the last stage's target end to end (atomic descriptors + device choices),
-  and each latent of each stage.
+* Opens on the measured band gap (the film stage's target) explained in the user's own
+  inputs: site fractions, site descriptors, phase (and the stack, for device outputs),
+  end to end through the chain. A model without a measured gap (the paper's chain)
+  opens on its first band gap w.r.t. the first stage's inputs (the descriptors).
+* "Explain in terms of": *your inputs* (every output end to end from the raw inputs)
+  or, one click away, *latent space* (each stage's output w.r.t. its own inputs, the
+  upstream latents as given values, and each latent of each stage).
 * Local view: a waterfall for the chosen composition (shared with Compose and
   Predict) and device stack, from the base value to the prediction, in the
   output's unit; the same numbers as a table and summed by site.
@@ -25,15 +29,22 @@ import streamlit as st
 
 from app import explain_state as es
 from app import figures_explain as fx
-from app import quantities, ui
+from app import quantities, state, ui
 from app.report_button import report_button
 from nestedae_core.api import (
     query_phase,
-    DESCRIPTOR_UNITS, EXPLAINER_NOTES, Attribution, ExplainSettings, composition_problem, explain_outputs,
+    DESCRIPTOR_UNITS, EXPLAINER_NOTES, SITE_FRACTION_LABELS, target_fidelity, Attribution, ExplainSettings, composition_problem, explain_outputs,
     predict_composition, prediction_report, query_frame,
 )
 
 VIEWS = ["Local: this composition", "Global: over many rows", "Fidelity: compare explainers"]
+#: What the outputs are explained in: the user's own inputs (default) or the latent space.
+TERMS = {
+    "inputs": "your inputs (composition, descriptors, stack)",
+    "latents": "latent space (each stage's own inputs; the latents)",
+}
+#: The output select box of each TERMS option (kept apart: their options differ).
+OUTPUT_KEYS = {"inputs": "explain.output", "latents": "explain.output_latent"}
 LOCAL_METHODS = {
     "permutation": "permutation (fast; exactly additive)",
     "exact": "exact (every coalition; a few seconds for 15+ inputs)",
@@ -78,11 +89,25 @@ class Choice:
     name: str  # the output's name, a band gap with its fidelity and phase (e.g. "band gap, DFT PBE (no SOC, cubic)")
     inputs: str  # "stage" or "chain"
     unit: str
-    comparison: str | None  # kind of explainer_comparison, or None
+    terms: str  # a key of TERMS: "inputs" (the raw inputs, end to end) or "latents"
 
     @property
     def is_latent(self) -> bool:
         return self.output == "latents"
+
+    @property
+    def comparable(self) -> bool:
+        """The explainer comparison covers every target (not the latents, explained per fold model)."""
+        return not self.is_latent
+
+
+def _numeric_text(cols: list[str]) -> list[str]:
+    """``["14 site fractions", "15 site descriptors"]``: the numeric inputs ``cols``, counted by kind."""
+    fractions = [c for c in cols if c in SITE_FRACTION_LABELS]
+    descriptors = [c for c in cols if c in DESCRIPTOR_UNITS]
+    other = [c for c in cols if c not in fractions and c not in descriptors]
+    return [f"{len(v)} {k}" for k, v in (("site fractions", fractions), ("site descriptors", descriptors),
+                                          ("numeric inputs", other)) if v]
 
 
 def _inputs_text(i: int, inputs: str) -> str:
@@ -92,31 +117,49 @@ def _inputs_text(i: int, inputs: str) -> str:
         p = model.prep[s]
         if p.n_upstream and inputs == "stage":
             parts.append(f"the {p.n_upstream} {model.stage_names[s - 1]} latents")
-        numeric = [c for c in p.numeric_columns]
-        if numeric:
-            kind = "site descriptors" if all(c in DESCRIPTOR_UNITS for c in numeric) else "numeric inputs"
-            parts.append(f"{len(numeric)} {kind}")
+        parts += _numeric_text(list(p.numeric_columns))
         parts += [fx.feature_label(c, with_unit=False) for c in p.categorical_columns]
     return ", ".join(parts)
 
 
-def _choices() -> list[Choice]:
-    out: list[Choice] = []
-    last = len(model.spec.stages) - 1
+def _raw_inputs_text(i: int) -> str:
+    """The user's own inputs of stages 0..i: ``14 site fractions, 15 site descriptors, crystal phase, ETL stack``."""
+    cats = list(dict.fromkeys(c for s in range(i + 1) for c in model.prep[s].categorical_columns))
+    numeric = [c for c in model.raw_columns(i) if c not in cats]
+    return ", ".join(_numeric_text(numeric) + [fx.feature_label(c, with_unit=False) for c in cats])
+
+
+def _headline() -> tuple[int, str]:
+    """(stage, target) the page opens on: the measured band gap when a stage predicts one, else the first stage's
+    first target (the paper chain's DFT-PBE gap)."""
     for i, st_spec in enumerate(model.spec.stages):
-        for j, t in enumerate(st_spec.targets):
+        for t in st_spec.targets:
+            if target_fidelity(st_spec, t) == "measured":
+                return i, t.column
+    return 0, model.spec.stages[0].targets[0].column
+
+
+def _choices() -> list[Choice]:
+    """Every output in the user's inputs (the headline first, then the last stage's outputs back to the first),
+    then in latent space (the later stages' outputs w.r.t. their own inputs, then each stage's latents)."""
+    inputs: list[Choice] = []
+    latents: list[Choice] = []
+    for i, st_spec in enumerate(model.spec.stages):
+        for t in st_spec.targets:
             unit = t.unit or ""
             out_name = quantities.target_name(st_spec, t, query_phase(model))  # DFT gaps at the model's phase
             name = f"{out_name} ({unit or 'dimensionless'})"
-            kind = "first" if i == 0 and j == 0 else ("last" if i == last and j == 0 and i > 0 else None)
-            out.append(Choice(f"{name} ← stage {i + 1} inputs: {_inputs_text(i, 'stage')}", i, t.column, out_name, "stage", unit, kind))
-            if i > 0:
-                out.append(Choice(f"{name} ← whole chain: {_inputs_text(i, 'chain')}", i, t.column, out_name, "chain", unit,
-                                  "chain" if i == last and j == 0 else None))
-        out.append(Choice(f"stage-{i + 1} latents ({st_spec.name}.z1 … z{st_spec.latent_dim}, dimensionless) ← {_inputs_text(i, 'stage')}",
-                          i, "latents", "latents", "stage", "", None))
-    # the end-to-end PCE first after the band gap: it is what most people ask for
-    return out
+            if i == 0:  # the first stage's inputs are the user's own
+                inputs.append(Choice(f"{name} ← stage 1 inputs: {_raw_inputs_text(0)}", 0, t.column, out_name, "stage", unit, "inputs"))
+            else:
+                inputs.append(Choice(f"{name} ← whole chain: {_raw_inputs_text(i)}", i, t.column, out_name, "chain", unit, "inputs"))
+                latents.append(Choice(f"{name} ← stage {i + 1} inputs: {_inputs_text(i, 'stage')}", i, t.column, out_name, "stage", unit, "latents"))
+    for i, st_spec in enumerate(model.spec.stages):
+        latents.append(Choice(f"stage-{i + 1} latents ({st_spec.name}.z1 … z{st_spec.latent_dim}, dimensionless) ← {_inputs_text(i, 'stage')}",
+                              i, "latents", "latents", "stage", "", "latents"))
+    head = _headline()
+    inputs.sort(key=lambda c: (0 if (c.stage, c.output) == head else 1, -c.stage))  # stable: targets keep their order
+    return inputs + latents
 
 
 CHOICES = _choices()
@@ -126,6 +169,8 @@ UNITS = {c: u for c, u in DESCRIPTOR_UNITS.items() if u}
 def _group(name: str) -> str:
     if name[:2] in ("A_", "B_", "X_") and name in DESCRIPTOR_UNITS:
         return f"{name[0]} site (all its descriptors)"
+    if name in SITE_FRACTION_LABELS:  # "Sn fraction of the B site"
+        return f"{SITE_FRACTION_LABELS[name].rsplit(' ', 2)[-2]} site (all its ion fractions)"
     if ".z" in name:
         return f"{name.split('.')[0]} latents"
     return fx.feature_label(name, with_unit=False)
@@ -163,12 +208,17 @@ def _caveats() -> None:
 # ---------------------------------------------------------------------- the output block
 @st.fragment
 def output_block() -> None:
+    terms = st.radio("Explain in terms of", list(TERMS), format_func=TERMS.get, horizontal=True, key="explain.terms",
+                     help="Your inputs: each output end to end, from the site fractions, the site descriptors, the phase "
+                          "and the device stack. Latent space: each stage's output from its own inputs (the upstream "
+                          "latents as given values), and each latent of each stage.")
     c1, c2 = st.columns([3, 2])
-    labels = [c.label for c in CHOICES]
-    label = c1.selectbox("Explain this output", labels, key="explain.output",
-                         help="Stage-own inputs treat upstream latents as given values; 'whole chain' explains the PCE "
-                              "end to end from the atomic descriptors and the device stack.")
-    choice = CHOICES[labels.index(label)]
+    shown = [c for c in CHOICES if c.terms == terms]
+    labels = [c.label for c in shown]
+    label = c1.selectbox("Explain this output", labels, key=OUTPUT_KEYS[terms],
+                         help="'whole chain' explains an output end to end from your inputs; 'stage N inputs' from that "
+                              "stage's own inputs, the upstream latents taken as given values.")
+    choice = shown[labels.index(label)]
     view = c2.radio("View", VIEWS, horizontal=True, key="explain.view")
     member: int | None = None
     latent = None
@@ -188,8 +238,10 @@ def output_block() -> None:
 
 
 def _stack(choice: Choice) -> tuple[tuple[str, str], ...]:
-    """The device stack matters only to stages that take it (keeps the cache shared across stacks otherwise)."""
-    return query.categorical if choice.stage > 0 else ()
+    """The categorical choices (phase, device stack) the stage's raw inputs take; the others are left out, which
+    keeps the cache shared across stacks for the band gaps."""
+    raw = set(model.raw_columns(choice.stage))
+    return tuple((c, v) for c, v in query.categorical if c in raw)
 
 
 def _local(choice: Choice, method: str, member: int | None, latent: str | None) -> Attribution:
@@ -237,7 +289,7 @@ def local_view(choice: Choice, member: int | None, latent: str | None) -> None:
                                     title=f"Why {out_name} = {_num(pred, unit)} for {query.formula}"), key="explain.waterfall")
         j = int(np.argmax(np.abs(att.values[0])))
         v = float(att.values[0, j])
-        stack = f" with {query.stack_text}" if query.categorical and choice.stage > 0 else ""
+        stack = f" with {query.stack_text}" if query.categorical and any(c in state.STACK_SHORT_NAMES for c, _ in _stack(choice)) else ""
         st.caption(
             f"For **{query.formula}**{stack}, the {'fold model' if member is not None else 'model'} gives **{_num(pred, unit)}**. "
             f"The average over the background is {_num(base, unit)}; each bar shows how far one input moves this "
@@ -310,9 +362,9 @@ def global_view(choice: Choice, member: int | None, latent: str | None) -> None:
 
 
 def fidelity_view(choice: Choice) -> None:
-    if choice.comparison is None:
-        st.info("The explainer comparison covers the first target of a stage (band gap, PCE from the stage's inputs, "
-                "PCE along the whole chain). Choose one of those outputs above.", icon=":material/info:")
+    if not choice.comparable:
+        st.info("The explainer comparison covers the predicted quantities (band gaps, PCE, ...), not the latents, "
+                "which are explained one fold model at a time. Choose one of those outputs above.", icon=":material/info:")
         return
     notes = EXPLAINER_NOTES
     n_inputs = _n_inputs(choice)
@@ -325,7 +377,7 @@ def fidelity_view(choice: Choice) -> None:
                              help="; ".join(f"{k}: {v}" for k, v in notes.items()))
     if not exact_ok:
         st.caption(f"The exact explainer is not offered here: {n_inputs} inputs need 2^{n_inputs} coalitions per background row.")
-    run_key = (key, query.formula, _stack(choice), choice.comparison, tuple(methods))
+    run_key = (key, query.formula, _stack(choice), choice.stage, choice.output, choice.inputs, tuple(methods))
     ss = st.session_state
     if st.button("Run the comparison", icon=":material/play_arrow:", key="explain.cmp_run", disabled=not methods):
         ss["explain.cmp_requested"] = run_key
@@ -335,7 +387,7 @@ def fidelity_view(choice: Choice) -> None:
                    + "Press the button to run the comparison.")
         return
     with ui.user_errors():
-        table = es.comparison(key, query.formula, _stack(choice), choice.comparison, tuple(methods), None)
+        table = es.comparison(key, query.formula, _stack(choice), choice.stage, choice.output, choice.inputs, tuple(methods), None)
         unit = str(table["unit"].iloc[0])
         ui.plot(fx.explainer_comparison_figure(table, units=UNITS, title=f"Explainers on {query.formula}"), key="explain.cmp")
         summary = table[["explainer", "is_exact", "base", "prediction", "additivity_error", "max_abs_diff_vs_exact", "seconds", "background_size"]].rename(
@@ -346,7 +398,7 @@ def fidelity_view(choice: Choice) -> None:
         # as text, so that a missing value (no exact run, or the exact row itself) shows "—" rather than "None"
         summary[diff_col] = [f"{v:.1e}" if pd.notna(v) else "—" for v in summary[diff_col]]
         sci = st.column_config.NumberColumn(format="%.1e")
-        ui.table_with_download(summary, f"explainer-comparison-{choice.comparison}-{query.formula}", key="explain.dl_cmp",
+        ui.table_with_download(summary, f"explainer-comparison-{choice.name}-{query.formula}", key="explain.dl_cmp",
                                download=table, column_config={f"additivity error ({unit})": sci,
                                                               "time (s)": st.column_config.NumberColumn(format="%.3f")})
         st.caption(

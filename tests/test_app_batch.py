@@ -58,8 +58,9 @@ def test_explain_offers_a_report_and_says_why_the_exact_base_value_differs(app_e
     at = open_app("pages/explain.py")
     assert any(b.key == "explain.report" for b in at.get("download_button"))
     assert "exact explainer averages over a smaller background" not in texts(at)
-    pce = next(o for o in at.selectbox(key="explain.output").options if o.startswith("PCE (%) ← stage"))  # few inputs: exact offered
-    at.selectbox(key="explain.output").set_value(pce).run()
+    at.radio(key="explain.terms").set_value("latents").run()
+    pce = next(o for o in at.selectbox(key="explain.output_latent").options if o.startswith("PCE (%) ← stage"))  # few inputs: exact offered
+    at.selectbox(key="explain.output_latent").set_value(pce).run()
     at.radio(key="explain.local_method").set_value("exact").run()
     assert not at.exception, exceptions(at)
     assert "exact explainer averages over a smaller background" in texts(at)

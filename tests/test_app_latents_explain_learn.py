@@ -43,6 +43,19 @@ def paper_default(app_env, monkeypatch):
     return path
 
 
+@pytest.fixture
+def measured_default(app_env, monkeypatch):
+    """The shipped measured-default bundle (DFT -> measured film gap -> device) as the app's default model."""
+    from app import model_state
+    from nestedae_core import store
+
+    path = store.shipped_bundle_path("measured-default")
+    if not path.is_dir():
+        pytest.skip("no shipped measured-default bundle")
+    monkeypatch.setenv(model_state.DEFAULT_MODEL_ENV, str(path))
+    return path
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_on_default_model(app_env, page):
     at = open_app(page)
@@ -113,8 +126,9 @@ def test_explain_global_view_and_latents(paper_default, data_dir):
     table = at.dataframe[0].value
     assert "mean |SHAP| (eV)" in table.columns and len(table) == 15
     assert "rows of `mhp-pbe-paper`" in texts(at)
-    latents = next(o for o in at.selectbox(key="explain.output").options if o.startswith("stage-1 latents"))
-    at.selectbox(key="explain.output").set_value(latents)
+    at.radio(key="explain.terms").set_value("latents").run()  # the latent space: one click away
+    latents = next(o for o in at.selectbox(key="explain.output_latent").options if o.startswith("stage-1 latents"))
+    at.selectbox(key="explain.output_latent").set_value(latents)
     at.radio(key="explain.view").set_value("Local: this composition").run()
     _no_errors(at)
     assert any(k.startswith("materials.z1: prediction") for k in _metrics(at))
@@ -135,6 +149,51 @@ def test_explain_fidelity_panel(paper_default):
     assert "additivity error (eV)" in table.columns and (table["additivity error (eV)"] < 1e-3).all()
     diff = table["max |difference| vs exact (eV)"]
     assert not diff.isna().any() and "None" not in set(diff.astype(str))  # a blank or "—", never "None"
+
+
+def test_explain_opens_on_the_measured_gap_in_the_users_inputs(measured_default):
+    """Issue 18: the page opens on the measured band gap explained end to end in the user's own inputs (site
+    fractions, descriptors, phase), not on a DFT gap or in latent units; the latent space is one click away."""
+    from app import model_state
+    from nestedae_core.api import predict_composition
+
+    at = open_app("pages/explain.py")
+    _no_errors(at)
+    assert at.radio(key="explain.terms").value == "inputs"
+    output = at.selectbox(key="explain.output")
+    assert output.value.startswith("band gap, measured (eV) ← whole chain: 14 site fractions, 15 site descriptors")
+    assert all("latents" not in o for o in output.options)  # every output here is in the user's inputs
+    assert output.options[1].startswith("PCE (%) ← whole chain") and output.options[1].endswith("ETL stack, HTL stack")
+    m = _metrics(at)
+    pred = float(m["band gap, measured: prediction"].split()[0])
+    base, total = (float(m[k].split()[0]) for k in ("base value (background average)", "sum of attributions"))
+    assert pred == pytest.approx(base + total, abs=2e-3)
+    described = set(at.dataframe[0].value["description"])
+    assert any(d.startswith("Pb fraction of the B site") for d in described)  # the user's composition ...
+    assert "X-site ionic radius (Å)" in described  # ... its descriptors ...
+    assert not any(".z" in d for d in described)  # ... and no latent
+    groups = set(at.dataframe[1].value["group"])
+    assert {"X site (all its ion fractions)", "X site (all its descriptors)"} <= groups
+    # the same gap as Predict's ensemble mean for this composition
+    res = predict_composition(model_state.load_model(str(measured_default)), "MAPbI3")
+    assert pred == pytest.approx(res.to_json()["bandgap_eV"]["mean"], abs=1.5e-3)
+    # the latents, one click away
+    at.radio(key="explain.terms").set_value("latents").run()
+    _no_errors(at)
+    latent_options = at.selectbox(key="explain.output_latent").options
+    assert latent_options[0].startswith("band gap, measured (eV) ← stage 2 inputs: the 16 dft latents, 14 site fractions")
+    assert any(o.startswith("stage-1 latents") for o in latent_options)
+    described = set(at.dataframe[0].value["description"])
+    assert any(d.startswith("dft.z") for d in described)
+    # the explainer comparison covers the headline output too
+    at.radio(key="explain.terms").set_value("inputs").run()
+    at.radio(key="explain.view").set_value("Fidelity: compare explainers").run()
+    at.multiselect(key="explain.cmp_methods").set_value(["permutation", "gradient"])
+    at.button(key="explain.cmp_run").click().run()
+    _no_errors(at)
+    table = at.dataframe[0].value
+    assert list(table["explainer"]) == ["permutation", "gradient"] and "prediction (eV)" in table.columns
+    assert table["prediction (eV)"].to_numpy() == pytest.approx([pred, pred], abs=2e-3)
 
 
 def test_explain_on_the_default_model_names_its_gaps(app_env):
