@@ -74,6 +74,7 @@ _URL_READ = "nae.url_read"
 _URL_ERROR = "nae.url_error"
 _URL_TEXT = "nae.url_text"
 _URL_FIX = "nae.url_fix"
+_URL_LAST = "nae.url_last"  # the ?formula= this session last read or wrote
 
 #: What the Compose page's check box is called (the dashboard's remedy for off site totals).
 SCALE_SITES_LABEL = "Scale each site to its nominal total"
@@ -95,7 +96,12 @@ def set_composition(comp: Composition, *, update_url: bool = True) -> None:
     st.session_state[_COMPOSITION] = comp
     st.session_state.pop(_URL_ERROR, None)
     if update_url and st.query_params.get(FORMULA_PARAM) != comp.formula:
-        st.query_params[FORMULA_PARAM] = comp.formula
+        _write_url(comp.formula)
+
+
+def _write_url(text: str) -> None:
+    st.query_params[FORMULA_PARAM] = text
+    st.session_state[_URL_LAST] = text
 
 
 def url_formula_error() -> CompositionError | None:
@@ -143,7 +149,7 @@ def _on_url_fix() -> None:
     except CompositionError as exc:
         st.session_state[_URL_ERROR] = exc
         if text and st.query_params.get(FORMULA_PARAM) != text:
-            st.query_params[FORMULA_PARAM] = text
+            _write_url(text)
 
 
 def stop_for_bad_url_formula() -> None:
@@ -162,7 +168,8 @@ def stop_for_bad_url_formula() -> None:
 
 
 def sync_url() -> None:
-    """Read ``?formula=`` on the session's first run, then keep the URL equal to the stored composition.
+    """Read ``?formula=`` on the session's first run, and whenever a link inside the app brings another formula
+    (e.g. Design's "Predict it"); otherwise keep the URL equal to the stored composition.
 
     Call once per run from the entry script, before the page runs. An unreadable
     formula in the URL is not an error of the app: it chooses no composition,
@@ -170,22 +177,23 @@ def sync_url() -> None:
     as given (also across page switches) until a valid composition is chosen.
     """
     ss = st.session_state
-    if not ss.get(_URL_READ):
+    text = st.query_params.get(FORMULA_PARAM)
+    if not ss.get(_URL_READ) or (text and text != ss.get(_URL_LAST)):
         ss[_URL_READ] = True
-        text = st.query_params.get(FORMULA_PARAM)
         if text:
-            ss[_URL_TEXT] = text
+            ss[_URL_TEXT] = ss[_URL_LAST] = text
             try:
                 ss[_COMPOSITION] = parse_formula(text)
+                ss.pop(_URL_ERROR, None)
             except CompositionError as exc:
                 ss[_URL_ERROR] = exc
             return
     comp = get_composition()
     if comp is not None:
         if st.query_params.get(FORMULA_PARAM) != comp.formula:
-            st.query_params[FORMULA_PARAM] = comp.formula
+            _write_url(comp.formula)
     elif url_formula_error() is not None and url_formula_text() and st.query_params.get(FORMULA_PARAM) != url_formula_text():
-        st.query_params[FORMULA_PARAM] = url_formula_text()
+        _write_url(url_formula_text())
 
 
 # --------------------------------------------------------------------------- other values

@@ -409,3 +409,33 @@ def test_bad_formula_in_url_is_a_message_and_no_results(no_data_env):
     assert "could not be read" in error and "additives are not supported" in error
     assert not at.header  # no results for MAPbI3 in its place
     assert at.query_params.get("formula") == "MAPbI3-DAP"
+
+
+
+def test_a_link_inside_the_app_brings_its_formula(monkeypatch):
+    """Design's "Predict it" and "Explain it" are page links carrying ``?formula=``: the page they open shows that
+    formula, also in a session that chose another composition before (it kept the old one); otherwise the URL
+    follows the session's choice. (``sync_url`` on a stand-in for ``st``: AppTest does not rerun the entry script.)"""
+    from types import SimpleNamespace
+
+    from app import state
+
+    fake = SimpleNamespace(session_state={}, query_params={})
+    monkeypatch.setattr(state, "st", fake)
+    state.sync_url()  # a session opened without ?formula=
+    assert state.get_composition() is None and fake.query_params == {}
+    state.set_composition(parse_formula("FASnI3"))  # chosen on Compose
+    assert fake.query_params["formula"] == "FASnI3"
+    state.sync_url()
+    assert state.get_composition().formula == "FASnI3"
+    fake.query_params["formula"] = "CsPbBr3"  # a click on st.page_link(..., query_params={"formula": ...})
+    state.sync_url()
+    assert state.get_composition().formula == "CsPbBr3"
+    fake.query_params["formula"] = "Cs1.0PbBr3"  # a link's notation, read once ...
+    state.sync_url()
+    assert state.get_composition().formula == "CsPbBr3" and fake.query_params["formula"] == "Cs1.0PbBr3"
+    state.sync_url()  # ... then the URL follows the composition's canonical formula
+    assert fake.query_params["formula"] == "CsPbBr3"
+    fake.query_params.pop("formula")  # a page switch without the parameter keeps the session's choice
+    state.sync_url()
+    assert fake.query_params["formula"] == "CsPbBr3" and state.get_composition().formula == "CsPbBr3"
