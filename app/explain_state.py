@@ -28,7 +28,8 @@ from app import model_state, quantities, state, ui
 from nestedae_core.api import (
     ActiveLatents, Attribution, CompositionError, DataError, InputError, NestedAE, NestedAEError, StageRows,
     active_latents, dataset_stamp, explain_latents, explain_stage_output, explainer_comparison, formula_column,
-    latent_correlations, latent_traversal, load_dataset_table, parse_formula, pca_projection, query_frame,
+    PHASE, PHASE_LABEL, latent_correlations, latent_traversal, load_dataset_table, parse_formula, pca_projection, phase_name,
+    query_frame,
     stage_rows as rows_of_stage, warm_up_explainer,
 )
 
@@ -326,6 +327,10 @@ def composition_controls(prefix: str, model: NestedAE, *, default: str = "MAPbI3
     chosen: list[tuple[str, str]] = []
     for col_widget, (col, options, default_cat) in zip(cols[1:], cats):
         key = f"{prefix}.cat.{col}"
+        if col == PHASE:  # named and shown as on Predict: "Crystal phase of the DFT gaps", "cubic"
+            chosen.append((col, state.shared_choice_widget(col_widget, f"{PHASE_LABEL.capitalize()} of the DFT gaps", options, column=col,
+                                                           widget_key=key, default=default_cat, format_func=lambda v: phase_name(v) or v)))
+            continue
         chosen.append((col, state.shared_choice_widget(col_widget, state.STACK_LABELS.get(col, col), options, column=col, widget_key=key, default=default_cat)))
     error = ss.get(k_error)
     if error:

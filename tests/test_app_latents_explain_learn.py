@@ -160,6 +160,7 @@ def test_explain_opens_on_the_measured_gap_in_the_users_inputs(measured_default)
     at = open_app("pages/explain.py")
     _no_errors(at)
     assert at.radio(key="explain.terms").value == "inputs"
+    assert at.selectbox(key="explain.cat.phase").label == "Crystal phase of the DFT gaps"  # named as on Predict
     output = at.selectbox(key="explain.output")
     assert output.value.startswith("band gap, measured (eV) ← whole chain: 14 site fractions, 15 site descriptors")
     assert all("latents" not in o for o in output.options)  # every output here is in the user's inputs
