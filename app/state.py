@@ -346,3 +346,13 @@ def shared_choice_widget(container: Any, label: str, options: list[str], *, colu
         set_value(shared_key, st.session_state[widget_key])
 
     return container.selectbox(label, options, key=widget_key, on_change=_store, **kwargs)
+
+
+def open_composition(page: str, formula: str, *, etl: str | None = None, htl: str | None = None) -> None:
+    """Go to ``page`` (e.g. ``"pages/predict.py"``) on ``formula`` with the device stack ``etl``/``htl`` chosen there
+    (the shared choices of :func:`shared_choice_widget`), as a proposal of the Design page was predicted."""
+    for column, value in ((ETL, etl), (HTL, htl)):
+        if value:
+            set_value(f"choice.{column}", value)
+    st.switch_page(page, query_params={FORMULA_PARAM: formula})
+

@@ -11,8 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import jobs_state, model_state, ui
-from app.state import FORMULA_PARAM
+from app import jobs_state, model_state, state, ui
 from nestedae_core.api import (
     DESIGN_KIND, ETL, HTL, SITE_IONS, DesignProblem, NestedAEError, Objective, QuantityRange, composition_problem,
     design_figures, design_output, design_payload, design_report, figure_filename, model_provenance,
@@ -151,16 +150,30 @@ def render_result(out, name: str) -> None:  # type: ignore[no-untyped-def]
         st.info(f"The top proposals are within each other's intervals: the first beats the second with probability "
                 f"{float(ranked['p_beats_next'].iloc[0]):.2f}. Treat the top of the list as a set to test, not a single answer.",
                 icon=":material/balance:")
-    view = proposals_view(table.head(SHOWN))
-    st.dataframe(view, hide_index=True, width="stretch", column_config={
-        **ui.unit_column_config(list(view.columns)),
-        "p_beats_next": st.column_config.ProgressColumn("P(beats next)", min_value=0.0, max_value=1.0, format="%.2f"),
-    })
+    ranked_rows = table[table["status"] == "ranked"].head(SHOWN)
+    apart_rows = table[table["status"] != "ranked"].head(SHOWN)
+    config = {**ui.unit_column_config([c for c in proposals_view(table).columns]),
+              "p_beats_next": st.column_config.ProgressColumn("P(beats next)", min_value=0.0, max_value=1.0, format="%.2f")}
+    st.markdown(f"**Ranked proposals** (inside every stage's domain; the best {len(ranked_rows)} shown)")
+    if len(ranked_rows):
+        st.dataframe(proposals_view(ranked_rows), hide_index=True, width="stretch", column_config=config)
+    else:
+        st.caption("None: every candidate that meets the constraints lies outside the model's domain at some stage.")
+    if len(apart_rows):
+        st.markdown("**Outside the model's domain** (not ranked: the chain extrapolates for these; the stage it leaves first is named)")
+        st.dataframe(proposals_view(apart_rows).drop(columns=["rank", "p_beats_next"], errors="ignore"), hide_index=True,
+                     width="stretch", column_config=config)
     if len(table):
-        pick = st.selectbox("Open a proposal", table["formula"].head(SHOWN).tolist(), key="design.pick")
+        shown = pd.concat([ranked_rows, apart_rows])
+        pick = st.selectbox("Open a proposal", list(range(len(shown))), key="design.pick",
+                            format_func=lambda k: f"{shown['formula'].iloc[k]} ({'rank ' + str(int(shown['rank'].iloc[k])) if shown['status'].iloc[k] == 'ranked' else 'out of domain'})")
+        row = shown.iloc[int(pick)]
         l1, l2 = st.columns(2)
-        l1.page_link("pages/predict.py", label="Predict it", icon=":material/online_prediction:", query_params={FORMULA_PARAM: pick})
-        l2.page_link("pages/explain.py", label="Explain it", icon=":material/insights:", query_params={FORMULA_PARAM: pick})
+        if l1.button("Predict it", icon=":material/online_prediction:", key="design.to_predict"):
+            state.open_composition("pages/predict.py", str(row["formula"]), etl=str(row["etl"]) or None, htl=str(row["htl"]) or None)
+        if l2.button("Explain it", icon=":material/insights:", key="design.to_explain"):
+            state.open_composition("pages/explain.py", str(row["formula"]), etl=str(row["etl"]) or None, htl=str(row["htl"]) or None)
+        st.caption("Both open the proposal with the device stack the design used.")
     from nestedae_core.api import DesignResult
 
     result = DesignResult(problem=out.problem, sampler=s["sampler"], proposals=table, history=out.history, evaluated=out.evaluated,

@@ -99,6 +99,8 @@ def test_a_design_meets_its_window_exactly_and_ranks_in_domain_first(shipped) ->
     assert not props["Pb"].any()
     ranked = props[props["status"] == "ranked"]
     assert ranked["in_domain"].all()
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
+    assert props.loc[props["status"] != "ranked", "rank"].isna().all()  # outside a stage's domain: listed, never ranked
     statuses = props["status"].tolist()
     assert statuses == sorted(statuses, key=lambda s: s != "ranked")  # never an out-of-domain row among the ranked
     assert (np.diff(ranked["pce_percent_mean"].to_numpy()) <= 1e-12).all()  # best first

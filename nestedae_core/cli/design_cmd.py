@@ -161,6 +161,8 @@ class _Progress:
 
 
 def _print(result: Any, table: Any, top: int) -> None:
+    import pandas as pd
+
     s = result.summary()
     print(f"design: {'; '.join(o.label for o in result.problem.objectives)}"
           + (f" subject to {'; '.join(c.label for c in result.problem.constraints)}" if result.problem.constraints else ""))
@@ -173,7 +175,7 @@ def _print(result: Any, table: Any, top: int) -> None:
     head = ["rank", "formula", *[f"{q} (interval)" for q in qs if q in ("bandgap_eV", "pce_percent")], "domain", "P(beats next)", "nearest measured"]
     rows = []
     for _, r in shown.iterrows():
-        cells: list[Any] = [r["rank"], r["formula"]]
+        cells: list[Any] = ["—" if pd.isna(r["rank"]) else int(r["rank"]), r["formula"]]
         for q in ("bandgap_eV", "pce_percent"):
             if q in qs:
                 lo, hi = r.get(f"{q}_lower"), r.get(f"{q}_upper")

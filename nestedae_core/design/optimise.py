@@ -150,9 +150,11 @@ def rank_proposals(evaluated: pd.DataFrame, problem: DesignProblem) -> pd.DataFr
         part["p_beats_next"] = _p_beats_next(part, problem)
         parts.append(part)
     if not parts:
-        return evaluated.iloc[:0].assign(pareto_rank=0, status="", p_beats_next=np.nan, rank=0)
+        return evaluated.iloc[:0].assign(pareto_rank=0, status="", p_beats_next=np.nan, rank=pd.array([], dtype="Int64"))
     out = pd.concat(parts, ignore_index=True)
-    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    ranked_count = int((out["status"] == "ranked").sum())
+    # only in-domain proposals are ranked; those outside a stage's domain follow without a rank
+    out.insert(0, "rank", pd.array(list(range(1, ranked_count + 1)) + [pd.NA] * (len(out) - ranked_count), dtype="Int64"))
     return out
 
 

@@ -23,7 +23,8 @@ def design_figures(result: DesignResult) -> list[tuple[str, Any]]:
     h = result.history.dropna()
     if len(h):
         fig = go.Figure(go.Scatter(x=h["evaluation"], y=h["best"], mode="lines", name="best so far", line=dict(color="#4C78A8")))
-        fig.update_layout(height=320, margin=dict(l=60, r=20, t=30, b=50), template="plotly_white")
+        fig.update_layout(height=320, margin=dict(l=60, r=20, t=50, b=50), template="plotly_white",
+                          title_text=f"Search progress: the best {o.column} meeting every constraint so far")
         fig.update_xaxes(title_text="model evaluations")
         fig.update_yaxes(title_text=f"best {o.column}")
         figs.append(("search progress", fig))
@@ -43,7 +44,8 @@ def design_figures(result: DesignResult) -> list[tuple[str, Any]]:
                 fig.add_trace(go.Scattergl(x=part[x], y=part[y], mode="markers", name=name, text=part["formula"],
                                            marker=dict(size=6, color=color, opacity=0.75),
                                            hovertemplate="%{text}<br>%{x:.3f}, %{y:.3f}<extra></extra>"))
-        fig.update_layout(height=420, margin=dict(l=60, r=20, t=30, b=50), template="plotly_white")
+        fig.update_layout(height=420, margin=dict(l=60, r=20, t=50, b=50), template="plotly_white",
+                          title_text="Every candidate the search evaluated")
         fig.update_xaxes(title_text=x)
         fig.update_yaxes(title_text=y)
         figs.append(("candidates", fig))
