@@ -154,6 +154,16 @@ def render_result(out, name: str) -> None:  # type: ignore[no-untyped-def]
     apart_rows = table[table["status"] != "ranked"].head(SHOWN)
     config = {**ui.unit_column_config([c for c in proposals_view(table).columns]),
               "p_beats_next": st.column_config.ProgressColumn("P(beats next)", min_value=0.0, max_value=1.0, format="%.2f")}
+    if len(table):
+        shown = pd.concat([ranked_rows, apart_rows]).drop_duplicates("formula")
+        pick = st.selectbox("Open a proposal", shown["formula"].tolist(), key="design.pick")
+        row = shown[shown["formula"] == pick].iloc[0]
+        l1, l2 = st.columns(2)
+        if l1.button("Predict it", icon=":material/online_prediction:", key="design.to_predict"):
+            state.open_composition("pages/predict.py", str(row["formula"]), etl=str(row["etl"]) or None, htl=str(row["htl"]) or None)
+        if l2.button("Explain it", icon=":material/insights:", key="design.to_explain"):
+            state.open_composition("pages/explain.py", str(row["formula"]), etl=str(row["etl"]) or None, htl=str(row["htl"]) or None)
+        st.caption("Both open the proposal with the device stack the design used.")
     st.markdown(f"**Ranked proposals** (inside every stage's domain; the best {len(ranked_rows)} shown)")
     if len(ranked_rows):
         st.dataframe(proposals_view(ranked_rows), hide_index=True, width="stretch", column_config=config)
@@ -163,17 +173,6 @@ def render_result(out, name: str) -> None:  # type: ignore[no-untyped-def]
         st.markdown("**Outside the model's domain** (not ranked: the chain extrapolates for these; the stage it leaves first is named)")
         st.dataframe(proposals_view(apart_rows).drop(columns=["rank", "p_beats_next"], errors="ignore"), hide_index=True,
                      width="stretch", column_config=config)
-    if len(table):
-        shown = pd.concat([ranked_rows, apart_rows])
-        pick = st.selectbox("Open a proposal", list(range(len(shown))), key="design.pick",
-                            format_func=lambda k: f"{shown['formula'].iloc[k]} ({'rank ' + str(int(shown['rank'].iloc[k])) if shown['status'].iloc[k] == 'ranked' else 'out of domain'})")
-        row = shown.iloc[int(pick)]
-        l1, l2 = st.columns(2)
-        if l1.button("Predict it", icon=":material/online_prediction:", key="design.to_predict"):
-            state.open_composition("pages/predict.py", str(row["formula"]), etl=str(row["etl"]) or None, htl=str(row["htl"]) or None)
-        if l2.button("Explain it", icon=":material/insights:", key="design.to_explain"):
-            state.open_composition("pages/explain.py", str(row["formula"]), etl=str(row["etl"]) or None, htl=str(row["htl"]) or None)
-        st.caption("Both open the proposal with the device stack the design used.")
     from nestedae_core.api import DesignResult
 
     result = DesignResult(problem=out.problem, sampler=s["sampler"], proposals=table, history=out.history, evaluated=out.evaluated,

@@ -53,7 +53,7 @@ def test_design_runs_and_a_proposal_opens_on_predict(page, shots):
     options = page.get_by_role("option")
     options.first.wait_for(state="visible")
     pick_index = 1 if options.count() > 1 else 0
-    formula = options.nth(pick_index).inner_text().strip().split(" (")[0]  # "FORMULA (rank N)"
+    formula = options.nth(pick_index).inner_text().strip()
     options.nth(pick_index).click()
     wait_idle(page)
     assert formula
