@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import resource
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,23 +42,14 @@ def write_input(path: Path, rows: int, seed: int = 0) -> None:
 
 
 def run(rows: int, folder: Path, model: str | None) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one CLI run on a generated file of ``rows`` rows."""
+    """(wall seconds, peak RSS MiB) of one CLI run on a generated file of ``rows`` rows (the run: batch_100k.run)."""
+    from batch_100k import run as run_cli  # a sibling script: the same child-process measurement
+
     src, out = folder / f"in-{rows}.csv", folder / f"out-{rows}.csv"
     write_input(src, rows)
-    code = ("import resource, sys; from nestedae_core.cli import main; rc = main(sys.argv[1:]); "
-            "sys.stderr.write('PEAK_KB %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
-    argv = [sys.executable, "-c", code, "predict", "--csv", str(src), "--etl-column", "etl", "--htl-column", "htl", "--out", str(out)]
-    if model:
-        argv += ["--model", model]
-    t = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise SystemExit(f"rows={rows}: exit {proc.returncode}: {proc.stderr.strip()}")
-    peak_kb = next(int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_KB"))
-    lines = sum(1 for _ in out.open()) - 1
-    assert lines == rows, (lines, rows)
-    return wall, peak_kb / 1024
+    wall, peak_mib, written = run_cli(src, out, model)
+    assert written == rows, (written, rows)
+    return wall, peak_mib
 
 
 def main() -> None:
