@@ -169,6 +169,16 @@ class _StepBar:
             self.bar.close()
 
 
+def _finish(report: dict[str, Any], path: str | None, show: Any) -> int:
+    """Write ``report`` to ``path`` (atomically) when given, print it with ``show``, say where it went; exit code 0."""
+    if path:
+        write_json_file(report, path)
+    show(report)
+    if path:
+        print(f"\nwrote {path}")
+    return 0
+
+
 def _say(msg: str) -> None:
     print(f"running {msg}", file=sys.stderr, flush=True)
 
@@ -346,12 +356,7 @@ def run_speed(args: argparse.Namespace) -> int:
     report = speed_benchmark(data_dir=args.data_dir, device=args.device, epochs=args.epochs, repeats=args.repeats,
                              presets=() if args.cold_only else tuple(args.preset or ("paper", "measured")), cold=not args.no_cold,
                              progress=_say)
-    if args.json:
-        write_json_file(report, args.json)
-    print_speed(report)
-    if args.json:
-        print(f"\nwrote {args.json}")
-    return 0
+    return _finish(report, args.json, print_speed)
 
 
 def print_speed(report: dict[str, Any]) -> None:
@@ -407,12 +412,7 @@ def run_explainers(args: argparse.Namespace) -> int:
     report = explainer_benchmark(tasks=tuple(args.task or ("independent", "correlated")), seed=args.seed, epochs=args.epochs,
                                  folds=args.folds, n_rows=args.rows, n_draws=max(2, args.draws), train=not args.no_train,
                                  progress=_say)
-    if args.json:
-        write_json_file(report, args.json)
-    print_explainers(report)
-    if args.json:
-        print(f"\nwrote {args.json}")
-    return 0
+    return _finish(report, args.json, print_explainers)
 
 
 def print_explainers(report: dict[str, Any]) -> None:
