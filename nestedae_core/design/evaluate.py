@@ -72,8 +72,9 @@ class Evaluator:
         self.predictor: Predictor = predictor or (
             lambda fr, etl, htl: predict_fractions(model, fr, etl=etl, htl=htl, level=problem.level)
         )
-        known = model_quantities(model, problem.level)
-        calibrated = self._calibrated()
+        probe = predict_fractions(model, _probe_fractions(), level=problem.level)  # one probe: quantities and intervals
+        known = [c[: -len("_mean")] for c in probe.columns if c.endswith("_mean")]
+        calibrated = any(c.endswith("_lower") for c in probe.columns)
         for item in [*problem.objectives, *problem.constraints]:
             if item.quantity in COMPOSITION_QUANTITIES:
                 continue
@@ -85,10 +86,6 @@ class Evaluator:
         self.stacks: list[tuple[str | None, str | None]] = self._stacks()
         self.cache: dict[tuple[int, tuple[int, ...]], dict[str, object]] = {}
         self.order: list[tuple[int, tuple[int, ...]]] = []
-
-    def _calibrated(self) -> bool:
-        probe = predict_fractions(self.model, _probe_fractions(), level=self.problem.level)
-        return any(c.endswith("_lower") for c in probe.columns)
 
     def _stacks(self) -> list[tuple[str | None, str | None]]:
         p = self.problem
