@@ -120,9 +120,9 @@ def test_prediction_json_without_a_measured_gap_says_so() -> None:
         (["predict", "MAPbI3", "--etl", "ZnO"], "unknown ETL stack 'ZnO'; known:"),
         (["predict", "FA0.5PbI3"], "A-site amounts sum to 0.5"),
         (["predict", "MAPbI3", "--model", "/nonexistent/model"], "no model bundle at"),
-        (["train", "--preset", "nope", "--out", "/tmp/x"], "unknown preset 'nope'"),
-        (["train", "--epochs", "0", "--out", "/tmp/x"], "--epochs must be at least 1"),
-        (["train", "--device", "cuda:9", "--epochs", "1", "--out", "/tmp/x"], "not available on this machine"),
+        (["train", "--preset", "nope", "--out", "/tmp/nestedae-test-no-such-bundle-7f3a"], "unknown preset 'nope'"),
+        (["train", "--epochs", "0", "--out", "/tmp/nestedae-test-no-such-bundle-7f3a"], "--epochs must be at least 1"),
+        (["train", "--device", "cuda:9", "--epochs", "1", "--out", "/tmp/nestedae-test-no-such-bundle-7f3a"], "not available on this machine"),
     ],
 )
 def test_errors_are_one_line_without_traceback(argv, message, capsys) -> None:
