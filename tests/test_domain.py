@@ -86,8 +86,10 @@ def test_a_query_is_flagged_at_the_first_stage_it_leaves(synthetic) -> None:
     mat, dev = preds["materials"], preds["devices"]
     assert mat.in_domain.tolist() == [True, True, False] and dev.in_domain.tolist()[:2] == [True, False]
     assert mat.domain_reason[0] == "" and mat.domain_reason[1] == "" and dev.domain_reason[0] == ""
-    assert dev.domain_reason[1].startswith("outside the training data of stage 'devices': distance ")
-    assert mat.domain_reason[2].startswith("outside the training data of stage 'materials': distance ")
+    # 40 lies beyond the range of d0 / x0 the training rows cover, and far from every row: both named, the input first
+    assert dev.domain_reason[1].startswith("outside the training data of stage 'devices': d0 40.00 (its training rows reach ")
+    assert mat.domain_reason[2].startswith("outside the training data of stage 'materials': x0 40.00 (its training rows reach ")
+    assert "; distance " in dev.domain_reason[1] and "; distance " in mat.domain_reason[2]
     assert "nearest training row: " in mat.domain_reason[2]
 
 

@@ -50,7 +50,8 @@ class StagePrediction:
     or None when the model has no calibration (fitted on all rows, or an older
     bundle); ``latents``: (members, n, latent_dim); ``domain_distance``/
     ``in_domain``: (n,); ``domain_reason``: per row, "" inside the domain, else a
-    sentence naming the stage, the distance, the threshold and the nearest
+    sentence naming the stage and why: the inputs beyond the range the stage's
+    training rows cover, and/or the distance, the threshold and the nearest
     training row.
     """
 
@@ -269,11 +270,14 @@ class NestedAE:
         caps = target_caps(st, None if ceilings is None else ceilings[0].cpu().numpy(), (len(frame),))
         lower, upper = self.intervals(i, y, level, caps=caps)
         dom = self.domains[i]
-        dist, nearest = dom.nearest(self.domain_values(i, frame, x))
-        reasons = [dom.reason(st.name, float(d), int(k)) for d, k in zip(dist, nearest)]
+        values = self.domain_values(i, frame, x)
+        dist, nearest = dom.nearest(values)
+        uncovered = dom.uncovered(values)
+        inside = (dist <= dom.threshold) & np.array([not u for u in uncovered], dtype=bool)
+        reasons = [dom.reason(st.name, float(d), int(k), u, st.dataset) for d, k, u in zip(dist, nearest, uncovered)]
         cols = st.target_columns
         products = {j: (tuple(cols.index(f) for f in t.product.factors), t.product.scale) for j, t in enumerate(st.targets) if t.product is not None}
-        return StagePrediction(st.name, cols, y, z.double().cpu().numpy(), dist, dist <= dom.threshold, lower, upper, level, reasons, products)
+        return StagePrediction(st.name, cols, y, z.double().cpu().numpy(), dist, inside, lower, upper, level, reasons, products)
 
     def upstream_offsets(self, stage: int | str, frame: pd.DataFrame, *, latents: np.ndarray | None = None) -> np.ndarray | None:
         """What the previous stage's residual targets correct on the rows of ``frame`` (members, rows, its n_targets),

@@ -3,14 +3,19 @@
 A stage's domain (:class:`DomainModel`) holds its training rows in a
 standardised space; a query is outside when it lies farther from every training
 row than the training rows lie from each other (the leave-one-out
-nearest-neighbour rule). Bundles written before kept k-means centroids instead;
-they load and work as they did. :func:`standardize` and :func:`kmeans_clusters`
+nearest-neighbour rule), or when one of the stage's own numeric inputs lies
+beyond the range its weighted training rows reach (the *coverage* rule, input by
+input: a value held by fewer than :data:`COVERAGE_SUPPORT` distinct rows does
+not count as covered). Bundles written before kept k-means centroids instead;
+they load and work as they did; bundles without a coverage check none.
+The packages that know what an input means register how it reads in a reason
+(:func:`register_coverage_wording`); this module knows no domain. :func:`standardize` and :func:`kmeans_clusters`
 also serve the attribution background
 (:func:`nestedae_core.train.background.kmeans_background`).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,7 +24,18 @@ import numpy as np
 if TYPE_CHECKING:
     from sklearn.cluster import KMeans
 
-__all__ = ["DOMAIN_QUANTILE", "DomainModel", "kmeans_clusters", "nearest_points", "standardize"]
+__all__ = [
+    "COVERAGE_SLACK",
+    "COVERAGE_SUPPORT",
+    "DOMAIN_QUANTILE",
+    "CoverageWording",
+    "DomainModel",
+    "Uncovered",
+    "kmeans_clusters",
+    "nearest_points",
+    "register_coverage_wording",
+    "standardize",
+]
 
 
 def standardize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,6 +68,55 @@ def kmeans_clusters(z: np.ndarray, max_clusters: int, seed: int) -> "KMeans":
 DOMAIN_QUANTILE = 0.99
 #: Distances are computed for this many (query x training point) pairs at a time.
 _CHUNK_PAIRS = 4_000_000
+#: An input's covered range runs from the value of its k-th lowest to its k-th highest distinct weighted training row
+#: (k = this): an input value that only one or two rows hold (e.g. two compositions with doubtful labels) is not coverage.
+COVERAGE_SUPPORT = 3
+#: A query may pass an input's covered range by this share of the input's full training range (0 for a constant input).
+COVERAGE_SLACK = 0.05
+#: Numerical slack of the coverage comparisons (input units).
+_COVERAGE_EPS = 1e-6
+
+#: How an input reads in a reason: ``(dataset, column) -> (name of the quantity, who the training rows are)``, e.g.
+#: ``("Cs on the A site", "the measured films")``, or None when the function does not know the column.
+CoverageWording = Callable[[str, str], tuple[str, str] | None]
+_WORDINGS: list[CoverageWording] = []
+
+
+def register_coverage_wording(wording: CoverageWording) -> None:
+    """Register how inputs read in coverage reasons (the latest registered function that knows a column wins)."""
+    if wording not in _WORDINGS:
+        _WORDINGS.append(wording)
+
+
+def _wording(dataset: str, column: str) -> tuple[str, str]:
+    for fn in reversed(_WORDINGS):
+        found = fn(dataset, column)
+        if found is not None:
+            return found
+    return column, "its training rows"
+
+
+@dataclass(frozen=True)
+class Uncovered:
+    """One input of a query beyond its covered range: the column, the query's value and the range (input units)."""
+
+    column: str
+    value: float
+    low: float
+    high: float
+
+    def phrase(self, dataset: str = "") -> str:
+        """e.g. ``Cs on the A site 1.00 (the measured films reach 0.40)``, worded as registered for ``dataset``."""
+        name, rows = _wording(dataset, self.column)
+        if abs(self.low) <= _COVERAGE_EPS and abs(self.high) <= _COVERAGE_EPS:
+            where = f"{rows} have none"
+        elif self.high - self.low <= _COVERAGE_EPS:
+            where = f"{rows} all have {self.high:.2f}"
+        elif self.value > self.high:
+            where = f"{rows} reach {self.high:.2f}"
+        else:
+            where = f"{rows} go down to {self.low:.2f}"
+        return f"{name} {self.value:.2f} ({where})"
 
 
 def nearest_points(z: np.ndarray, points: np.ndarray, *, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -100,6 +165,11 @@ class DomainModel:
     * ``rule="kmeans"`` (bundles written before): ``points`` are k-means
       centroids and the threshold was 1.5 x the 99th percentile of the training
       rows' distances to them (at least 0.5); no labels.
+
+    Coverage (models trained now): each of ``coverage_columns`` (raw units) must lie
+    within ``[reach_low - slack, reach_high + slack]``, the range its weighted
+    training rows cover (see :data:`COVERAGE_SUPPORT`, :data:`COVERAGE_SLACK`);
+    :meth:`inside` combines both rules.
     """
 
     columns: list[str]
@@ -109,6 +179,12 @@ class DomainModel:
     threshold: float
     labels: list[str] = field(default_factory=list)
     rule: Literal["nearest_row", "kmeans"] = "kmeans"
+    #: inputs (a subset of ``columns``) checked one by one against the range the weighted training rows cover
+    coverage_columns: list[str] = field(default_factory=list)
+    #: per coverage column: the covered range (input units) and the slack a query may pass it by
+    reach_low: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reach_high: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    slack: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def standardise(self, values: np.ndarray) -> np.ndarray:
         """Values (rows x columns, raw units) in training standard deviations."""
@@ -122,23 +198,53 @@ class DomainModel:
         """Distance (in training standard deviations) of each row to the nearest point."""
         return self.nearest(values)[0]
 
-    def reason(self, stage: str, distance: float, nearest: int) -> str:
-        """Why a query lies outside the domain, one sentence naming the stage ("" when it is inside)."""
-        if distance <= self.threshold:
+    def uncovered(self, values: np.ndarray) -> list[list[Uncovered]]:
+        """Per row of ``values`` (rows x :attr:`columns`, raw units): its inputs beyond their covered range (empty: covered)."""
+        values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+        out: list[list[Uncovered]] = [[] for _ in range(len(values))]
+        for j, col in enumerate(self.coverage_columns):
+            v = values[:, self.columns.index(col)]
+            lo, hi, sl = float(self.reach_low[j]), float(self.reach_high[j]), float(self.slack[j])
+            for r in np.flatnonzero((v > hi + sl + _COVERAGE_EPS) | (v < lo - sl - _COVERAGE_EPS)):
+                out[r].append(Uncovered(col, float(v[r]), lo, hi))
+        return out
+
+    def inside(self, values: np.ndarray) -> np.ndarray:
+        """Whether each row (raw units) is inside the domain: near a training row and every input covered."""
+        dist, _ = self.nearest(values)
+        return (dist <= self.threshold) & np.array([not u for u in self.uncovered(values)], dtype=bool)
+
+    def reason(self, stage: str, distance: float, nearest: int, uncovered: list[Uncovered] | None = None, dataset: str = "") -> str:
+        """Why a query lies outside the domain, one sentence naming the stage ("" when it is inside).
+
+        ``uncovered``: the query's inputs beyond their covered range (:meth:`uncovered`), named first,
+        worded for the stage's ``dataset`` (:func:`register_coverage_wording`).
+        """
+        far = distance > self.threshold
+        if not far and not uncovered:
             return ""
-        text = (f"outside the training data of stage '{stage}': distance {distance:.2f} > threshold "
-                f"{self.threshold:.2f} (standardised units)")
-        if self.labels and 0 <= nearest < len(self.labels):
+        parts = [", ".join(u.phrase(dataset) for u in uncovered or [])] if uncovered else []
+        if far:
+            parts.append(f"distance {distance:.2f} > threshold {self.threshold:.2f} (standardised units)")
+        text = f"outside the training data of stage '{stage}': " + "; ".join(parts)
+        if far and self.labels and 0 <= nearest < len(self.labels):
             text += f"; nearest training row: {self.labels[nearest]}"
         return text
 
     @classmethod
-    def fit(cls, columns: list[str], values: np.ndarray, labels: list[str] | None = None, *, quantile: float = DOMAIN_QUANTILE) -> "DomainModel":
+    def fit(cls, columns: list[str], values: np.ndarray, labels: list[str] | None = None, *, quantile: float = DOMAIN_QUANTILE,
+            coverage_columns: list[str] | None = None, weights: np.ndarray | None = None) -> "DomainModel":
         """The nearest-row domain of training values (rows x columns, raw units), with a name per row.
 
         Rows with equal values (to 9 decimals, standardised) count once, under
         the first row's name; the threshold is the ``quantile`` of the distinct
         rows' leave-one-out nearest-neighbour distances (0 for a single row).
+        ``coverage_columns`` (a subset of ``columns``): inputs checked one by one
+        against the range the rows with a positive ``weight`` cover (every row
+        when ``weights`` is None): from the :data:`COVERAGE_SUPPORT`-th lowest to
+        the :data:`COVERAGE_SUPPORT`-th highest value over those rows, distinct
+        in the coverage columns, with a slack of :data:`COVERAGE_SLACK` of the
+        input's full range.
         """
         z, mean, scale = standardize(values)
         _, first = np.unique(np.round(z, 9), axis=0, return_index=True)
@@ -148,7 +254,27 @@ class DomainModel:
         loo, _ = nearest_points(points, points, exclude_self=True)
         loo = loo[np.isfinite(loo)]
         threshold = float(np.quantile(loo, quantile)) if len(loo) else 0.0
-        return cls(list(columns), mean, scale, points, threshold, [names[i] for i in first], "nearest_row")
+        dom = cls(list(columns), mean, scale, points, threshold, [names[i] for i in first], "nearest_row")
+        if coverage_columns:
+            dom._fit_coverage(values, list(coverage_columns), weights)
+        return dom
+
+    def _fit_coverage(self, values: np.ndarray, coverage_columns: list[str], weights: np.ndarray | None) -> None:
+        unknown = [c for c in coverage_columns if c not in self.columns]
+        if unknown:
+            raise ValueError(f"coverage columns not among the domain's columns: {', '.join(unknown)}")
+        v = np.asarray(values, dtype=np.float64)[:, [self.columns.index(c) for c in coverage_columns]]
+        span = v.max(axis=0) - v.min(axis=0) if len(v) else np.zeros(len(coverage_columns))
+        if weights is not None:
+            v = v[np.asarray(weights, dtype=np.float64) > 0]
+        if len(v) == 0:
+            return
+        v = np.unique(np.round(v, 9), axis=0)
+        k = min(COVERAGE_SUPPORT, len(v))
+        ordered = np.sort(v, axis=0)
+        self.coverage_columns = coverage_columns
+        self.reach_low, self.reach_high = (np.round(ordered[i], 9) + 0.0 for i in (k - 1, len(v) - k))  # + 0.0: no -0.0
+        self.slack = COVERAGE_SLACK * span
 
     def to_json(self) -> dict[str, Any]:
         """JSON-serialisable dict (arrays as nested lists)."""
@@ -164,6 +290,9 @@ class DomainModel:
         else:
             out["points"] = self.points.tolist()
             out["labels"] = self.labels
+        if self.coverage_columns:
+            out["coverage"] = {"columns": self.coverage_columns, "low": self.reach_low.tolist(),
+                               "high": self.reach_high.tolist(), "slack": self.slack.tolist()}
         return out
 
     @classmethod
@@ -171,6 +300,10 @@ class DomainModel:
         """Inverse of :meth:`to_json`; reads the k-means domains of older bundles too."""
         rule = d.get("rule", "kmeans")
         points = d["centroids"] if rule == "kmeans" else d["points"]
+        cov = d.get("coverage") or {}
+        cov_cols = [str(c) for c in cov.get("columns", [])]
+        if any(c not in d["columns"] for c in cov_cols):
+            raise ValueError("domain coverage names a column the domain does not have")
         return cls(
             list(d["columns"]),
             np.asarray(d["mean"], dtype=np.float64),
@@ -179,4 +312,6 @@ class DomainModel:
             float(d["threshold"]),
             [str(v) for v in d.get("labels", [])],
             rule,
+            cov_cols,
+            *(np.asarray(cov.get(k, []), dtype=np.float64).reshape(len(cov_cols)) for k in ("low", "high", "slack")),
         )

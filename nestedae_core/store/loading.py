@@ -22,6 +22,7 @@ from ..model.chain import DomainModel, NestedAE, StagePreprocessing
 from ..model.intervals import TargetCalibration, calibration_from_json
 from ..model.nn import StageNet
 from ..physics import ceilings as _ceilings  # noqa: F401  registers the device-physics ceilings a bundle's spec may name
+from ..perovskite import domain_wording as _domain_wording  # noqa: F401  registers how inputs read in domain reasons
 from .layout import _FILES, _OPTIONAL_FILES, BUNDLE_FORMAT, _sha256, default_bundle_path
 from .saving import _check_finite_weights
 

@@ -224,11 +224,14 @@ def predict_rows(net: StageNet, prep: StagePreprocessing, x: torch.Tensor, offse
 
 
 def add_domain_and_background(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor) -> None:
-    """Fit stage ``index``'s applicability domain (its training rows, named by :func:`row_names`) and
-    attribution background on its table; append both to ``model``."""
+    """Fit stage ``index``'s applicability domain (its training rows, named by :func:`row_names`; its numeric inputs'
+    coverage from the rows of positive weight) and attribution background on its table; append both to ``model``."""
     spec, seed = model.spec.stages[index], model.spec.seed
     dom_cols = (model.latent_names(index - 1) if spec.upstream else []) + list(spec.numeric_inputs)
-    model.domains.append(DomainModel.fit(dom_cols, model.domain_values(index, table, x), row_names(table).tolist()))
+    weights = None if spec.weight_column is None else table[spec.weight_column].to_numpy(dtype=np.float64)
+    # the stage's own numeric inputs are checked one by one against the range its weighted rows cover
+    model.domains.append(DomainModel.fit(dom_cols, model.domain_values(index, table, x), row_names(table).tolist(),
+                                         coverage_columns=list(spec.numeric_inputs), weights=weights))
     raw_cols = model.raw_columns(index)
     # categorical inputs of this stage and of every upstream stage whose raw inputs it carries
     raw_cat = [c for c in raw_cols if any(c in p.categorical_columns for p in model.prep[: index + 1])]
