@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cli_checks import run
 from nestedae_core import NestedAEModel
 from nestedae_core.model.domain import COVERAGE_SLACK, COVERAGE_SUPPORT, DomainModel, Uncovered
 from nestedae_core.perovskite.domain_wording import coverage_wording
@@ -116,3 +117,13 @@ def test_the_shipped_film_stage_flags_what_the_measured_films_do_not_reach(shipp
 def test_the_shipped_film_stage_keeps_what_the_measured_films_cover(shipped: NestedAEModel, formula: str) -> None:
     row = shipped.predict(formula, etl="SnO2-np", htl="Spiro-MeOTAD").iloc[0]
     assert row["film_in_domain"] and row["in_domain"] and row["domain_message"] == ""
+
+
+def test_the_cli_says_per_stage_which_input_the_films_do_not_reach(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, stdout, err = run(capsys, "predict", "CsPbI3")
+    assert rc == 0, err
+    assert "dft: inside the training domain" in stdout
+    assert "film: OUTSIDE the training domain (distance 0.00): Cs on the A site 1.00 (the measured films reach 0.40)" in stdout
+    rc, stdout, err = run(capsys, "predict", "MAPbI3")
+    assert rc == 0, err
+    assert "film: inside the training domain" in stdout and "OUTSIDE" not in stdout

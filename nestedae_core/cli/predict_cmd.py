@@ -132,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: this model has no calibrated prediction interval; ± is the disagreement of its {model.members} "
               "fold models, not an error bar")
     for stage, ok in res.stage_in_domain.items():
-        print(f"{stage}: {'inside' if ok else 'OUTSIDE'} the training domain (distance {res.domain_distance[stage]:.2f})")
+        why = res.domain_reasons.get(stage, "").partition(": ")[2]  # the reason after "outside the training data of stage 'x'"
+        print(f"{stage}: {'inside' if ok else 'OUTSIDE'} the training domain (distance {res.domain_distance[stage]:.2f})"
+              + (f": {why}" if not ok and why else ""))
     if not res.in_domain:
         print("warning: the query lies outside the training domain; treat the prediction as an extrapolation")
         print(f"  {res.domain_message}")
