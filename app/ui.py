@@ -164,8 +164,9 @@ def table_with_download(
     """
     slug = _slug(name)
     st.dataframe(df, hide_index=hide_index, column_config=dict(column_config or {}), height=height)
-    cols = st.columns([1, 4], vertical_alignment="center")
-    with cols[0]:
+    # a row that wraps, not fixed columns: in a narrow column a fixed share cut the button's label to "C.."
+    row = st.container(horizontal=True, vertical_alignment="center", gap="medium")
+    with row:
         st.download_button(
             label,
             # made on click (Streamlit runs the callable then), not on every run of the page
@@ -176,8 +177,7 @@ def table_with_download(
             icon=":material/download:",
             on_click="ignore",
         )
-    with cols[1]:
-        st.caption(caption or f"{len(df):,} rows × {df.shape[1]} columns")
+        st.caption(caption or f"{len(df):,} rows × {df.shape[1]} columns", width="stretch")
 
 
 def unit_column_config(

@@ -347,7 +347,7 @@ if run:
 trained = Config(*ss[K_TRAINED]) if ss.get(K_TRAINED) else None
 if trained is None:
     st.info("Press **Train** above (about 5–15 s with 300 epochs, in a worker process; a progress bar shows how far it is). "
-            "Steps 3–5 need the trained model.", icon=":material/model_training:")
+            "Steps 3–8 need the trained model.", icon=":material/model_training:")
     st.stop()
 if trained.key() != cfg.key():
     st.warning(f"The settings changed; the results below are still those of the last run ({trained.text()}). Press **Train** "
@@ -525,7 +525,7 @@ if errors is not None and attrs is not None:
     best = str(inter["mae"].idxmin())
     spread = max(float((attrs[a] - attrs[b]).abs().to_numpy().mean()) for a in inter.index for b in inter.index)
     st.caption(
-        f"Hatched: the exact truth. Mean |Shapley value| over {TRUTH_ROWS} materials, in {UNIT}. Against the interventional "
+        f"Hatched: the exact truth. Mean |Shapley value| over {TRUTH_ROWS} materials, in {UNIT} Against the interventional "
         f"truth the closest explainer is **{best}** (MAE {inter.loc[best, 'mae']:.3f} {UNIT}, "
         f"{100 * inter.loc[best, 'relative']:.0f} % of the truth's mean size). "
         + (f"The explainers differ from each other by at most {spread:.3f} {UNIT}, less than from the truth: what they share "
@@ -553,7 +553,7 @@ if study is not None:
     o, i_ = here.loc["observational"], here.loc["interventional"]
     question = "x0 alone scores 0.090, the pair only 0.083: why?"
     pair_answer = (
-        (f"(This run: x0 alone {pair_numbers[0]:.3f}, the pair {pair_numbers[1]:.3f} {UNIT}.) " if pair_numbers else "")
+        (f"(This run: x0 alone {pair_numbers[0]:.3f}, the pair {pair_numbers[1]:.3f} {UNIT}) " if pair_numbers else "")
         + f"At ρ = {rho:g} the truth keeps the pair's credit where it was: interventionally x0 keeps all "
         f"{i_['x0']:.3f} {UNIT} and x_dup gets {i_['x_dup']:.3f}; observationally they split it "
         f"({o['x0']:.3f} and {o['x_dup']:.3f}) and the pair still sums to {o['pair_sum']:.3f}, while a model using both keeps "

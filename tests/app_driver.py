@@ -127,13 +127,17 @@ def new_page(browser, url: str):  # type: ignore[no-untyped-def]
 
 
 def wait_idle(page, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the script run finished (the 'Running…' status widget is gone) and the DOM settled."""
+    """Wait until the script run finished (the 'Running…' status widget is gone), every lazily loaded widget is
+    drawn (no grey skeleton left) and the DOM settled."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
     deadline = time.monotonic() + timeout_ms / 1000
     time.sleep(0.3)  # let a just-triggered rerun show its status widget
     while time.monotonic() < deadline:
         if page.locator("[data-testid='stStatusWidget']").count() == 0:
             break
+        time.sleep(0.2)
+    # widgets whose code loads lazily show a grey skeleton until their script chunk arrives (a fresh browser)
+    while time.monotonic() < deadline and page.locator("[data-testid='stSkeleton']").count():
         time.sleep(0.2)
     page.wait_for_timeout(500)
 
@@ -166,4 +170,14 @@ def shot(page, folder: Path, name: str) -> Path:  # type: ignore[no-untyped-def]
     """Full-page screenshot ``<folder>/<name>.png``."""
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def shot_at(page, folder: Path, name: str, locator) -> Path:  # type: ignore[no-untyped-def]
+    """Screenshot ``<folder>/<name>.png`` of the window scrolled to ``locator`` (Streamlit scrolls an inner
+    container, so a full-page shot holds only the page's first window height)."""
+    locator.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
     return path
