@@ -136,6 +136,11 @@ def tile_rows(entries: list) -> list[list]:
     return rows
 
 
+def measured_first(outputs: dict[str, dict]) -> list[tuple[str, dict]]:
+    """``(column, output)`` pairs with the measured band gap first, the others in chain order (the table's columns)."""
+    return sorted(outputs.items(), key=lambda ct: ct[1].get("fidelity") != "measured")
+
+
 def gap_extrapolated(stage_in_domain: dict[str, bool], gap_stage: str) -> list[str]:
     """The flagged stages at or before ``gap_stage``: the gap the SQ limit uses is extrapolated when any."""
     order = [s.name for s in model.spec.stages]
@@ -381,7 +386,7 @@ def compare_table(rows: pd.DataFrame) -> pd.DataFrame:
             continue
         item["_ok"] = True
         item["formula"] = q.formula
-        for c, t in q.targets.items():
+        for c, t in measured_first(q.targets):
             name = quantities.entry_name(t)
             u = f" ({t['unit']})" if t["unit"] else ""
             item[f"{name}{u}"] = t["mean"]

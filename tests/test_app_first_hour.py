@@ -67,6 +67,16 @@ def test_predict_leads_with_the_measured_gap_and_warns_above_the_numbers(app_env
     assert "Outside the training domain" in at.warning[0].value
 
 
+def test_predict_side_by_side_lists_the_measured_gap_first(app_env):
+    at = open_app("pages/predict.py")
+    table = next(d.value for d in at.dataframe if "#" in d.value.columns and "formula" in d.value.columns)
+    quantities = [c for c in table.columns if c.endswith("(eV)") or c.endswith("(%)")]
+    assert quantities[0].startswith("band gap, measured"), quantities  # before the DFT PBE and HSE gaps
+    gaps = [c for c in quantities if c.startswith("band gap")]
+    assert any("PBE" in c for c in gaps) and any("HSE" in c for c in gaps)
+    assert list(table.columns).index(quantities[0]) < min(list(table.columns).index(c) for c in gaps if "PBE" in c)
+
+
 def test_predict_reads_zero_amounts(app_env):
     at = open_app("pages/predict.py")
     at.text_input(key="predict.formula").input("MAPb(I1.0Br0.0)3").run()
