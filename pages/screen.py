@@ -87,7 +87,7 @@ with st.container(border=True):
     tol_window = d4.slider("Tolerance-factor window (dimensionless)", 0.6, 1.2, (float(TOLERANCE_RANGE[0]), float(TOLERANCE_RANGE[1])), 0.01,
                            key="screen.tol")
     has_decomp = has_decomposition(model)
-    e1, e2 = st.columns([2, 6], vertical_alignment="bottom")
+    e1, e2 = st.columns(2, vertical_alignment="bottom")  # room for the whole checkbox label
     use_decomp = e1.checkbox(f"Stability: {label(DECOMPOSITION)} at most", key="screen.decomp_on", disabled=not has_decomp,
                              help=DECOMPOSITION_MEANING)
     decomp_max = e2.number_input("Decomposition energy at most (eV/f.u.)", -2.0, 4.0, 0.0, 0.05, key="screen.decomp_max",
@@ -185,7 +185,8 @@ def display_order(rank_column: str) -> list[fm.TargetInfo]:
 def display_table(df: pd.DataFrame, *, ranked: bool = True) -> pd.DataFrame:
     """Candidates with readable, fidelity- and unit-bearing column names; ``rank`` when ranked.
 
-    Order: formula, the ranking target with its interval, the window's band gap with its interval, the
+    Order: formula, the ranking target, how sure its rank is (P(beats the next)), its interval, the window's band
+    gap with its interval, the
     other targets, the descriptors, the stage that leaves the training domain (out-of-domain rows only),
     the site fractions last."""
     out = pd.DataFrame({"formula": df["formula"].to_numpy()})
@@ -195,13 +196,13 @@ def display_table(df: pd.DataFrame, *, ranked: bool = True) -> pd.DataFrame:
         if f"{t.key}_mean" in df:
             u = t.unit or "dimensionless"
             out[f"{t.label} ({u})"] = df[f"{t.key}_mean"].to_numpy()
+            if ranked and t.column == p["rank"] and RANK_CONFIDENCE in df:  # beside the ranked value, in view
+                out[BEATS_NEXT] = df[RANK_CONFIDENCE].to_numpy()
             if f"{t.key}_lower" in df and f"{t.key}_upper" in df:
                 lower, upper = quantities.interval_columns(t.label, u, LEVEL)
                 out[lower] = df[f"{t.key}_lower"].to_numpy()
                 out[upper] = df[f"{t.key}_upper"].to_numpy()
             out[f"{t.label} model disagreement ({u})"] = df[f"{t.key}_std"].to_numpy()
-            if ranked and t.column == p["rank"] and RANK_CONFIDENCE in df:
-                out[BEATS_NEXT] = df[RANK_CONFIDENCE].to_numpy()
     out["tolerance factor (dimensionless)"] = df["tolerance_factor"].to_numpy()
     out["octahedral factor (dimensionless)"] = df["octahedral_factor"].to_numpy()
     out["in training domain"] = df["in_domain"].to_numpy()

@@ -358,13 +358,13 @@ def test_screen_table_leads_with_the_ranking_target_then_the_window_gap(app_env)
     assert not at.exception, exceptions(at)
     gap = at.slider(key="screen.gap").label.split("window, ")[1].split(" gap")[0]  # the window's fidelity
     cols = list(at.dataframe[0].value.columns)
-    assert cols[:3] == ["rank", "formula", "PCE (%)"], cols
+    # the ranked PCE, then at once how sure each rank is (in view, not past the interval columns)
+    assert cols[:4] == ["rank", "formula", "PCE (%)", "P(beats the next) (probability)"], cols
     pce = [c for c in cols if c.startswith("PCE ")]
     name = next(c for c in cols if c.startswith("band gap, "))[: -len(" (eV)")]  # the window's gap, named with its fidelity
     assert gap.split(" (")[0] in name
     gaps = [c for c in cols if c.startswith(name)]
-    assert cols[2:2 + len(pce)] == pce  # PCE with its interval and disagreement together
-    assert cols[2 + len(pce)] == "P(beats the next) (probability)"  # then how sure each rank is
+    assert cols[4:3 + len(pce)] == pce[1:]  # then PCE's interval and disagreement together
     start = 3 + len(pce)
     assert cols[start] == f"{name} (eV)" and cols[start:start + len(gaps)] == gaps
     assert cols.index("tolerance factor (dimensionless)") > max(cols.index(c) for c in cols if c.endswith("(eV)") or c.endswith("(%)"))
