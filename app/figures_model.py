@@ -549,7 +549,8 @@ def benchmark_folds_figure(per_fold: pd.DataFrame, *, unit: str, title: str | No
     fig.update_xaxes(title_text="validation fold (identical for every model)", dtick=1)
     fig.update_yaxes(title_text=f"validation MAE ({unit or 'dimensionless'})")
     style(fig, height=360, title=title)
-    fig.update_layout(legend=dict(orientation="h", y=-0.25, x=0))
+    # one column of model names right of the plot: a row of them under it ran into the fold axis's title
+    fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1.0, yanchor="top"))
     return fig
 
 
@@ -583,9 +584,13 @@ def paired_differences_figure(comparison: Mapping[str, Any], *, unit: str, title
     if diffs:
         mean = float(comparison.get("mean_difference", np.mean(diffs)))
         fig.add_hline(y=0.0, line=dict(color="#444", width=1))
-        fig.add_hline(y=mean, line=dict(color="#E45756", dash="dash"), annotation_text=f"mean {mean:+.3g}", annotation_position="top left")
+        fig.add_hline(y=mean, line=dict(color="#E45756", dash="dash"))
+        # the line's label right of the plot, where no fold's bar can sit under it
+        fig.add_annotation(text=f"mean<br>{mean:+.3g}", x=1.0, xref="paper", xanchor="left", xshift=4, y=mean, yref="y",
+                           showarrow=False, font=dict(color="#E45756"), align="left")
     else:
         fig.add_annotation(text="no shared fold to compare", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_xaxes(title_text="validation fold (identical for both models)", dtick=1)
     fig.update_yaxes(title_text=f"MAE difference, {model} − {baseline} ({unit or 'dimensionless'})")
-    return style(fig, height=320, title=title)
+    style(fig, height=320, title=title)
+    return fig.update_layout(margin=dict(r=70))  # room for the mean line's label

@@ -176,7 +176,7 @@ def shot(page, folder: Path, name: str) -> Path:  # type: ignore[no-untyped-def]
 def shot_at(page, folder: Path, name: str, locator) -> Path:  # type: ignore[no-untyped-def]
     """Screenshot ``<folder>/<name>.png`` of the window scrolled to ``locator`` (Streamlit scrolls an inner
     container, so a full-page shot holds only the page's first window height)."""
-    locator.scroll_into_view_if_needed()
+    locator.first.evaluate("el => el.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(300)
     path = folder / f"{name}.png"
     page.screenshot(path=str(path))

@@ -165,6 +165,25 @@ def test_compare_colours_are_one_per_model_and_the_same_in_both_figures():
     assert lines == colours
 
 
+def test_compare_per_fold_labels_sit_outside_the_plots():
+    import pandas as pd
+
+    from app import figures_model as fm
+
+    models = ["nestedae", "mean", "ridge", "lightgbm", "mlp", "random_forest", "kernel_ridge", "hist_gradient_boosting", "xgboost"]
+    per_fold = pd.DataFrame({"model": [m for m in models for _ in range(5)], "fold": list(range(1, 6)) * len(models),
+                             "MAE": [0.1 * (i + 1) for i in range(5 * len(models))]})
+    legend = fm.benchmark_folds_figure(per_fold, unit="eV").layout.legend
+    # the model names stand in one column right of the plot, not in rows across the fold axis and its title
+    assert legend.orientation == "v" and legend.x >= 1.0 and legend.xanchor == "left"
+    paired = fm.paired_differences_figure({"folds": [0, 1, 2], "differences": [-0.03, 0.01, -0.02], "mean_difference": -0.0133,
+                                           "model": "nestedae", "baseline": "xgboost"}, unit="eV")
+    label = next(a for a in paired.layout.annotations if a.text.startswith("mean"))
+    assert "-0.0133" in label.text
+    assert label.xref == "paper" and label.x >= 1.0 and label.xanchor == "left"  # beside the plot, never on a fold's bar
+    assert paired.layout.margin.r >= 60  # with room for it
+
+
 def test_loss_curves_leave_room_for_the_toolbar_above_the_stage_titles():
     import pandas as pd
 
