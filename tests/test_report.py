@@ -77,6 +77,33 @@ def test_screening_report(model) -> None:
     assert ranked["formula"].iloc[0] in text and "step" in text
 
 
+#: what a report may carry beside plotly.js (its figures, tables and styles): the 8,000-candidate screening
+#: report below carries about 430 kB, most of it the candidates' formulas shown on hover (530 kB with float64 points)
+REPORT_PAYLOAD_BUDGET = 500_000
+
+
+def test_reports_weigh_one_plotly_js_and_little_else(model) -> None:
+    """plotly.js (about 4.8 MB, embedded once so the file works offline) is nearly the whole file: figures carry
+    their arrays packed (base64 typed arrays), never as long lists of full-precision numbers."""
+    from plotly.offline import get_plotlyjs
+
+    js = len(get_plotlyjs().encode())
+    res = predict_composition(model, "MAPbI3")
+    ranked = screen(model, ["Cs", "MA", "FA"], ["Pb", "Sn"], ["I", "Br"], 0.1)
+    assert len(ranked) >= 2000
+    texts = [report.prediction_report(res, attributions=explain_outputs(model, query_frame(model, ["MAPbI3"]), method="gradient")),
+             report.screening_report(ranked, provenance=model_provenance(model))]
+    for text in texts:
+        assert text.count("plotly.js v") == 1  # one copy of the library
+        assert len(text.encode()) - js < REPORT_PAYLOAD_BUDGET
+        for fig in _figures(text):
+            for trace in fig["data"]:
+                assert not any(isinstance(v, list) and len(v) > 50 and isinstance(v[0], float) for v in trace.values())
+    points = [tr for fig in _figures(texts[1]) for tr in fig["data"]]
+    assert {tr["x"]["dtype"] for tr in points} == {tr["y"]["dtype"] for tr in points} == {"f4"}  # 7 digits, half of float64
+    assert sum(len(_values(tr["x"])) for tr in points) == len(ranked)
+
+
 def test_training_report_has_metrics_and_parity_plots() -> None:
     metrics = {"dft": {"Gap": {"mae": 0.1, "mae_std": 0.01, "folds": [{"fold": 0, "mae": 0.09}, {"fold": 1, "mae": 0.11}]}}}
     oof = {"dft": pd.DataFrame({"Gap_true": [1.0, 1.5, 2.0, 2.5], "Gap_pred": [1.1, 1.4, 2.1, 2.4], "fold": [0, 0, 1, 1]})}
