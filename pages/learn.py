@@ -226,6 +226,13 @@ def _correlation_study(noise: float, seed: int) -> pd.DataFrame:
     return correlation_study(_data(noise, seed, False), CORRELATIONS, n_rows=12, n_draws=16)
 
 
+def _study_columns() -> dict[str, str]:
+    """Headers of the correlation study's table: each quantity with its unit."""
+    return {"correlation": "correlation of x_dup with x0 (dimensionless)", "game": "ground truth",
+            "x0": f"x0: mean |Shapley value| ({UNIT})", "x_dup": f"x_dup: mean |Shapley value| ({UNIT})",
+            "pair_sum": f"x0 + x_dup, summed per row ({UNIT})", "mae_with_pair": f"validation MAE of a model using both ({UNIT})"}
+
+
 SWEEP_SIZES = [1, 2, 3, 4, 5, 6]
 #: A validation MAE above this many times the generator's noise sd means the model is far from what the data allow.
 UNDER_TRAINED_FACTOR = 3.0
@@ -534,7 +541,7 @@ if errors is not None and attrs is not None:
            "explainer's own approximation matters ")
         + "(`nestedae benchmark explainers` separates the two by explaining the true function itself).")
     shown_err = errors.rename(columns={"mae": f"MAE ({UNIT})", "max": f"largest error ({UNIT})",
-                                       "relative": "MAE / mean |truth|", "rank_agreement": "rank agreement (Spearman)",
+                                       "relative": "MAE / mean |truth| (dimensionless)", "rank_agreement": "rank agreement (Spearman, dimensionless)",
                                        "seconds": "explainer time (s)", "game": "ground truth"})
     ui.table_with_download(shown_err, "explainers-vs-ground-truth", key="learn.dl_truth")
 
@@ -562,7 +569,7 @@ if study is not None:
         "moves each one independently, to inputs the data never hold (x0 high, x_dup low), where the two halves of a "
         "non-linear model do not add up to the whole; accuracy cannot show this, since x_dup adds no information.")
     st.caption(f"**{question}** " + pair_answer)
-    ui.table_with_download(study, "correlation-study", key="learn.dl_corr")
+    ui.table_with_download(study.rename(columns=_study_columns()), "correlation-study", key="learn.dl_corr")
 
 # ---------------------------------------------------------------------- 8
 st.header("8 · The lesson")

@@ -404,7 +404,10 @@ def test_learn_shows_ground_truth_beside_the_explainers_and_exports_the_lesson(a
     assert set(err["explainer"]) == {"exact", "permutation", "kernel", "gradient"}
     assert set(err["ground truth"]) == {"interventional", "observational"}
     assert (err["MAE (a.u.)"] > 0).all() and err["MAE (a.u.)"].notna().all()
-    study = next(d.value for d in at.dataframe if "pair_sum" in d.value.columns)
+    study = next(d.value for d in at.dataframe if "x0 + x_dup, summed per row (a.u.)" in d.value.columns)
+    assert all("(" in c for c in study.columns if c != "ground truth")  # every quantity names its unit
+    study = study.rename(columns={"correlation of x_dup with x0 (dimensionless)": "correlation", "ground truth": "game",
+                                  "x0: mean |Shapley value| (a.u.)": "x0", "x_dup: mean |Shapley value| (a.u.)": "x_dup"})
     obs = study[study.game == "observational"].set_index("correlation")
     inter = study[study.game == "interventional"].set_index("correlation")
     assert obs.loc[0.98, "x_dup"] > 0.5 * obs.loc[0.98, "x0"] and inter["x_dup"].abs().max() < 1e-9
