@@ -53,6 +53,20 @@ def test_cv_plus_matches_its_definition() -> None:
             assert np.allclose(hi[fin], bhi[fin], rtol=0, atol=1e-9)
 
 
+def test_cv_plus_is_the_exact_order_statistic_with_ties() -> None:
+    """Tied and near-tied candidates (residuals and predictions on a coarse grid) give exactly the brute-force value:
+    the search picks the k-th among the few candidates left in its bracket instead of bisecting to a tolerance."""
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        n, q, decimals = int(rng.integers(20, 700)), 400, int(rng.integers(0, 3))
+        cal = TargetCalibration(rng.integers(0, 5, n), np.round(rng.exponential(1.0, n), decimals))
+        mu = np.round(rng.normal(size=(5, q)), decimals)
+        for level in (0.8, 0.9):
+            lo, hi = cv_plus_interval(mu, cal, level)
+            blo, bhi = _brute_force(mu, cal, level)
+            assert np.array_equal(lo, blo) and np.array_equal(hi, bhi), (trial, level)
+
+
 def test_finite_sample_ranks_of_barber_et_al() -> None:
     # alpha = 0.1: lower rank floor(0.1 (n+1)), upper rank ceil(0.9 (n+1))
     assert cv_plus_ranks(19, 0.9) == (2, 18)
