@@ -43,6 +43,8 @@ _SITE_INDEX = {ion: _SITES.index(site) for ion, site in SITE_OF_ION.items()}
 _NOMINALS = tuple(SITE_TOTALS[site] for site in _SITES)
 _X_TOTAL = SITE_TOTALS["X"]
 _TOLERANCE = 0.02  # parse_formula's default
+#: From this many new texts on, :func:`parse_many` computes the plain ones with arrays (below, one by one is as fast).
+_BULK_ROWS = 32
 
 
 def _plain_amounts(text: str) -> dict[str, float] | None:
@@ -140,13 +142,20 @@ def canonical_fractions(text: str) -> tuple[str, np.ndarray]:
 def parse_many(texts: Iterable[str], cache: dict[str, Parsed] | None = None, *, max_cache: int = 65536) -> list[Parsed]:
     """:func:`canonical_fractions` of every text, each distinct text computed once; an error is returned, not raised.
 
-    ``cache`` (raw text -> result) may be shared between calls (e.g. the chunks of
-    one file); it is cleared when it holds ``max_cache`` texts, so memory stays bounded.
+    The distinct texts not yet known are computed together: the plain ones with array
+    arithmetic (:func:`~.vectorised.canonical_fractions_many`, identical results),
+    the others one by one. ``cache`` (raw text -> result) may be shared between
+    calls (e.g. the chunks of one file); it is cleared when it holds ``max_cache``
+    texts, so memory stays bounded.
     """
+    from .vectorised import canonical_fractions_many
+
     memo: dict[str, Parsed] = {} if cache is None else cache
-    out: list[Parsed] = []
-    for text in texts:
-        hit = memo.get(text)
+    texts = list(texts)
+    missing = list(dict.fromkeys(t for t in texts if t not in memo))
+    fresh: dict[str, Parsed] = {}
+    bulk = canonical_fractions_many(missing) if len(missing) >= _BULK_ROWS else [None] * len(missing)
+    for text, hit in zip(missing, bulk):
         if hit is None:
             try:
                 hit = canonical_fractions(text)
@@ -155,8 +164,10 @@ def parse_many(texts: Iterable[str], cache: dict[str, Parsed] | None = None, *, 
                 # locals hold whole chunks of a batch file; memory would grow with the file)
                 exc.__context__ = exc.__cause__ = None
                 hit = exc.with_traceback(None)
-            if len(memo) >= max_cache:
-                memo.clear()
-            memo[text] = hit
-        out.append(hit)
+        fresh[text] = hit
+    out = [fresh[t] if t in fresh else memo[t] for t in texts]
+    for text, hit in fresh.items():
+        if len(memo) >= max_cache:
+            memo.clear()
+        memo[text] = hit
     return out
