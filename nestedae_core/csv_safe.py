@@ -83,6 +83,12 @@ def neutralize_cell(value: Any) -> Any:
 def _neutralize_values(values: np.ndarray) -> tuple[np.ndarray | None, bool]:
     """(a copy of the object array ``values`` with its formula-like strings neutralized, or None when none is;
     whether a string holds a carriage return)."""
+    try:  # a column of text only: one search over the whole column decides most of the time
+        joined = "\x00" + "\x00".join(values.tolist())
+    except TypeError:  # not every cell is text
+        joined = None
+    if joined is not None and "\r" not in joined and not any("\x00" + t in joined for t in FORMULA_TRIGGERS):
+        return None, False
     hits: list[int] = []
     carriage_return = False
     for i, v in enumerate(values):
@@ -150,6 +156,15 @@ def write_csv(frame: pd.DataFrame, handle: IO[str], **to_csv: Any) -> None:
     if carriage_return and "quoting" not in to_csv:
         to_csv["quoting"] = csv.QUOTE_NONNUMERIC
     elif not {"quoting", "float_format", "decimal"} & set(to_csv):
+        if set(to_csv) <= {"index", "header", "lineterminator", "na_rep"} and to_csv.get("index", True) is False \
+                and isinstance(to_csv.get("header", True), bool):
+            from .csv_text import csv_text
+
+            text = csv_text(safe, header=to_csv.get("header", True), lineterminator=to_csv.get("lineterminator", os.linesep),
+                            na_rep=str(to_csv.get("na_rep", "")))
+            if text is not None:  # the same characters pandas writes, built column by column
+                handle.write(text)
+                return
         safe = _repeated_floats_as_text(safe, str(to_csv.get("na_rep", "")))
     safe.to_csv(handle, **to_csv)
 
