@@ -30,12 +30,14 @@ X as fractions of the X site (the :meth:`Composition.fraction_vector` convention
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from ...vocabulary import IONS, SITE_OF_ION, SITE_TOTALS
 from .core import _DECIMALS, _EXACT
+from .fast import _PLAIN
 from .formula import MAX_FORMULA_LENGTH
 
 __all__ = ["canonical_fractions_many"]
@@ -44,28 +46,24 @@ _SITES = ("A", "B", "X")
 _INDEX = {ion: i for i, ion in enumerate(IONS)}
 _X_COLUMNS = np.array([_INDEX[ion] for ion in IONS if SITE_OF_ION[ion] == "X"])
 _TOLERANCE = 0.02  # parse_formula's default
+_KNOWN = frozenset(SITE_OF_ION)
+_ION = re.compile(r"(MA|FA|[A-Z][a-z]?)")  # the ion of fast._TERM
 #: 10**k as exact doubles, k = 0..22 (every power of ten up to 1e22 is a double).
 _POW10 = np.array([float(10**k) for k in range(23)])
 
 
 def _terms(text: str) -> tuple[tuple[str, ...], list[float]] | None:
     """The ions (in order) and amounts of a plain formula, or None (not plain, an ion twice, or not valid)."""
-    from .fast import _PLAIN, _TERM
-
     if len(text) > MAX_FORMULA_LENGTH or _PLAIN.fullmatch(text) is None:
         return None
-    ions, amounts = [], []
-    for ion, number in _TERM.findall(text):
-        if ion not in SITE_OF_ION:
-            return None
-        amount = float(number) if number else 1.0
-        if amount == 0:
-            return None
-        ions.append(ion)
-        amounts.append(1.0 * amount)
-    if len(set(ions)) != len(ions):
+    parts = _ION.split(text)  # '', ion, amount, ion, amount, ...: the terms of _TERM in a text _PLAIN matched
+    ions = tuple(parts[1::2])
+    if not _KNOWN.issuperset(ions) or len(set(ions)) != len(ions):
         return None
-    return tuple(ions), amounts
+    amounts = [float(number) if number else 1.0 for number in parts[2::2]]
+    if 0.0 in amounts:
+        return None
+    return ions, amounts
 
 
 def round_decimals(x: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -164,14 +162,16 @@ def _block(ions: tuple[str, ...], amounts: np.ndarray) -> tuple[list[str | None]
     vectors[:, [_INDEX[ion] for ion in names]] = values
     vectors[:, _X_COLUMNS] /= SITE_TOTALS["X"]
     formulas: list[str | None] = [None] * rows
-    value_rows, power_rows = values.tolist(), powers.tolist()
-    for r in np.flatnonzero(chosen >= 0).tolist():
-        digits = int(chosen[r])
-        parts = []
-        for ion, value, power in zip(names, value_rows[r], power_rows[r]):
-            text = _strip(f"{value:.{max(digits - 1 - power, 0)}f}")
-            parts.append(ion if text == "1" else ion + text)
-        formulas[r] = "".join(parts)
+    done = np.flatnonzero(chosen >= 0)
+    if len(done):
+        decimals = np.maximum(chosen[done, None] - 1 - powers[done], 0)  # >= 3: amounts are at most 3
+        columns = []
+        for j, ion in enumerate(names):
+            texts = ["%.*f" % pv for pv in zip(decimals[:, j].tolist(), values[done, j].tolist())]
+            stripped = [t.rstrip("0").rstrip(".") for t in texts] if decimals[:, j].min() > 0 else [_strip(t) for t in texts]
+            columns.append([ion if t == "1" else ion + t for t in stripped])
+        for r, formula in zip(done.tolist(), map("".join, zip(*columns))):
+            formulas[r] = formula
     return formulas, vectors
 
 
