@@ -186,55 +186,40 @@ class _Parsed:
 
 def _parse_rows(model: NestedAE, chunk: pd.DataFrame, columns: BatchColumns, cache: dict[str, Any]) -> _Parsed:
     n = len(chunk)
-    errors = [""] * n
-    defaulted = [""] * n
-    formulas: list[str] = []
-    vectors: list[np.ndarray] = []
-    good: list[int] = []
-    stacks: dict[str, list[str]] = {ETL: [], HTL: []}
     known = {col: set(model.categories(col)) for col in (ETL, HTL) if _stack_input(model, col)}
     texts = [str(v).strip() for v in chunk[columns.formula].to_numpy()]
     parsed = parse_many(texts, cache, max_cache=_CACHE_SIZE)  # each distinct spelling parsed once
-    given = {ETL: chunk[columns.etl].to_numpy() if columns.etl else None, HTL: chunk[columns.htl].to_numpy() if columns.htl else None}
-    for i in range(n):
-        if not texts[i]:
-            errors[i] = f"column '{columns.formula}': empty formula"
+    errors = [("" if not isinstance(comp, Exception) else f"column '{columns.formula}': {comp}") if text
+              else f"column '{columns.formula}': empty formula" for text, comp in zip(texts, parsed)]
+    # the stacks, column by column (ETL, then HTL: the first problem of a row is its error)
+    took: dict[str, np.ndarray] = {}
+    stacks: dict[str, np.ndarray] = {}
+    for col, src in ((ETL, columns.etl), (HTL, columns.htl)):
+        values = np.array([str(v).strip() for v in chunk[src].to_numpy()], dtype=object) if src else np.full(n, "", dtype=object)
+        blank = values == ""
+        if col not in known:
+            for i in np.flatnonzero(~blank).tolist():
+                if not errors[i]:
+                    errors[i] = f"column '{src}': this model has no {col.split('_')[0]} input; leave it blank"
             continue
-        comp = parsed[i]
-        if isinstance(comp, Exception):
-            errors[i] = f"column '{columns.formula}': {comp}"
-            continue
-        row_stacks: dict[str, str] = {}
-        took_default: list[str] = []
-        problem = ""
-        for col, values in given.items():
-            src = columns.etl if col == ETL else columns.htl
-            value = "" if values is None else str(values[i]).strip()
-            if col not in known:
-                if value:
-                    problem = f"column '{src}': this model has no {col.split('_')[0]} input; leave it blank"
-                    break
-                continue
-            if not value:
-                row_stacks[col] = model.default_category(col)
-                took_default.append(col)
-            elif value in known[col]:
-                row_stacks[col] = value
-            else:
-                problem = f"column '{src}': unknown {col.split('_')[0]} stack '{value}'; known: {', '.join(model.categories(col))}"
-                break
-        if problem:
-            errors[i] = problem
-            continue
-        formulas.append(comp[0])
-        vectors.append(comp[1])
-        good.append(i)
-        defaulted[i] = ";".join(input_key(c) for c in took_default)
-        for col in known:
-            stacks[col].append(row_stacks[col])
+        unknown = ~blank & ~np.isin(values, list(known[col]))
+        if unknown.any():
+            names = ", ".join(model.categories(col))
+            for i in np.flatnonzero(unknown).tolist():
+                if not errors[i]:
+                    errors[i] = f"column '{src}': unknown {col.split('_')[0]} stack '{values[i]}'; known: {names}"
+        stacks[col] = np.where(blank, model.default_category(col), values)
+        took[col] = blank
+    good = [i for i, e in enumerate(errors) if not e]
+    formulas = [parsed[i][0] for i in good]  # type: ignore[index]
+    vectors = [parsed[i][1] for i in good]  # type: ignore[index]
+    defaulted = [""] * n
+    labels = {col: input_key(col) for col in took}
+    for i in good:
+        defaulted[i] = ";".join(labels[col] for col in took if took[col][i])
     if not good:
         return _Parsed(None, errors, defaulted)
-    cats = {col: stacks[col] for col in known}
+    cats = {col: stacks[col][good].tolist() for col in known}
     fractions = np.vstack(vectors)
     try:
         frame = fractions_query_frame(model, formulas, fractions, categorical=cats)
