@@ -229,7 +229,7 @@ def cv_plus_ranks(n: int, level: float) -> tuple[int, int]:
 
 #: The bracket search of :func:`_kth_smallest_plus` stops for a query once at most this many candidates lie in its
 #: bracket; the k-th is then picked among them directly (ties and near-ties end at once instead of by bisection).
-_PICK_AMONG = 16
+_PICK_AMONG = 4
 
 
 def _kth_smallest_plus(shift: np.ndarray, sorted_values: list[np.ndarray], k: int) -> np.ndarray:
