@@ -5,6 +5,8 @@
 * :mod:`.formula`: :func:`parse_formula`, the notations of the data sets and the literature;
 * :mod:`.fast`: :func:`parse_many` / :func:`canonical_fractions`, many formulas to canonical formulas and
   fraction vectors, each distinct text once, results identical to :func:`parse_formula`'s;
+* :mod:`.vectorised`: :func:`~.vectorised.canonical_fractions_many`, the plain formulas of a batch with array
+  arithmetic (what :func:`parse_many` uses for the new texts of a chunk), identical results;
 * :mod:`.mixing`: :func:`mix`, weighted mixtures of end members (line scans);
 * :mod:`.grids`: :func:`composition_grid` and :func:`grid_size`, compositions on a step.
 
