@@ -1,4 +1,4 @@
-"""CSV text built column by column (nestedae_core.csv_text): character for character what pandas writes."""
+"""CSV text built column by column (nestedae_core.csv_safe.csv_text): character for character what pandas writes."""
 from __future__ import annotations
 
 import io
@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nestedae_core.csv_safe import write_csv
-from nestedae_core.csv_text import csv_text
+from nestedae_core.csv_safe import csv_text, write_csv
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +43,7 @@ def test_frames_it_does_not_write_exactly_go_to_pandas() -> None:
 
 
 def test_write_csv_takes_the_fast_path_and_writes_the_same_file(monkeypatch) -> None:
-    import nestedae_core.csv_text as fast
+    import nestedae_core.csv_safe as fast
 
     frame = _frame().assign(t=lambda f: f["t"].where(f.index % 2 == 0, "=SUM(A1)"))
     calls = []
