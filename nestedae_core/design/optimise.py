@@ -1,12 +1,10 @@
-"""Run a design: an Optuna study over the lattice of compositions, candidates evaluated in batches.
+"""Run a design: an optimiser (:mod:`.samplers`) over the lattice of compositions, candidates evaluated in batches.
 
-The optimiser is a maintained one (Optuna's samplers; ``tpe`` by default, chosen by
-``nestedae benchmark design``): multivariate TPE with constraints, batched with the constant-liar
-rule, so every batch of proposals is predicted in one vectorised pass of the chain. ``ga`` is
-Optuna's NSGA-II genetic algorithm (population 100, the published anchors' setting), ``random``
-random search: the same search space and the same budget for each, so they compare fairly.
-(Optuna's Gaussian-process sampler was tried and left out: one 150-evaluation run took more than
-ten minutes on our 2-core machine, where TPE takes seconds.)
+The optimiser is a maintained one, ``auto`` by default (Optuna's Gaussian process on small problems,
+then TPE; TPE on large ones; chosen by ``nestedae benchmark design``), asked for batches of proposals so
+every batch is predicted in one vectorised pass of the chain. ``ga`` is pymoo's genetic algorithm with
+the published anchors' settings, ``random`` random search: the same search space and the same budget
+for each, so they compare fairly.
 
 Ranking (:func:`rank_proposals`): proposals that meet every constraint and sit inside every
 stage's domain come first, ordered by Pareto rank then by the first objective; proposals
@@ -31,13 +29,11 @@ from ..model.chain import NestedAE
 from .evaluate import Evaluator, Predictor
 from .lattice import counts_from_unit, parameter_names
 from .problem import COMPOSITION_QUANTITIES, DesignProblem
+from .samplers import SAMPLERS, make_search
 
-__all__ = ["SAMPLERS", "DesignInfeasible", "DesignResult", "run_design", "rank_proposals", "pareto_ranks"]
+__all__ = ["SAMPLERS", "DesignInfeasible", "DesignResult", "run_design", "rank_proposals", "pareto_ranks", "nondominated", "live_rows"]
 
 logger = logging.getLogger(__name__)
-
-#: The optimisers a design can run (Optuna samplers), the default first.
-SAMPLERS: tuple[str, ...] = ("tpe", "ga", "random")
 
 #: Called with (evaluations done, evaluation budget, best value of the first objective so far or None).
 Progress = Callable[[int, int, float | None], None]
@@ -86,21 +82,6 @@ class DesignResult:
         }
 
 
-def _sampler(name: str, problem: DesignProblem) -> Any:
-    import optuna
-
-    seed = problem.seed
-    if name == "tpe":
-        # 10 random start-up points, then 100 candidates scored per proposal (measured on the design benchmark:
-        # fewer evaluations to the grid optimum than the defaults' 24)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True, n_startup_trials=10, n_ei_candidates=100)
-    if name == "ga":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=100)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise InputError(f"unknown optimiser '{name}': choose one of {', '.join(SAMPLERS)}")
-
-
 def pareto_ranks(values: np.ndarray) -> np.ndarray:
     """Non-dominated sorting of (n, k) objective values, all minimised: 0 for the Pareto front, 1 for the next ..."""
     v = np.asarray(values, dtype=np.float64)
@@ -115,6 +96,18 @@ def pareto_ranks(values: np.ndarray) -> np.ndarray:
         remaining = remaining[dominated]
         r += 1
     return ranks
+
+
+def nondominated(values: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Mask of the Pareto front (rank 0 of :func:`pareto_ranks`) of (n, k) objective values, all minimised, in one pass."""
+    v = np.asarray(values, dtype=np.float64)
+    out = np.ones(len(v), dtype=bool)
+    for i in range(0, len(v), chunk):
+        sub = v[i:i + chunk]
+        le = (v[None, :, :] <= sub[:, None, :]).all(axis=2)
+        lt = (v[None, :, :] < sub[:, None, :]).any(axis=2)
+        out[i:i + chunk] = ~(le & lt).any(axis=1)
+    return out
 
 
 def _p_beats_next(table: pd.DataFrame, problem: DesignProblem) -> np.ndarray:
@@ -174,11 +167,12 @@ def run_design(
     model: NestedAE,
     problem: DesignProblem,
     *,
-    sampler: str = "tpe",
+    sampler: str = "auto",
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     predictor: Predictor | None = None,
     stop_at: float | None = None,
+    on_evaluated: Callable[[pd.DataFrame], None] | None = None,
 ) -> DesignResult:
     """Search the problem's compositions for the best predicted ones; see :class:`DesignResult`.
 
@@ -187,18 +181,12 @@ def run_design(
     candidates already evaluated. Raises :class:`DesignInfeasible` when no candidate meets the constraints,
     naming the closest one and what it missed; :class:`InputError` for a quantity or stack the model lacks.
     ``stop_at``: stop as soon as a feasible first objective reaches this value (in its own sense; benchmarks).
+    ``on_evaluated``: called after each batch with the batch's new candidates (:func:`live_rows`), to watch a
+    run (the Pareto front filling).
     """
-    import optuna
-    from optuna.distributions import FloatDistribution, IntDistribution
-
     start = time.perf_counter()
     evaluator = Evaluator(model, problem, predictor=predictor)
-    names = parameter_names(problem)
-    dists: dict[str, Any] = {n: FloatDistribution(0.0, 1.0) for n in names}
-    if len(evaluator.stacks) > 1:
-        dists["stack"] = IntDistribution(0, len(evaluator.stacks) - 1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(directions=["minimize"] * len(problem.objectives), sampler=_sampler(sampler, problem))
+    search = make_search(sampler, problem, parameter_names(problem), len(evaluator.stacks))
     trials = 0
     stopped = "budget"
     history: list[tuple[int, float]] = []
@@ -210,21 +198,22 @@ def run_design(
         if should_stop is not None and should_stop():
             stopped = "cancelled"
             break
-        batch = [study.ask(dists) for _ in range(min(problem.batch_size, problem.max_evals - evaluator.evaluations))]
-        trials += len(batch)
-        counts = counts_from_unit(problem, [t.params for t in batch])
+        points = search.ask(problem.max_evals - evaluator.evaluations)
+        if not points:
+            stopped = "optimiser finished"
+            break
+        trials += len(points)
+        counts = counts_from_unit(problem, points)
         before = evaluator.evaluations
-        rows = evaluator.evaluate(counts, [int(t.params.get("stack", 0)) for t in batch])
-        for t, row in zip(batch, rows):
-            # Optuna's constraint protocol: a trial is feasible when every constraint value is <= 0
-            t.set_constraint("ranges", float(row["range_violation"]))  # type: ignore[arg-type]
-            t.set_constraint("domain", float(row["violation"]) - float(row["range_violation"]))  # type: ignore[arg-type]
-            study.tell(t, list(row["objectives"]))  # type: ignore[arg-type]
+        rows = evaluator.evaluate(counts, [int(p.get("stack", 0)) for p in points])
+        search.tell(rows)
         for k in evaluator.order[before:]:
             row = evaluator.cache[k]
             if float(row["violation"]) <= 0:  # type: ignore[arg-type]
                 best = min(best, float(row["objectives"][0]))  # type: ignore[index]
             history.append((len(history) + 1, best))
+        if on_evaluated is not None and evaluator.evaluations > before:
+            on_evaluated(live_rows([evaluator.cache[k] for k in evaluator.order[before:]], problem, first=before + 1))
         if progress is not None:
             progress(evaluator.evaluations, problem.max_evals, _natural(best, problem))
         if stop_at is not None and _reached(best, stop_at, problem):
@@ -242,9 +231,23 @@ def run_design(
         notes.append("every candidate that meets the constraints lies outside the model's domain at some stage: none is ranked")
     hist = pd.DataFrame(history, columns=["evaluation", "best"])
     hist["best"] = [_natural(v, problem) for v in hist["best"]]
-    return DesignResult(problem=problem, sampler=sampler, proposals=proposals, history=hist, evaluated=evaluated,
+    return DesignResult(problem=problem, sampler=sampler if search.name == sampler else f"{sampler} ({search.name})", proposals=proposals, history=hist, evaluated=evaluated,
                         evaluations=evaluator.evaluations, trials=trials, elapsed_s=time.perf_counter() - start,
                         stopped=stopped, notes=notes)
+
+
+def live_rows(rows: list[dict[str, object]], problem: DesignProblem, *, first: int = 1) -> pd.DataFrame:
+    """Evaluated candidates, compact: ``evaluation`` (from ``first``), ``formula``, each objective's column (its
+    quantity's unit), ``objective_<j>`` (minimised), ``in_domain`` and ``range_violation``."""
+    cols = list(dict.fromkeys(o.column for o in problem.objectives))
+    out = pd.DataFrame({"evaluation": range(first, first + len(rows)), "formula": [r["formula"] for r in rows]})
+    for c in cols:
+        out[c] = [float(r[c]) for r in rows]  # type: ignore[arg-type]
+    for j in range(len(problem.objectives)):
+        out[f"objective_{j}"] = [float(r["objectives"][j]) for r in rows]  # type: ignore[index]
+    out["in_domain"] = [bool(r["in_domain"]) for r in rows]
+    out["range_violation"] = [float(r["range_violation"]) for r in rows]  # type: ignore[arg-type]
+    return out
 
 
 def _reached(best: float, target: float, problem: DesignProblem) -> bool:

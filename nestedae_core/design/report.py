@@ -6,10 +6,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import InputError
 from ..report import Section, render
-from .optimise import DesignResult
+from .optimise import DesignResult, nondominated
+from .problem import DesignProblem
 
-__all__ = ["design_figures", "design_report"]
+__all__ = ["design_figures", "design_report", "pareto_figure"]
 
 
 def design_figures(result: DesignResult) -> list[tuple[str, Any]]:
@@ -49,7 +51,43 @@ def design_figures(result: DesignResult) -> list[tuple[str, Any]]:
         fig.update_xaxes(title_text=x)
         fig.update_yaxes(title_text=y)
         figs.append(("candidates", fig))
+    if len(p.objectives) >= 2 and len(ev):
+        figs.append(("pareto front", pareto_figure(ev, p)))
     return figs
+
+
+def pareto_figure(evaluated: pd.DataFrame, problem: DesignProblem, *, title: str = "Pareto front") -> Any:
+    """The evaluated candidates in the plane of the first two objectives, the Pareto front of those that meet every
+    constraint inside the domain highlighted (a line through its points); ``evaluated`` has each objective's column and
+    ``objective_0``/``objective_1`` (minimised), ``in_domain``, ``range_violation`` and ``formula``
+    (:attr:`DesignResult.evaluated` or a running job's :func:`~nestedae_core.design.job.design_live`). Needs two objectives."""
+    import plotly.graph_objects as go
+
+    if len(problem.objectives) < 2:
+        raise InputError("a Pareto front needs two objectives")
+    o1, o2 = problem.objectives[0], problem.objectives[1]
+    x, y = o2.column, o1.column
+    ok = (evaluated["range_violation"] <= 0) & evaluated["in_domain"].astype(bool)
+    good = evaluated[ok]
+    front = good[nondominated(good[["objective_0", "objective_1"]].to_numpy())] if len(good) else good
+    front = front.sort_values(x, kind="stable")
+    fig = go.Figure()
+    for part, name, color in ((evaluated[~ok], "misses a constraint or out of domain", "#BBBBBB"),
+                              (good, "meets every constraint, in domain", "#9ECAE9")):
+        if len(part):
+            fig.add_trace(go.Scattergl(x=part[x], y=part[y], mode="markers", name=name, text=part["formula"],
+                                       marker=dict(size=5, color=color, opacity=0.7),
+                                       hovertemplate="%{text}<br>%{x:.3f}, %{y:.3f}<extra></extra>"))
+    if len(front):
+        fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines+markers", name=f"Pareto front ({len(front)})", text=front["formula"],
+                                 line=dict(color="#E45756", width=2),
+                                 marker=dict(size=9, color="#E45756", line=dict(color="white", width=1)),
+                                 hovertemplate="%{text}<br>%{x:.3f}, %{y:.3f}<extra></extra>"))
+    fig.update_layout(height=420, margin=dict(l=60, r=20, t=50, b=50), template="plotly_white",
+                      title_text=f"{title}: {o1.label} against {o2.label}, {len(evaluated)} candidates evaluated")
+    fig.update_xaxes(title_text=x)
+    fig.update_yaxes(title_text=y)
+    return fig
 
 
 def design_report(result: DesignResult, table: pd.DataFrame, *, provenance: Mapping[str, Any] | None = None, top: int = 50) -> str:

@@ -1,0 +1,194 @@
+"""Design optimisers: the ``auto`` rule (GP then TPE on small problems, TPE on large or multi-objective ones),
+pymoo's genetic algorithm with the anchors' settings on the same budget, the live rows a running design
+reports, the Pareto-front figure, and ``nestedae benchmark design`` (evaluations to the grid optimum and
+hypervolume against evaluations)."""
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nestedae_core.design import DesignProblem, Objective, QuantityRange, pareto_ranks, parameter_names, run_design
+from nestedae_core.design import samplers
+from nestedae_core.design.report import pareto_figure
+from nestedae_core.errors import InputError
+from nestedae_core.estimator import NestedAEModel
+from nestedae_core.vocabulary import IONS, SITE_SLICES
+
+from cli_checks import run
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return NestedAEModel.load().model_
+
+
+def _grid_like(**kw) -> DesignProblem:
+    base = dict(a_ions=["Cs", "FA", "MA"], b_ions=["Pb"], x_ions=["Br", "I"], resolution=0.05,
+                constraints=[QuantityRange(quantity="bandgap_eV", minimum=1.65, maximum=1.75)], max_evals=30, seed=0)
+    return DesignProblem(**{**base, **kw})
+
+
+def _two_objectives(**kw) -> DesignProblem:
+    return _grid_like(objectives=[Objective(quantity="pce_percent"), Objective(quantity="bandgap_eV", goal="target", target=1.7)],
+                      constraints=[], **kw)
+
+
+def test_auto_runs_a_gaussian_process_on_small_single_objective_problems_and_tpe_otherwise() -> None:
+    assert samplers.resolve_sampler("auto", 3) == "gp-tpe"
+    assert samplers.resolve_sampler("auto", samplers.GP_MAX_PARAMS + 1) == "tpe"  # the 14-ion problem: 11 coordinates
+    assert samplers.resolve_sampler("auto", 3, n_objectives=2) == "tpe"
+    assert samplers.resolve_sampler("ga", 30) == "ga"
+    with pytest.raises(InputError, match="choose one of auto, tpe, gp, ga, random"):
+        samplers.resolve_sampler("genetic", 3)
+    wide = DesignProblem(a_ions=["K", "Rb", "Cs", "MA", "FA"], b_ions=["Ca", "Sr", "Ba", "Ge", "Sn", "Pb"], x_ions=["Cl", "Br", "I"])
+    assert len(parameter_names(wide)) > samplers.GP_MAX_PARAMS
+
+
+def test_auto_hands_over_from_the_gaussian_process_to_tpe_after_its_trials(monkeypatch) -> None:
+    import optuna
+
+    monkeypatch.setattr(samplers, "GP_TRIALS", 12)
+    p = _grid_like(batch_size=4)
+    names = parameter_names(p)
+    search = samplers.make_search("auto", p, names, 1)
+    assert isinstance(search.study.sampler, optuna.samplers.GPSampler)
+    rng = np.random.default_rng(0)
+    kinds = []
+    for _ in range(5):
+        points = search.ask(100)
+        assert len(points) == 4 and all(set(pt) == set(names) for pt in points)
+        kinds.append(type(search.study.sampler).__name__)
+        search.tell([{"objectives": [float(rng.normal())], "range_violation": 0.0, "violation": 0.0} for _ in points])
+    assert kinds == ["GPSampler"] * 3 + ["TPESampler"] * 2
+    assert len(search.study.trials) == 20 and all(t.state.name == "COMPLETE" for t in search.study.trials)
+
+
+def test_the_genetic_algorithm_is_pymoos_with_the_anchors_population_and_keeps_the_budget(shipped) -> None:
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.algorithms.soo.nonconvex.ga import GA
+
+    p = _grid_like(max_evals=37)
+    one = samplers.make_search("ga", p, parameter_names(p), 1)
+    assert isinstance(one.algo, GA) and one.algo.pop_size == samplers.GA_POPULATION == 100
+    assert isinstance(samplers.make_search("ga", _two_objectives(), parameter_names(p), 1).algo, NSGA2)
+    res = run_design(shipped, p, sampler="ga")  # the budget ends inside the first generation of 100
+    assert res.sampler == "ga" and res.evaluations == 37 and res.stopped == "budget"
+    props = res.proposals
+    assert len(props) and props["bandgap_eV_mean"].between(1.65, 1.75).all()
+    for site, sl in SITE_SLICES.items():
+        assert np.allclose(props[list(IONS[sl])].sum(axis=1), 1.0, atol=1e-9)
+    again = run_design(shipped, p, sampler="ga")
+    assert again.evaluated["formula"].tolist() == res.evaluated["formula"].tolist()  # the seed fixes the run
+    other = run_design(shipped, p.model_copy(update={"seed": 1}), sampler="ga")
+    assert other.evaluated["formula"].tolist() != res.evaluated["formula"].tolist()
+
+
+def test_the_genetic_algorithm_runs_generation_after_generation(shipped) -> None:
+    res = run_design(shipped, _grid_like(max_evals=150), sampler="ga")
+    assert res.trials > 100 and res.evaluations <= 150  # past the first generation, duplicates free
+    assert res.history["best"].dropna().is_monotonic_increasing
+
+
+def test_a_running_design_reports_every_new_candidate_once(shipped) -> None:
+    seen: list[pd.DataFrame] = []
+    p = _grid_like(max_evals=25, batch_size=5)
+    res = run_design(shipped, p, sampler="tpe", on_evaluated=seen.append)
+    live = pd.concat(seen, ignore_index=True)
+    assert live["evaluation"].tolist() == list(range(1, res.evaluations + 1))
+    assert live["formula"].tolist() == res.evaluated["formula"].tolist()
+    assert np.allclose(live["objective_0"], -live["pce_percent_mean"])  # maximised: negated for the optimiser
+    assert set(live.columns) >= {"in_domain", "range_violation", "pce_percent_mean"}
+
+
+def test_two_objectives_draw_a_front_of_non_dominated_candidates(shipped) -> None:
+    p = _two_objectives(max_evals=40)
+    res = run_design(shipped, p, sampler="tpe")
+    fig = pareto_figure(res.evaluated, p)
+    front = [t for t in fig.data if str(t.name).startswith("Pareto front")]
+    assert len(front) == 1
+    ev = res.evaluated
+    good = ev[(ev["range_violation"] <= 0) & ev["in_domain"].astype(bool)]
+    expected = good[pareto_ranks(good[["objective_0", "objective_1"]].to_numpy()) == 0]
+    assert sorted(front[0].text) == sorted(expected["formula"])
+    assert 0 < len(expected) < len(ev)
+    assert fig.layout.xaxis.title.text == "bandgap_eV_mean" and fig.layout.yaxis.title.text == "pce_percent_mean"
+    with pytest.raises(InputError, match="two objectives"):
+        pareto_figure(ev, _grid_like())
+
+
+def test_the_one_pass_front_is_the_first_of_the_full_sorting() -> None:
+    from nestedae_core.design.optimise import nondominated
+
+    rng = np.random.default_rng(1)
+    for k in (2, 3):
+        v = np.round(rng.random((700, k)), 2)  # ties included
+        assert (nondominated(v, chunk=100) == (pareto_ranks(v) == 0)).all()
+
+
+def test_hypervolume_of_the_reference_front_is_one_and_grows_with_evaluations() -> None:
+    from nestedae_core.benchmark.design import hypervolume_curve
+    from pymoo.indicators.hv import Hypervolume
+
+    rng = np.random.default_rng(0)
+    F = rng.random((60, 2))
+    ref = F.max(axis=0)
+    front_hv = float(Hypervolume(ref_point=ref)(F[pareto_ranks(F) == 0]))
+    ev = pd.DataFrame({"evaluation": np.arange(1, 61), "objective_0": F[:, 0], "objective_1": F[:, 1], "violation": 0.0})
+    curve = hypervolume_curve(ev, ref, front_hv, [1, 10, 30, 60])
+    assert curve[-1] == pytest.approx(1.0)
+    assert all(a <= b + 1e-12 for a, b in zip(curve, curve[1:])) and curve[0] < curve[-1]
+    assert hypervolume_curve(ev.assign(violation=1.0), ref, front_hv, [60]) == [0.0]  # nothing feasible, nothing covered
+
+
+def test_the_design_benchmark_reports_every_optimiser_and_the_hypervolume(shipped) -> None:
+    from nestedae_core.benchmark.design import design_table, run_design_benchmark
+
+    report = run_design_benchmark(shipped, samplers=("tpe", "ga", "random"), seeds=2, max_evals=40, timing_evals=0,
+                                  hv_checkpoints=(10, 40))
+    assert set(report["optimisers"]) == {"tpe", "ga", "random"}
+    for r in report["optimisers"].values():
+        assert len(r["evaluations_to_optimum"]) == 2
+        assert all(v is None or 1 <= v <= 40 for v in r["evaluations_to_optimum"])
+        assert r["reached"] == sum(v is not None for v in r["evaluations_to_optimum"])
+    pareto = report["pareto"]
+    assert pareto["checkpoints"] == [10, 40] and pareto["front_points"] >= 2
+    for r in pareto["optimisers"].values():
+        assert len(r["hypervolume_fraction"]) == 2
+        for curve in r["hypervolume_fraction"]:
+            assert 0.0 <= curve[0] <= curve[1] <= 1.0 + 1e-9
+    assert "timing" not in report
+    table = design_table(report)
+    assert "| ga | ga |" in table and "hypervolume" in table and "| random |" in table
+
+
+def test_cli_benchmark_design_prints_the_tables_and_names_the_optimisers_in_json(shipped, tmp_path, capsys) -> None:
+    out = tmp_path / "design.json"
+    rc, stdout, err = run(capsys, "benchmark", "design", "--seeds", "1", "--max-evals", "20", "--optimiser", "ga", "--optimiser", "random",
+                          "--timing-evals", "0", "--hv-evals", "10", "--json", out)
+    assert rc == 0, err
+    report = json.loads(out.read_text())
+    assert set(report["optimisers"]) == {"ga", "random"} and set(report["pareto"]["optimisers"]) == {"ga", "random"}
+    assert "median evaluations to the optimum" in stdout and "after 10" in stdout
+    rc, _, err = run(capsys, "benchmark", "design", "--optimiser", "genetic")
+    assert rc != 0 and "choose among" in err
+
+
+def test_a_design_job_keeps_its_live_candidates_for_the_page(shipped, tmp_path, monkeypatch) -> None:
+    from nestedae_core import store
+    from nestedae_core.design import job
+
+    monkeypatch.setattr(job, "LIVE_EVERY_S", 0.0)
+    events: list[dict] = []
+    ctx = types.SimpleNamespace(work_dir=tmp_path, progress=events.append, should_stop=lambda: False)
+    payload = job.design_payload(_two_objectives(max_evals=20), store.default_bundle_path(), sampler="tpe")
+    summary = job.run_design_job(payload, ctx)  # type: ignore[arg-type]
+    live = job.design_live(types.SimpleNamespace(work_dir=str(tmp_path)))
+    assert live is not None and len(live) == summary["evaluations"] == 20
+    assert {"objective_0", "objective_1", "pce_percent_mean", "bandgap_eV_mean"} <= set(live.columns)
+    assert job.design_live(types.SimpleNamespace(work_dir=str(tmp_path / "missing"))) is None
