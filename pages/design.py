@@ -11,10 +11,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import jobs_state, model_state, state, ui
+from app import figures_model as fm
+from app import jobs_state, model_state, quantities, state, ui
 from nestedae_core.api import (
     DESIGN_KIND, ETL, HTL, SITE_IONS, DesignProblem, NestedAEError, Objective, QuantityRange, composition_problem,
-    design_figures, design_output, design_payload, design_report, figure_filename, model_provenance,
+    design_figures, design_live, design_output, design_payload, design_report, figure_filename, model_provenance, pareto_figure,
 )
 
 K_SELECTED = "design.selected"
@@ -22,6 +23,15 @@ REFRESH_S = 2.0
 RESOLUTIONS = {"0.05": 0.05, "0.02": 0.02, "0.01": 0.01, "1/64": 1 / 64}
 OBJECTIVES = {"highest PCE (mean)": ("pce_percent", "mean"), "highest PCE, pessimistic (interval's lower end)": ("pce_percent", "lower")}
 SHOWN = 50
+NO_SECOND = "none (one objective)"
+#: Second objectives offered when the model predicts the quantity: label -> (schema key, goal)
+SECOND_OBJECTIVES = {
+    "lowest decomposition energy (most stable)": ("decomposition_eV_per_fu", "minimize"),
+    "measured band gap closest to the window's centre": ("bandgap_eV", "target"),
+    "highest Voc": ("voc_V", "maximize"),
+    "highest Jsc": ("jsc_mA_per_cm2", "maximize"),
+    "highest FF": ("ff", "maximize"),
+}
 
 st.title("Design")
 st.caption("Which compositions give a measured band gap in your window with the highest efficiency? The search proposes "
@@ -47,6 +57,9 @@ except NestedAEError as exc:
     st.stop()
 owner = jobs_state.identity()
 cat_cols = [c for p in model.prep for c in p.categorical_columns]
+targets = fm.target_infos(model)
+predicted = {t.key for t in targets}
+seconds = [NO_SECOND] + [k for k, (q, _) in SECOND_OBJECTIVES.items() if q in predicted]
 
 # ---------------------------------------------------------------------- the problem
 with st.form("design.new"):
@@ -72,19 +85,27 @@ with st.form("design.new"):
         etl = f1.selectbox("ETL", etls, etls.index(model.default_category(ETL)))
         htl = f2.selectbox("HTL", htls, htls.index(model.default_category(HTL)))
     seed = f3.number_input("Seed", 0, 2**31 - 1, 0)
+    second = st.selectbox("Second objective (optional)", seconds, key="design.second",
+                          help="With two objectives the search looks for the trade-off between them: the Pareto front, "
+                               "drawn as it fills while the design runs.")
     start = st.form_submit_button("Run design", type="primary", icon=":material/play_arrow:")
 
 if start:
     with ui.user_errors():
         quantity, statistic = OBJECTIVES[goal]
+        objectives = [Objective(quantity=quantity, statistic=statistic)]
+        if second != NO_SECOND:
+            q2, goal2 = SECOND_OBJECTIVES[second]
+            objectives.append(Objective(quantity=q2, goal=goal2, target=round((window[0] + window[1]) / 2, 4) if goal2 == "target" else None))
         problem = DesignProblem(
-            objectives=[Objective(quantity=quantity, statistic=statistic)],
+            objectives=objectives,
             constraints=[QuantityRange(quantity="bandgap_eV", minimum=window[0], maximum=window[1])],
             a_ions=a_ions, b_ions=b_ions, x_ions=x_ions, max_ions=int(max_ions), pb_free=pb == "Pb-free",
             max_pb=float(max_pb) if pb == "at most a fraction" else None, resolution=RESOLUTIONS[resolution],
             etl=etl, htl=htl, max_evals=int(budget), seed=int(seed),
         )
-        name = f"design-gap-{window[0]:.2f}-{window[1]:.2f}-{quantity}" + ("-lower" if statistic == "lower" else "")
+        name = (f"design-gap-{window[0]:.2f}-{window[1]:.2f}-{quantity}" + ("-lower" if statistic == "lower" else "")
+                + (f"-and-{objectives[1].quantity}" if len(objectives) > 1 else ""))
         job_id = manager.submit(DESIGN_KIND, design_payload(problem, model_state.active_model_path()), owner=owner, name=name[:64])
         st.session_state[K_SELECTED] = job_id
 
@@ -105,20 +126,39 @@ labels = {r.id: f"{r.name} ({r.status}, problem: {'; '.join(c.get('quantity', ''
 chosen = st.selectbox("Design", ids, key=K_SELECTED, format_func=lambda i: labels.get(i, i))
 
 
-def proposals_view(table: pd.DataFrame) -> pd.DataFrame:
-    """What the table shows: formula, the gap and PCE with intervals, domain, rank confidence, nearest measured."""
-    cols = ["rank", "formula", "bandgap_eV_mean", "bandgap_eV_lower", "bandgap_eV_upper", "pce_percent_mean", "pce_percent_lower",
-            "pce_percent_upper", "status", "domain_stage", "p_beats_next", "nearest_formula", "nearest_bandgap_eV", "nearest_pce_percent",
-            "etl", "htl"]
-    return table[[c for c in cols if c in table]]
+def view_names(level: float) -> dict[str, str]:
+    """Table headers for the proposals' schema columns, as the other pages name them (``PCE (%)``,
+    ``PCE 90 % interval lower (%)`` ...)."""
+    names = {"rank": "rank", "formula": "formula", "status": "status", "domain_stage": "stage outside its training domain",
+             "p_beats_next": "P(beats next)", "nearest_formula": "nearest measured composition",
+             "nearest_bandgap_eV": "its measured band gap (eV)", "nearest_pce_percent": "its measured PCE (%)",
+             "etl": "ETL stack", "htl": "HTL stack"}
+    for t in targets:
+        u = t.unit or "dimensionless"
+        names[f"{t.key}_mean"] = f"{t.label} ({u})"
+        names[f"{t.key}_lower"], names[f"{t.key}_upper"] = quantities.interval_columns(t.label, u, level)
+    return names
 
 
-def design_panel(job_id: str) -> None:
-    """The selected design: progress while it runs, its proposals when done, its message when it failed."""
+def proposals_view(table: pd.DataFrame, level: float, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """What the table shows, with readable headers: formula, the gap and PCE with intervals (and the objectives'
+    quantities), domain, rank confidence, nearest measured."""
+    keys = list(dict.fromkeys(["bandgap_eV", "pce_percent", *extra]))
+    cols = ["rank", "formula", *(f"{k}_{s}" for k in keys for s in ("mean", "lower", "upper")), "status", "domain_stage",
+            "p_beats_next", "nearest_formula", "nearest_bandgap_eV", "nearest_pce_percent", "etl", "htl"]
+    return table[[c for c in cols if c in table]].rename(columns=view_names(level))
+
+
+def design_panel(job_id: str, was_active: bool) -> None:
+    """The selected design: progress (and the Pareto front filling) while it runs, its proposals when done, its
+    message when it failed. When a run the page saw active ends, the whole page reruns so the selector's
+    label shows its new status."""
     rec = manager.get(job_id)
     if rec is None:
         st.caption("This design is gone.")
         return
+    if was_active and not rec.is_active:
+        st.rerun()
     if rec.is_active:
         ev = rec.last_event or {}
         best = ev.get("best")
@@ -128,6 +168,7 @@ def design_panel(job_id: str) -> None:
             with ui.user_errors():
                 manager.cancel(job_id, owner)
                 st.rerun()
+        live_front(rec)
         return
     if rec.status != "done":
         st.error(f"This design {rec.status}: " + ui.escape_markdown(rec.error or "no reason recorded"), icon=":material/error:")
@@ -135,6 +176,19 @@ def design_panel(job_id: str) -> None:
     with ui.user_errors():
         out = design_output(rec)
         render_result(out, rec.name)
+
+
+def live_front(rec) -> None:  # type: ignore[no-untyped-def]
+    """A running two-objective design: the candidates evaluated so far and their Pareto front."""
+    with ui.user_errors():
+        problem = DesignProblem.model_validate(rec.payload.get("problem") or {})
+        if len(problem.objectives) < 2:
+            return
+        live = design_live(rec)
+        if live is None or not len(live):
+            st.caption("The Pareto front appears here as the first candidates are evaluated.")
+            return
+        ui.plot(pareto_figure(live, problem, title="Pareto front so far"), key=f"design.live.{rec.id}")
 
 
 def render_result(out, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -152,8 +206,11 @@ def render_result(out, name: str) -> None:  # type: ignore[no-untyped-def]
                 icon=":material/balance:")
     ranked_rows = table[table["status"] == "ranked"].head(SHOWN)
     apart_rows = table[table["status"] != "ranked"].head(SHOWN)
-    config = {**ui.unit_column_config([c for c in proposals_view(table).columns]),
-              "p_beats_next": st.column_config.ProgressColumn("P(beats next)", min_value=0.0, max_value=1.0, format="%.2f")}
+    problem = out.problem
+    extra = tuple(o.quantity for o in problem.objectives)
+    config = {c: st.column_config.NumberColumn(c, format="%.4g") for c in proposals_view(table, problem.level, extra).columns
+              if c.endswith(")") and not c.startswith("P(")}
+    config["P(beats next)"] = st.column_config.ProgressColumn("P(beats next)", min_value=0.0, max_value=1.0, format="%.2f")
     if len(table):
         shown = pd.concat([ranked_rows, apart_rows]).drop_duplicates("formula")
         pick = st.selectbox("Open a proposal", shown["formula"].tolist(), key="design.pick")
@@ -166,12 +223,12 @@ def render_result(out, name: str) -> None:  # type: ignore[no-untyped-def]
         st.caption("Both open the proposal with the device stack the design used.")
     st.markdown(f"**Ranked proposals** (inside every stage's domain; the best {len(ranked_rows)} shown)")
     if len(ranked_rows):
-        st.dataframe(proposals_view(ranked_rows), hide_index=True, width="stretch", column_config=config)
+        st.dataframe(proposals_view(ranked_rows, problem.level, extra), hide_index=True, width="stretch", column_config=config)
     else:
         st.caption("None: every candidate that meets the constraints lies outside the model's domain at some stage.")
     if len(apart_rows):
         st.markdown("**Outside the model's domain** (not ranked: the chain extrapolates for these; the stage it leaves first is named)")
-        st.dataframe(proposals_view(apart_rows).drop(columns=["rank", "p_beats_next"], errors="ignore"), hide_index=True,
+        st.dataframe(proposals_view(apart_rows, problem.level, extra).drop(columns=["rank", "P(beats next)"], errors="ignore"), hide_index=True,
                      width="stretch", column_config=config)
     from nestedae_core.api import DesignResult
 
@@ -187,4 +244,5 @@ def render_result(out, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 _rec = manager.get(chosen)
-st.fragment(run_every=REFRESH_S if _rec is not None and _rec.is_active else None)(design_panel)(chosen)
+_active = _rec is not None and _rec.is_active
+st.fragment(run_every=REFRESH_S if _active else None)(design_panel)(chosen, _active)

@@ -2,6 +2,7 @@
 proposals with intervals and links to Predict/Explain, reports an impossible window as a message."""
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -45,17 +46,27 @@ def _button(at, label: str):
     return found[0]
 
 
-def _run_design(owner: str, window: tuple[float, float], evals: int = 30):
+def _run_design(owner: str, window: tuple[float, float], evals: int = 30, *, second=None, executor=None):
     from nestedae_core import store
-    from nestedae_core.design import DesignProblem, QuantityRange
+    from nestedae_core.design import DesignProblem, Objective, QuantityRange
     from nestedae_core.design.job import DESIGN_KIND, design_payload
     from nestedae_core.jobs import JobManager
 
-    manager = JobManager(executor=ThreadExecutor())
-    problem = DesignProblem(constraints=[QuantityRange(quantity="bandgap_eV", minimum=window[0], maximum=window[1])],
+    manager = JobManager(executor=executor or ThreadExecutor())
+    objectives = [Objective(quantity="pce_percent")] + ([second] if second is not None else [])
+    problem = DesignProblem(objectives=objectives,
+                            constraints=[QuantityRange(quantity="bandgap_eV", minimum=window[0], maximum=window[1])],
                             b_ions=["Pb"], max_evals=evals, seed=0)  # lead halides: the chain's best-covered ground
-    job = manager.submit(DESIGN_KIND, design_payload(problem, store.default_bundle_path()), owner=owner, name=f"test-{window[0]}-{window[1]}")
+    # tpe: the page's own optimiser ('auto') is the job's default; these tests are about the page, not the optimiser
+    job = manager.submit(DESIGN_KIND, design_payload(problem, store.default_bundle_path(), sampler="tpe"), owner=owner,
+                         name=f"test-{window[0]}-{window[1]}")
+    if executor is not None:
+        return job
     return manager.wait(job, timeout=240)
+
+
+def _plot_titles(at) -> list[str]:
+    return [json.loads(c.proto.spec).get("layout", {}).get("title", {}).get("text", "") for c in at.get("plotly_chart")]
 
 
 def test_page_renders_with_no_designs(design_env):
@@ -73,9 +84,14 @@ def test_a_finished_design_shows_ranked_proposals_and_links(design_env):
     at.run()
     assert not at.exception, exceptions(at)
     assert "proposals in domain" in texts(at)
+    from app.quantities import interval_columns
+
     frame = at.dataframe[0].value
     assert frame.columns[:2].tolist() == ["rank", "formula"]
-    assert frame["bandgap_eV_mean"].between(1.50, 1.60).all()
+    # the headers the other pages use, never the schema's keys
+    assert not [c for c in frame.columns if c.endswith(("_mean", "_lower", "_upper", "_std")) or c.startswith(("nearest_", "p_"))]
+    assert {"PCE (%)", *interval_columns("PCE", "%", 0.9), "P(beats next)", "nearest measured composition"} <= set(frame.columns)
+    assert frame["band gap, measured (eV)"].between(1.50, 1.60).all()
     assert (frame["status"] == "ranked").all() and frame["rank"].tolist() == list(range(1, len(frame) + 1))
     for other in at.dataframe[1:]:  # proposals outside a stage's domain: a table of their own, without ranks
         assert "rank" not in other.value.columns and (other.value["status"] != "ranked").all()
@@ -84,8 +100,52 @@ def test_a_finished_design_shows_ranked_proposals_and_links(design_env):
     first = frame.iloc[0]
     _button(at, "Predict it").click().run()  # opens Predict on the proposal with the stack the design used
     assert not at.exception, exceptions(at)
-    assert at.session_state["nae.choice.ETL_stack_sequence"] == first["etl"]
-    assert at.session_state["nae.choice.HTL_stack_sequence"] == first["htl"]
+    assert at.session_state["nae.choice.ETL_stack_sequence"] == first["ETL stack"]
+    assert at.session_state["nae.choice.HTL_stack_sequence"] == first["HTL stack"]
+
+
+def test_the_design_selector_shows_the_status_a_run_ends_with(design_env):
+    from nestedae_core.jobs import JobManager
+
+    at = open_app(PAGE)
+    owner = at.session_state["nae.jobs.identity"]
+    job = _run_design(owner, (1.50, 1.60), evals=20, executor=Observer())  # queued: nobody runs it yet
+    at.run()
+    assert not at.exception, exceptions(at)
+    label = lambda: at.selectbox(key="design.selected").options[0]  # noqa: E731
+    assert "(queued," in label()
+    ThreadExecutor().submit(str(JobManager(executor=Observer()).db_path), job)
+    assert JobManager(executor=Observer()).wait(job, timeout=240).status == "done"
+    at.run()
+    assert "(done," in label() and "queued" not in label()
+    assert "proposals in domain" in texts(at)
+
+
+def test_a_second_objective_is_a_pareto_front(design_env):
+    from nestedae_core.design import Objective
+    from nestedae_core.jobs import JobManager
+
+    at = open_app(PAGE)
+    seconds = at.selectbox(key="design.second").options
+    assert seconds[0].startswith("none") and "lowest decomposition energy (most stable)" in seconds
+    at.selectbox(key="design.second").set_value("lowest decomposition energy (most stable)")
+    at.number_input(key="design.budget").set_value(20)
+    _button(at, "Run design").click().run()
+    assert not at.exception, exceptions(at)
+    owner = at.session_state["nae.jobs.identity"]
+    queued = JobManager(executor=Observer()).jobs(owner, kind="design")
+    objectives = queued[0].payload["problem"]["objectives"]
+    assert [(o["quantity"], o["goal"]) for o in objectives] == [("pce_percent", "maximize"), ("decomposition_eV_per_fu", "minimize")]
+    rec = _run_design(owner, (1.50, 1.70), evals=40, second=Objective(quantity="decomposition_eV_per_fu", goal="minimize"))
+    assert rec.status == "done", rec.error
+    at.run()
+    at.selectbox(key="design.selected").set_value(rec.id).run()
+    assert not at.exception, exceptions(at)
+    titles = _plot_titles(at)
+    assert any(t.startswith("Pareto front: maximize pce_percent against minimize decomposition_eV_per_fu") for t in titles), titles
+    front = [tr for c in at.get("plotly_chart") for tr in json.loads(c.proto.spec)["data"] if str(tr.get("name", "")).startswith("Pareto front")]
+    assert front and len(front[0]["x"]) >= 1
+    assert "decomposition energy (eV/f.u.)" in at.dataframe[0].value.columns  # the second objective's quantity is in the table
 
 
 def test_an_impossible_window_is_a_message_not_an_empty_table(design_env):
@@ -114,3 +174,29 @@ def test_the_form_queues_a_design_job_in_a_worker(design_env):
     rec = observer.wait(jobs[0].id, timeout=240)
     assert rec.status in ("done", "failed"), rec.status  # the worker process found and ran the design kind
     assert rec.status == "done" or "no composition met" in (rec.error or ""), rec.error
+
+
+def test_a_running_two_objective_design_draws_its_front_so_far(design_env):
+    from pathlib import Path
+
+    from nestedae_core.design import DesignProblem, Objective, run_design
+    from nestedae_core.estimator import NestedAEModel
+    from nestedae_core.jobs import JobManager
+
+    at = open_app(PAGE)
+    owner = at.session_state["nae.jobs.identity"]
+    second = Objective(quantity="bandgap_eV", goal="target", target=1.55)
+    job = _run_design(owner, (1.50, 1.60), evals=20, second=second, executor=Observer())  # queued: the page polls it
+    at.run()
+    assert not at.exception, exceptions(at)
+    assert "The Pareto front appears here" in texts(at)
+    rec = JobManager(executor=Observer()).get(job)
+    problem = DesignProblem.model_validate(rec.payload["problem"])
+    rows: list = []
+    run_design(NestedAEModel.load().model_, problem, sampler="tpe", on_evaluated=lambda r: rows.append(r))
+    import pandas as pd
+
+    pd.concat(rows, ignore_index=True).to_csv(Path(rec.work_dir) / "live.csv", index=False)  # what the running job writes
+    at.run()
+    assert not at.exception, exceptions(at)
+    assert any(t.startswith("Pareto front so far") for t in _plot_titles(at)), _plot_titles(at)

@@ -1,5 +1,5 @@
-"""Design in a real browser (issue 17): set a gap window and a small budget, run the search as a job, see the
-proposals and the search figures, and open a proposal on Predict.
+"""Design in a real browser (issue 17): set a gap window, a second objective (stability) and a small budget, run
+the search as a job, see the proposals, the search figures and the Pareto front, and open a proposal on Predict.
 
 One server for the module (reference data, models and job store in a temporary folder; see conftest.py).
 The search runs in a worker process: a cold worker imports torch and the optimiser first, so the wait is long.
@@ -29,6 +29,10 @@ def test_design_runs_and_a_proposal_opens_on_predict(page, shots):
     budget.fill(str(BUDGET))
     budget.press("Tab")  # Enter would submit the form before the value is read
     assert budget.input_value() == str(BUDGET)
+    second = page.get_by_test_id("stSelectbox").filter(has_text="Second objective").first
+    second.click()
+    page.get_by_role("option", name="lowest decomposition energy (most stable)").click()
+    assert "lowest decomposition energy" in second.inner_text(), second.inner_text()
     page.get_by_role("button", name=re.compile("Run design")).click()
     wait_idle(page)
     # the job: queued or running with its progress, then the ranked proposals
@@ -39,13 +43,15 @@ def test_design_runs_and_a_proposal_opens_on_predict(page, shots):
     assert int(re.search(r"(\d+) model evaluations", summary).group(1)) <= BUDGET, summary
     wait_text(page, "Open a proposal")
     page.get_by_test_id("stDataFrame").first.wait_for(state="visible")
-    # the search figures: the best objective against model evaluations ("search progress"), and every evaluated
-    # candidate in the plane of the gap and the PCE ("candidates"), drawn with their traces
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 2", timeout=60_000)
+    # the search figures: the best objective against model evaluations ("search progress"), every evaluated
+    # candidate in the plane of the two objectives ("candidates") and the Pareto front, drawn with their traces
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=60_000)
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot .scatterlayer .trace, .js-plotly-plot .gl-container').length >= 2",
                            timeout=60_000)
     axes = " ".join(page.locator(".js-plotly-plot .xtitle, .js-plotly-plot .ytitle").all_text_contents())
-    assert "model evaluations" in axes and "bandgap_eV" in axes and "pce_percent" in axes, axes
+    assert "model evaluations" in axes and "decomposition_eV_per_fu" in axes and "pce_percent" in axes, axes
+    titles = " ".join(page.locator(".js-plotly-plot .gtitle").all_text_contents())
+    assert "Pareto front" in titles, titles
     shot(page, shots, "design-result")
     # choose the second proposal (when there is one), then follow "Predict it"
     box = page.get_by_test_id("stSelectbox").filter(has_text="Open a proposal").filter(visible=True).first
