@@ -3,8 +3,8 @@
 The space is small enough to enumerate: A = Cs/FA/MA, B = Pb, X = Br/I on a 0.05 lattice
 (231 x 21 = 4851 compositions). The chain predicts every point once; the grid optimum is the
 best feasible point (the problem's gap window, inside every stage's domain). Each optimiser
-(:data:`nestedae_core.design.SAMPLERS`: ours, and as references NSGA-II with the published
-anchors' population of 100 and random search) then
+(:data:`nestedae_core.design.SAMPLERS`: ours, ``auto``, and as references pymoo's genetic algorithm
+with the published anchors' settings, population 100, and random search) then
 runs the same problem on the same lattice for several seeds, its candidates looked up in the
 precomputed grid (the same numbers the chain gives, without re-predicting), and we count the
 model evaluations (distinct candidates) each needs to come within ``tolerance`` (relative) of
