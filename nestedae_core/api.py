@@ -238,6 +238,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "parse_benchmark": "benchmark.reports",
         "shipped_benchmark_paths": "benchmark",
         "speed_benchmark": "benchmark",
+        "dashboard_seconds": "benchmark",
         "split_reports": "benchmark",
         "csv_bytes": "csv_safe",
         "open_checked": "csv_safe",

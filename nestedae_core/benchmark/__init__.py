@@ -13,43 +13,57 @@
 * :mod:`.trends`: :func:`trends_benchmark`, measured-gap orderings a chemist checks
   (halide order, A-site order, alloy scans) against literature values, with the domain verdict.
 * :mod:`.speed`: :func:`speed_benchmark`, training and prediction time.
+* :mod:`.dashboard`: :func:`dashboard_seconds`, the dashboard's cold first page and every page warm
+  (a server started with :mod:`.app_server`).
 * :mod:`.reports`: writing, reading and the shipped reports.
 * :mod:`.stage_tables`: the rows a stage trains on, rebuilt without training.
 """
 from __future__ import annotations
 
-from .accuracy import MODELS, accuracy_benchmark
-from .baselines import BASELINES
-from .calibration import calibration_benchmark
-from .paired import VERDICT_RULE, PairedComparison, best_baseline, paired_comparison
-from .paper_scoring import bundle_paper_scoring, paper_batch_scored_folds, paper_batch_scored_mae
-from .reports import load_benchmark, shipped_benchmark_paths, split_reports, write_json_atomic
-from .speed import speed_benchmark
-from .tasks import TASKS, BenchmarkTask
-from .trends import TREND_CHECKS, TrendCheck, TrendReport, evaluate_trends, trends_benchmark
+import importlib
+from typing import Any
 
-__all__ = [
-    "TASKS",
-    "BenchmarkTask",
-    "BASELINES",
-    "MODELS",
-    "accuracy_benchmark",
-    "speed_benchmark",
-    "calibration_benchmark",
-    "paper_batch_scored_mae",
-    "paper_batch_scored_folds",
-    "bundle_paper_scoring",
-    "paired_comparison",
-    "best_baseline",
-    "PairedComparison",
-    "VERDICT_RULE",
-    "load_benchmark",
-    "split_reports",
-    "write_json_atomic",
-    "shipped_benchmark_paths",
-    "TREND_CHECKS",
-    "TrendCheck",
-    "TrendReport",
-    "evaluate_trends",
-    "trends_benchmark",
-]
+#: Public name -> module that defines it, imported on first use: the server helper (:mod:`.app_server`)
+#: and the dashboard timing load without torch.
+_LAZY: dict[str, str] = {
+    "MODELS": "accuracy",
+    "accuracy_benchmark": "accuracy",
+    "BASELINES": "baselines",
+    "calibration_benchmark": "calibration",
+    "VERDICT_RULE": "paired",
+    "PairedComparison": "paired",
+    "best_baseline": "paired",
+    "paired_comparison": "paired",
+    "bundle_paper_scoring": "paper_scoring",
+    "paper_batch_scored_folds": "paper_scoring",
+    "paper_batch_scored_mae": "paper_scoring",
+    "load_benchmark": "reports",
+    "shipped_benchmark_paths": "reports",
+    "split_reports": "reports",
+    "write_json_atomic": "reports",
+    "speed_benchmark": "speed",
+    "dashboard_seconds": "dashboard",
+    "TASKS": "tasks",
+    "BenchmarkTask": "tasks",
+    "TREND_CHECKS": "trends",
+    "TrendCheck": "trends",
+    "TrendReport": "trends",
+    "evaluate_trends": "trends",
+    "trends_benchmark": "trends",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = list(_LAZY)

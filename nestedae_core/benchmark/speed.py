@@ -10,8 +10,8 @@
   report gives their medians and each command's excess over ``import torch`` (the
   floor of any command that loads a model) and its ratio to it;
 
-The dashboard's speed (a fresh server, first page and every page warm) is measured
-from a checkout, outside the library: ``python benchmarks/speed_dashboard.py``.
+The dashboard's speed (a fresh server, first page and every page warm) is
+:mod:`.dashboard`: ``nestedae benchmark speed --dashboard`` (from a checkout, which ships the dashboard).
 
 Times on a shared machine vary by 2x or more: compare figures measured side by side
 (``benchmarks/side_by_side_training.sh`` runs an older commit alternately).

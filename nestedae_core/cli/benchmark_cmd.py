@@ -101,7 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     spd = bsub.add_parser("speed", help="seconds: 5-fold training of both chains, predictions, cold predict/explain vs import torch",
                           description="Speed figures measured on this machine in one run (see nestedae_core.benchmark.speed); "
                                       "cold commands run as fresh processes, alternating with 'import torch'. "
-                                      "The dashboard's speed: python benchmarks/speed_dashboard.py (in a checkout).")
+                                      "With --dashboard: the dashboard's speed instead (a cold server's first page, then every "
+                                      "page warm, in headless Chromium; needs a checkout's streamlit_app.py and playwright).")
     spd.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     spd.add_argument("--data-dir")
     spd.add_argument("--epochs", type=_positive, help="override every stage's epochs (quick runs; default: the presets')")
@@ -110,6 +111,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     spd.add_argument("--no-cold", action="store_true", help="skip the cold predict/explain commands")
     spd.add_argument("--cold-only", action="store_true", help="only the cold commands against import torch (no training)")
     spd.add_argument("--json", metavar="FILE", help="write the report to FILE (atomically)")
+    dash = spd.add_argument_group("the dashboard (--dashboard)")
+    dash.add_argument("--dashboard", action="store_true", help="time the dashboard instead: a cold server's first page (target "
+                                                               "<= 5 s), then every page warm (target <= 2 s each)")
+    dash.add_argument("--app", metavar="PATH", help="the dashboard's streamlit_app.py or its folder (default: ./streamlit_app.py, "
+                                                    "else the checkout holding this package)")
+    dash.add_argument("--page", action="append", metavar="TITLE", help="time only this page warm (a menu title, e.g. Data; repeatable; "
+                                                                      "default every page)")
+    dash.add_argument("--chromium", metavar="PATH", help="Chromium's executable (default /usr/bin/chromium when present, else playwright's own)")
+    dash.add_argument("--timeout", type=_positive, default=120, help="seconds the server may take to start, and a page to settle (default 120)")
     spd.set_defaults(func=run_speed)
     des = bsub.add_parser("design", help="optimisers compared on a design problem whose optimum is known (an enumerated grid)",
                           description="Cs/FA/MA-Pb-Br/I at 0.05 steps (4851 compositions) predicted once; each optimiser runs the same "
@@ -356,6 +366,8 @@ def run_speed(args: argparse.Namespace) -> int:
     from ..api import speed_benchmark
 
     check_output_file(args.json)  # before the run: a bad path fails at once
+    if args.dashboard:
+        return run_dashboard_speed(args)
     report = speed_benchmark(data_dir=args.data_dir, device=args.device, epochs=args.epochs, repeats=args.repeats,
                              presets=() if args.cold_only else tuple(args.preset or ("paper", "measured")), cold=not args.no_cold,
                              progress=_say)
@@ -387,6 +399,41 @@ def print_speed(report: dict[str, Any]) -> None:
                          _num(c.get("excess_over_import_torch_s"), "+.2f") if name != "import_torch" else "",
                          _num(c.get("ratio_to_import_torch"), ".2f") if name != "import_torch" else "", c.get("error", "")])
         print_table(rows, ["cold command (fresh process)", "median s", "runs", "over import torch (s)", "ratio to import torch", "error"])
+
+
+def run_dashboard_speed(args: argparse.Namespace) -> int:
+    """``benchmark speed --dashboard``: the dashboard's cold first page and warm pages (seconds)."""
+    from ..api import dashboard_seconds
+
+    report = dashboard_seconds(app=args.app, data_dir=args.data_dir, pages=args.page, chromium=args.chromium,
+                               timeout_s=float(args.timeout), progress=_say)
+    return _finish(report, args.json, print_dashboard_speed)
+
+
+def print_dashboard_speed(report: dict[str, Any]) -> None:
+    """The dashboard's speed as a table (seconds), with the machine, its load average and the targets."""
+    m = report["machine"]
+    print(f"dashboard speed on {m.get('cpu') or m['platform']} ({m['cpu_count']} CPUs), torch {m['torch']}")
+    if "skipped" in report:
+        print(f"skipped: {report['skipped']}")
+        return
+    before, after = report.get("load_average"), report.get("load_average_after")
+    if before:
+        print(f"load average (1/5/15 min) before {' '.join(f'{x:g}' for x in before)}"
+              + (f", after {' '.join(f'{x:g}' for x in after)}" if after else "") + " (others' work slows every figure)")
+    targets = report.get("targets", {})
+    first, warm_target = targets.get("first_page_s"), targets.get("warm_page_s")
+
+    def verdict(seconds: float, target: float | None) -> str:
+        return "" if target is None else ("yes" if seconds <= target else "no")
+
+    rows = [["server healthy (from its start)", f"{report['server_healthy_s']:.2f}", _num(report.get("server_healthy_cpu_s"), ".2f"), "", ""],
+            ["first page, cold (from the request)", f"{report['first_page_from_request_s']:.2f}", "", _num(first, "g"),
+             verdict(report["first_page_from_request_s"], first)],
+            ["first page, cold (from the server's start)", f"{report['first_page_from_server_start_s']:.2f}",
+             _num(report.get("first_page_server_cpu_s"), ".2f"), "", ""]]
+    rows += [[f"{title}, warm", f"{s:.2f}", "", _num(warm_target, "g"), verdict(s, warm_target)] for title, s in report["warm_page_s"].items()]
+    print_table(rows, ["what", "seconds", "server CPU s (total)", "target (s)", "within"])
 
 
 def run_design_benchmark_cmd(args: argparse.Namespace) -> int:
