@@ -11,8 +11,10 @@ login is configured in ``.streamlit/secrets.toml``, else a per-browser id kept i
 a cookie) is shown in the sidebar. After the page, the server's job manager is
 started once (:func:`app.jobs_state.startup`): its start-up recovery marks jobs a
 stopped server left running as interrupted, runs queued ones and removes the
-temporary folders of killed saves; then shap's exact explainer is compiled in a
-background thread (the default permutation explainer needs no compiling).
+temporary folders of killed saves; then, a few seconds later in a background thread
+(:mod:`app.background`), the explainers load and shap's exact explainer is compiled
+(the default permutation explainer needs no compiling). The first page never loads
+torch: Home describes the model from its bundle's files.
 
 A page that needs the job system when it cannot be used (an invalid
 ``NESTEDAE_*`` setting, a job store that is locked, damaged, read-only or on a
@@ -51,7 +53,7 @@ st.set_page_config(
 # never Streamlit's list of the raw file names in pages/.
 page = build_navigation()
 
-from app import explain_state, figure_export, jobs_state, state, ui  # noqa: E402
+from app import background, figure_export, jobs_state, state, ui  # noqa: E402  (no torch: Home reads the model's files only)
 
 state.sync_url()
 figure_export.format_control()  # PNG or SVG from every figure's camera button
@@ -62,4 +64,4 @@ except (jobs_state.JobsUnavailable, JobStoreError) as exc:  # a page that needs 
     ui.show_error(exc, jobs_state.jobs_error_hint(exc))
 finally:
     jobs_state.startup()  # once per server (cached); after the page so that it never delays it
-    explain_state.warm_up()  # shap's exact explainer compiled once per server, in the background, after the first page
+    background.warm_up_later()  # once per server, a few seconds after the first page: torch, the explainers, shap's compile

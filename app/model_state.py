@@ -4,6 +4,8 @@
   bundle, or ``$NESTEDAE_DEFAULT_MODEL`` when set), loaded once per bundle path
   and modification time with ``st.cache_resource`` and shared by all sessions:
   **never mutate it**.
+* :func:`active_overview` - its chain and summary from the bundle's JSON files (no
+  weights, no torch: the Home page).
 * :func:`set_active_model` / :func:`model_picker` - choose among the default
   model and the bundles saved in :func:`nestedae_core.store.models_dir`.
 """
@@ -17,10 +19,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from typing import TYPE_CHECKING
+
 from nestedae_core.api import (
-    BANDGAP_PBE, BundleError, BundleInfo, ChainSpec, ConfigError, NestedAE, bundle_info, clean_stale_temp,
-    default_bundle_path, list_bundles, load_bundle, models_dir,
+    BANDGAP_PBE, BundleError, BundleInfo, BundleOverview, ChainSpec, ConfigError, bundle_info, bundle_overview,
+    clean_stale_temp, default_bundle_path, list_bundles, load_bundle, models_dir,
 )
+
+if TYPE_CHECKING:  # the model's module loads torch: a page that only lists or describes models needs none
+    from nestedae_core.api import NestedAE
 
 __all__ = [
     "DEFAULT_MODEL_ENV",
@@ -28,6 +35,7 @@ __all__ = [
     "model_options",
     "active_model_path",
     "active_model",
+    "active_overview",
     "set_active_model",
     "load_model",
     "model_picker",
@@ -117,11 +125,8 @@ def _load_cached(path: str, stamp: int) -> NestedAE:
     return load_bundle(path, device="cpu")
 
 
-def load_model(path: str | os.PathLike[str]) -> NestedAE:
-    """The bundle at ``path``, loaded once per (path, modification time) and shared: never mutate it.
-
-    Raises :class:`~nestedae_core.errors.BundleError` when it is missing or corrupt.
-    """
+def _bundle_folder(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a folder that exists; :class:`~nestedae_core.errors.BundleError` saying what to do otherwise."""
     p = Path(path)
     if not p.is_dir():
         if p.resolve() == default_bundle_path().resolve():
@@ -130,12 +135,36 @@ def load_model(path: str | os.PathLike[str]) -> NestedAE:
                 f"or set {DEFAULT_MODEL_ENV} to a bundle folder"
             )
         raise BundleError(f"no model bundle at {p}")
+    return p
+
+
+def load_model(path: str | os.PathLike[str]) -> NestedAE:
+    """The bundle at ``path``, loaded once per (path, modification time) and shared: never mutate it.
+
+    Raises :class:`~nestedae_core.errors.BundleError` when it is missing or corrupt.
+    """
+    p = _bundle_folder(path)
     return _load_cached(str(p.resolve()), _stamp(p))
 
 
 def active_model() -> NestedAE:
     """This session's model (see :func:`active_model_path`); shared and cached: never mutate it."""
     return load_model(active_model_path())
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _overview_cached(path: str, stamp: int) -> BundleOverview:
+    return bundle_overview(path)
+
+
+def active_overview() -> BundleOverview:
+    """The active model's chain and summary, read once per (path, modification time) from its bundle's JSON files:
+    no weights, no torch (what Home shows, so that a cold server's first page never waits for them).
+
+    Raises :class:`~nestedae_core.errors.BundleError` when the bundle is missing or unreadable.
+    """
+    p = _bundle_folder(active_model_path())
+    return _overview_cached(str(p.resolve()), _stamp(p))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

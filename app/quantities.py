@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nestedae_core.api import (
-    BANDGAP_HSE, BANDGAP_PBE_DFT, FIDELITY_LABELS, PHASE, StageSpec, TargetSpec, quantity_name, target_fidelity,
+    BANDGAP_HSE, BANDGAP_PBE_DFT, FIDELITY_LABELS, PHASE, StageSpec, TargetSpec, target_fidelity,
 )
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "disagreement",
     "round_fraction",
     "model_summary",
+    "summary_named",
     "interval_columns",
     "column_fidelity",
 ]
@@ -57,6 +58,8 @@ def named(label: str, fidelity: str | None, phase: str | None = None) -> str:
     """``label`` named for a reader: a band gap by its fidelity and, for a DFT gap, its ``phase``
     (``named("band gap", "HSE", "Cubic") == "band gap, DFT HSE06+SOC (cubic)"``); ``label`` unchanged
     when ``fidelity`` is None (not a band gap)."""
+    from nestedae_core.api import quantity_name  # here: its module (predictions) loads torch, which Home never needs
+
     return quantity_name(label, fidelity, phase)
 
 
@@ -128,7 +131,11 @@ def round_fraction(values: Any, digits: int = 6) -> Any:
 
 def model_summary(model: Any) -> dict[str, str]:
     """``model.summary()`` with every band-gap metric named by its fidelity (``materials: band gap (PBE) MAE``)."""
-    summary = model.summary()
+    return summary_named(model.spec, model.summary())
+
+
+def summary_named(spec: Any, summary: Mapping[str, str]) -> dict[str, str]:
+    """A chain's ``summary`` (of a model, or of a bundle's overview) with every band-gap metric named by its fidelity."""
     renames = {f"{st.name}: {t.label or t.column} MAE": f"{st.name}: {target_name(st, t)} MAE"
-               for st in model.spec.stages for t in st.targets}
+               for st in spec.stages for t in st.targets}
     return {renames.get(k, k): v for k, v in summary.items()}

@@ -200,6 +200,8 @@ _GROUPS: dict[str, dict[str, str]] = {
         "BundleInfo": "store",
         "SHIPPED_BUNDLE_NAMES": "store",
         "bundle_info": "store",
+        "bundle_overview": "store",
+        "BundleOverview": "store",
         "check_save_target": "store",
         "clean_stale_temp": "store",
         "default_bundle_path": "store",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,12 +19,14 @@ import pandas as pd
 from .chemistry.composition import Composition, composition_grid, mix, parse_formula
 from .errors import InputError
 from .chemistry.features import featurize_fractions
-from .model.chain import NestedAE
 from .perovskite.fidelity import gap_name, phase_name, target_fidelity
 from .model.intervals import DEFAULT_LEVEL
 from .query import Query, QueryLike, query_frame, resolve_categorical
 from .schema import GAP_KEYS, STATS, input_key, quantity_key, target_key
 from .vocabulary import DECOMPOSITION, FIDELITIES, PCE, PHASE
+
+if TYPE_CHECKING:  # a model's module loads torch: naming a quantity (quantity_name) needs none
+    from .model.chain import NestedAE
 
 __all__ = [
     "PCE_COLUMN",

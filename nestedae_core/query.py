@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,8 +19,10 @@ import pandas as pd
 from .chemistry.composition import Composition, parse_formula
 from .chemistry.features import featurize_many, featurize_matrix
 from .errors import InputError, NestedAEError
-from .model.chain import NestedAE
 from .vocabulary import ETL, HTL
+
+if TYPE_CHECKING:  # a model's module loads torch: building a query's rows needs none until a model predicts
+    from .model.chain import NestedAE
 
 __all__ = ["Query", "QueryLike", "query_frame", "fractions_query_frame", "resolve_categorical", "composition_problem"]
 

@@ -87,11 +87,14 @@ def chain_figure(spec: ChainSpec) -> go.Figure:
 
 
 def _active_spec() -> ChainSpec | None:
-    """The active model's chain spec; None when it cannot be loaded (the summary below says why)."""
+    """The active model's chain spec; None when it cannot be read (the summary below says why).
+
+    Read from the bundle's files (:func:`app.model_state.active_overview`): Home never loads the
+    model's weights (nor torch), so that a cold server's first page does not wait for them."""
     from app import model_state
 
     try:
-        return model_state.active_model().spec
+        return model_state.active_overview().spec
     except Exception:  # noqa: BLE001 - the model summary shows the error
         return None
 
@@ -183,8 +186,8 @@ def render_model_summary() -> None:
 
     st.subheader("Active model")
     with ui.user_errors("Choose another model on the Train page, or reinstall to restore the shipped default."):
-        model = model_state.active_model()
-        summary = quantities.model_summary(model)
+        overview = model_state.active_overview()
+        summary = quantities.summary_named(overview.spec, overview.summary)
         frame = pd.DataFrame({"item": [str(k) for k in summary], "value": [str(v) for v in summary.values()]})
         ui.table_with_download(frame, "model_summary")
         st.caption(

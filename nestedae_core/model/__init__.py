@@ -16,12 +16,41 @@ band-gap fidelity); ``lint-imports`` checks it.
 """
 from __future__ import annotations
 
-from .chain import NestedAE, StagePrediction
-from .config import ChainSpec, ResidualSpec, StageSpec, TargetSpec, load_chain_spec
-from .devices import available_devices, resolve_device
-from .domain import DomainModel
-from .intervals import DEFAULT_LEVEL, TargetCalibration
-from .preprocessing import StagePreprocessing
+import importlib
+from typing import Any
+
+#: Public name -> submodule that defines it, imported on first use: the configuration
+#: (:mod:`.config`) and the intervals load without torch (a dashboard page that shows a
+#: chain's layout needs no network).
+_LAZY: dict[str, str] = {
+    "NestedAE": "chain",
+    "StagePrediction": "chain",
+    "ChainSpec": "config",
+    "ResidualSpec": "config",
+    "StageSpec": "config",
+    "TargetSpec": "config",
+    "load_chain_spec": "config",
+    "available_devices": "devices",
+    "resolve_device": "devices",
+    "DomainModel": "domain",
+    "DEFAULT_LEVEL": "intervals",
+    "TargetCalibration": "intervals",
+    "StagePreprocessing": "preprocessing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "NestedAE",

@@ -23,17 +23,20 @@ possible, never negative, never NaN for finite input.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 from .config import StageSpec
 
+if TYPE_CHECKING:  # torch loads with the first ceiling computed: registering one needs none
+    import torch
+
 __all__ = ["CeilingFunction", "ceiling_function", "has_ceilings", "known_ceilings", "register_ceiling", "target_caps", "upstream_ceilings"]
 
 #: A ceiling function: upstream predictions (tensor) -> limits (tensor of the same shape, target units).
-CeilingFunction = Callable[[torch.Tensor], torch.Tensor]
+CeilingFunction = Callable[["torch.Tensor"], "torch.Tensor"]
 
 _REGISTRY: dict[str, CeilingFunction] = {}
 
@@ -74,6 +77,8 @@ def upstream_ceilings(spec: StageSpec, upstream_targets: list[str], upstream_val
     """
     if not has_ceilings(spec):
         return None
+    import torch
+
     x = upstream_values.mean(dim=0, keepdim=True) if pool else upstream_values
     cols = []
     for t in spec.targets:

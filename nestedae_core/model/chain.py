@@ -388,26 +388,9 @@ class NestedAE:
         raise InputError(f"this model has no categorical input '{column}'")
 
     def summary(self) -> dict[str, str]:
-        """A small name -> value table describing the model (for CLI and dashboard)."""
-        out = {"name": self.record.get("name", self.spec.name), "preset": self.spec.name, "stages": " -> ".join(self.stage_names)}
-        out["ensemble members"] = str(self.members)
-        if self.record.get("fit", {}).get("rows") == "all":
-            out["split"] = "none: every member trained on all rows (no validation metrics)"
-        else:
-            out["split"] = f"{self.spec.folds}-fold {self.spec.split}"
-        if self.has_intervals and any(c.normalised for cal in self.calibration.values() for c in cal.values()):
-            out["prediction intervals"] = "normalised CV+ conformal (scaled by the fold models' disagreement), from the out-of-fold residuals"
-        elif self.has_intervals:
-            out["prediction intervals"] = "CV+ conformal, from the out-of-fold residuals"
-        elif self.record.get("fit", {}).get("rows") == "all":
-            out["prediction intervals"] = "none: fitted on all rows, so there are no out-of-fold residuals to calibrate them"
-        else:
-            out["prediction intervals"] = "none: this bundle holds no out-of-fold residuals"
-        for st in self.spec.stages:
-            for t in st.targets:
-                m = self.metrics.get(st.name, {}).get(t.column, {})
-                if "mae" in m:
-                    out[f"{st.name}: {t.label or t.column} MAE"] = f"{m['mae']:.3f} ± {m.get('mae_std', 0.0):.3f} {t.unit}".strip()
-        if "created" in self.record:
-            out["trained"] = str(self.record["created"])
-        return out
+        """A small name -> value table describing the model (for CLI and dashboard; :func:`.summary.chain_summary`)."""
+        from .summary import chain_summary
+
+        normalised = any(c.normalised for cal in self.calibration.values() for c in cal.values())
+        intervals = ("normalised" if normalised else "plain") if self.has_intervals else None
+        return chain_summary(self.spec, self.record, self.metrics, members=self.members, intervals=intervals)

@@ -31,11 +31,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ..model.ceilings import register_ceiling
 from .shockley_queisser import sq_limit
+
+if TYPE_CHECKING:  # torch loads with the first ceiling computed: registering them needs none
+    import torch
 
 __all__ = [
     "CEILINGS_FILE", "RADIATIVE_VOC", "SQ_FF", "SQ_JSC", "radiative_voc", "shockley_queisser_ff", "shockley_queisser_jsc", "tabulate_ceilings",
@@ -70,6 +74,8 @@ def tabulate_ceilings(start_eV: float = 0.05, stop_eV: float = 4.5, step_eV: flo
 
 @functools.lru_cache(maxsize=1)
 def _table() -> tuple[float, float, dict[str, torch.Tensor]]:
+    import torch
+
     data = json.loads(CEILINGS_FILE.read_text(encoding="utf-8"))
     values = {k: torch.tensor(data[k], dtype=torch.float64) for k in ("jsc_mA_per_cm2", "voc_V", "ff")}
     return float(data["start_eV"]), float(data["step_eV"]), values
@@ -77,6 +83,8 @@ def _table() -> tuple[float, float, dict[str, torch.Tensor]]:
 
 def _interpolate(gap: torch.Tensor, values: torch.Tensor, start: float, step: float) -> torch.Tensor:
     """Piecewise-linear interpolation of ``values`` (nodes ``start + step * k``) at ``gap``, held constant outside."""
+    import torch
+
     v = values.to(device=gap.device, dtype=gap.dtype if gap.is_floating_point() else torch.float64)
     pos = ((gap - start) / step).clamp(0.0, len(v) - 1.0)
     k = pos.detach().floor().long().clamp(max=len(v) - 2)
@@ -92,6 +100,8 @@ def shockley_queisser_jsc(gap_eV: torch.Tensor) -> torch.Tensor:
 
 def radiative_voc(gap_eV: torch.Tensor) -> torch.Tensor:
     """Radiative-limit open-circuit voltage (V, 300 K, AM1.5G) at band gaps in eV (conservative table); 0 below 0.05 eV."""
+    import torch
+
     start, step, values = _table()
     value = _interpolate(gap_eV, values["voc_V"], start, step)
     return torch.where(gap_eV < start, torch.zeros_like(value), value)
@@ -99,6 +109,8 @@ def radiative_voc(gap_eV: torch.Tensor) -> torch.Tensor:
 
 def shockley_queisser_ff(gap_eV: torch.Tensor) -> torch.Tensor:
     """Fill factor of the SQ limit (dimensionless, in (0, 1)) at band gaps in eV (conservative table); 0 below 0.05 eV."""
+    import torch
+
     start, step, values = _table()
     value = _interpolate(gap_eV, values["ff"], start, step)
     return torch.where(gap_eV < start, torch.zeros_like(value), value)

@@ -26,9 +26,12 @@ Modules (one concept each; the names below are importable from here):
 * :mod:`.folders`: temporary folders of saves, replacing and removing a bundle folder, stale temporaries;
 * :mod:`.saving`: :func:`save_bundle`;
 * :mod:`.loading`: :func:`load_bundle`, :func:`load_default_bundle`;
-* :mod:`.listing`: :func:`list_bundles`, :func:`bundle_info`, :class:`BundleInfo`.
+* :mod:`.listing`: :func:`list_bundles`, :func:`bundle_info`, :class:`BundleInfo`;
+* :mod:`.overview`: :func:`bundle_overview`, a bundle's chain and summary without its weights (nor torch).
 """
 from __future__ import annotations
+
+from typing import Any
 
 from .folders import check_save_target, clean_stale_temp, remove_bundle_folder
 from .layout import (
@@ -45,7 +48,17 @@ from .layout import (
 )
 from .listing import BundleInfo, bundle_info, list_bundles
 from .loading import load_bundle, load_default_bundle
-from .saving import save_bundle
+from .overview import BundleOverview, bundle_overview
+
+
+def __getattr__(name: str) -> Any:
+    """:func:`save_bundle` is imported on first use: its module loads torch, which listing and describing bundles need not."""
+    if name == "save_bundle":
+        from .saving import save_bundle
+
+        globals()[name] = save_bundle
+        return save_bundle
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -62,6 +75,8 @@ __all__ = [
     "list_bundles",
     "BundleInfo",
     "bundle_info",
+    "BundleOverview",
+    "bundle_overview",
     "clean_stale_temp",
     "MANIFEST_KIND",
     "bundle_files",

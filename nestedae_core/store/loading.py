@@ -9,22 +9,20 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from pydantic import ValidationError
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from .. import __version__
 from ..model.config import ChainSpec, config_error_message
 from ..errors import BundleError, ConfigError
-from ..model.chain import DomainModel, NestedAE, StagePreprocessing
 from ..model.intervals import TargetCalibration, calibration_from_json
-from ..model.nn import StageNet
 from ..physics import ceilings as _ceilings  # noqa: F401  registers the device-physics ceilings a bundle's spec may name
 from ..perovskite import domain_wording as _domain_wording  # noqa: F401  registers how inputs read in domain reasons
 from .layout import _FILES, _OPTIONAL_FILES, BUNDLE_FORMAT, _sha256, default_bundle_path
-from .saving import _check_finite_weights
+
+if TYPE_CHECKING:  # torch, pandas and the networks load with the first bundle: reading a bundle's JSON needs none
+    from ..model.chain import NestedAE
 
 __all__ = ["load_bundle", "load_default_bundle"]
 
@@ -154,6 +152,15 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
     and NaN or infinite values in its preprocessing and weights; any problem raises
     :class:`BundleError` with what is wrong and what to do.
     """
+    import numpy as np
+    import pandas as pd
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..model.chain import DomainModel, NestedAE, StagePreprocessing
+    from ..model.nn import StageNet
+    from .saving import _check_finite_weights
+
     root = Path(path)
     sums = _check_files(root)
     if verify:

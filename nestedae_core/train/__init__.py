@@ -13,11 +13,36 @@
 """
 from __future__ import annotations
 
-from .cross_validation import TrainResult, cross_validate
-from .fit_all import fit
-from .folds import make_folds
-from .metrics import regression_metrics, summarize_folds
-from .progress import ProgressCallback, ProgressEvent, TrainingCancelled
+import importlib
+from typing import Any
+
+#: Public name -> submodule that defines it, imported on first use: :mod:`.tables` (the
+#: check of a stage's table, used by the data layer) loads without torch.
+_LAZY: dict[str, str] = {
+    "TrainResult": "cross_validation",
+    "cross_validate": "cross_validation",
+    "fit": "fit_all",
+    "make_folds": "folds",
+    "regression_metrics": "metrics",
+    "summarize_folds": "metrics",
+    "ProgressCallback": "progress",
+    "ProgressEvent": "progress",
+    "TrainingCancelled": "progress",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ProgressCallback",
