@@ -70,11 +70,25 @@ _FLAGGED_COLUMNS = (DEVICE_COMPOSITION, ETL, HTL, MEASURED_BANDGAP, PCE, VOC, JS
 _SQ_LIMIT_COLUMN = "Shockley–Queisser PCE limit (%)"
 
 
-def data_quality_section(devices: pd.DataFrame) -> None:
-    """Devices whose values cannot be physical (over the whole table, not the filtered view) and the training rule."""
+@st.cache_data(max_entries=8, show_spinner=False)
+def _flagged_devices(name: str, stamp: str) -> tuple[dict[str, int], int, pd.DataFrame]:
+    """(flag counts, devices that report a gap, the flagged devices with their SQ limit and reason) of dataset
+    ``name``, computed once per dataset file (``stamp``) per server: every rerun of the page shows them."""
+    devices = state.load_dataset(name)
     flags = device_flags(devices)
     counts = flag_counts(flags)
     n_gap = int(pd.to_numeric(devices[MEASURED_BANDGAP], errors="coerce").notna().sum())
+    hit = flags[list(FLAG_COLUMNS)].any(axis=1)
+    shown = devices.loc[hit, [c for c in _FLAGGED_COLUMNS if c in devices.columns]].copy()
+    shown.insert(4, _SQ_LIMIT_COLUMN, sq_pce_limit(devices).loc[hit].round(1))
+    shown[MEASURED_BANDGAP] = _gap_as_text(shown[MEASURED_BANDGAP])
+    shown["reason"] = flags.loc[hit, REASON]
+    return {k: int(v) for k, v in counts.items()}, n_gap, shown
+
+
+def data_quality_section(devices: pd.DataFrame, name: str = "psc-devices") -> None:
+    """Devices whose values cannot be physical (over the whole table, not the filtered view) and the training rule."""
+    counts, n_gap, shown = _flagged_devices(name, dataset_stamp(name))
     st.markdown(
         f"**Data quality.** Of all {len(devices):,} devices, **{counts['any']} devices** have values that cannot "
         f"be physical: {counts[FF_ABOVE_1]} report a fill factor above 1, and "
@@ -82,12 +96,7 @@ def data_quality_section(devices: pd.DataFrame) -> None:
         f"(checked for the {n_gap:,} devices that report a gap; the limit is computed for the AM1.5G spectrum, "
         "cell at 300 K)."
     )
-    hit = flags[list(FLAG_COLUMNS)].any(axis=1)
-    if hit.any():
-        shown = devices.loc[hit, [c for c in _FLAGGED_COLUMNS if c in devices.columns]].copy()
-        shown.insert(4, _SQ_LIMIT_COLUMN, sq_pce_limit(devices).loc[hit].round(1))
-        shown[MEASURED_BANDGAP] = _gap_as_text(shown[MEASURED_BANDGAP])
-        shown["reason"] = flags.loc[hit, REASON]
+    if not shown.empty:
         config = _gap_column_config(ui.unit_column_config(shown.columns, _COLUMN_LABELS))
         ui.table_with_download(shown, "psc-devices-flagged", column_config=config,
                                caption=f"{len(shown)} flagged devices with the reason")
@@ -322,7 +331,7 @@ def dataset_view(name: str) -> None:
 
         if "Data quality" in tabs:
             with tabs["Data quality"]:
-                data_quality_section(df)
+                data_quality_section(df, name)
         if "Label quality" in tabs:
             with tabs["Label quality"]:
                 label_quality_section(df)
