@@ -11,10 +11,11 @@ login is configured in ``.streamlit/secrets.toml``, else a per-browser id kept i
 a cookie) is shown in the sidebar. After the page, the server's job manager is
 started once (:func:`app.jobs_state.startup`): its start-up recovery marks jobs a
 stopped server left running as interrupted, runs queued ones and removes the
-temporary folders of killed saves; then, a few seconds later in a background thread
-(:mod:`app.background`), the explainers load and shap's exact explainer is compiled
-(the default permutation explainer needs no compiling). The first page never loads
-torch: Home describes the model from its bundle's files.
+temporary folders of killed saves; then, once a page has loaded the explainers,
+shap's exact explainer is compiled in a background thread (the default permutation
+explainer needs no compiling). The first page never loads torch: Home describes the
+model from its bundle's files. (Torch is never imported in a background thread: a
+page importing it at the same time can get a half-initialised torch.)
 
 A page that needs the job system when it cannot be used (an invalid
 ``NESTEDAE_*`` setting, a job store that is locked, damaged, read-only or on a
@@ -53,7 +54,7 @@ st.set_page_config(
 # never Streamlit's list of the raw file names in pages/.
 page = build_navigation()
 
-from app import background, figure_export, jobs_state, state, ui  # noqa: E402  (no torch: Home reads the model's files only)
+from app import figure_export, jobs_state, state, ui  # noqa: E402  (no torch: Home reads the model's files only)
 
 state.sync_url()
 figure_export.format_control()  # PNG or SVG from every figure's camera button
@@ -64,4 +65,7 @@ except (jobs_state.JobsUnavailable, JobStoreError) as exc:  # a page that needs 
     ui.show_error(exc, jobs_state.jobs_error_hint(exc))
 finally:
     jobs_state.startup()  # once per server (cached); after the page so that it never delays it
-    background.warm_up_later()  # once per server, a few seconds after the first page: torch, the explainers, shap's compile
+    if "app.explain_state" in sys.modules:  # a page loaded the explainers (never Home: it needs no torch)
+        from app import explain_state
+
+        explain_state.warm_up()  # shap's exact explainer compiled once per server, in the background

@@ -37,22 +37,23 @@ _SUB = "₀₁₂₃₄₅₆₇₈₉"
 def chain_figure(spec: ChainSpec) -> go.Figure:
     """The chain of ``spec`` drawn with shapes and arrows: one row per stage, inputs -> encoder -> latents -> heads,
     a dotted decoder back to the inputs, and an arrow from each stage's latents to the next stage."""
-    fig = go.Figure()
+    shapes: list[dict] = []  # collected, then given to the figure at once: one validation, not one per shape
+    annotations: list[dict] = []
     n = len(spec.stages)
     row_h, gap = 1.3, 0.9
     top = n * (row_h + gap)
     cols = {"inp": (0.0, 2.6), "enc": (3.1, 4.4), "lat": (4.9, 6.3), "out": (6.8, 9.6)}
 
     def box(x: tuple[float, float], y0: float, text: str, fill: str, *, dark: bool = False) -> None:
-        fig.add_shape(type="rect", x0=x[0], x1=x[1], y0=y0, y1=y0 + row_h, fillcolor=fill,
-                      line=dict(color="#5A6B7B", width=1.2), layer="below")
-        fig.add_annotation(x=sum(x) / 2, y=y0 + row_h / 2, text=text, showarrow=False,
-                           font=dict(size=11, color="white" if dark else "#1F2A36"))
+        shapes.append(dict(type="rect", x0=x[0], x1=x[1], y0=y0, y1=y0 + row_h, fillcolor=fill,
+                           line=dict(color="#5A6B7B", width=1.2), layer="below"))
+        annotations.append(dict(x=sum(x) / 2, y=y0 + row_h / 2, text=text, showarrow=False,
+                                font=dict(size=11, color="white" if dark else "#1F2A36")))
 
     def arrow(x0: float, y0: float, x1: float, y1: float, *, dash: bool = False) -> None:
-        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
-                           showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=1.6,
-                           arrowcolor="#8A97A6" if dash else "#33414F", text="")
+        annotations.append(dict(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
+                                showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=1.6,
+                                arrowcolor="#8A97A6" if dash else "#33414F", text=""))
 
     grey = dict(color="#8A97A6", width=1.4, dash="dot")
     for i, stage in enumerate(spec.stages):
@@ -61,8 +62,8 @@ def chain_figure(spec: ChainSpec) -> go.Figure:
         color = _STAGE_COLORS[i % len(_STAGE_COLORS)]
         scale = _SCALES[i] if n == 3 else ("atomic scale" if i == 0 else "device scale" if i == n - 1 else "")
         title = f"<b>Stage {i + 1}: {stage.name}</b> · {stage.dataset}" + (f" · {scale}" if scale else "")
-        fig.add_annotation(x=-0.05, y=y0 + row_h + 0.3, text=title, showarrow=False, xanchor="left",
-                           font=dict(size=12, color=color))
+        annotations.append(dict(x=-0.05, y=y0 + row_h + 0.3, text=title, showarrow=False, xanchor="left",
+                                font=dict(size=12, color=color)))
         box(cols["inp"], y0, f"<b>Inputs</b><br>{_inputs_text(spec, i)}", "#EEF2F7")
         box(cols["enc"], y0, f"<b>Stage-{i + 1}<br>encoder</b>", color, dark=True)
         box(cols["lat"], y0, f"<b>Latents z{_SUB[i + 1]}</b><br>({stage.latent_dim})", "#D5E3F0")
@@ -72,13 +73,14 @@ def chain_figure(spec: ChainSpec) -> go.Figure:
         arrow(cols["lat"][1], mid, cols["out"][0], mid)
         # decoder: a dotted elbow from the latents back to the inputs
         xl, xi = sum(cols["lat"]) / 2, sum(cols["inp"]) / 2
-        fig.add_shape(type="path", path=f"M {xl} {y0} L {xl} {y0 - 0.2} L {xi} {y0 - 0.2}", line=grey)
+        shapes.append(dict(type="path", path=f"M {xl} {y0} L {xl} {y0 - 0.2} L {xi} {y0 - 0.2}", line=grey))
         arrow(xi, y0 - 0.2, xi, y0, dash=True)
-        fig.add_annotation(x=(xl + xi) / 2, y=y0 - 0.2, text="decoder: reconstruct the inputs", showarrow=False,
-                           font=dict(size=10, color="#6B7785"), yshift=-8)
+        annotations.append(dict(x=(xl + xi) / 2, y=y0 - 0.2, text="decoder: reconstruct the inputs", showarrow=False,
+                                font=dict(size=10, color="#6B7785"), yshift=-8))
         if i + 1 < n:  # this stage's latents feed the next stage's encoder
             nxt = y0 - (row_h + gap) + row_h
             arrow(cols["lat"][1] - 0.2, y0, sum(cols["enc"]) / 2, nxt)
+    fig = go.Figure(layout=dict(shapes=shapes, annotations=annotations))
     fig.update_xaxes(visible=False, range=[-0.1, 9.7], fixedrange=True)
     fig.update_yaxes(visible=False, range=[-0.45, top + 0.1], fixedrange=True)
     figures.style(fig, height=int(150 * n + 60))
