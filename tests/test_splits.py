@@ -152,6 +152,63 @@ def test_calibration_holds_a_composition_out_of_every_measured_stage(data_dir, m
             assert fold_of.setdefault(k, f) == f
 
 
+def test_calibration_inner_cluster_split_keeps_near_compositions_in_one_inner_fold(data_dir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``inner_split="cluster"``: the residuals that calibrate the intervals come from inner folds where no composition
+    within 0.05 (site fractions) of a calibration row sits in its fold model's training; coverage is counted as before."""
+    seen: list[tuple[dict[str, pd.DataFrame], dict[str, np.ndarray]]] = []
+
+    class Fake:  # intervals that cover a film exactly when its measured gap is at least 1.6 eV
+        def predict(self, frame: pd.DataFrame, *, level: float = 0.9) -> dict[str, SimpleNamespace]:
+            n, out = len(frame), {}
+            for st in preset("measured").stages:
+                lower, upper = np.zeros((n, len(st.targets))), np.ones((n, len(st.targets)))
+                if st.name == "film" and st.target_columns[0] in frame.columns:
+                    y = frame[st.target_columns[0]].to_numpy(dtype=float)
+                    lower[:, 0] = np.where(y >= 1.6, y - 0.1, y + 0.1)
+                    upper[:, 0] = lower[:, 0] + 0.2
+                out[st.name] = SimpleNamespace(lower=lower, upper=upper)
+            return out
+
+    def fake_cross_validate(spec, tables, **kw):  # type: ignore[no-untyped-def]
+        seen.append(({k: v.copy() for k, v in tables.items()}, kw["stage_folds"]))
+        return SimpleNamespace(model=Fake())
+
+    monkeypatch.setattr(calibration_module, "cross_validate", fake_cross_validate)
+    report = calibration_benchmark("measured", split="family", inner_split="cluster", folds=5, data_dir=str(data_dir))
+    assert report["inner_split"] == "cluster" and len(seen) == 5
+    film = calibration_module.stage_table(preset("measured"), 1, str(data_dir))
+    gap = film[preset("measured").stages[1].target_columns[0]].to_numpy(dtype=float)
+    q = next(r for r in report["quantities"] if r["stage"] == "film")
+    assert q["n"] == int(np.isfinite(gap).sum()) and q["coverage"] == pytest.approx(float((gap[np.isfinite(gap)] >= 1.6).mean()))
+    assert q["mean_width"] == pytest.approx(0.2)
+    for tables, inner in seen:
+        x = tables["film"].loc[:, list(SITE_FRACTION_COLUMNS)].to_numpy(dtype=float)
+        near = np.abs(x[:, None, :] - x[None, :, :]).max(axis=-1) <= 0.05
+        f = inner["film"]
+        assert near.sum() > len(x)  # the table has near neighbours, so the check can fail
+        assert (f[:, None] == f[None, :])[near].all()  # compositions within 0.05 never sit in two inner folds
+        assert len(np.unique(f)) == 5
+    # the default keeps grouped inner folds: near-duplicate compositions then do land in different inner folds
+    seen.clear()
+    calibration_benchmark("measured", split="family", folds=5, data_dir=str(data_dir))
+    tables, inner = seen[0]
+    x = tables["film"].loc[:, list(SITE_FRACTION_COLUMNS)].to_numpy(dtype=float)
+    near = np.abs(x[:, None, :] - x[None, :, :]).max(axis=-1) <= 0.05
+    assert not (inner["film"][:, None] == inner["film"][None, :])[near].all()
+
+
+def test_calibration_inner_split_messages(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from nestedae_core.cli import main
+
+    with pytest.raises(ConfigError, match="unknown inner split"):
+        calibration_benchmark("synthetic", inner_split="leave-one-out")
+    # a cluster inner split of a chain without site fractions: one line, no traceback
+    code = main(["benchmark", "calibration", "--preset", "synthetic", "--inner-split", "cluster", "--folds", "3", "--epochs", "2",
+                 "--json", str(tmp_path / "cal.json")])
+    err = capsys.readouterr().err
+    assert code != 0 and "site fractions" in err and "Traceback" not in err
+
+
 def test_cli_split_choices_and_messages(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     from nestedae_core.cli import main
 

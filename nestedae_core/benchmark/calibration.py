@@ -14,7 +14,11 @@ Protocol (nested, grouped; nothing of a held-out row reaches its intervals):
    folds, :func:`nestedae_core.train.cross_validate`; the measured stages' inner
    folds again share one split by canonical composition, so recipes are never
    grouped by their raw spelling) on every stage's rows outside fold ``k``; its
-   CV+ intervals are calibrated on those inner out-of-fold residuals only.
+   CV+ intervals are calibrated on those inner out-of-fold residuals only. The
+   inner split (``inner_split``) is ``grouped`` by default; ``cluster`` deals
+   compositions within 0.05 in site fractions into one inner fold, so the
+   residuals measure what a new composition costs (no near-duplicate of a
+   calibration row in its fold model's training), as a family split asks.
    Nothing is tuned: every hyperparameter is the preset's.
 3. That model predicts the rows of outer fold ``k`` of every stage
    (``NestedAE.predict(frame, level=...)``: ``StagePrediction.lower``/``upper``),
@@ -105,11 +109,16 @@ def calibration_benchmark(
     data_dir: str | None = None,
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
+    inner_split: str = "grouped",
 ) -> dict[str, Any]:
     """Observed coverage and mean width of the ``level`` prediction intervals on held-out outer folds.
 
     ``split``: the measured stages' shared outer split, ``grouped`` (by canonical
     composition), ``cluster`` or ``family`` (see the module docstring).
+    ``inner_split``: the measured stages' shared split of each outer fold's
+    cross-validation, whose out-of-fold residuals calibrate the intervals
+    (``grouped``, ``cluster`` or ``family``; a family split needs ``folds`` ion
+    families among the rows left after an outer fold is held out).
 
     ``spec`` replaces the preset (its folds, split and seed are set here: inner
     and outer folds are both ``folds``-fold and grouped); ``tables`` (by stage
@@ -122,6 +131,8 @@ def calibration_benchmark(
         raise ConfigError(f"the interval level must be between 0 and 1 (exclusive), got {level}")
     if split not in CALIBRATION_SPLITS:
         raise ConfigError(f"unknown calibration split '{split}'; use {', '.join(CALIBRATION_SPLITS)}")
+    if inner_split not in CALIBRATION_SPLITS:
+        raise ConfigError(f"unknown inner split '{inner_split}'; use {', '.join(CALIBRATION_SPLITS)}")
     why = intervals_available()
     if why:
         raise ConfigError(why)
@@ -131,6 +142,8 @@ def calibration_benchmark(
     chain = base.with_updates(stages=stage_updates, folds=folds, split="grouped", seed=seed)
     checked = [stage_table(chain, i, data_dir, raw=(tables or {}).get(st.name)) for i, st in enumerate(chain.stages)]
     shared = _shared_folds(chain, checked, split)
+    if inner_split != "grouped" and not shared:
+        raise DataError(f"a {inner_split} inner split needs the 14 site fractions in every measured stage's table")
     outer = [shared[st.name] if st.name in shared else make_folds(t, folds, "grouped", st.group_columns, seed)
              for t, st in zip(checked, chain.stages)]
     counts: dict[tuple[str, str], list[dict[str, float]]] = {(st.name, t): [] for st in chain.stages for t in st.target_columns}
@@ -138,7 +151,7 @@ def calibration_benchmark(
     for k in range(folds):
         say(f"outer fold {k + 1}/{folds}: cross-validating the chain on the other folds")
         rest = {st.name: t.loc[o != k].reset_index(drop=True) for st, t, o in zip(chain.stages, checked, outer)}
-        inner = _shared_folds(chain, [rest[st.name] for st in chain.stages], "grouped") if shared else None
+        inner = _shared_folds(chain, [rest[st.name] for st in chain.stages], inner_split) if shared else None
         model = cross_validate(chain, rest, device=device, stage_folds=inner).model
         for st, t, o in zip(chain.stages, checked, outer):
             held = t.loc[o == k].reset_index(drop=True)
@@ -182,6 +195,7 @@ def calibration_benchmark(
         "preset": chain.name,
         "level": level,
         "split": split,
+        "inner_split": inner_split,
         "shared_split_stages": sorted(shared),
         "folds": folds,
         "seed": seed,

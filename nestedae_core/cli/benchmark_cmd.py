@@ -74,6 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                      help="outer split shared by the film and device stages, keyed on the canonical composition: grouped "
                           "(by composition, default), cluster (compositions within 0.05 in site fractions) or family "
                           "(whole ion families held out)")
+    cal.add_argument("--inner-split", choices=["grouped", "cluster", "family"], default="grouped",
+                     help="split of each outer fold's cross-validation, whose out-of-fold residuals calibrate the intervals: "
+                          "grouped (default), cluster (no composition within 0.05 of a calibration row in its fold model's "
+                          "training) or family")
     cal.add_argument("--level", type=_level, default=0.9, help="interval level, between 0 and 1 (default 0.9)")
     cal.add_argument("--seed", type=int, default=0)
     cal.add_argument("--epochs", type=_positive, help="override every stage's epochs (quick runs)")
@@ -269,10 +273,11 @@ def run_calibration(args: argparse.Namespace) -> int:
 
     check_output_file(args.json)  # before the run: a bad path fails at once
     report = calibration_benchmark(args.preset, split=args.split, folds=args.folds, level=args.level, seed=args.seed, epochs=args.epochs,
-                                   data_dir=args.data_dir, device=args.device, progress=_say)
+                                   data_dir=args.data_dir, device=args.device, progress=_say, inner_split=args.inner_split)
     write_json_file(report, args.json)
     level = report["level"]
-    print(f"\n{report['preset']}: {100 * level:g} % prediction intervals, {report['folds']} outer {report['split']} folds (seed {report['seed']})")
+    print(f"\n{report['preset']}: {100 * level:g} % prediction intervals, {report['folds']} outer {report['split']} folds, "
+          f"calibrated on inner {report.get('inner_split', 'grouped')} folds (seed {report['seed']})")
     target = report.get("coverage_target")
     rows = []
     for q in report["quantities"]:
