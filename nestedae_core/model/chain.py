@@ -268,10 +268,10 @@ class NestedAE:
         if st.residual:  # residual targets: corrections on the previous stage's predictions
             y = y + self.residual_offsets(i, upstream_latents)
         caps = target_caps(st, None if ceilings is None else ceilings[0].cpu().numpy(), (len(frame),))
-        lower, upper = self.intervals(i, y, level, caps=caps)
         dom = self.domains[i]
         values = self.domain_values(i, frame, x)
         dist, nearest = dom.nearest(values)
+        lower, upper = self.intervals(i, y, level, caps=caps, distance=dist)
         uncovered = dom.uncovered(values)
         inside = (dist <= dom.threshold) & np.array([not u for u in uncovered], dtype=bool)
         reasons = [dom.reason(st.name, float(d), int(k), u, st.dataset) for d, k, u in zip(dist, nearest, uncovered)]
@@ -319,13 +319,14 @@ class NestedAE:
         return upstream_ceilings(st, self.spec.stages[i - 1].target_columns, values, pool=pool)
 
     def intervals(self, stage: int | str, members: np.ndarray, level: float = DEFAULT_LEVEL,
-                  caps: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+                  caps: np.ndarray | None = None, distance: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Conformal prediction intervals (lower, upper), each (n, n_targets) in target units, from every member's predictions.
 
         ``members``: (members, n, n_targets) in target units; ``caps``: (n, n_targets)
         the upper end of each target's range (:func:`~nestedae_core.model.ceilings.target_caps`;
         needed by targets calibrated in the logit space, whose intervals lie inside
-        (0, cap) by construction). A target calibrated in its units has its interval
+        (0, cap) by construction); ``distance``: (n,) each row's distance to the stage's nearest training
+        row (:meth:`DomainModel.nearest`; needed by distance-scaled targets). A target calibrated in its units has its interval
         clipped to its physical range; a target without calibration gets NaN;
         (None, None) when the stage has no calibration at all.
         """
@@ -339,7 +340,9 @@ class NestedAE:
         for j, t in enumerate(st.targets):
             if t.column in cal:
                 c = cal[t.column]
-                lo, hi = conformal_interval(members[:, :, j], c, level, None if caps is None else caps[:, j])
+                if c.distance_coef is not None and distance is None:
+                    continue  # no distances given: this target's interval stays NaN
+                lo, hi = conformal_interval(members[:, :, j], c, level, None if caps is None else caps[:, j], distance)
                 lower[:, j], upper[:, j] = clip_to_bounds(lo, hi, t.bounds) if c.transform == "identity" else (lo, hi)
         return lower, upper
 
@@ -391,6 +394,11 @@ class NestedAE:
         """A small name -> value table describing the model (for CLI and dashboard; :func:`.summary.chain_summary`)."""
         from .summary import chain_summary
 
-        normalised = any(c.normalised for cal in self.calibration.values() for c in cal.values())
-        intervals = ("normalised" if normalised else "plain") if self.has_intervals else None
+        scaled = [c for cal in self.calibration.values() for c in cal.values()]
+        if not self.has_intervals:
+            intervals = None
+        elif any(c.distance_coef is not None for c in scaled):
+            intervals = "scaled"
+        else:
+            intervals = "normalised" if any(c.normalised for c in scaled) else "plain"
         return chain_summary(self.spec, self.record, self.metrics, members=self.members, intervals=intervals)

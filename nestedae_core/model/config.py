@@ -166,10 +166,12 @@ class StageSpec(_Spec):
     schedule: Literal["cosine", "constant"] = "cosine"
     patience: int | None = Field(default=None, ge=1, description="early-stopping patience in epochs; None: off")
     val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5, description="share of each training fold held out for early stopping")
-    interval_scale: Literal["none", "disagreement"] = Field(
+    interval_scale: Literal["none", "disagreement", "distance"] = Field(
         default="none",
-        description="prediction intervals of the stage's targets: 'none' (the CV+ quantile of the residuals) or 'disagreement' "
-        "(normalised conformal: residuals scaled by the fold models' disagreement, so intervals adapt to each query)",
+        description="prediction intervals of the stage's targets: 'none' (the CV+ quantile of the residuals), 'disagreement' "
+        "(normalised conformal: residuals scaled by the fold models' disagreement, so intervals adapt to each query) or "
+        "'distance' (residuals scaled by c0 + c1 x the distance to the nearest training row in the domain space, c0, c1 "
+        "fitted on the out-of-fold residuals: wide where a query is far from what the fold models saw)",
     )
 
     @field_validator("encoder_hidden", "head_hidden", "decoder_hidden")

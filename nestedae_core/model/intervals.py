@@ -34,6 +34,13 @@ them, as in older bundles, is the plain CV+ interval above):
   over the calibration rows), and a query's interval is
   ``[q- {g(mu_k(i)(x)) - s(x) r_i}, q+ {g(mu_k(i)(x)) + s(x) r_i}]``: narrow where
   the fold models agree, wide where they do not (an extrapolation).
+* ``distance_coef=(c0, c1)`` (distance-scaled conformal; Papadopoulos et al. 2011 scale by
+  nearest-neighbour distances): the difficulty is ``s(x) = c0 + c1 d(x)``, ``d`` the distance
+  of the input to the nearest training row (a calibration row: to the nearest row outside its
+  own fold, which its fold model trained on), ``c0, c1 >= 0`` the non-negative least-squares
+  fit of the calibration rows' absolute residuals on ``(1, d)``. Fold models that all miss
+  the same ion family agree with each other, so their disagreement does not see that
+  extrapolation; the distance to what they were trained on does.
 
 A chain fitted on all rows (:func:`nestedae_core.train.fit`) has no out-of-fold
 residuals, hence no calibration and no intervals.
@@ -57,6 +64,7 @@ __all__ = [
     "calibration_to_json",
     "check_level",
     "clip_to_bounds",
+    "distance_difficulty",
     "cv_plus_interval",
     "cv_plus_ranks",
     "calibrate_target",
@@ -86,6 +94,8 @@ class TargetCalibration:
     transform: str = "identity"
     normalised: bool = False
     floor: float = 0.0
+    #: (c0, c1): residuals divided by the difficulty ``c0 + c1 * distance`` (see the module docstring); None: not distance-scaled
+    distance_coef: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         self.fold = np.asarray(self.fold, dtype=np.int64).ravel()
@@ -97,6 +107,13 @@ class TargetCalibration:
         self.normalised, self.floor = bool(self.normalised), float(self.floor)
         if not math.isfinite(self.floor) or self.floor < 0:
             raise ValueError(f"the difficulty floor must be a finite number >= 0, got {self.floor}")
+        if self.distance_coef is not None:
+            c0, c1 = (float(v) for v in self.distance_coef)
+            if not (math.isfinite(c0) and math.isfinite(c1) and c0 > 0 and c1 >= 0):
+                raise ValueError(f"distance coefficients must be finite, c0 > 0 and c1 >= 0, got {self.distance_coef}")
+            if self.normalised:
+                raise ValueError("a calibration is scaled by the disagreement or by the distance, not both")
+            self.distance_coef = (c0, c1)
         order = np.lexsort((self.residual, self.fold))  # by fold, then residual: no trace of the row order
         self.fold, self.residual = self.fold[order], self.residual[order]
 
@@ -145,6 +162,22 @@ def _disagreement(g: np.ndarray) -> np.ndarray:
     return g.std(axis=0, ddof=1) if g.shape[0] > 1 else np.zeros(g.shape[1:])
 
 
+def distance_difficulty(residual: np.ndarray, distance: np.ndarray) -> tuple[float, float]:
+    """``(c0, c1)``: the non-negative least-squares fit ``|residual| ~ c0 + c1 * distance`` (residual units; distance
+    in the units the queries' distances will have), with ``c0`` kept above 1e-3 of the median absolute residual (and
+    1e-12) so that the difficulty is positive at distance 0."""
+    from scipy.optimize import nnls
+
+    r = np.abs(np.asarray(residual, dtype=np.float64))
+    d = np.asarray(distance, dtype=np.float64)
+    ok = np.isfinite(r) & np.isfinite(d)
+    if not ok.any():
+        return 1.0, 0.0
+    coef, _ = nnls(np.column_stack([np.ones(ok.sum()), d[ok]]), r[ok])
+    c0 = max(float(coef[0]), 1e-3 * float(np.median(r[ok])), 1e-12)
+    return c0, float(coef[1])
+
+
 def calibrate_target(
     fold: np.ndarray,
     y_true: np.ndarray,
@@ -152,6 +185,7 @@ def calibrate_target(
     *,
     caps: np.ndarray | None = None,
     normalised: bool = False,
+    distance: np.ndarray | None = None,
 ) -> TargetCalibration:
     """Calibration of one target from a cross-validation.
 
@@ -161,6 +195,9 @@ def calibrate_target(
     the target's range for each member's prediction (finite everywhere: residuals in
     the logit space; None or infinite: target units). ``normalised``: divide residuals
     by the difficulty (the disagreement of the members plus the median disagreement).
+    ``distance``: (n,) each row's distance to the nearest row outside its own fold
+    (the rows its fold model trained on): residuals are divided by the difficulty
+    ``c0 + c1 * distance`` (:func:`distance_difficulty`; not with ``normalised``).
     Rows where the target or its prediction is missing are left out.
     """
     fold = np.asarray(fold, dtype=np.int64)
@@ -180,25 +217,44 @@ def calibrate_target(
         floor = float(np.median(spread[ok])) if ok.any() else 0.0
         floor = floor if floor > 0 else 1e-12
         residual = residual / (spread + floor)
-    return TargetCalibration(fold[ok], residual[ok], transform=transform, normalised=normalised, floor=floor)
+    coef = None
+    if distance is not None:
+        if normalised:
+            raise ValueError("a calibration is scaled by the disagreement or by the distance, not both")
+        d = np.asarray(distance, dtype=np.float64)
+        if d.shape != (n,):
+            raise ValueError(f"distance must hold one value per row ({n}), got shape {d.shape}")
+        ok &= np.isfinite(d)
+        coef = distance_difficulty(residual[ok], d[ok])
+        residual = residual / (coef[0] + coef[1] * np.where(np.isfinite(d), d, 0.0))
+    return TargetCalibration(fold[ok], residual[ok], transform=transform, normalised=normalised, floor=floor, distance_coef=coef)
 
 
 def conformal_interval(
-    member_predictions: np.ndarray, calibration: TargetCalibration, level: float = DEFAULT_LEVEL, caps: np.ndarray | None = None
+    member_predictions: np.ndarray, calibration: TargetCalibration, level: float = DEFAULT_LEVEL, caps: np.ndarray | None = None,
+    distance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The CV+ interval (lower, upper), each (q,) in target units, in the calibration's space and scale.
 
     ``member_predictions``: (members, q); ``caps``: (q,) the upper end of the target's
-    range at each query (needed by a ``logit`` calibration). See the module docstring.
+    range at each query (needed by a ``logit`` calibration); ``distance``: (q,) each
+    query's distance to the nearest training row (needed by a distance-scaled
+    calibration, in the units its rows' distances had). See the module docstring.
     """
     mu = np.asarray(member_predictions, dtype=np.float64)
-    if calibration.transform == "identity" and not calibration.normalised:
+    if calibration.transform == "identity" and not calibration.normalised and calibration.distance_coef is None:
         return cv_plus_interval(mu, calibration, level)
+    if calibration.distance_coef is not None and distance is None:
+        raise ValueError("a distance-scaled calibration needs the queries' distances to the training rows")
     if calibration.transform != "identity" and caps is None:
         raise ValueError("a logit calibration needs the caps of the queries")
     caps_q = None if calibration.transform == "identity" else np.broadcast_to(np.asarray(caps, dtype=np.float64), mu.shape[1:])
     g = interval_space(mu, caps_q, calibration.transform)
-    s = _disagreement(g) + calibration.floor if calibration.normalised else np.ones(mu.shape[1])
+    if calibration.distance_coef is not None:
+        c0, c1 = calibration.distance_coef
+        s = c0 + c1 * np.broadcast_to(np.asarray(distance, dtype=np.float64), mu.shape[1:])
+    else:
+        s = _disagreement(g) + calibration.floor if calibration.normalised else np.ones(mu.shape[1])
     lo, hi = cv_plus_interval(g / s, calibration, level)
     return _from_space(lo * s, caps_q, calibration.transform), _from_space(hi * s, caps_q, calibration.transform)
 
@@ -382,8 +438,10 @@ def calibration_to_json(calibration: Mapping[str, Mapping[str, TargetCalibration
 
 def _target_json(c: TargetCalibration) -> dict[str, Any]:
     out: dict[str, Any] = {"fold": c.fold.tolist(), "residual": c.residual.tolist()}
-    if c.transform != "identity" or c.normalised:
+    if c.transform != "identity" or c.normalised or c.distance_coef is not None:
         out.update(transform=c.transform, normalised=c.normalised, floor=c.floor)
+    if c.distance_coef is not None:
+        out["distance_coef"] = list(c.distance_coef)
     return out
 
 
@@ -394,7 +452,8 @@ def calibration_from_json(d: Mapping[str, Any]) -> dict[str, dict[str, TargetCal
     return {
         stage: {
             t: TargetCalibration(np.asarray(c["fold"]), np.asarray(c["residual"]), transform=str(c.get("transform", "identity")),
-                                 normalised=bool(c.get("normalised", False)), floor=float(c.get("floor", 0.0)))
+                                 normalised=bool(c.get("normalised", False)), floor=float(c.get("floor", 0.0)),
+                                 distance_coef=None if c.get("distance_coef") is None else tuple(c["distance_coef"]))
             for t, c in targets.items()
         }
         for stage, targets in d.get("stages", {}).items()

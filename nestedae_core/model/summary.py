@@ -15,12 +15,13 @@ __all__ = ["chain_summary"]
 
 
 def chain_summary(spec: ChainSpec, record: Mapping[str, Any], metrics: Mapping[str, Any], *, members: int,
-                  intervals: Literal["normalised", "plain"] | None) -> dict[str, str]:
+                  intervals: Literal["scaled", "normalised", "plain"] | None) -> dict[str, str]:
     """A small name -> value table describing a trained chain (for the CLI and the dashboard).
 
     ``record``: the run record (``name``, ``created``, ``fit``); ``metrics``: stage -> target ->
     ``mae``/``mae_std`` (in the target's unit); ``members``: ensemble members; ``intervals``: the
-    kind of prediction intervals (``"normalised"`` CV+, ``"plain"`` CV+, or ``None``).
+    kind of prediction intervals (``"scaled"``: CV+ scaled per stage by the fold models' disagreement
+    or by the distance to the nearest training row; ``"normalised"`` CV+, ``"plain"`` CV+, or ``None``).
     """
     out = {"name": str(record.get("name", spec.name)), "preset": spec.name, "stages": " -> ".join(s.name for s in spec.stages)}
     out["ensemble members"] = str(members)
@@ -29,7 +30,10 @@ def chain_summary(spec: ChainSpec, record: Mapping[str, Any], metrics: Mapping[s
         out["split"] = "none: every member trained on all rows (no validation metrics)"
     else:
         out["split"] = f"{spec.folds}-fold {spec.split}"
-    if intervals == "normalised":
+    if intervals == "scaled":
+        out["prediction intervals"] = ("CV+ conformal from the out-of-fold residuals, scaled by the fold models' disagreement "
+                                       "or by the distance to the nearest training row (per stage)")
+    elif intervals == "normalised":
         out["prediction intervals"] = "normalised CV+ conformal (scaled by the fold models' disagreement), from the out-of-fold residuals"
     elif intervals == "plain":
         out["prediction intervals"] = "CV+ conformal, from the out-of-fold residuals"

@@ -43,7 +43,7 @@ def _members(root: Path, prep: Any) -> int:
 
 
 def _intervals(root: Path, sums: dict[str, str]) -> str | None:
-    """``"normalised"``, ``"plain"`` or None: the kind of prediction intervals calibration.json gives."""
+    """``"scaled"``, ``"normalised"``, ``"plain"`` or None: the kind of prediction intervals calibration.json gives."""
     if not ((root / "calibration.json").is_file() and "calibration.json" in sums):
         return None
     cal = _read_json(root / "calibration.json")
@@ -53,6 +53,8 @@ def _intervals(root: Path, sums: dict[str, str]) -> str | None:
         raise BundleError(f"bundle {root}: calibration.json is malformed ({type(exc).__name__}: {exc})") from None
     if not targets:
         return None
+    if any(isinstance(c, dict) and c.get("distance_coef") is not None for c in targets):
+        return "scaled"
     return "normalised" if any(isinstance(c, dict) and c.get("normalised") for c in targets) else "plain"
 
 

@@ -34,6 +34,7 @@ from ..errors import ConfigError
 from ..model.chain import NestedAE
 from ..model.config import ChainSpec, StageSpec
 from ..model.ceilings import target_caps
+from ..model.domain import nearest_points
 from ..model.intervals import TargetCalibration, calibrate_target
 from .folds import make_folds
 from .metrics import regression_metrics, summarize_folds
@@ -116,7 +117,8 @@ def cross_validate(
     for stage in trained.stages:
         name = stage.spec.name
         oof[name], metrics[name] = _out_of_fold(stage, folds[name])
-        model.calibration[name] = _calibration(stage, folds[name], stage.spec.interval_scale == "disagreement")
+        distance = _distance_outside_own_fold(model, stage, folds[name]) if stage.spec.interval_scale == "distance" else None
+        model.calibration[name] = _calibration(stage, folds[name], stage.spec.interval_scale == "disagreement", distance)
         logger.info("stage %s trained in %.1f s: %s", name, stage.seconds, {t: round(v["mae"], 4) for t, v in metrics[name].items()})
     seconds = {s.spec.name: s.seconds for s in trained.stages}
     model.metrics = metrics
@@ -136,16 +138,29 @@ def _given_folds(ids: np.ndarray, k: int, n: int, stage: str) -> np.ndarray:
     if ids.min(initial=0) < 0 or ids.max(initial=0) >= k or len(np.unique(ids)) != k:
         raise ConfigError(f"the folds given for stage '{stage}' must use every fold id 0..{k - 1}")
     return ids.astype(np.int64)
-def _calibration(stage: TrainedStage, folds: np.ndarray, normalised: bool) -> dict[str, TargetCalibration]:
+def _distance_outside_own_fold(model: NestedAE, stage: TrainedStage, folds: np.ndarray) -> np.ndarray:
+    """Each row's distance (standardised units of the stage's domain) to the nearest row of another fold: the
+    nearest row its fold model trained on, as a query's distance is to the nearest training row."""
+    dom = model.domains[stage.index]
+    z = dom.standardise(model.domain_values(stage.index, stage.table))
+    out = np.full(len(z), np.inf)
+    for m in np.unique(folds):
+        own = folds == m
+        out[own] = nearest_points(z[own], z[~own])[0]
+    return out
+
+
+def _calibration(stage: TrainedStage, folds: np.ndarray, normalised: bool, distance: np.ndarray | None = None) -> dict[str, TargetCalibration]:
     """Each target's calibration from the out-of-fold residuals: in the logit space of value over cap for a
     target with a finite cap (fraction, ceiling, product of such), scaled by the members' disagreement when
-    ``normalised`` (see :mod:`nestedae_core.model.intervals`)."""
+    ``normalised``, or by ``c0 + c1 x distance`` when ``distance`` (each row's, :func:`_distance_outside_own_fold`)
+    is given (see :mod:`nestedae_core.model.intervals`)."""
     caps = target_caps(stage.spec, stage.ceilings, stage.predictions.shape[:2])  # (members, n, T)
     out = {}
     for j, t in enumerate(stage.spec.targets):
         c = caps[..., j]
         out[t.column] = calibrate_target(folds, stage.targets[:, j], stage.predictions[..., j],
-                                         caps=c if np.isfinite(c).all() else None, normalised=normalised)
+                                         caps=c if np.isfinite(c).all() else None, normalised=normalised, distance=distance)
     return out
 
 
