@@ -254,4 +254,4 @@ def test_measured_preset_keeps_the_film_residual_and_gets_the_device_physics() -
     assert [r.upstream_target for r in film.residual] == [dft.targets[1].column] and film.weight_column is not None
     assert [t.ceiling.of for t in device.targets if t.ceiling is not None] == [film.targets[0].column] * 3
     assert sum(t.product is not None for t in device.targets) == 1
-    assert (dft.interval_scale, film.interval_scale, device.interval_scale) == ("disagreement", "disagreement", "none")
+    assert (dft.interval_scale, film.interval_scale, device.interval_scale) == ("disagreement", "distance", "distance")
