@@ -10,7 +10,7 @@ from ._common import ProgressBar, print_table
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("train", help="train a chain with k-fold CV and save it as a model bundle", description="Train a NestedAE chain with k-fold cross-validation; the fold models form the saved ensemble.")
-    p.add_argument("--preset", default="paper", help="named configuration (paper, paper-exact, paper-jv, pbe-extended, synthetic); default paper")
+    p.add_argument("--preset", default="paper", help="named configuration (measured, paper, paper-exact, paper-jv, pbe-extended, synthetic); default paper")
     p.add_argument("--config", metavar="FILE", help="JSON or TOML file with a full or partial chain spec (merged over the preset)")
     p.add_argument("--folds", type=int, help="number of folds (= ensemble members)")
     p.add_argument("--split", choices=["random", "grouped"], help="random k-fold or grouped (materials by formula, devices by composition+ETL+HTL)")
