@@ -70,3 +70,39 @@ def test_the_table_gives_each_figure_its_target_and_verdict(capsys) -> None:
     assert row["first page, cold (from the request)"][-3:] == ["7.04", "5", "no"]
     assert row["Home, warm"][-3:] == ["0.51", "2", "yes"] and row["Data, warm"][-3:] == ["2.43", "2", "no"]
     assert "6.30" in row["first page, cold (from the server's start)"]
+
+
+def test_the_browser_figures_come_from_devtools_metrics_and_are_printed(capsys) -> None:
+    from nestedae_core.cli.benchmark_cmd import print_dashboard_speed
+
+    class FakeCdp:
+        def send(self, method: str) -> dict:
+            assert method == "Performance.getMetrics"
+            return {"metrics": [{"name": "TaskDuration", "value": 1.234}, {"name": "ScriptDuration", "value": 0.987},
+                                {"name": "Nodes", "value": 900}]}
+
+    class FakePage:
+        def on(self, event: str, handler) -> None:
+            assert event == "requestfinished"
+
+    class FakeRequest:
+        def __init__(self, url: str, kind: str, size: int) -> None:
+            self.url, self.resource_type, self._size = url, kind, size
+
+        def sizes(self) -> dict:
+            return {"responseBodySize": self._size}
+
+    scripts = dashboard._ScriptBytes(FakePage())
+    for req in (FakeRequest("http://x/static/js/PlotlyChart.abc.js", "script", 4_000_000),
+                FakeRequest("http://x/static/js/index.js", "script", 500_000), FakeRequest("http://x/a.css", "stylesheet", 9)):
+        scripts._seen(req)
+    figures = dashboard._browser_figures(FakeCdp(), scripts)
+    assert figures == {"first_page_scripts": 2, "first_page_script_kB": 4500, "first_page_browser_task_s": 1.23,
+                       "first_page_browser_script_s": 0.99, "first_page_script_names": ["PlotlyChart.abc.js", "index.js"]}
+    assert dashboard._browser_figures(None, scripts)["first_page_scripts"] == 2  # no DevTools: the scripts only
+    report = {"machine": {"platform": "Linux", "cpu_count": 2, "torch": "2.x"}, "targets": dict(dashboard.TARGETS),
+              "server_healthy_s": 0.9, "first_page_from_request_s": 3.5, "first_page_from_server_start_s": 4.4,
+              "warm_page_s": {}, **figures}
+    print_dashboard_speed(report)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == "the browser for the first page: main thread busy 1.23 s (JavaScript 0.99 s), 2 scripts, 4500 kB"

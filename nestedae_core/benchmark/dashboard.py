@@ -11,6 +11,10 @@ playwright's own) and measures:
 * ``warm_page_s``: each page's click to settled, on the second visit (the first
   visit of a page imports its modules and fills the server's caches).
 
+and, for the first page, the browser's share: its main thread's busy and
+JavaScript seconds (Chromium's DevTools ``Performance`` metrics) and the scripts
+it loaded (count, kB, names: a page that shows a plotly chart loads plotly.js's 4.7 MB).
+
 The dashboard ships with a checkout, not with the installed package: without an
 entry script (``--app``), playwright or Chromium the report says why it was
 skipped. The targets (:data:`TARGETS`) are printed beside the figures, never
@@ -101,7 +105,9 @@ def dashboard_seconds(
 
     Returns the report (seconds): ``server_healthy_s``, ``first_page_from_request_s``,
     ``first_page_from_server_start_s``, ``server_healthy_cpu_s`` and ``first_page_server_cpu_s`` (the server's
-    CPU seconds then: a figure other processes' load barely changes), ``warm_page_s`` (title -> seconds), ``warm_page_max_s``,
+    CPU seconds then: a figure other processes' load barely changes), ``first_page_browser_task_s`` and
+    ``first_page_browser_script_s`` (the page's main thread busy, and running JavaScript, until the first page
+    settled; Chromium's DevTools metrics), ``first_page_scripts`` and ``first_page_script_kB`` (JavaScript loaded), ``warm_page_s`` (title -> seconds), ``warm_page_max_s``,
     ``load_average`` (before) and ``load_average_after``, ``targets``; or ``{"skipped": reason}``
     when the dashboard, playwright or Chromium is missing or the server does not start.
     Raises :class:`~nestedae_core.errors.InputError` for a title in ``pages`` that the menu lacks (the message lists the menu).
@@ -148,6 +154,8 @@ def dashboard_seconds(
                 return _skipped(f"Chromium did not start: {str(exc).splitlines()[0]}")
             try:
                 page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+                scripts = _ScriptBytes(page)
+                cdp = _renderer_metrics(page)
                 say("the first page (cold)")
                 t1 = time.perf_counter()
                 page.goto(url)
@@ -156,6 +164,7 @@ def dashboard_seconds(
                 report["first_page_from_request_s"] = round(now - t1, 2)
                 report["first_page_from_server_start_s"] = round(now - t0, 2)
                 report["first_page_server_cpu_s"] = process_cpu_seconds(proc.pid)
+                report.update(_browser_figures(cdp, scripts))
                 menu = _menu(page)
                 chosen = _choose(menu, pages)
                 warm: dict[str, float] = {}
@@ -176,6 +185,54 @@ def dashboard_seconds(
         shutil.rmtree(work, ignore_errors=True)
     report["load_average_after"] = load_average()
     return report
+
+
+class _ScriptBytes:
+    """Counts the JavaScript files a page has loaded and their bytes (the browser's share of a first page)."""
+
+    def __init__(self, page: Any) -> None:
+        self.names: list[str] = []
+        self.bytes = 0
+        page.on("requestfinished", self._seen)
+
+    @property
+    def files(self) -> int:
+        return len(self.names)
+
+    def _seen(self, request: Any) -> None:
+        if request.resource_type == "script":
+            self.names.append(request.url.rsplit("/", 1)[-1])
+            try:
+                self.bytes += int(request.sizes()["responseBodySize"])
+            except Exception:  # noqa: BLE001 - sizes no longer available (a closed page)
+                pass
+
+
+def _renderer_metrics(page: Any) -> Any | None:
+    """A DevTools session with the page's performance metrics on (Chromium only), or ``None``."""
+    try:
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        return cdp
+    except Exception:  # noqa: BLE001 - not Chromium, or DevTools refused: the figures are left out
+        return None
+
+
+def _browser_figures(cdp: Any | None, scripts: _ScriptBytes) -> dict[str, Any]:
+    """The browser's work for the first page: its main thread's busy seconds (``first_page_browser_task_s``, of
+    which ``first_page_browser_script_s`` ran JavaScript) and the scripts it loaded (count and kB)."""
+    out: dict[str, Any] = {"first_page_scripts": scripts.files, "first_page_script_kB": round(scripts.bytes / 1e3),
+                           "first_page_script_names": sorted(scripts.names)}
+    if cdp is None:
+        return out
+    try:
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    except Exception:  # noqa: BLE001 - the session closed
+        return out
+    for name, key in (("TaskDuration", "first_page_browser_task_s"), ("ScriptDuration", "first_page_browser_script_s")):
+        if name in metrics:
+            out[key] = round(float(metrics[name]), 2)
+    return out
 
 
 def _menu(page: Any) -> dict[str, str]:

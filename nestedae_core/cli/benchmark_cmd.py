@@ -439,6 +439,10 @@ def print_dashboard_speed(report: dict[str, Any]) -> None:
              _num(report.get("first_page_server_cpu_s"), ".2f"), "", ""]]
     rows += [[f"{title}, warm", f"{s:.2f}", "", _num(warm_target, "g"), verdict(s, warm_target)] for title, s in report["warm_page_s"].items()]
     print_table(rows, ["what", "seconds", "server CPU s (total)", "target (s)", "within"])
+    if "first_page_browser_task_s" in report or "first_page_scripts" in report:
+        print(f"the browser for the first page: main thread busy {_num(report.get('first_page_browser_task_s'), '.2f')} s "
+              f"(JavaScript {_num(report.get('first_page_browser_script_s'), '.2f')} s), "
+              f"{report.get('first_page_scripts', '?')} scripts, {report.get('first_page_script_kB', '?')} kB")
 
 
 def run_design_benchmark_cmd(args: argparse.Namespace) -> int:
