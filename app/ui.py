@@ -155,15 +155,22 @@ def table_with_download(
     height: int | str = "auto",
     label: str = "Download CSV",
     download: pd.DataFrame | None = None,
+    static: bool = False,
 ) -> None:
     """Show ``df`` with ``st.dataframe`` and a button that downloads it as ``<name>.csv``.
 
     ``name`` also makes the widget key unique on the page (pass ``key`` when the
     same table name appears twice). ``download`` is the frame to put in the CSV
     when it differs from the one shown (e.g. all columns of a table shown in part).
+    ``static``: a plain ``st.table`` instead (no sorting nor scrolling, ``column_config`` and
+    ``height`` unused), for a short table on a page that should not load the data grid's
+    JavaScript (Home, the first page).
     """
     slug = _slug(name)
-    st.dataframe(df, hide_index=hide_index, column_config=dict(column_config or {}), height=height)
+    if static:
+        st.table(df, hide_index=hide_index)
+    else:
+        st.dataframe(df, hide_index=hide_index, column_config=dict(column_config or {}), height=height)
     # a row that wraps, not fixed columns: in a narrow column a fixed share cut the button's label to "C.."
     row = st.container(horizontal=True, vertical_alignment="center", gap="medium")
     with row:

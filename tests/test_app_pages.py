@@ -82,17 +82,17 @@ def test_error_hints_by_class():
 def test_home_with_data(data_dir):
     at = open_app()
     assert at.title[0].value == "NestedAE Studio"
-    status = at.dataframe[0].value
+    status = at.table[0].value
     assert set(status["status"]) == {"present"}
     assert "psc-devices" in set(status["dataset"])
     assert "All datasets are present" in texts(at)
-    assert 1 <= n_plots(at) <= 8
+    assert n_plots(at) == 0 and not at.dataframe  # Home loads neither plotly.js nor the data grid
     assert len(at.get("download_button")) >= 1
 
 
 def test_home_without_data(no_data_env):
     at = open_app()
-    status = at.dataframe[0].value
+    status = at.table[0].value
     assert set(status["status"]) == {"missing"}
     warning = " ".join(w.value for w in at.warning)
     assert "nestedae data fetch" in warning and "NESTEDAE_DATA_DIR" in warning
@@ -106,7 +106,7 @@ def test_home_shows_the_active_model_and_its_metrics(no_data_env, monkeypatch):
     monkeypatch.setenv("NESTEDAE_DEFAULT_MODEL", str(paper))  # the paper chain: materials -> devices
     at = open_app()
     assert not at.exception
-    table = at.dataframe[-1].value
+    table = at.table[-1].value
     items = dict(zip(table["item"], table["value"]))
     assert items["preset"] == "paper" and items["ensemble members"] == "5"
     assert items["materials: band gap, DFT PBE (no SOC) MAE"].endswith("eV")  # the paper's band gap is DFT-PBE
@@ -114,21 +114,29 @@ def test_home_shows_the_active_model_and_its_metrics(no_data_env, monkeypatch):
 
 
 def _chain_texts(at: AppTest) -> str:
-    import json
+    """The texts of Home's chain diagram (inline SVG): one ``<text>`` per ``|``, its lines joined by `` / ``."""
+    import xml.etree.ElementTree as ET
 
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    return " | ".join(a.get("text", "") for a in spec["layout"]["annotations"])
+    svgs = [m.value for m in at.markdown if m.value.lstrip().startswith("<svg")]
+    assert len(svgs) == 1, "Home shows one chain diagram"
+    ns = "{http://www.w3.org/2000/svg}"
+    root = ET.fromstring(svgs[0])  # well-formed: every text escaped
+    return " | ".join(" / ".join("".join(span.itertext()) for span in text.iter(f"{ns}tspan") if span in list(text))
+                      for text in root.iter(f"{ns}text"))
 
 
 def test_home_chain_diagram_follows_the_measured_default_model(no_data_env):
     at = open_app()
     assert not at.exception
     diagram = _chain_texts(at)
-    for word in ("Stage 1: dft", "Stage 2: film", "Stage 3: device", "site descriptors (15)", "site fractions (14)",
-                 "crystal phase", "Latents z₁</b><br>(16)", "latents z₁ of dft (16)", "band gap, DFT PBE (no SOC) (eV)",
-                 "band gap, DFT HSE06+SOC (eV)", "band gap, measured (eV)", "PCE (%)", "Voc (V)", "ETL stack", "HTL stack"):
+    for word in ("Stage 1: dft", "Stage 2: film", "Stage 3: device", "Inputs / site descriptors (15) / site fractions (14)",
+                 "crystal phase", "Latents z₁ / (16)", "Inputs / latents z₁ of dft (16)", "Latents z₂ / (8)",
+                 "Inputs / latents z₂ of film (8)", "Predicts / band gap, DFT PBE (no SOC) (eV) / band gap, DFT HSE06+SOC (eV)",
+                 "Predicts / band gap, measured (eV)", "Predicts / PCE (%) / Voc (V)", "ETL stack", "HTL stack",
+                 "psc-gaps · film scale", "Stage-3 / encoder", "decoder: reconstruct the inputs"):
         assert word in diagram, word
-    assert "Latents z₁</b><br>(12)" not in diagram and "Band gap</b><br>(eV)" not in diagram
+    assert "Latents z₁ / (12)" not in diagram and "Band gap / (eV)" not in diagram and "Stage 4" not in diagram
+    assert diagram.count("decoder: reconstruct the inputs") == 3
     assert "predicts the DFT **band gap**" not in texts(at)
     assert "3 stage(s)" in texts(at) and "band gap, measured" in texts(at)
 
@@ -140,7 +148,7 @@ def test_home_chain_diagram_follows_the_paper_model(no_data_env, monkeypatch):
     at = open_app()
     assert not at.exception
     diagram = _chain_texts(at)
-    for word in ("Stage 1: materials", "Stage 2: devices", "site descriptors (15)", "Latents z₁</b><br>(12)",
+    for word in ("Stage 1: materials", "Stage 2: devices", "site descriptors (15)", "Latents z₁ / (12)",
                  "band gap, DFT PBE (no SOC) (eV)", "latents z₁ of materials (12)", "PCE (%)", "ETL stack"):
         assert word in diagram, word
     assert "site fractions" not in diagram and "Stage 3" not in diagram
@@ -149,7 +157,7 @@ def test_home_chain_diagram_follows_the_paper_model(no_data_env, monkeypatch):
 def test_home_names_every_band_gap_of_the_default_model(no_data_env):
     at = open_app()
     assert not at.exception
-    table = at.dataframe[-1].value
+    table = at.table[-1].value
     gaps = [k for k in table["item"] if "band gap" in k]
     assert gaps and all(k.split(": ", 1)[1].startswith("band gap, ") for k in gaps)
 
