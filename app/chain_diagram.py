@@ -28,7 +28,7 @@ _SUB = "₀₁₂₃₄₅₆₇₈₉"
 # geometry (SVG user units; the drawing scales to the page's width)
 _WIDTH = 980
 _COLS = {"inp": (10, 270), "enc": (320, 450), "lat": (500, 640), "out": (690, 970)}
-_LINE = 15  # text line height
+_LINE = 17  # text line height
 _PAD = 12  # box padding, top and bottom
 _TITLE_H = 26  # the stage's title above its row
 _DECODER_H = 30  # the decoder's elbow and label below the row
@@ -73,7 +73,7 @@ def chain_layout(spec: ChainSpec) -> list[StageRow]:
     return rows
 
 
-def _text(x: float, y: float, lines: list[tuple[str, bool]], *, color: str, size: int = 12,
+def _text(x: float, y: float, lines: list[tuple[str, bool]], *, color: str, size: int = 13,
           anchor: str = "middle") -> str:
     """An SVG ``<text>`` of one or more lines ((text, bold) pairs), the first line's baseline at ``y``."""
     bold_attr = ' font-weight="bold"'
@@ -111,7 +111,7 @@ def chain_svg(spec: ChainSpec) -> str:
         outputs = [("Predicts", True)] + [(t, False) for t in row.targets]
         inputs = [("Inputs", True)] + [(t, False) for t in row.inputs]
         h = max(len(outputs), len(inputs), 2) * _LINE + 2 * _PAD
-        parts.append(_text(_COLS["inp"][0], y + 17, [(row.title, True)], color=color, size=13, anchor="start")
+        parts.append(_text(_COLS["inp"][0], y + 17, [(row.title, True)], color=color, size=14, anchor="start")
                      .replace("</text>", f'<tspan font-weight="normal" fill="#5A6B7B"> · {escape(row.subtitle)}</tspan></text>'
                               if row.subtitle else "</text>"))
         top = y + _TITLE_H
@@ -129,7 +129,7 @@ def chain_svg(spec: ChainSpec) -> str:
         parts.append(f'<path d="M {xl:g} {top + h:g} L {xl:g} {yd:g} L {xi:g} {yd:g}" fill="none" stroke="#8A97A6" '
                      f'stroke-width="1.4" stroke-dasharray="2 3"/>')
         parts.append(_arrow(xi, yd, xi, top + h + 3, dash=True))
-        parts.append(_text((xl + xi) / 2, yd + 14, [("decoder: reconstruct the inputs", False)], color="#6B7785", size=11))
+        parts.append(_text((xl + xi) / 2, yd + 14, [("decoder: reconstruct the inputs", False)], color="#6B7785", size=12))
         y = top + h + _DECODER_H + 8
     for i in range(len(rows) - 1):  # this stage's latents feed the next stage's encoder
         (top, h), (nxt, _) = tops[i], tops[i + 1]
