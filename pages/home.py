@@ -1,4 +1,8 @@
-"""Home: what NestedAE is, which datasets are here, where to start, and the loaded model."""
+"""Home: what NestedAE is, which datasets are here, where to start, and the loaded model.
+
+The first page of a cold server, kept light in the browser too: the chain diagram is inline SVG
+(:mod:`app.chain_diagram`, no plotly.js) and the two short tables are plain `st.table`s (no data grid).
+"""
 from __future__ import annotations
 
 from nestedae_core.api import DATA_DIR_ENV, ChainSpec, dataset_status
