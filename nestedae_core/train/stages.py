@@ -61,6 +61,7 @@ __all__ = [
     "stage_network",
     "stage_preprocessing",
     "train_chain",
+    "train_stage",
 ]
 
 #: ``member_rows(stage_index, stage_spec, table)`` -> (members, rows) bool: the rows each member trains on.
@@ -270,6 +271,58 @@ def _reporter(spec: ChainSpec, index: int, done_epochs: int, t_start: float, cal
     return report
 
 
+def train_stage(
+    model: NestedAE,
+    i: int,
+    raw_table: pd.DataFrame,
+    member_rows: MemberRows,
+    *,
+    members: int | None = None,
+    report: EpochReport | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainedStage:
+    """Train stage ``i`` of ``model.spec`` on ``raw_table`` and append its network, preprocessing, domain and background
+    to ``model``, whose stages before ``i`` are trained (the steps of the module docstring; ``members`` members, default
+    ``model.members``, member ``m`` using member ``m`` of the stage before)."""
+    t0 = time.perf_counter()
+    spec, device = model.spec, model.device
+    st = spec.stages[i]
+    members = model.members if members is None else members
+    upstream_cols = model.raw_columns(i - 1) if st.upstream else []
+    table = check_stage_table(st, raw_table, upstream_cols)
+    rows = member_rows(i, st, table)
+    upstream = model.latents(i - 1, table) if st.upstream else None  # (members, n, L)
+    offsets = model.residual_offsets(i, upstream) if st.residual and upstream is not None else None
+    prep = stage_preprocessing(st, table, upstream, rows, offsets)
+    net = stage_network(st, prep, members, spec.seed + 7919 * i, device)
+    model.prep.append(prep)
+    model.nets.append(net)
+    x = model.design_tensor(i, table, upstream_latents=upstream)
+    # each member's limits from its own upstream member (never pooled: member m sees only fold model m)
+    with torch.no_grad():
+        ceilings = model.ceilings(i, upstream, pool=False, upstream_offsets=model.upstream_offsets(i, table))
+    train_mask, val_mask = early_stopping_masks(rows, st, spec.seed + 1000 + i)
+    if st.weight_column is not None:  # per-row training weights (check_stage_table validated them)
+        weights = table[st.weight_column].to_numpy(dtype=np.float32)[None, :]
+        train_mask = train_mask * weights
+        val_mask = val_mask * weights if val_mask is not None else None
+    fit_stage(
+        net,
+        st,
+        stage_data(model, i, table, x, offsets, ceilings),
+        torch.as_tensor(train_mask, device=device),
+        torch.as_tensor(val_mask, device=device) if val_mask is not None else None,
+        seed=spec.seed + 31 * i,
+        report=report if report is not None else (lambda epoch, losses, val: None),
+        should_stop=should_stop,
+    )
+    predictions = predict_rows(net, prep, x, offsets, ceilings)
+    add_domain_and_background(model, i, table, x)
+    targets = table[st.target_columns].to_numpy(dtype=np.float64)
+    return TrainedStage(i, st, table, rows, targets, predictions, time.perf_counter() - t0,
+                        None if ceilings is None else ceilings.cpu().numpy())
+
+
 def train_chain(
     spec: ChainSpec,
     raw_tables: Mapping[str, pd.DataFrame],
@@ -287,42 +340,11 @@ def train_chain(
     tables_info: dict[str, dict[str, object]] = {}
     done_epochs = 0
     for i, st in enumerate(spec.stages):
-        t0 = time.perf_counter()
-        upstream_cols = model.raw_columns(i - 1) if st.upstream else []
-        table = check_stage_table(st, raw_tables[st.name], upstream_cols)
-        tables_info[st.name] = {"dataset": st.dataset, "rows": len(table), "sha256": table_source().checksum(st.dataset)}
-        rows = member_rows(i, st, table)
-        upstream = model.latents(i - 1, table) if st.upstream else None  # (members, n, L)
-        offsets = model.residual_offsets(i, upstream) if st.residual and upstream is not None else None
-        prep = stage_preprocessing(st, table, upstream, rows, offsets)
-        net = stage_network(st, prep, members, spec.seed + 7919 * i, device)
-        model.prep.append(prep)
-        model.nets.append(net)
-        x = model.design_tensor(i, table, upstream_latents=upstream)
-        # each member's limits from its own upstream member (never pooled: member m sees only fold model m)
-        with torch.no_grad():
-            ceilings = model.ceilings(i, upstream, pool=False, upstream_offsets=model.upstream_offsets(i, table))
-        train_mask, val_mask = early_stopping_masks(rows, st, spec.seed + 1000 + i)
-        if st.weight_column is not None:  # per-row training weights (check_stage_table validated them)
-            weights = table[st.weight_column].to_numpy(dtype=np.float32)[None, :]
-            train_mask = train_mask * weights
-            val_mask = val_mask * weights if val_mask is not None else None
-        fit_stage(
-            net,
-            st,
-            stage_data(model, i, table, x, offsets, ceilings),
-            torch.as_tensor(train_mask, device=device),
-            torch.as_tensor(val_mask, device=device) if val_mask is not None else None,
-            seed=spec.seed + 31 * i,
-            report=_reporter(spec, i, done_epochs, t_start, callback),
-            should_stop=should_stop,
-        )
+        stage = train_stage(model, i, raw_tables[st.name], member_rows, members=members, report=_reporter(spec, i, done_epochs, t_start, callback),
+                            should_stop=should_stop)
+        tables_info[st.name] = {"dataset": st.dataset, "rows": len(stage.table), "sha256": table_source().checksum(st.dataset)}
         done_epochs += st.epochs
-        predictions = predict_rows(net, prep, x, offsets, ceilings)
-        add_domain_and_background(model, i, table, x)
-        targets = table[st.target_columns].to_numpy(dtype=np.float64)
-        stages.append(TrainedStage(i, st, table, rows, targets, predictions, time.perf_counter() - t0,
-                                   None if ceilings is None else ceilings.cpu().numpy()))
+        stages.append(stage)
     model.record = run_record(spec, device, tables_info)
     return TrainedChain(model, stages)
 
