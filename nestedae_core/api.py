@@ -216,6 +216,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "lesson_report": "report",
         "explainer_benchmark": "benchmark.explainers",
         "QUICK": "benchmark.accuracy",
+        "NESTED_GRID": "benchmark.nested",
         "trends_benchmark": "benchmark",
         "LITERATURE_TOLERANCE_EV": "benchmark.trends",
         "figure_filename": "report",

@@ -63,8 +63,10 @@ def _fold_maes(entry: Mapping[str, Any]) -> dict[int, float]:
 
 
 def best_baseline(models: Mapping[str, Mapping[str, Any]], ours: str = "nestedae") -> str | None:
-    """The baseline with the lowest mean MAE among ``models`` (a task's report entry), or None."""
-    others = [(float(m["mae"]), name) for name, m in models.items() if name != ours and m.get("mae") is not None and math.isfinite(float(m["mae"]))]
+    """The baseline with the lowest mean MAE among ``models`` (a task's report entry), or None; variants of ours
+    (``<ours>-...``, e.g. ``nestedae-nested``) are not baselines."""
+    others = [(float(m["mae"]), name) for name, m in models.items()
+              if name != ours and not name.startswith(f"{ours}-") and m.get("mae") is not None and math.isfinite(float(m["mae"]))]
     return min(others)[1] if others else None
 
 
