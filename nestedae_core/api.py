@@ -238,6 +238,7 @@ _GROUPS: dict[str, dict[str, str]] = {
         "calibration_benchmark": "benchmark",
         "load_benchmark": "benchmark",
         "paired_comparison": "benchmark",
+        "best_baseline": "benchmark",
         "parse_benchmark": "benchmark.reports",
         "shipped_benchmark_paths": "benchmark",
         "speed_benchmark": "benchmark",

@@ -127,6 +127,16 @@ def test_cli_nested_runs_end_to_end(data_dir, tmp_path, capsys) -> None:
     assert "nestedae-nested: film setting chosen per outer fold" in out
     first = nested["selection"][0]["setting"]
     assert f"fold 1 ({', '.join(entry['fold_families'][0])}): l2 {first['l2']:g}, bound {first['bound']:g} eV" in out
+    assert "NestedAE (nested) vs mean on the same folds" in out and "NestedAE vs mean on the same folds" in out
+
+
+def test_a_variant_of_nestedae_is_never_the_best_baseline() -> None:
+    from nestedae_core.benchmark import best_baseline
+
+    models = {"nestedae": {"mae": 0.2}, "nestedae-nested": {"mae": 0.1}, "lightgbm": {"mae": 0.15}, "mean": {"mae": 0.3}}
+    assert best_baseline(models) == "lightgbm"
+    del models["lightgbm"]
+    assert best_baseline(models) == "mean"
 
 
 def test_cli_refuses_a_bad_grid_value(capsys) -> None:

@@ -13,7 +13,10 @@ gap and devices are both held out); stages of computed DFT values keep their
 own grouped folds (a DFT value can be computed for any composition).
 Hyperparameters: NestedAE's are fixed in its preset and the baselines' in
 :mod:`.baselines`; the only tuning (ridge's alpha, kernel ridge's grid) runs
-inside each training fold (nested), never on the folds that report. Every model entry carries the MAE over
+inside each training fold (nested), never on the folds that report. With ``nested=True`` the film task also gets
+``nestedae-nested``: the film stage's weight decay and correction bound chosen per outer fold by an inner cluster CV
+of the outer-training rows (:mod:`.nested`), since the preset's setting was compared on the reported family folds.
+Every model entry carries the MAE over
 rows (the mean of the fold MAEs) and, for comparison with the NestedAE paper,
 the paper's batch-scored MAE (:mod:`.paper_scoring`) of the same predictions.
 """

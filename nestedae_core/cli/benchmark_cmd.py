@@ -228,7 +228,7 @@ def _num(x: Any, fmt: str) -> str:
 
 
 def _print_split(report: dict[str, Any]) -> None:
-    from ..api import DataError, paired_comparison
+    from ..api import DataError, best_baseline, paired_comparison
 
     for task, entry in report["tasks"].items():
         print(f"\n{task}: {entry['description']} ({entry['n']} rows, {report['folds']}-fold {report['split']}, seed {report['seed']})")
@@ -244,13 +244,15 @@ def _print_split(report: dict[str, Any]) -> None:
             print_table(rows, ["model", f"MAE ({entry['unit'] or 'dimensionless'})", "paper-scored MAE", "RMSE", "R²", "fold MAEs", "seconds"])
         if "selection" in entry["models"].get("nestedae-nested", {}):
             _print_selection(entry["models"]["nestedae-nested"])
-        if "nestedae" in entry["models"] and len(entry["models"]) > 1:
-            try:
-                c = paired_comparison(entry["models"])
+        for ours, who in (("nestedae", "NestedAE"), ("nestedae-nested", "NestedAE (nested)")):
+            if ours not in entry["models"] or len(entry["models"]) < 2:
+                continue
+            try:  # the best baseline: never NestedAE or a variant of it
+                c = paired_comparison(entry["models"], ours=ours, baseline=best_baseline(entry["models"]))
             except DataError:
                 continue
-            print(f"  NestedAE vs {c.baseline} on the same folds: mean difference {c.mean_difference:+.4f} "
-                  f"(NestedAE lower on {c.wins} of {len(c.folds)} folds, paired t-test p = {_num(c.p_value, '.3g')}): {c.verdict}")
+            print(f"  {who} vs {c.baseline} on the same folds: mean difference {c.mean_difference:+.4f} "
+                  f"({who} lower on {c.wins} of {len(c.folds)} folds, paired t-test p = {_num(c.p_value, '.3g')}): {c.verdict}")
     for task, reason in report.get("skipped", {}).items():
         print(f"\n{task}: skipped: {reason}")
 
