@@ -13,19 +13,21 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..errors import DataError, SchemaError
-from ..model.config import ChainSpec, StageSpec
+
+if TYPE_CHECKING:  # importing this module stays cheap: the domain layer registers its source at import time
+    import pandas as pd
+
+    from ..model.config import ChainSpec, StageSpec
 
 __all__ = ["TableSource", "check_stage_table", "load_chain_tables", "set_table_source", "table_source"]
 
 logger = logging.getLogger(__name__)
 
 #: ``load(stage_spec, data_dir, download)`` -> the stage's raw table.
-StageLoader = Callable[[StageSpec, "str | os.PathLike[str] | None", bool], pd.DataFrame]
+StageLoader = Callable[["StageSpec", "str | os.PathLike[str] | None", bool], "pd.DataFrame"]
 
 
 def _no_checksum(dataset: str) -> str | None:
@@ -95,6 +97,9 @@ def check_stage_table(spec: StageSpec, table: pd.DataFrame, upstream_columns: li
     target are kept and that target is masked in the loss. Raises
     :class:`SchemaError` listing missing columns.
     """
+    import numpy as np
+    import pandas as pd
+
     needed = list(dict.fromkeys((upstream_columns or []) + spec.numeric_inputs + spec.categorical_inputs))
     required = needed + spec.target_columns + [c for c in spec.group_columns if c not in needed]
     missing = [c for c in required if c not in table.columns]
