@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import math
-import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,18 @@ __all__ = ["load_bundle", "load_default_bundle"]
 _MAX_JSON_BYTES = 200_000_000
 
 
-#: A number that may be out of float range: an exponent of 3+ digits, or 300+ digits in a row (checked one by one then).
-_MAY_OVERFLOW = re.compile(r"[eE][+-]?[0-9]{3,}|[0-9]{300,}")
+#: A file's bytes with every digit read as 0, ``E`` as ``e`` and ``+`` as ``-``: its numbers' shapes.
+_NUMBER_SHAPE = bytes.maketrans(b"123456789E+", b"000000000e-")
+
+
+def _may_overflow(raw: bytes) -> bool:
+    """Whether a number in ``raw`` may be out of float range: an exponent of 3+ digits, or 300+ digits in a row.
+
+    The same test as the regular expression ``[eE][+-]?[0-9]{3,}|[0-9]{300,}`` (numbers are then
+    checked one by one), as three substring searches: about 10x faster on a bundle's megabyte of floats.
+    """
+    shape = raw.translate(_NUMBER_SHAPE)
+    return b"e000" in shape or b"e-000" in shape or b"0" * 300 in shape
 
 
 def _finite_float(text: str) -> float:
@@ -56,7 +65,7 @@ def _read_json(path: Path, *, finite: bool = False) -> Any:
             raise BundleError(f"bundle file {path} is {size / 1e6:.0f} MB, more than a bundle's JSON can be ({_MAX_JSON_BYTES // 1_000_000} MB); the bundle is corrupt")
         raw = path.read_bytes()
         text = raw.decode("utf-8")
-        if finite and _MAY_OVERFLOW.search(text):
+        if finite and _may_overflow(raw):
             return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
         if finite:  # no number can overflow: the C parser's floats are finite (NaN/Infinity refused), and much faster
             return json.loads(text, parse_constant=_no_constant)
