@@ -178,3 +178,36 @@ def test_line_scan_x_has_no_float_noise() -> None:
     scan = line_scan(store.load_default_bundle(), "MAPbI3", "MAPbBr3", 21)
     assert 0.15 in scan["x"].tolist() and 0.15000000000000002 not in scan["x"].tolist()
     assert scan["x"].astype(str).str.len().max() <= 4  # 0.05, 0.1, 0.15 ... as written, not 0.15000000000000002
+
+
+def test_small_frames_predict_on_one_thread_with_the_same_numbers(monkeypatch) -> None:
+    """A small frame is predicted on one CPU thread (cheaper); the values equal those of the default threads."""
+    import numpy as np
+    import torch
+
+    from nestedae_core import NestedAEModel
+    from nestedae_core.model import chain as chain_module
+    from nestedae_core.query import query_frame
+
+    model = NestedAEModel.load().model_
+    frame = query_frame(model, ["MAPbI3", "FA0.8Cs0.2Pb(I0.9Br0.1)3", "CsSnI3"])
+    seen: list[int] = []
+    original = chain_module.NestedAE.predict_stage
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(chain_module.NestedAE, "predict_stage", spy)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one = model.predict(frame)
+        monkeypatch.setattr(chain_module, "ONE_THREAD_ROWS", 0)
+        default = model.predict(frame)
+    finally:
+        torch.set_num_threads(threads)
+    assert seen[: len(one)] == [1] * len(one) and seen[len(one):] == [2] * len(default)
+    for name, p in one.items():
+        np.testing.assert_array_equal(np.asarray(p.mean), np.asarray(default[name].mean))
+        np.testing.assert_array_equal(np.asarray(p.lower), np.asarray(default[name].lower))

@@ -86,3 +86,55 @@ def test_bundle_json_fast_parse_reads_the_same_and_still_refuses_non_finite(tmp_
         path.write_text(bad)
         with pytest.raises(BundleError, match="NaN or infinite"):
             _read_json(path, finite=True)
+
+
+def test_a_cold_predict_imports_no_dataset_or_training_code() -> None:
+    """The registry tables register without the dataset stack: a prediction imports no data.*, train.* (but the
+    light table-source hook), jobs, sweep or design module; a training run still finds the registry's tables."""
+    probe = ("import sys, io, contextlib, json\nfrom nestedae_core.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['predict', 'MAPbI3']) == 0\n"
+             "sys.stdout.write(json.dumps(sorted(m for m in sys.modules if m.startswith('nestedae_core'))))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    mods = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert "nestedae_core.perovskite.tables" in mods and "nestedae_core.model.chain" in mods  # registered, predicted
+    unwanted = sorted(m for m in mods if m.startswith(("nestedae_core.data", "nestedae_core.jobs", "nestedae_core.sweep",
+                                                       "nestedae_core.design", "nestedae_core.explain", "nestedae_core.batch"))
+                      or (m.startswith("nestedae_core.train.") and m != "nestedae_core.train.tables"))
+    assert not unwanted, unwanted
+
+
+def test_the_registry_tables_stay_the_training_default_and_load_on_demand() -> None:
+    """Importing the perovskite layer registers the registry tables (no dataset code yet); asking loads it."""
+    probe = ("import sys, json\nimport nestedae_core.perovskite\nfrom nestedae_core.train.tables import table_source\n"
+             "src = table_source()\nbefore = sorted(m for m in sys.modules if m.startswith('nestedae_core.data'))\n"
+             "checksum = src.checksum('mhp-pbe-paper')\n"
+             "after = 'nestedae_core.data.registry' in sys.modules\n"
+             "sys.stdout.write(json.dumps([src.row_name_columns[0], before, after, isinstance(checksum, str) and len(checksum) == 64]))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first_name_column, data_before, data_after, checksum_ok = json.loads(proc.stdout.strip().splitlines()[-1])
+    from nestedae_core.vocabulary import FORMULA
+    assert first_name_column == FORMULA
+    assert data_before == [] and data_after and checksum_ok
+
+
+def test_bundle_overflow_screen_equals_its_regular_expression() -> None:
+    """The byte-level screen for numbers that may overflow finds exactly what the regular expression finds."""
+    import random
+    import re
+
+    from nestedae_core.store.loading import _may_overflow
+
+    pattern = re.compile(r"[eE][+-]?[0-9]{3,}|[0-9]{300,}")
+    rng = random.Random(0)
+    alphabet = "0123456789eE+-.,[]{}\" xé"
+    found = 0
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.choice([3, 12, 60])))
+        if rng.random() < 0.1:
+            text += "7" * rng.choice([299, 300, 301])
+        expected = bool(pattern.search(text))
+        found += expected
+        assert _may_overflow(text.encode("utf-8")) == expected, text
+    assert 0 < found < 5000  # both answers were exercised
