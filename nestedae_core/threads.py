@@ -21,19 +21,26 @@ __all__ = ["limit_cpu_threads"]
 
 
 @contextlib.contextmanager
-def limit_cpu_threads(n: int | None) -> Iterator[None]:
-    """Run the block with at most ``n`` CPU threads in this thread (``None``: no change)."""
+def limit_cpu_threads(n: int | None, *, other_pools: bool = True) -> Iterator[None]:
+    """Run the block with at most ``n`` CPU threads in this thread (``None``: no change).
+
+    ``other_pools=False`` limits torch's threads alone: what a block of torch products needs,
+    without threadpoolctl's scan of the loaded libraries (about 30 ms the first time).
+    """
     if n is None:
         yield
         return
     if n < 1:
         raise ValueError("the thread limit must be at least 1")
-    from threadpoolctl import threadpool_limits
-
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        with threadpool_limits(limits=n):
+        if other_pools:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=n):
+                yield
+        else:
             yield
     finally:
         torch.set_num_threads(before)

@@ -93,10 +93,11 @@ def test_a_cold_predict_imports_no_dataset_or_training_code() -> None:
     light table-source hook), jobs, sweep or design module; a training run still finds the registry's tables."""
     probe = ("import sys, io, contextlib, json\nfrom nestedae_core.cli import main\n"
              "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['predict', 'MAPbI3']) == 0\n"
-             "sys.stdout.write(json.dumps(sorted(m for m in sys.modules if m.startswith('nestedae_core'))))\n")
+             "sys.stdout.write(json.dumps(sorted(m for m in sys.modules if m.startswith(('nestedae_core', 'threadpoolctl')))))\n")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     mods = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert "threadpoolctl" not in mods  # one thread for torch alone: no scan of the loaded libraries
     assert "nestedae_core.perovskite.tables" in mods and "nestedae_core.model.chain" in mods  # registered, predicted
     unwanted = sorted(m for m in mods if m.startswith(("nestedae_core.data", "nestedae_core.jobs", "nestedae_core.sweep",
                                                        "nestedae_core.design", "nestedae_core.explain", "nestedae_core.batch"))

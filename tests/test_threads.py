@@ -56,3 +56,19 @@ def test_limit_and_restore_in_the_same_thread() -> None:
     with pytest.raises(ValueError):
         with limit_cpu_threads(0):
             pass
+
+
+def test_torch_alone_limits_torch_and_leaves_the_other_pools() -> None:
+    """``other_pools=False`` sets torch's count (restored afterwards) and never calls threadpoolctl."""
+    from unittest import mock
+
+    import threadpoolctl
+
+    with mock.patch.object(threadpoolctl, "threadpool_limits", side_effect=AssertionError("threadpoolctl called")):
+        with limit_cpu_threads(1, other_pools=False):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(AssertionError, match="threadpoolctl called"):
+            with limit_cpu_threads(1):
+                pass
+    assert torch.get_num_threads() == 2

@@ -369,7 +369,7 @@ class NestedAE:
         """
         level = check_level(level)
         if self.device.type == "cpu" and len(frame) <= ONE_THREAD_ROWS and torch.get_num_threads() > 1:
-            with limit_cpu_threads(1):
+            with limit_cpu_threads(1, other_pools=False):
                 return self.predict(frame, level=level)
         out: dict[str, StagePrediction] = {}
         for i, name in enumerate(self.stage_names):
