@@ -262,3 +262,17 @@ def test_cli_speed_cold_only_trains_nothing(monkeypatch, capsys) -> None:
     assert seen[-1]["presets"] == () and seen[-1]["cold"] is True and seen[-1]["repeats"] == 2
     assert main(["benchmark", "speed", "--preset", "paper"]) == 0
     assert seen[-1]["presets"] == ("paper",)
+
+
+@pytest.mark.unit
+def test_cold_commands_report_cpu_seconds_beside_wall_seconds(monkeypatch) -> None:
+    """Each cold command's CPU seconds (user + system) are reported, and the excess over the baseline command."""
+    from nestedae_core.benchmark import speed
+
+    monkeypatch.setattr(speed, "COLD_COMMANDS", {"import_torch": ["-c", "pass"], "predict": ["-c", "sum(range(10_000_000))"],
+                                                 "explain": ["-c", "raise SystemExit(3)"]})
+    out = speed.cold_command_seconds(repeats=2)
+    assert len(out["import_torch"]["cpu_runs"]) == 2 and out["import_torch"]["cpu_median_s"] >= 0
+    assert out["predict"]["cpu_excess_over_import_torch_s"] > 0.05  # the loop costs CPU the empty command does not
+    assert out["predict"]["cpu_median_s"] >= out["predict"]["cpu_excess_over_import_torch_s"]
+    assert "exit code 3" in out["explain"]["error"] and "cpu_runs" not in out["explain"]

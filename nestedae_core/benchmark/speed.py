@@ -97,24 +97,32 @@ def cold_command_seconds(*, repeats: int = 3, env: dict[str, str] | None = None,
 
     Returns per command its runs and median; for the commands other than
     ``import_torch``, ``excess_over_import_torch_s`` (median of the per-round
-    differences) and ``ratio_to_import_torch`` (ratio of the medians). A command
-    that fails is reported with its exit code and last stderr line.
+    differences) and ``ratio_to_import_torch`` (ratio of the medians). CPU seconds
+    (user + system) of each run come beside: ``cpu_runs``, ``cpu_median_s`` and
+    ``cpu_excess_over_import_torch_s`` (steadier than wall seconds on a shared machine).
+    A command that fails is reported with its exit code and last stderr line.
     """
+    import resource
+
     run_env = dict(os.environ if env is None else env)
     runs: dict[str, list[float]] = {name: [] for name in COLD_COMMANDS}
+    cpu_runs: dict[str, list[float]] = {name: [] for name in COLD_COMMANDS}
     failed: dict[str, str] = {}
     for _ in range(repeats):
         for name, args in COLD_COMMANDS.items():
             if name in failed:
                 continue
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             proc = subprocess.run([sys.executable, *args], env=run_env, capture_output=True, text=True, timeout=timeout_s, cwd=tempfile.gettempdir())
             elapsed = time.perf_counter() - t0
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             if proc.returncode != 0:
                 lines = proc.stderr.strip().splitlines()
                 failed[name] = f"exit code {proc.returncode}: {lines[-1] if lines else ''}"
                 continue
             runs[name].append(round(elapsed, 3))
+            cpu_runs[name].append(round(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, 3))
     out: dict[str, Any] = {"repeats": repeats}
     torch_runs = runs["import_torch"]
     for name, values in runs.items():
@@ -124,6 +132,12 @@ def cold_command_seconds(*, repeats: int = 3, env: dict[str, str] | None = None,
         if name != "import_torch" and values and len(torch_runs) == len(values):
             entry["excess_over_import_torch_s"] = round(statistics.median(v - t for v, t in zip(values, torch_runs)), 3)
             entry["ratio_to_import_torch"] = round(statistics.median(values) / statistics.median(torch_runs), 2)
+        if values:
+            entry["cpu_runs"] = cpu_runs[name]
+            entry["cpu_median_s"] = round(statistics.median(cpu_runs[name]), 3)
+            if name != "import_torch" and len(cpu_runs["import_torch"]) == len(values):
+                entry["cpu_excess_over_import_torch_s"] = round(
+                    statistics.median(v - t for v, t in zip(cpu_runs[name], cpu_runs["import_torch"])), 3)
         out[name] = entry
     return out
 

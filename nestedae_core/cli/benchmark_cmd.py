@@ -451,8 +451,11 @@ def print_speed(report: dict[str, Any]) -> None:
             c = cold[name]
             rows.append([label, _num(c.get("median_s"), ".2f"), " ".join(f"{v:.2f}" for v in c["runs"]),
                          _num(c.get("excess_over_import_torch_s"), "+.2f") if name != "import_torch" else "",
-                         _num(c.get("ratio_to_import_torch"), ".2f") if name != "import_torch" else "", c.get("error", "")])
-        print_table(rows, ["cold command (fresh process)", "median s", "runs", "over import torch (s)", "ratio to import torch", "error"])
+                         _num(c.get("ratio_to_import_torch"), ".2f") if name != "import_torch" else "",
+                         _num(c.get("cpu_median_s"), ".2f"),
+                         _num(c.get("cpu_excess_over_import_torch_s"), "+.2f") if name != "import_torch" else "", c.get("error", "")])
+        print_table(rows, ["cold command (fresh process)", "median s", "runs", "over import torch (s)", "ratio to import torch",
+                           "median CPU s", "CPU over import torch (s)", "error"])
 
 
 def run_dashboard_speed(args: argparse.Namespace) -> int:
