@@ -255,3 +255,18 @@ def test_measured_preset_keeps_the_film_residual_and_gets_the_device_physics() -
     assert [t.ceiling.of for t in device.targets if t.ceiling is not None] == [film.targets[0].column] * 3
     assert sum(t.product is not None for t in device.targets) == 1
     assert (dft.interval_scale, film.interval_scale, device.interval_scale) == ("disagreement", "distance", "distance")
+
+
+def test_a_worker_that_imports_only_the_perovskite_layer_knows_the_ceilings() -> None:
+    """A benchmark or job worker receives a measured chain's spec as data and imports the domain layer for its tables
+    (not the presets, nor the store): the ceilings the device stage names must be registered by then. (A lazy
+    import once left them unregistered: `benchmark accuracy` reported 'unknown ceiling function' for the measured
+    chain in its worker processes.)"""
+    import subprocess
+    import sys
+
+    code = ("import nestedae_core.perovskite\n"
+            "from nestedae_core.model.ceilings import known_ceilings\n"
+            "print(' '.join(sorted(known_ceilings())))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout.split()
+    assert {"radiative_voc", "shockley_queisser_jsc", "shockley_queisser_ff"} <= set(out), out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from . import domain_wording as _domain_wording  # noqa: F401  (registers how inputs read in domain reasons)
 from . import tables as _tables  # noqa: F401  (registers the registry datasets as the training tables)
+from ..physics import ceilings as _ceilings  # noqa: F401  (registers the device ceilings the measured chain names)
 from .fidelity import target_fidelity
 from .presets import PRESETS, preset
 
