@@ -31,6 +31,17 @@ def _imported_after(code: str) -> set[str]:
     return set(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+def _modules_after_cold_predict(prefixes: tuple[str, ...]) -> set[str]:
+    """Modules whose names start with ``prefixes`` in ``sys.modules`` after ``nestedae predict MAPbI3`` in a fresh
+    interpreter."""
+    probe = ("import sys, io, contextlib, json\nfrom nestedae_core.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['predict', 'MAPbI3']) == 0\n"
+             f"sys.stdout.write(json.dumps(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
 def test_importing_the_package_and_its_command_imports_no_heavy_package() -> None:
     mods = _imported_after("import nestedae_core, nestedae_core.cli\nfrom nestedae_core import NestedAEError")
     assert not mods & {"torch", "pandas", *HEAVY}, sorted(mods & {"torch", "pandas", *HEAVY})
@@ -63,12 +74,7 @@ def test_the_warm_up_compiles_only_the_exact_explainer() -> None:
 
 def test_a_cold_predict_registers_only_its_own_command() -> None:
     """`nestedae predict` builds the parser of predict alone: no benchmark, training or sweep code is imported."""
-    probe = ("import sys, io, contextlib, json\nfrom nestedae_core.cli import main\n"
-             "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['predict', 'MAPbI3']) == 0\n"
-             "sys.stdout.write(json.dumps(sorted(m for m in sys.modules if m.startswith('nestedae_core'))))\n")
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    mods = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    mods = _modules_after_cold_predict(("nestedae_core",))
     assert "nestedae_core.cli.predict_cmd" in mods and "nestedae_core.model.chain" in mods  # the probe did predict
     unwanted = {"nestedae_core.benchmark", "nestedae_core.cli.benchmark_cmd", "nestedae_core.cli.train_cmd",
                 "nestedae_core.cli.sweep_cmd", "nestedae_core.cli.data_cmd", "nestedae_core.sweep", "nestedae_core.data.status"}
@@ -91,12 +97,7 @@ def test_bundle_json_fast_parse_reads_the_same_and_still_refuses_non_finite(tmp_
 def test_a_cold_predict_imports_no_dataset_or_training_code() -> None:
     """The registry tables register without the dataset stack: a prediction imports no data.*, train.* (but the
     light table-source hook), jobs, sweep or design module; a training run still finds the registry's tables."""
-    probe = ("import sys, io, contextlib, json\nfrom nestedae_core.cli import main\n"
-             "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['predict', 'MAPbI3']) == 0\n"
-             "sys.stdout.write(json.dumps(sorted(m for m in sys.modules if m.startswith(('nestedae_core', 'threadpoolctl')))))\n")
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    mods = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    mods = _modules_after_cold_predict(("nestedae_core", "threadpoolctl"))
     assert "threadpoolctl" not in mods  # one thread for torch alone: no scan of the loaded libraries
     assert "nestedae_core.perovskite.tables" in mods and "nestedae_core.model.chain" in mods  # registered, predicted
     unwanted = sorted(m for m in mods if m.startswith(("nestedae_core.data", "nestedae_core.jobs", "nestedae_core.sweep",
