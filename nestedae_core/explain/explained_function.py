@@ -303,31 +303,28 @@ class ExplainedFunction:
             raise InputError(f"non-finite values in input column '{name}'")
         return v
 
-    @torch.no_grad()
-    def _upstream_latents(self, frame: pd.DataFrame) -> torch.Tensor:
-        """Per-member latents (Ms, n, L) of the upstream stage computed from the frame's raw columns."""
-        up = self.stage - 1
-        cat_cols = self._categorical_columns(up)
+    def _raw_tensors(self, frame: pd.DataFrame, stage: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Stage ``stage``'s raw columns of the frame as (numeric, categorical code) tensors, by column."""
+        cat_cols = self._categorical_columns(stage)
         num, cats = {}, {}
-        for c in self.model.raw_columns(up):
+        for c in self.model.raw_columns(stage):
             if c in cat_cols:
                 cats[c] = self.as_tensor(self._codes(frame, Feature(c, "categorical", cat_cols[c]))).long()
             else:
                 num[c] = self.as_tensor(self._numeric(frame, c))
-        return self._chain_latents(up, num, cats)
+        return num, cats
+
+    @torch.no_grad()
+    def _upstream_latents(self, frame: pd.DataFrame) -> torch.Tensor:
+        """Per-member latents (Ms, n, L) of the upstream stage computed from the frame's raw columns."""
+        up = self.stage - 1
+        return self._chain_latents(up, *self._raw_tensors(frame, up))
 
     @torch.no_grad()
     def _upstream_offsets(self, frame: pd.DataFrame) -> torch.Tensor:
         """What the upstream stage's residual targets correct (Ms, n, T_up) on the frame's rows, from its raw columns."""
         up2 = self.stage - 2
-        cat_cols = self._categorical_columns(up2)
-        num, cats = {}, {}
-        for c in self.model.raw_columns(up2):
-            if c in cat_cols:
-                cats[c] = self.as_tensor(self._codes(frame, Feature(c, "categorical", cat_cols[c]))).long()
-            else:
-                num[c] = self.as_tensor(self._numeric(frame, c))
-        return self._offsets(self.stage - 1, self._chain_latents(up2, num, cats))
+        return self._offsets(self.stage - 1, self._chain_latents(up2, *self._raw_tensors(frame, up2)))
 
     def encode_frames(self, frame: pd.DataFrame, background: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Encoded explained rows (n, F), encoded background rows (B, F) and display data (n, F).
