@@ -217,6 +217,11 @@ def _figure(kind: str, name: str, stamp: str, filters: Filters, column: str = ""
     return figures.site_occupancy_figure(fractions, column)
 
 
+def _opened(tabs: dict, title: str) -> bool:
+    """Whether section ``title`` exists for this dataset and is the open tab (only that one is drawn)."""
+    return title in tabs and bool(tabs[title].open)
+
+
 @st.fragment
 def dataset_view(name: str) -> None:
     """Filters, table and charts of one dataset; reruns on its own when a filter changes."""
@@ -265,26 +270,29 @@ def dataset_view(name: str) -> None:
             tab_names += ["Devices", "Data quality"]
         if LABEL_QUALITY in df.columns:
             tab_names.append("Label quality")
-        tabs = dict(zip(tab_names, st.tabs(tab_names)))
+        # Stateful tabs: only the open section runs and is sent, so the browser draws one section's figures and
+        # tables, not all six (a switch reruns this fragment alone).
+        tabs = dict(zip(tab_names, st.tabs(tab_names, default="Table", key=f"data.{name}.section", on_change="rerun")))
 
-        with tabs["Table"]:
-            sortable = {**({"composition": formula_col} if formula_col else {}),
-                        **({_STACKS[c]: c for c in (ETL, HTL)} if name == "psc-devices" else {}),
-                        **{figures.axis_title(c, info): c for c in targets}}
-            page_rows, which = ui.paged_table(view, sortable, key=f"data.{name}.table", filters=filters)
-            shown = page_rows
-            config = ui.unit_column_config(shown.columns, _COLUMN_LABELS, info)
-            if name == "psc-devices":
-                shown = page_rows.loc[:, [c for c in _DEVICE_COLUMNS if c in page_rows.columns]].copy()
-                shown[MEASURED_BANDGAP] = _gap_as_text(shown[MEASURED_BANDGAP])
-                config = _gap_column_config(ui.unit_column_config(shown.columns, _COLUMN_LABELS))
-                st.caption("The table shows the main columns; the CSV download below holds all columns.")
-            ui.table_with_download(shown, f"{name}-filtered", download=view, height=(min(len(shown), 50) + 1) * ui.ROW_PX + 3,
-                                   column_config=config,
-                                   caption=f"Showing {which}; the CSV holds all {len(view):,} filtered rows and "
-                                           f"all {view.shape[1]} columns")
+        if _opened(tabs, "Table"):
+            with tabs["Table"]:
+                sortable = {**({"composition": formula_col} if formula_col else {}),
+                            **({_STACKS[c]: c for c in (ETL, HTL)} if name == "psc-devices" else {}),
+                            **{figures.axis_title(c, info): c for c in targets}}
+                page_rows, which = ui.paged_table(view, sortable, key=f"data.{name}.table", filters=filters)
+                shown = page_rows
+                config = ui.unit_column_config(shown.columns, _COLUMN_LABELS, info)
+                if name == "psc-devices":
+                    shown = page_rows.loc[:, [c for c in _DEVICE_COLUMNS if c in page_rows.columns]].copy()
+                    shown[MEASURED_BANDGAP] = _gap_as_text(shown[MEASURED_BANDGAP])
+                    config = _gap_column_config(ui.unit_column_config(shown.columns, _COLUMN_LABELS))
+                    st.caption("The table shows the main columns; the CSV download below holds all columns.")
+                ui.table_with_download(shown, f"{name}-filtered", download=view, height=(min(len(shown), 50) + 1) * ui.ROW_PX + 3,
+                                       column_config=config,
+                                       caption=f"Showing {which}; the CSV holds all {len(view):,} filtered rows and "
+                                               f"all {view.shape[1]} columns")
 
-        if "Distributions" in tabs:
+        if _opened(tabs, "Distributions"):
             with tabs["Distributions"]:
                 ui.plot(_figure("hist", name, stamp, filters), key=f"data-{name}-hist")
                 summary = view[targets].describe().T.reset_index(drop=True)
@@ -292,7 +300,7 @@ def dataset_view(name: str) -> None:
                 summary.insert(1, "unit", [info.get(c, ("", unit(c)))[1] or "dimensionless" for c in targets])
                 ui.table_with_download(summary, f"{name}-summary")
 
-        if "Composition coverage" in tabs:
+        if _opened(tabs, "Composition coverage"):
             with tabs["Composition coverage"]:
                 fractions = state.dataset_site_fractions(name).loc[view.index]
                 left, right = st.columns(2)
@@ -311,7 +319,7 @@ def dataset_view(name: str) -> None:
                     ui.table_with_download(_mixing_summary(fractions), f"{name}-mixing", key=f"data.{name}.mixing")
                     st.caption("A site is mixed when it holds more than one ion; same for B and X.")
 
-        if "Devices" in tabs:
+        if _opened(tabs, "Devices"):
             with tabs["Devices"]:
                 n_gap = int(pd.to_numeric(view[MEASURED_BANDGAP], errors="coerce").notna().sum())
                 st.markdown(
@@ -329,10 +337,10 @@ def dataset_view(name: str) -> None:
                     st.markdown("**Hole transport layers (HTL)**")
                     ui.plot(_figure("stack", name, stamp, filters, HTL), key=f"data-{name}-htl")
 
-        if "Data quality" in tabs:
+        if _opened(tabs, "Data quality"):
             with tabs["Data quality"]:
                 data_quality_section(df, name)
-        if "Label quality" in tabs:
+        if _opened(tabs, "Label quality"):
             with tabs["Label quality"]:
                 label_quality_section(df)
 

@@ -68,6 +68,16 @@ def n_plots(at: AppTest) -> int:
     return len(at.get("plotly_chart"))
 
 
+def open_data_section(at: AppTest, section: str, dataset: str = "psc-devices") -> AppTest:
+    """On the Data page, open section ``section`` (a tab: "Table", "Distributions", "Composition coverage",
+    "Devices", "Data quality", "Label quality") of ``dataset`` and run: only the open section is drawn."""
+    assert section in [t.label for t in at.tabs], (section, [t.label for t in at.tabs])
+    at.session_state[f"data.{dataset}.section"] = section
+    at.run()
+    assert not at.exception, exceptions(at)
+    return at
+
+
 # --------------------------------------------------------------------------- in a browser (playwright)
 
 CHROMIUM = Path("/usr/bin/chromium")

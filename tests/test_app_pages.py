@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import navigation, ui
-from app_driver import exceptions, n_plots, open_app, texts
+from app_driver import exceptions, n_plots, open_app, open_data_section, texts
 from nestedae_core.chemistry.composition import parse_formula
 
 pytestmark = pytest.mark.app
@@ -203,12 +203,37 @@ def test_data_page_filters(data_dir):
 
 
 def test_data_page_every_dataset_renders(data_dir):
+    """Every section of every dataset runs (a section runs only when it is open)."""
     at = open_app("pages/data.py")
     for name in at.selectbox(key="data.dataset").options:
         key = name.split(":")[0]
         at.selectbox(key="data.dataset").set_value(key).run()
         assert not at.exception, (key, exceptions(at))
-        assert n_plots(at) <= 8
+        sections = [t.label for t in at.tabs]
+        assert sections[0] == "Table" and len(at.dataframe) == 1 and n_plots(at) == 0, key  # the table alone
+        for section in sections[1:]:
+            open_data_section(at, section, key)
+            assert 0 < n_plots(at) + len(at.dataframe) and n_plots(at) <= 4, (key, section)
+
+
+def test_data_page_draws_only_the_open_section(data_dir):
+    """Only the open section's figures and tables are sent to the browser; the section names stay, Table first."""
+    at = open_app("pages/data.py")
+    assert [t.label for t in at.tabs] == ["Table", "Distributions", "Composition coverage", "Devices", "Data quality"]
+    assert n_plots(at) == 0 and len(at.dataframe) == 1 and len(at.dataframe[0].value) == 50  # one page of the table
+    assert "Shockley–Queisser detailed-balance limit" not in texts(at)
+    open_data_section(at, "Devices")
+    assert n_plots(at) == 3 and not at.dataframe  # gap vs results, ETL, HTL
+    assert "Shockley–Queisser detailed-balance limit" in texts(at)
+    assert "Showing 2,018 of 2,018 rows" in texts(at) and at.text_input(key="data.psc-devices.text")  # filters stay
+    open_data_section(at, "Composition coverage")
+    assert n_plots(at) == 3 and len(at.dataframe) == 1  # ternary, A and B sites; the mixing table
+    at.text_input(key="data.psc-devices.text").input("Sn").run()  # a filter keeps the open section
+    assert not at.exception, exceptions(at)
+    assert at.session_state["data.psc-devices.section"] == "Composition coverage" and n_plots(at) == 3
+    assert "Showing 122 of 2,018 rows" in texts(at)
+    open_data_section(at, "Table")
+    assert n_plots(at) == 0 and len(at.dataframe) == 1
 
 
 def test_data_page_titles_gaps_by_kind_and_never_says_au(data_dir):
@@ -220,15 +245,18 @@ def test_data_page_titles_gaps_by_kind_and_never_says_au(data_dir):
     sliders = [s.label for s in at.slider]
     assert "measured band gap spread (eV)" in sliders and "devices (count)" in sliders
     assert not any("a.u." in s for s in sliders)
+    open_data_section(at, "Distributions", "psc-gaps")
     summaries = [d.value for d in at.dataframe if "quantity" in d.value.columns]
     assert summaries and set(summaries[0]["quantity"]) == {"measured band gap", "measured band gap spread", "devices"}
     at.selectbox(key="data.dataset").set_value("mhp-dft").run()
     assert not at.exception
     headers = {k: v.get("label") for k, v in json.loads(at.dataframe[0].proto.columns).items()}
     assert headers["Gap_PBE"] == "band gap, DFT PBE (no SOC) (eV)" and headers["Gap_HSE"] == "band gap, DFT HSE06+SOC (eV)"
+    open_data_section(at, "Distributions", "mhp-dft")
     summary = next(d.value for d in at.dataframe if "quantity" in d.value.columns)
     assert list(summary["quantity"]) == ["band gap, DFT PBE (no SOC)", "band gap, DFT HSE06+SOC"] and "Gap_PBE" not in summary.to_string()
     at.selectbox(key="data.dataset").set_value("psc-devices").run()
+    open_data_section(at, "Distributions")
     summary = next(d.value for d in at.dataframe if "quantity" in d.value.columns)
     assert "PCE" in set(summary["quantity"]) and "JV_reverse_scan_PCE" not in summary.to_string()
 

@@ -112,13 +112,13 @@ def test_real_psc_gaps_flags_the_known_wrong_labels(monkeypatch, data_dir):
 
 @pytest.mark.app
 def test_data_page_shows_the_flagged_labels_and_the_rules(data_dir, monkeypatch):
-    from app_driver import open_app, texts
+    from app_driver import open_app, open_data_section, texts
 
     monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
     at = open_app("pages/data.py")
     at.selectbox(key="data.dataset").set_value("psc-gaps").run()
     assert not at.exception
-    shown = texts(at)
+    shown = texts(open_data_section(at, "Label quality", "psc-gaps"))
     table = data.load("psc-gaps", download=False)
     counts = quality.label_quality_counts(table)
     assert f"{counts['outlier']} labels are outliers" in shown and f"{counts['single_device']} labels rest on one device" in shown

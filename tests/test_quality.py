@@ -103,12 +103,13 @@ def test_real_devices_flag_counts(monkeypatch, data_dir):
 
 
 def test_data_page_lists_flagged_devices_and_the_rule(data_dir, monkeypatch):
-    from app_driver import open_app, texts
+    from app_driver import open_app, open_data_section, texts
 
     monkeypatch.setenv(data.DATA_DIR_ENV, str(data_dir))
     at = open_app("pages/data.py")
     assert at.selectbox(key="data.dataset").value == "psc-devices"
-    shown = texts(at)
+    assert "fill factor above 1" not in texts(at)  # a closed section is not drawn
+    shown = texts(open_data_section(at, "Data quality"))
     assert "Data quality" in shown
     assert "4 devices" in shown and "fill factor above 1" in shown
     assert quality.TRAINING_RULE in shown
