@@ -61,11 +61,21 @@ def test_compose_bad_formula_is_a_message(page):
 def test_data_page(page, shots):
     goto_page(page, "Data")
     wait_text(page, "Showing 2,018 of 2,018 rows")
-    page.get_by_role("tab", name="Devices").click()
+    wait_text(page, "Showing rows 1–50 of 2,018")  # the Table section is open at first ...
+    charts = page.get_by_test_id("stPlotlyChart")
+    assert charts.count() == 0  # ... and the closed sections' charts are not drawn
+    page.get_by_role("tab", name="Devices").click()  # opening a section runs it
     wait_idle(page)
     wait_text(page, "Shockley–Queisser")
+    charts.nth(2).wait_for(state="visible")
+    assert charts.count() == 3 and page.get_by_test_id("stDataFrame").count() == 0
     assert_no_exception(page)
     shot(page, shots, "data")
+    page.get_by_role("tab", name="Data quality").click()
+    wait_idle(page)
+    wait_text(page, "fill factor above 1")
+    assert charts.count() == 0
+    assert_no_exception(page)
 
 
 def test_first_session_on_a_deep_link(browser, data_dir, tmp_path, shots):
