@@ -137,6 +137,57 @@ def test_heads_never_exceed_their_ceilings_and_pce_is_the_product() -> None:
     assert torch.allclose(pooled[0, :, 2], sq.shockley_queisser_jsc(gaps.mean(dim=0)))
 
 
+def _logit_net(members: int = 2) -> StageNet:
+    torch.manual_seed(0)
+    targets = [t.model_copy(update={"ceiling": t.ceiling.model_copy(update={"link": "logit"})}) if t.ceiling else t for t in _physics_targets()]
+    net = StageNet(_device(targets), StageLayout(4, 0, (("a", "b"),)), members)
+    return net.set_target_standardisation(np.tile([15.0, 1.05, 21.0, 0.72], (members, 1)), np.tile([5.0, 0.1, 3.0, 0.08], (members, 1)))
+
+
+def test_logit_link_heads_follow_their_limit_start_at_the_typical_fraction_and_never_exceed_it() -> None:
+    """A ``logit`` ceiling link: limit x sigmoid(h + offset), the offset each member's mean logit of value / limit."""
+    assert Ceiling(function="f", of="gap").link == "clamp"  # bundles written before the link existed read as before
+    with pytest.raises(ValueError):
+        Ceiling(function="f", of="gap", link="tanh")
+    net = _logit_net()
+    assert not hasattr(_net(), "fraction_offset") and "fraction_offset" in net.state_dict()  # saved with the weights
+    # offsets from the training rows only (member 1 leaves out row 2, whose fraction is far from the others)
+    gaps = torch.tensor([1.5, 1.6, 2.3], dtype=torch.float64)[None, :, None].expand(2, 3, 1)
+    c = upstream_ceilings(net.spec, ["gap"], gaps, pool=False)
+    assert c is not None
+    frac = np.array([[np.nan, 0.8, 0.7, 0.75], [np.nan, 0.8, 0.7, 0.75], [np.nan, 0.2, 0.1, 0.3]])
+    values = frac * c[0].numpy()
+    rows = np.array([[1, 1, 1], [1, 1, 0]], dtype=np.float32)
+    net.set_fraction_offsets(values, c.numpy(), rows)
+    off = net.get_buffer("fraction_offset").numpy()
+    logit = np.log(frac / (1 - frac))
+    np.testing.assert_allclose(off[0, 0, 1:], logit[:, 1:].mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(off[1, 0, 1:], logit[:2, 1:].mean(axis=0), atol=1e-5)
+    assert off[:, 0, 0].tolist() == [0.0, 0.0]  # the product target has no offset
+    # h = 0: the member's typical fraction of the limit at every gap, even where the limit is far below the data's
+    # values (a wide gap): no saturation at the limit, so the logit-space interval keeps its width there
+    y0 = net.target_units(torch.zeros(2, 3, 3, dtype=torch.float64), ceilings=c).numpy()
+    np.testing.assert_allclose(y0[..., 1:] / c.numpy()[..., 1:], np.broadcast_to(1 / (1 + np.exp(-off[:, :, 1:])), (2, 3, 3)), rtol=1e-6)
+    assert (y0[..., 2] / c.numpy()[..., 2] < 0.8).all()
+    # far outside the data: still inside (0, limit], PCE still the product, and still rising with h (no corner)
+    n = 2000
+    gen = torch.Generator().manual_seed(2)
+    h = torch.randn(2, n, 3, generator=gen, dtype=torch.float64) * 30
+    g = torch.rand(2, n, 1, generator=gen, dtype=torch.float64) * 3.0 + 0.8
+    cg = upstream_ceilings(net.spec, ["gap"], g, pool=False)
+    y = net.target_units(h, ceilings=cg)
+    exact = sq_limit(g[..., 0].numpy())
+    assert (y[..., 1:] > 0).all() and (y[..., 2].numpy() <= exact["jsc_mA_per_cm2"]).all() and (y[..., 1].numpy() <= exact["voc_V"]).all()
+    assert torch.equal(y[..., 0], y[..., 1] * y[..., 2] * y[..., 3])
+    hr = torch.full((2, 1, 3), 3.0, dtype=torch.float64, requires_grad=True)
+    net.target_units(hr, ceilings=cg[:, :1])[..., 2].sum().backward()
+    assert hr.grad is not None and (hr.grad[..., 1] > 0).all()
+    # the offsets travel with the weights (a bundle reloads them)
+    again = _logit_net()
+    again.load_state_dict(net.state_dict(), strict=True)
+    assert torch.equal(again.get_buffer("fraction_offset"), net.get_buffer("fraction_offset"))
+
+
 def test_target_caps_multiply_through_products() -> None:
     spec = _device(_physics_targets())
     c = np.array([[1.0, 1.3, 25.0, 0.9]])

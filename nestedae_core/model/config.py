@@ -63,10 +63,17 @@ class Ceiling(_Spec):
     :mod:`nestedae_core.model.ceilings`): the target never exceeds the limit, by
     construction. ``function`` names a function registered with
     :func:`~nestedae_core.model.ceilings.register_ceiling`, in the target's units.
+    ``link`` says how the head's output becomes the fraction (see :class:`~nestedae_core.model.nn.StageNet`).
     """
 
     function: str = Field(min_length=1, max_length=80, description="registered ceiling function, e.g. 'shockley_queisser_jsc'")
     of: str = Field(min_length=1, description="target column of the previous stage whose prediction is the function's argument")
+    link: Literal["clamp", "logit"] = Field(
+        default="clamp",
+        description="how the head's output becomes the fraction of the limit: 'clamp' (the value in target units, smoothly "
+                    "clamped to (0, limit]: the identity inside the data) or 'logit' (limit x sigmoid(output + offset), the "
+                    "offset the mean logit of value/limit over the training rows: never saturates abruptly)",
+    )
 
 
 class Product(_Spec):

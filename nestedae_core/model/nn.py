@@ -214,7 +214,11 @@ class StageNet(nn.Module):
       ``softplus_beta(u) - softplus_beta(u - 1)``: in (0, 1], the identity inside the data;
     * a target with a ``ceiling`` ``C`` (a function of the upstream stage's prediction,
       passed to :meth:`target_units` as ``ceilings``): ``C`` times the same clamp of ``u / C``,
-      so in (0, C], the identity inside the data;
+      so in (0, C], the identity inside the data; with the ceiling's ``link`` ``logit``,
+      ``C * sigmoid(h + offset)``: the head predicts the logit of the fraction of its limit,
+      around ``offset`` (a buffer saved with the weights, each member's mean logit of
+      value / limit over its training rows, :meth:`set_fraction_offsets`), so the
+      prediction follows the limit and approaches it smoothly, never with a corner;
     * a ``product`` target has no head: it is ``scale`` times the product of its factors.
 
     A residual target (:class:`~nestedae_core.model.config.ResidualSpec`) is a
@@ -238,6 +242,8 @@ class StageNet(nn.Module):
         #: target index of each head's output (a product target has no head)
         self.head_targets: tuple[int, ...] = tuple(spec.head_targets)
         self.has_ceilings = any(t.ceiling is not None for t in spec.targets)
+        #: targets whose head predicts the logit of the fraction of their ceiling
+        self.logit_fractions: tuple[bool, ...] = tuple(t.ceiling is not None and t.ceiling.link == "logit" for t in spec.targets)
         self._plain = (all(b == "real" for b in self.bounds) and len(self.head_targets) == len(self.bounds)
                        and all(c is None for c in self.correction_caps))
         self.encoder = EnsembleMLP(members, layout.width, spec.encoder_hidden, spec.latent_dim, spec.activation, spec.latent_activation)
@@ -255,6 +261,29 @@ class StageNet(nn.Module):
         # float64, in the targets' units; not part of the state dict (bundles keep them in preprocessing.json)
         self.register_buffer("target_mean", torch.zeros(members, 1, T, dtype=torch.float64), persistent=False)
         self.register_buffer("target_scale", torch.ones(members, 1, T, dtype=torch.float64), persistent=False)
+        if any(self.logit_fractions):  # saved with the weights: the logit of the typical fraction of each limit
+            self.register_buffer("fraction_offset", torch.zeros(members, 1, T))
+
+    def set_fraction_offsets(self, targets: np.ndarray, ceilings: np.ndarray, rows: np.ndarray) -> "StageNet":
+        """Set each member's ``fraction_offset`` of its logit-link ceiling targets: the mean over its ``rows`` of
+        ``logit(value / limit)``, the fraction clipped to [0.01, 0.99]; returns self (a no-op without such targets).
+
+        ``targets``: (n, n_targets) raw values in target units (NaN where missing); ``ceilings``: (members, n,
+        n_targets) each member's limits, same units; ``rows``: (members, n) weight or bool of each member's training rows.
+        """
+        if not any(self.logit_fractions):
+            return self
+        off = np.zeros((self.members, len(self.bounds)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.clip(np.asarray(targets, dtype=np.float64)[None] / np.asarray(ceilings, dtype=np.float64), 0.01, 0.99)
+        logit = np.log(frac) - np.log1p(-frac)
+        for j, on in enumerate(self.logit_fractions):
+            for m in range(self.members):
+                sel = (np.asarray(rows[m]) > 0) & np.isfinite(logit[m, :, j])
+                off[m, j] = float(logit[m, sel, j].mean()) if on and sel.any() else 0.0
+        buf = self.get_buffer("fraction_offset")
+        self.fraction_offset = torch.as_tensor(off, dtype=buf.dtype, device=buf.device)[:, None, :].clone()
+        return self
 
     def set_target_standardisation(self, mean: np.ndarray, scale: np.ndarray) -> "StageNet":
         """Set each member's target mean and standard deviation, (members, n_targets) in target units; returns self."""
@@ -341,6 +370,12 @@ class StageNet(nn.Module):
             cap = self.correction_caps[j]
             if cap is not None:  # a residual's correction: mean + cap * tanh((u - mean) / cap)
                 uj = mean[..., j : j + 1] + cap * torch.tanh(h[..., k : k + 1] * sj / cap)
+            elif t.ceiling is not None and self.logit_fractions[j]:
+                assert ceilings is not None
+                off = self.get_buffer("fraction_offset")
+                off = (off if members is None else off[members])[..., j : j + 1].to(h.dtype)
+                frac = torch.sigmoid(h[..., k : k + 1] + off).clamp_min(torch.finfo(h.dtype).tiny)
+                uj = ceilings[..., j : j + 1].to(h.dtype) * frac
             elif t.ceiling is not None:
                 assert ceilings is not None
                 c = ceilings[..., j : j + 1].to(h.dtype)

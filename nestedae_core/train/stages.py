@@ -306,6 +306,8 @@ def train_stage(
         weights = table[st.weight_column].to_numpy(dtype=np.float32)[None, :]
         train_mask = train_mask * weights
         val_mask = val_mask * weights if val_mask is not None else None
+    if ceilings is not None:  # logit-link ceiling heads start at their members' typical fraction of the limit
+        net.set_fraction_offsets(table[st.target_columns].to_numpy(dtype=np.float64), ceilings.cpu().numpy(), train_mask)
     fit_stage(
         net,
         st,
