@@ -94,7 +94,7 @@ TASKS: dict[str, BenchmarkTask] = {t.name: t for t in (
     BenchmarkTask("bandgap-measured", "psc-gaps", MEASURED_BANDGAP, "eV", _DESCRIPTORS + _FRACTIONS, (), (COMPOSITION_KEY,), "measured", "film",
                   "band gap (measured, median over a composition's devices) from 15 descriptors + 14 site fractions"),
     _device_task("pce-devices", PCE, "PCE", "paper", "devices", "NestedAE: the paper chain, stage-1 latents + ETL + HTL"),
-    _device_task("pce-measured", PCE, "PCE", "measured", "device", "NestedAE: the measured chain, film latents + ETL + HTL"),
+    _device_task("pce-measured", PCE, "PCE", "measured", "device", "NestedAE: the measured chain, film latents + the descriptors + ETL + HTL"),
     _device_task("voc-devices", VOC, "Voc", "measured", "device", "NestedAE: the measured chain"),
     _device_task("jsc-devices", JSC, "Jsc", "measured", "device", "NestedAE: the measured chain"),
     _device_task("ff-devices", FF, "FF", "measured", "device", "NestedAE: the measured chain"),
