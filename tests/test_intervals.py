@@ -67,6 +67,29 @@ def test_cv_plus_is_the_exact_order_statistic_with_ties() -> None:
             assert np.array_equal(lo, blo) and np.array_equal(hi, bhi), (trial, level)
 
 
+def test_cv_plus_exact_with_uneven_and_empty_folds_and_every_level() -> None:
+    """Folds of very different sizes, a fold without residuals, every rank from the first to the last: exactly the
+    brute-force value; a query whose member prediction is NaN gets NaN bounds, its neighbours are unaffected."""
+    rng = np.random.default_rng(5)
+    for trial in range(30):
+        sizes = rng.integers(0, 60, 5)
+        sizes[trial % 5] = 0  # one fold has no residual
+        fold = np.repeat(np.arange(5), sizes)
+        if len(fold) < 2:
+            continue
+        cal = TargetCalibration(fold, np.round(rng.exponential(1.0, len(fold)), trial % 3))
+        mu = np.round(rng.normal(size=(5, 50)), trial % 3)
+        for level in (0.05, 0.3, 0.5, 0.7, 0.9, 0.99):
+            lo, hi = cv_plus_interval(mu, cal, level)
+            blo, bhi = _brute_force(mu, cal, level)
+            assert np.array_equal(lo, blo) and np.array_equal(hi, bhi), (trial, level)
+    mu[2, 7] = np.nan
+    lo, hi = cv_plus_interval(mu, cal, 0.5)
+    blo, bhi = _brute_force(np.delete(mu, 7, axis=1), cal, 0.5)
+    assert np.isnan(lo[7]) and np.isnan(hi[7])
+    assert np.array_equal(np.delete(lo, 7), blo) and np.array_equal(np.delete(hi, 7), bhi)
+
+
 def test_finite_sample_ranks_of_barber_et_al() -> None:
     # alpha = 0.1: lower rank floor(0.1 (n+1)), upper rank ceil(0.9 (n+1))
     assert cv_plus_ranks(19, 0.9) == (2, 18)

@@ -283,8 +283,7 @@ def cv_plus_ranks(n: int, level: float) -> tuple[int, int]:
     return max(lo, 0), min(hi, n + 1)
 
 
-#: The bracket search of :func:`_kth_smallest_plus` stops for a query once at most this many candidates lie in its
-#: bracket; the k-th is then picked among them directly (ties and near-ties end at once instead of by bisection).
+#: Once a query's remaining rank is at most this, its k-th is picked among each member's next this-many candidates.
 _PICK_AMONG = 4
 
 
@@ -292,103 +291,57 @@ def _kth_smallest_plus(shift: np.ndarray, sorted_values: list[np.ndarray], k: in
     """The ``k``-th smallest (1-based) of the union over members ``m`` of ``shift[m] + sorted_values[m]``, per query.
 
     ``shift``: (members, q); ``sorted_values[m]``: member ``m``'s residuals, sorted
-    ascending (``n`` in all, ``k <= n``). Exact: a search on the value with exact
-    counts (``searchsorted`` per member), starting from a bracket given by the
-    members' own quantiles at rank fraction ``k / n`` and alternating
-    interpolation and bisection steps, each step on the queries still searching
-    only. A query stops when the count at one end of its bracket pins the ``k``-th
-    value to the candidate next to it, or when at most :data:`_PICK_AMONG`
-    candidates lie inside its bracket: the ``k``-th is then picked among them
-    (:func:`_pick_in_bracket`), ties included.
+    ascending (``n`` in all, ``1 <= k <= n``). Exact (the value is one of the sums
+    ``shift[m] + v``): an elimination on the ranks, all queries at once. With ``k``
+    left to find and ``A`` members not used up, each member offers its next
+    ``s = (k - 2) // A + 1`` candidates; the member whose last offered candidate is
+    smallest has all of them among the ``k - 1`` smallest (at most ``A (s - 1) + 1 <= k - 1``
+    candidates can come before it), so they are dropped and ``k`` falls by ``s``, about
+    ``k / A`` a step. A query whose ``k`` is at most :data:`_PICK_AMONG` takes the ``k``-th
+    of each member's next ``k`` candidates, sorted. Ranks past the middle are searched
+    from the top (the ``(n + 1 - k)``-th smallest of the negated values).
     """
-    q = shift.shape[1]
     members = [(shift[m], v) for m, v in enumerate(sorted_values) if len(v)]
     n = sum(len(v) for _, v in members)
-    p = k / n
-    scale = max(float(max(v[-1] for _, v in members)), 1e-12)
-
-    def count(t: np.ndarray, rows: np.ndarray) -> np.ndarray:  # number of candidate values <= t, at the queries ``rows``
-        c = np.zeros(len(rows), dtype=np.int64)
-        for sh, v in members:
-            c += np.searchsorted(v, t - sh[rows], side="right")
-        return c
-
-    # count(hi) >= sum_m ceil(p n_m) >= k; below every member's floor(p n_m)-th value the count is < k
-    hi = np.max([sh + v[min(len(v), max(1, math.ceil(p * len(v) - 1e-9))) - 1] for sh, v in members], axis=0)
-    floors = [(sh, v, math.floor(p * len(v) + 1e-9)) for sh, v in members]
-    if all(r >= 1 for _, _, r in floors):
-        lo = np.min([sh + v[r - 1] for sh, v, r in floors], axis=0) - 1e-9 * scale
-    else:
-        lo = np.min([sh + v[0] for sh, v in members], axis=0) - scale
-    every = np.arange(q)
-    c_lo, c_hi = count(lo, every), count(hi, every)
-    while (short := c_hi < k).any():  # rounding in (shift + v) - shift can drop the top candidate: widen the end
-        hi = np.where(short, hi + 1e-9 * scale, hi)
-        c_hi = count(hi, every)
-    tol = 1e-12 * scale
-    active = every
-    pick = np.zeros(q, dtype=bool)  # queries whose k-th is picked among the candidates of their bracket
-    for step in range(400):
-        a_lo, a_hi, ac_lo, ac_hi = lo[active], hi[active], c_lo[active], c_hi[active]
-        pinned = (ac_lo == k - 1) | (ac_hi == k)
-        few = ~pinned & ((ac_hi - ac_lo <= _PICK_AMONG) | (a_hi - a_lo <= tol))
-        pick[active[few]] = True
-        searching = ~(pinned | few)
-        if not searching.all():
-            active, a_lo, a_hi, ac_lo, ac_hi = active[searching], a_lo[searching], a_hi[searching], ac_lo[searching], ac_hi[searching]
-        if not len(active):
-            break
-        if step % 2 == 0:  # interpolate the count linearly between the ends
-            frac = (k - 0.5 - ac_lo) / np.maximum(ac_hi - ac_lo, 1)
-            t = a_lo + (a_hi - a_lo) * np.clip(frac, 0.01, 0.99)
-        else:
-            t = 0.5 * (a_lo + a_hi)
-        c = count(t, active)
-        enough = c >= k
-        hi[active], c_hi[active] = np.where(enough, t, a_hi), np.where(enough, c, ac_hi)
-        lo[active], c_lo[active] = np.where(enough, a_lo, t), np.where(enough, ac_lo, c)
-    # the smallest candidate above lo, or (where count(hi) == k) the largest candidate at or below hi
-    above_lo = np.full(q, np.inf)
-    upto_hi = np.full(q, -np.inf)
-    for sh, v in members:
-        i = np.searchsorted(v, lo - sh, side="right")
-        above_lo = np.minimum(above_lo, np.where(i < len(v), sh + v[np.minimum(i, len(v) - 1)], np.inf))
-        j = np.searchsorted(v, hi - sh, side="right") - 1
-        upto_hi = np.maximum(upto_hi, np.where(j >= 0, sh + v[np.maximum(j, 0)], -np.inf))
-    out = np.where((c_hi == k) & (c_lo != k - 1), upto_hi, above_lo)
-    if pick.any():
-        rows = np.flatnonzero(pick)
-        out[rows] = _pick_in_bracket([(sh[rows], v) for sh, v in members], lo[rows], hi[rows], k - c_lo[rows])
+    if 2 * k > n + 1:  # -(a + b) == (-a) + (-b) exactly: the same sums, negated
+        return -_kth_smallest_plus(-shift, [-v[::-1] for v in sorted_values], n + 1 - k)
+    lens = np.array([len(v) for _, v in members], dtype=np.int64)[:, None]
+    width = int(lens.max())
+    table = np.full((len(members), width), np.inf)  # member m's sorted values in row m
+    for m, (_, v) in enumerate(members):
+        table[m, : len(v)] = v
+    flat = table.ravel()
+    base = np.arange(len(members), dtype=np.int64)[:, None] * width
+    sh = np.stack([s for s, _ in members])  # (members, q)
+    out = np.full(shift.shape[1], np.nan)
+    query = np.arange(shift.shape[1])  # the queries still searching
+    used = np.zeros(sh.shape, dtype=np.int64)  # candidates dropped, per member and query
+    left = np.full(len(query), k, dtype=np.int64)  # rank still to find among the rest
+    while len(query):
+        rest = lens - used
+        if (done := left == 1).any():  # the smallest of the members' next candidates
+            cols = np.flatnonzero(done)
+            nxt = np.where(rest[:, cols] > 0, sh[:, cols] + flat[base + np.minimum(used[:, cols], width - 1)], np.inf)
+            out[query[cols]] = nxt.min(axis=0)
+            keep = ~done
+            query, used, left, sh, rest = query[keep], used[:, keep], left[keep], sh[:, keep], rest[:, keep]
+            if not len(query):
+                break
+        active = (rest > 0).sum(axis=0, dtype=np.int64)
+        offer = np.minimum(rest, (left - 2) // active + 1)
+        last = sh + flat[base + np.maximum(used + offer - 1, 0)]
+        last[offer <= 0] = np.inf
+        best = np.zeros(len(query), dtype=np.int64)  # the member of the smallest last offer (the first, in a tie)
+        low = last[0]
+        for m in range(1, len(members)):
+            below = last[m] < low
+            best[below], low = m, np.where(below, last[m], low)
+        col = np.arange(len(query))
+        step = offer[best, col]
+        used[best, col] += step
+        left -= step
+    out[np.isnan(shift).any(axis=0)] = np.nan
     return out
-
-
-def _pick_in_bracket(members: list[tuple[np.ndarray, np.ndarray]], lo: np.ndarray, hi: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """Per query, the ``rank``-th smallest (1-based) candidate ``shift + v`` in its bracket ``(lo, hi]``.
-
-    ``members``: (shift (q,), sorted values) per member; the candidates in the bracket are
-    the values between the bracket's ``searchsorted`` positions (as the counts take them),
-    gathered into one flat array with their query's number and sorted by query, then value.
-    """
-    q = len(lo)
-    rows, values = [], []
-    for sh, v in members:
-        start = np.searchsorted(v, lo - sh, side="right")
-        length = np.searchsorted(v, hi - sh, side="right") - start
-        total = int(length.sum())
-        if total == 0:
-            continue
-        row = np.repeat(np.arange(q), length)
-        ends = np.cumsum(length)
-        position = np.arange(total) - np.repeat(ends - length, length) + start[row]
-        rows.append(row)
-        values.append(sh[row] + v[position])
-    if not rows:
-        return np.full(q, np.nan)
-    row, value = np.concatenate(rows), np.concatenate(values)
-    order = np.lexsort((value, row))
-    counts = np.bincount(row, minlength=q)
-    first = np.cumsum(counts) - counts
-    return np.where(rank <= counts, value[order][np.minimum(first + rank - 1, len(value) - 1)], np.nan)
 
 
 def cv_plus_interval(member_predictions: np.ndarray, calibration: TargetCalibration, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
