@@ -280,7 +280,9 @@ class NestedAE:
         lower, upper = self.intervals(i, y, level, caps=caps, distance=dist)
         uncovered = dom.uncovered(values)
         inside = (dist <= dom.threshold) & np.array([not u for u in uncovered], dtype=bool)
-        reasons = [dom.reason(st.name, float(d), int(k), u, st.dataset) for d, k, u in zip(dist, nearest, uncovered)]
+        reasons = [""] * len(frame)  # a row inside has no reason
+        for r in np.flatnonzero(~inside).tolist():
+            reasons[r] = dom.reason(st.name, float(dist[r]), int(nearest[r]), uncovered[r], st.dataset)
         cols = st.target_columns
         products = {j: (tuple(cols.index(f) for f in t.product.factors), t.product.scale) for j, t in enumerate(st.targets) if t.product is not None}
         return StagePrediction(st.name, cols, y, z.double().cpu().numpy(), dist, inside, lower, upper, level, reasons, products)

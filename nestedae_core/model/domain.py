@@ -137,7 +137,10 @@ def nearest_points(z: np.ndarray, points: np.ndarray, *, exclude_self: bool = Fa
     step = max(1, _CHUNK_PAIRS // k)
     for a in range(0, n, step):
         zc = z[a : a + step]
-        d2 = (zc**2).sum(axis=1)[:, None] - 2.0 * zc @ points.T + p2[None, :]
+        d2 = zc @ points.T  # then, in place, (|z|^2 - 2 z.p) + |p|^2: the same sums in the same order
+        d2 *= -2.0
+        d2 += (zc**2).sum(axis=1)[:, None]
+        d2 += p2[None, :]
         if exclude_self:
             d2[np.arange(len(zc)), np.arange(a, a + len(zc))] = np.inf
         idx = d2.argmin(axis=1)
