@@ -279,6 +279,24 @@ def _reference_parse_many(texts, cache=None, *, max_cache=0):  # type: ignore[no
     return out
 
 
+def test_a_row_the_model_refuses_gets_its_error_and_the_others_their_predictions(model, monkeypatch) -> None:
+    """A model error on a chunk is isolated row by row: the refused row gets the message, the others what they get alone."""
+    reference = batch.predict_rows(model, TABLE, COLS)
+    plain = batch.predictions._predict_distinct
+
+    def refuse_fapbi3(m, frame, level):  # type: ignore[no-untyped-def]
+        if (frame["formula"] == "FAPbI3").any():
+            raise InputError("no FA today")
+        return plain(m, frame, level)
+
+    monkeypatch.setattr(batch.predictions, "_predict_distinct", refuse_fapbi3)
+    out = batch.predict_rows(model, TABLE, COLS)
+    assert out.loc[1, "error"] == "no FA today" and np.isnan(out.loc[1, "bandgap_eV_mean"]) and out.loc[1, "in_domain"] is None
+    keep = [0, 2, 3, 4, 5]
+    pd.testing.assert_frame_equal(out.loc[keep], reference.loc[keep], rtol=1e-4, atol=1e-4)  # alone vs. in a chunk: float32 sums
+    assert out.loc[1, "model_name"] == reference.loc[1, "model_name"] != ""
+
+
 def test_fast_batch_path_writes_the_file_the_plain_path_writes(model, tmp_path: Path, monkeypatch) -> None:
     src, fast, plain = tmp_path / "in.csv", tmp_path / "fast.csv", tmp_path / "plain.csv"
     MIXED.to_csv(src, index=False)

@@ -41,10 +41,6 @@ def predict_columns(model: NestedAE) -> list[str]:
     return cols
 
 
-def _empty_like(columns: list[str], index: pd.Index) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(np.nan, index=index, dtype=float) for c in columns})
-
-
 def _predict_distinct(model: NestedAE, frame: pd.DataFrame, level: float) -> dict[str, StagePrediction]:
     """``model.predict(frame)``, each distinct query (canonical formula + categorical inputs) predicted once.
 
@@ -87,37 +83,39 @@ def predict_rows(
     table = table.reset_index(drop=True)
     parsed = _parse_rows(model, table.astype(str).where(table.notna(), ""), columns, {} if _cache is None else _cache)
     out_cols = predict_columns(model)
-    out = _empty_like(out_cols, table.index)
-    for c in ("composition", "etl", "htl", "phase", "domain_stage", "domain_message", "model_name", "model_sha256", "nestedae_version"):
-        out[c] = ""
+    n = len(table)
+    # the output columns as arrays, filled in place, made a frame once (no per-column pandas assignment)
+    data: dict[str, np.ndarray] = {c: np.full(n, np.nan) for c in out_cols}
+    for c in ("composition", "etl", "htl", "phase", "domain_stage", "domain_message"):
+        data[c] = np.full(n, "", dtype=object)
     for c in ("in_domain", *(stage_domain_key(st.name) for st in model.spec.stages)):
-        out[c] = pd.Series([None] * len(table), index=table.index, dtype=object)
-    out["row"] = np.arange(first_row, first_row + len(table))
-    out["stacks_defaulted"] = parsed.defaulted
+        data[c] = np.full(n, None, dtype=object)
+    data["row"] = np.arange(first_row, first_row + n)
+    data["stacks_defaulted"] = np.array(parsed.defaulted, dtype=object)
     errors = list(parsed.errors)
     frame = parsed.frame
     if frame is not None and len(frame):
-        idx = frame.index
+        idx = frame.index.to_numpy()
         try:
             preds = _predict_distinct(model, frame, level)
-        except NestedAEError:
+        except NestedAEError as exc:
             preds = None
+            if len(idx) == 1:  # the failing row itself: its error (isolating it again would never end)
+                errors[int(idx[0])] = str(exc)
+                idx = idx[:0]
         if preds is None:  # isolate the failing rows
-            for i in list(idx):
+            for i in idx.tolist():
                 one = predict_rows(model, table.iloc[[i]], columns, level=level, first_row=first_row + i, _cache=_cache,
                                    _provenance=_provenance)
                 errors[i] = one["error"].iloc[0] if "error" in one else ""
                 for c in out_cols:
-                    if c not in ("row", "error"):
-                        out.at[i, c] = one[c].iloc[0]
+                    if c not in ("row", "error", *PROVENANCE_COLUMNS):
+                        data[c][i] = one[c].iloc[0]
         else:
-            out.loc[idx, "composition"] = frame["formula"].to_numpy()
-            if ETL in frame:
-                out.loc[idx, "etl"] = frame[ETL].to_numpy()
-            if HTL in frame:
-                out.loc[idx, "htl"] = frame[HTL].to_numpy()
-            if PHASE in frame:  # the crystal phase of the DFT gaps (blank for a model without one)
-                out.loc[idx, "phase"] = frame[PHASE].to_numpy()
+            data["composition"][idx] = frame["formula"].to_numpy(dtype=object)
+            for c, col in (("etl", ETL), ("htl", HTL), ("phase", PHASE)):  # the phase of the DFT gaps (blank without one)
+                if col in frame:
+                    data[c][idx] = frame[col].to_numpy(dtype=object)
             inside = np.ones(len(frame), dtype=bool)
             stage_out = np.full(len(frame), "", dtype=object)
             message = np.full(len(frame), "", dtype=object)
@@ -127,30 +125,26 @@ def predict_rows(
                     continue
                 for j, t in enumerate(st.targets):
                     name = target_name(st, t)
-                    out.loc[idx, f"{name}_mean"] = sp.mean[:, j]
-                    out.loc[idx, f"{name}_std"] = sp.std[:, j]
+                    data[f"{name}_mean"][idx] = sp.mean[:, j]
+                    data[f"{name}_std"][idx] = sp.std[:, j]
                     if sp.lower is not None and sp.upper is not None:
-                        out.loc[idx, f"{name}_lower"] = sp.lower[:, j]
-                        out.loc[idx, f"{name}_upper"] = sp.upper[:, j]
-                        out.loc[idx, "interval_level"] = sp.level
-                out.loc[idx, stage_domain_key(st.name)] = pd.Series(np.asarray(sp.in_domain, dtype=bool), index=idx, dtype=object)
-                first_time = inside & ~np.asarray(sp.in_domain, dtype=bool)
+                        data[f"{name}_lower"][idx] = sp.lower[:, j]
+                        data[f"{name}_upper"][idx] = sp.upper[:, j]
+                        data["interval_level"][idx] = sp.level
+                ok_stage = np.asarray(sp.in_domain, dtype=bool)
+                data[stage_domain_key(st.name)][idx] = ok_stage.tolist()  # Python bools
+                first_time = inside & ~ok_stage
                 stage_out[first_time] = st.name
                 message[first_time] = np.asarray(sp.domain_reason, dtype=object)[first_time]
-                inside &= np.asarray(sp.in_domain, dtype=bool)
-            out.loc[idx, "in_domain"] = pd.Series(inside, index=idx, dtype=object)
-            out.loc[idx, "domain_stage"] = stage_out
-            out.loc[idx, "domain_message"] = message
-    out["error"] = errors
+                inside &= ok_stage
+            data["in_domain"][idx] = inside.tolist()
+            data["domain_stage"][idx] = stage_out
+            data["domain_message"][idx] = message
+    data["error"] = np.array(errors, dtype=object)
     prov = _provenance or model_provenance(model)
-    ok = out["error"] == ""
-    out.loc[ok, "model_name"] = str(prov.get("name") or "")
-    out.loc[ok, "model_sha256"] = str(prov.get("bundle_sha256") or "")
-    out.loc[ok, "nestedae_version"] = str(prov.get("version") or "")
-    # failed rows still say which model was asked
-    out.loc[~ok, "model_name"] = str(prov.get("name") or "")
-    out.loc[~ok, "model_sha256"] = str(prov.get("bundle_sha256") or "")
-    out.loc[~ok, "nestedae_version"] = str(prov.get("version") or "")
+    for c, key in zip(PROVENANCE_COLUMNS, ("name", "bundle_sha256", "version")):  # failed rows too say which model was asked
+        data[c] = np.full(n, str(prov.get(key) or ""), dtype=object)
+    out = pd.DataFrame(data, index=table.index, columns=out_cols)
     inputs = _rename_clashes(table, out_cols)
     formula = inputs.columns[list(table.columns).index(columns.formula)]
     return pd.concat([inputs[[formula]], out[out_cols], inputs.drop(columns=[formula])], axis=1)
