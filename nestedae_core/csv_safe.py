@@ -84,11 +84,12 @@ def neutralize_cell(value: Any) -> Any:
 def _neutralize_values(values: np.ndarray) -> tuple[np.ndarray | None, bool]:
     """(a copy of the object array ``values`` with its formula-like strings neutralized, or None when none is;
     whether a string holds a carriage return)."""
-    try:  # a column of text only: one search over the whole column decides most of the time
-        joined = "\x00" + "\x00".join(values.tolist())
-    except TypeError:  # not every cell is text
-        joined = None
-    if joined is not None and "\r" not in joined and not any("\x00" + t in joined for t in FORMULA_TRIGGERS):
+    cells = values.tolist()
+    try:  # one search over the column's text cells decides most of the time
+        joined = "\x00" + "\x00".join(cells)
+    except TypeError:  # not every cell is text: search the text cells
+        joined = "\x00" + "\x00".join([v for v in cells if isinstance(v, str)])
+    if "\r" not in joined and not any("\x00" + t in joined for t in FORMULA_TRIGGERS):
         return None, False
     hits: list[int] = []
     carriage_return = False
@@ -219,12 +220,42 @@ def _quoted(text: str) -> str:
     return text
 
 
+#: Float columns of at least this many cells are formatted by pyarrow (when installed) instead of ``repr`` one by one.
+_ARROW_FLOATS = 256
+
+
+def _float_texts(values: np.ndarray) -> list[str]:
+    """``repr`` of every float64 of ``values`` (the shortest text that reads back as the same double, as ``to_csv`` writes it).
+
+    Long columns go through pyarrow's cast to text (the same shortest digits, about 4x
+    faster); where its text is not the one ``repr`` writes (an exponent, a whole number,
+    a magnitude outside ``repr``'s positional range [1e-4, 1e16), NaN, infinities)
+    ``repr`` writes that cell.
+    """
+    if len(values) < _ARROW_FLOATS:
+        return list(map(float.__repr__, values.tolist()))
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:  # pragma: no cover - pyarrow comes with pandas' text columns; without it, repr
+        return list(map(float.__repr__, values.tolist()))
+    texts = pc.cast(pa.array(values, type=pa.float64()), pa.string())
+    magnitude = np.abs(values)
+    other = ~((magnitude >= 1e-4) & (magnitude < 1e16))  # NaN too
+    other |= pc.match_substring(texts, "e").to_numpy(zero_copy_only=False)
+    other |= ~pc.match_substring(texts, ".").to_numpy(zero_copy_only=False)
+    cells = texts.to_pylist()
+    for i in np.flatnonzero(other).tolist():
+        cells[i] = float.__repr__(float(values[i]))
+    return cells
+
+
 def _column_text(values: Any, dtype: np.dtype, na_rep: str) -> list[str] | None:
     """Each cell of one column as ``to_csv`` writes it, or None when this module does not write that column."""
     if not isinstance(dtype, np.dtype):
         return None  # pandas' own types (nullable integers, categories, strings): pandas writes them
     if dtype == np.float64:
-        cells = list(map(float.__repr__, values.tolist()))
+        cells = _float_texts(values)
         if np.isnan(values).any():
             for i in np.flatnonzero(np.isnan(values)).tolist():
                 cells[i] = na_rep
@@ -235,17 +266,12 @@ def _column_text(values: Any, dtype: np.dtype, na_rep: str) -> list[str] | None:
         return ["True" if v else "False" for v in values.tolist()]
     if dtype != object:
         return None
-    cells = []
-    for v in values.tolist():
-        kind = v.__class__
-        if kind is str:
-            cells.append(v)
-        elif v is None or (kind is float and v != v):
-            cells.append(na_rep)
-        elif kind is bool:
-            cells.append("True" if v else "False")
-        else:
+    cells = values.tolist()
+    kinds = set(map(type, cells))
+    if not kinds <= {str}:  # text, missing cells (None, NaN) and booleans only
+        if not kinds <= {str, bool, float, type(None)} or any(v == v for v in cells if v.__class__ is float):
             return None
+        cells = [v if v.__class__ is str else na_rep if v is None or v != v else "True" if v else "False" for v in cells]
     joined = "\x00".join(cells)  # one search over the column: most columns need no quotes at all
     if "\r" in joined:
         return None

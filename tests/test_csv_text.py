@@ -53,3 +53,16 @@ def test_write_csv_takes_the_fast_path_and_writes_the_same_file(monkeypatch) -> 
     write_csv(frame, ours, index=False, lineterminator="\n")
     frame.assign(t=frame["t"].where(frame.index % 2 == 0, "'=SUM(A1)")).to_csv(theirs, index=False, lineterminator="\n")
     assert calls and ours.getvalue() == theirs.getvalue()
+
+
+def test_float_cells_are_repr_of_every_double() -> None:
+    """Long float columns are formatted in bulk (pyarrow's shortest text where it is repr's): the same text as repr
+    for doubles of every magnitude, whole numbers, the ends of repr's positional range, NaN and infinities."""
+    from nestedae_core.csv_safe import _float_texts
+
+    rng = np.random.default_rng(8)
+    doubles = rng.integers(0, 2**64, 60_000, dtype=np.uint64).view(np.float64)  # every exponent, NaN payloads, infinities
+    scaled = rng.normal(size=60_000) * 10.0 ** rng.integers(-6, 18, 60_000)
+    edges = np.array([1e-4, np.nextafter(1e-4, 0), 1e16, np.nextafter(1e16, 0), 1.0, -2.0, 0.0, -0.0, 0.1, 5e-324, np.inf, -np.inf])
+    for values in (doubles, scaled, np.round(scaled, 3), edges, scaled[:10]):
+        assert _float_texts(values) == [repr(v) for v in values.tolist()]
