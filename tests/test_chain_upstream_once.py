@@ -49,6 +49,22 @@ def test_each_stage_is_encoded_once_per_prediction(model, frame, monkeypatch):
     assert calls == [1, 1, 1]
 
 
+def test_each_stage_predicts_its_targets_once_per_prediction(model, frame, monkeypatch):
+    """The residual offsets and the ceilings take the upstream stages' predictions already made (the shipped chain:
+    the film gap corrects the DFT gap, the device ceilings are at the film gap), not the upstream heads run again."""
+    calls = [0] * len(model.nets)
+    for i, net in enumerate(model.nets):
+        real = net.predict_from_latent
+
+        def counted(z, members=None, _i=i, _real=real):
+            calls[_i] += 1
+            return _real(z, members)
+
+        monkeypatch.setattr(net, "predict_from_latent", counted)
+    model.predict(frame)
+    assert calls == [1, 1, 1]
+
+
 def test_predictions_equal_the_stage_by_stage_path(model, frame):
     got = model.predict(frame)
     assert list(got) == model.stage_names
@@ -60,4 +76,8 @@ def test_predictions_equal_the_stage_by_stage_path(model, frame):
             assert (a is None) == (b is None), field
             if a is not None:
                 np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=f"{name}.{field}")
+        if i:  # upstream heads run again on the given latents: the very numbers predict took from the upstream stages
+            up, before = got[model.stage_names[i - 1]], got[model.stage_names[i - 2]] if i > 1 else None
+            same = model.predict_stage(i, frame, upstream_latents=up.latents, offset_latents=None if before is None else before.latents)
+            assert np.array_equal(same.members, new.members) and np.array_equal(same.lower, new.lower, equal_nan=True)
         assert new.domain_reason == ref.domain_reason

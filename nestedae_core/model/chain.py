@@ -184,25 +184,36 @@ class NestedAE:
         up = self.spec.stages[i - 1].target_columns
         return [(st.target_columns.index(r.target), up.index(r.upstream_target)) for r in st.residual]
 
-    def residual_offsets(self, stage: int | str, upstream_latents: np.ndarray | torch.Tensor) -> np.ndarray | None:
+    def residual_offsets(self, stage: int | str, upstream_latents: np.ndarray | torch.Tensor | None, *,
+                         upstream_members: np.ndarray | None = None) -> np.ndarray | None:
         """What a stage's residual targets are corrections on: (members, rows, n_targets) in target units, or None.
 
         ``upstream_latents`` (members, rows, L): the previous stage's latents on the
         rows; each member's offset is that member's previous-stage prediction of the
-        ``upstream_target``; zero for targets that are not residual.
+        ``upstream_target``; zero for targets that are not residual. ``upstream_members``:
+        the previous stage's predictions on the rows when already made (its
+        :attr:`StagePrediction.members`), taken as they are when that stage has neither
+        residual targets nor ceilings (then they are what its network gives).
         """
         i = self.stage_index(stage)
         pairs = self.residual_pairs(i)
         if not pairs:
             return None
-        z = torch.as_tensor(upstream_latents, dtype=torch.float32, device=self.device)
-        with torch.no_grad():
-            net = self.nets[i - 1].eval()
-            y_up = net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
+        if upstream_members is not None and self._plain_stage(i - 1):
+            y_up = np.asarray(upstream_members, dtype=np.float64)
+        else:
+            z = torch.as_tensor(upstream_latents, dtype=torch.float32, device=self.device)
+            with torch.no_grad():
+                net = self.nets[i - 1].eval()
+                y_up = net.target_units(net.predict_from_latent(z).double()).cpu().numpy()
         out = np.zeros(y_up.shape[:2] + (len(self.spec.stages[i].targets),))
         for j, ju in pairs:
             out[..., j] = y_up[..., ju]
         return out
+
+    def _plain_stage(self, i: int) -> bool:
+        """Whether stage ``i``'s predictions are its network's output as it is (no residual offsets, no ceilings)."""
+        return i >= 0 and not self.spec.stages[i].residual and not has_ceilings(self.spec.stages[i])
 
     def to(self, device: str | torch.device) -> "NestedAE":
         """Move the networks to a device (``auto``, ``cpu``, ``cuda``, ``mps``); returns self."""
@@ -249,7 +260,8 @@ class NestedAE:
     @torch.no_grad()
     def predict_stage(self, stage: int | str, frame: pd.DataFrame, *, level: float = DEFAULT_LEVEL,
                       upstream_latents: np.ndarray | None = None, offset_latents: np.ndarray | None = None,
-                      own_limits: bool = False) -> StagePrediction:
+                      own_limits: bool = False, upstream_members: np.ndarray | None = None,
+                      offset_members: np.ndarray | None = None) -> StagePrediction:
         """Ensemble predictions of one stage for the rows of ``frame`` (raw columns).
 
         Targets are in their units, with their physical bounds built in (see
@@ -260,7 +272,9 @@ class NestedAE:
         otherwise they are computed from ``frame``. ``offset_latents``: the latents of the stage before that, when
         already computed (they give the upstream residuals' offsets, :meth:`upstream_offsets`). ``own_limits``: each
         member's ceilings at its own upstream member's prediction, as in training (default: every member at the
-        ensemble-mean upstream prediction, the value the prediction reports).
+        ensemble-mean upstream prediction, the value the prediction reports). ``upstream_members`` /
+        ``offset_members``: the predictions (:attr:`StagePrediction.members`) of the stage before / two before, when
+        already made: what the residual offsets and the ceilings take from those stages is then not computed again.
         """
         level = check_level(level)
         i = self.stage_index(stage)
@@ -269,10 +283,11 @@ class NestedAE:
             upstream_latents = self.latents(i - 1, frame)
         x = self.design_tensor(i, frame, upstream_latents=upstream_latents)
         z = net.encode(x)
-        ceilings = self.ceilings(i, upstream_latents, pool=not own_limits, upstream_offsets=self.upstream_offsets(i, frame, latents=offset_latents))
+        offsets = self.upstream_offsets(i, frame, latents=offset_latents, members=offset_members)
+        ceilings = self.ceilings(i, upstream_latents, pool=not own_limits, upstream_offsets=offsets, upstream_members=upstream_members)
         y = net.target_units(net.predict_from_latent(z).double(), ceilings=ceilings).cpu().numpy()
         if st.residual:  # residual targets: corrections on the previous stage's predictions
-            y = y + self.residual_offsets(i, upstream_latents)
+            y = y + self.residual_offsets(i, upstream_latents, upstream_members=upstream_members)
         caps = target_caps(st, None if ceilings is None else ceilings[0].cpu().numpy(), (len(frame),))
         dom = self.domains[i]
         values = self.domain_values(i, frame, x)
@@ -287,17 +302,22 @@ class NestedAE:
         products = {j: (tuple(cols.index(f) for f in t.product.factors), t.product.scale) for j, t in enumerate(st.targets) if t.product is not None}
         return StagePrediction(st.name, cols, y, z.double().cpu().numpy(), dist, inside, lower, upper, level, reasons, products)
 
-    def upstream_offsets(self, stage: int | str, frame: pd.DataFrame, *, latents: np.ndarray | None = None) -> np.ndarray | None:
+    def upstream_offsets(self, stage: int | str, frame: pd.DataFrame, *, latents: np.ndarray | None = None,
+                         members: np.ndarray | None = None) -> np.ndarray | None:
         """What the previous stage's residual targets correct on the rows of ``frame`` (members, rows, its n_targets),
         when stage ``stage`` has ceilings of them (see :meth:`ceilings`); None otherwise. ``latents``: the latents of
-        the stage two before on ``frame``, when already computed (else computed from ``frame``)."""
+        the stage two before on ``frame``, when already computed (else computed from ``frame``); ``members``: that
+        stage's predictions, when already made (see :meth:`residual_offsets`)."""
         i = self.stage_index(stage)
         if i < 1 or not has_ceilings(self.spec.stages[i]) or not self.spec.stages[i - 1].residual:
             return None
+        if members is not None and self._plain_stage(i - 2):
+            return self.residual_offsets(i - 1, None, upstream_members=members)
         return self.residual_offsets(i - 1, self.latents(i - 2, frame) if latents is None else latents)
 
     def ceilings(self, stage: int | str, upstream_latents: np.ndarray | torch.Tensor | None, *, pool: bool,
-                 members: Members = None, upstream_offsets: np.ndarray | torch.Tensor | None = None) -> torch.Tensor | None:
+                 members: Members = None, upstream_offsets: np.ndarray | torch.Tensor | None = None,
+                 upstream_members: np.ndarray | None = None) -> torch.Tensor | None:
         """Limits of a stage's targets (members, rows, n_targets), float64, from the upstream stage's latents
         (see :func:`~nestedae_core.model.ceilings.upstream_ceilings`); None when no target has a ceiling.
 
@@ -309,6 +329,8 @@ class NestedAE:
         correct on the rows (:meth:`upstream_offsets`; the same members as
         ``upstream_latents``): the limits are taken at the previous stage's full
         prediction (its correction plus the offset), as its predictions report.
+        ``upstream_members``: the previous stage's predictions (all members), when already
+        made and that stage has no ceilings of its own: they are that full prediction.
         """
         i = self.stage_index(stage)
         st = self.spec.stages[i]
@@ -316,6 +338,9 @@ class NestedAE:
             return None
         if upstream_latents is None:
             raise InputError(f"stage '{st.name}' needs the latents of stage '{self.spec.stages[i - 1].name}' for its ceilings")
+        if upstream_members is not None and members is None and not has_ceilings(self.spec.stages[i - 1]):
+            values = torch.as_tensor(upstream_members, dtype=torch.float64, device=self.device)
+            return upstream_ceilings(st, self.spec.stages[i - 1].target_columns, values, pool=pool)
         up = self.nets[i - 1]
         z = torch.as_tensor(upstream_latents, device=self.device)
         dtype = next(up.parameters()).dtype
@@ -380,7 +405,9 @@ class NestedAE:
                 before = out.get(self.stage_names[i - 2]) if i > 1 and upstream is not None else None
                 out[name] = self.predict_stage(i, frame, level=level,
                                                upstream_latents=None if upstream is None else upstream.latents,
-                                               offset_latents=None if before is None else before.latents)
+                                               offset_latents=None if before is None else before.latents,
+                                               upstream_members=None if upstream is None else upstream.members,
+                                               offset_members=None if before is None else before.members)
         if not out:
             raise SchemaError(f"the table has none of the input sets of this model; stage 1 needs {', '.join(self.raw_columns(0))}")
         return out
