@@ -10,14 +10,16 @@ Two input files, each run by the CLI in a fresh process (as a user runs it):
     NESTEDAE_DATA_DIR=/work/shared/data python benchmarks/batch_100k.py [--rows 100000] [--which same distinct] [--model NAME]
 
 Prints, per file: rows, wall time of the whole command (s, start-up included), rows
-per second, and the child's peak resident memory (MiB; ``ru_maxrss`` read inside the
-child at exit). The target (issue 19): at most 20 s per file on the project's 2-core
+per second, the CPU seconds the command used (user + system, all its threads: on a shared
+machine the figure to compare, wall time waits for the other users), and the child's peak
+resident memory (MiB; ``ru_maxrss`` read inside the child at exit). The target (issue 19): at most 20 s per file on the project's 2-core
 machine, memory bounded (the input is read and written in chunks).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -85,23 +87,26 @@ def write_distinct(path: Path, rows: int, seed: int = 0) -> None:
             fh.write(f"{f},{_ETLS[i % len(_ETLS)]},\n")
 
 
-def run(src: Path, out: Path, model: str | None) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB of the child, rows written) of one CLI run."""
+def run(src: Path, out: Path, model: str | None) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS MiB of the child, rows written) of one CLI run."""
     code = ("import resource, sys; from nestedae_core.cli import main; rc = main(sys.argv[1:]); "
             "sys.stderr.write('PEAK_KB %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
     argv = [sys.executable, "-c", code, "predict", "--csv", str(src), "--etl-column", "etl", "--htl-column", "htl", "--out", str(out)]
     if model:
         argv += ["--model", model]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{src.name}: exit {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     peak_kb = next(int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_KB"))
     import pandas as pd
 
     written = len(pd.read_csv(out, usecols=["row"]))
-    return wall, peak_kb / 1024, written
+    return wall, cpu, peak_kb / 1024, written
 
 
 def main() -> int:
@@ -113,17 +118,17 @@ def main() -> int:
     args = p.parse_args()
     load = os.getloadavg()
     print(f"predict --csv, {args.rows:,} rows per file; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"{'file':<9} {'rows':>8} {'wall s':>8} {'rows/s':>8} {'peak RSS MiB':>13}", flush=True)
+    print(f"{'file':<9} {'rows':>8} {'wall s':>8} {'CPU s':>8} {'rows/s':>8} {'peak RSS MiB':>13}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         for which in args.which:
             src, out = folder / f"in-{which}.csv", folder / f"out-{which}.csv"
             (write_same if which == "same" else write_distinct)(src, args.rows)
-            wall, peak, written = run(src, out, args.model)
+            wall, cpu, peak, written = run(src, out, args.model)
             if written != args.rows:
                 raise SystemExit(f"{which}: {written} rows written, expected {args.rows}")
-            print(f"{which:<9} {args.rows:>8,} {wall:>8.1f} {args.rows / wall:>8,.0f} {peak:>13.0f}", flush=True)
+            print(f"{which:<9} {args.rows:>8,} {wall:>8.1f} {cpu:>8.1f} {args.rows / wall:>8,.0f} {peak:>13.0f}", flush=True)
     return 0
 
 
