@@ -76,6 +76,13 @@ def test_predict_with_the_shipped_model(capsys) -> None:
     assert (js["bandgap_eV"] is None) == ("bandgap_note" in js)
 
 
+def test_predict_names_each_reason_once(capsys) -> None:
+    assert main(["predict", "CsPbCl3"]) == 0  # flagged at the film stage (Cl on the X site) and the device stage
+    out = capsys.readouterr().out
+    assert out.count("Cl on the X site 1.00") == 1 and "film: OUTSIDE" in out
+    assert "warning: the query lies outside the training domain (stage film, device: reasons above)" in out
+
+
 def _result(targets: dict, in_domain: bool = True):
     """A QueryResult made by hand (no model needed)."""
     from nestedae_core.predict import QueryResult

@@ -119,3 +119,16 @@ def test_the_shipped_bundle_keeps_its_kmeans_domains() -> None:
     assert not res.in_domain and res.domain_stage is not None
     assert res.domain_message.startswith(f"outside the training data of stage '{res.domain_stage}'")
     assert "nearest training row" not in res.domain_message  # centroids have no names
+
+
+def test_a_reason_names_three_uncovered_inputs_and_counts_the_rest() -> None:
+    cols = ["a", "b", "c", "d"]
+    dom = DomainModel.fit(cols, _cloud(), [f"m{i}" for i in range(300)], coverage_columns=cols)
+    far = np.array([[50.0, 80.0, 30.0, 900.0]])  # every input beyond its covered range
+    unc = dom.uncovered(far)[0]
+    assert [u.column for u in unc] == cols
+    text = dom.reason("s", float(dom.distance(far)[0]), 0, unc)
+    assert "a 50.00" in text and "b 80.00" in text and "c 30.00" in text and "d 900.00" not in text
+    assert "and 1 more input beyond their range" in text
+    two = dom.reason("s", float(dom.distance(far)[0]), 0, unc[:2])
+    assert "more input" not in two and "b 80.00" in two

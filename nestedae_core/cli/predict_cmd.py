@@ -131,13 +131,18 @@ def run(args: argparse.Namespace) -> int:
     if not any(t["lower"] is not None for t in res.targets.values()):
         print(f"note: this model has no calibrated prediction interval; ± is the disagreement of its {model.members} "
               "fold models, not an error bar")
+    explained = []  # stages whose reason is already printed on their own line
     for stage, ok in res.stage_in_domain.items():
         why = res.domain_reasons.get(stage, "").partition(": ")[2]  # the reason after "outside the training data of stage 'x'"
         print(f"{stage}: {'inside' if ok else 'OUTSIDE'} the training domain (distance {res.domain_distance[stage]:.2f})"
               + (f": {why}" if not ok and why else ""))
+        if not ok and why:
+            explained.append(stage)
     if not res.in_domain:
-        print("warning: the query lies outside the training domain; treat the prediction as an extrapolation")
-        print(f"  {res.domain_message}")
+        where = f" (stage {', '.join(explained)}: reasons above)" if explained else ""
+        print(f"warning: the query lies outside the training domain{where}; treat the prediction as an extrapolation")
+        if not explained:
+            print(f"  {res.domain_message}")
     if getattr(args, "latents", False):
         for stage, z in res.latents.items():
             print(f"{stage} latents: " + " ".join(f"{v:+.3f}" for v in z))

@@ -75,6 +75,8 @@ COVERAGE_SUPPORT = 3
 COVERAGE_SLACK = 0.05
 #: Numerical slack of the coverage comparisons (input units).
 _COVERAGE_EPS = 1e-6
+#: A reason names at most this many uncovered inputs (in column order), then counts the rest.
+_MAX_NAMED_INPUTS = 3
 
 #: How an input reads in a reason: ``(dataset, column) -> (name of the quantity, who the training rows are)``, e.g.
 #: ``("Cs on the A site", "the measured films")``, or None when the function does not know the column.
@@ -226,7 +228,11 @@ class DomainModel:
         far = distance > self.threshold
         if not far and not uncovered:
             return ""
-        parts = [", ".join(u.phrase(dataset) for u in uncovered or [])] if uncovered else []
+        parts = []
+        if uncovered:
+            named = ", ".join(u.phrase(dataset) for u in uncovered[:_MAX_NAMED_INPUTS])
+            more = len(uncovered) - _MAX_NAMED_INPUTS
+            parts.append(named + (f" and {more} more input{'s' if more > 1 else ''} beyond their range" if more > 0 else ""))
         if far:
             parts.append(f"distance {distance:.2f} > threshold {self.threshold:.2f} (standardised units)")
         text = f"outside the training data of stage '{stage}': " + "; ".join(parts)
