@@ -42,6 +42,7 @@ from ..model.domain import DomainModel
 from ..model.nn import StageNet
 from ..threads import limit_cpu_threads
 from .background import BACKGROUND_ROWS, kmeans_background
+from .folds import group_codes
 from .loop import EpochReport, fit_stage
 from .losses import StageData, distinct_rows
 from .progress import ProgressCallback, ProgressEvent
@@ -166,8 +167,7 @@ def stage_data(model: NestedAE, index: int, table: pd.DataFrame, x: torch.Tensor
     if offsets is not None:
         yraw = yraw - offsets
     ystd = (yraw - prep.target_mean[:, None, :]) / prep.target_scale[:, None, :]
-    raw_key = table[model.raw_columns(index)].astype(str).agg("\x1f".join, axis=1)
-    first, inverse = distinct_rows(raw_key.to_numpy())
+    first, inverse = distinct_rows(group_codes(table[model.raw_columns(index)]))
     return StageData(
         x=x[:, torch.as_tensor(first, device=dev)],
         inverse=torch.as_tensor(inverse, device=dev),
@@ -208,7 +208,8 @@ def row_names(table: pd.DataFrame, categorical: list[str] | None = None) -> pd.S
         if c in table.columns:
             base = table[c].astype(str).reset_index(drop=True)
             if categorical:
-                base = base + " | " + table[categorical].astype(str).agg(" | ".join, axis=1).reset_index(drop=True)
+                for col in categorical:
+                    base = base + " | " + table[col].astype(str).reset_index(drop=True)
             return base
     return pd.Series([f"row {i + 1}" for i in range(len(table))])
 

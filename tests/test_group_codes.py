@@ -1,0 +1,53 @@
+"""Rows grouped by their values (folds, distinct network inputs, row names) without joining text row by row."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nestedae_core.train.folds import group_codes, make_folds
+from nestedae_core.train.stages import row_names
+
+pytestmark = pytest.mark.unit
+
+
+def _frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "etl": rng.choice(["SnO2", "TiO2", None], n),
+        "x": rng.choice([0.1, 0.25, np.nan], n),
+        "k": rng.integers(0, 3, n),
+        "s": pd.array(rng.choice(["a", "b"], n), dtype="string"),
+    })
+
+
+def test_group_codes_number_rows_as_factorizing_their_joined_text() -> None:
+    t = _frame()
+    # missing text (None in a string column) stays missing after astype(str): spelled out for the join
+    joined = pd.factorize(t.astype(str).fillna("<missing>").agg("\x1f".join, axis=1))[0]
+    codes = group_codes(t)
+    assert codes.dtype == np.int64 and codes[0] == 0
+    assert np.array_equal(codes, joined)
+    assert np.array_equal(group_codes(t[["k"]]), pd.factorize(t["k"])[0])
+
+
+def test_group_codes_of_no_columns_is_one_group() -> None:
+    assert group_codes(_frame(7)[[]]).tolist() == [0] * 7
+
+
+def test_grouped_folds_are_those_of_the_joined_text() -> None:
+    t = _frame(400, seed=3)
+    joined = pd.factorize(t[["etl", "k"]].astype(str).fillna("<missing>").agg("|".join, axis=1))[0]
+    from sklearn.model_selection import GroupKFold
+
+    expected = np.empty(len(t), dtype=np.int64)
+    for f, (_, va) in enumerate(GroupKFold(n_splits=3, shuffle=True, random_state=4).split(np.zeros(len(t)), groups=joined)):
+        expected[va] = f
+    assert np.array_equal(make_folds(t, 3, "grouped", ["etl", "k"], seed=4), expected)
+
+
+def test_row_names_append_the_categorical_values() -> None:
+    names = ["MAPbI3", "CsPbBr3"]
+    t = pd.DataFrame({"name": names, "formula": names, "etl": ["SnO2", "TiO2"], "htl": ["Spiro", "PTAA"]}, index=[5, 9])
+    assert row_names(t).tolist() == names
+    assert row_names(t, ["etl", "htl"]).tolist() == ["MAPbI3 | SnO2 | Spiro", "CsPbBr3 | TiO2 | PTAA"]
