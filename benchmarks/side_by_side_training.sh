@@ -6,6 +6,8 @@
 # Usage: bash benchmarks/side_by_side_training.sh [BASE_COMMITS (comma-separated, default ead481e)] [REPEATS (default 2)]
 #   SPLIT=grouped  cross-validate on grouped folds (default: each preset's own split, random for paper)
 #   COLD=0         skip the cold-command and prediction timings (training only)
+#   BASE_PRESETS=paper,measured  presets also timed at the base commits, each compared with HEAD's same preset
+#                  (default paper; e.g. `BASE_PRESETS=paper,measured bash ... ead481e,main 2`)
 # Needs the datasets (NESTEDAE_DATA_DIR). Prints seconds and ratios; asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,8 @@ BASES="${1:-ead481e}"
 REPEATS="${2:-2}"
 SPLIT="${SPLIT:-}"
 COLD="${COLD:-1}"
+BASE_PRESETS="${BASE_PRESETS:-paper}"
+IFS=',' read -r -a PRESET_LIST <<< "$BASE_PRESETS"
 IFS=',' read -r -a BASE_LIST <<< "$BASES"
 BASE="${BASE_LIST[0]}"
 TMP="$(mktemp -d)"
@@ -47,12 +51,14 @@ LOG="$(mktemp)"
 uptime
 for _ in $(seq "$REPEATS"); do
   for b in "${BASE_LIST[@]}"; do
-    (cd /tmp && PYTHONPATH="${WTS[$b]}" python -c "$TRAIN" "$b" paper "$SPLIT") | tee -a "$LOG" | grep -v '^RESULT'
+    for p in "${PRESET_LIST[@]}"; do
+      (cd /tmp && PYTHONPATH="${WTS[$b]}" python -c "$TRAIN" "$b" "$p" "$SPLIT") | tee -a "$LOG" | grep -v '^RESULT'
+    done
   done
   (cd /tmp && PYTHONPATH="$ROOT" python -c "$TRAIN" HEAD paper "$SPLIT") | tee -a "$LOG" | grep -v '^RESULT'
   (cd /tmp && PYTHONPATH="$ROOT" python -c "$TRAIN" HEAD measured "$SPLIT") | tee -a "$LOG" | grep -v '^RESULT'
 done
-python - "$LOG" "$BASES" <<'PY'
+python - "$LOG" "$BASES" "$BASE_PRESETS" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -60,11 +66,13 @@ for line in open(sys.argv[1]):
         _, key, wall, cpu = line.split()
         rows.setdefault(key, []).append((float(wall), float(cpu)))
 for b in sys.argv[2].split(","):
-    base = rows[f"{b}-paper"]
-    for key in (k for k in rows if k.startswith("HEAD")):
-        w = statistics.median(x[0] / r[0] for x, r in zip(base, rows[key]))
-        c = statistics.median(x[1] / r[1] for x, r in zip(base, rows[key]))
-        print(f"{b} paper chain / {key}: {w:.2f}x wall, {c:.2f}x CPU (median of {len(base)} alternating pairs)")
+    for p in sys.argv[3].split(","):
+        base = rows[f"{b}-{p}"]
+        # the paper chain at a base against every HEAD chain (as before); another preset against HEAD's same preset
+        for key in (k for k in rows if k.startswith("HEAD") and (p == "paper" or k == f"HEAD-{p}")):
+            w = statistics.median(x[0] / r[0] for x, r in zip(base, rows[key]))
+            c = statistics.median(x[1] / r[1] for x, r in zip(base, rows[key]))
+            print(f"{b} {p} chain / {key}: {w:.2f}x wall, {c:.2f}x CPU (median of {len(base)} alternating pairs)")
 PY
 [ "$COLD" = "0" ] && exit 0
 CLI='import sys; from nestedae_core.cli import main; sys.exit(main(sys.argv[1:]))'
