@@ -12,6 +12,8 @@ ions in proportion to their weights, again in whole steps.
 """
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -19,7 +21,8 @@ import numpy as np
 from ..vocabulary import IONS, SITE_IONS
 from .problem import DesignProblem
 
-__all__ = ["parameter_names", "counts_from_unit", "fractions_from_counts", "counts_from_fractions", "round_to_lattice"]
+__all__ = ["parameter_names", "counts_from_unit", "unit_from_counts", "lattice_points", "fractions_from_counts",
+           "counts_from_fractions", "round_to_lattice"]
 
 _EPS = 1e-12
 
@@ -122,3 +125,54 @@ def counts_from_fractions(fractions: np.ndarray, divisions: int) -> np.ndarray:
         sub = np.where(sub.sum(axis=1, keepdims=True) > 0, sub, 1.0)
         out[:, cols] = round_to_lattice(sub, divisions)
     return out
+
+
+def unit_from_counts(problem: DesignProblem, counts: np.ndarray) -> list[dict[str, float]]:
+    """Optimiser points (cube coordinates, see :func:`parameter_names`) that :func:`counts_from_unit` turns back
+    into exactly ``counts`` ((n, 14) lattice steps of the problem's lattice: within ``max_ions`` and the Pb cap)."""
+    arr = np.asarray(counts, dtype=np.float64).reshape(-1, len(IONS))
+    out: list[dict[str, float]] = [{} for _ in range(len(arr))]
+    for site in ("A", "B", "X"):
+        ions = problem.site_ions(site)
+        share = arr[:, [IONS.index(i) for i in ions]] / float(problem.divisions)
+        km1 = len(ions) - 1
+        left = np.ones(len(arr))
+        for i, ion in enumerate(ions[:-1]):
+            part = np.divide(share[:, i], left, out=np.zeros(len(arr)), where=left > _EPS)
+            v = 1.0 - (1.0 - np.clip(part, 0.0, 1.0)) ** (km1 - i)  # the inverse of the stick-breaking share
+            for r in range(len(arr)):
+                out[r][f"{site}:{ion}"] = float(v[r])
+            left = left - share[:, i]
+    return out
+
+
+def _site_points(k: int, m: int, max_ions: int, cap: tuple[int, int] | None) -> np.ndarray:
+    """Every way to split ``m`` steps among ``k`` ions (at most ``max_ions`` non-zero; ``cap``: (column, most steps))."""
+    rows = []
+    for bars in itertools.combinations(range(m + k - 1), k - 1):
+        edges = (-1, *bars, m + k - 1)
+        rows.append([edges[i + 1] - edges[i] - 1 for i in range(k)])
+    pts = np.array(rows, dtype=np.int64).reshape(-1, k)
+    keep = (pts > 0).sum(axis=1) <= max_ions
+    if cap is not None:
+        keep &= pts[:, cap[0]] <= cap[1]
+    return pts[keep]
+
+
+def lattice_points(problem: DesignProblem, limit: int) -> np.ndarray | None:
+    """Every composition of the problem's lattice, (n, 14) lattice steps in IONS order, or None when the lattice
+    (before the ``max_ions`` and Pb-cap filters) holds more than ``limit`` points."""
+    m = problem.divisions
+    sites = [problem.site_ions(s) for s in ("A", "B", "X")]
+    if math.prod(math.comb(m + len(ions) - 1, len(ions) - 1) for ions in sites) > limit:
+        return None
+    parts = []
+    for ions in sites:
+        cap = (ions.index("Pb"), problem.max_pb_steps) if "Pb" in ions and problem.max_pb_steps is not None else None
+        pts = _site_points(len(ions), m, problem.max_ions, cap)  # type: ignore[arg-type]
+        full = np.zeros((len(pts), len(IONS)), dtype=np.int64)
+        full[:, [IONS.index(i) for i in ions]] = pts
+        parts.append(full)
+    a, b, x = parts
+    ia, ib, ix = np.meshgrid(np.arange(len(a)), np.arange(len(b)), np.arange(len(x)), indexing="ij")
+    return a[ia.ravel()] + b[ib.ravel()] + x[ix.ravel()]
