@@ -170,7 +170,7 @@ def test_cli_design_writes_predict_style_csv_and_json(shipped, tmp_path, capsys,
     (["--resolution", "0.3"], ["1/m for a whole number"]),
     (["--b-ions", "Pb", "--pb-free"], ["Pb-free"]),
     (["--maximize", "efficiency", "--max-evals", "10"], ["does not predict 'efficiency'"]),
-    (["--optimiser", "genetic"], ["choose one of auto, tpe, gp, ga, random"]),
+    (["--optimiser", "genetic"], ["choose one of auto, tpe, bo, gp, ga, random"]),
 ])
 def test_cli_design_refuses_bad_problems_in_one_line(shipped, capsys, argv, needles) -> None:
     rc, _, err = run(capsys, "design", *argv)

@@ -39,20 +39,28 @@ def _two_objectives(**kw) -> DesignProblem:
                       constraints=[], **kw)
 
 
-def test_auto_runs_a_gaussian_process_on_small_single_objective_problems_and_tpe_otherwise() -> None:
-    assert samplers.resolve_sampler("auto", 3) == "gp-tpe"
+def test_auto_runs_bayesian_optimisation_on_small_single_objective_problems_and_tpe_otherwise(monkeypatch) -> None:
+    monkeypatch.setattr(samplers, "botorch_available", lambda: True)
+    assert samplers.resolve_sampler("auto", 3) == "bo-tpe"
+    assert samplers.resolve_sampler("bo", 3) == "bo-tpe"
+    assert samplers.resolve_sampler("bo", 3, n_objectives=2) == "tpe"
     assert samplers.resolve_sampler("auto", samplers.GP_MAX_PARAMS + 1) == "tpe"  # the 14-ion problem: 11 coordinates
     assert samplers.resolve_sampler("auto", 3, n_objectives=2) == "tpe"
     assert samplers.resolve_sampler("ga", 30) == "ga"
-    with pytest.raises(InputError, match="choose one of auto, tpe, gp, ga, random"):
+    with pytest.raises(InputError, match="choose one of auto, tpe, bo, gp, ga, random"):
         samplers.resolve_sampler("genetic", 3)
     wide = DesignProblem(a_ions=["K", "Rb", "Cs", "MA", "FA"], b_ions=["Ca", "Sr", "Ba", "Ge", "Sn", "Pb"], x_ions=["Cl", "Br", "I"])
     assert len(parameter_names(wide)) > samplers.GP_MAX_PARAMS
+    monkeypatch.setattr(samplers, "botorch_available", lambda: False)  # without BoTorch: Optuna's GP, and 'bo' says what to install
+    assert samplers.resolve_sampler("auto", 3) == "gp-tpe"
+    with pytest.raises(InputError, match="pip install botorch"):
+        samplers.resolve_sampler("bo", 3)
 
 
-def test_auto_hands_over_from_the_gaussian_process_to_tpe_after_its_trials(monkeypatch) -> None:
+def test_the_gp_sampler_hands_over_to_tpe_after_its_trials(monkeypatch) -> None:
     import optuna
 
+    monkeypatch.setattr(samplers, "botorch_available", lambda: False)
     monkeypatch.setattr(samplers, "GP_TRIALS", 12)
     p = _grid_like(batch_size=4)
     names = parameter_names(p)
@@ -67,6 +75,70 @@ def test_auto_hands_over_from_the_gaussian_process_to_tpe_after_its_trials(monke
         search.tell([{"objectives": [float(rng.normal())], "range_violation": 0.0, "violation": 0.0} for _ in points])
     assert kinds == ["GPSampler"] * 3 + ["TPESampler"] * 2
     assert len(search.study.trials) == 20 and all(t.state.name == "COMPLETE" for t in search.study.trials)
+
+
+def _fake_row(rng: np.random.Generator) -> dict:
+    pce, gap, dom = float(rng.normal(15, 2)), float(rng.uniform(1.5, 1.9)), bool(rng.random() < 0.7)
+    rv = max(0.0, 1.65 - gap) + max(0.0, gap - 1.75)
+    return {"objectives": [-pce], "bandgap_eV_mean": gap, "in_domain": dom, "range_violation": rv, "violation": rv + (0.0 if dom else 1.0)}
+
+
+def test_bayesian_optimisation_proposes_new_lattice_points_then_hands_over_to_tpe(monkeypatch) -> None:
+    pytest.importorskip("botorch")
+    import optuna
+
+    from nestedae_core.design.bayes import N_INITIAL, LatticeBayes
+    from nestedae_core.design.lattice import counts_from_unit
+
+    monkeypatch.setattr(samplers, "BO_TRIALS", 9)
+    p = _grid_like(batch_size=4)
+    names = parameter_names(p)
+    search = samplers.make_search("auto", p, names, 1)
+    assert isinstance(search, LatticeBayes) and search.lattice is not None and len(search.lattice) == 4851
+    rng = np.random.default_rng(0)
+    sizes, seen = [], []
+    while len(seen) < 13:
+        points = search.ask(100)
+        assert points and all(set(pt) == set(names) for pt in points)
+        sizes.append(len(points))
+        seen += [tuple(c) for c in counts_from_unit(p, points)]
+        search.tell([_fake_row(rng) for _ in points])
+    assert sizes[:2] == [4, N_INITIAL - 4]  # the Sobol design, in batches of at most batch_size
+    bo = seen[N_INITIAL:9]
+    assert sizes[2:6] == [1, 1, 1, 1] and len(set(bo)) == len(bo) and not set(bo) & set(seen[:N_INITIAL])  # never a repeat
+    assert len(search.X) == len(set(seen[:9]))
+    assert isinstance(search.then.study.sampler, optuna.samplers.TPESampler)
+    trials = search.then.study.trials
+    assert len(trials) == len(seen) and all(t.state.name == "COMPLETE" for t in trials)  # TPE was told every evaluation
+    assert sizes[-1] == 4  # TPE's batches after the hand-over
+
+
+def test_the_lattice_is_enumerated_and_its_points_map_back_to_the_cube() -> None:
+    from nestedae_core.design.lattice import counts_from_unit, lattice_points, unit_from_counts
+
+    p = DesignProblem(a_ions=["Cs", "FA", "MA", "Rb"], b_ions=["Pb", "Sn", "Ge"], x_ions=["Br", "I", "Cl"], resolution=0.125,
+                      max_ions=2, max_pb=0.5)
+    pts = lattice_points(p, 10**6)
+    assert pts is not None and len({tuple(r) for r in pts}) == len(pts)
+    assert (counts_from_unit(p, unit_from_counts(p, pts)) == pts).all()  # exact round trip
+    names = parameter_names(p)
+    drawn = counts_from_unit(p, [dict(zip(names, r)) for r in np.random.default_rng(0).random((3000, len(names)))])
+    assert {tuple(r) for r in drawn} <= {tuple(r) for r in pts}  # the enumeration misses no reachable point
+    assert lattice_points(p, len(pts) // 10) is None
+    assert len(lattice_points(_grid_like(), 10**4)) == 231 * 21
+
+
+def test_bayesian_optimisation_keeps_the_constraints_and_the_seed(shipped) -> None:
+    pytest.importorskip("botorch")
+    p = _grid_like(max_evals=20)
+    res = run_design(shipped, p, sampler="bo")
+    assert res.sampler == "bo (bo-tpe)" and res.evaluations == res.trials == 20  # no proposal was a repeat
+    props = res.proposals
+    assert len(props) and props["bandgap_eV_mean"].between(1.65, 1.75).all()
+    for site, sl in SITE_SLICES.items():
+        assert np.allclose(props[list(IONS[sl])].sum(axis=1), 1.0, atol=1e-9)
+    again = run_design(shipped, p, sampler="bo")
+    assert again.evaluated["formula"].tolist() == res.evaluated["formula"].tolist()
 
 
 def test_the_genetic_algorithm_is_pymoos_with_the_anchors_population_and_keeps_the_budget(shipped) -> None:

@@ -3,7 +3,8 @@
 * :mod:`.problem`: :class:`DesignProblem`, the question as data;
 * :mod:`.lattice`: the search space, site fractions on a lattice that sum to one by construction;
 * :mod:`.evaluate`: candidates through the whole chain, each once, with intervals and domain checks;
-* :mod:`.samplers`: the optimisers (Optuna's GP and TPE, pymoo's GA, random search) behind one ask/tell interface;
+* :mod:`.samplers`: the optimisers (BoTorch on the lattice, :mod:`.bayes`; Optuna's GP and TPE, pymoo's GA, random
+  search) behind one ask/tell interface;
 * :mod:`.optimise`: :func:`run_design` (``auto`` by default), and the ranking of proposals.
 """
 from __future__ import annotations

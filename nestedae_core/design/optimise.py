@@ -1,7 +1,7 @@
 """Run a design: an optimiser (:mod:`.samplers`) over the lattice of compositions, candidates evaluated in batches.
 
-The optimiser is a maintained one, ``auto`` by default (Optuna's Gaussian process on small problems,
-then TPE; TPE on large ones; chosen by ``nestedae benchmark design``), asked for batches of proposals so
+The optimiser is a maintained one, ``auto`` by default (BoTorch's Gaussian processes on the lattice of small
+problems, then TPE; TPE on large ones; chosen by ``nestedae benchmark design``), asked for batches of proposals so
 every batch is predicted in one vectorised pass of the chain. ``ga`` is pymoo's genetic algorithm with
 the published anchors' settings, ``random`` random search: the same search space and the same budget
 for each, so they compare fairly.
