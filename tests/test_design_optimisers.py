@@ -228,6 +228,7 @@ def test_the_design_benchmark_reports_every_optimiser_and_the_hypervolume(shippe
         assert len(r["evaluations_to_optimum"]) == 2
         assert all(v is None or 1 <= v <= 40 for v in r["evaluations_to_optimum"])
         assert r["reached"] == sum(v is not None for v in r["evaluations_to_optimum"])
+        assert r["median_proposals"] >= min(v if v is not None else 40 for v in r["evaluations_to_optimum"])  # repeats included
     pareto = report["pareto"]
     assert pareto["checkpoints"] == [10, 40] and pareto["front_points"] >= 2
     for r in pareto["optimisers"].values():
@@ -237,6 +238,7 @@ def test_the_design_benchmark_reports_every_optimiser_and_the_hypervolume(shippe
     assert "timing" not in report
     table = design_table(report)
     assert "| ga | ga |" in table and "hypervolume" in table and "| random |" in table
+    assert "not counted again, for every optimiser alike" in table and report["counting"] in table
 
 
 def test_cli_benchmark_design_prints_the_tables_and_names_the_optimisers_in_json(shipped, tmp_path, capsys) -> None:
