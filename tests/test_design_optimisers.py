@@ -72,9 +72,20 @@ def test_the_gp_sampler_hands_over_to_tpe_after_its_trials(monkeypatch) -> None:
         points = search.ask(100)
         assert len(points) == 4 and all(set(pt) == set(names) for pt in points)
         kinds.append(type(search.study.sampler).__name__)
-        search.tell([{"objectives": [float(rng.normal())], "range_violation": 0.0, "violation": 0.0} for _ in points])
+        search.tell([{"objectives": [float(rng.normal())], "bandgap_eV_mean": 1.7, "range_violation": 0.0, "violation": 0.0} for _ in points])
     assert kinds == ["GPSampler"] * 3 + ["TPESampler"] * 2
     assert len(search.study.trials) == 20 and all(t.state.name == "COMPLETE" for t in search.study.trials)
+
+
+def test_optuna_is_told_each_end_of_a_range_signed_and_the_domain_apart() -> None:
+    p = _grid_like(batch_size=2)
+    search = samplers.make_search("tpe", p, parameter_names(p), 1)
+    search.ask(2)
+    search.tell([{"objectives": [-15.0], "bandgap_eV_mean": 1.70, "range_violation": 0.0, "violation": 0.0, "in_domain": True},
+                 {"objectives": [-16.0], "bandgap_eV_mean": 1.60, "range_violation": 0.05, "violation": 1.05, "in_domain": False}])
+    inside, below = (t.constraints for t in search.study.trials)
+    assert inside == pytest.approx({"range0:min": -0.05, "range0:max": -0.05, "domain": 0.0})
+    assert below == pytest.approx({"range0:min": 0.05, "range0:max": -0.15, "domain": 1.0})
 
 
 def _fake_row(rng: np.random.Generator) -> dict:

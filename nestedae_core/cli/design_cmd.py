@@ -34,7 +34,7 @@ def _ions(text: str) -> list[str]:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("design", help="inverse design: compositions that reach a target (gap window, best PCE, Pb-free ...)",
                        description="Search compositions for the best predicted ones under constraints that hold exactly "
-                                   "(site fractions on a lattice, summing to one), with a maintained optimiser (Optuna, pymoo). Every "
+                                   "(site fractions on a lattice, summing to one), with a maintained optimiser (BoTorch, Optuna, pymoo). Every "
                                    "proposal carries its intervals, its domain verdict per stage and the nearest measured "
                                    "composition. Proposals outside the model's domain are listed apart, never ranked.")
     p.add_argument("--gap", nargs=2, type=_number, metavar=("LO", "HI"), help="keep the predicted measured band gap in [LO, HI] eV")
@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--htl", help="fixed hole-transport stack (default: the model's most common)")
     p.add_argument("--max-evals", type=_evals, default=500, help="model evaluations (distinct candidates; default 500)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--optimiser", default="auto", help="auto (default: Gaussian process then TPE on small problems, TPE on large ones), tpe, gp, ga (pymoo genetic algorithm) or random")
+    p.add_argument("--optimiser", default="auto", help="auto (default: BoTorch Gaussian processes on the lattice, then TPE, on small problems; TPE on large ones), tpe, "
+                   "bo (as auto on one objective), gp (Optuna's Gaussian process), ga (pymoo genetic algorithm) or random")
     p.add_argument("--problem", metavar="FILE", help="a DesignProblem as JSON (the options above then refine nothing: use one or the other)")
     p.add_argument("--model", help="a saved model's name, a model bundle directory, or a shipped model (default measured-default)")
     p.add_argument("--top", type=_count, default=10, help="proposals to print (default 10)")

@@ -22,6 +22,7 @@ chooses among stacks), so they compare fairly on the same budget.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -30,7 +31,8 @@ import numpy as np
 from ..errors import InputError
 from .problem import DesignProblem
 
-__all__ = ["SAMPLERS", "GP_MAX_PARAMS", "GP_TRIALS", "BO_TRIALS", "botorch_available", "GA_POPULATION", "GA_GENERATIONS", "Search", "make_search", "resolve_sampler"]
+__all__ = ["SAMPLERS", "GP_MAX_PARAMS", "GP_TRIALS", "BO_TRIALS", "botorch_available", "GA_POPULATION", "GA_GENERATIONS",
+           "Search", "make_search", "resolve_sampler"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +146,15 @@ class _OptunaSearch:
                 t.set_constraint("violation", float(row["violation"]))  # type: ignore[arg-type]
                 self.study.tell(t, list(row["objectives"]))  # type: ignore[call-overload]
                 continue
-            t.set_constraint("ranges", float(row["range_violation"]))  # type: ignore[arg-type]
+            # each end of each range signed (negative inside): the GP sampler models the smooth quantity, not a
+            # flat zero inside the window (benchmark, gp-tpe: 21 to 23.5 evaluations to the grid optimum, 26 with the overshoot);
+            # TPE and random search read only the positive parts, as before
+            for i, c in enumerate(self.problem.constraints):
+                v = float(row[c.column])  # type: ignore[arg-type]
+                if c.minimum is not None:
+                    t.set_constraint(f"range{i}:min", c.minimum - v if math.isfinite(v) else 1.0)
+                if c.maximum is not None:
+                    t.set_constraint(f"range{i}:max", v - c.maximum if math.isfinite(v) else 1.0)
             t.set_constraint("domain", float(row["violation"]) - float(row["range_violation"]))  # type: ignore[arg-type]
             self.study.tell(t, list(row["objectives"]))  # type: ignore[call-overload]
         self._asked = []
