@@ -105,7 +105,7 @@ def test_bayesian_optimisation_proposes_new_lattice_points_then_hands_over_to_tp
     p = _grid_like(batch_size=4)
     names = parameter_names(p)
     search = samplers.make_search("auto", p, names, 1)
-    assert isinstance(search, LatticeBayes) and search.lattice is not None and len(search.lattice) == 4851
+    assert isinstance(search, LatticeBayes) and search.lattice is not None and len(search.lattice[1]) == 4851
     rng = np.random.default_rng(0)
     sizes, seen = [], []
     while len(seen) < 13:

@@ -60,7 +60,13 @@ class LatticeBayes:
             bounds[c.column] = (max(lo, -math.inf if c.minimum is None else c.minimum), min(hi, math.inf if c.maximum is None else c.maximum))
         self.bounds = bounds
         lattice = lattice_points(problem, LATTICE_LIMIT // max(1, n_stacks))
-        self.lattice = None if lattice is None else [(s, row) for s in range(n_stacks) for row in lattice]
+        #: the enumerated lattice (stack, steps) with its features, and which points are not evaluated yet; None: a pool per proposal
+        self.lattice: tuple[np.ndarray, np.ndarray] | None = None
+        if lattice is not None:
+            self.lattice = (np.repeat(np.arange(n_stacks), len(lattice)), np.tile(lattice, (n_stacks, 1)))
+            self._lattice_x = self._features(*self.lattice)
+            self._free = np.ones(len(self.lattice[0]), dtype=bool)
+            self._row = {(int(s), tuple(int(v) for v in c)): i for i, (s, c) in enumerate(zip(*self.lattice))}
         self.keys: set[tuple[int, tuple[int, ...]]] = set()
         self.X: list[np.ndarray] = []
         self.Y: list[list[float]] = []
@@ -81,24 +87,25 @@ class LatticeBayes:
         return points
 
     # ----------------------------------------------------------------- features and candidates
-    def _features(self, stack: int, counts: np.ndarray) -> np.ndarray:
-        x = counts[self.columns] / float(self.problem.divisions)
+    def _features(self, stacks: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """(n, d) Gaussian-process inputs: the fractions of each site's first k - 1 ions, then the stack one-hot."""
+        x = np.asarray(counts)[:, self.columns] / float(self.problem.divisions)
         if self.n_stacks > 1:
-            x = np.concatenate([x, np.eye(self.n_stacks)[stack]])
+            x = np.concatenate([x, np.eye(self.n_stacks)[np.asarray(stacks)]], axis=1)
         return x
 
-    def _candidates(self) -> list[tuple[int, np.ndarray]]:
+    def _candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(stacks, steps, features) of the points the next proposal is chosen among, none evaluated yet."""
         if self.lattice is not None:
-            return [(s, c) for s, c in self.lattice if (s, tuple(int(v) for v in c)) not in self.keys]
+            return self.lattice[0][self._free], self.lattice[1][self._free], self._lattice_x[self._free]
         u = self.rng.random((POOL, len(self.names)))
         counts = counts_from_unit(self.problem, [dict(zip(self.names, r)) for r in u])
         stacks = self.rng.integers(0, self.n_stacks, size=POOL)
-        seen: dict[tuple[int, tuple[int, ...]], tuple[int, np.ndarray]] = {}
-        for s, c in zip(stacks, counts):
-            k = (int(s), tuple(int(v) for v in c))
-            if k not in self.keys:
-                seen.setdefault(k, (int(s), c))
-        return list(seen.values())
+        rows = np.unique(np.column_stack([stacks, counts]), axis=0)
+        if self.keys:
+            done = np.array([(k[0], *k[1]) for k in self.keys])
+            rows = rows[~(rows[:, None, :] == done[None, :, :]).all(axis=2).any(axis=1)]
+        return rows[:, 0], rows[:, 1:], self._features(rows[:, 0], rows[:, 1:])
 
     def _point(self, stack: int, counts: np.ndarray) -> dict[str, float]:
         point: dict[str, float] = unit_from_counts(self.problem, counts[None, :])[0]
@@ -134,12 +141,14 @@ class LatticeBayes:
                 if key in self.keys:
                     continue
                 self.keys.add(key)
+                if self.lattice is not None and key in self._row:
+                    self._free[self._row[key]] = False
                 y = [-float(row["objectives"][0])]  # type: ignore[index]
                 y += [float(row[c]) for c in self.bounds]  # type: ignore[arg-type]
                 if self.problem.in_domain:
                     y.append(1.0 if bool(row["in_domain"]) else 0.0)
                 if all(math.isfinite(v) for v in y):
-                    self.X.append(self._features(stack, counts))
+                    self.X.append(self._features(np.array([stack]), counts[None, :])[0])
                     self.Y.append(y)
                     self.feasible.append(float(row["violation"]) <= 0)  # type: ignore[arg-type]
             self._pending = []
@@ -154,12 +163,12 @@ class LatticeBayes:
         from gpytorch.mlls import ExactMarginalLogLikelihood
         from gpytorch.utils.warnings import NumericalWarning
 
-        cands = self._candidates()
-        if not cands:
+        stacks, counts, features = self._candidates()
+        if not len(stacks):
             return None
         if len(self.Y) < 2:  # nothing to learn from yet: a random candidate
-            s, c = cands[int(self.rng.integers(len(cands)))]
-            return self._point(s, c)
+            i = int(self.rng.integers(len(stacks)))
+            return self._point(int(stacks[i]), counts[i])
         with warnings.catch_warnings():  # gpytorch rounds the near-zero noise up to its floor, and says so
             warnings.simplefilter("ignore", NumericalWarning)
             X = torch.tensor(np.array(self.X), dtype=torch.float64)
@@ -178,11 +187,11 @@ class LatticeBayes:
                 constraints[Y.shape[1] - 1] = (0.5, None)
             feasible = [y[0] for y, f in zip(self.Y, self.feasible) if f]
             best = max(feasible) if feasible else min(y[0] for y in self.Y)
-            cx = torch.tensor(np.array([self._features(s, c) for s, c in cands]), dtype=torch.float64)
+            cx = torch.tensor(features, dtype=torch.float64)
             with torch.no_grad():
                 # one output (no constraint, domain not asked): plain log expected improvement
                 acq = (LogConstrainedExpectedImprovement(model, best_f=best, objective_index=0, constraints=constraints)
                        if constraints else LogExpectedImprovement(model, best_f=best))
                 values = torch.cat([acq(chunk.unsqueeze(1)) for chunk in torch.split(cx, 2048)])
-        s, c = cands[int(torch.argmax(values))]
-        return self._point(s, c)
+        i = int(torch.argmax(values))
+        return self._point(int(stacks[i]), counts[i])
