@@ -152,6 +152,15 @@ def test_bayesian_optimisation_keeps_the_constraints_and_the_seed(shipped) -> No
     assert again.evaluated["formula"].tolist() == res.evaluated["formula"].tolist()
 
 
+def test_bayesian_optimisation_chooses_among_stacks_without_repeats(shipped) -> None:
+    pytest.importorskip("botorch")
+    stacks = [("SnO2-c", "Spiro-MeOTAD"), ("TiO2-c", "Spiro-MeOTAD")]
+    res = run_design(shipped, _grid_like(max_evals=20, stacks=stacks), sampler="bo")
+    assert res.evaluations == res.trials == 20
+    assert set(zip(res.evaluated["etl"], res.evaluated["htl"])) == set(stacks)
+    assert not res.evaluated.duplicated(["etl", "htl", "formula"]).any()
+
+
 def test_the_genetic_algorithm_is_pymoos_with_the_anchors_population_and_keeps_the_budget(shipped) -> None:
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.algorithms.soo.nonconvex.ga import GA
