@@ -306,6 +306,18 @@ def test_measured_preset_keeps_the_film_residual_and_gets_the_device_physics() -
     assert [t.ceiling.of for t in device.targets if t.ceiling is not None] == [film.targets[0].column] * 3
     assert sum(t.product is not None for t in device.targets) == 1
     assert (dft.interval_scale, film.interval_scale, device.interval_scale) == ("disagreement", "distance", "distance")
+    # Voc's interval in volts (its non-radiative loss scatters evenly in volts), the other device outcomes' in the logit
+    assert {t.column: t.interval_space for t in device.targets if t.ceiling is not None} == {
+        device.targets[1].column: "identity", device.targets[2].column: "auto", device.targets[3].column: "auto"}
+
+
+def test_interval_space_is_checked_and_defaults_to_auto() -> None:
+    from pydantic import ValidationError
+
+    assert TargetSpec(column="y").interval_space == "auto"
+    assert TargetSpec(column="y", interval_space="identity").interval_space == "identity"
+    with pytest.raises(ValidationError, match="interval_space"):
+        TargetSpec(column="y", interval_space="log")
 
 
 def test_a_worker_that_imports_only_the_perovskite_layer_knows_the_ceilings() -> None:

@@ -67,6 +67,12 @@ def test_device_outputs_obey_the_physics_on_random_and_far_out_compositions(phys
     assert (ff > 0).all() and (ff <= 1).all() and (out["ff_upper"] <= 1).all()
     for col in ("pce_percent", "voc_V", "jsc_mA_per_cm2", "ff"):
         assert (out[f"{col}_lower"] <= out[f"{col}_upper"]).all()
+    # Voc is calibrated in volts (interval_space "identity") and still kept at or below its radiative limit (checked
+    # above, for every bound); the other capped outcomes in the logit of their fraction of the cap
+    cal = model.calibration["device"]
+    assert {t: c.transform for t, c in cal.items()} == {
+        t.column: "identity" if t.interval_space == "identity" else "logit" for t in model.spec.stages[-1].targets}
+    assert cal[model.spec.stages[-1].targets[1].column].transform == "identity"
     # the intervals adapt: not one width for every query
     width = (out["pce_percent_upper"] - out["pce_percent_lower"]).to_numpy()
     assert width.std() > 0.05 * width.mean()

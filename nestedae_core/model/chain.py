@@ -360,7 +360,7 @@ class NestedAE:
         needed by targets calibrated in the logit space, whose intervals lie inside
         (0, cap) by construction); ``distance``: (n,) each row's distance to the stage's nearest training
         row (:meth:`DomainModel.nearest`; needed by distance-scaled targets). A target calibrated in its units has its interval
-        clipped to its physical range; a target without calibration gets NaN;
+        clipped to its physical range (and to its cap, when ``caps`` are given); a target without calibration gets NaN;
         (None, None) when the stage has no calibration at all.
         """
         i = self.stage_index(stage)
@@ -377,6 +377,9 @@ class NestedAE:
                     continue  # no distances given: this target's interval stays NaN
                 lo, hi = conformal_interval(members[:, :, j], c, level, None if caps is None else caps[:, j], distance)
                 lower[:, j], upper[:, j] = clip_to_bounds(lo, hi, t.bounds) if c.transform == "identity" else (lo, hi)
+                if c.transform == "identity" and caps is not None:  # a capped target calibrated in its units: at most its cap
+                    upper[:, j] = np.minimum(upper[:, j], caps[:, j])
+                    lower[:, j] = np.minimum(lower[:, j], upper[:, j])
         return lower, upper
 
     def domain_values(self, stage: int, frame: pd.DataFrame, x: torch.Tensor | None = None) -> np.ndarray:

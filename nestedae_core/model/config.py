@@ -100,6 +100,13 @@ class TargetSpec(_Spec):
     bounds: Bounds = Field(default="real", description="physical range built into the head: real, positive (never negative) or fraction (in (0, 1])")
     ceiling: Ceiling | None = Field(default=None, description="upper limit as a function of an upstream prediction (bounds must be 'positive')")
     product: Product | None = Field(default=None, description="the target is the product of other targets of its stage (no head of its own)")
+    interval_space: Literal["auto", "identity"] = Field(
+        default="auto",
+        description="where its conformal residuals live: 'auto' (a target with a finite upper end, a fraction, a ceiling or "
+                    "a product of such, in the logit of its fraction of that end; otherwise its units) or 'identity' (its "
+                    "units, the interval then clipped to [0, upper end]): for a target whose scatter is about even in its "
+                    "units over the range of its limit",
+    )
 
     @model_validator(mode="after")
     def _check_kind(self) -> "TargetSpec":

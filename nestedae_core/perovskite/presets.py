@@ -188,7 +188,12 @@ def _device_targets() -> list[TargetSpec]:
     p_in_mW_per_cm2 = IRRADIANCE_W_M2 * 0.1  # 1 W/m2 = 0.1 mW/cm2
     return [
         _target(PCE, bounds="positive", product=Product(factors=[VOC, JSC, FF], scale=100.0 / p_in_mW_per_cm2)),
-        _target(VOC, bounds="positive", weight=0.25, ceiling=Ceiling(function=RADIATIVE_VOC, of=MEASURED_BANDGAP, link="logit")),
+        # Voc's interval in volts (clipped at the radiative limit), not in the logit of Voc/Voc_rad: the non-radiative
+        # loss scatters about evenly in volts whatever the gap, and the logit stretches it near the limit (benchmark
+        # calibration, 5 folds, seed 0, 90 %): family split 88.4 % covered (86.5 in domain, 93.4 flagged; was 82.2,
+        # 76.8 in domain: the held-out MA/FA iodides, calibrated on the Cs lead halides), grouped 90.2 % (was 85.8)
+        _target(VOC, bounds="positive", weight=0.25, ceiling=Ceiling(function=RADIATIVE_VOC, of=MEASURED_BANDGAP, link="logit"),
+                interval_space="identity"),
         _target(JSC, bounds="positive", weight=0.25, ceiling=Ceiling(function=SQ_JSC, of=MEASURED_BANDGAP, link="logit")),
         _target(FF, bounds="positive", weight=0.25, ceiling=Ceiling(function=SQ_FF, of=MEASURED_BANDGAP, link="logit")),
     ]
@@ -275,7 +280,7 @@ def _measured() -> ChainSpec:
         lr=1e-2,
         # scaled by the distance to the nearest training row (film latents + descriptors; benchmark calibration, 5
         # folds, seed 0, 90 % intervals): grouped PCE 89.5 % covered, 12.7 % wide (12.9 % on the film latents alone);
-        # family PCE 92.4 % in domain, 96.9 % flagged (was 93.1 and 87.6 %), but Voc 82.2 % (was 90.1 %)
+        # family PCE 92.4 % in domain, 96.9 % flagged (was 93.1 and 87.6 %); Voc's in volts (see _device_targets)
         interval_scale="distance",
     )
     return ChainSpec(

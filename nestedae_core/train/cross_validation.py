@@ -152,7 +152,8 @@ def _distance_outside_own_fold(model: NestedAE, stage: TrainedStage, folds: np.n
 
 def _calibration(stage: TrainedStage, folds: np.ndarray, normalised: bool, distance: np.ndarray | None = None) -> dict[str, TargetCalibration]:
     """Each target's calibration from the out-of-fold residuals: in the logit space of value over cap for a
-    target with a finite cap (fraction, ceiling, product of such), scaled by the members' disagreement when
+    target with a finite cap (fraction, ceiling, product of such; a target whose ``interval_space`` is ``identity``:
+    in its units), scaled by the members' disagreement when
     ``normalised``, or by ``c0 + c1 x distance`` when ``distance`` (each row's, :func:`_distance_outside_own_fold`)
     is given (see :mod:`nestedae_core.model.intervals`)."""
     caps = target_caps(stage.spec, stage.ceilings, stage.predictions.shape[:2])  # (members, n, T)
@@ -160,7 +161,8 @@ def _calibration(stage: TrainedStage, folds: np.ndarray, normalised: bool, dista
     for j, t in enumerate(stage.spec.targets):
         c = caps[..., j]
         out[t.column] = calibrate_target(folds, stage.targets[:, j], stage.predictions[..., j],
-                                         caps=c if np.isfinite(c).all() else None, normalised=normalised, distance=distance)
+                                         caps=c if np.isfinite(c).all() and t.interval_space == "auto" else None,
+                                         normalised=normalised, distance=distance)
     return out
 
 
