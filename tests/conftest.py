@@ -240,3 +240,17 @@ def app_env(default_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     if data is not None:
         monkeypatch.setenv(DATA_DIR_ENV, str(data))
     return models
+
+
+@pytest.fixture
+def paper_default(app_env, monkeypatch):
+    """The shipped paper-default bundle as the app's default model (the paper chain:
+    15 descriptors -> 12 latents -> band gap, DFT PBE (no SOC), then PCE)."""
+    from app import model_state
+    from nestedae_core import store
+
+    path = store.shipped_bundle_path("paper-default") if hasattr(store, "shipped_bundle_path") else store.default_bundle_path()
+    if not path.is_dir():
+        pytest.skip("no shipped paper-default bundle")
+    monkeypatch.setenv(model_state.DEFAULT_MODEL_ENV, str(path))
+    return path

@@ -54,12 +54,12 @@ def test_a_missing_column_choice_and_a_bad_table_are_messages(app_env) -> None:
     assert "header but no rows" in "\n".join(str(e.value) for e in at.error)
 
 
-def test_explain_offers_a_report_and_says_why_the_exact_base_value_differs(app_env) -> None:
+def test_explain_offers_a_report_and_says_why_the_exact_base_value_differs(paper_default) -> None:
     at = open_app("pages/explain.py")
     assert any(b.key == "explain.report" for b in at.get("download_button"))
     assert "exact explainer averages over a smaller background" not in texts(at)
     at.radio(key="explain.terms").set_value("latents").run()
-    pce = next(o for o in at.selectbox(key="explain.output_latent").options if o.startswith("PCE (%) ← stage"))  # few inputs: exact offered
+    pce = next(o for o in at.selectbox(key="explain.output_latent").options if o.startswith("PCE (%) ← stage"))  # the paper chain: few inputs, exact offered
     at.selectbox(key="explain.output_latent").set_value(pce).run()
     at.radio(key="explain.local_method").set_value("exact").run()
     assert not at.exception, exceptions(at)

@@ -30,20 +30,6 @@ def _metrics(at: AppTest) -> dict[str, str]:
 
 
 @pytest.fixture
-def paper_default(app_env, monkeypatch):
-    """The shipped paper-default bundle as the app's default model (the tests below check the paper chain:
-    15 descriptors -> 12 latents -> band gap, DFT PBE (no SOC), then PCE)."""
-    from app import model_state
-    from nestedae_core import store
-
-    path = store.shipped_bundle_path("paper-default") if hasattr(store, "shipped_bundle_path") else store.default_bundle_path()
-    if not path.is_dir():
-        pytest.skip("no shipped paper-default bundle")
-    monkeypatch.setenv(model_state.DEFAULT_MODEL_ENV, str(path))
-    return path
-
-
-@pytest.fixture
 def measured_default(app_env, monkeypatch):
     """The shipped measured-default bundle (DFT -> measured film gap -> device) as the app's default model."""
     from app import model_state
