@@ -14,18 +14,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .chemistry.composition import Composition, composition_grid, mix, parse_formula
 from .errors import InputError
 from .chemistry.features import featurize_fractions
 from .perovskite.fidelity import gap_name, phase_name, target_fidelity
 from .model.intervals import DEFAULT_LEVEL
-from .query import Query, QueryLike, query_frame, resolve_categorical
+from .query import Query, QueryLike, query_columns, query_frame, resolve_categorical
 from .schema import GAP_KEYS, STATS, input_key, quantity_key, target_key
 from .vocabulary import DECOMPOSITION, FIDELITIES, PCE, PHASE
 
-if TYPE_CHECKING:  # a model's module loads torch: naming a quantity (quantity_name) needs none
+if TYPE_CHECKING:  # a model's module loads torch: naming a quantity (quantity_name) needs none; one query needs no pandas
+    import pandas as pd
+
     from .model.chain import NestedAE
 
 __all__ = [
@@ -225,7 +226,7 @@ def bandgaps(result: QueryResult) -> dict[str, dict[str, Any]]:
     return {f: found[f] for f in FIDELITIES if f in found}
 
 
-def _predict_at_phase(model: NestedAE, frame: pd.DataFrame, phase: str | None, level: float) -> dict[str, Any]:
+def _predict_at_phase(model: NestedAE, frame: Any, phase: str | None, level: float) -> dict[str, Any]:
     """Every stage's prediction, the stages that take the phase at ``phase`` and the chain after them at the model's
     default phase: downstream stages were trained on films taken as cubic (or the data's most common phase), so a phase
     picked for the DFT gaps never changes the measured gap or the device."""
@@ -260,7 +261,7 @@ def predict_composition(
     comp = query.composition
     cats, defaulted = resolve_categorical(model, query.etl, query.htl, {**dict(query.categorical), **(categorical or {})})
     numeric = {**dict(query.numeric), **(numeric or {})} or None
-    frame = query_frame(model, [comp], categorical=cats, numeric=numeric)
+    frame = query_columns(model, [comp], categorical=cats, numeric=numeric)  # a ColumnTable: no pandas
     phase = query_phase(model, cats)
     preds = _predict_at_phase(model, frame, phase, level)
     targets: dict[str, dict[str, Any]] = {}
@@ -309,6 +310,8 @@ def predict_table(model: NestedAE, frame: pd.DataFrame, *, level: float = DEFAUL
     """Predictions for a raw-input table: ``<stage>.<target>_mean``/``_std`` (and ``_lower``/``_upper``,
     the prediction interval at ``level``, when the model is calibrated), ``<stage>.in_domain``,
     ``<stage>.domain_distance``."""
+    import pandas as pd
+
     out = pd.DataFrame(index=frame.index)
     for name, sp in model.predict(frame, level=level).items():
         f = sp.frame()
@@ -322,6 +325,8 @@ def _stage_target_frame(model: NestedAE, frame: pd.DataFrame, level: float = DEF
     """Per target ``<key>_mean``/``_lower``/``_upper``/``_std`` (the keys of :mod:`nestedae_core.schema`; the
     interval only with calibration), then ``in_domain`` and ``domain_stage`` (the first stage whose domain the
     row leaves, "" when inside)."""
+    import pandas as pd
+
     res = predict_table(model, frame, level=level)
     cols = {}
     for st in model.spec.stages:
@@ -411,6 +416,8 @@ def predict_fractions(
     when calibrated, ``_lower``/``_upper`` at ``level`` for every target (schema keys), ``in_domain``,
     ``domain_stage``. Used by :func:`screen` and by the design optimiser; thousands of rows a second.
     """
+    import pandas as pd
+
     from .chemistry.composition import IONS
 
     arr = np.asarray(fractions, dtype=np.float64).reshape(-1, len(IONS))
@@ -493,6 +500,8 @@ def screen(
     base = key[: -len("_mean")]
     for part in parts:  # each list ranked apart: how sure is each place?
         part[RANK_CONFIDENCE] = rank_confidence(part, base, level)
+    import pandas as pd
+
     ranked = pd.concat(parts).reset_index(drop=True)
     ranked.attrs["bandgap_key"] = gap[0] if gap else None
     ranked.attrs["bandgap_fidelity"] = gap[1] if gap else None

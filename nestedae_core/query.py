@@ -14,17 +14,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .chemistry.composition import Composition, parse_formula
-from .chemistry.features import featurize_many, featurize_matrix
+from .chemistry.features import featurize_columns, featurize_many, featurize_matrix
 from .errors import InputError, NestedAEError
+from .model.columns import ColumnTable
 from .vocabulary import ETL, HTL
 
 if TYPE_CHECKING:  # a model's module loads torch: building a query's rows needs none until a model predicts
+    import pandas as pd
+
     from .model.chain import NestedAE
 
-__all__ = ["Query", "QueryLike", "query_frame", "fractions_query_frame", "resolve_categorical", "composition_problem"]
+__all__ = ["Query", "QueryLike", "query_frame", "query_columns", "fractions_query_frame", "resolve_categorical",
+           "composition_problem"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,22 @@ def query_frame(
     return _complete_frame(model, frame, categorical, numeric)
 
 
+def query_columns(
+    model: NestedAE,
+    compositions: Sequence[Any],
+    categorical: Mapping[str, str | Sequence[str]] | None = None,
+    numeric: Mapping[str, float | Sequence[float]] | None = None,
+) -> ColumnTable:
+    """:func:`query_frame` as a :class:`~nestedae_core.model.columns.ColumnTable`: the same columns and values, no
+    pandas (what a single prediction passes to the chain; ``.to_frame()`` gives the DataFrame)."""
+    comps = [c if isinstance(c, Composition) else parse_formula(str(c)) for c in compositions]
+    vectors = np.array([c.fraction_vector() for c in comps]).reshape(len(comps), -1)
+    table = ColumnTable({"formula": np.array([c.formula for c in comps], dtype=object)}, rows=len(comps))
+    for name, values in featurize_columns(vectors).items():
+        table[name] = values
+    return _complete_frame(model, table, categorical, numeric)
+
+
 def fractions_query_frame(
     model: NestedAE,
     formulas: Sequence[str],
@@ -152,11 +171,12 @@ def fractions_query_frame(
 
 def _complete_frame(
     model: NestedAE,
-    frame: pd.DataFrame,
+    frame: Any,
     categorical: Mapping[str, str | Sequence[str]] | None,
     numeric: Mapping[str, float | Sequence[float]] | None,
-) -> pd.DataFrame:
-    """The composition table with the model's categorical and extra numeric inputs added (see :func:`query_frame`)."""
+) -> Any:
+    """The composition table (a DataFrame or a ColumnTable) with the model's categorical and extra numeric inputs
+    added (see :func:`query_frame`)."""
     categorical = dict(categorical or {})
     numeric = dict(numeric or {})
     needed_cats: dict[str, tuple[list[str], str]] = {}

@@ -59,6 +59,20 @@ def test_a_cold_predict_or_explain_imports_none_of_the_heavy_packages(command: s
     assert not mods & set(HEAVY), sorted(mods & set(HEAVY))
 
 
+#: What a single prediction needs no more: pandas (and the pyarrow it loads) cost about 0.3 s of a cold predict.
+NOT_FOR_ONE_PREDICTION = ("pandas", "pyarrow")
+
+
+@pytest.mark.parametrize("args", [["MAPbI3"], ["CsPbCl3", "--json"], ["MAPbI3", "--phase", "tetra", "--etl", "TiO2-c"],
+                                  ["FASnI3", "--model", "paper-default"]])
+def test_a_cold_single_prediction_imports_no_pandas(args: list[str]) -> None:
+    """One formula goes through featurisation, preprocessing, the chain, its intervals and the domain check as numpy
+    arrays; pandas is for tables (CSV batches, screens, explanations)."""
+    mods = _imported_after(f"from nestedae_core.cli import main\nassert main(['predict', *{args!r}]) == 0")
+    assert "torch" in mods  # the probe did predict
+    assert not mods & set(NOT_FOR_ONE_PREDICTION), sorted(mods & set(NOT_FOR_ONE_PREDICTION))
+
+
 def test_the_notebook_front_door_predicts_without_the_heavy_packages() -> None:
     mods = _imported_after("from nestedae_core import NestedAEModel\nNestedAEModel.load().predict('MAPbI3')")
     assert not mods & set(HEAVY), sorted(mods & set(HEAVY))

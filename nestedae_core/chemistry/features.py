@@ -27,10 +27,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import CompositionError, SchemaError
 from ..vocabulary import (
@@ -46,6 +45,9 @@ from ..vocabulary import (
     SITE_SLICES,
 )
 from .composition import Composition, parse_formula
+
+if TYPE_CHECKING:  # tables load pandas on first use: one composition's descriptors need none
+    import pandas as pd
 
 __all__ = [
     "PROPERTY_KEYS",
@@ -68,6 +70,7 @@ __all__ = [
     "featurize_fractions",
     "featurize_many",
     "featurize_matrix",
+    "featurize_columns",
     "featurize_table",
 ]
 
@@ -96,9 +99,18 @@ _TABLE: dict[str, tuple[float, ...]] = {
 _MATRIX = np.array([_TABLE[ion] for ion in IONS], dtype=float)
 _MATRIX.setflags(write=False)
 
-#: Ion property table: index the 14 ions in IONS order, columns PROPERTY_KEYS
-#: (units in PROPERTY_UNITS). A copy for reading; editing it changes no result.
-ION_PROPERTIES: pd.DataFrame = pd.DataFrame(_MATRIX.copy(), index=pd.Index(IONS, name="ion"), columns=list(PROPERTY_KEYS))
+
+def __getattr__(name: str) -> Any:
+    """``ION_PROPERTIES``, the ion property table: index the 14 ions in IONS order, columns PROPERTY_KEYS (units in
+    PROPERTY_UNITS); a copy for reading, editing it changes no result. Built on first use (it imports pandas)."""
+    if name == "ION_PROPERTIES":
+        import pandas as pd
+
+        table = pd.DataFrame(_MATRIX.copy(), index=pd.Index(IONS, name="ion"), columns=list(PROPERTY_KEYS))
+        globals()[name] = table
+        return table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Other spellings of descriptor columns in the data sets -> our name.
 COLUMN_ALIASES: dict[str, str] = {"X_atom_wt": "X_at_wt"}
@@ -184,6 +196,8 @@ def featurize(comp: Composition | str) -> dict[str, float]:
 
 
 def _fraction_matrix(fractions: Any) -> tuple[np.ndarray, pd.Index | None]:
+    import pandas as pd
+
     if isinstance(fractions, pd.DataFrame):
         missing = [ion for ion in IONS if ion not in fractions.columns]
         if missing:
@@ -228,6 +242,8 @@ def featurize_fractions(fractions: np.ndarray | pd.DataFrame) -> pd.DataFrame:
                     f"fractions row {row}: {site}-site fractions sum to {sums[row]:.4g}, expected 1 "
                     f"(X as fractions of the X site, not amounts per formula unit)"
                 )
+    import pandas as pd
+
     return pd.DataFrame(_compute(array), columns=list(FEATURE_COLUMNS), index=index)
 
 
@@ -247,10 +263,22 @@ def featurize_matrix(fractions: np.ndarray) -> pd.DataFrame:
     (units in DESCRIPTOR_UNITS) and the 2 factors; one row per input row, no
     validation (the vectors come from parsed compositions).
     """
+    import pandas as pd
+
     fractions = np.asarray(fractions, dtype=float).reshape(-1, len(IONS))
     table = pd.DataFrame(fractions, columns=list(IONS))
     features = pd.DataFrame(_compute(fractions), columns=list(FEATURE_COLUMNS))
     return pd.concat([table, features], axis=1)
+
+
+def featurize_columns(fractions: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of :func:`featurize_matrix` without pandas: name -> values (n,), in its order (the 14 fractions,
+    dimensionless; the 36 descriptors, units in DESCRIPTOR_UNITS; the 2 factors). No validation, as there."""
+    fractions = np.asarray(fractions, dtype=float).reshape(-1, len(IONS))
+    features = _compute(fractions)
+    out = {ion: fractions[:, j] for j, ion in enumerate(IONS)}
+    out.update({name: features[:, j] for j, name in enumerate(FEATURE_COLUMNS)})
+    return out
 
 
 def _describe_columns(columns: Sequence[Any], limit: int = 30) -> str:
@@ -281,6 +309,8 @@ def featurize_table(
     Raises:
         SchemaError: ``df`` is not a DataFrame or lacks ``formula_column``.
     """
+    import pandas as pd
+
     if not isinstance(df, pd.DataFrame):
         raise SchemaError(f"featurize_table expects a pandas DataFrame, got {type(df).__name__}")
     if formula_column not in df.columns:

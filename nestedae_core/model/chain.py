@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .config import ChainSpec
@@ -33,6 +32,9 @@ from .intervals import DEFAULT_LEVEL, TargetCalibration, check_level, clip_to_bo
 from .nn import Members, StageNet
 from .preprocessing import StagePreprocessing, as_float_array
 from ..threads import limit_cpu_threads
+
+if TYPE_CHECKING:  # a frame may be a DataFrame or a ColumnTable (.columns): one query needs no pandas
+    import pandas as pd
 
 __all__ = ["StagePrediction", "NestedAE"]
 
@@ -94,6 +96,8 @@ class StagePrediction:
 
     def frame(self) -> pd.DataFrame:
         """Columns ``<target>_mean``, ``<target>_std`` (and ``<target>_lower``/``_upper`` with intervals), ``in_domain``, ``domain_distance``."""
+        import pandas as pd
+
         cols: dict[str, Any] = {}
         mean, std = self.mean, self.std
         for j, t in enumerate(self.targets):

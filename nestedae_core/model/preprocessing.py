@@ -7,24 +7,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import InputError, SchemaError
+from .columns import ColumnTable, column_values, float_columns
 from .nn import StageLayout
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["StagePreprocessing", "as_float_array"]
 
 
-def as_float_array(frame: pd.DataFrame, columns: Sequence[str], what: str) -> np.ndarray:
-    """Columns of ``frame`` as a float64 array (SchemaError naming ``what`` when missing or not numeric)."""
+def as_float_array(frame: pd.DataFrame | ColumnTable, columns: Sequence[str], what: str) -> np.ndarray:
+    """Columns of ``frame`` (a DataFrame or a :class:`~.columns.ColumnTable`) as a float64 array (SchemaError naming
+    ``what`` when missing or not numeric)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise SchemaError(f"{what}: missing column(s) {', '.join(missing)}")
     try:
-        arr = frame.loc[:, list(columns)].to_numpy(dtype=np.float64)
+        arr = float_columns(frame, columns)
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"{what}: columns {', '.join(columns)} must be numeric ({exc})") from None
     return arr
@@ -57,8 +61,8 @@ class StagePreprocessing:
         """Column layout of the model input."""
         return StageLayout(self.n_upstream, len(self.numeric_columns), tuple(tuple(c) for c in self.categories))
 
-    def one_hot(self, frame: pd.DataFrame) -> np.ndarray:
-        """One-hot blocks of the categorical inputs, (rows, sum of category counts).
+    def one_hot(self, frame: pd.DataFrame | ColumnTable) -> np.ndarray:
+        """One-hot blocks of the categorical inputs, (rows, sum of category counts), of a DataFrame or a ColumnTable.
 
         Unknown values raise :class:`InputError` listing the known ones.
         """
@@ -66,7 +70,7 @@ class StagePreprocessing:
         for col, cats in zip(self.categorical_columns, self.categories):
             if col not in frame.columns:
                 raise SchemaError(f"missing categorical column '{col}'")
-            values = frame[col].astype(str).to_numpy()
+            values = column_values(frame, col).astype(str)
             index = {c: i for i, c in enumerate(cats)}
             bad = sorted({v for v in values if v not in index})
             if bad:

@@ -162,11 +162,11 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
     :class:`BundleError` with what is wrong and what to do.
     """
     import numpy as np
-    import pandas as pd
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from ..model.chain import DomainModel, NestedAE, StagePreprocessing
+    from ..model.columns import LazyFrames
     from ..model.nn import StageNet
     from .saving import _check_finite_weights
 
@@ -185,7 +185,8 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
         stages = prep_json["stages"]
         preps = [StagePreprocessing.from_json(s["preprocessing"]) for s in stages]
         domains = [DomainModel.from_json(s["domain"]) for s in stages]
-        backgrounds = [pd.DataFrame(s["background"]["rows"], columns=s["background"]["columns"]) for s in stages]
+        # built into DataFrames when an explanation first asks: a prediction imports no pandas
+        backgrounds = LazyFrames((list(s["background"]["rows"]), list(s["background"]["columns"])) for s in stages)
         bweights = [np.asarray(s["background"]["weights"], dtype=np.float64) for s in stages]
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise BundleError(f"bundle {root}: preprocessing.json is malformed ({type(exc).__name__}: {exc})") from None

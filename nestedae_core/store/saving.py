@@ -8,9 +8,8 @@ import os
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
@@ -22,6 +21,9 @@ from ..model.chain import NestedAE
 from ..model.intervals import calibration_to_json
 from .folders import _refuse_target, _target_state, _temp_name, check_save_target, remove_bundle_folder
 from .layout import _FILES, BUNDLE_FORMAT, MANIFEST_KIND, _sha256, _write_json, foreign_entries
+
+if TYPE_CHECKING:  # the loader imports this module's weight check: loading a bundle needs no pandas
+    import pandas as pd
 
 __all__ = ["save_bundle"]
 
@@ -138,6 +140,8 @@ def save_bundle(result_or_model: Any, path: str | os.PathLike[str], *, oof: dict
             keep = df[[c for c in df.columns if not c.endswith("_true")]].copy()
             keep.insert(0, "stage", stage)
             frames.append(keep)
+        import pandas as pd
+
         (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["stage", "row", "fold"])).to_csv(tmp / "oof.csv", index=False)
         written = list(_FILES)
         if model.calibration:
