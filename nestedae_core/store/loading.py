@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from .. import __version__
-from ..model.config import ChainSpec, config_error_message
+from ..model.config import ChainSpec, config_error_message, trusted_chain_spec
 from ..errors import BundleError, ConfigError
 from ..model.intervals import TargetCalibration, calibration_from_json
 from ..physics import ceilings as _ceilings  # noqa: F401  registers the device-physics ceilings a bundle's spec may name
@@ -119,13 +119,20 @@ def _check_files(root: Path) -> dict[str, str]:
     return manifest["sha256"]
 
 
-def _read_spec(root: Path) -> tuple[dict[str, Any], ChainSpec]:
+def _read_spec(root: Path, trusted: bool = False) -> tuple[dict[str, Any], ChainSpec]:
+    """config.json and its spec, validated; ``trusted`` (a shipped bundle whose checksums were verified): built
+    without validation (:func:`~nestedae_core.model.config.trusted_chain_spec`), validated when that fails."""
     cfg = _read_json(root / "config.json")
     fmt = cfg.get("format") if isinstance(cfg, dict) else None
     if not isinstance(cfg, dict):
         raise BundleError(f"bundle {root}: config.json must hold an object, not {type(cfg).__name__}; the bundle is corrupt")
     if fmt != BUNDLE_FORMAT:
         raise BundleError(f"bundle {root} has format {fmt!r}, this nestedae_core {__version__} reads format {BUNDLE_FORMAT}; re-train the model with this version")
+    if trusted:
+        try:
+            return cfg, trusted_chain_spec(cfg["spec"])
+        except (KeyError, TypeError):
+            pass  # not as this version writes it: validate, which says what is wrong
     try:
         spec = ChainSpec.model_validate(cfg["spec"])
     except (ValidationError, KeyError, TypeError, ConfigError) as exc:
@@ -179,7 +186,7 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
                 raise BundleError(f"bundle file {name} is missing in {root}; the bundle is incomplete")
             if sums.get(name) != _sha256(f):
                 raise BundleError(f"bundle file {name} in {root} does not match its checksum: the bundle was modified or is corrupt; re-train or restore it")
-    cfg, spec = _read_spec(root)
+    cfg, spec = _read_spec(root, trusted=verify and _is_shipped(root))
     prep_json = _read_json(root / "preprocessing.json", finite=True)
     try:
         stages = prep_json["stages"]
@@ -229,6 +236,14 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
     model.record["name"] = root.name  # the saved name (the preset's name is in spec.name)
     model.record["bundle_path"] = str(root)
     return model.to(device)
+
+
+def _is_shipped(root: Path) -> bool:
+    """Whether ``root`` is a bundle folder the package ships (its configuration was validated when it was trained)."""
+    try:
+        return root.resolve().parent == default_bundle_path().resolve().parent
+    except OSError:
+        return False
 
 
 def load_default_bundle(device: str = "cpu") -> NestedAE:
