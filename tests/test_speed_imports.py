@@ -154,3 +154,22 @@ def test_bundle_overflow_screen_equals_its_regular_expression() -> None:
         found += expected
         assert _may_overflow(text.encode("utf-8")) == expected, text
     assert 0 < found < 5000  # both answers were exercised
+
+
+def test_a_single_predict_pauses_the_cyclic_collector_and_restores_it(monkeypatch, capsys) -> None:
+    """`nestedae predict FORMULA` runs without the cyclic garbage collector (its passes over torch's objects cost
+    a cold start 0.1-0.3 s) and turns it back on, also after an error; a batch keeps it on."""
+    import gc
+
+    from nestedae_core.cli import main
+    from nestedae_core.cli import predict_cmd
+
+    seen = []
+    real = predict_cmd.run
+    monkeypatch.setattr(predict_cmd, "run", lambda args: seen.append(gc.isenabled()) or real(args))
+    assert gc.isenabled()
+    assert main(["predict", "MAPbI3"]) == 0 and gc.isenabled()
+    assert main(["predict", "XyZ3"]) == 2 and gc.isenabled()
+    assert main(["predict", "--csv", "missing.csv", "--out", "x.csv"]) == 2 and gc.isenabled()
+    assert seen == [False, False, True]
+    capsys.readouterr()

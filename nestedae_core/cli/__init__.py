@@ -9,6 +9,7 @@ become a one-line message on stderr and exit code 2; no traceback is shown.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import sys
@@ -66,6 +67,20 @@ def _command_of(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nestedae`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    single = not any(w == "--csv" or w.startswith("--csv=") for w in argv)
+    if _command_of(argv) == "predict" and single and gc.isenabled():
+        # one query: a process of seconds whose few cycles are freed on exit; without the cyclic collector's passes
+        # over torch's objects while it imports, the command starts about 0.1-0.3 s sooner
+        gc.disable()
+        try:
+            return _run(argv)
+        finally:
+            gc.enable()
+    return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
+    """:func:`main` for ``argv`` (a list of words)."""
     parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
