@@ -99,6 +99,9 @@ _TABLE: dict[str, tuple[float, ...]] = {
 _MATRIX = np.array([_TABLE[ion] for ion in IONS], dtype=float)
 _MATRIX.setflags(write=False)
 
+#: Ion property table (a DataFrame built on first use, see :func:`__getattr__`).
+ION_PROPERTIES: pd.DataFrame
+
 
 def __getattr__(name: str) -> Any:
     """``ION_PROPERTIES``, the ion property table: index the 14 ions in IONS order, columns PROPERTY_KEYS (units in
