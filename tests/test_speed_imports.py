@@ -171,5 +171,6 @@ def test_a_single_predict_pauses_the_cyclic_collector_and_restores_it(monkeypatc
     assert main(["predict", "MAPbI3"]) == 0 and gc.isenabled()
     assert main(["predict", "XyZ3"]) == 2 and gc.isenabled()
     assert main(["predict", "--csv", "missing.csv", "--out", "x.csv"]) == 2 and gc.isenabled()
-    assert seen == [False, False, True]
+    assert main(["predict", "--cs", "missing.csv", "--out", "x.csv"]) == 2 and gc.isenabled()  # an abbreviated --csv
+    assert seen == [False, False, True, True]
     capsys.readouterr()

@@ -12,7 +12,8 @@ import pytest
 from nestedae_core.errors import BundleError
 from nestedae_core.model.config import ChainSpec, trusted_chain_spec
 from nestedae_core.store.layout import SHIPPED_BUNDLE_NAMES, shipped_bundle_path
-from nestedae_core.store.loading import _is_shipped, _read_spec
+from nestedae_core.store.layout import is_shipped_bundle
+from nestedae_core.store.loading import _read_spec
 
 pytestmark = pytest.mark.unit
 
@@ -36,15 +37,16 @@ def test_an_unknown_key_is_refused_by_the_fast_path() -> None:
 
 def test_only_shipped_bundles_skip_validation(tmp_path) -> None:
     src = shipped_bundle_path("paper-default")
-    assert _is_shipped(src)
+    assert is_shipped_bundle(src)
+    assert not is_shipped_bundle(src.parent / "mine")  # a user's bundle saved beside the shipped ones is validated
     copy = tmp_path / "paper-default"
     shutil.copytree(src, copy)
-    assert not _is_shipped(copy)
+    assert not is_shipped_bundle(copy)
     cfg = json.loads((copy / "config.json").read_text())
     cfg["spec"]["folds"] = 1  # below the minimum of 2: validation refuses it
     (copy / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(BundleError, match="invalid configuration"):
-        _read_spec(copy, trusted=_is_shipped(copy))
+        _read_spec(copy, trusted=is_shipped_bundle(copy))
 
 
 def test_a_cold_predict_builds_no_validator() -> None:

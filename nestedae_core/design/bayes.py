@@ -173,12 +173,13 @@ class LatticeBayes:
             warnings.simplefilter("ignore", NumericalWarning)
             X = torch.tensor(np.array(self.X), dtype=torch.float64)
             Y = torch.tensor(np.array(self.Y), dtype=torch.float64)
-            torch.manual_seed(self.problem.seed + len(self.Y))
-            model = SingleTaskGP(X, Y, train_Yvar=torch.full_like(Y, NOISE_VARIANCE), outcome_transform=Standardize(m=Y.shape[1]))
-            try:
-                fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
-            except Exception as exc:  # a failed fit keeps the initial hyperparameters; the proposal is still valid
-                logger.debug("Gaussian-process fit failed (%s); proposing with the initial hyperparameters", exc)
+            with torch.random.fork_rng():  # seeded fits without touching the process's random state (training uses it)
+                torch.manual_seed(self.problem.seed + len(self.Y))
+                model = SingleTaskGP(X, Y, train_Yvar=torch.full_like(Y, NOISE_VARIANCE), outcome_transform=Standardize(m=Y.shape[1]))
+                try:
+                    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+                except Exception as exc:  # a failed fit keeps the initial hyperparameters; the proposal is still valid
+                    logger.debug("Gaussian-process fit failed (%s); proposing with the initial hyperparameters", exc)
             constraints: dict[int, tuple[float | None, float | None]] = {
                 1 + j: (None if not math.isfinite(lo) else lo, None if not math.isfinite(hi) else hi)
                 for j, (lo, hi) in enumerate(self.bounds.values())

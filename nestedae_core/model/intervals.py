@@ -283,10 +283,6 @@ def cv_plus_ranks(n: int, level: float) -> tuple[int, int]:
     return max(lo, 0), min(hi, n + 1)
 
 
-#: Once a query's remaining rank is at most this, its k-th is picked among each member's next this-many candidates.
-_PICK_AMONG = 4
-
-
 def _kth_smallest_plus(shift: np.ndarray, sorted_values: list[np.ndarray], k: int) -> np.ndarray:
     """The ``k``-th smallest (1-based) of the union over members ``m`` of ``shift[m] + sorted_values[m]``, per query.
 
@@ -297,8 +293,7 @@ def _kth_smallest_plus(shift: np.ndarray, sorted_values: list[np.ndarray], k: in
     ``s = (k - 2) // A + 1`` candidates; the member whose last offered candidate is
     smallest has all of them among the ``k - 1`` smallest (at most ``A (s - 1) + 1 <= k - 1``
     candidates can come before it), so they are dropped and ``k`` falls by ``s``, about
-    ``k / A`` a step. A query whose ``k`` is at most :data:`_PICK_AMONG` takes the ``k``-th
-    of each member's next ``k`` candidates, sorted. Ranks past the middle are searched
+    ``k / A`` a step, until ``k`` is 1 (the smallest next candidate). Ranks past the middle are searched
     from the top (the ``(n + 1 - k)``-th smallest of the negated values).
     """
     members = [(shift[m], v) for m, v in enumerate(sorted_values) if len(v)]

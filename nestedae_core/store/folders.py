@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from ..errors import BundleError
-from .layout import _FILES, _OPTIONAL_FILES, SHIPPED_BUNDLE_NAMES, _foreign, _inspect, _named, models_dir, shipped_bundle_path
+from .layout import _FILES, _OPTIONAL_FILES, _foreign, _inspect, _named, is_shipped_bundle, models_dir
 
 __all__ = ["check_save_target", "clean_stale_temp", "remove_bundle_folder"]
 
@@ -118,12 +118,8 @@ def check_save_target(path: str | os.PathLike[str], *, overwrite: bool = False) 
     target = Path(path)
     if not target.name or target.name.startswith(".") or target.name in ("..",):
         raise BundleError(f"invalid bundle name '{target.name}': it must not be empty or start with '.'")
-    try:
-        shipped = {shipped_bundle_path(n).resolve() for n in SHIPPED_BUNDLE_NAMES}
-        if target.resolve() in shipped:
-            raise BundleError(f"{target} is a model shipped with nestedae_core; save under another name")
-    except OSError:
-        pass
+    if is_shipped_bundle(target):
+        raise BundleError(f"{target} is a model shipped with nestedae_core; save under another name")
     _refuse_target(target, overwrite)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import BundleError
 
-__all__ = ["BUNDLE_FORMAT", "DEFAULT_BUNDLE_NAME", "SHIPPED_BUNDLE_NAMES", "shipped_bundle_path", "MODELS_DIR_ENV", "default_bundle_path", "models_dir", "MANIFEST_KIND", "bundle_files", "foreign_entries"]
+__all__ = ["BUNDLE_FORMAT", "DEFAULT_BUNDLE_NAME", "SHIPPED_BUNDLE_NAMES", "shipped_bundle_path", "is_shipped_bundle", "MODELS_DIR_ENV", "default_bundle_path", "models_dir", "MANIFEST_KIND", "bundle_files", "foreign_entries"]
 
 
 #: Version of the on-disk layout; bumped on incompatible changes.
@@ -126,6 +126,15 @@ def foreign_entries(folder: str | os.PathLike[str]) -> list[str]:
 def _named(entries: list[str], most: int = 5) -> str:
     shown = ", ".join(entries[:most])
     return shown + (f" and {len(entries) - most} more" if len(entries) > most else "")
+
+
+def is_shipped_bundle(path: Path) -> bool:
+    """Whether ``path`` is one of the bundle folders the package ships (:data:`SHIPPED_BUNDLE_NAMES`), not merely a
+    folder beside them."""
+    try:
+        return path.resolve() in {shipped_bundle_path(n).resolve() for n in SHIPPED_BUNDLE_NAMES}
+    except OSError:
+        return False
 
 
 def shipped_bundle_path(name: str) -> Path:

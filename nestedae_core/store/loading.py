@@ -18,7 +18,7 @@ from ..errors import BundleError, ConfigError
 from ..model.intervals import TargetCalibration, calibration_from_json
 from ..physics import ceilings as _ceilings  # noqa: F401  registers the device-physics ceilings a bundle's spec may name
 from ..perovskite import domain_wording as _domain_wording  # noqa: F401  registers how inputs read in domain reasons
-from .layout import _FILES, _OPTIONAL_FILES, BUNDLE_FORMAT, _sha256, default_bundle_path
+from .layout import _FILES, _OPTIONAL_FILES, BUNDLE_FORMAT, _sha256, default_bundle_path, is_shipped_bundle
 
 if TYPE_CHECKING:  # torch, pandas and the networks load with the first bundle: reading a bundle's JSON needs none
     from ..model.chain import NestedAE
@@ -186,7 +186,7 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
                 raise BundleError(f"bundle file {name} is missing in {root}; the bundle is incomplete")
             if sums.get(name) != _sha256(f):
                 raise BundleError(f"bundle file {name} in {root} does not match its checksum: the bundle was modified or is corrupt; re-train or restore it")
-    cfg, spec = _read_spec(root, trusted=verify and _is_shipped(root))
+    cfg, spec = _read_spec(root, trusted=verify and is_shipped_bundle(root))
     prep_json = _read_json(root / "preprocessing.json", finite=True)
     try:
         stages = prep_json["stages"]
@@ -236,14 +236,6 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", verify: bo
     model.record["name"] = root.name  # the saved name (the preset's name is in spec.name)
     model.record["bundle_path"] = str(root)
     return model.to(device)
-
-
-def _is_shipped(root: Path) -> bool:
-    """Whether ``root`` is a bundle folder the package ships (its configuration was validated when it was trained)."""
-    try:
-        return root.resolve().parent == default_bundle_path().resolve().parent
-    except OSError:
-        return False
 
 
 def load_default_bundle(device: str = "cpu") -> NestedAE:

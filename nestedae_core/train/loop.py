@@ -55,8 +55,6 @@ def fit_stage(
     """
     M, N = train_mask.shape
     dev = d.x.device
-    # Adam on one flat buffer of all the parameters: a handful of operations per step (see .optim)
-    opt = FlatAdam(net.parameters(), lr=spec.lr, weight_decay=spec.l2)
     n_train = (train_mask > 0).sum(dim=1)
     if spec.batch_size is None or spec.batch_size >= int(n_train.max()):
         steps_per_epoch, batch = 1, None
@@ -92,6 +90,9 @@ def fit_stage(
     first_loss: float | None = None
     epoch = 0
 
+    # Adam on one flat buffer of all the parameters: a handful of operations per step (see .optim); made just before
+    # the try whose finally releases it, so the parameters never stay views of its buffer
+    opt = FlatAdam(net.parameters(), lr=spec.lr, weight_decay=spec.l2)
     try:
         net.train()
         for epoch in range(1, spec.epochs + 1):
