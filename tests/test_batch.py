@@ -297,6 +297,26 @@ def test_a_row_the_model_refuses_gets_its_error_and_the_others_their_predictions
     assert out.loc[1, "model_name"] == reference.loc[1, "model_name"] != ""
 
 
+def test_a_refused_row_is_found_by_halving_the_chunk(model, monkeypatch) -> None:
+    """One refused row among many costs a few retries (halves of halves), not one prediction per row."""
+    table = pd.DataFrame({"formula": ["MAPbI3", "FAPbI3", "MAPbBr3", "CsPbI3"] * 16})
+    table.loc[37, "formula"] = "MAPb0.5Sn0.5I3"
+    plain = batch.predictions._predict_distinct
+    calls = []
+
+    def refuse_sn(m, frame, level):  # type: ignore[no-untyped-def]
+        calls.append(len(frame))
+        if frame["formula"].str.contains("Sn").any():
+            raise InputError("no Sn today")
+        return plain(m, frame, level)
+
+    monkeypatch.setattr(batch.predictions, "_predict_distinct", refuse_sn)
+    out = batch.predict_rows(model, table, batch.BatchColumns(formula="formula"))
+    assert out.loc[37, "error"] == "no Sn today" and np.isnan(out.loc[37, "bandgap_eV_mean"])
+    assert (out.drop(index=37)["error"] == "").all() and out.drop(index=37)["bandgap_eV_mean"].notna().all()
+    assert len(calls) <= 2 * 7 + 1  # 64 rows: two calls per halving level, not 64
+
+
 def test_fast_batch_path_writes_the_file_the_plain_path_writes(model, tmp_path: Path, monkeypatch) -> None:
     src, fast, plain = tmp_path / "in.csv", tmp_path / "fast.csv", tmp_path / "plain.csv"
     MIXED.to_csv(src, index=False)

@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, NestedAEError
+from ..errors import InputError
 from ..model.chain import NestedAE
 from ..perovskite.fidelity import target_fidelity
 from ..predict import model_provenance, target_name
 from ..query import composition_problem
 from ..vocabulary import ETL, HTL
+from .isolate import split_failures
 from .tables import DEFAULT_EXPLAIN_CHUNK_ROWS, PROVENANCE_COLUMNS, BatchColumns, BatchSummary, ExplainFormat, _check_columns, _parse_rows, _rename_clashes, _stream
 
 logger = logging.getLogger(__name__)
@@ -101,18 +102,17 @@ def explain_rows(
     results: dict[str, Any] = {}
     frame = parsed.frame
     if frame is not None and len(frame):
-        try:
-            results = explain_outputs(model, frame, method=method)
-        except NestedAEError:
-            if len(frame) == 1:
-                raise
-            parts = []  # isolate the failing rows, one at a time
-            for i in list(frame.index):
-                try:
-                    parts.append((i, explain_outputs(model, frame.loc[[i]], method=method)))
-                except NestedAEError as exc:
-                    errors[i] = str(exc)
-            frame = frame.loc[[i for i, _ in parts]] if parts else None
+        whole = frame
+        parts, failed = split_failures(list(whole.index), lambda rows: explain_outputs(
+            model, whole if len(rows) == len(whole) else whole.loc[rows], method=method))
+        if len(whole) == 1 and failed:
+            raise next(iter(failed.values()))
+        for i, exc in failed.items():
+            errors[i] = str(exc)
+        if len(parts) == 1 and not failed:
+            results = parts[0][1]
+        else:
+            frame = whole.loc[[i for rows, _ in parts for i in rows]] if parts else None
             results = _stack_attributions([r for _, r in parts]) if parts else {}
     prov_cols = {"model_name": str(prov.get("name") or ""), "model_sha256": str(prov.get("bundle_sha256") or ""),
                  "nestedae_version": str(prov.get("version") or "")}
@@ -204,7 +204,7 @@ def _explain_feature_names(model: NestedAE) -> list[tuple[str, str, list[str]]]:
 
 
 def _stack_attributions(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Attributions of several one-row explanations as one multi-row result per key."""
+    """Attributions of several explanations (of consecutive parts of a table) as one multi-row result per key."""
     import dataclasses
 
     out: dict[str, Any] = {}

@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, NestedAEError
+from ..errors import InputError
 from ..model.chain import NestedAE, StagePrediction
 from ..model.intervals import DEFAULT_LEVEL
 from ..predict import model_provenance, target_name
 from ..query import composition_problem
 from ..schema import STATS, stage_domain_key
 from ..vocabulary import ETL, HTL, PHASE
+from .isolate import split_failures
 from .tables import DEFAULT_CHUNK_ROWS, PROVENANCE_COLUMNS, BatchColumns, BatchSummary, _check_columns, _parse_rows, _rename_clashes, _stream
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,39 @@ def _predict_distinct(model: NestedAE, frame: pd.DataFrame, level: float) -> dic
             for name, sp in preds.items()}
 
 
+def _fill_predictions(data: dict[str, np.ndarray], model: NestedAE, frame: pd.DataFrame, preds: dict[str, StagePrediction]) -> None:
+    """Write the predictions of ``frame``'s rows (their index: positions in ``data``'s arrays) into ``data``, in place."""
+    idx = frame.index.to_numpy()
+    data["composition"][idx] = frame["formula"].to_numpy(dtype=object)
+    for c, col in (("etl", ETL), ("htl", HTL), ("phase", PHASE)):  # the phase of the DFT gaps (blank without one)
+        if col in frame:
+            data[c][idx] = frame[col].to_numpy(dtype=object)
+    inside = np.ones(len(frame), dtype=bool)
+    stage_out = np.full(len(frame), "", dtype=object)
+    message = np.full(len(frame), "", dtype=object)
+    for st in model.spec.stages:
+        sp = preds.get(st.name)
+        if sp is None:
+            continue
+        for j, t in enumerate(st.targets):
+            name = target_name(st, t)
+            data[f"{name}_mean"][idx] = sp.mean[:, j]
+            data[f"{name}_std"][idx] = sp.std[:, j]
+            if sp.lower is not None and sp.upper is not None:
+                data[f"{name}_lower"][idx] = sp.lower[:, j]
+                data[f"{name}_upper"][idx] = sp.upper[:, j]
+                data["interval_level"][idx] = sp.level
+        ok_stage = np.asarray(sp.in_domain, dtype=bool)
+        data[stage_domain_key(st.name)][idx] = ok_stage.tolist()  # Python bools
+        first_time = inside & ~ok_stage
+        stage_out[first_time] = st.name
+        message[first_time] = np.asarray(sp.domain_reason, dtype=object)[first_time]
+        inside &= ok_stage
+    data["in_domain"][idx] = inside.tolist()
+    data["domain_stage"][idx] = stage_out
+    data["domain_message"][idx] = message
+
+
 def predict_rows(
     model: NestedAE,
     table: pd.DataFrame,
@@ -95,51 +129,12 @@ def predict_rows(
     errors = list(parsed.errors)
     frame = parsed.frame
     if frame is not None and len(frame):
-        idx = frame.index.to_numpy()
-        try:
-            preds = _predict_distinct(model, frame, level)
-        except NestedAEError as exc:
-            preds = None
-            if len(idx) == 1:  # the failing row itself: its error (isolating it again would never end)
-                errors[int(idx[0])] = str(exc)
-                idx = idx[:0]
-        if preds is None:  # isolate the failing rows
-            for i in idx.tolist():
-                one = predict_rows(model, table.iloc[[i]], columns, level=level, first_row=first_row + i, _cache=_cache,
-                                   _provenance=_provenance)
-                errors[i] = one["error"].iloc[0] if "error" in one else ""
-                for c in out_cols:
-                    if c not in ("row", "error", *PROVENANCE_COLUMNS):
-                        data[c][i] = one[c].iloc[0]
-        else:
-            data["composition"][idx] = frame["formula"].to_numpy(dtype=object)
-            for c, col in (("etl", ETL), ("htl", HTL), ("phase", PHASE)):  # the phase of the DFT gaps (blank without one)
-                if col in frame:
-                    data[c][idx] = frame[col].to_numpy(dtype=object)
-            inside = np.ones(len(frame), dtype=bool)
-            stage_out = np.full(len(frame), "", dtype=object)
-            message = np.full(len(frame), "", dtype=object)
-            for st in model.spec.stages:
-                sp = preds.get(st.name)
-                if sp is None:
-                    continue
-                for j, t in enumerate(st.targets):
-                    name = target_name(st, t)
-                    data[f"{name}_mean"][idx] = sp.mean[:, j]
-                    data[f"{name}_std"][idx] = sp.std[:, j]
-                    if sp.lower is not None and sp.upper is not None:
-                        data[f"{name}_lower"][idx] = sp.lower[:, j]
-                        data[f"{name}_upper"][idx] = sp.upper[:, j]
-                        data["interval_level"][idx] = sp.level
-                ok_stage = np.asarray(sp.in_domain, dtype=bool)
-                data[stage_domain_key(st.name)][idx] = ok_stage.tolist()  # Python bools
-                first_time = inside & ~ok_stage
-                stage_out[first_time] = st.name
-                message[first_time] = np.asarray(sp.domain_reason, dtype=object)[first_time]
-                inside &= ok_stage
-            data["in_domain"][idx] = inside.tolist()
-            data["domain_stage"][idx] = stage_out
-            data["domain_message"][idx] = message
+        rows_of = lambda rows: frame if len(rows) == len(frame) else frame.loc[rows]  # noqa: E731 (no copy when whole)
+        parts, failed = split_failures(frame.index.tolist(), lambda rows: _predict_distinct(model, rows_of(rows), level))
+        for i, exc in failed.items():
+            errors[i] = str(exc)
+        for rows, preds in parts:
+            _fill_predictions(data, model, rows_of(rows), preds)
     data["error"] = np.array(errors, dtype=object)
     prov = _provenance or model_provenance(model)
     for c, key in zip(PROVENANCE_COLUMNS, ("name", "bundle_sha256", "version")):  # failed rows too say which model was asked
@@ -148,7 +143,6 @@ def predict_rows(
     inputs = _rename_clashes(table, out_cols)
     formula = inputs.columns[list(table.columns).index(columns.formula)]
     return pd.concat([inputs[[formula]], out[out_cols], inputs.drop(columns=[formula])], axis=1)
-
 
 
 def predict_csv(

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from ..chemistry.composition import parse_many
-from ..errors import InputError, NestedAEError
+from ..errors import InputError
 from ..model.chain import NestedAE
 from ..query import fractions_query_frame
 from ..schema import input_key
 from ..vocabulary import ETL, HTL
+from .isolate import split_failures
 
 logger = logging.getLogger(__name__)
 
@@ -221,19 +222,18 @@ def _parse_rows(model: NestedAE, chunk: pd.DataFrame, columns: BatchColumns, cac
         return _Parsed(None, errors, defaulted)
     cats = {col: stacks[col][good].tolist() for col in known}
     fractions = np.vstack(vectors)
-    try:
-        frame = fractions_query_frame(model, formulas, fractions, categorical=cats)
-        frame.index = good
-    except NestedAEError:  # isolate the row that fails
-        parts = []
-        for k, i in enumerate(good):
-            try:
-                f = fractions_query_frame(model, [formulas[k]], fractions[k : k + 1], categorical={c: [v[k]] for c, v in cats.items()})
-                f.index = [i]
-                parts.append(f)
-            except NestedAEError as exc:
-                errors[i] = f"column '{columns.formula}': {exc}"
-        frame = pd.concat(parts) if parts else None
+    def attempt(ks: list[int]) -> pd.DataFrame:  # ks: positions in ``good``
+        if len(ks) == len(good):  # the whole chunk, as it is (no copies)
+            f = fractions_query_frame(model, formulas, fractions, categorical=cats)
+        else:
+            f = fractions_query_frame(model, [formulas[k] for k in ks], fractions[ks], categorical={c: [v[k] for k in ks] for c, v in cats.items()})
+        f.index = [good[k] for k in ks]
+        return f
+
+    parts, failed = split_failures(range(len(good)), attempt)  # the rows that fail, found by halves
+    for k, exc in failed.items():
+        errors[good[k]] = f"column '{columns.formula}': {exc}"
+    frame = parts[0][1] if len(parts) == 1 else (pd.concat([f for _, f in parts]) if parts else None)
     return _Parsed(frame, errors, defaulted)
 
 
