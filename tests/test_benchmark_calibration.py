@@ -154,3 +154,18 @@ def test_cli_calibration_prints_a_table_and_writes_json(tmp_path, capsys) -> Non
     assert "coverage (%)" in printed and "materials" in printed and "devices" in printed
     js = json.loads(out.read_text())
     assert js["kind"] == "calibration" and js["level"] == 0.8 and js["coverage_target"] is None
+
+
+def test_a_row_is_in_domain_by_its_own_and_upstream_stages_only() -> None:
+    """A DFT row whose composition the film stage never saw is still inside the DFT stage's domain."""
+    from nestedae_core.benchmark.calibration import inside_upstream_domains
+
+    preds = {
+        "dft": SimpleNamespace(in_domain=np.array([True, True, False])),
+        "film": SimpleNamespace(in_domain=np.array([True, False, True])),
+        "device": SimpleNamespace(in_domain=np.array([False, True, True])),
+    }
+    assert inside_upstream_domains(preds, ["dft"], 3).tolist() == [True, True, False]
+    assert inside_upstream_domains(preds, ["dft", "film"], 3).tolist() == [True, False, False]
+    assert inside_upstream_domains(preds, ["dft", "film", "device"], 3).tolist() == [False, False, False]
+    assert inside_upstream_domains({"dft": SimpleNamespace(in_domain=None)}, ["dft"], 2).tolist() == [True, True]

@@ -27,15 +27,16 @@ Protocol (nested, grouped; nothing of a held-out row reaches its intervals):
 Reported per stage and target: the observed coverage (share of held-out values
 inside their interval; the nominal level is the aim, 85-95 % for 90 %), the mean
 interval width (target units) and the same per outer fold, and both apart for the
-held-out rows inside every predicting stage's training domain (``in_domain``) and
-those flagged out of it (``flagged``).
+held-out rows inside the training domain of the scored stage and of every stage upstream
+of it (``in_domain``) and those flagged out of one of them (``flagged``); a downstream
+stage's verdict does not count.
 """
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,11 +52,24 @@ from ..train import cross_validate, make_folds
 from .reports import created_now, machine_info
 from .stage_tables import stage_table
 
-__all__ = ["calibration_benchmark", "interval_coverage", "intervals_available"]
+__all__ = ["calibration_benchmark", "inside_upstream_domains", "interval_coverage", "intervals_available"]
 
 #: Observed coverage counted as calibrated for a 90 % interval (the issue's target), as fractions.
 COVERAGE_TARGET_90: tuple[float, float] = (0.85, 0.95)
 
+
+
+def inside_upstream_domains(preds: Mapping[str, Any], stages: Sequence[str], n: int) -> np.ndarray:
+    """Whether each of ``n`` rows is inside the training domain of every stage in ``stages`` that predicted it.
+
+    ``stages``: the stage being scored and those upstream of it, the ones its prediction depends on; a
+    downstream stage's verdict says nothing of this stage's prediction (a DFT row whose composition the film
+    stage has never seen is still inside the DFT stage's domain). ``preds``: stage name -> prediction with an
+    ``in_domain`` array (as :meth:`NestedAE.predict` returns).
+    """
+    flags = [np.asarray(p.in_domain, dtype=bool) for name, p in preds.items()
+             if name in stages and getattr(p, "in_domain", None) is not None]
+    return np.all(flags, axis=0) if flags else np.ones(n, dtype=bool)
 
 def intervals_available() -> str | None:
     """None when this version's predictions carry intervals, else why not (one sentence)."""
@@ -153,7 +167,7 @@ def calibration_benchmark(
         rest = {st.name: t.loc[o != k].reset_index(drop=True) for st, t, o in zip(chain.stages, checked, outer)}
         inner = _shared_folds(chain, [rest[st.name] for st in chain.stages], inner_split) if shared else None
         model = cross_validate(chain, rest, device=device, stage_folds=inner).model
-        for st, t, o in zip(chain.stages, checked, outer):
+        for i, (st, t, o) in enumerate(zip(chain.stages, checked, outer)):
             held = t.loc[o == k].reset_index(drop=True)
             preds = model.predict(held, level=level)  # type: ignore[call-arg]
             pred = preds.get(st.name)
@@ -162,9 +176,7 @@ def calibration_benchmark(
             lower, upper = getattr(pred, "lower", None), getattr(pred, "upper", None)
             if lower is None or upper is None:
                 raise DataError(f"the cross-validated chain gives no prediction interval for stage '{st.name}' (no calibration stored)")
-            # in domain: inside every stage's training domain that predicted these rows (as predictions report it)
-            flags = [np.asarray(p.in_domain, dtype=bool) for p in preds.values() if getattr(p, "in_domain", None) is not None]
-            inside = np.all(flags, axis=0) if flags else np.ones(len(held), dtype=bool)
+            inside = inside_upstream_domains(preds, [s.name for s in chain.stages[: i + 1]], len(held))
             for j, target in enumerate(st.target_columns):
                 y = held[target].to_numpy(dtype=np.float64)
                 c = interval_coverage(y, lower[:, j], upper[:, j])
