@@ -115,5 +115,5 @@ def test_device_explanations_in_stage_space_take_the_ceilings_at_the_films_resid
     assert UPSTREAM_OFFSETS in f.tensors(f.as_tensor(X))
     pred = model.predict(frame)
     np.testing.assert_allclose(f(X), pred["device"].members.mean(axis=0), rtol=1e-5)
-    values, base = integrated_gradients(f, X, B, np.full(len(B), 1 / len(B)), steps=32)
+    values, base = integrated_gradients(f, X, B, np.full(len(B), 1 / len(B)), steps=128)
     np.testing.assert_allclose(values.sum(axis=1) + base, f(X), rtol=2e-2, atol=2e-2)
