@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nestedae_core.model.config import StageSpec, TargetSpec
-from nestedae_core.model.nn import EnsembleDropout, StageLayout, StageNet
+from nestedae_core.model.nn import EnsembleDropout, EnsembleMLP, StageLayout, StageNet, dropped_positions
 
 pytestmark = pytest.mark.unit
 
@@ -51,18 +51,72 @@ def test_heads_of_other_depths_are_not_fused() -> None:
 def test_cheap_dropout_drops_at_its_rate_and_keeps_the_mean() -> None:
     torch.manual_seed(1)
     drop = EnsembleDropout(0.1).train()
-    x = torch.ones(5, 400, 101)  # an odd element count: the last 64-bit draw is only partly used
+    x = torch.ones(5, 400, 101)
     y = drop(x)
     dropped = (y == 0).float().mean().item()
     assert dropped == pytest.approx(0.1, abs=0.005)
     assert y.mean().item() == pytest.approx(1.0, abs=0.01)
     assert torch.unique(y).tolist() == [0.0, pytest.approx(1 / 0.9)]
-    # every one of the four 16-bit lanes of a draw is used alike
-    lanes = (y.flatten()[: (y.numel() // 4) * 4].view(-1, 4) == 0).float().mean(dim=0)
-    assert torch.all((lanes - 0.1).abs() < 0.01)
     assert torch.equal(drop.eval()(x), x)
     with pytest.raises(ValueError, match="dropout probability"):
         EnsembleDropout(1.0)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropped_positions_are_independent_bernoulli_draws(p: float) -> None:
+    torch.manual_seed(2)
+    n = 200_000
+    pos = dropped_positions(n, p)
+    assert pos.dtype == torch.int64 and bool((pos[1:] > pos[:-1]).all()) and int(pos[0]) >= 0 and int(pos[-1]) < n
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[pos] = True
+    sd = (p * (1 - p) / n) ** 0.5
+    assert abs(mask.float().mean().item() - p) < 5 * sd
+    # neighbours and every fourth element independent: P(both dropped) = p^2
+    for lag in (1, 4):
+        both = (mask[lag:] & mask[:-lag]).float().mean().item()
+        assert abs(both - p * p) < 5 * (p * p * (1 - p * p) / n) ** 0.5
+    # the first position (a gap of one draw) is geometric: P(first element dropped) = p over many draws
+    first = [int(bool((dropped_positions(50, p) == 0).any())) for _ in range(2000)]
+    assert abs(sum(first) / 2000 - p) < 5 * (p * (1 - p) / 2000) ** 0.5
+    assert len(dropped_positions(0, p)) == 0 and len(dropped_positions(10, 0.0)) == 0
+
+
+def test_fused_dropout_gives_reference_dropout_values_and_gradients() -> None:
+    """An MLP's fused ReLU + dropout (scale folded into the next layer) equals relu -> x * keep / (1 - p) -> linear, gradients included."""
+    torch.manual_seed(3)
+    mlp = EnsembleMLP(3, 4, [50], 2, dropout=0.2).double().train()
+    x = torch.randn(3, 7, 4, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(11)
+    y = mlp(x)
+    torch.manual_seed(11)
+    first, last = mlp.linear_layers()
+    keep = torch.ones(3 * 7 * 50, dtype=torch.float64)
+    keep[dropped_positions(keep.numel(), 0.2)] = 0.0
+    x_ref = x.detach().clone().requires_grad_(True)
+    hidden = torch.relu(torch.baddbmm(first.bias, x_ref, first.weight)) * keep.view(3, 7, 50) / 0.8
+    y_ref = torch.baddbmm(last.bias, hidden, last.weight)
+    assert torch.allclose(y, y_ref, atol=1e-12)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, [x, *mlp.parameters()], g)
+    grads_ref = torch.autograd.grad(y_ref, [x_ref, *mlp.parameters()], g)
+    for a, b in zip(grads, grads_ref):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_fused_dropout_passes_gradcheck(activation: str) -> None:
+    torch.manual_seed(4)
+    mlp = EnsembleMLP(2, 3, [6], 2, activation=activation, dropout=0.3).double().train()
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+
+    def seeded(inp: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(21)  # the same drops at every evaluation
+        return mlp(inp)
+
+    assert (seeded(x) != mlp.eval()(x)).any()  # something is dropped
+    mlp.train()
+    assert torch.autograd.gradcheck(seeded, (x,))
 
 
 def test_cheap_dropout_is_seeded() -> None:
