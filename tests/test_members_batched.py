@@ -23,7 +23,7 @@ from nestedae_core.model.nn import StageLayout, StageNet
 from nestedae_core.model.stacked import StackedModule
 from nestedae_core.threads import limit_cpu_threads
 from nestedae_core.train.loop import fit_stage
-from nestedae_core.train.losses import StageData
+from nestedae_core.train.losses import StageData, loss_weights, member_rows_only, stage_losses
 
 pytestmark = pytest.mark.unit
 
@@ -170,3 +170,28 @@ def test_stacked_module_is_its_members_side_by_side() -> None:
         assert torch.count_nonzero(p.grad[[0, 1, 3]]) == 0
     with pytest.raises(ValueError, match="one architecture"):
         StackedModule([nn.Linear(3, 1), nn.Sequential(nn.Linear(3, 1))])
+
+
+@pytest.mark.parametrize("val", [False, True])
+def test_member_rows_only_keeps_every_loss(val: bool) -> None:
+    """Each member reduced to its own rows (member_rows_only, what a full-batch fit trains on) has the losses and
+    gradients of the full data, where the other rows carried weight 0."""
+    spec = _spec()
+    d, mean, scale = _data()
+    train, valm = _member_masks(val=val)
+    torch.manual_seed(0)
+    net = StageNet(spec, StageLayout(0, 3, (("u", "v"),)), M).set_target_standardisation(mean, scale).eval()
+    masks = [train] if valm is None else [train, valm]
+    small, small_masks = member_rows_only(d, masks)
+    assert small.x.shape[1] < d.x.shape[1] and small.y.shape[1] < d.y.shape[1]  # really fewer rows
+    for full_mask, own_mask in zip(masks, small_masks):
+        assert torch.allclose(own_mask.sum(dim=1), full_mask.sum(dim=1))
+        lw_full = loss_weights(spec, d, None, full_mask / full_mask.sum(dim=1, keepdim=True))
+        lw_own = loss_weights(spec, small, None, own_mask / own_mask.sum(dim=1, keepdim=True))
+        total_full, target_full = stage_losses(net, spec, d, lw_full)
+        grads_full = torch.autograd.grad(total_full.sum(), list(net.parameters()))
+        total_own, target_own = stage_losses(net, spec, small, lw_own)
+        grads_own = torch.autograd.grad(total_own.sum(), list(net.parameters()))
+        assert torch.allclose(total_full, total_own, atol=1e-6) and torch.allclose(target_full, target_own, atol=1e-6)
+        for a, b in zip(grads_full, grads_own):
+            assert torch.allclose(a, b, atol=1e-6)

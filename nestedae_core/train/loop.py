@@ -1,7 +1,8 @@
 """The optimisation loop of one stage: all members at once, Adam, batches, early stopping.
 
 * Each member is trained on its own rows (``train_mask``); full batch unless the
-  stage spec sets ``batch_size``.
+  stage spec sets ``batch_size``. A full batch runs each member on its own rows only
+  (:func:`~.losses.member_rows_only`: rows of weight 0 in both masks are left out).
 * Early stopping: when ``val_mask`` is given, the weights with the best validation
   loss are kept per member; with ``patience`` a member is done once it has not
   improved for that many epochs (its kept weights no longer change, as if it had
@@ -20,7 +21,7 @@ import torch
 from ..errors import TrainingError
 from ..model.config import StageSpec
 from ..model.nn import StageNet
-from .losses import StageData, loss_weights, stage_losses
+from .losses import StageData, loss_weights, member_rows_only, stage_losses
 from .optim import FlatAdam, cosine_lr
 from .progress import TrainingCancelled
 
@@ -61,6 +62,12 @@ def fit_stage(
     else:
         batch = spec.batch_size
         steps_per_epoch = int(math.ceil(int(n_train.max()) / batch))
+    used = train_mask > 0 if val_mask is None else (train_mask > 0) | (val_mask > 0)
+    if batch is None and not bool(used.all()):
+        # full batch: each member runs only on its own rows (never on a cross-validation member's held-out fold)
+        masks = [train_mask] if val_mask is None else [train_mask, val_mask]
+        d, masks = member_rows_only(d, masks)
+        train_mask, val_mask = masks[0], (masks[1] if val_mask is not None else None)
     total_steps = spec.epochs * steps_per_epoch
     cosine = spec.schedule == "cosine"
 

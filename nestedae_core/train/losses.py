@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..model.config import StageSpec
 from ..model.nn import StageNet
 
-__all__ = ["LossWeights", "StageData", "distinct_rows", "elementwise_loss", "loss_weights", "stage_losses"]
+__all__ = ["LossWeights", "StageData", "distinct_rows", "elementwise_loss", "loss_weights", "member_rows_only", "stage_losses"]
 
 
 @dataclass
@@ -28,11 +28,47 @@ class StageData:
     """
 
     x: torch.Tensor  # (M, U, W) distinct inputs
-    inverse: torch.Tensor  # (N,) long: distinct-input index of each row
+    inverse: torch.Tensor  # (N,) long: distinct-input index of each row; (M, N) after member_rows_only
     y: torch.Tensor  # (M, N, T) standardised, NaN -> 0
     ymask: torch.Tensor  # (M, N, T) 1 where the target is present
-    cat_idx: list[torch.Tensor]  # each (U,) long: category index per categorical input
+    cat_idx: list[torch.Tensor]  # each (U,) long: category index per categorical input; (M, U) after member_rows_only
     ceilings: torch.Tensor | None = None  # (M, U, T) limits of ceiling targets per distinct input (None: no ceilings)
+
+
+def member_rows_only(d: StageData, masks: list[torch.Tensor]) -> tuple[StageData, list[torch.Tensor]]:
+    """Each member's data reduced to its own rows: those where any of ``masks`` (each (M, N) row weights) is positive.
+
+    Member ``m`` keeps its rows and the distinct inputs they use, in their order,
+    padded to the longest member's (padding repeats a kept row with weight 0 in every
+    returned mask, so every loss is the same); a cross-validation member never runs on
+    its held-out fold. Returns the reduced data (per-member ``inverse`` and ``cat_idx``)
+    and the masks on its rows.
+    """
+    M = d.x.shape[0]
+    dev = d.x.device
+    keep = torch.stack([m > 0 for m in masks]).any(dim=0).cpu()
+    inverse = d.inverse.cpu()
+    rows = [torch.nonzero(keep[m]).flatten() for m in range(M)]
+    distinct = [torch.unique(inverse[r], return_inverse=True) for r in rows]  # sorted distinct inputs, each row's place
+    n_rows, n_inputs = max(max(len(r) for r in rows), 1), max(max(len(u) for u, _ in distinct), 1)
+
+    def padded(idx: torch.Tensor, n: int) -> torch.Tensor:
+        return torch.cat([idx, idx[:1].expand(n - len(idx)) if len(idx) else torch.zeros(n, dtype=idx.dtype)])
+
+    row_idx = torch.stack([padded(r, n_rows) for r in rows]).to(dev)  # (M, N')
+    in_idx = torch.stack([padded(u, n_inputs) for u, _ in distinct]).to(dev)  # (M, U')
+    inv = torch.stack([padded(i, n_rows) for _, i in distinct]).to(dev)
+    real = (torch.arange(n_rows)[None, :] < torch.tensor([len(r) for r in rows])[:, None]).to(dev)
+    ar = torch.arange(M, device=dev)[:, None]
+    out = StageData(
+        x=d.x[ar, in_idx],
+        inverse=inv,
+        y=d.y[ar, row_idx],
+        ymask=d.ymask[ar, row_idx],
+        cat_idx=[c[in_idx] for c in d.cat_idx],
+        ceilings=None if d.ceilings is None else d.ceilings[ar, in_idx],
+    )
+    return out, [torch.where(real, m[ar, row_idx], torch.zeros((), dtype=m.dtype, device=dev)) for m in masks]
 
 
 def distinct_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +122,8 @@ def loss_weights(spec: StageSpec, d: StageData, rows: torch.Tensor | None, w: to
     if rows is None:
         ym = d.ymask
         # the network runs once per distinct input: its weight is the summed weight of its rows
-        w_in = torch.zeros(M, d.x.shape[1], device=w.device, dtype=w.dtype).index_add_(1, d.inverse, w)
+        w_in = torch.zeros(M, d.x.shape[1], device=w.device, dtype=w.dtype)
+        w_in = w_in.index_add_(1, d.inverse, w) if d.inverse.dim() == 1 else w_in.scatter_add_(1, d.inverse, w)
     else:
         ar = torch.arange(M, device=d.x.device)[:, None]
         ym = d.ymask[ar, rows]
@@ -104,9 +141,12 @@ def stage_losses(net: StageNet, spec: StageSpec, d: StageData, lw: LossWeights) 
     if rows is None:
         # full batch: run the net on the distinct inputs and spread predictions to rows
         x, y = d.x, d.y
-        cats = [c.unsqueeze(0).expand(M, -1) for c in d.cat_idx]
+        cats = [c.unsqueeze(0).expand(M, -1) if c.dim() == 1 else c for c in d.cat_idx]
         z, pred_u, cont, logits = net(_noisy(net, spec, x), d.ceilings)
-        pred = pred_u[:, d.inverse]
+        if d.inverse.dim() == 1:
+            pred = pred_u[:, d.inverse]
+        else:  # each member's own rows (member_rows_only)
+            pred = torch.gather(pred_u, 1, d.inverse[..., None].expand(-1, -1, pred_u.shape[-1]))
     else:
         ar = torch.arange(M, device=d.x.device)[:, None]
         urows = d.inverse[rows]
