@@ -195,3 +195,20 @@ def test_member_rows_only_keeps_every_loss(val: bool) -> None:
         assert torch.allclose(total_full, total_own, atol=1e-6) and torch.allclose(target_full, target_own, atol=1e-6)
         for a, b in zip(grads_full, grads_own):
             assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_categorical_loss_is_the_cross_entropy() -> None:
+    """The categorical reconstruction term (logsumexp minus the picked logit) is torch's cross-entropy, weighted per input."""
+    d, mean, scale = _data()
+    train, _ = _member_masks()
+    torch.manual_seed(0)
+    spec = _spec(categorical_weight=1.0)
+    net = StageNet(spec, StageLayout(0, 3, (("u", "v"),)), M).set_target_standardisation(mean, scale).eval()
+    lw = loss_weights(spec, d, None, train / train.sum(dim=1, keepdim=True))
+    with_ce, _ = stage_losses(net, spec, d, lw)
+    without, _ = stage_losses(net, _spec(categorical_weight=0.0), d, lw)
+    _, _, _, logits = net(d.x)
+    ce = torch.nn.functional.cross_entropy(logits[0].reshape(-1, 2), d.cat_idx[0].expand(M, -1).reshape(-1), reduction="none").view(M, -1)
+    expected = (ce * lw.inputs).sum(dim=1)
+    assert float(expected.min()) > 0.1
+    assert torch.allclose(with_ce - without, expected, atol=1e-6)

@@ -167,7 +167,9 @@ def stage_losses(net: StageNet, spec: StageSpec, d: StageData, lw: LossWeights) 
         total = total + spec.reconstruction_weight * (err * lw.inputs).sum(dim=1)
     if logits and spec.categorical_weight > 0:
         for lg, ci in zip(logits, cats):
-            ce = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), ci.reshape(-1), reduction="none").reshape(ci.shape)
+            # cross-entropy of the category ci: logsumexp of the logits minus the picked logit (F.cross_entropy's
+            # log_softmax over a few categories costs twice as much)
+            ce = torch.logsumexp(lg, dim=-1) - lg.gather(-1, ci[..., None]).squeeze(-1)
             total = total + spec.categorical_weight * (ce * lw.inputs).sum(dim=1)
     if spec.l1 > 0:
         total = total + spec.l1 * net.l1_penalty()

@@ -44,6 +44,7 @@ from ..threads import limit_cpu_threads
 from .background import BACKGROUND_ROWS, kmeans_background
 from .folds import group_codes
 from .loop import EpochReport, fit_stage
+from .memory import reuse_freed_memory
 from .losses import StageData, distinct_rows
 from .progress import ProgressCallback, ProgressEvent
 from .record import run_record
@@ -365,11 +366,12 @@ def run_training(
     callback: ProgressCallback | None,
     should_stop: Callable[[], bool] | None,
 ) -> TrainedChain:
-    """Resolve the device, load the stage tables and run :func:`train_chain` with limited CPU threads.
+    """Resolve the device, load the stage tables and run :func:`train_chain` with limited CPU threads
+    (and freed memory kept for reuse, :func:`~.memory.reuse_freed_memory`).
 
     ``threads`` defaults to 1 on a CPU device, the fastest for these small networks.
     """
     dev = resolve_device(device)
     raw_tables = load_chain_tables(spec, tables, data_dir, download=download)
-    with limit_cpu_threads(threads if threads is not None else (1 if dev.type == "cpu" else None)):
+    with limit_cpu_threads(threads if threads is not None else (1 if dev.type == "cpu" else None)), reuse_freed_memory():
         return train_chain(spec, raw_tables, dev, members=members, member_rows=member_rows, callback=callback, should_stop=should_stop)
