@@ -357,6 +357,11 @@ class StageNet(nn.Module):
         self.logit_fractions: tuple[bool, ...] = tuple(t.ceiling is not None and t.ceiling.link == "logit" for t in spec.targets)
         self._plain = (all(b == "real" for b in self.bounds) and len(self.head_targets) == len(self.bounds)
                        and all(c is None for c in self.correction_caps))
+        # every target has a head and is real, positive or fraction (no ceiling, product or correction cap): its
+        # links apply to all columns at once
+        self._columnwise = (len(self.head_targets) == len(self.bounds) and all(c is None for c in self.correction_caps)
+                            and all(t.ceiling is None and t.product is None for t in spec.targets))
+        self._std_cache: tuple[tuple[object, ...], torch.Tensor, torch.Tensor] | None = None
         self.encoder = EnsembleMLP(members, layout.width, spec.encoder_hidden, spec.latent_dim, spec.activation, spec.latent_activation)
         self.heads = nn.ModuleList(
             EnsembleMLP(members, spec.latent_dim, spec.head_hidden, 1, "relu" if spec.activation == "identity" else spec.activation, dropout=spec.head_dropout)
@@ -449,10 +454,17 @@ class StageNet(nn.Module):
         return torch.baddbmm(b2, hidden, w2)
 
     def _standardisation(self, members: Members, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, scale = self.target_mean, self.target_scale
+        """The target mean and scale in ``dtype`` (converted once per dtype, not at every training step)."""
+        src_mean, src_scale = self.target_mean, self.target_scale
+        key = (dtype, src_mean, src_scale, src_mean._version, src_scale._version)
+        cache = getattr(self, "_std_cache", None)  # (an object pickled before the cache existed has none)
+        if cache is None or len(cache[0]) != len(key) or any(a is not b if isinstance(a, torch.Tensor) else a != b
+                                                             for a, b in zip(cache[0], key)):
+            cache = self._std_cache = (key, src_mean.to(dtype), src_scale.to(dtype))
+        mean, scale = cache[1], cache[2]
         if members is not None:
             mean, scale = mean[members], scale[members]
-        return mean.to(dtype), scale.to(dtype)
+        return mean, scale
 
     def target_units(self, h: torch.Tensor, members: Members = None, ceilings: torch.Tensor | None = None) -> torch.Tensor:
         """Raw head outputs ``h`` (members, rows, n_heads) -> predictions (members, rows, n_targets) in the targets' units, in ``h``'s dtype.
@@ -470,6 +482,8 @@ class StageNet(nn.Module):
         if self._plain:
             mean, scale = self._standardisation(members, h.dtype)
             return h * scale + mean
+        if getattr(self, "_columnwise", False):
+            return self._columnwise_units(h, *self._standardisation(members, h.dtype))
         if self.has_ceilings and ceilings is None:
             raise ValueError(f"stage '{self.spec.name}' has targets with a ceiling: pass the upstream ceilings")
         mean, scale = self._standardisation(members, h.dtype)
@@ -508,6 +522,18 @@ class StageNet(nn.Module):
                     value = value * cols[names.index(f)]  # type: ignore[operator]
                 cols[j] = value * t.product.scale
         return torch.cat(cols, dim=-1)  # type: ignore[arg-type]
+
+    def _columnwise_units(self, h: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """:meth:`target_units` of real, positive and fraction targets, every column at once (the same links)."""
+        u = h * scale + mean
+        if "positive" in self.bounds:
+            beta = POSITIVE_SHARPNESS / scale
+            on = torch.tensor([b == "positive" for b in self.bounds], device=h.device)
+            u = torch.where(on, F.softplus(u * beta) / beta, u)
+        if "fraction" in self.bounds:
+            on = torch.tensor([b == "fraction" for b in self.bounds], device=h.device)
+            u = torch.where(on, _soft_unit_interval(u, POSITIVE_SHARPNESS / scale), u)
+        return u
 
     def standardised_targets(self, h: torch.Tensor, members: Members = None, ceilings: torch.Tensor | None = None) -> torch.Tensor:
         """Raw head outputs -> standardised predictions ``(target_units(h) - mean) / scale`` (``h`` itself when every target is real)."""
