@@ -147,3 +147,23 @@ def test_columnwise_links_are_the_per_target_links(members: slice | None) -> Non
     g_slow, = torch.autograd.grad(slow.sum(), h)
     assert torch.allclose(fast, slow, atol=1e-12) and torch.allclose(g_fast, g_slow, atol=1e-12)
     assert not torch.allclose(fast, h)  # the links bend somewhere: the comparison is not trivially met
+
+
+def test_dropout_as_a_bool_mask_drops_the_same_elements_as_positions() -> None:
+    """The mask form (other devices than the CPU) zeroes exactly what the positions form zeroes, gradients included."""
+    from nestedae_core.model.nn import _ReluDrop
+
+    torch.manual_seed(8)
+    x = torch.randn(2, 30, 7)
+    pos = dropped_positions(x.numel(), 0.3)
+    mask = torch.zeros(x.numel(), dtype=torch.bool)
+    mask[pos] = True
+    outs, grads = [], []
+    for drop in (pos, mask.view(x.shape)):
+        xi = x.clone().requires_grad_(True)
+        out = _ReluDrop.apply(xi * 1.0, drop)
+        out.backward(torch.ones_like(out))
+        outs.append(out.detach())
+        grads.append(xi.grad)
+    assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
+    assert torch.equal(outs[0], torch.relu(x).masked_fill(mask.view(x.shape), 0.0))
