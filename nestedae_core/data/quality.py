@@ -117,17 +117,19 @@ def device_flags(devices: pd.DataFrame) -> pd.DataFrame:
     limit = sq_pce_limit(devices)
     ff_above = (ff > 1.0).fillna(False).astype(bool)
     pce_above = (pce > limit).fillna(False).astype(bool)
-    reasons = []
-    for i in range(len(devices)):
+    reasons = [""] * len(devices)  # worded only for the few flagged devices (no per-row pandas access)
+    ff_hit, pce_hit = ff_above.to_numpy(), pce_above.to_numpy()
+    ff_v, pce_v, lim_v, gap_v = (s.to_numpy(dtype=float) for s in (ff, pce, limit, gaps))
+    for i in np.flatnonzero(ff_hit | pce_hit).tolist():
         parts = []
-        if ff_above.iloc[i]:
-            parts.append(f"FF {ff.iloc[i]:.4g} > 1")
-        if pce_above.iloc[i]:
+        if ff_hit[i]:
+            parts.append(f"FF {ff_v[i]:.4g} > 1")
+        if pce_hit[i]:
             parts.append(
-                f"PCE {pce.iloc[i]:.3g} % above the Shockley-Queisser limit {limit.iloc[i]:.3g} % "
-                f"at its measured gap {gaps.iloc[i]:.2f} eV"
+                f"PCE {pce_v[i]:.3g} % above the Shockley-Queisser limit {lim_v[i]:.3g} % "
+                f"at its measured gap {gap_v[i]:.2f} eV"
             )
-        reasons.append("; ".join(parts))
+        reasons[i] = "; ".join(parts)
     return pd.DataFrame(
         {FF_ABOVE_1: ff_above.to_numpy(), PCE_ABOVE_SQ: pce_above.to_numpy(), REASON: reasons},
         index=devices.index,
