@@ -109,9 +109,11 @@ def _devices(**kw: object) -> StageSpec:
         head_hidden=[100],
         head_dropout=0.1,
         l1=1e-2,
-        # 500 epochs from lr 2e-2: PCE 2.616 vs 2.626 % with 1500 from 1e-2 (random folds, seed 0), 2.780 vs 2.804 % grouped
-        epochs=500,
-        lr=2e-2,
+        # 300 epochs from lr 3e-2 (issue 19; 5-fold, seeds 0/1/2, mean PCE MAE): random 2.614 vs 2.600 % with 500
+        # from 2e-2, grouped 2.844 vs 2.874 (fold SD about 0.07 random, 0.3 grouped); 250 from 4e-2: 2.619 / 2.840.
+        # 500 from 2e-2 had matched 1500 from 1e-2 (2.616 vs 2.626 % random, seed 0; 2.780 vs 2.804 grouped)
+        epochs=300,
+        lr=3e-2,
         schedule="cosine",
     )
     base.update(kw)
@@ -140,13 +142,15 @@ def _paper_jv() -> ChainSpec:
         stages=[
             # the two-target stage keeps the recipe it was measured with (1000 epochs from 2e-2)
             _materials(targets=[_GAP, _target(DECOMPOSITION)], epochs=1000, lr=2e-2),
-            _devices(
+            _devices(  # four heads: the recipe they were measured with (500 epochs from 2e-2)
                 targets=[
                     _PCE,
                     _target(VOC),
                     _target(JSC),
                     _target(FF),
-                ]
+                ],
+                epochs=500,
+                lr=2e-2,
             ),
         ],
     )

@@ -53,16 +53,29 @@ def _log_photon_flux(bandgap_J: np.ndarray, temperature_K: float) -> np.ndarray:
     return math.log(prefactor) + _log_tail_integral(bandgap_J / kt)
 
 
-@functools.lru_cache(maxsize=1)
-def _reference_photon_flux() -> tuple[np.ndarray, np.ndarray]:
-    """The AM1.5G reference spectrum as (wavelength nm, cumulative photon flux photons/(m^2 s)).
+#: The file in pvlib's data folder that :func:`pvlib.spectrum.get_reference_spectra` reads for :data:`REFERENCE_SPECTRUM`.
+_PVLIB_SPECTRUM_FILE = "ASTMG173.csv"
 
-    The cumulative flux at index i is the trapezoidal integral of the photon
-    flux from 280 nm to wavelength i, i.e. all photons of higher energy than
-    that wavelength's. pvlib is imported here, not at module import, so that
-    importing the library (and starting the CLI) does not pay for it; the
-    result is cached for the process.
+
+def _reference_spectrum() -> tuple[np.ndarray, np.ndarray]:
+    """The AM1.5G reference spectrum shipped by pvlib: (wavelength nm, global tilt irradiance W / (m^2 nm)).
+
+    Read from the very file pvlib's ``get_reference_spectra`` reads (found without importing pvlib, whose
+    import costs about 0.2 s even after scipy and pandas); through pvlib's function where that file is not
+    where this pvlib keeps it.
     """
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("pvlib")
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(list(spec.submodule_search_locations)[0]) / "data" / _PVLIB_SPECTRUM_FILE
+        try:
+            table = np.loadtxt(path, delimiter=",", skiprows=2, usecols=(0, 2), dtype=float)
+            if table.ndim == 2 and len(table) > 100:
+                return table[:, 0], table[:, 1]
+        except (OSError, ValueError):
+            pass
     try:
         from pvlib.spectrum import get_reference_spectra
     except ImportError as exc:  # pragma: no cover - pvlib is a dependency
@@ -70,8 +83,19 @@ def _reference_photon_flux() -> tuple[np.ndarray, np.ndarray]:
             f"the Shockley-Queisser limit needs the AM1.5G spectrum shipped by pvlib ({exc}); install it: pip install pvlib"
         ) from None
     spectrum = get_reference_spectra(standard=REFERENCE_SPECTRUM)
-    wavelength_nm = spectrum.index.to_numpy(dtype=float)
-    irradiance = spectrum["global"].to_numpy(dtype=float)  # W / (m^2 nm)
+    return spectrum.index.to_numpy(dtype=float), spectrum["global"].to_numpy(dtype=float)
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_photon_flux() -> tuple[np.ndarray, np.ndarray]:
+    """The AM1.5G reference spectrum as (wavelength nm, cumulative photon flux photons/(m^2 s)).
+
+    The cumulative flux at index i is the trapezoidal integral of the photon
+    flux from 280 nm to wavelength i, i.e. all photons of higher energy than
+    that wavelength's. Read when first needed (:func:`_reference_spectrum`),
+    not at module import; cached for the process.
+    """
+    wavelength_nm, irradiance = _reference_spectrum()  # W / (m^2 nm)
     photons = irradiance * (wavelength_nm * 1e-9) / (_H * _C)  # photons / (m^2 s nm)
     steps = 0.5 * (photons[1:] + photons[:-1]) * np.diff(wavelength_nm)
     return wavelength_nm, np.concatenate(([0.0], np.cumsum(steps)))
