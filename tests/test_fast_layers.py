@@ -167,3 +167,23 @@ def test_dropout_as_a_bool_mask_drops_the_same_elements_as_positions() -> None:
         grads.append(xi.grad)
     assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
     assert torch.equal(outs[0], torch.relu(x).masked_fill(mask.view(x.shape), 0.0))
+
+
+def test_target_standardisation_works_in_and_after_inference_mode() -> None:
+    """The converted target mean/scale (cached per dtype) never hands autograd a tensor made in inference mode,
+    and buffers set in inference mode (a bundle loaded inside ``torch.inference_mode``) still convert."""
+    net = _net([7]).eval()
+    h = torch.randn(3, 6, 4)
+    net.set_target_standardisation(torch.zeros(3, 4).numpy(), torch.ones(3, 4).numpy())
+    expected = net.target_units(h).detach()
+    net.set_target_standardisation(torch.zeros(3, 4).numpy(), torch.ones(3, 4).numpy())
+    with torch.inference_mode():  # the first float32 conversion after the change happens here
+        assert torch.allclose(net.target_units(h), expected)
+    hg = h.clone().requires_grad_(True)
+    net.target_units(hg).sum().backward()  # would raise: "Inference tensors cannot be saved for backward"
+    assert hg.grad is not None and bool((hg.grad > 0).all())
+    with torch.inference_mode():
+        net.set_target_standardisation(torch.zeros(3, 4).numpy(), torch.ones(3, 4).numpy())
+        assert torch.allclose(net.target_units(h), expected)  # would raise: "Inference tensors do not track version counter"
+    with torch.no_grad():
+        assert torch.allclose(net.target_units(h), expected)

@@ -454,14 +454,23 @@ class StageNet(nn.Module):
         return torch.baddbmm(b2, hidden, w2)
 
     def _standardisation(self, members: Members, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """The target mean and scale in ``dtype`` (converted once per dtype, not at every training step)."""
+        """The target mean and scale in ``dtype`` (converted once per dtype, not at every training step).
+
+        Buffers made in ``torch.inference_mode`` (no version counter) are converted at every call, and a
+        conversion made in inference mode is not kept (autograd could not use it afterwards).
+        """
         src_mean, src_scale = self.target_mean, self.target_scale
-        key = (dtype, src_mean, src_scale, src_mean._version, src_scale._version)
-        cache = getattr(self, "_std_cache", None)  # (an object pickled before the cache existed has none)
-        if cache is None or len(cache[0]) != len(key) or any(a is not b if isinstance(a, torch.Tensor) else a != b
-                                                             for a, b in zip(cache[0], key)):
-            cache = self._std_cache = (key, src_mean.to(dtype), src_scale.to(dtype))
-        mean, scale = cache[1], cache[2]
+        if src_mean.is_inference() or src_scale.is_inference():
+            mean, scale = src_mean.to(dtype), src_scale.to(dtype)
+        else:
+            key = (dtype, src_mean, src_scale, src_mean._version, src_scale._version)
+            cache = getattr(self, "_std_cache", None)  # (an object pickled before the cache existed has none)
+            if cache is None or len(cache[0]) != len(key) or any(a is not b if isinstance(a, torch.Tensor) else a != b
+                                                                 for a, b in zip(cache[0], key)):
+                cache = (key, src_mean.to(dtype), src_scale.to(dtype))
+                if not torch.is_inference_mode_enabled():
+                    self._std_cache = cache
+            mean, scale = cache[1], cache[2]
         if members is not None:
             mean, scale = mean[members], scale[members]
         return mean, scale
