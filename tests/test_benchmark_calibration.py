@@ -169,3 +169,16 @@ def test_a_row_is_in_domain_by_its_own_and_upstream_stages_only() -> None:
     assert inside_upstream_domains(preds, ["dft", "film"], 3).tolist() == [True, False, False]
     assert inside_upstream_domains(preds, ["dft", "film", "device"], 3).tolist() == [False, False, False]
     assert inside_upstream_domains({"dft": SimpleNamespace(in_domain=None)}, ["dft"], 2).tolist() == [True, True]
+
+
+def test_the_stages_a_prediction_depends_on_stop_at_a_stage_without_upstream() -> None:
+    """The domain verdicts that count for a stage: its own and those of the stages whose latents reach it."""
+    from nestedae_core.benchmark.calibration import stages_feeding
+    from nestedae_core.perovskite.presets import preset
+
+    chain = preset("measured")
+    names = [st.name for st in chain.stages]
+    assert len(names) == 3 and all(st.upstream for st in chain.stages[1:])
+    assert [stages_feeding(chain, i) for i in range(3)] == [names[:1], names[:2], names]
+    cut = chain.model_copy(update={"stages": [chain.stages[0], chain.stages[1].model_copy(update={"upstream": False}), chain.stages[2]]})
+    assert [stages_feeding(cut, i) for i in range(3)] == [names[:1], names[1:2], names[1:]]

@@ -52,11 +52,10 @@ from ..train import cross_validate, make_folds
 from .reports import created_now, machine_info
 from .stage_tables import stage_table
 
-__all__ = ["calibration_benchmark", "inside_upstream_domains", "interval_coverage", "intervals_available"]
+__all__ = ["calibration_benchmark", "inside_upstream_domains", "interval_coverage", "intervals_available", "stages_feeding"]
 
 #: Observed coverage counted as calibrated for a 90 % interval (the issue's target), as fractions.
 COVERAGE_TARGET_90: tuple[float, float] = (0.85, 0.95)
-
 
 
 def inside_upstream_domains(preds: Mapping[str, Any], stages: Sequence[str], n: int) -> np.ndarray:
@@ -70,6 +69,16 @@ def inside_upstream_domains(preds: Mapping[str, Any], stages: Sequence[str], n: 
     flags = [np.asarray(p.in_domain, dtype=bool) for name, p in preds.items()
              if name in stages and getattr(p, "in_domain", None) is not None]
     return np.all(flags, axis=0) if flags else np.ones(n, dtype=bool)
+
+
+def stages_feeding(chain: ChainSpec, index: int) -> list[str]:
+    """Names of stage ``index`` and of the stages its prediction depends on, first stage first: the previous
+    stage while a stage consumes its latents (``upstream=True``); a stage with ``upstream=False`` starts afresh."""
+    first = index
+    while first > 0 and chain.stages[first].upstream:
+        first -= 1
+    return [st.name for st in chain.stages[first : index + 1]]
+
 
 def intervals_available() -> str | None:
     """None when this version's predictions carry intervals, else why not (one sentence)."""
@@ -176,7 +185,7 @@ def calibration_benchmark(
             lower, upper = getattr(pred, "lower", None), getattr(pred, "upper", None)
             if lower is None or upper is None:
                 raise DataError(f"the cross-validated chain gives no prediction interval for stage '{st.name}' (no calibration stored)")
-            inside = inside_upstream_domains(preds, [s.name for s in chain.stages[: i + 1]], len(held))
+            inside = inside_upstream_domains(preds, stages_feeding(chain, i), len(held))
             for j, target in enumerate(st.target_columns):
                 y = held[target].to_numpy(dtype=np.float64)
                 c = interval_coverage(y, lower[:, j], upper[:, j])
