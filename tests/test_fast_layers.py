@@ -187,3 +187,18 @@ def test_target_standardisation_works_in_and_after_inference_mode() -> None:
         assert torch.allclose(net.target_units(h), expected)  # would raise: "Inference tensors do not track version counter"
     with torch.no_grad():
         assert torch.allclose(net.target_units(h), expected)
+
+
+def test_bound_columns_are_made_once_per_device_and_serve_autograd_after_inference_mode() -> None:
+    """The positive/fraction column masks are built once (no host-to-device copy every step), outside inference mode."""
+    net = _net([7]).eval()
+    h = torch.randn(3, 6, 4)
+    with torch.inference_mode():  # the first use of the masks happens here
+        first = net.target_units(h)
+    mask = net._bound_columns("positive", h.device)
+    assert mask.tolist() == [False, True, True, True] and mask is net._bound_columns("positive", h.device)
+    assert not mask.is_inference()
+    hg = h.clone().requires_grad_(True)
+    out = net.target_units(hg)
+    out.sum().backward()  # would raise if the mask had been made in inference mode
+    assert torch.allclose(out.detach(), first) and hg.grad is not None

@@ -179,7 +179,7 @@ class _Drop(torch.autograd.Function):
 
 
 class EnsembleDropout(nn.Module):
-    """Dropout: zero each element with probability ``p`` (independently, exactly Bernoulli), scale the rest by ``1 / (1 - p)``.
+    """Dropout: zero each element with probability ``p`` (independently; the rate exact to 2**-31), scale the rest by ``1 / (1 - p)``.
 
     On a CPU the dropped elements are drawn as their positions (:func:`dropped_positions`,
     about ``p * n`` random numbers instead of ``n``) and zeroed in place; elsewhere as a
@@ -537,12 +537,20 @@ class StageNet(nn.Module):
         u = h * scale + mean
         if "positive" in self.bounds:
             beta = POSITIVE_SHARPNESS / scale
-            on = torch.tensor([b == "positive" for b in self.bounds], device=h.device)
-            u = torch.where(on, F.softplus(u * beta) / beta, u)
+            u = torch.where(self._bound_columns("positive", h.device), F.softplus(u * beta) / beta, u)
         if "fraction" in self.bounds:
-            on = torch.tensor([b == "fraction" for b in self.bounds], device=h.device)
-            u = torch.where(on, _soft_unit_interval(u, POSITIVE_SHARPNESS / scale), u)
+            u = torch.where(self._bound_columns("fraction", h.device), _soft_unit_interval(u, POSITIVE_SHARPNESS / scale), u)
         return u
+
+    def _bound_columns(self, kind: str, device: torch.device) -> torch.Tensor:
+        """Which target columns have bounds ``kind`` (bool, on ``device``), made once per device: no host-to-device
+        copy (a GPU synchronisation) in every step; made outside inference mode, so autograd can save it later."""
+        cache: dict[tuple[str, torch.device], torch.Tensor] = self.__dict__.setdefault("_bound_column_cache", {})
+        key = (kind, device)
+        if key not in cache:
+            with torch.inference_mode(False):
+                cache[key] = torch.tensor([b == kind for b in self.bounds], device=device)
+        return cache[key]
 
     def standardised_targets(self, h: torch.Tensor, members: Members = None, ceilings: torch.Tensor | None = None) -> torch.Tensor:
         """Raw head outputs -> standardised predictions ``(target_units(h) - mean) / scale`` (``h`` itself when every target is real)."""

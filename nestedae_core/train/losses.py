@@ -39,7 +39,7 @@ def member_rows_only(d: StageData, masks: list[torch.Tensor]) -> tuple[StageData
     """Each member's data reduced to its own rows: those where any of ``masks`` (each (M, N) row weights) is positive.
 
     Member ``m`` keeps its rows and the distinct inputs they use, in their order,
-    padded to the longest member's (padding repeats a kept row with weight 0 in every
+    padded to the longest member's (padding repeats a row, a kept one where the member has any, with weight 0 in every
     returned mask, so every loss is the same); a cross-validation member never runs on
     its held-out fold. Returns the reduced data (per-member ``inverse`` and ``cat_idx``)
     and the masks on its rows.
