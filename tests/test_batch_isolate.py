@@ -80,3 +80,20 @@ def test_a_composition_the_query_refuses_is_one_rows_error(model, monkeypatch) -
     assert out.loc[2, "error"] == "column 'formula': no Br today"
     assert (out.drop(index=2)["error"] == "").all() and out.drop(index=2)["pce_percent_mean"].notna().all()
     assert list(out["composition"]) == ["MAPbI3", "FAPbI3", "", "CsPbI3", "MASnI3"]
+
+
+def test_stacked_parts_name_every_explainer_they_used() -> None:
+    """Parts of a split chunk may be explained by different methods (``auto`` goes by row count): the result names each."""
+    from nestedae_core.batch.explanations import _stack_attributions
+    from nestedae_core.explain import Attribution
+
+    def att(explainer: str, n: int, seconds: float) -> Attribution:
+        return Attribution(values=np.ones((n, 2)), base_values=np.zeros(n), data=np.zeros((n, 2)), feature_names=["a", "b"],
+                           output="y", unit="eV", explainer=explainer, seconds=seconds, predictions=np.full(n, 2.0),
+                           row_labels=[f"r{i}" for i in range(n)])
+
+    one = _stack_attributions([{"y": att("exact", 2, 0.5)}, {"y": att("permutation", 3, 1.0)}, {"y": att("exact", 1, 0.25)}])["y"]
+    assert one.explainer == "exact/permutation" and one.seconds == pytest.approx(1.75)
+    assert one.values.shape == (6, 2) and one.row_labels == ["r0", "r1", "r0", "r1", "r2", "r0"]
+    same = _stack_attributions([{"y": att("permutation", 2, 0.5)}, {"y": att("permutation", 1, 0.5)}])["y"]
+    assert same.explainer == "permutation"

@@ -218,6 +218,9 @@ def _stack_attributions(parts: list[dict[str, Any]]) -> dict[str, Any]:
             data=np.concatenate([a.data for a in atts]),
             predictions=np.concatenate([a.predictions for a in atts]),
             row_labels=[lbl for a in atts for lbl in a.row_labels],
+            # ``auto`` chooses by row count, so parts of another size may use another explainer: name every one
+            explainer="/".join(dict.fromkeys(a.explainer for a in atts)),
+            seconds=float(sum(a.seconds for a in atts)),
         )
     return out
 
