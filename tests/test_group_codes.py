@@ -46,6 +46,29 @@ def test_grouped_folds_are_those_of_the_joined_text() -> None:
     assert np.array_equal(make_folds(t, 3, "grouped", ["etl", "k"], seed=4), expected)
 
 
+@pytest.mark.parametrize("n,k,seed", [(7, 2, 0), (60, 5, 1), (151, 5, 0), (568, 5, 3), (2018, 10, 11)])
+def test_folds_are_those_scikit_learn_draws_with_the_same_seed(n: int, k: int, seed: int) -> None:
+    from sklearn.model_selection import GroupKFold, KFold
+
+    t = pd.DataFrame({"g": np.random.default_rng(seed).integers(0, max(k, n // 3), n)})
+    for split, splitter, groups in (("random", KFold(n_splits=k, shuffle=True, random_state=seed), None),
+                                    ("grouped", GroupKFold(n_splits=k, shuffle=True, random_state=seed), group_codes(t))):
+        expected = np.full(n, -1, dtype=np.int64)
+        for f, (_, va) in enumerate(splitter.split(np.zeros(n), groups=groups)):
+            expected[va] = f
+        assert np.array_equal(make_folds(t, k, split, ["g"], seed=seed), expected), split
+
+
+def test_folds_import_no_scikit_learn() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, pandas as pd; from nestedae_core.train.folds import make_folds; "
+            "t = pd.DataFrame({'g': [1, 2, 3, 1, 2, 3]}); make_folds(t, 2, 'random'); make_folds(t, 3, 'grouped', ['g']); "
+            "print(any(m.split('.')[0] == 'sklearn' for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def test_row_names_append_the_categorical_values() -> None:
     names = ["MAPbI3", "CsPbBr3"]
     t = pd.DataFrame({"name": names, "formula": names, "etl": ["SnO2", "TiO2"], "htl": ["Spiro", "PTAA"]}, index=[5, 9])

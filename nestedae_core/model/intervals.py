@@ -166,16 +166,31 @@ def distance_difficulty(residual: np.ndarray, distance: np.ndarray) -> tuple[flo
     """``(c0, c1)``: the non-negative least-squares fit ``|residual| ~ c0 + c1 * distance`` (residual units; distance
     in the units the queries' distances will have), with ``c0`` kept above 1e-3 of the median absolute residual (and
     1e-12) so that the difficulty is positive at distance 0."""
-    from scipy.optimize import nnls
-
     r = np.abs(np.asarray(residual, dtype=np.float64))
     d = np.asarray(distance, dtype=np.float64)
     ok = np.isfinite(r) & np.isfinite(d)
     if not ok.any():
         return 1.0, 0.0
-    coef, _ = nnls(np.column_stack([np.ones(ok.sum()), d[ok]]), r[ok])
-    c0 = max(float(coef[0]), 1e-3 * float(np.median(r[ok])), 1e-12)
-    return c0, float(coef[1])
+    a0, a1 = _nonnegative_line(d[ok], r[ok])
+    c0 = max(a0, 1e-3 * float(np.median(r[ok])), 1e-12)
+    return c0, a1
+
+
+def _nonnegative_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``(a0, a1)`` minimising ``sum((y - a0 - a1 x)^2)`` with ``a0, a1 >= 0``: the least-squares line when both
+    are non-negative, else the better of the best ``a1 = 0`` and best ``a0 = 0`` fits (the optimum of a convex
+    problem with two bounds lies inside or on one of them). The same answer as non-negative least squares on the
+    columns ``[1, x]`` (e.g. ``scipy.optimize.nnls``; a test compares them), without importing SciPy."""
+    n = len(x)
+    sx, sy, sxx, sxy = x.sum(), y.sum(), x @ x, x @ y
+    det = n * sxx - sx * sx
+    if det > 1e-12 * max(n * sxx, 1e-300):
+        a1 = (n * sxy - sx * sy) / det
+        a0 = (sy - a1 * sx) / n
+        if a0 >= 0 and a1 >= 0:
+            return float(a0), float(a1)
+    candidates = [(max(sy / n, 0.0), 0.0), (0.0, max(sxy / sxx, 0.0) if sxx > 0 else 0.0)]
+    return min(candidates, key=lambda c: float(np.sum((y - c[0] - c[1] * x) ** 2)))
 
 
 def calibrate_target(

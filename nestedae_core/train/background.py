@@ -35,11 +35,11 @@ def kmeans_background(table: pd.DataFrame, numeric: list[str], categorical: list
     km = kmeans_clusters(np.concatenate(parts, axis=1), k, seed)
     k = km.n_clusters
     rows = []
-    weights = np.bincount(km.labels_, minlength=k).astype(float)
+    weights = np.bincount(km.labels, minlength=k).astype(float)
     for j in range(k):
-        members = km.labels_ == j
+        members = km.labels == j
         row: dict[str, Any] = {}
-        centre = km.cluster_centers_[j, : len(numeric)] * std + mean
+        centre = km.centers[j, : len(numeric)] * std + mean
         row.update(dict(zip(numeric, centre)))
         for c in categorical:
             row[c] = table.loc[members, c].astype(str).mode().iloc[0]

@@ -1,9 +1,11 @@
 """Cross-validation folds: which rows each fold model is validated on.
 
-Random folds are a shuffled ``KFold``; grouped folds a shuffled ``GroupKFold``
-(materials grouped by formula, devices by composition + ETL + HTL), both seeded
-with the chain's seed. The baselines of :mod:`nestedae_core.benchmark` use the
-same function, hence the same folds.
+Random folds: the rows shuffled by a NumPy ``RandomState`` seeded with the chain's seed and cut into k
+consecutive parts, the first ``n mod k`` parts one row longer. Grouped folds (materials grouped by formula,
+devices by composition + ETL + HTL): the groups permuted the same way and cut into k parts of whole groups.
+These are the folds scikit-learn's shuffled ``KFold`` and ``GroupKFold`` draw with the same seed (a test
+compares them), made here without importing scikit-learn, which costs about 1 s of every training run.
+The baselines of :mod:`nestedae_core.benchmark` use the same function, hence the same folds.
 """
 from __future__ import annotations
 
@@ -27,29 +29,35 @@ def group_codes(frame: pd.DataFrame) -> np.ndarray:
 
 
 def make_folds(table: pd.DataFrame, k: int, split: str = "random", group_columns: list[str] | None = None, seed: int = 0) -> np.ndarray:
-    """Fold id (0..k-1) of each row: shuffled ``KFold`` or ``GroupKFold``.
+    """Fold id (0..k-1) of each row, random or grouped (the module docstring), seeded with ``seed``.
 
     Grouped splits keep every row of a group (equal values of ``group_columns``) in
     one fold, so no group is both trained on and validated on.
     """
-    from sklearn.model_selection import GroupKFold, KFold
-
     n = len(table)
     if k < 2 or k > n:
         raise ConfigError(f"cannot make {k} folds from {n} rows")
-    folds = np.empty(n, dtype=np.int64)
+    rng = np.random.RandomState(seed)
     if split == "random":
-        splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
-        parts = splitter.split(np.zeros(n))
-    elif split == "grouped":
+        order = np.arange(n)
+        rng.shuffle(order)
+        return _cut(order, n, k)
+    if split == "grouped":
         if not group_columns:
             raise ConfigError("a grouped split needs group_columns in the stage spec")
-        groups = group_codes(table[group_columns])
-        if len(np.unique(groups)) < k:
-            raise ConfigError(f"a grouped split needs at least {k} groups, found {len(np.unique(groups))}")
-        parts = GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(n), groups=groups)
-    else:
-        raise ConfigError(f"unknown split '{split}'; use 'random' or 'grouped'")
-    for f, (_, va) in enumerate(parts):
-        folds[va] = f
+        groups = group_codes(table[group_columns])  # 0..G-1, every code used
+        n_groups = int(groups.max()) + 1 if n else 0
+        if n_groups < k:
+            raise ConfigError(f"a grouped split needs at least {k} groups, found {n_groups}")
+        return _cut(rng.permutation(n_groups), n_groups, k)[groups]
+    raise ConfigError(f"unknown split '{split}'; use 'random' or 'grouped'")
+
+
+def _cut(order: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Fold id of each of ``n`` items when ``order`` (a permutation of them) is cut into ``k`` consecutive parts,
+    the first ``n mod k`` one item longer."""
+    sizes = np.full(k, n // k, dtype=np.int64)
+    sizes[: n % k] += 1
+    folds = np.empty(n, dtype=np.int64)
+    folds[order] = np.repeat(np.arange(k, dtype=np.int64), sizes)
     return folds
