@@ -31,6 +31,17 @@ def test_group_codes_number_rows_as_factorizing_their_joined_text() -> None:
     assert np.array_equal(group_codes(t[["k"]]), pd.factorize(t["k"])[0])
 
 
+def test_group_codes_read_numbers_as_text() -> None:
+    t = pd.DataFrame({
+        "z": [0.0, -0.0, 0.0, np.nan, np.nan, 0.1 + 0.2],
+        "n": pd.array([1, None, 1, None, 2, 3], dtype="Int64"),
+        "b": [True, False, True, False, False, True],
+    })
+    joined = pd.factorize(t.astype(str).fillna("<missing>").agg("\x1f".join, axis=1))[0]
+    assert np.array_equal(group_codes(t), joined)
+    assert group_codes(t[["z"]]).tolist() == [0, 1, 0, 2, 2, 3]  # -0.0 is written apart from 0.0
+
+
 def test_group_codes_of_no_columns_is_one_group() -> None:
     assert group_codes(_frame(7)[[]]).tolist() == [0] * 7
 

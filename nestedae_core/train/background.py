@@ -30,18 +30,18 @@ def kmeans_background(table: pd.DataFrame, numeric: list[str], categorical: list
     num = table[numeric].to_numpy(dtype=np.float64) if numeric else np.zeros((len(table), 0))
     z_num, mean, std = standardize(num)
     parts = [z_num]
+    coded = []
     for c in categorical:
-        parts.append(pd.get_dummies(table[c].astype(str)).to_numpy(dtype=np.float64))
+        codes, names = pd.factorize(table[c].astype(str).to_numpy(dtype=object), sort=True)
+        coded.append((codes, np.asarray(names, dtype=object)))
+        parts.append(np.eye(len(names))[codes])  # one-hot
     km = kmeans_clusters(np.concatenate(parts, axis=1), k, seed)
     k = km.n_clusters
-    rows = []
     weights = np.bincount(km.labels, minlength=k).astype(float)
-    for j in range(k):
-        members = km.labels == j
-        row: dict[str, Any] = {}
-        centre = km.centers[j, : len(numeric)] * std + mean
-        row.update(dict(zip(numeric, centre)))
-        for c in categorical:
-            row[c] = table.loc[members, c].astype(str).mode().iloc[0]
-        rows.append(row)
-    return pd.DataFrame(rows, columns=numeric + categorical), weights / weights.sum()
+    columns: dict[str, Any] = dict(zip(numeric, (km.centers[:, : len(numeric)] * std + mean).T))
+    for c, (codes, names) in zip(categorical, coded):
+        # each cluster's most common category (ties: the first in sorted order, as pandas' mode)
+        counts = np.bincount(km.labels * len(names) + codes, minlength=k * len(names)).reshape(k, len(names))
+        columns[c] = names[counts.argmax(axis=1)]
+    rows = pd.DataFrame(columns)
+    return rows.reindex(columns=numeric + categorical), weights / weights.sum()

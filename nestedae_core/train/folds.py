@@ -20,12 +20,31 @@ __all__ = ["group_codes", "make_folds"]
 def group_codes(frame: pd.DataFrame) -> np.ndarray:
     """Each row's group (0, 1, ... in order of first appearance): rows are in one group when all their
     columns' values, read as text, are equal. The same numbering as factorizing the rows' joined text,
-    without joining them row by row (about 50x faster on the device table)."""
+    without joining them row by row: each column is factorized on its own (a numeric column by value, which
+    for numbers is the same as by text, -0.0 and 0.0 aside: such a column is read as text) and the columns'
+    codes are combined pairwise."""
+    n = len(frame)
     if frame.shape[1] == 0:
-        return np.zeros(len(frame), dtype=np.int64)
-    text = frame.astype(str)
-    text.columns = range(text.shape[1])  # repeated or non-string column names group alike
-    return text.groupby(list(text.columns), sort=False, dropna=False).ngroup().to_numpy(dtype=np.int64)
+        return np.zeros(n, dtype=np.int64)
+    combined: np.ndarray | None = None
+    for j in range(frame.shape[1]):
+        codes = _column_codes(frame.iloc[:, j])
+        if combined is None:
+            combined = codes
+        else:  # both below n: the pair's number fits in int64; re-factorized, so first appearance keeps its order
+            combined = pd.factorize(combined * (int(codes.max(initial=0)) + 1) + codes)[0].astype(np.int64)
+    assert combined is not None
+    return combined
+
+
+def _column_codes(column: pd.Series) -> np.ndarray:
+    """Codes (0.. in order of first appearance) of one column's values read as text."""
+    if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_integer_dtype(column.dtype) or (
+            pd.api.types.is_float_dtype(column.dtype)):
+        values = column.to_numpy()
+        if values.dtype.kind in "biuf" and not (values.dtype.kind == "f" and bool(np.any((values == 0) & np.signbit(values)))):
+            return pd.factorize(values, use_na_sentinel=False)[0].astype(np.int64)
+    return pd.factorize(column.astype(str).to_numpy(dtype=object), use_na_sentinel=False)[0].astype(np.int64)
 
 
 def make_folds(table: pd.DataFrame, k: int, split: str = "random", group_columns: list[str] | None = None, seed: int = 0) -> np.ndarray:
