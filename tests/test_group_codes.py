@@ -42,6 +42,11 @@ def test_group_codes_read_numbers_as_text() -> None:
     assert group_codes(t[["z"]]).tolist() == [0, 1, 0, 2, 2, 3]  # -0.0 is written apart from 0.0
 
 
+def test_group_codes_keep_large_integers_of_a_nullable_column_with_a_missing_value_apart() -> None:
+    t = pd.DataFrame({"n": pd.array([2**53, 2**53 + 1, None, 2**53], dtype="Int64")})
+    assert group_codes(t).tolist() == [0, 1, 2, 0]  # as text: 9007199254740992, ...993, <NA>, ...992
+
+
 def test_group_codes_of_no_columns_is_one_group() -> None:
     assert group_codes(_frame(7)[[]]).tolist() == [0] * 7
 

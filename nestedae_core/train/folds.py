@@ -39,10 +39,12 @@ def group_codes(frame: pd.DataFrame) -> np.ndarray:
 
 def _column_codes(column: pd.Series) -> np.ndarray:
     """Codes (0.. in order of first appearance) of one column's values read as text."""
-    if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_integer_dtype(column.dtype) or (
-            pd.api.types.is_float_dtype(column.dtype)):
+    is_float = pd.api.types.is_float_dtype(column.dtype)
+    if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_integer_dtype(column.dtype) or is_float:
         values = column.to_numpy()
-        if values.dtype.kind in "biuf" and not (values.dtype.kind == "f" and bool(np.any((values == 0) & np.signbit(values)))):
+        # a nullable integer column with a missing value comes out as floats, which merge integers above 2**53
+        if values.dtype.kind in ("f" if is_float else "biu") and not (
+                values.dtype.kind == "f" and bool(np.any((values == 0) & np.signbit(values)))):
             return pd.factorize(values, use_na_sentinel=False)[0].astype(np.int64)
     return pd.factorize(column.astype(str).to_numpy(dtype=object), use_na_sentinel=False)[0].astype(np.int64)
 
