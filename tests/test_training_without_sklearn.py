@@ -83,6 +83,21 @@ def test_kmeans_uses_at_most_the_distinct_rows() -> None:
     assert kmeans_clusters(np.zeros((4, 3)), 8, seed=0).n_clusters == 1
 
 
+def test_kmeans_refills_an_empty_cluster_from_a_cluster_of_two_or_more_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    import nestedae_core.model.domain as domain
+
+    # a start that leaves centre 2 empty; the row farthest from its centre (row 0) is alone in cluster 0
+    monkeypatch.setattr(domain, "_kmeans_plus_plus", lambda z, k, rng: np.array([[-3.0], [10.5], [100.0]]))
+    z = np.array([[0.0], [10.0], [11.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0/0 centre on the way
+        c = kmeans_clusters(z, 3, seed=0)
+    assert c.labels.tolist() == [0, 2, 1]  # row 1 of the two-row cluster moved, row 0 kept its own cluster
+    assert c.centers.ravel().tolist() == [0.0, 11.0, 10.0]
+
+
 @pytest.mark.training
 @pytest.mark.timeout(300)
 def test_a_cross_validation_imports_neither_scikit_learn_nor_scipy() -> None:

@@ -71,8 +71,9 @@ def kmeans_clusters(z: np.ndarray, max_clusters: int, seed: int, max_iterations:
     k-means++: each next centre is the best (lowest total squared distance) of ``2 + ln k`` rows drawn with
     probability proportional to their squared distance to the centres so far. Lloyd's iterations then move each
     centre to the mean of its rows until no row changes cluster (at most ``max_iterations``); a cluster left empty
-    takes the row farthest from its centre. Written here rather than taken from scikit-learn because importing
-    scikit-learn costs about 1 s of every training run, for a clustering of a few thousand rows into 32.
+    takes the row farthest from its centre among the clusters of two or more rows. Written here rather than taken
+    from scikit-learn because importing scikit-learn costs about 1 s of every training run, for a clustering of a
+    few thousand rows into 32.
     """
     z = np.asarray(z, dtype=np.float64)
     n = len(z)
@@ -85,8 +86,11 @@ def kmeans_clusters(z: np.ndarray, max_clusters: int, seed: int, max_iterations:
         d2 = _squared_distances(z, centers)
         new = d2.argmin(axis=1)
         counts = np.bincount(new, minlength=k)
-        for j in np.flatnonzero(counts == 0):  # an empty cluster takes the row farthest from its centre
-            far = int(d2[np.arange(n), new].argmax())
+        for j in np.flatnonzero(counts == 0):
+            # an empty cluster takes the row farthest from its centre among clusters of 2+ rows (a row alone in its
+            # cluster would leave that one empty: 0/0 centre); k <= n, so such a cluster exists
+            spread = np.where(counts[new] > 1, d2[np.arange(n), new], -1.0)
+            far = int(spread.argmax())
             new[far] = j
             d2[far] = 0.0
             counts = np.bincount(new, minlength=k)
