@@ -98,6 +98,31 @@ def test_kmeans_refills_an_empty_cluster_from_a_cluster_of_two_or_more_rows(monk
     assert c.centers.ravel().tolist() == [0.0, 11.0, 10.0]
 
 
+def test_background_categories_leave_missing_values_out() -> None:
+    import pandas as pd
+
+    from nestedae_core.train.background import kmeans_background
+
+    # three equal numeric columns put rows 0-3 and rows 4-6 in two clusters; the missing ETLs are no category
+    x = [0.0, 0.1, 0.2, 0.1, 100.0, 100.1, 100.2]
+    t = pd.DataFrame({"a": x, "b": x, "c": x, "etl": ["SnO2", None, None, "SnO2", None, np.nan, pd.NA],
+                      "htl": ["PTAA", "Spiro", None, "Spiro", "PTAA", "PTAA", "Spiro"]})
+    bg, weights = kmeans_background(t, ["a", "b", "c"], ["etl", "htl"], 2, seed=0)
+    rows = {round(float(r.a)): r for r in bg.itertuples()}
+    assert rows[0].etl == "SnO2" and pd.isna(rows[100].etl)  # the mode of the stated values; none stated: missing
+    assert rows[0].htl == "Spiro" and rows[100].htl == "PTAA"
+    assert sorted(weights.tolist()) == pytest.approx([3 / 7, 4 / 7])
+
+
+def test_background_of_no_columns_has_one_row_per_weight() -> None:
+    import pandas as pd
+
+    from nestedae_core.train.background import kmeans_background
+
+    bg, weights = kmeans_background(pd.DataFrame(index=range(5)), [], [], 4, seed=0)
+    assert bg.shape == (len(weights), 0) and weights.tolist() == [1.0]
+
+
 @pytest.mark.training
 @pytest.mark.timeout(300)
 def test_a_cross_validation_imports_neither_scikit_learn_nor_scipy() -> None:
