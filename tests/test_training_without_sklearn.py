@@ -53,6 +53,14 @@ def test_distance_fit_is_non_negative_least_squares(slope: float, offset: float)
     assert c0 == pytest.approx(max(coef[0], 1e-3 * np.median(r), 1e-12), abs=1e-9)
 
 
+@pytest.mark.parametrize("distance", [0.0, 0.5, 2.0])
+def test_distance_fit_of_equal_distances_is_flat(distance: float) -> None:
+    r = np.random.default_rng(1).exponential(0.1, 50)
+    c0, c1 = distance_difficulty(r, np.full(50, distance))  # no spread in distance: no slope to fit
+    assert (c0, c1) == (pytest.approx(r.mean(), rel=1e-12), 0.0)
+    assert type(c0) is float and type(c1) is float
+
+
 def test_kmeans_is_as_tight_as_scikit_learns_and_seeded() -> None:
     from sklearn.cluster import KMeans
 

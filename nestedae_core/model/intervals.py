@@ -173,14 +173,16 @@ def distance_difficulty(residual: np.ndarray, distance: np.ndarray) -> tuple[flo
         return 1.0, 0.0
     a0, a1 = _nonnegative_line(d[ok], r[ok])
     c0 = max(a0, 1e-3 * float(np.median(r[ok])), 1e-12)
-    return c0, a1
+    return float(c0), float(a1)
 
 
 def _nonnegative_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """``(a0, a1)`` minimising ``sum((y - a0 - a1 x)^2)`` with ``a0, a1 >= 0``: the least-squares line when both
     are non-negative, else the better of the best ``a1 = 0`` and best ``a0 = 0`` fits (the optimum of a convex
     problem with two bounds lies inside or on one of them). The same answer as non-negative least squares on the
-    columns ``[1, x]`` (e.g. ``scipy.optimize.nnls``; a test compares them), without importing SciPy."""
+    columns ``[1, x]`` (e.g. ``scipy.optimize.nnls``; a test compares them) whenever that answer is unique, without
+    importing SciPy. When every ``x`` is equal (one row included) every line through ``(x, mean y)`` fits as well:
+    this returns the flat one ``(max(mean y, 0), 0)``, where ``nnls`` returns ``(0, mean y / x)`` for ``x > 1``."""
     n = len(x)
     sx, sy, sxx, sxy = x.sum(), y.sum(), x @ x, x @ y
     det = n * sxx - sx * sx
