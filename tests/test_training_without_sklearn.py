@@ -131,6 +131,20 @@ def test_background_of_no_columns_has_one_row_per_weight() -> None:
     assert bg.shape == (len(weights), 0) and weights.tolist() == [1.0]
 
 
+def test_psc_gaps_take_each_devices_own_basis_when_row_labels_repeat() -> None:
+    import pandas as pd
+
+    from nestedae_core.data.derived import BASIS_COLUMN, GAP_BASIS, GAP_DEVICES, psc_gaps
+    from nestedae_core.vocabulary import COMPOSITION_KEY, DEVICE_COMPOSITION, MEASURED_BANDGAP
+
+    rows = [("MAPbI3", 1.60, "Composition"), ("FAPbI3", 1.50, "Absorption"), ("MAPbI3", 1.58, None),
+            ("FAPbI3", 1.52, "Absorption")]
+    devices = pd.DataFrame(rows, columns=[DEVICE_COMPOSITION, MEASURED_BANDGAP, BASIS_COLUMN], index=[0, 1, 0, 1])
+    table = psc_gaps(devices).set_index(COMPOSITION_KEY)
+    assert table[GAP_DEVICES].to_dict() == {"FAPbI3": 2, "MAPbI3": 2}
+    assert table[GAP_BASIS].to_dict() == {"FAPbI3": "Absorption (2)", "MAPbI3": "Composition (1), not stated (1)"}
+
+
 @pytest.mark.training
 @pytest.mark.timeout(300)
 def test_a_cross_validation_imports_neither_scikit_learn_nor_scipy() -> None:

@@ -108,6 +108,7 @@ def psc_gaps(devices: pd.DataFrame) -> pd.DataFrame:
     Devices without a measured gap, or whose composition does not parse, are
     left out (the latter logged). Rows are sorted by ``composition_key``.
     """
+    devices = devices.reset_index(drop=True)  # row labels name one row each: the bases below are taken by label
     measured = devices.loc[pd.to_numeric(devices[MEASURED_BANDGAP], errors="coerce").notna(),
                            [DEVICE_COMPOSITION, MEASURED_BANDGAP]]
     bases = devices[BASIS_COLUMN] if BASIS_COLUMN in devices.columns else pd.Series(np.nan, index=devices.index)
