@@ -145,6 +145,18 @@ def test_psc_gaps_take_each_devices_own_basis_when_row_labels_repeat() -> None:
     assert table[GAP_BASIS].to_dict() == {"FAPbI3": "Absorption (2)", "MAPbI3": "Composition (1), not stated (1)"}
 
 
+def test_psc_gaps_of_no_usable_device_is_one_clear_error() -> None:
+    import pandas as pd
+
+    from nestedae_core.data.derived import psc_gaps
+    from nestedae_core.errors import DataError
+    from nestedae_core.vocabulary import DEVICE_COMPOSITION, MEASURED_BANDGAP
+
+    for rows in ([], [("MAPbI3", None)], [("not a formula", 1.6)]):
+        with pytest.raises(DataError, match="no device has both a measured band gap and a composition that parses"):
+            psc_gaps(pd.DataFrame(rows, columns=[DEVICE_COMPOSITION, MEASURED_BANDGAP]))
+
+
 @pytest.mark.training
 @pytest.mark.timeout(300)
 def test_a_cross_validation_imports_neither_scikit_learn_nor_scipy() -> None:

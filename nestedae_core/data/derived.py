@@ -107,6 +107,9 @@ def psc_gaps(devices: pd.DataFrame) -> pd.DataFrame:
 
     Devices without a measured gap, or whose composition does not parse, are
     left out (the latter logged). Rows are sorted by ``composition_key``.
+
+    Raises:
+        DataError: no device is left.
     """
     devices = devices.reset_index(drop=True)  # row labels name one row each: the bases below are taken by label
     measured = devices.loc[pd.to_numeric(devices[MEASURED_BANDGAP], errors="coerce").notna(),
@@ -116,6 +119,8 @@ def psc_gaps(devices: pd.DataFrame) -> pd.DataFrame:
     if n_failed:
         logger.warning("psc-gaps: %d device(s) with a composition that does not parse left out", n_failed)
     parsed = parsed.loc[parsed["error"] == ""]
+    if parsed.empty:
+        raise DataError("psc-gaps: no device has both a measured band gap and a composition that parses")
     key = parsed.loc[:, list(IONS)].round(FRACTION_DECIMALS)
     group_ids = key.groupby(list(IONS), sort=False).ngroup().to_numpy()
     gaps = parsed[MEASURED_BANDGAP].astype(float).to_numpy()
